@@ -1,0 +1,102 @@
+//! Why a leg did not produce a complete response. The `Display` texts are part of the
+//! console contract (`RESPONSE 7 candidate => error: connection refused`): keep them here,
+//! short and stable.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use crate::http;
+
+/// A leg's failure, as the console names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegError {
+    /// Nothing listens at the target.
+    ConnectionRefused,
+    /// The TCP connection was not established within the connect deadline.
+    ConnectTimeout(Duration),
+    /// The whole exchange missed the leg's deadline.
+    Timeout(Duration),
+    /// The upstream reset the connection.
+    ConnectionReset,
+    /// The upstream closed before its response was complete.
+    ClosedEarly,
+    /// The response is not valid HTTP/1.x.
+    Malformed(http::Error),
+    /// A shadow leg fell too far behind the primary and was cut.
+    Overflow,
+    /// The client went away before its request was complete, so the request cannot be sent.
+    ClientClosed,
+    /// Any other socket error, by its OS description.
+    Io(String),
+}
+
+impl LegError {
+    /// Classifies a socket error from connect, read or write.
+    pub fn from_io(err: &io::Error) -> LegError {
+        match err.kind() {
+            io::ErrorKind::ConnectionRefused => LegError::ConnectionRefused,
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => LegError::ConnectionReset,
+            io::ErrorKind::UnexpectedEof => LegError::ClosedEarly,
+            _ => LegError::Io(err.to_string()),
+        }
+    }
+
+    /// The status the client gets when the primary fails this way before any byte reached it.
+    pub fn gateway_status(&self) -> u16 {
+        match self {
+            LegError::Timeout(_) | LegError::ConnectTimeout(_) => 504,
+            _ => 502,
+        }
+    }
+}
+
+impl fmt::Display for LegError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LegError::ConnectionRefused => f.write_str("connection refused"),
+            LegError::ConnectTimeout(d) => write!(f, "connect timeout after {}ms", d.as_millis()),
+            LegError::Timeout(d) => write!(f, "timeout after {}ms", d.as_millis()),
+            LegError::ConnectionReset => f.write_str("connection reset"),
+            LegError::ClosedEarly => f.write_str("closed before response complete"),
+            LegError::Malformed(e) => write!(f, "malformed response: {e}"),
+            LegError::Overflow => f.write_str("overflow"),
+            LegError::ClientClosed => f.write_str("client closed before request complete"),
+            LegError::Io(e) => write!(f, "io: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LegError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_names_are_stable() {
+        let rows: [(LegError, &str); 6] = [
+            (LegError::ConnectionRefused, "connection refused"),
+            (LegError::Timeout(Duration::from_millis(1500)), "timeout after 1500ms"),
+            (LegError::ConnectionReset, "connection reset"),
+            (LegError::ClosedEarly, "closed before response complete"),
+            (LegError::Overflow, "overflow"),
+            (
+                LegError::ConnectTimeout(Duration::from_millis(1000)),
+                "connect timeout after 1000ms",
+            ),
+        ];
+        for (err, text) in rows {
+            assert_eq!(err.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn timeouts_are_504_everything_else_502() {
+        assert_eq!(LegError::Timeout(Duration::from_secs(1)).gateway_status(), 504);
+        assert_eq!(LegError::ConnectionRefused.gateway_status(), 502);
+        assert_eq!(LegError::Malformed(http::Error::Truncated).gateway_status(), 502);
+    }
+}

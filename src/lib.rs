@@ -1,0 +1,23 @@
+//! trident: an HTTP/1.1 shadow-traffic proxy. Every client request is multicast to three
+//! upstreams (primary, secondary, candidate); the client gets the primary's response, and each
+//! exchange is reported on stdout. One mio reactor thread does all the I/O; a reporting thread
+//! does all the writing.
+//!
+//! One request's path, module by module:
+//! `reactor` (accept, readiness, deadlines, signals) → `client` (read and frame the request)
+//! → `exchange` (fan the request out to three legs) → `upstream` (pooled upstream connections)
+//! → back to `client` (stream the primary's response) → `report` (console block).
+
+pub mod cli;
+pub mod client;
+pub mod demo;
+pub mod exchange;
+pub mod failure;
+pub mod http;
+pub mod reactor;
+pub mod report;
+pub mod targets;
+pub mod timer;
+pub mod upstream;
+
+pub use reactor::{Control, Proxy};
