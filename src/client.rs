@@ -1,1 +1,388 @@
-//! (being written)
+//! One client connection: reading and framing requests, handing each to an exchange, and
+//! writing back what the primary answers. Requests on a connection are served one after
+//! another, so pipelined requests are answered in order; the bytes of the next request wait
+//! in the input buffer (or the kernel) meanwhile.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use log::debug;
+use mio::net::TcpStream;
+
+use crate::buffer::{Buffer, ReadOutcome};
+use crate::exchange::ClientResponse;
+use crate::http::{self, Connection, Framing, Version};
+use crate::reactor::{Conn, Core};
+use crate::timer::Deadline;
+
+/// Bytes read from a client socket per read call (and the buffer's growth step).
+pub const READ_STEP: usize = 16 * 1024;
+/// Response bytes trident holds for a client before it stops reading the primary: a client
+/// that reads slowly slows the primary's relay, never grows trident's memory.
+pub const OUTPUT_CAP: usize = 64 * 1024;
+
+/// Where a client connection is in its request/response cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientPhase {
+    /// Waiting for a request head; `head_started` once its first byte arrived.
+    Idle { head_started: Option<Instant> },
+    /// Exchange `exchange` (slab key) carries the current request.
+    Busy { exchange: usize },
+    /// Sending what is left in the output buffer, then closing.
+    Closing,
+    /// Marked for closing at the end of this loop iteration; ignore its events.
+    Closed,
+}
+
+/// A client connection.
+#[derive(Debug)]
+pub struct Client {
+    /// Unique over the process lifetime (slab keys are reused).
+    pub serial: u64,
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    /// Readiness seen and not yet used up (edge-triggered: cleared on `WouldBlock`).
+    pub readable: bool,
+    pub writable: bool,
+    /// The client shut down its sending side.
+    pub eof: bool,
+    /// Request bytes read and not yet framed.
+    pub input: Buffer,
+    /// Response bytes not yet written; `out[out_pos..]` is pending.
+    pub out: Vec<u8>,
+    pub out_pos: usize,
+    pub phase: ClientPhase,
+    /// Bumped at each phase change so deadlines set in an earlier phase are stale.
+    pub epoch: u64,
+    /// Close once the current response is out (client asked, HTTP/1.0, error, shutdown).
+    pub close_after: bool,
+}
+
+impl Client {
+    pub fn new(serial: u64, stream: TcpStream, peer: SocketAddr) -> Client {
+        Client {
+            serial,
+            stream,
+            peer,
+            readable: false,
+            writable: false,
+            eof: false,
+            input: Buffer::new(),
+            out: Vec::new(),
+            out_pos: 0,
+            phase: ClientPhase::Idle { head_started: None },
+            epoch: 0,
+            close_after: false,
+        }
+    }
+
+    /// Response bytes waiting to be written.
+    pub fn pending_output(&self) -> usize {
+        self.out.len() - self.out_pos
+    }
+
+    /// There is room to relay more of the primary's response.
+    pub fn has_output_room(&self) -> bool {
+        self.pending_output() < OUTPUT_CAP
+    }
+
+    /// Writes pending output until done or `WouldBlock`. Err: the client is gone.
+    fn flush(&mut self) -> io::Result<()> {
+        while self.out_pos < self.out.len() && self.writable {
+            match self.stream.write(&self.out[self.out_pos..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.out_pos += n;
+                    if self.out_pos < self.out.len() {
+                        // A short write means the socket buffer is full.
+                        self.writable = false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        } else if self.out_pos >= OUTPUT_CAP {
+            self.out.drain(..self.out_pos);
+            self.out_pos = 0;
+        }
+        Ok(())
+    }
+
+    /// Reads more request bytes. `Ok(false)`: nothing more for now.
+    fn fill(&mut self, limit: usize) -> io::Result<bool> {
+        if !self.readable || self.eof {
+            return Ok(false);
+        }
+        match self.input.read_from(&mut self.stream, READ_STEP, limit)? {
+            ReadOutcome::Data { drained } => {
+                if drained {
+                    self.readable = false;
+                }
+                Ok(true)
+            }
+            ReadOutcome::Eof => {
+                self.eof = true;
+                self.readable = false;
+                Ok(false)
+            }
+            ReadOutcome::WouldBlock => {
+                self.readable = false;
+                Ok(false)
+            }
+            ReadOutcome::Full => Ok(false),
+        }
+    }
+}
+
+/// What the client is told about the connection, from its version and wishes.
+pub fn connection_field(version: Version, keep_alive: bool) -> Connection {
+    match (version, keep_alive) {
+        (_, false) => Connection::Close,
+        (Version::Http10, true) => Connection::KeepAlive,
+        (Version::Http11, true) => Connection::Default,
+    }
+}
+
+/// Appends a complete short plain-text response made by trident itself.
+pub fn write_own_response(
+    status: u16,
+    text: &str,
+    version: Version,
+    keep_alive: bool,
+    out: &mut Vec<u8>,
+) {
+    let fields = b"Content-Type: text/plain; charset=utf-8\r\n";
+    let body_len = text.len() + 1;
+    http::write_response_head(
+        status,
+        reason_phrase(status),
+        fields,
+        Framing::Length(body_len as u64),
+        connection_field(version, keep_alive),
+        out,
+    );
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'\n');
+}
+
+/// The reason phrase for the statuses trident sends itself.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        414 => "URI Too Long",
+        431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Error",
+    }
+}
+
+impl Core {
+    /// Runs client `key` as far as it can go: flush output, read and frame the next request,
+    /// push the current exchange forward, move to the next request when it is done.
+    pub(crate) fn drive_client(&mut self, key: usize) {
+        loop {
+            let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
+                return;
+            };
+            if let Err(e) = client.flush() {
+                debug!("client {}: write failed: {e}", client.peer);
+                self.client_gone(key);
+                return;
+            }
+            match client.phase {
+                ClientPhase::Closed => return,
+                ClientPhase::Closing => {
+                    if client.pending_output() == 0 {
+                        self.close_conn(key);
+                    }
+                    return;
+                }
+                ClientPhase::Busy { exchange } => {
+                    self.drive_exchange(exchange);
+                    if !self.detach_if_done(key, exchange) {
+                        return;
+                    }
+                }
+                ClientPhase::Idle { head_started } => {
+                    if !self.read_request_head(key, head_started) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Idle phase: parse a head from the input, reading as needed. True when the phase changed.
+    fn read_request_head(&mut self, key: usize, head_started: Option<Instant>) -> bool {
+        let limits = self.settings.limits;
+        let draining = self.draining;
+        let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
+            return false;
+        };
+        loop {
+            if client.input.is_empty() && draining {
+                self.close_conn(key);
+                return false;
+            }
+            if !client.input.is_empty() {
+                match http::parse_request_head(client.input.data(), &limits) {
+                    Ok(Some(head)) => {
+                        client.input.consume(head.head_len);
+                        if head.method == "CONNECT" {
+                            // A tunnel cannot be multicast (RFC 9110 §9.3.6).
+                            self.reject_request(key, 405, "CONNECT is not supported");
+                            return true;
+                        }
+                        self.start_exchange(key, head);
+                        return true;
+                    }
+                    Ok(None) => {
+                        if head_started.is_none() {
+                            let now = Instant::now();
+                            client.phase = ClientPhase::Idle {
+                                head_started: Some(now),
+                            };
+                            client.epoch += 1;
+                            let (serial, epoch) = (client.serial, client.epoch);
+                            self.timers.set(
+                                now + self.settings.head_timeout,
+                                Deadline::Client {
+                                    conn: key,
+                                    serial,
+                                    epoch,
+                                },
+                            );
+                            return true;
+                        }
+                    }
+                    Err(e) => {
+                        debug!("client {}: bad request: {e}", client.peer);
+                        let status = e.status();
+                        let text = format!("trident: bad request: {e}");
+                        self.reject_request(key, status, &text);
+                        return true;
+                    }
+                }
+            }
+            // Reading past the head limit makes the parser report the overflow.
+            match client.fill(limits.max_head + 1) {
+                Ok(true) => continue,
+                Ok(false) => {
+                    if client.eof {
+                        // Closed between requests (or mid-head: nothing to answer).
+                        self.close_conn(key);
+                    }
+                    return false;
+                }
+                Err(e) => {
+                    debug!("client {}: read failed: {e}", client.peer);
+                    self.close_conn(key);
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Answers a request trident will not forward, then closes the connection.
+    pub(crate) fn reject_request(&mut self, key: usize, status: u16, text: &str) {
+        if let Some(Conn::Client(client)) = self.conns.get_mut(key) {
+            write_own_response(status, text, Version::Http11, false, &mut client.out);
+            client.phase = ClientPhase::Closing;
+            client.epoch += 1;
+            client.input.clear();
+        }
+    }
+
+    /// When exchange `exchange` no longer needs client `key` (request read, response queued),
+    /// move the client on. True when it moved on.
+    fn detach_if_done(&mut self, key: usize, exchange: usize) -> bool {
+        let Some(ex) = self.exchanges.get_mut(exchange) else {
+            return false;
+        };
+        let response_done = matches!(ex.response, ClientResponse::Done);
+        if !(response_done && ex.request.is_done()) {
+            return false;
+        }
+        ex.client = None;
+        let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
+            return false;
+        };
+        client.epoch += 1;
+        if client.close_after || self.draining {
+            client.phase = ClientPhase::Closing;
+        } else {
+            client.phase = ClientPhase::Idle { head_started: None };
+            let (serial, epoch) = (client.serial, client.epoch);
+            if client.input.is_empty() {
+                client.input.release();
+            }
+            self.timers.set(
+                Instant::now() + self.settings.idle_timeout,
+                Deadline::Client {
+                    conn: key,
+                    serial,
+                    epoch,
+                },
+            );
+        }
+        self.finish_exchange_if_done(exchange);
+        true
+    }
+
+    /// The client's socket failed or it went away: release its exchange and close.
+    pub(crate) fn client_gone(&mut self, key: usize) {
+        if let Some(Conn::Client(client)) = self.conns.get_mut(key) {
+            if let ClientPhase::Busy { exchange } = client.phase {
+                self.abandon_client(exchange);
+            }
+        }
+        self.close_conn(key);
+    }
+
+    /// Flushes client `key`'s output without driving anything else.
+    pub(crate) fn flush_client(&mut self, key: usize) {
+        let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
+            return;
+        };
+        if let Err(e) = client.flush() {
+            debug!("client {}: write failed: {e}", client.peer);
+            self.client_gone(key);
+        }
+    }
+
+    /// A client deadline fired: a head that took too long gets 408, an idle connection closes.
+    pub(crate) fn client_deadline(&mut self, key: usize, serial: u64, epoch: u64) {
+        let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
+            return;
+        };
+        if client.serial != serial || client.epoch != epoch {
+            return;
+        }
+        match client.phase {
+            ClientPhase::Idle {
+                head_started: Some(_),
+            } => {
+                debug!("client {}: request head deadline", client.peer);
+                self.reject_request(key, 408, "trident: request head not received in time");
+                self.drive_client(key);
+            }
+            ClientPhase::Idle { head_started: None } => {
+                debug!("client {}: idle timeout", client.peer);
+                self.close_conn(key);
+            }
+            _ => {}
+        }
+    }
+}

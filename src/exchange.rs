@@ -1,1 +1,1030 @@
-//! (being written)
+//! One request fanned out to three legs. The request is framed once; each leg gets its own
+//! small head and writes the shared body from one buffer at its own offset. The primary's
+//! response is relayed to the client as it arrives; the secondary's and candidate's are read
+//! and measured, and can never hold up the client or the primary.
+//!
+//! Memory per exchange is bounded: the shared request buffer holds at most
+//! `REQUEST_BUFFER_CAP` bytes (a shadow leg that falls that far behind the primary is cut
+//! with `error: overflow`), each leg's read buffer at most one response head, and the client
+//! output at most `client::OUTPUT_CAP` plus one read.
+
+use std::io::{self, IoSlice, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::{debug, warn};
+use mio::net::TcpStream;
+use mio::Interest;
+
+use crate::buffer::ReadOutcome;
+use crate::client::{self, connection_field, write_own_response, ClientPhase};
+use crate::failure::LegError;
+use crate::http::{self, body, BodyDecoder, BodyLength, Framing, RequestHead, Version};
+use crate::reactor::{Conn, Core};
+use crate::report::{ExchangeRecord, LegOutcome};
+use crate::targets::{Role, Targets};
+use crate::timer::Deadline;
+use crate::upstream::{Upstream, UpstreamState};
+
+/// Most framed request-body bytes held for the legs that have not written them yet.
+pub const REQUEST_BUFFER_CAP: usize = 256 * 1024;
+/// Bytes read from an upstream per read call.
+const UPSTREAM_READ_STEP: usize = 16 * 1024;
+
+/// The request as the client sent it, framed once for all legs.
+#[derive(Debug)]
+pub struct Request {
+    pub head: RequestHead,
+    /// Decodes the client's body; it is re-framed into `buf`.
+    pub decoder: BodyDecoder,
+    /// Framed body bytes not yet written by every leg still sending.
+    pub buf: Vec<u8>,
+    /// Stream offset of `buf[0]`: bytes already dropped because every leg wrote them.
+    pub base: u64,
+    /// Payload bytes received from the client.
+    pub body_bytes: u64,
+}
+
+impl Request {
+    /// The whole body has been received from the client.
+    pub fn is_done(&self) -> bool {
+        self.decoder.is_done()
+    }
+
+    /// Stream offset just past the last framed byte.
+    fn end(&self) -> u64 {
+        self.base + self.buf.len() as u64
+    }
+}
+
+/// Where the primary's response to the client stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientResponse {
+    /// Nothing sent yet.
+    Pending,
+    /// The head is out; the body is being relayed with this framing.
+    Streaming(Framing),
+    /// The whole response is in the client's output.
+    Done,
+    /// The client is gone: responses are read and dropped.
+    Abandoned,
+}
+
+/// How far a leg's response has come.
+#[derive(Debug)]
+pub enum LegResponse {
+    /// Waiting for the (final) head.
+    Head,
+    /// Reading the body of a final response.
+    Body {
+        status: u16,
+        reason: String,
+        keep_alive: bool,
+        decoder: BodyDecoder,
+        bytes: u64,
+    },
+}
+
+/// One of the three legs of an exchange.
+#[derive(Debug)]
+pub struct Leg {
+    pub role: Role,
+    pub addr: SocketAddr,
+    pub timeout: Duration,
+    /// The upstream connection (slab key) while the leg holds one.
+    pub conn: Option<usize>,
+    /// This leg's request head (its own Host and framing fields) and how much went out.
+    pub head: Vec<u8>,
+    pub head_sent: usize,
+    /// Stream offset of the request body written so far.
+    pub body_sent: u64,
+    pub response: LegResponse,
+    /// A stale pooled connection was already replaced once.
+    pub retried: bool,
+    /// Set once the leg is over; the exchange reports when all three are.
+    pub outcome: Option<LegOutcome>,
+}
+
+impl Leg {
+    fn is_finished(&self) -> bool {
+        self.outcome.is_some()
+    }
+
+    /// Still has request bytes to write (so it pins the shared buffer).
+    fn is_sending(&self, request_end: u64, request_done: bool) -> bool {
+        !self.is_finished()
+            && (self.head_sent < self.head.len() || self.body_sent < request_end || !request_done)
+    }
+}
+
+/// One client request and its three legs.
+#[derive(Debug)]
+pub struct Exchange {
+    /// 1, 2, 3 ... in arrival order; also names this exchange in deadlines.
+    pub id: u64,
+    pub started: Instant,
+    /// The targets this exchange started with (a reload does not move it).
+    pub targets: Arc<Targets>,
+    /// The client connection (slab key) while it still reads or waits on this exchange.
+    pub client: Option<usize>,
+    pub request: Request,
+    pub response: ClientResponse,
+    pub legs: [Leg; 3],
+}
+
+impl Exchange {
+    fn all_legs_finished(&self) -> bool {
+        self.legs.iter().all(Leg::is_finished)
+    }
+
+    /// The lowest body offset a leg still sending needs; everything before can go.
+    fn low_water(&self) -> u64 {
+        let (end, done) = (self.request.end(), self.request.is_done());
+        self.legs
+            .iter()
+            .filter(|leg| leg.is_sending(end, done))
+            .map(|leg| leg.body_sent)
+            .min()
+            .unwrap_or(end)
+    }
+
+    fn record(self) -> ExchangeRecord {
+        let head = self.request.head;
+        let [p, s, c] = self
+            .legs
+            .map(|leg| leg.outcome.unwrap_or(LegOutcome::Skipped("unfinished")));
+        ExchangeRecord {
+            id: self.id,
+            method: head.method,
+            target: head.target,
+            version: head.version,
+            host: head.host,
+            request_body_bytes: self.request.body_bytes,
+            legs: [p, s, c],
+        }
+    }
+}
+
+/// What reading a leg's response came to this time.
+enum Step {
+    /// Waiting for the upstream (or for the client to drain).
+    Blocked,
+    /// The response is complete.
+    Complete,
+    Failed(LegError),
+}
+
+impl Core {
+    /// Starts the exchange for a request just read from client `client_key`.
+    pub(crate) fn start_exchange(&mut self, client_key: usize, head: RequestHead) {
+        self.next_id += 1;
+        let id = self.next_id;
+        let now = Instant::now();
+        let targets = Arc::clone(&self.targets);
+        let legs = Role::ALL.map(|role| {
+            let target = targets.get(role);
+            let mut leg_head = Vec::with_capacity(head.fields.len() + 128);
+            // An HTTP/1.0 request may lack Host; HTTP/1.1 upstreams need one (RFC 9112 §3.2).
+            let host_field = [("Host", target.authority.as_str())];
+            let extra: &[(&str, &str)] = if head.host.is_none() {
+                &host_field
+            } else {
+                &[]
+            };
+            head.write_upstream_head(extra, &mut leg_head);
+            Leg {
+                role,
+                addr: target.addr,
+                timeout: target.options.timeout.unwrap_or(self.settings.timeout),
+                conn: None,
+                head: leg_head,
+                head_sent: 0,
+                body_sent: 0,
+                response: LegResponse::Head,
+                retried: false,
+                outcome: None,
+            }
+        });
+        let connect_timeouts = Role::ALL.map(|role| {
+            targets
+                .get(role)
+                .options
+                .connect_timeout
+                .unwrap_or(self.settings.connect_timeout)
+        });
+        let decoder = BodyDecoder::new(head.body, &self.settings.limits);
+        let expect_continue =
+            head.expect_continue && head.version == Version::Http11 && !decoder.is_done();
+        let keep_alive = head.keep_alive;
+        let exchange = Exchange {
+            id,
+            started: now,
+            targets,
+            client: Some(client_key),
+            request: Request {
+                head,
+                decoder,
+                buf: Vec::new(),
+                base: 0,
+                body_bytes: 0,
+            },
+            response: ClientResponse::Pending,
+            legs,
+        };
+        let key = self.exchanges.insert(exchange);
+        if let Some(Conn::Client(client)) = self.conns.get_mut(client_key) {
+            client.phase = ClientPhase::Busy { exchange: key };
+            client.epoch += 1;
+            client.close_after = !keep_alive;
+            if expect_continue {
+                // Three legs cannot share one interim response: trident answers it itself.
+                client
+                    .out
+                    .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            }
+        }
+        for role in Role::ALL {
+            let timeout = self.exchanges[key].legs[role.index()].timeout;
+            self.timers.set(
+                now + timeout,
+                Deadline::Leg {
+                    exchange: key,
+                    id,
+                    role,
+                },
+            );
+            self.timers.set(
+                now + connect_timeouts[role.index()],
+                Deadline::Connect {
+                    exchange: key,
+                    id,
+                    role,
+                },
+            );
+            self.attach_upstream(key, role);
+        }
+    }
+
+    /// Gives leg `role` a connection: a pooled one, else a new one.
+    fn attach_upstream(&mut self, key: usize, role: Role) {
+        let Some(ex) = self.exchanges.get_mut(key) else {
+            return;
+        };
+        let addr = ex.legs[role.index()].addr;
+        while let Some(conn) = self.pool.take(addr) {
+            if let Some(Conn::Upstream(up)) = self.conns.get_mut(conn) {
+                if matches!(up.state, UpstreamState::Idle { .. }) {
+                    up.state = UpstreamState::Busy {
+                        exchange: key,
+                        role,
+                    };
+                    ex.legs[role.index()].conn = Some(conn);
+                    return;
+                }
+            }
+        }
+        match self.connect(addr, key, role) {
+            Ok(conn) => ex_leg(&mut self.exchanges, key, role).conn = Some(conn),
+            Err(e) => self.fail_leg(key, role, LegError::from_io(&e)),
+        }
+    }
+
+    /// Opens a non-blocking connection to `addr` for leg `role` of exchange `key`.
+    fn connect(&mut self, addr: SocketAddr, key: usize, role: Role) -> io::Result<usize> {
+        let stream = TcpStream::connect(addr)?;
+        self.next_serial += 1;
+        let serial = self.next_serial;
+        let entry = self.conns.vacant_entry();
+        let conn = entry.key();
+        let mut up = Upstream::connecting(serial, stream, addr, key, role);
+        self.registry.register(
+            &mut up.stream,
+            mio::Token(conn),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        entry.insert(Conn::Upstream(up));
+        Ok(conn)
+    }
+
+    /// Readiness on upstream connection `key`.
+    pub(crate) fn upstream_ready(&mut self, key: usize) {
+        let Some(Conn::Upstream(up)) = self.conns.get_mut(key) else {
+            return;
+        };
+        match up.state {
+            UpstreamState::Closed => {}
+            UpstreamState::Idle { .. } => {
+                // An idle upstream has nothing to say: this is its close (or garbage).
+                if up.readable {
+                    debug!("pooled connection to {} closed by the upstream", up.addr);
+                    let addr = up.addr;
+                    self.pool.remove(addr, key);
+                    self.close_conn(key);
+                }
+            }
+            UpstreamState::Busy { exchange, role } => {
+                if !up.connected {
+                    match connect_result(&up.stream) {
+                        Ok(true) => up.connected = true,
+                        Ok(false) => return,
+                        Err(e) => {
+                            self.fail_leg(exchange, role, LegError::from_io(&e));
+                            self.after_leg_event(exchange);
+                            return;
+                        }
+                    }
+                }
+                self.after_leg_event(exchange);
+            }
+        }
+    }
+
+    /// Something happened on a leg of `exchange`: drive the client if it is attached (it
+    /// drives the exchange), else the exchange alone.
+    pub(crate) fn after_leg_event(&mut self, exchange: usize) {
+        let client = self.exchanges.get(exchange).and_then(|ex| ex.client);
+        match client {
+            Some(client) => self.drive_client(client),
+            None => self.drive_exchange(exchange),
+        }
+    }
+
+    /// Moves exchange `key` forward: request bytes from the client to the legs, responses
+    /// from the legs (the primary's to the client).
+    pub(crate) fn drive_exchange(&mut self, key: usize) {
+        self.pump_request(key);
+        for role in Role::ALL {
+            self.drive_leg(key, role);
+        }
+        self.release_request_bytes(key);
+        if let Some(client) = self.exchanges.get(key).and_then(|ex| ex.client) {
+            self.flush_client(client);
+        } else {
+            self.finish_exchange_if_done(key);
+        }
+    }
+
+    /// Reads the client's request body into the shared buffer, as far as the cap allows.
+    fn pump_request(&mut self, key: usize) {
+        let Some(ex) = self.exchanges.get_mut(key) else {
+            return;
+        };
+        let Some(client_key) = ex.client else {
+            return;
+        };
+        let Some(Conn::Client(client)) = self.conns.get_mut(client_key) else {
+            return;
+        };
+        let request = &mut ex.request;
+        let chunked = request.head.body == BodyLength::Chunked;
+        let mut failure = None;
+        while !request.is_done() && request.buf.len() < REQUEST_BUFFER_CAP {
+            if client.input.is_empty() {
+                match client_fill(client) {
+                    Ok(true) => continue,
+                    Ok(false) => {
+                        if client.eof {
+                            failure = Some(None);
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        debug!("client {}: read failed: {e}", client.peer);
+                        failure = Some(None);
+                        break;
+                    }
+                }
+            }
+            match request.decoder.decode(client.input.data()) {
+                Ok(decoded) => {
+                    let payload = &client.input.data()[decoded.data.clone()];
+                    if !payload.is_empty() {
+                        request.body_bytes += payload.len() as u64;
+                        if chunked {
+                            body::write_chunk_head(payload.len(), &mut request.buf);
+                            request.buf.extend_from_slice(payload);
+                            request.buf.extend_from_slice(body::CHUNK_TAIL);
+                        } else {
+                            request.buf.extend_from_slice(payload);
+                        }
+                    }
+                    client.input.consume(decoded.consumed);
+                    if request.is_done() && chunked {
+                        request.buf.extend_from_slice(body::LAST_CHUNK);
+                    }
+                }
+                Err(e) => {
+                    debug!("client {}: bad request body: {e}", client.peer);
+                    failure = Some(Some(e));
+                    break;
+                }
+            }
+        }
+        match failure {
+            None => {}
+            Some(None) => {
+                // The client went away mid-body: the request can never be completed.
+                self.abort_request(key);
+                self.client_gone(client_key);
+            }
+            Some(Some(e)) => {
+                self.abort_request(key);
+                if let Some(Conn::Client(client)) = self.conns.get_mut(client_key) {
+                    client.close_after = true;
+                    client.input.clear();
+                }
+                self.respond_to_client_with_error(
+                    key,
+                    e.status(),
+                    &format!("trident: bad request body: {e}"),
+                );
+                if let Some(ex) = self.exchanges.get_mut(key) {
+                    ex.client = None;
+                }
+                if let Some(Conn::Client(client)) = self.conns.get_mut(client_key) {
+                    client.phase = ClientPhase::Closing;
+                    client.epoch += 1;
+                }
+            }
+        }
+    }
+
+    /// Every leg still waiting on the request fails: it will never be complete.
+    fn abort_request(&mut self, key: usize) {
+        for role in Role::ALL {
+            let unfinished = self
+                .exchanges
+                .get(key)
+                .is_some_and(|ex| !ex.legs[role.index()].is_finished());
+            if unfinished {
+                self.fail_leg(key, role, LegError::ClientClosed);
+            }
+        }
+    }
+
+    /// Drops request bytes every sending leg has written; cuts shadow legs that fell a whole
+    /// buffer behind a primary that has caught up.
+    fn release_request_bytes(&mut self, key: usize) {
+        let Some(ex) = self.exchanges.get_mut(key) else {
+            return;
+        };
+        if ex.request.buf.len() >= REQUEST_BUFFER_CAP {
+            let end = ex.request.end();
+            let primary = &ex.legs[Role::Primary.index()];
+            if primary.is_finished() || primary.body_sent == end {
+                let laggards: Vec<Role> = ex.legs[1..]
+                    .iter()
+                    .filter(|leg| !leg.is_finished() && leg.body_sent < end)
+                    .map(|leg| leg.role)
+                    .collect();
+                let id = ex.id;
+                for role in laggards {
+                    warn!("exchange {id}: {role} fell behind the primary, cut");
+                    self.fail_leg(key, role, LegError::Overflow);
+                }
+            }
+        }
+        let Some(ex) = self.exchanges.get_mut(key) else {
+            return;
+        };
+        let low = ex.low_water();
+        let drop = (low - ex.request.base) as usize;
+        if drop > 0 {
+            ex.request.buf.drain(..drop);
+            ex.request.base = low;
+        }
+    }
+
+    /// Writes leg `role`'s request bytes and reads its response as far as it can go.
+    fn drive_leg(&mut self, key: usize, role: Role) {
+        let limits = self.settings.limits;
+        let Core {
+            conns, exchanges, ..
+        } = self;
+        let Some(ex) = exchanges.get_mut(key) else {
+            return;
+        };
+        let leg = &mut ex.legs[role.index()];
+        let Some(conn) = leg.conn else {
+            return;
+        };
+        if leg.is_finished() {
+            return;
+        }
+        let client_key = match (role, ex.response) {
+            (Role::Primary, ClientResponse::Pending | ClientResponse::Streaming(_)) => ex.client,
+            _ => None,
+        };
+        let (up, client) = match client_key {
+            Some(client_key) => match conns.get2_mut(conn, client_key) {
+                Some((Conn::Upstream(up), Conn::Client(client))) => (up, Some(client)),
+                _ => return,
+            },
+            None => match conns.get_mut(conn) {
+                Some(Conn::Upstream(up)) => (up, None),
+                _ => return,
+            },
+        };
+        if !up.connected {
+            return;
+        }
+        let request = &ex.request;
+        if let Err(e) = send_request(leg, up, request) {
+            let error = LegError::from_io(&e);
+            self.fail_leg(key, role, error);
+            return;
+        }
+        let head_request = request.head.method == "HEAD";
+        let client_version = request.head.version;
+        let step = receive(
+            leg,
+            up,
+            &limits,
+            head_request,
+            client.map(|c| (c, &mut ex.response, client_version)),
+            self.draining,
+        );
+        match step {
+            Step::Blocked => {}
+            Step::Complete => self.complete_leg(key, role),
+            Step::Failed(error) => self.fail_leg(key, role, error),
+        }
+    }
+
+    /// Leg `role` has its whole response: report it and return the connection to the pool.
+    fn complete_leg(&mut self, key: usize, role: Role) {
+        let draining = self.draining;
+        let Some(ex) = self.exchanges.get_mut(key) else {
+            return;
+        };
+        let elapsed = ex.started.elapsed();
+        let request_sent = {
+            let leg = &ex.legs[role.index()];
+            ex.request.is_done()
+                && leg.head_sent == leg.head.len()
+                && leg.body_sent == ex.request.end()
+        };
+        let leg = &mut ex.legs[role.index()];
+        let LegResponse::Body {
+            status,
+            reason,
+            keep_alive,
+            bytes,
+            ..
+        } = std::mem::replace(&mut leg.response, LegResponse::Head)
+        else {
+            return;
+        };
+        leg.outcome = Some(LegOutcome::Response {
+            status,
+            reason,
+            body_bytes: bytes,
+            elapsed,
+        });
+        let conn = leg.conn.take();
+        if role == Role::Primary && ex.response != ClientResponse::Abandoned {
+            ex.response = ClientResponse::Done;
+        }
+        let Some(conn) = conn else {
+            return;
+        };
+        // A reload may have dropped this target: its connections are not pooled again.
+        let still_a_target = match self.conns.get(conn) {
+            Some(Conn::Upstream(up)) => self.targets.iter().any(|t| t.addr == up.addr),
+            _ => false,
+        };
+        let reusable = keep_alive && request_sent && !draining && still_a_target;
+        self.release_upstream(conn, reusable);
+    }
+
+    /// Parks a finished leg's connection in the pool, or closes it.
+    fn release_upstream(&mut self, conn: usize, reusable: bool) {
+        let Some(Conn::Upstream(up)) = self.conns.get_mut(conn) else {
+            return;
+        };
+        if reusable && up.input.is_empty() {
+            up.served += 1;
+            let now = Instant::now();
+            up.state = UpstreamState::Idle { since: now };
+            up.input.release();
+            let (addr, serial) = (up.addr, up.serial);
+            if self.pool.put(addr, conn) {
+                self.timers.set(
+                    now + self.settings.pool_idle_timeout,
+                    Deadline::PooledIdle { conn, serial },
+                );
+                return;
+            }
+        }
+        self.close_conn(conn);
+    }
+
+    /// Leg `role` failed. A stale pooled connection is replaced once when the request can be
+    /// sent again; otherwise the failure is final (for the primary: 502/504 to the client).
+    pub(crate) fn fail_leg(&mut self, key: usize, role: Role, error: LegError) {
+        let Some(ex) = self.exchanges.get_mut(key) else {
+            return;
+        };
+        let leg = &mut ex.legs[role.index()];
+        if leg.is_finished() {
+            return;
+        }
+        if let Some(conn) = leg.conn.take() {
+            let stale = matches!(self.conns.get(conn), Some(Conn::Upstream(up)) if up.is_reused() && up.input.is_empty());
+            // RFC 9110 §9.2.2: only a request that is safe to repeat, and whose body is
+            // still whole in the buffer, is sent again.
+            let retryable = stale
+                && !leg.retried
+                && matches!(leg.response, LegResponse::Head)
+                && matches!(error, LegError::ClosedEarly | LegError::ConnectionReset)
+                && ex.request.base == 0
+                && ex.request.head.is_idempotent();
+            let (id, addr) = (ex.id, leg.addr);
+            if retryable {
+                leg.retried = true;
+                leg.head_sent = 0;
+                leg.body_sent = 0;
+            }
+            self.close_conn(conn);
+            if retryable {
+                debug!("exchange {id}: {role}: stale pooled connection, retrying");
+                match self.connect(addr, key, role) {
+                    Ok(conn) => {
+                        ex_leg(&mut self.exchanges, key, role).conn = Some(conn);
+                        return;
+                    }
+                    Err(e) => return self.fail_leg(key, role, LegError::from_io(&e)),
+                }
+            }
+        }
+        let Some(ex) = self.exchanges.get_mut(key) else {
+            return;
+        };
+        let elapsed = ex.started.elapsed();
+        debug!("exchange {}: {role} failed: {error}", ex.id);
+        let status = error.gateway_status();
+        let text = format!("trident: primary {error}");
+        ex.legs[role.index()].outcome = Some(LegOutcome::Failed { error, elapsed });
+        if role == Role::Primary {
+            self.respond_to_client_with_error(key, status, &text);
+        }
+    }
+
+    /// The primary failed (or the request was bad): the client gets an error response if
+    /// nothing was sent yet, else its connection is closed after what was sent.
+    fn respond_to_client_with_error(&mut self, key: usize, status: u16, text: &str) {
+        let Some(ex) = self.exchanges.get_mut(key) else {
+            return;
+        };
+        let Some(client_key) = ex.client else {
+            return;
+        };
+        let Some(Conn::Client(client)) = self.conns.get_mut(client_key) else {
+            return;
+        };
+        match ex.response {
+            ClientResponse::Pending => {
+                let keep_alive = !client.close_after && ex.request.is_done() && !self.draining;
+                write_own_response(
+                    status,
+                    text,
+                    ex.request.head.version,
+                    keep_alive,
+                    &mut client.out,
+                );
+                if !keep_alive {
+                    client.close_after = true;
+                }
+                ex.response = ClientResponse::Done;
+                if !ex.request.is_done() {
+                    // The rest of the body will never be read: close after the answer.
+                    ex.client = None;
+                    client.phase = ClientPhase::Closing;
+                    client.epoch += 1;
+                }
+            }
+            ClientResponse::Streaming(_) => {
+                // Part of the response is out: the client must see a truncated message,
+                // never a wrong one.
+                ex.response = ClientResponse::Abandoned;
+                ex.client = None;
+                client.phase = ClientPhase::Closing;
+                client.epoch += 1;
+            }
+            ClientResponse::Done | ClientResponse::Abandoned => {}
+        }
+    }
+
+    /// The client of exchange `key` is gone: nothing more is sent to it.
+    pub(crate) fn abandon_client(&mut self, key: usize) {
+        let request_done = match self.exchanges.get_mut(key) {
+            Some(ex) => {
+                ex.client = None;
+                if ex.response != ClientResponse::Done {
+                    ex.response = ClientResponse::Abandoned;
+                }
+                ex.request.is_done()
+            }
+            None => return,
+        };
+        if !request_done {
+            self.abort_request(key);
+        }
+        self.finish_exchange_if_done(key);
+    }
+
+    /// A leg or connect deadline of exchange `key` (id `id`) fired.
+    pub(crate) fn leg_deadline(&mut self, key: usize, id: u64, role: Role, connect_only: bool) {
+        let Some(ex) = self.exchanges.get(key) else {
+            return;
+        };
+        if ex.id != id {
+            return;
+        }
+        let leg = &ex.legs[role.index()];
+        if leg.is_finished() {
+            return;
+        }
+        let error = if connect_only {
+            let connecting = leg
+                .conn
+                .and_then(|c| self.conns.get(c))
+                .is_some_and(|c| matches!(c, Conn::Upstream(up) if !up.connected));
+            if !connecting {
+                return;
+            }
+            let connect_timeout = ex
+                .targets
+                .get(role)
+                .options
+                .connect_timeout
+                .unwrap_or(self.settings.connect_timeout);
+            LegError::ConnectTimeout(connect_timeout)
+        } else {
+            LegError::Timeout(leg.timeout)
+        };
+        self.fail_leg(key, role, error);
+        self.after_leg_event(key);
+    }
+
+    /// Reports and frees exchange `key` once all legs are over and the client let go of it.
+    pub(crate) fn finish_exchange_if_done(&mut self, key: usize) {
+        let done = self
+            .exchanges
+            .get(key)
+            .is_some_and(|ex| ex.client.is_none() && ex.all_legs_finished());
+        if !done {
+            return;
+        }
+        let ex = self.exchanges.remove(key);
+        let record = ex.record();
+        if let Some(report) = &self.report {
+            if report.try_send(record).is_err() {
+                self.dropped_reports += 1;
+                if self.dropped_reports.is_power_of_two() {
+                    warn!(
+                        "reporting thread behind: {} exchange blocks dropped",
+                        self.dropped_reports
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn ex_leg(exchanges: &mut slab::Slab<Exchange>, key: usize, role: Role) -> &mut Leg {
+    &mut exchanges[key].legs[role.index()]
+}
+
+/// Whether a non-blocking connect finished: Ok(true) connected, Ok(false) still going.
+fn connect_result(stream: &TcpStream) -> io::Result<bool> {
+    if let Some(e) = stream.take_error()? {
+        return Err(e);
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads client bytes for the body (same rules as for heads).
+fn client_fill(client: &mut client::Client) -> io::Result<bool> {
+    if !client.readable || client.eof {
+        return Ok(false);
+    }
+    match client
+        .input
+        .read_from(&mut client.stream, client::READ_STEP, client::READ_STEP)?
+    {
+        ReadOutcome::Data { drained } => {
+            if drained {
+                client.readable = false;
+            }
+            Ok(true)
+        }
+        ReadOutcome::Eof => {
+            client.eof = true;
+            client.readable = false;
+            Ok(false)
+        }
+        ReadOutcome::WouldBlock => {
+            client.readable = false;
+            Ok(false)
+        }
+        ReadOutcome::Full => Ok(false),
+    }
+}
+
+/// Writes what leg `leg` has not yet sent of the request: its head, then the shared body.
+fn send_request(leg: &mut Leg, up: &mut Upstream, request: &Request) -> io::Result<()> {
+    if !matches!(leg.response, LegResponse::Head | LegResponse::Body { .. }) {
+        return Ok(());
+    }
+    while up.writable {
+        let head = &leg.head[leg.head_sent..];
+        let body = &request.buf[(leg.body_sent - request.base) as usize..];
+        if head.is_empty() && body.is_empty() {
+            return Ok(());
+        }
+        let asked = head.len() + body.len();
+        let written = if head.is_empty() {
+            up.stream.write(body)
+        } else {
+            up.stream
+                .write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
+        };
+        match written {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                let from_head = n.min(head.len());
+                leg.head_sent += from_head;
+                leg.body_sent += (n - from_head) as u64;
+                if n < asked {
+                    up.writable = false;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => up.writable = false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Reads and frames leg `leg`'s response. For the primary with a client still waiting,
+/// `client` receives the head and body, re-framed, as long as it has output room.
+fn receive(
+    leg: &mut Leg,
+    up: &mut Upstream,
+    limits: &http::Limits,
+    head_request: bool,
+    mut client: Option<(&mut client::Client, &mut ClientResponse, Version)>,
+    draining: bool,
+) -> Step {
+    loop {
+        match &mut leg.response {
+            LegResponse::Head => {
+                if !up.input.is_empty() {
+                    match http::parse_response_head(up.input.data(), limits, head_request) {
+                        Ok(Some(head)) => {
+                            up.input.consume(head.head_len);
+                            if head.is_interim() {
+                                // RFC 9110 §15.2: not the final response; keep reading.
+                                continue;
+                            }
+                            if let Some((client, response, version)) = client.as_mut() {
+                                let framing = client_framing(head.body, *version);
+                                let keep_alive =
+                                    !client.close_after && !draining && framing != Framing::Close;
+                                if !keep_alive {
+                                    client.close_after = true;
+                                }
+                                http::write_response_head(
+                                    head.status,
+                                    &head.reason,
+                                    &head.fields,
+                                    framing,
+                                    connection_field(*version, keep_alive),
+                                    &mut client.out,
+                                );
+                                **response = ClientResponse::Streaming(framing);
+                            }
+                            leg.response = LegResponse::Body {
+                                status: head.status,
+                                reason: head.reason,
+                                keep_alive: head.keep_alive,
+                                decoder: BodyDecoder::new(head.body, limits),
+                                bytes: 0,
+                            };
+                            continue;
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Step::Failed(LegError::Malformed(e)),
+                    }
+                }
+            }
+            LegResponse::Body { decoder, bytes, .. } => {
+                if decoder.is_done() {
+                    if let Some((client, response, _)) = client.as_mut() {
+                        if **response == ClientResponse::Streaming(Framing::Chunked) {
+                            client.out.extend_from_slice(body::LAST_CHUNK);
+                        }
+                    }
+                    return Step::Complete;
+                }
+                if !up.input.is_empty() {
+                    if let Some((client, _, _)) = client.as_ref() {
+                        if !client.has_output_room() {
+                            return Step::Blocked;
+                        }
+                    }
+                    let decoded = match decoder.decode(up.input.data()) {
+                        Ok(decoded) => decoded,
+                        Err(e) => return Step::Failed(LegError::Malformed(e)),
+                    };
+                    let payload = &up.input.data()[decoded.data.clone()];
+                    *bytes += payload.len() as u64;
+                    if let Some((client, response, _)) = client.as_mut() {
+                        if !payload.is_empty() {
+                            if **response == ClientResponse::Streaming(Framing::Chunked) {
+                                body::write_chunk_head(payload.len(), &mut client.out);
+                                client.out.extend_from_slice(payload);
+                                client.out.extend_from_slice(body::CHUNK_TAIL);
+                            } else {
+                                client.out.extend_from_slice(payload);
+                            }
+                        }
+                    }
+                    up.input.consume(decoded.consumed);
+                    continue;
+                }
+            }
+        }
+        // Need more bytes from the upstream.
+        if !up.readable {
+            return Step::Blocked;
+        }
+        let limit = match leg.response {
+            LegResponse::Head => limits.max_head + 1,
+            LegResponse::Body { .. } => UPSTREAM_READ_STEP,
+        };
+        match up
+            .input
+            .read_from(&mut up.stream, UPSTREAM_READ_STEP, limit)
+        {
+            Ok(ReadOutcome::Data { drained }) => {
+                if drained {
+                    up.readable = false;
+                }
+            }
+            Ok(ReadOutcome::WouldBlock) => {
+                up.readable = false;
+                return Step::Blocked;
+            }
+            Ok(ReadOutcome::Full) => {
+                return Step::Failed(LegError::Malformed(http::Error::HeadTooLarge));
+            }
+            Ok(ReadOutcome::Eof) => {
+                up.readable = false;
+                return match &mut leg.response {
+                    LegResponse::Head if up.input.is_empty() => Step::Failed(LegError::ClosedEarly),
+                    LegResponse::Head => Step::Failed(LegError::ClosedEarly),
+                    LegResponse::Body { decoder, .. } => match decoder.finish_at_eof() {
+                        Ok(()) => continue_after_eof(leg, client),
+                        Err(_) => Step::Failed(LegError::ClosedEarly),
+                    },
+                };
+            }
+            Err(e) => return Step::Failed(LegError::from_io(&e)),
+        }
+    }
+}
+
+/// A read-until-close body ended: close the client's chunked framing and complete.
+fn continue_after_eof(
+    leg: &mut Leg,
+    client: Option<(&mut client::Client, &mut ClientResponse, Version)>,
+) -> Step {
+    if let (LegResponse::Body { keep_alive, .. }, Some((client, response, _))) =
+        (&mut leg.response, client)
+    {
+        *keep_alive = false;
+        if *response == ClientResponse::Streaming(Framing::Chunked) {
+            client.out.extend_from_slice(body::LAST_CHUNK);
+        }
+    }
+    Step::Complete
+}
+
+/// How the primary's body is framed towards the client (RFC 9112 §6.3; HTTP/1.0 clients do
+/// not understand chunked, so they get a close-delimited body).
+fn client_framing(length: BodyLength, version: Version) -> Framing {
+    match (length, version) {
+        (BodyLength::Empty, _) => Framing::None,
+        (BodyLength::Length(n), _) => Framing::Length(n),
+        (BodyLength::Chunked | BodyLength::UntilClose, Version::Http11) => Framing::Chunked,
+        (BodyLength::Chunked | BodyLength::UntilClose, Version::Http10) => Framing::Close,
+    }
+}

@@ -79,7 +79,10 @@ mod tests {
     fn console_names_are_stable() {
         let rows: [(LegError, &str); 6] = [
             (LegError::ConnectionRefused, "connection refused"),
-            (LegError::Timeout(Duration::from_millis(1500)), "timeout after 1500ms"),
+            (
+                LegError::Timeout(Duration::from_millis(1500)),
+                "timeout after 1500ms",
+            ),
             (LegError::ConnectionReset, "connection reset"),
             (LegError::ClosedEarly, "closed before response complete"),
             (LegError::Overflow, "overflow"),
@@ -95,8 +98,14 @@ mod tests {
 
     #[test]
     fn timeouts_are_504_everything_else_502() {
-        assert_eq!(LegError::Timeout(Duration::from_secs(1)).gateway_status(), 504);
+        assert_eq!(
+            LegError::Timeout(Duration::from_secs(1)).gateway_status(),
+            504
+        );
         assert_eq!(LegError::ConnectionRefused.gateway_status(), 502);
-        assert_eq!(LegError::Malformed(http::Error::Truncated).gateway_status(), 502);
+        assert_eq!(
+            LegError::Malformed(http::Error::Truncated).gateway_status(),
+            502
+        );
     }
 }

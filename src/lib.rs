@@ -8,6 +8,7 @@
 //! → `exchange` (fan the request out to three legs) → `upstream` (pooled upstream connections)
 //! → back to `client` (stream the primary's response) → `report` (console block).
 
+pub mod buffer;
 pub mod cli;
 pub mod client;
 pub mod demo;

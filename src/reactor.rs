@@ -1,57 +1,555 @@
-//! The mio event loop (stub, being written).
+//! The mio event loop: one thread, one `Poll`, a slab of connections (clients and upstreams;
+//! a token is a slab key), a slab of exchanges, a heap of deadlines, and signals. It
+//! dispatches readiness to the connection state machines and never parses, prints or blocks:
+//! target files are re-read on a helper thread, and finished exchanges go to the reporting
+//! thread over a bounded channel.
 
-use std::io;
+use std::io::{self, Read};
 use std::net::SocketAddr;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
 
-use crate::cli::Config;
+use crossbeam_channel::{Receiver, Sender};
+use log::{debug, error, info, warn};
+use mio::event::Event;
+use mio::net::{TcpListener, UnixStream};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use slab::Slab;
+
+use crate::cli::{Config, TargetSource};
+use crate::client::{Client, ClientPhase};
+use crate::exchange::Exchange;
+use crate::http::Limits;
 use crate::report::ReportSender;
-use crate::targets::Targets;
+use crate::targets::{self, Targets};
+use crate::timer::{Deadline, Timers};
+use crate::upstream::{Pool, Upstream, UpstreamState};
 
-/// A bound, not yet running proxy.
-pub struct Proxy {
-    _private: (),
+const LISTENER: Token = Token(usize::MAX - 1);
+const SIGNALS: Token = Token(usize::MAX - 2);
+const WAKER: Token = Token(usize::MAX - 3);
+
+/// Timing and size settings the reactor runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Each leg's deadline for its whole exchange.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// A request head must be complete this long after its first byte (slowloris).
+    pub head_timeout: Duration,
+    /// A keep-alive client connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// A pooled upstream connection unused for this long is closed.
+    pub pool_idle_timeout: Duration,
+    /// Most client connections at once; beyond it trident stops accepting for a while.
+    pub max_clients: usize,
+    pub limits: Limits,
+}
+
+impl Settings {
+    fn from_config(config: &Config) -> Settings {
+        Settings {
+            timeout: config.timeout,
+            connect_timeout: config.connect_timeout,
+            head_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            pool_idle_timeout: Duration::from_secs(30),
+            max_clients: 10_000,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A connection in the slab.
+#[derive(Debug)]
+pub enum Conn {
+    Client(Client),
+    Upstream(Upstream),
+}
+
+impl Conn {
+    fn readiness(&mut self, event: &Event) {
+        let (readable, writable) = match self {
+            Conn::Client(c) => (&mut c.readable, &mut c.writable),
+            Conn::Upstream(u) => (&mut u.readable, &mut u.writable),
+        };
+        // Errors and hang-ups surface through the next read or write.
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            *readable = true;
+        }
+        if event.is_writable() || event.is_write_closed() || event.is_error() {
+            *writable = true;
+        }
+    }
+}
+
+/// Requests from other threads and from signal handlers; the reactor acts on them when woken.
+struct Shared {
+    reload: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    waker: Waker,
 }
 
 /// Asks a running proxy, from any thread, to reload its targets or to stop.
 #[derive(Clone)]
 pub struct Control {
-    _private: (),
+    shared: Arc<Shared>,
+}
+
+impl Control {
+    /// Re-read the targets file, as SIGHUP does.
+    pub fn reload(&self) {
+        self.shared.reload.store(true, Ordering::SeqCst);
+        let _ = self.shared.waker.wake();
+    }
+
+    /// Stop accepting, finish in-flight exchanges, return from `run`, as SIGTERM does.
+    pub fn shutdown(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let _ = self.shared.waker.wake();
+    }
+}
+
+/// Everything the event handlers change. Handlers live beside the state they own:
+/// `client.rs` (client connections) and `exchange.rs` (legs and upstream connections).
+pub(crate) struct Core {
+    pub(crate) registry: Registry,
+    pub(crate) conns: Slab<Conn>,
+    pub(crate) exchanges: Slab<Exchange>,
+    pub(crate) pool: Pool,
+    pub(crate) timers: Timers,
+    pub(crate) targets: Arc<Targets>,
+    pub(crate) settings: Settings,
+    pub(crate) report: Option<ReportSender>,
+    /// The id of the last exchange started.
+    pub(crate) next_id: u64,
+    pub(crate) next_serial: u64,
+    /// Shutting down: no new requests; connections close once their exchange is done.
+    pub(crate) draining: bool,
+    pub(crate) dropped_reports: u64,
+    /// Connections to close at the end of this loop iteration (mio #219: a later event of
+    /// the same batch may name a freed token).
+    closing: Vec<usize>,
+    clients: usize,
+}
+
+impl Core {
+    /// Marks connection `key` for closing at the end of this loop iteration.
+    pub(crate) fn close_conn(&mut self, key: usize) {
+        match self.conns.get_mut(key) {
+            Some(Conn::Client(c)) if c.phase != ClientPhase::Closed => {
+                c.phase = ClientPhase::Closed;
+                self.closing.push(key);
+            }
+            Some(Conn::Upstream(u)) if u.state != UpstreamState::Closed => {
+                if matches!(u.state, UpstreamState::Idle { .. }) {
+                    self.pool.remove(u.addr, key);
+                }
+                u.state = UpstreamState::Closed;
+                self.closing.push(key);
+            }
+            _ => {}
+        }
+    }
+
+    fn reap_closed(&mut self) {
+        for key in std::mem::take(&mut self.closing) {
+            if let Some(conn) = self.conns.try_remove(key) {
+                let result = match conn {
+                    Conn::Client(mut c) => {
+                        self.clients -= 1;
+                        self.registry.deregister(&mut c.stream)
+                    }
+                    Conn::Upstream(mut u) => self.registry.deregister(&mut u.stream),
+                };
+                if let Err(e) = result {
+                    debug!("deregister failed: {e}");
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        let key = event.token().0;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.readiness(event);
+        match conn {
+            Conn::Client(_) => self.drive_client(key),
+            Conn::Upstream(_) => self.upstream_ready(key),
+        }
+    }
+
+    fn on_deadline(&mut self, deadline: Deadline) {
+        match deadline {
+            Deadline::Leg { exchange, id, role } => self.leg_deadline(exchange, id, role, false),
+            Deadline::Connect { exchange, id, role } => self.leg_deadline(exchange, id, role, true),
+            Deadline::Client {
+                conn,
+                serial,
+                epoch,
+            } => self.client_deadline(conn, serial, epoch),
+            Deadline::PooledIdle { conn, serial } => {
+                if let Some(Conn::Upstream(up)) = self.conns.get(conn) {
+                    if up.serial == serial {
+                        if let UpstreamState::Idle { since } = up.state {
+                            if since.elapsed() >= self.settings.pool_idle_timeout {
+                                self.close_conn(conn);
+                            }
+                        }
+                    }
+                }
+            }
+            Deadline::Accept | Deadline::Drain => {}
+        }
+    }
+
+    /// New targets take effect for new exchanges; idle connections to dropped targets close.
+    fn install_targets(&mut self, targets: Targets) {
+        let keep: Vec<SocketAddr> = targets.iter().map(|t| t.addr).collect();
+        for conn in self.pool.drain_unless(|addr| keep.contains(&addr)) {
+            self.close_conn(conn);
+        }
+        let summary: Vec<String> = targets
+            .iter()
+            .map(|t| format!("{}={}", t.role, t.url))
+            .collect();
+        self.targets = Arc::new(targets);
+        info!("targets reloaded: {}", summary.join(" "));
+    }
+
+    fn start_draining(&mut self) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        info!(
+            "shutting down: {} exchanges in flight",
+            self.exchanges.len()
+        );
+        for conn in self.pool.drain_all() {
+            self.close_conn(conn);
+        }
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter_map(|(key, conn)| match conn {
+                Conn::Client(c) if matches!(c.phase, ClientPhase::Idle { .. }) => Some(key),
+                _ => None,
+            })
+            .collect();
+        for key in idle {
+            // Drive once more: a complete request already buffered is still served.
+            self.drive_client(key);
+            if let Some(Conn::Client(c)) = self.conns.get(key) {
+                if matches!(c.phase, ClientPhase::Idle { .. }) {
+                    self.close_conn(key);
+                }
+            }
+        }
+    }
+
+    fn drained(&self) -> bool {
+        self.exchanges.is_empty() && self.clients == 0
+    }
+}
+
+/// Signal delivery: handlers write a byte into a socket pair the poll watches and set flags.
+struct Signals {
+    pipe: UnixStream,
+}
+
+/// A bound, not yet running proxy.
+pub struct Proxy {
+    poll: Poll,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    signals: Option<Signals>,
+    targets_file: Option<PathBuf>,
+    core: Core,
 }
 
 impl Proxy {
     /// Binds the listener (`config.listen`, port 0 allowed) and prepares the reactor.
     /// The targets file (if `config.targets` names one) is what SIGHUP re-reads.
     pub fn bind(config: &Config, targets: Targets) -> io::Result<Proxy> {
-        let _ = (config, targets);
-        todo!()
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(config.listen)?;
+        let local_addr = listener.local_addr()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let shared = Arc::new(Shared {
+            reload: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(AtomicBool::new(false)),
+            waker,
+        });
+        let targets_file = match &config.targets {
+            Some(TargetSource::File(path)) => Some(path.clone()),
+            _ => None,
+        };
+        let core = Core {
+            registry: poll.registry().try_clone()?,
+            conns: Slab::with_capacity(1024),
+            exchanges: Slab::with_capacity(256),
+            pool: Pool::new(),
+            timers: Timers::new(),
+            targets: Arc::new(targets),
+            settings: Settings::from_config(config),
+            report: None,
+            next_id: 0,
+            next_serial: 0,
+            draining: false,
+            dropped_reports: 0,
+            closing: Vec::new(),
+            clients: 0,
+        };
+        info!("listening on {local_addr}");
+        Ok(Proxy {
+            poll,
+            listener,
+            local_addr,
+            shared,
+            signals: None,
+            targets_file,
+            core,
+        })
     }
 
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
-        todo!()
+        self.local_addr
     }
 
-    /// SIGHUP reloads, SIGTERM/SIGINT drain and stop.
+    /// SIGHUP reloads, SIGTERM/SIGINT drain and stop; a second SIGTERM/SIGINT exits at once.
     pub fn handle_signals(&mut self) -> io::Result<()> {
-        todo!()
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let (read_end, write_end) = StdUnixStream::pair()?;
+        read_end.set_nonblocking(true)?;
+        write_end.set_nonblocking(true)?;
+        for sig in [SIGTERM, SIGINT] {
+            // Registered first, so it sees the flag as it was before this signal set it.
+            signal_hook::flag::register_conditional_shutdown(
+                sig,
+                1,
+                Arc::clone(&self.shared.stop),
+            )?;
+            signal_hook::flag::register(sig, Arc::clone(&self.shared.stop))?;
+        }
+        signal_hook::flag::register(SIGHUP, Arc::clone(&self.shared.reload))?;
+        for sig in [SIGHUP, SIGTERM, SIGINT] {
+            signal_hook::low_level::pipe::register(sig, write_end.try_clone()?)?;
+        }
+        let mut pipe = UnixStream::from_std(read_end);
+        self.poll
+            .registry()
+            .register(&mut pipe, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(Signals { pipe });
+        Ok(())
     }
 
     /// A handle to reload or stop the proxy from another thread.
     pub fn control(&self) -> Control {
-        todo!()
+        Control {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Runs until stopped; finished exchanges go to `report`. Returns after draining.
-    pub fn run(self, report: ReportSender) -> io::Result<()> {
-        let _ = report;
-        todo!()
+    pub fn run(mut self, report: ReportSender) -> io::Result<()> {
+        self.core.report = Some(report);
+        let reloader = self
+            .targets_file
+            .clone()
+            .map(|path| Reloader::spawn(path, &self.shared));
+        let mut events = Events::with_capacity(1024);
+        let mut accepting = true;
+        let mut drain_deadline = None;
+        loop {
+            let now = Instant::now();
+            let timeout = self.core.timers.poll_timeout(now);
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => {
+                        if accepting && !self.core.draining {
+                            accepting = self.accept();
+                        }
+                    }
+                    SIGNALS => self.drain_signal_pipe(),
+                    WAKER => {}
+                    _ => self.core.on_event(event),
+                }
+            }
+            // Flags are read after the pipe is drained: a signal during a reload is one more
+            // reload, never a lost one.
+            if self.shared.reload.swap(false, Ordering::SeqCst) {
+                match &reloader {
+                    Some(reloader) => reloader.request(),
+                    None => warn!("reload asked, but the targets came from the command line"),
+                }
+            }
+            if let Some(reloader) = &reloader {
+                while let Ok(result) = reloader.results.try_recv() {
+                    match result {
+                        Ok(targets) => self.core.install_targets(targets),
+                        Err(e) => error!("reload failed, keeping the old targets: {e}"),
+                    }
+                }
+            }
+            if self.shared.stop.load(Ordering::SeqCst) && !self.core.draining {
+                if let Err(e) = self.poll.registry().deregister(&mut self.listener) {
+                    debug!("deregister listener: {e}");
+                }
+                self.core.start_draining();
+                let grace = self.core.settings.timeout + Duration::from_secs(1);
+                drain_deadline = Some(Instant::now() + grace);
+                self.core
+                    .timers
+                    .set(Instant::now() + grace, Deadline::Drain);
+            }
+            let now = Instant::now();
+            while let Some(deadline) = self.core.timers.pop_due(now) {
+                match deadline {
+                    Deadline::Accept => {
+                        if !self.core.draining {
+                            accepting = self.accept();
+                        }
+                    }
+                    other => self.core.on_deadline(other),
+                }
+            }
+            if !accepting
+                && self.core.clients < self.core.settings.max_clients
+                && !self.core.draining
+            {
+                accepting = self.accept();
+            }
+            self.core.reap_closed();
+            if self.core.draining {
+                if self.core.drained() {
+                    break;
+                }
+                if drain_deadline.is_some_and(|d| Instant::now() >= d) {
+                    warn!(
+                        "shutdown deadline: {} exchanges still in flight, abandoned",
+                        self.core.exchanges.len()
+                    );
+                    break;
+                }
+            }
+        }
+        info!("stopped after {} exchanges", self.core.next_id);
+        Ok(())
+    }
+
+    /// Accepts until `WouldBlock`. False: stop accepting for now (limit or out of fds).
+    fn accept(&mut self) -> bool {
+        loop {
+            if self.core.clients >= self.core.settings.max_clients {
+                warn!(
+                    "{} client connections: not accepting more until some close",
+                    self.core.clients
+                );
+                return false;
+            }
+            match self.listener.accept() {
+                Ok((mut stream, peer)) => {
+                    if let Err(e) = stream.set_nodelay(true) {
+                        debug!("set_nodelay: {e}");
+                    }
+                    let core = &mut self.core;
+                    core.next_serial += 1;
+                    let entry = core.conns.vacant_entry();
+                    let key = entry.key();
+                    if let Err(e) = core.registry.register(
+                        &mut stream,
+                        Token(key),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        warn!("cannot register client {peer}: {e}");
+                        continue;
+                    }
+                    entry.insert(Conn::Client(Client::new(core.next_serial, stream, peer)));
+                    core.clients += 1;
+                    let deadline = Deadline::Client {
+                        conn: key,
+                        serial: core.next_serial,
+                        epoch: 0,
+                    };
+                    core.timers
+                        .set(Instant::now() + core.settings.idle_timeout, deadline);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // EMFILE/ENFILE and the like: back off instead of spinning on the
+                    // listener, which stays readable.
+                    warn!("accept failed: {e}; retrying in 100ms");
+                    self.core.timers.set(
+                        Instant::now() + Duration::from_millis(100),
+                        Deadline::Accept,
+                    );
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn drain_signal_pipe(&mut self) {
+        if let Some(signals) = &mut self.signals {
+            let mut buf = [0u8; 64];
+            loop {
+                match signals.pipe.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            }
+        }
     }
 }
 
-impl Control {
-    /// Re-read the targets file, as SIGHUP does.
-    pub fn reload(&self) {}
+/// Reads the targets file on its own thread (a host name lookup may block), and hands the
+/// result back through a channel, waking the poll.
+struct Reloader {
+    requests: Sender<()>,
+    results: Receiver<Result<Targets, targets::Error>>,
+}
 
-    /// Stop accepting, finish in-flight exchanges, return from `run`, as SIGTERM does.
-    pub fn shutdown(&self) {}
+impl Reloader {
+    fn spawn(path: PathBuf, shared: &Arc<Shared>) -> Reloader {
+        let (requests, request_rx) = crossbeam_channel::unbounded::<()>();
+        let (result_tx, results) = crossbeam_channel::unbounded();
+        let shared = Arc::clone(shared);
+        let spawned = thread::Builder::new().name("reload".into()).spawn(move || {
+            while request_rx.recv().is_ok() {
+                let result = Targets::load(&path);
+                if result_tx.send(result).is_err() {
+                    break;
+                }
+                let _ = shared.waker.wake();
+            }
+        });
+        if let Err(e) = spawned {
+            error!("cannot start the reload thread: {e}; SIGHUP will be ignored");
+        }
+        Reloader { requests, results }
+    }
+
+    fn request(&self) {
+        let _ = self.requests.send(());
+    }
 }

@@ -1,0 +1,143 @@
+//! A reusable byte buffer for socket reads: filled from the end, consumed from the front,
+//! zeroed only when it grows, so reading into it costs no allocation or memset per event.
+
+use std::io::{self, Read};
+
+/// Bytes read from a socket and not yet consumed. `bytes` is always fully initialised;
+/// `start..end` is the unconsumed part.
+#[derive(Debug, Default)]
+pub struct Buffer {
+    bytes: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+/// Outcome of one `Buffer::read_from` call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// This many bytes were appended. `drained`: the read returned less than asked, so the
+    /// socket has nothing more for now (edge-triggered readiness will fire again).
+    Data { drained: bool },
+    /// The peer closed its side.
+    Eof,
+    /// Nothing to read now.
+    WouldBlock,
+    /// The buffer is at its limit; consume first.
+    Full,
+}
+
+impl Buffer {
+    /// An empty buffer; it allocates on first use.
+    pub fn new() -> Buffer {
+        Buffer::default()
+    }
+
+    /// The unconsumed bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.bytes[self.start..self.end]
+    }
+
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Drops `n` bytes from the front.
+    pub fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.len());
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Drops everything.
+    pub fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// Frees the memory of an empty buffer (an idle connection should cost little).
+    pub fn release(&mut self) {
+        if self.is_empty() {
+            self.bytes = Vec::new();
+            self.clear();
+        }
+    }
+
+    /// Reads once from `reader` into the spare room, growing the buffer in steps of `step`
+    /// bytes up to `limit` bytes of unconsumed data.
+    pub fn read_from<R: Read>(
+        &mut self,
+        reader: &mut R,
+        step: usize,
+        limit: usize,
+    ) -> io::Result<ReadOutcome> {
+        if self.len() >= limit {
+            return Ok(ReadOutcome::Full);
+        }
+        if self.end == self.bytes.len() {
+            if self.start > 0 {
+                self.bytes.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.end == self.bytes.len() {
+                let grown = (self.bytes.len() + step).min(limit.max(self.end + 1));
+                self.bytes.resize(grown, 0);
+            }
+        }
+        let room = &mut self.bytes[self.end..];
+        let asked = room.len();
+        loop {
+            match reader.read(room) {
+                Ok(0) => return Ok(ReadOutcome::Eof),
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(ReadOutcome::Data { drained: n < asked });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(ReadOutcome::WouldBlock)
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_consumes_and_compacts() {
+        let mut buf = Buffer::new();
+        let mut src: &[u8] = b"hello world";
+        assert_eq!(
+            buf.read_from(&mut src, 4, 64).unwrap(),
+            ReadOutcome::Data { drained: false }
+        );
+        assert_eq!(buf.data(), b"hell");
+        buf.consume(2);
+        buf.read_from(&mut src, 4, 64).unwrap();
+        assert_eq!(buf.data(), b"llo wo");
+        buf.consume(6);
+        assert!(buf.is_empty());
+        buf.read_from(&mut src, 16, 64).unwrap();
+        assert_eq!(buf.data(), b"rld");
+        assert_eq!(buf.read_from(&mut src, 16, 64).unwrap(), ReadOutcome::Eof);
+    }
+
+    #[test]
+    fn stops_at_the_limit() {
+        let mut buf = Buffer::new();
+        let mut src: &[u8] = &[7u8; 100];
+        while buf.read_from(&mut src, 8, 20).unwrap() != ReadOutcome::Full {}
+        assert_eq!(buf.len(), 20);
+    }
+}
