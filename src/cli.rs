@@ -56,26 +56,458 @@ pub enum Command {
     Version,
 }
 
+/// The three URL flags, in role order.
+const URL_FLAGS: [&str; 3] = ["primary", "secondary", "candidate"];
+
+/// `--help`: what trident is, every option, the targets-file format and the signals.
+const HELP: &str = "\
+trident: an HTTP/1.1 shadow-traffic proxy.
+
+Every request a client sends to trident goes to three upstreams: the primary
+(the stable version, whose response the client gets), the secondary (a second
+stable instance, so that differences between the two show what is noise) and
+the candidate (the version under test). Each exchange prints one block on
+stdout: the request, then what each upstream answered. Logs go to stderr
+(RUST_LOG=debug for more).
+
+usage: trident [--listen ADDR] --targets FILE [options]
+       trident [--listen ADDR] --primary URL --secondary URL --candidate URL
+       trident --demo [options]
+
+options:
+  --listen ADDR          accept clients on ADDR (default 127.0.0.1:8080;
+                         port 0 picks a free port; IPv6 as [::1]:8080)
+  --targets FILE         read the three upstreams from FILE (re-read on SIGHUP)
+  --primary URL          the primary upstream, http://HOST[:PORT]
+  --secondary URL        the secondary upstream
+  --candidate URL        the candidate upstream
+  --timeout MS           each upstream's deadline for a whole exchange, in
+                         milliseconds (default 5000)
+  --connect-timeout MS   each upstream's deadline to connect, in milliseconds
+                         (default 1000)
+  --demo                 run three built-in upstreams and a client against
+                         them, and show the blocks
+  -h, --help             print this help
+  -V, --version          print the version
+
+targets file: one upstream per line, ROLE = URL [OPTION=VALUE ...]
+  ROLE     primary, secondary or candidate, each exactly once
+  URL      http://HOST[:PORT], port 80 if omitted; HOST is an IPv4 address,
+           an IPv6 address in brackets, or a name resolved when the file is
+           loaded
+  OPTION   timeout=MS or connect_timeout=MS: this upstream's own deadlines
+  A # after whitespace starts a comment; blank lines are ignored. For example:
+
+    # targets.conf
+    primary   = http://127.0.0.1:9001
+    secondary = http://127.0.0.1:9002
+    candidate = http://localhost:9003  timeout=1500   # the new build
+
+signals:
+  SIGHUP            re-read the targets file
+  SIGTERM, SIGINT   stop accepting, finish the exchanges in flight, exit 0
+";
+
+/// The option table: getopts does the tokenizing, `parse_args` the meaning.
+fn options() -> getopts::Options {
+    let mut opts = getopts::Options::new();
+    opts.optopt("", "listen", "address to accept clients on", "ADDR")
+        .optopt("", "targets", "targets file", "FILE")
+        .optopt("", "primary", "primary upstream", "URL")
+        .optopt("", "secondary", "secondary upstream", "URL")
+        .optopt("", "candidate", "candidate upstream", "URL")
+        .optopt("", "timeout", "per-leg exchange deadline", "MS")
+        .optopt("", "connect-timeout", "per-leg connect deadline", "MS")
+        .optflag("", "demo", "built-in upstreams and client")
+        .optflag("h", "help", "print help")
+        .optflag("V", "version", "print version");
+    opts
+}
+
 /// Parses `args` (without the program name).
 pub fn parse_args(args: &[String]) -> Result<Command, Error> {
-    let _ = args;
-    todo!()
+    let matches = options().parse(args).map_err(Error::from_getopts)?;
+    if matches.opt_present("help") {
+        return Ok(Command::Help(HELP.to_string()));
+    }
+    if matches.opt_present("version") {
+        return Ok(Command::Version);
+    }
+    if let Some(arg) = matches.free.first() {
+        return Err(Error(Kind::Positional(arg.clone())));
+    }
+
+    let mut config = Config::default();
+    if let Some(value) = matches.opt_str("listen") {
+        config.listen = match value.parse() {
+            Ok(addr) => addr,
+            Err(_) => return Err(Error(Kind::BadListen(value))),
+        };
+    }
+    if let Some(value) = matches.opt_str("timeout") {
+        config.timeout = millis("--timeout", &value)?;
+    }
+    if let Some(value) = matches.opt_str("connect-timeout") {
+        config.connect_timeout = millis("--connect-timeout", &value)?;
+    }
+
+    let file = matches.opt_str("targets");
+    let urls = URL_FLAGS.map(|flag| matches.opt_str(flag));
+    let first_url_flag = URL_FLAGS
+        .into_iter()
+        .zip(&urls)
+        .find_map(|(flag, url)| url.as_ref().map(|_| flag));
+
+    if matches.opt_present("demo") {
+        if file.is_some() {
+            return Err(Error(Kind::DemoWithTargets("targets")));
+        }
+        if let Some(flag) = first_url_flag {
+            return Err(Error(Kind::DemoWithTargets(flag)));
+        }
+        return Ok(Command::Demo(config));
+    }
+
+    let source = match (file, urls) {
+        (Some(path), _) => match first_url_flag {
+            Some(flag) => return Err(Error(Kind::TargetsAndUrls(flag))),
+            None => TargetSource::File(PathBuf::from(path)),
+        },
+        (None, [Some(primary), Some(secondary), Some(candidate)]) => TargetSource::Urls {
+            primary,
+            secondary,
+            candidate,
+        },
+        (None, [None, None, None]) => return Err(Error(Kind::NoTargets)),
+        (None, urls) => {
+            let missing = URL_FLAGS
+                .into_iter()
+                .zip(urls)
+                .filter(|(_, url)| url.is_none())
+                .map(|(flag, _)| flag)
+                .collect();
+            return Err(Error(Kind::MissingUrls(missing)));
+        }
+    };
+    config.targets = Some(source);
+    Ok(Command::Run(config))
+}
+
+/// A `MS` flag value; the error names the flag and the value.
+fn millis(flag: &'static str, value: &str) -> Result<Duration, Error> {
+    crate::targets::parse_millis(value).map_err(|why| Error(Kind::BadMillis { flag, why }))
 }
 
 /// A command-line mistake; Display is one line naming the problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
-    // implementation-defined
+pub struct Error(Kind);
+
+/// The mistakes, one variant each; flag names are stored without their dashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    /// A flag trident does not know (`--fo`, `-x`).
+    UnknownOption(String),
+    /// An argument that is not valid UTF-8 (getopts' quoting of it).
+    NotUtf8(String),
+    /// A flag that takes a value came last.
+    MissingValue(String),
+    /// `--demo=yes`.
+    UnexpectedValue(String),
+    /// The same flag twice: which one wins would be a guess.
+    Duplicate(String),
+    /// A word that is not a flag or a flag's value.
+    Positional(String),
+    BadListen(String),
+    BadMillis {
+        flag: &'static str,
+        why: String,
+    },
+    /// `--targets` and a URL flag (the first one given).
+    TargetsAndUrls(&'static str),
+    /// Some URL flags but not all three; the missing ones, in role order.
+    MissingUrls(Vec<&'static str>),
+    NoTargets,
+    /// `--demo` with `--targets` or a URL flag.
+    DemoWithTargets(&'static str),
 }
 
 /// The short hint printed after an error line.
 pub const USAGE_HINT: &str = "usage: trident [--listen ADDR] (--targets FILE | --primary URL --secondary URL --candidate URL) [options]; try 'trident --help'";
 
+impl Error {
+    fn from_getopts(fail: getopts::Fail) -> Error {
+        Error(match fail {
+            // getopts quotes an argument it cannot read as UTF-8 with `{:?}`.
+            getopts::Fail::UnrecognizedOption(name) if name.starts_with('"') => Kind::NotUtf8(name),
+            getopts::Fail::UnrecognizedOption(name) => Kind::UnknownOption(name),
+            getopts::Fail::ArgumentMissing(name) => Kind::MissingValue(name),
+            getopts::Fail::UnexpectedArgument(name) => Kind::UnexpectedValue(name),
+            getopts::Fail::OptionDuplicated(name) => Kind::Duplicate(name),
+            // No option is mandatory, so getopts cannot say this; keep its text if it does.
+            getopts::Fail::OptionMissing(name) => Kind::MissingValue(name),
+        })
+    }
+}
+
+/// A flag as the user types it: `-h` for a one-letter name, `--listen` otherwise.
+struct Flag<'a>(&'a str);
+
+impl fmt::Display for Flag<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.chars().count() == 1 {
+            write!(f, "-{}", self.0)
+        } else {
+            write!(f, "--{}", self.0)
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let _ = f;
-        todo!()
+        match &self.0 {
+            Kind::UnknownOption(name) => write!(f, "unknown option \"{}\"", Flag(name)),
+            Kind::NotUtf8(arg) => write!(f, "argument {arg} is not valid UTF-8"),
+            Kind::MissingValue(name) => write!(f, "{} needs a value", Flag(name)),
+            Kind::UnexpectedValue(name) => write!(f, "{} does not take a value", Flag(name)),
+            Kind::Duplicate(name) => write!(f, "{} given more than once", Flag(name)),
+            Kind::Positional(arg) => write!(f, "unexpected argument \"{arg}\""),
+            Kind::BadListen(value) => write!(
+                f,
+                "--listen: \"{value}\" is not an IP address and port \
+                 (like 127.0.0.1:8080 or [::1]:8080)"
+            ),
+            Kind::BadMillis { flag, why } => write!(f, "{flag}: {why}"),
+            Kind::TargetsAndUrls(flag) => write!(
+                f,
+                "--targets and {} cannot be used together \
+                 (give a targets file or the three URLs)",
+                Flag(flag)
+            ),
+            Kind::MissingUrls(missing) => {
+                f.write_str("missing ")?;
+                for (i, flag) in missing.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" and ")?;
+                    }
+                    write!(f, "{}", Flag(flag))?;
+                }
+                f.write_str(" (all three of --primary, --secondary, --candidate are needed)")
+            }
+            Kind::NoTargets => f.write_str(
+                "no targets: give --targets FILE, or --primary, --secondary and --candidate \
+                 URLs (or --demo)",
+            ),
+            Kind::DemoWithTargets(flag) => write!(
+                f,
+                "--demo brings its own upstreams: {} cannot be used with it",
+                Flag(flag)
+            ),
+        }
     }
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Command, String> {
+        let args: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        parse_args(&args).map_err(|err| err.to_string())
+    }
+
+    const URLS: &str = "--primary http://a --secondary http://b --candidate http://c";
+
+    fn urls() -> Option<TargetSource> {
+        Some(TargetSource::Urls {
+            primary: "http://a".into(),
+            secondary: "http://b".into(),
+            candidate: "http://c".into(),
+        })
+    }
+
+    fn file(path: &str) -> Option<TargetSource> {
+        Some(TargetSource::File(PathBuf::from(path)))
+    }
+
+    #[test]
+    fn good_command_lines() {
+        let ms = Duration::from_millis;
+        let defaults = Config::default();
+        let rows: Vec<(String, Command)> = vec![
+            (
+                "--targets t.conf".into(),
+                Command::Run(Config {
+                    targets: file("t.conf"),
+                    ..defaults.clone()
+                }),
+            ),
+            (
+                URLS.into(),
+                Command::Run(Config {
+                    targets: urls(),
+                    ..defaults.clone()
+                }),
+            ),
+            (
+                "--listen 0.0.0.0:0 --timeout 1500 --connect-timeout 200 --targets=t.conf".into(),
+                Command::Run(Config {
+                    listen: "0.0.0.0:0".parse().unwrap(),
+                    targets: file("t.conf"),
+                    timeout: ms(1500),
+                    connect_timeout: ms(200),
+                }),
+            ),
+            (
+                format!("--listen [::1]:8080 {URLS}"),
+                Command::Run(Config {
+                    listen: "[::1]:8080".parse().unwrap(),
+                    targets: urls(),
+                    ..defaults.clone()
+                }),
+            ),
+            ("--demo".into(), Command::Demo(defaults.clone())),
+            (
+                "--demo --listen 127.0.0.1:0 --timeout 100".into(),
+                Command::Demo(Config {
+                    listen: "127.0.0.1:0".parse().unwrap(),
+                    timeout: ms(100),
+                    ..defaults.clone()
+                }),
+            ),
+            ("--help".into(), Command::Help(HELP.into())),
+            ("-h".into(), Command::Help(HELP.into())),
+            // Help and version win over everything else that parses.
+            ("--targets t.conf --help".into(), Command::Help(HELP.into())),
+            ("-h stray".into(), Command::Help(HELP.into())),
+            ("--version".into(), Command::Version),
+            ("-V".into(), Command::Version),
+            ("--demo -V".into(), Command::Version),
+        ];
+        for (line, expected) in rows {
+            assert_eq!(parse(&line), Ok(expected), "{line}");
+        }
+    }
+
+    #[test]
+    fn bad_command_lines_say_what_is_wrong() {
+        let rows: Vec<(String, &str)> = vec![
+            ("--targte t.conf".into(), "unknown option \"--targte\""),
+            ("-x".into(), "unknown option \"-x\""),
+            ("--targets".into(), "--targets needs a value"),
+            (format!("{URLS} --timeout"), "--timeout needs a value"),
+            ("--demo=yes".into(), "--demo does not take a value"),
+            (
+                "--targets a --targets b".into(),
+                "--targets given more than once",
+            ),
+            ("--demo --demo".into(), "--demo given more than once"),
+            ("-h -h".into(), "--help given more than once"),
+            ("--targets t.conf extra".into(), "unexpected argument \"extra\""),
+            ("--targets t.conf -- --demo".into(), "unexpected argument \"--demo\""),
+            (
+                "--targets t.conf --timeout abc".into(),
+                "--timeout: \"abc\" is not a number of milliseconds",
+            ),
+            (
+                "--targets t.conf --timeout 0".into(),
+                "--timeout: \"0\" is not a positive number of milliseconds",
+            ),
+            (
+                "--targets t.conf --timeout -5".into(),
+                "--timeout: \"-5\" is not a positive number of milliseconds",
+            ),
+            (
+                "--targets t.conf --connect-timeout 1.5".into(),
+                "--connect-timeout: \"1.5\" is not a number of milliseconds",
+            ),
+            (
+                "--targets t.conf --connect-timeout 100000000".into(),
+                "--connect-timeout: \"100000000\" is more than a day (86400000ms)",
+            ),
+            (
+                "--targets t.conf --listen localhost:8080".into(),
+                "--listen: \"localhost:8080\" is not an IP address and port (like 127.0.0.1:8080 or [::1]:8080)",
+            ),
+            (
+                "--targets t.conf --listen ::1:8080".into(),
+                "--listen: \"::1:8080\" is not an IP address and port (like 127.0.0.1:8080 or [::1]:8080)",
+            ),
+            (
+                "--targets t.conf --listen 127.0.0.1".into(),
+                "--listen: \"127.0.0.1\" is not an IP address and port (like 127.0.0.1:8080 or [::1]:8080)",
+            ),
+            (
+                "--targets t.conf --secondary http://b".into(),
+                "--targets and --secondary cannot be used together (give a targets file or the three URLs)",
+            ),
+            (
+                format!("--targets t.conf {URLS}"),
+                "--targets and --primary cannot be used together (give a targets file or the three URLs)",
+            ),
+            (
+                "".into(),
+                "no targets: give --targets FILE, or --primary, --secondary and --candidate URLs (or --demo)",
+            ),
+            (
+                "--timeout 100".into(),
+                "no targets: give --targets FILE, or --primary, --secondary and --candidate URLs (or --demo)",
+            ),
+            (
+                "--primary http://a --secondary http://b".into(),
+                "missing --candidate (all three of --primary, --secondary, --candidate are needed)",
+            ),
+            (
+                "--secondary http://b".into(),
+                "missing --primary and --candidate (all three of --primary, --secondary, --candidate are needed)",
+            ),
+            (
+                "--demo --targets t.conf".into(),
+                "--demo brings its own upstreams: --targets cannot be used with it",
+            ),
+            (
+                "--demo --candidate http://c".into(),
+                "--demo brings its own upstreams: --candidate cannot be used with it",
+            ),
+        ];
+        for (line, expected) in rows {
+            assert_eq!(parse(&line), Err(expected.to_string()), "{line}");
+        }
+    }
+
+    #[test]
+    fn help_covers_options_format_and_signals() {
+        for needle in [
+            "--listen ADDR",
+            "default 127.0.0.1:8080",
+            "--targets FILE",
+            "--primary URL",
+            "--secondary URL",
+            "--candidate URL",
+            "--timeout MS",
+            "(default 5000)",
+            "--connect-timeout MS",
+            "(default 1000)",
+            "--demo",
+            "-h, --help",
+            "-V, --version",
+            "ROLE = URL",
+            "timeout=1500",
+            "SIGHUP",
+            "SIGTERM, SIGINT",
+        ] {
+            assert!(HELP.contains(needle), "help lacks {needle:?}");
+        }
+        // Fits an 80-column terminal.
+        for line in HELP.lines() {
+            assert!(line.chars().count() <= 80, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn flag_names_keep_their_dashes() {
+        assert_eq!(Flag("h").to_string(), "-h");
+        assert_eq!(Flag("listen").to_string(), "--listen");
+    }
+}

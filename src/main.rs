@@ -1,3 +1,103 @@
-fn main() {
-    // being written
+//! The `trident` binary, kept thin: parse the command line, start logging, run the proxy (or
+//! the demo). Exit codes are decided here and nowhere else: 0 done, 1 a runtime failure,
+//! 2 a mistake in the command line or the targets.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use env_logger::Env;
+use trident::cli::{self, Command, Config, TargetSource};
+use trident::targets::Targets;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match cli::parse_args(&args) {
+        Ok(command) => command,
+        Err(err) => {
+            eprintln!("trident: {err}");
+            eprintln!("{}", cli::USAGE_HINT);
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::Help(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            println!("trident {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Demo(config) => {
+            start_logging();
+            match trident::demo::run(&config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    log::error!("demo failed: {err}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Run(config) => {
+            start_logging();
+            run(&config)
+        }
+    }
+}
+
+/// Logs go to stderr as `trident: LEVEL: message`, `info` and up unless RUST_LOG says otherwise.
+fn start_logging() {
+    env_logger::Builder::from_env(Env::default().default_filter_or("info"))
+        .format(|buf, record| writeln!(buf, "trident: {}: {}", record.level(), record.args()))
+        .init();
+}
+
+/// Loads the targets, binds, and runs the proxy until a signal stops it.
+fn run(config: &Config) -> ExitCode {
+    let loaded = match &config.targets {
+        Some(TargetSource::File(path)) => Targets::load(path),
+        Some(TargetSource::Urls {
+            primary,
+            secondary,
+            candidate,
+        }) => Targets::from_urls(primary, secondary, candidate),
+        // parse_args gives every Run a target source; only Demo has none.
+        None => {
+            eprintln!("trident: no targets");
+            return ExitCode::from(2);
+        }
+    };
+    let targets = match loaded {
+        Ok(targets) => targets,
+        Err(err) => {
+            eprintln!("trident: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut proxy = match trident::Proxy::bind(config, targets) {
+        Ok(proxy) => proxy,
+        Err(err) => {
+            eprintln!("trident: cannot listen on {}: {err}", config.listen);
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(err) = proxy.handle_signals() {
+        log::error!("cannot install signal handlers: {err}");
+        return ExitCode::from(1);
+    }
+    let (report, reporter) = trident::report::spawn(Box::new(std::io::stdout()));
+    let outcome = proxy.run(report);
+    // `run` has dropped the sender, so the report thread ends after the last block.
+    let reported = reporter.join();
+    match (outcome, reported) {
+        (Ok(()), Ok(())) => ExitCode::SUCCESS,
+        (Err(err), _) => {
+            log::error!("proxy stopped: {err}");
+            ExitCode::from(1)
+        }
+        (Ok(()), Err(_)) => {
+            log::error!("the report thread panicked; some exchanges were not reported");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -3,7 +3,9 @@
 //! never on the reactor at request time.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::fs;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
 
@@ -55,13 +57,15 @@ pub struct LegOptions {
 /// One upstream: where it is and how to talk to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// The part this upstream plays.
     pub role: Role,
     /// The URL as written (`http://127.0.0.1:9001`).
     pub url: String,
-    /// `host:port` from the URL.
+    /// `host:port` from the URL, as written (without a port if the URL has none).
     pub authority: String,
     /// The address the host resolved to when the targets were loaded.
     pub addr: SocketAddr,
+    /// This leg's own deadlines, over the command line's.
     pub options: LegOptions,
 }
 
@@ -74,20 +78,38 @@ pub struct Targets {
 impl Targets {
     /// Reads and parses a targets file; errors read `FILE:LINE: what is wrong`.
     pub fn load(path: &Path) -> Result<Targets, Error> {
-        let _ = path;
-        todo!()
+        let file = path.display().to_string();
+        match fs::read_to_string(path) {
+            Ok(text) => Targets::parse(&text, &file),
+            Err(err) => Err(Error::new(file, None, format!("cannot read: {err}"))),
+        }
     }
 
     /// Parses targets-file text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Targets, Error> {
-        let _ = (text, file);
-        todo!()
+        parse_file(text, file, &resolve)
     }
 
     /// Builds the targets from the three URL flags.
     pub fn from_urls(primary: &str, secondary: &str, candidate: &str) -> Result<Targets, Error> {
-        let _ = (primary, secondary, candidate);
-        todo!()
+        let leg = |role: Role, url: &str| {
+            let (authority, addr) = parse_url(url, &resolve)
+                .map_err(|message| Error::new(format!("--{role}"), None, message))?;
+            Ok(Target {
+                role,
+                url: url.to_string(),
+                authority,
+                addr,
+                options: LegOptions::default(),
+            })
+        };
+        Ok(Targets {
+            legs: [
+                leg(Role::Primary, primary)?,
+                leg(Role::Secondary, secondary)?,
+                leg(Role::Candidate, candidate)?,
+            ],
+        })
     }
 
     /// The target playing `role`.
@@ -104,15 +126,660 @@ impl Targets {
 /// What is wrong with a targets file or a target URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
-    // implementation-defined; Display gives `FILE:LINE: message` (or `FILE: message`,
-    // or `--primary: message` for the URL flags)
+    /// The file name, or the flag (`--primary`) for a URL given on the command line.
+    location: String,
+    /// 1-based; `None` when the problem is the file as a whole (unreadable, a role missing).
+    line: Option<usize>,
+    message: String,
+}
+
+impl Error {
+    fn new(location: impl Into<String>, line: Option<usize>, message: String) -> Error {
+        Error {
+            location: location.into(),
+            line,
+            message,
+        }
+    }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let _ = f;
-        todo!()
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.location, line, self.message),
+            None => write!(f, "{}: {}", self.location, self.message),
+        }
     }
 }
 
 impl std::error::Error for Error {}
+
+/// The longest deadline trident accepts: a day. Anything longer is surely a typo, and a bound
+/// keeps `Instant + timeout` from overflowing (which would panic on the reactor).
+const MAX_MILLIS: u64 = 24 * 60 * 60 * 1000;
+
+/// Parses the `MS` of `--timeout MS` and of `timeout=MS`: a positive whole number of
+/// milliseconds, at most a day. The error says what is wrong with `text`, quoting it, for the
+/// caller to prefix with the flag or option name.
+pub fn parse_millis(text: &str) -> Result<Duration, String> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(text) {
+        return Err(match text.strip_prefix('-') {
+            Some(rest) if digits(rest) => {
+                format!("{text:?} is not a positive number of milliseconds")
+            }
+            _ => format!("{text:?} is not a number of milliseconds"),
+        });
+    }
+    match text.parse::<u64>() {
+        Ok(0) => Err(format!("{text:?} is not a positive number of milliseconds")),
+        Ok(ms) if ms <= MAX_MILLIS => Ok(Duration::from_millis(ms)),
+        // All digits, so the only parse failure left is overflow: too long as well.
+        _ => Err(format!("{text:?} is more than a day ({MAX_MILLIS}ms)")),
+    }
+}
+
+/// Turns a host name and port into an address. Injected so that tests can fail a lookup
+/// without asking a real DNS server.
+type Resolver<'a> = &'a dyn Fn(&str, u16) -> io::Result<SocketAddr>;
+
+/// The system resolver, first address. Runs only when targets are loaded, never per request.
+fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
+    (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no addresses"))
+}
+
+/// The targets file, line by line; the first problem found is the error.
+fn parse_file(text: &str, file: &str, resolve: Resolver) -> Result<Targets, Error> {
+    // Per role: the line it was first given on, and the target.
+    let mut found: [Option<(usize, Target)>; 3] = [None, None, None];
+    // An editor's byte-order mark would otherwise glue itself to the first role name.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    for (index, raw) in text.lines().enumerate() {
+        let number = index + 1;
+        let at = |message: String| Error::new(file, Some(number), message);
+        let line = strip_comment(raw).trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (role, rest) = split_role(line).map_err(at)?;
+        if let Some((first, _)) = &found[role.index()] {
+            return Err(at(format!(
+                "duplicate role \"{role}\" (first on line {first})"
+            )));
+        }
+        let target = parse_target(role, rest, resolve).map_err(at)?;
+        found[role.index()] = Some((number, target));
+    }
+    let [primary, secondary, candidate] = found.map(|slot| slot.map(|(_, target)| target));
+    match (primary, secondary, candidate) {
+        (Some(primary), Some(secondary), Some(candidate)) => Ok(Targets {
+            legs: [primary, secondary, candidate],
+        }),
+        (primary, secondary, _) => {
+            let missing = if primary.is_none() {
+                Role::Primary
+            } else if secondary.is_none() {
+                Role::Secondary
+            } else {
+                Role::Candidate
+            };
+            Err(Error::new(
+                file,
+                None,
+                format!("missing role \"{missing}\""),
+            ))
+        }
+    }
+}
+
+/// Cuts a `#` comment: a whole line, or a `#` that follows whitespace. A `#` inside a word
+/// (`http://x/#frag`) stays, so that the URL check can reject it by name.
+fn strip_comment(line: &str) -> &str {
+    let mut previous_is_space = true;
+    for (at, c) in line.char_indices() {
+        if c == '#' && previous_is_space {
+            return &line[..at];
+        }
+        previous_is_space = c.is_whitespace();
+    }
+    line
+}
+
+/// Splits `role = rest` (spaces around `=` optional) into the role and what follows `=`.
+fn split_role(line: &str) -> Result<(Role, &str), String> {
+    let end = line
+        .find(|c: char| c == '=' || c.is_whitespace())
+        .unwrap_or(line.len());
+    let (word, rest) = line.split_at(end);
+    let role = match word {
+        "primary" => Role::Primary,
+        "secondary" => Role::Secondary,
+        "candidate" => Role::Candidate,
+        "" => return Err("expected \"ROLE = URL\"".to_string()),
+        other => return Err(format!("unknown role \"{other}\"")),
+    };
+    match rest.trim_start().strip_prefix('=') {
+        Some(rest) => Ok((role, rest.trim_start())),
+        None => Err(format!("expected \"=\" after \"{word}\"")),
+    }
+}
+
+/// `URL [key=value ...]`, what follows `role =`.
+fn parse_target(role: Role, rest: &str, resolve: Resolver) -> Result<Target, String> {
+    let mut words = rest.split_whitespace();
+    let Some(url) = words.next() else {
+        return Err(format!("missing URL after \"{role} =\""));
+    };
+    let (authority, addr) = parse_url(url, resolve)?;
+    let mut options = LegOptions::default();
+    for option in words {
+        let (key, value) = match option.split_once('=') {
+            Some((key, value)) if !key.is_empty() && !value.is_empty() => (key, value),
+            _ => return Err(format!("bad option \"{option}\" (expected KEY=VALUE)")),
+        };
+        let slot = match key {
+            "timeout" => &mut options.timeout,
+            "connect_timeout" => &mut options.connect_timeout,
+            _ => return Err(format!("unknown option \"{key}\"")),
+        };
+        if slot.is_some() {
+            return Err(format!("duplicate option \"{key}\""));
+        }
+        *slot = Some(parse_millis(value).map_err(|why| format!("{key}: {why}"))?);
+    }
+    Ok(Target {
+        role,
+        url: url.to_string(),
+        authority,
+        addr,
+        options,
+    })
+}
+
+/// Checks `http://HOST[:PORT][/]` and resolves it: the authority as written, and the address.
+/// Anything a plain host:port target cannot honour (a path, a query, user info) is an error
+/// rather than silently dropped.
+fn parse_url(url: &str, resolve: Resolver) -> Result<(String, SocketAddr), String> {
+    let bad = |why: &str| format!("bad URL \"{url}\": {why}");
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(bad("expected http://HOST[:PORT]"));
+    };
+    if scheme.eq_ignore_ascii_case("https") {
+        return Err("https targets are not supported yet".to_string());
+    }
+    if !scheme.eq_ignore_ascii_case("http") {
+        return Err(bad(&format!(
+            "unsupported scheme \"{scheme}\" (expected http://)"
+        )));
+    }
+
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if !tail.is_empty() && tail != "/" {
+        let path_end = tail.find(['?', '#']).unwrap_or(tail.len());
+        let (path, after) = tail.split_at(path_end);
+        return Err(if path.len() > 1 {
+            bad(&format!(
+                "a path (\"{path}\") is not allowed, only http://HOST[:PORT]"
+            ))
+        } else if after.starts_with('?') {
+            bad("a query is not allowed, only http://HOST[:PORT]")
+        } else {
+            bad("a fragment is not allowed, only http://HOST[:PORT]")
+        });
+    }
+    if authority.contains('@') {
+        return Err(bad("user info is not allowed, only http://HOST[:PORT]"));
+    }
+
+    // Split host and port; an IPv6 host is bracketed because it contains colons.
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let Some((inside, after)) = bracketed.split_once(']') else {
+            return Err(bad("missing \"]\" after the IPv6 address"));
+        };
+        let port = match after {
+            "" => None,
+            _ => match after.strip_prefix(':') {
+                Some(port) => Some(port),
+                None => return Err(bad("expected \":PORT\" after \"]\"")),
+            },
+        };
+        (Host::V6(inside), port)
+    } else {
+        if authority.matches(':').count() > 1 {
+            return Err(bad(
+                "an IPv6 address needs brackets, as in http://[::1]:8080",
+            ));
+        }
+        match authority.split_once(':') {
+            Some((host, port)) => (Host::Plain(host), Some(port)),
+            None => (Host::Plain(authority), None),
+        }
+    };
+    let port = match port {
+        None => 80,
+        Some("") => return Err(bad("missing port after \":\"")),
+        Some(port) if !port.bytes().all(|b| b.is_ascii_digit()) => {
+            return Err(bad(&format!("port \"{port}\" is not a number")));
+        }
+        Some(port) => match port.parse::<u16>() {
+            Ok(port) if port != 0 => port,
+            _ => return Err(bad(&format!("port \"{port}\" is out of range (1-65535)"))),
+        },
+    };
+
+    let addr = match host {
+        Host::V6(inside) => match inside.parse::<Ipv6Addr>() {
+            Ok(ip) => SocketAddr::new(IpAddr::V6(ip), port),
+            Err(_) => return Err(bad(&format!("\"[{inside}]\" is not an IPv6 address"))),
+        },
+        Host::Plain("") => return Err(bad("missing host")),
+        Host::Plain(host) => {
+            if let Ok(ip) = host.parse::<Ipv4Addr>() {
+                SocketAddr::new(IpAddr::V4(ip), port)
+            } else if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                // The resolver would take `10.1` as 10.0.0.1; a typo should not go that far.
+                return Err(bad(&format!("\"{host}\" is not an IPv4 address")));
+            } else if !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+            {
+                return Err(bad(&format!("\"{host}\" is not a host name")));
+            } else {
+                resolve(host, port).map_err(|err| format!("cannot resolve \"{host}\": {err}"))?
+            }
+        }
+    };
+    Ok((authority.to_string(), addr))
+}
+
+/// The host part of a URL, before it is resolved.
+enum Host<'a> {
+    /// Between brackets: must be an IPv6 address.
+    V6(&'a str),
+    /// An IPv4 address or a name.
+    Plain(&'a str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Option<Duration> {
+        Some(Duration::from_millis(n))
+    }
+
+    fn v4(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    const GOOD_HEAD: &str = "primary = http://127.0.0.1:9001\nsecondary = http://127.0.0.1:9002\n";
+
+    #[test]
+    fn good_files() {
+        // (file text, the three (authority, addr, options) in role order)
+        type Leg = (&'static str, SocketAddr, LegOptions);
+        let plain = LegOptions::default();
+        let rows: Vec<(String, [Leg; 3])> = vec![
+            (
+                format!("{GOOD_HEAD}candidate = http://127.0.0.1:9003\n"),
+                [
+                    ("127.0.0.1:9001", v4(9001), plain.clone()),
+                    ("127.0.0.1:9002", v4(9002), plain.clone()),
+                    ("127.0.0.1:9003", v4(9003), plain.clone()),
+                ],
+            ),
+            (
+                // Comments, blank lines, any spacing around `=`, trailing slash, default port,
+                // IPv6, per-leg options, CRLF line ends, roles in any order.
+                "# the three\r\n\r\n  candidate=http://[::1]:9003/  timeout=1500 connect_timeout=200 # new\r\n\
+                 \tsecondary =http://127.0.0.1/\r\n\
+                 primary= http://127.0.0.1:9001 # stable\r\n   # done\r\n"
+                    .to_string(),
+                [
+                    ("127.0.0.1:9001", v4(9001), plain.clone()),
+                    ("127.0.0.1", v4(80), plain.clone()),
+                    (
+                        "[::1]:9003",
+                        "[::1]:9003".parse().unwrap(),
+                        LegOptions {
+                            timeout: ms(1500),
+                            connect_timeout: ms(200),
+                        },
+                    ),
+                ],
+            ),
+            (
+                // A byte-order mark, and an upper-case scheme.
+                format!("\u{feff}{GOOD_HEAD}candidate = HTTP://127.0.0.1:9003 timeout=86400000"),
+                [
+                    ("127.0.0.1:9001", v4(9001), plain.clone()),
+                    ("127.0.0.1:9002", v4(9002), plain.clone()),
+                    (
+                        "127.0.0.1:9003",
+                        v4(9003),
+                        LegOptions {
+                            timeout: ms(86_400_000),
+                            connect_timeout: None,
+                        },
+                    ),
+                ],
+            ),
+        ];
+        for (text, legs) in rows {
+            let targets = match Targets::parse(&text, "targets.conf") {
+                Ok(targets) => targets,
+                Err(err) => panic!("{text:?}: {err}"),
+            };
+            for ((target, role), (authority, addr, options)) in
+                targets.iter().zip(Role::ALL).zip(legs)
+            {
+                assert_eq!(target.role, role, "{text:?}");
+                assert_eq!(target.authority, authority, "{text:?}");
+                assert_eq!(target.addr, addr, "{text:?}");
+                assert_eq!(target.options, options, "{text:?}");
+                assert_eq!(targets.get(role), target);
+            }
+        }
+    }
+
+    #[test]
+    fn url_is_kept_as_written() {
+        let text = format!("{GOOD_HEAD}candidate = http://127.0.0.1:9003/ timeout=5");
+        let targets = Targets::parse(&text, "t").unwrap();
+        assert_eq!(targets.get(Role::Candidate).url, "http://127.0.0.1:9003/");
+    }
+
+    #[test]
+    fn localhost_resolves_at_load_time() {
+        let text = format!("{GOOD_HEAD}candidate = http://localhost:9003");
+        let targets = Targets::parse(&text, "t").unwrap();
+        let candidate = targets.get(Role::Candidate);
+        assert_eq!(candidate.authority, "localhost:9003");
+        assert!(candidate.addr.ip().is_loopback(), "{}", candidate.addr);
+        assert_eq!(candidate.addr.port(), 9003);
+    }
+
+    #[test]
+    fn bad_files_name_file_line_and_problem() {
+        // (the candidate line, or a whole file when it has no primary line, and the error)
+        let rows: &[(&str, &str)] = &[
+            ("canidate = http://127.0.0.1:1", "targets.conf:3: unknown role \"canidate\""),
+            ("Candidate = http://127.0.0.1:1", "targets.conf:3: unknown role \"Candidate\""),
+            (
+                "primary = http://127.0.0.1:1",
+                "targets.conf:3: duplicate role \"primary\" (first on line 1)",
+            ),
+            ("candidate http://127.0.0.1:1", "targets.conf:3: expected \"=\" after \"candidate\""),
+            ("= http://127.0.0.1:1", "targets.conf:3: expected \"ROLE = URL\""),
+            ("candidate =", "targets.conf:3: missing URL after \"candidate =\""),
+            ("candidate = # none", "targets.conf:3: missing URL after \"candidate =\""),
+            (
+                "candidate = http//x",
+                "targets.conf:3: bad URL \"http//x\": expected http://HOST[:PORT]",
+            ),
+            (
+                "candidate = ftp://127.0.0.1",
+                "targets.conf:3: bad URL \"ftp://127.0.0.1\": unsupported scheme \"ftp\" (expected http://)",
+            ),
+            (
+                "candidate = https://127.0.0.1:443",
+                "targets.conf:3: https targets are not supported yet",
+            ),
+            (
+                "candidate = http://127.0.0.1:1/api",
+                "targets.conf:3: bad URL \"http://127.0.0.1:1/api\": a path (\"/api\") is not allowed, only http://HOST[:PORT]",
+            ),
+            (
+                "candidate = http://127.0.0.1:1//",
+                "targets.conf:3: bad URL \"http://127.0.0.1:1//\": a path (\"//\") is not allowed, only http://HOST[:PORT]",
+            ),
+            (
+                "candidate = http://127.0.0.1:1/?a=b",
+                "targets.conf:3: bad URL \"http://127.0.0.1:1/?a=b\": a query is not allowed, only http://HOST[:PORT]",
+            ),
+            (
+                "candidate = http://127.0.0.1:1?a",
+                "targets.conf:3: bad URL \"http://127.0.0.1:1?a\": a query is not allowed, only http://HOST[:PORT]",
+            ),
+            (
+                "candidate = http://127.0.0.1:1/#top",
+                "targets.conf:3: bad URL \"http://127.0.0.1:1/#top\": a fragment is not allowed, only http://HOST[:PORT]",
+            ),
+            (
+                "candidate = http://user:pw@127.0.0.1:1",
+                "targets.conf:3: bad URL \"http://user:pw@127.0.0.1:1\": user info is not allowed, only http://HOST[:PORT]",
+            ),
+            (
+                "candidate = http://127.0.0.1:http",
+                "targets.conf:3: bad URL \"http://127.0.0.1:http\": port \"http\" is not a number",
+            ),
+            (
+                "candidate = http://127.0.0.1:+80",
+                "targets.conf:3: bad URL \"http://127.0.0.1:+80\": port \"+80\" is not a number",
+            ),
+            (
+                "candidate = http://127.0.0.1:65536",
+                "targets.conf:3: bad URL \"http://127.0.0.1:65536\": port \"65536\" is out of range (1-65535)",
+            ),
+            (
+                "candidate = http://127.0.0.1:0",
+                "targets.conf:3: bad URL \"http://127.0.0.1:0\": port \"0\" is out of range (1-65535)",
+            ),
+            (
+                "candidate = http://127.0.0.1:",
+                "targets.conf:3: bad URL \"http://127.0.0.1:\": missing port after \":\"",
+            ),
+            ("candidate = http://", "targets.conf:3: bad URL \"http://\": missing host"),
+            ("candidate = http://:80", "targets.conf:3: bad URL \"http://:80\": missing host"),
+            (
+                "candidate = http://::1:80",
+                "targets.conf:3: bad URL \"http://::1:80\": an IPv6 address needs brackets, as in http://[::1]:8080",
+            ),
+            (
+                "candidate = http://[::1:80",
+                "targets.conf:3: bad URL \"http://[::1:80\": missing \"]\" after the IPv6 address",
+            ),
+            (
+                "candidate = http://[::1]80",
+                "targets.conf:3: bad URL \"http://[::1]80\": expected \":PORT\" after \"]\"",
+            ),
+            (
+                "candidate = http://[zz]:80",
+                "targets.conf:3: bad URL \"http://[zz]:80\": \"[zz]\" is not an IPv6 address",
+            ),
+            (
+                "candidate = http://10.1:80",
+                "targets.conf:3: bad URL \"http://10.1:80\": \"10.1\" is not an IPv4 address",
+            ),
+            (
+                "candidate = http://127.0.0.256",
+                "targets.conf:3: bad URL \"http://127.0.0.256\": \"127.0.0.256\" is not an IPv4 address",
+            ),
+            (
+                "candidate = http://lo%63alhost",
+                "targets.conf:3: bad URL \"http://lo%63alhost\": \"lo%63alhost\" is not a host name",
+            ),
+            ("candidate = http://127.0.0.1 foo=1", "targets.conf:3: unknown option \"foo\""),
+            (
+                "candidate = http://127.0.0.1 timeout",
+                "targets.conf:3: bad option \"timeout\" (expected KEY=VALUE)",
+            ),
+            (
+                "candidate = http://127.0.0.1 timeout=",
+                "targets.conf:3: bad option \"timeout=\" (expected KEY=VALUE)",
+            ),
+            (
+                "candidate = http://127.0.0.1 =5",
+                "targets.conf:3: bad option \"=5\" (expected KEY=VALUE)",
+            ),
+            (
+                "candidate = http://127.0.0.1 timeout = 5",
+                "targets.conf:3: bad option \"timeout\" (expected KEY=VALUE)",
+            ),
+            (
+                "candidate = http://127.0.0.1 timeout=abc",
+                "targets.conf:3: timeout: \"abc\" is not a number of milliseconds",
+            ),
+            (
+                "candidate = http://127.0.0.1 connect_timeout=0",
+                "targets.conf:3: connect_timeout: \"0\" is not a positive number of milliseconds",
+            ),
+            (
+                "candidate = http://127.0.0.1 timeout=-5",
+                "targets.conf:3: timeout: \"-5\" is not a positive number of milliseconds",
+            ),
+            (
+                "candidate = http://127.0.0.1 timeout=86400001",
+                "targets.conf:3: timeout: \"86400001\" is more than a day (86400000ms)",
+            ),
+            (
+                "candidate = http://127.0.0.1 timeout=1 timeout=2",
+                "targets.conf:3: duplicate option \"timeout\"",
+            ),
+            ("# no candidate", "targets.conf: missing role \"candidate\""),
+        ];
+        for (line, expected) in rows {
+            let text = format!("{GOOD_HEAD}{line}\n");
+            match Targets::parse(&text, "targets.conf") {
+                Ok(_) => panic!("{line:?} parsed"),
+                Err(err) => assert_eq!(err.to_string(), *expected, "{line:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn missing_roles_are_named_in_role_order() {
+        let rows: &[(&str, &str)] = &[
+            ("", "t.conf: missing role \"primary\""),
+            ("# nothing\n\n", "t.conf: missing role \"primary\""),
+            (
+                "candidate = http://127.0.0.1:3",
+                "t.conf: missing role \"primary\"",
+            ),
+            (
+                "primary = http://127.0.0.1:1",
+                "t.conf: missing role \"secondary\"",
+            ),
+        ];
+        for (text, expected) in rows {
+            let err = Targets::parse(text, "t.conf").unwrap_err();
+            assert_eq!(err.to_string(), *expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn failed_lookup_names_the_host() {
+        let refuse = |_: &str, _: u16| -> io::Result<SocketAddr> {
+            Err(io::Error::new(io::ErrorKind::NotFound, "no such host"))
+        };
+        let text = format!("{GOOD_HEAD}candidate = http://shadow.internal:8080\n");
+        let err = parse_file(&text, "targets.conf", &refuse).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "targets.conf:3: cannot resolve \"shadow.internal\": no such host"
+        );
+    }
+
+    #[test]
+    fn unreadable_file_says_so() {
+        let path = Path::new("/nonexistent/trident/targets.conf");
+        let err = Targets::load(path).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("/nonexistent/trident/targets.conf: cannot read: "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn load_reads_a_real_file() {
+        let path =
+            std::env::temp_dir().join(format!("trident-targets-{}.conf", std::process::id()));
+        fs::write(
+            &path,
+            format!("{GOOD_HEAD}candidate = http://127.0.0.1:9003\n"),
+        )
+        .unwrap();
+        let loaded = Targets::load(&path);
+        let _ = fs::remove_file(&path);
+        assert_eq!(loaded.unwrap().get(Role::Candidate).addr, v4(9003));
+    }
+
+    #[test]
+    fn url_flags_are_labelled_by_flag() {
+        let targets = Targets::from_urls(
+            "http://127.0.0.1:1",
+            "http://127.0.0.1:2/",
+            "http://[::1]:3",
+        )
+        .unwrap();
+        let ports: Vec<u16> = targets.iter().map(|t| t.addr.port()).collect();
+        assert_eq!(ports, [1, 2, 3]);
+        assert_eq!(targets.get(Role::Secondary).url, "http://127.0.0.1:2/");
+        assert_eq!(targets.get(Role::Candidate).options, LegOptions::default());
+
+        let rows: &[([&str; 3], &str)] = &[
+            (
+                ["http//x", "http://127.0.0.1:2", "http://127.0.0.1:3"],
+                "--primary: bad URL \"http//x\": expected http://HOST[:PORT]",
+            ),
+            (
+                ["http://127.0.0.1:1", "https://127.0.0.1", "http://127.0.0.1:3"],
+                "--secondary: https targets are not supported yet",
+            ),
+            (
+                ["http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3/x"],
+                "--candidate: bad URL \"http://127.0.0.1:3/x\": a path (\"/x\") is not allowed, only http://HOST[:PORT]",
+            ),
+        ];
+        for ([p, s, c], expected) in rows {
+            let err = Targets::from_urls(p, s, c).unwrap_err();
+            assert_eq!(err.to_string(), *expected);
+        }
+    }
+
+    #[test]
+    fn millis() {
+        let rows: &[(&str, Result<u64, &str>)] = &[
+            ("1", Ok(1)),
+            ("5000", Ok(5000)),
+            ("007", Ok(7)),
+            ("86400000", Ok(86_400_000)),
+            ("0", Err("\"0\" is not a positive number of milliseconds")),
+            ("-1", Err("\"-1\" is not a positive number of milliseconds")),
+            ("abc", Err("\"abc\" is not a number of milliseconds")),
+            ("", Err("\"\" is not a number of milliseconds")),
+            ("1.5", Err("\"1.5\" is not a number of milliseconds")),
+            ("+5", Err("\"+5\" is not a number of milliseconds")),
+            ("5ms", Err("\"5ms\" is not a number of milliseconds")),
+            (
+                "99999999999999999999999",
+                Err("\"99999999999999999999999\" is more than a day (86400000ms)"),
+            ),
+        ];
+        for (text, expected) in rows {
+            let got = parse_millis(text);
+            let expected = expected.map(Duration::from_millis).map_err(str::to_string);
+            assert_eq!(got, expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn comments_need_whitespace_before_them() {
+        let rows: &[(&str, &str)] = &[
+            ("# all", ""),
+            ("a # b", "a "),
+            ("a\t#b", "a\t"),
+            ("http://x/#frag", "http://x/#frag"),
+            ("a#b #c", "a#b "),
+            ("plain", "plain"),
+        ];
+        for (line, expected) in rows {
+            assert_eq!(strip_comment(line), *expected, "{line:?}");
+        }
+    }
+}

@@ -7,10 +7,214 @@
 //! RESPONSE 1 candidate => error: connection refused
 //! ```
 
-use super::ExchangeRecord;
+use std::fmt;
+use std::io::{self, Write};
+use std::time::Duration;
+
+use super::{ExchangeRecord, LegOutcome};
+use crate::targets::Role;
 
 /// Appends the four lines of `record`'s block to `out`.
 pub fn write_block(record: &ExchangeRecord, out: &mut Vec<u8>) {
-    let _ = (record, out);
-    todo!()
+    // Writing into a Vec cannot fail.
+    let _ = write_lines(record, out);
+}
+
+fn write_lines(record: &ExchangeRecord, out: &mut Vec<u8>) -> io::Result<()> {
+    let id = record.id;
+    writeln!(
+        out,
+        "REQUEST {id} => {} {} {} (host={}, body={}B)",
+        record.method,
+        record.target,
+        record.version.as_str(),
+        record.host.as_deref().unwrap_or("-"),
+        record.request_body_bytes,
+    )?;
+    for role in Role::ALL {
+        write!(out, "RESPONSE {id} {role} => ")?;
+        match &record.legs[role.index()] {
+            LegOutcome::Response {
+                status,
+                reason,
+                body_bytes,
+                elapsed,
+            } => {
+                let elapsed = Millis(*elapsed);
+                if reason.is_empty() {
+                    writeln!(out, "{status} (body={body_bytes}B, {elapsed})")?;
+                } else {
+                    writeln!(out, "{status} {reason} (body={body_bytes}B, {elapsed})")?;
+                }
+            }
+            LegOutcome::Failed { error, .. } => writeln!(out, "error: {error}")?,
+            LegOutcome::Skipped(why) => writeln!(out, "skipped: {why}")?,
+        }
+    }
+    Ok(())
+}
+
+/// Elapsed time as milliseconds with exactly one decimal (`0.4ms`, `1503.2ms`), rounded to
+/// the nearest tenth in integers so that the text never depends on float formatting.
+struct Millis(Duration);
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tenths = (self.0.as_micros() + 50) / 100;
+        write!(f, "{}.{}ms", tenths / 10, tenths % 10)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failure::LegError;
+    use crate::http::Version;
+
+    fn ok(status: u16, reason: &str, body_bytes: u64, micros: u64) -> LegOutcome {
+        LegOutcome::Response {
+            status,
+            reason: reason.to_string(),
+            body_bytes,
+            elapsed: Duration::from_micros(micros),
+        }
+    }
+
+    fn record(host: Option<&str>, legs: [LegOutcome; 3]) -> ExchangeRecord {
+        ExchangeRecord {
+            id: 1,
+            method: "GET".to_string(),
+            target: "/hello".to_string(),
+            version: Version::Http11,
+            host: host.map(str::to_string),
+            request_body_bytes: 0,
+            legs,
+        }
+    }
+
+    fn text(record: &ExchangeRecord) -> String {
+        let mut out = Vec::new();
+        write_block(record, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn blocks() {
+        let refused = LegOutcome::Failed {
+            error: LegError::ConnectionRefused,
+            elapsed: Duration::from_micros(300),
+        };
+        let rows: Vec<(ExchangeRecord, &str)> = vec![
+            (
+                record(
+                    Some("localhost:8080"),
+                    [
+                        ok(200, "OK", 12, 400),
+                        ok(200, "OK", 12, 549),
+                        refused.clone(),
+                    ],
+                ),
+                "REQUEST 1 => GET /hello HTTP/1.1 (host=localhost:8080, body=0B)\n\
+                 RESPONSE 1 primary => 200 OK (body=12B, 0.4ms)\n\
+                 RESPONSE 1 secondary => 200 OK (body=12B, 0.5ms)\n\
+                 RESPONSE 1 candidate => error: connection refused\n",
+            ),
+            (
+                record(
+                    None,
+                    [
+                        ok(404, "Not Found", 0, 12_345),
+                        LegOutcome::Failed {
+                            error: LegError::Timeout(Duration::from_millis(1500)),
+                            elapsed: Duration::from_millis(1500),
+                        },
+                        LegOutcome::Skipped("saturated"),
+                    ],
+                ),
+                "REQUEST 1 => GET /hello HTTP/1.1 (host=-, body=0B)\n\
+                 RESPONSE 1 primary => 404 Not Found (body=0B, 12.3ms)\n\
+                 RESPONSE 1 secondary => error: timeout after 1500ms\n\
+                 RESPONSE 1 candidate => skipped: saturated\n",
+            ),
+            (
+                record(
+                    Some("h"),
+                    [
+                        ok(204, "", 0, 1_503_249),
+                        ok(200, "", 3, 0),
+                        ok(599, "Whatever You Like", 1, 99_950),
+                    ],
+                ),
+                "REQUEST 1 => GET /hello HTTP/1.1 (host=h, body=0B)\n\
+                 RESPONSE 1 primary => 204 (body=0B, 1503.2ms)\n\
+                 RESPONSE 1 secondary => 200 (body=3B, 0.0ms)\n\
+                 RESPONSE 1 candidate => 599 Whatever You Like (body=1B, 100.0ms)\n",
+            ),
+        ];
+        for (record, expected) in rows {
+            assert_eq!(text(&record), expected);
+        }
+    }
+
+    #[test]
+    fn request_line_shows_method_target_version_and_body() {
+        let mut post = record(
+            None,
+            [
+                ok(201, "Created", 0, 1000),
+                ok(201, "Created", 0, 1000),
+                ok(201, "Created", 0, 1000),
+            ],
+        );
+        post.id = 42;
+        post.method = "POST".to_string();
+        post.target = "/upload?x=1".to_string();
+        post.version = Version::Http10;
+        post.request_body_bytes = 1_048_576;
+        let text = text(&post);
+        let first = text.lines().next().unwrap();
+        assert_eq!(
+            first,
+            "REQUEST 42 => POST /upload?x=1 HTTP/1.0 (host=-, body=1048576B)"
+        );
+        assert!(text.contains("RESPONSE 42 candidate => 201 Created (body=0B, 1.0ms)\n"));
+    }
+
+    #[test]
+    fn millis_have_one_decimal_rounded() {
+        let rows: &[(u64, &str)] = &[
+            (0, "0.0ms"),
+            (49, "0.0ms"),
+            (50, "0.1ms"),
+            (400, "0.4ms"),
+            (12_345, "12.3ms"),
+            (12_350, "12.4ms"),
+            (999_960, "1000.0ms"),
+            (1_503_249, "1503.2ms"),
+        ];
+        for (micros, expected) in rows {
+            assert_eq!(
+                Millis(Duration::from_micros(*micros)).to_string(),
+                *expected
+            );
+        }
+    }
+
+    #[test]
+    fn appends_without_clearing() {
+        let mut out = b"before\n".to_vec();
+        write_block(
+            &record(
+                None,
+                [
+                    LegOutcome::Skipped("a"),
+                    LegOutcome::Skipped("b"),
+                    LegOutcome::Skipped("c"),
+                ],
+            ),
+            &mut out,
+        );
+        assert!(out.starts_with(b"before\nREQUEST 1 => "));
+        assert!(out.ends_with(b"RESPONSE 1 candidate => skipped: c\n"));
+    }
 }
