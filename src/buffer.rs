@@ -124,12 +124,15 @@ mod tests {
         );
         assert_eq!(buf.data(), b"hell");
         buf.consume(2);
+        // Compacting makes room before growing.
         buf.read_from(&mut src, 4, 64).unwrap();
-        assert_eq!(buf.data(), b"llo wo");
-        buf.consume(6);
+        assert_eq!(buf.data(), b"llo ");
+        buf.consume(4);
         assert!(buf.is_empty());
         buf.read_from(&mut src, 16, 64).unwrap();
-        assert_eq!(buf.data(), b"rld");
+        assert_eq!(buf.data(), b"worl");
+        buf.read_from(&mut src, 16, 64).unwrap();
+        assert_eq!(buf.data(), b"world");
         assert_eq!(buf.read_from(&mut src, 16, 64).unwrap(), ReadOutcome::Eof);
     }
 

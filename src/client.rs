@@ -14,7 +14,7 @@ use crate::buffer::{Buffer, ReadOutcome};
 use crate::exchange::ClientResponse;
 use crate::http::{self, Connection, Framing, Version};
 use crate::reactor::{Conn, Core};
-use crate::timer::Deadline;
+use crate::timer::{Alarm, Deadline};
 
 /// Bytes read from a client socket per read call (and the buffer's growth step).
 pub const READ_STEP: usize = 16 * 1024;
@@ -53,8 +53,8 @@ pub struct Client {
     pub out: Vec<u8>,
     pub out_pos: usize,
     pub phase: ClientPhase,
-    /// Bumped at each phase change so deadlines set in an earlier phase are stale.
-    pub epoch: u64,
+    /// The idle or head deadline of the current phase (none while busy).
+    pub alarm: Alarm,
     /// Close once the current response is out (client asked, HTTP/1.0, error, shutdown).
     pub close_after: bool,
 }
@@ -72,7 +72,7 @@ impl Client {
             out: Vec::new(),
             out_pos: 0,
             phase: ClientPhase::Idle { head_started: None },
-            epoch: 0,
+            alarm: Alarm::default(),
             close_after: false,
         }
     }
@@ -254,15 +254,16 @@ impl Core {
                             client.phase = ClientPhase::Idle {
                                 head_started: Some(now),
                             };
-                            client.epoch += 1;
-                            let (serial, epoch) = (client.serial, client.epoch);
-                            self.timers.set(
+                            // A deadline from the first byte, which trickling bytes cannot
+                            // extend (slowloris).
+                            let deadline = Deadline::Client {
+                                conn: key,
+                                serial: client.serial,
+                            };
+                            self.timers.set_alarm(
+                                &mut client.alarm,
                                 now + self.settings.head_timeout,
-                                Deadline::Client {
-                                    conn: key,
-                                    serial,
-                                    epoch,
-                                },
+                                deadline,
                             );
                             return true;
                         }
@@ -281,8 +282,10 @@ impl Core {
                 Ok(true) => continue,
                 Ok(false) => {
                     if client.eof {
-                        // Closed between requests (or mid-head: nothing to answer).
-                        self.close_conn(key);
+                        // Closed between requests (or mid-head: nothing to answer); what
+                        // is still owed to it goes out first.
+                        client.phase = ClientPhase::Closing;
+                        return true;
                     }
                     return false;
                 }
@@ -300,7 +303,6 @@ impl Core {
         if let Some(Conn::Client(client)) = self.conns.get_mut(key) {
             write_own_response(status, text, Version::Http11, false, &mut client.out);
             client.phase = ClientPhase::Closing;
-            client.epoch += 1;
             client.input.clear();
         }
     }
@@ -315,26 +317,28 @@ impl Core {
         if !(response_done && ex.request.is_done()) {
             return false;
         }
-        ex.client = None;
         let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
             return false;
         };
-        client.epoch += 1;
+        if client.phase != (ClientPhase::Busy { exchange }) {
+            return false;
+        }
+        ex.client = None;
         if client.close_after || self.draining {
             client.phase = ClientPhase::Closing;
         } else {
             client.phase = ClientPhase::Idle { head_started: None };
-            let (serial, epoch) = (client.serial, client.epoch);
             if client.input.is_empty() {
                 client.input.release();
             }
-            self.timers.set(
+            let deadline = Deadline::Client {
+                conn: key,
+                serial: client.serial,
+            };
+            self.timers.set_alarm(
+                &mut client.alarm,
                 Instant::now() + self.settings.idle_timeout,
-                Deadline::Client {
-                    conn: key,
-                    serial,
-                    epoch,
-                },
+                deadline,
             );
         }
         self.finish_exchange_if_done(exchange);
@@ -363,11 +367,16 @@ impl Core {
     }
 
     /// A client deadline fired: a head that took too long gets 408, an idle connection closes.
-    pub(crate) fn client_deadline(&mut self, key: usize, serial: u64, epoch: u64) {
+    pub(crate) fn client_deadline(&mut self, key: usize, serial: u64) {
         let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
             return;
         };
-        if client.serial != serial || client.epoch != epoch {
+        let deadline = Deadline::Client { conn: key, serial };
+        if client.serial != serial
+            || !self
+                .timers
+                .fire_alarm(&mut client.alarm, Instant::now(), deadline)
+        {
             return;
         }
         match client.phase {

@@ -24,7 +24,7 @@ use crate::http::{self, body, BodyDecoder, BodyLength, Framing, RequestHead, Ver
 use crate::reactor::{Conn, Core};
 use crate::report::{ExchangeRecord, LegOutcome};
 use crate::targets::{Role, Targets};
-use crate::timer::Deadline;
+use crate::timer::{Alarm, Deadline};
 use crate::upstream::{Upstream, UpstreamState};
 
 /// Most framed request-body bytes held for the legs that have not written them yet.
@@ -92,6 +92,11 @@ pub struct Leg {
     pub role: Role,
     pub addr: SocketAddr,
     pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// When the whole leg must be over.
+    pub deadline: Instant,
+    /// When its TCP connect must be done, while it is connecting.
+    pub connect_deadline: Option<Instant>,
     /// The upstream connection (slab key) while the leg holds one.
     pub conn: Option<usize>,
     /// This leg's request head (its own Host and framing fields) and how much went out.
@@ -131,9 +136,23 @@ pub struct Exchange {
     pub request: Request,
     pub response: ClientResponse,
     pub legs: [Leg; 3],
+    /// The nearest leg or connect deadline.
+    pub alarm: Alarm,
 }
 
 impl Exchange {
+    /// The nearest deadline of a leg still running.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.legs
+            .iter()
+            .filter(|leg| !leg.is_finished())
+            .map(|leg| {
+                leg.connect_deadline
+                    .map_or(leg.deadline, |c| c.min(leg.deadline))
+            })
+            .min()
+    }
+
     fn all_legs_finished(&self) -> bool {
         self.legs.iter().all(Leg::is_finished)
     }
@@ -184,6 +203,7 @@ impl Core {
         let targets = Arc::clone(&self.targets);
         let legs = Role::ALL.map(|role| {
             let target = targets.get(role);
+            let timeout = target.options.timeout.unwrap_or(self.settings.timeout);
             let mut leg_head = Vec::with_capacity(head.fields.len() + 128);
             // An HTTP/1.0 request may lack Host; HTTP/1.1 upstreams need one (RFC 9112 §3.2).
             let host_field = [("Host", target.authority.as_str())];
@@ -196,7 +216,13 @@ impl Core {
             Leg {
                 role,
                 addr: target.addr,
-                timeout: target.options.timeout.unwrap_or(self.settings.timeout),
+                timeout,
+                connect_timeout: target
+                    .options
+                    .connect_timeout
+                    .unwrap_or(self.settings.connect_timeout),
+                deadline: now + timeout,
+                connect_deadline: None,
                 conn: None,
                 head: leg_head,
                 head_sent: 0,
@@ -205,13 +231,6 @@ impl Core {
                 retried: false,
                 outcome: None,
             }
-        });
-        let connect_timeouts = Role::ALL.map(|role| {
-            targets
-                .get(role)
-                .options
-                .connect_timeout
-                .unwrap_or(self.settings.connect_timeout)
         });
         let decoder = BodyDecoder::new(head.body, &self.settings.limits);
         let expect_continue =
@@ -231,11 +250,12 @@ impl Core {
             },
             response: ClientResponse::Pending,
             legs,
+            alarm: Alarm::default(),
         };
         let key = self.exchanges.insert(exchange);
         if let Some(Conn::Client(client)) = self.conns.get_mut(client_key) {
             client.phase = ClientPhase::Busy { exchange: key };
-            client.epoch += 1;
+            client.alarm.clear();
             client.close_after = !keep_alive;
             if expect_continue {
                 // Three legs cannot share one interim response: trident answers it itself.
@@ -245,24 +265,22 @@ impl Core {
             }
         }
         for role in Role::ALL {
-            let timeout = self.exchanges[key].legs[role.index()].timeout;
-            self.timers.set(
-                now + timeout,
-                Deadline::Leg {
-                    exchange: key,
-                    id,
-                    role,
-                },
-            );
-            self.timers.set(
-                now + connect_timeouts[role.index()],
-                Deadline::Connect {
-                    exchange: key,
-                    id,
-                    role,
-                },
-            );
             self.attach_upstream(key, role);
+        }
+        self.arm_exchange(key);
+    }
+
+    /// Points the exchange's alarm at its nearest deadline.
+    fn arm_exchange(&mut self, key: usize) {
+        let Some(ex) = self.exchanges.get_mut(key) else {
+            return;
+        };
+        if let Some(at) = ex.next_deadline() {
+            let deadline = Deadline::Exchange {
+                exchange: key,
+                id: ex.id,
+            };
+            self.timers.set_alarm(&mut ex.alarm, at, deadline);
         }
     }
 
@@ -279,6 +297,7 @@ impl Core {
                         exchange: key,
                         role,
                     };
+                    up.alarm.clear();
                     ex.legs[role.index()].conn = Some(conn);
                     return;
                 }
@@ -293,6 +312,8 @@ impl Core {
     /// Opens a non-blocking connection to `addr` for leg `role` of exchange `key`.
     fn connect(&mut self, addr: SocketAddr, key: usize, role: Role) -> io::Result<usize> {
         let stream = TcpStream::connect(addr)?;
+        // Heads and bodies go out as separate writes; Nagle would hold the second one.
+        stream.set_nodelay(true)?;
         self.next_serial += 1;
         let serial = self.next_serial;
         let entry = self.conns.vacant_entry();
@@ -304,6 +325,10 @@ impl Core {
             Interest::READABLE | Interest::WRITABLE,
         )?;
         entry.insert(Conn::Upstream(up));
+        if let Some(ex) = self.exchanges.get_mut(key) {
+            let leg = &mut ex.legs[role.index()];
+            leg.connect_deadline = Some(Instant::now() + leg.connect_timeout);
+        }
         Ok(conn)
     }
 
@@ -326,7 +351,12 @@ impl Core {
             UpstreamState::Busy { exchange, role } => {
                 if !up.connected {
                     match connect_result(&up.stream) {
-                        Ok(true) => up.connected = true,
+                        Ok(true) => {
+                            up.connected = true;
+                            if let Some(ex) = self.exchanges.get_mut(exchange) {
+                                ex.legs[role.index()].connect_deadline = None;
+                            }
+                        }
                         Ok(false) => return,
                         Err(e) => {
                             self.fail_leg(exchange, role, LegError::from_io(&e));
@@ -352,17 +382,49 @@ impl Core {
 
     /// Moves exchange `key` forward: request bytes from the client to the legs, responses
     /// from the legs (the primary's to the client).
+    ///
+    /// Runs until nothing moves: room made by one side (legs draining the shared buffer, the
+    /// client draining its output) is used by the other at once, since readiness that was
+    /// already reported will not be reported again.
     pub(crate) fn drive_exchange(&mut self, key: usize) {
-        self.pump_request(key);
-        for role in Role::ALL {
-            self.drive_leg(key, role);
+        loop {
+            let before = self.progress(key);
+            self.pump_request(key);
+            for role in Role::ALL {
+                self.drive_leg(key, role);
+            }
+            self.release_request_bytes(key);
+            match self.exchanges.get(key).and_then(|ex| ex.client) {
+                Some(client) => self.flush_client(client),
+                None => {
+                    self.finish_exchange_if_done(key);
+                    return;
+                }
+            }
+            if self.progress(key) == before {
+                return;
+            }
         }
-        self.release_request_bytes(key);
-        if let Some(client) = self.exchanges.get(key).and_then(|ex| ex.client) {
-            self.flush_client(client);
-        } else {
-            self.finish_exchange_if_done(key);
-        }
+    }
+
+    /// A fingerprint of how far exchange `key` and its client have come; equal fingerprints
+    /// mean nothing moved.
+    fn progress(&self, key: usize) -> Option<(u64, u64, u64, usize)> {
+        let ex = self.exchanges.get(key)?;
+        let sent: u64 = ex
+            .legs
+            .iter()
+            .map(|leg| leg.head_sent as u64 + leg.body_sent + u64::from(leg.is_finished()))
+            .sum();
+        let relayed = match &ex.legs[Role::Primary.index()].response {
+            LegResponse::Body { bytes, .. } => *bytes + 1,
+            LegResponse::Head => 0,
+        };
+        let output = match ex.client.and_then(|c| self.conns.get(c)) {
+            Some(Conn::Client(client)) => client.out_pos + client.out.len(),
+            _ => 0,
+        };
+        Some((ex.request.end(), sent, relayed, output))
     }
 
     /// Reads the client's request body into the shared buffer, as far as the cap allows.
@@ -444,7 +506,6 @@ impl Core {
                 }
                 if let Some(Conn::Client(client)) = self.conns.get_mut(client_key) {
                     client.phase = ClientPhase::Closing;
-                    client.epoch += 1;
                 }
             }
         }
@@ -608,11 +669,15 @@ impl Core {
             let now = Instant::now();
             up.state = UpstreamState::Idle { since: now };
             up.input.release();
-            let (addr, serial) = (up.addr, up.serial);
-            if self.pool.put(addr, conn) {
-                self.timers.set(
+            if self.pool.put(up.addr, conn) {
+                let deadline = Deadline::PooledIdle {
+                    conn,
+                    serial: up.serial,
+                };
+                self.timers.set_alarm(
+                    &mut up.alarm,
                     now + self.settings.pool_idle_timeout,
-                    Deadline::PooledIdle { conn, serial },
+                    deadline,
                 );
                 return;
             }
@@ -652,6 +717,7 @@ impl Core {
                 match self.connect(addr, key, role) {
                     Ok(conn) => {
                         ex_leg(&mut self.exchanges, key, role).conn = Some(conn);
+                        self.arm_exchange(key);
                         return;
                     }
                     Err(e) => return self.fail_leg(key, role, LegError::from_io(&e)),
@@ -701,7 +767,6 @@ impl Core {
                     // The rest of the body will never be read: close after the answer.
                     ex.client = None;
                     client.phase = ClientPhase::Closing;
-                    client.epoch += 1;
                 }
             }
             ClientResponse::Streaming(_) => {
@@ -710,9 +775,16 @@ impl Core {
                 ex.response = ClientResponse::Abandoned;
                 ex.client = None;
                 client.phase = ClientPhase::Closing;
-                client.epoch += 1;
             }
             ClientResponse::Done | ClientResponse::Abandoned => {}
+        }
+        // A client let go of here is driven by nobody else: send what it is owed.
+        if self
+            .exchanges
+            .get(key)
+            .is_some_and(|ex| ex.client.is_none())
+        {
+            self.drive_client(client_key);
         }
     }
 
@@ -734,37 +806,31 @@ impl Core {
         self.finish_exchange_if_done(key);
     }
 
-    /// A leg or connect deadline of exchange `key` (id `id`) fired.
-    pub(crate) fn leg_deadline(&mut self, key: usize, id: u64, role: Role, connect_only: bool) {
-        let Some(ex) = self.exchanges.get(key) else {
+    /// The exchange's alarm fired: fail the legs whose connect or whole deadline passed.
+    pub(crate) fn exchange_deadline(&mut self, key: usize, id: u64) {
+        let now = Instant::now();
+        let Some(ex) = self.exchanges.get_mut(key) else {
             return;
         };
-        if ex.id != id {
+        let deadline = Deadline::Exchange { exchange: key, id };
+        if ex.id != id || !self.timers.fire_alarm(&mut ex.alarm, now, deadline) {
             return;
         }
-        let leg = &ex.legs[role.index()];
-        if leg.is_finished() {
-            return;
-        }
-        let error = if connect_only {
-            let connecting = leg
-                .conn
-                .and_then(|c| self.conns.get(c))
-                .is_some_and(|c| matches!(c, Conn::Upstream(up) if !up.connected));
-            if !connecting {
+        for role in Role::ALL {
+            let Some(ex) = self.exchanges.get(key) else {
                 return;
+            };
+            let leg = &ex.legs[role.index()];
+            if leg.is_finished() {
+                continue;
             }
-            let connect_timeout = ex
-                .targets
-                .get(role)
-                .options
-                .connect_timeout
-                .unwrap_or(self.settings.connect_timeout);
-            LegError::ConnectTimeout(connect_timeout)
-        } else {
-            LegError::Timeout(leg.timeout)
-        };
-        self.fail_leg(key, role, error);
+            if leg.deadline <= now {
+                self.fail_leg(key, role, LegError::Timeout(leg.timeout));
+            } else if leg.connect_deadline.is_some_and(|at| at <= now) {
+                self.fail_leg(key, role, LegError::ConnectTimeout(leg.connect_timeout));
+            }
+        }
+        self.arm_exchange(key);
         self.after_leg_event(key);
     }
 

@@ -187,21 +187,17 @@ impl Core {
 
     fn on_deadline(&mut self, deadline: Deadline) {
         match deadline {
-            Deadline::Leg { exchange, id, role } => self.leg_deadline(exchange, id, role, false),
-            Deadline::Connect { exchange, id, role } => self.leg_deadline(exchange, id, role, true),
-            Deadline::Client {
-                conn,
-                serial,
-                epoch,
-            } => self.client_deadline(conn, serial, epoch),
+            Deadline::Exchange { exchange, id } => self.exchange_deadline(exchange, id),
+            Deadline::Client { conn, serial } => self.client_deadline(conn, serial),
             Deadline::PooledIdle { conn, serial } => {
-                if let Some(Conn::Upstream(up)) = self.conns.get(conn) {
-                    if up.serial == serial {
-                        if let UpstreamState::Idle { since } = up.state {
-                            if since.elapsed() >= self.settings.pool_idle_timeout {
-                                self.close_conn(conn);
-                            }
-                        }
+                if let Some(Conn::Upstream(up)) = self.conns.get_mut(conn) {
+                    let expired = up.serial == serial
+                        && self
+                            .timers
+                            .fire_alarm(&mut up.alarm, Instant::now(), deadline)
+                        && matches!(up.state, UpstreamState::Idle { .. });
+                    if expired {
+                        self.close_conn(conn);
                     }
                 }
             }
@@ -481,15 +477,18 @@ impl Proxy {
                         warn!("cannot register client {peer}: {e}");
                         continue;
                     }
-                    entry.insert(Conn::Client(Client::new(core.next_serial, stream, peer)));
-                    core.clients += 1;
+                    let mut client = Client::new(core.next_serial, stream, peer);
                     let deadline = Deadline::Client {
                         conn: key,
                         serial: core.next_serial,
-                        epoch: 0,
                     };
-                    core.timers
-                        .set(Instant::now() + core.settings.idle_timeout, deadline);
+                    core.timers.set_alarm(
+                        &mut client.alarm,
+                        Instant::now() + core.settings.idle_timeout,
+                        deadline,
+                    );
+                    entry.insert(Conn::Client(client));
+                    core.clients += 1;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

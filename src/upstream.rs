@@ -10,6 +10,7 @@ use mio::net::TcpStream;
 
 use crate::buffer::Buffer;
 use crate::targets::Role;
+use crate::timer::Alarm;
 
 /// What an upstream connection is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +41,8 @@ pub struct Upstream {
     /// Response bytes read and not yet framed.
     pub input: Buffer,
     pub state: UpstreamState,
+    /// Expiry while pooled.
+    pub alarm: Alarm,
 }
 
 impl Upstream {
@@ -61,6 +64,7 @@ impl Upstream {
             served: 0,
             input: Buffer::new(),
             state: UpstreamState::Busy { exchange, role },
+            alarm: Alarm::default(),
         }
     }
 

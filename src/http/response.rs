@@ -1,6 +1,17 @@
 //! Response heads: parse what an upstream sent (per request method), and serialise the head
 //! the client receives.
+//!
+//! The body length of a response depends on the request (HEAD) and on the status, so it is
+//! decided here, once, by the steps of RFC 9112 §6.3 in order. A response trident cannot frame
+//! unambiguously is an error (the leg is reported `malformed response: ...` and its connection
+//! closed), never a guess. Nothing here touches a socket.
 
+use std::mem::MaybeUninit;
+
+use super::request::{
+    end_to_end_fields, find_head, header_slots, map_httparse_error, push_content_length,
+    push_decimal, version_error, ContentLength, FieldSummary, MAX_HEADER_SLOTS,
+};
 use super::{BodyLength, Error, Limits, Version};
 
 /// An upstream response head.
@@ -58,8 +69,110 @@ pub fn parse_response_head(
     limits: &Limits,
     head_request: bool,
 ) -> Result<Option<ResponseHead>, Error> {
-    let _ = (buf, limits, head_request);
-    todo!()
+    let Some(bounds) = find_head(buf, limits, None)? else {
+        return Ok(None);
+    };
+    let head = &buf[..bounds.len];
+
+    let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADER_SLOTS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        head,
+        &mut slots[..header_slots(limits)],
+    );
+    match parsed {
+        Ok(httparse::Status::Complete(len)) if len == head.len() => {}
+        Ok(_) => return Err(Error::Malformed("invalid response head")),
+        Err(httparse::Error::Version) => {
+            // The version is the first word of the status line.
+            let line = &head[bounds.start..bounds.first_line_end];
+            let version = line.split(|&b| b == b' ').next().unwrap_or(line);
+            return Err(version_error(version));
+        }
+        Err(err) => return Err(map_httparse_error(err, "invalid status line")),
+    }
+    let (Some(minor), Some(status), Some(reason)) =
+        (response.version, response.code, response.reason)
+    else {
+        return Err(Error::Malformed("invalid status line"));
+    };
+    let version = if minor == 0 {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
+    // RFC 9110 §15: every valid status code is within 100..=599.
+    if !(100..=599).contains(&status) {
+        return Err(Error::Malformed("invalid status code"));
+    }
+    // trident never asks for an upgrade (it strips Upgrade), so a 101 is a broken upstream.
+    if status == 101 {
+        return Err(Error::Malformed("unexpected 101 Switching Protocols"));
+    }
+    let headers: &[httparse::Header<'_>] = response.headers;
+    let summary = FieldSummary::gather(headers);
+
+    let body = response_body_length(head_request, status, &summary)?;
+
+    // RFC 9112 §9.3: 1.1 persists unless `close`; 1.0 only with `keep-alive`. A body
+    // delimited by close ends the connection; RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0
+    // message is faulty framing, so the connection is not reused after it.
+    let keep_alive = !summary.close
+        && (version == Version::Http11 || summary.keep_alive)
+        && body != BodyLength::UntilClose
+        && !(version == Version::Http10 && summary.codings.present);
+
+    Ok(Some(ResponseHead {
+        version,
+        status,
+        reason: reason.to_owned(),
+        body,
+        keep_alive,
+        fields: end_to_end_fields(headers, &summary),
+        head_len: head.len(),
+    }))
+}
+
+/// The length of a response body, by RFC 9112 §6.3, step by step.
+fn response_body_length(
+    head_request: bool,
+    status: u16,
+    summary: &FieldSummary<'_>,
+) -> Result<BodyLength, Error> {
+    let codings = &summary.codings;
+    // 1. A response to HEAD, any 1xx, 204 or 304 ends at the end of its head, whatever its
+    //    fields say.
+    if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
+        return Ok(BodyLength::Empty);
+    }
+    // 2. A 2xx to CONNECT switches to a tunnel: trident never forwards CONNECT, so no step.
+    // 3. Transfer-Encoding with Content-Length: a smuggling signal. The RFC lets a recipient
+    //    follow Transfer-Encoding; trident refuses the response and closes.
+    if codings.present && summary.content_length != ContentLength::Absent {
+        return Err(Error::BadTransferEncoding);
+    }
+    if codings.present {
+        // 4. Transfer-Encoding: chunked as the final coding (and applied once, §6.1) frames
+        //    the body; any other final coding means the body runs until the connection closes.
+        if codings.invalid || codings.chunked > 1 {
+            return Err(Error::BadTransferEncoding);
+        }
+        if codings.last_is_chunked {
+            return Ok(BodyLength::Chunked);
+        }
+        return Ok(BodyLength::UntilClose);
+    }
+    match summary.content_length {
+        // 5. An invalid Content-Length (not 1*DIGIT, overflowing, differing values) is an
+        //    unrecoverable error: the proxy discards the response and closes.
+        ContentLength::Invalid => Err(Error::BadContentLength),
+        // 6. A valid Content-Length is the body length.
+        ContentLength::Valid(n) => Ok(BodyLength::Length(n)),
+        // 7. (Requests only: no framing means no body.)
+        // 8. Otherwise the body runs until the server closes the connection.
+        ContentLength::Absent => Ok(BodyLength::UntilClose),
+    }
 }
 
 /// Appends `HTTP/1.1 status reason`, `fields`, the framing field and the connection field,
@@ -72,6 +185,529 @@ pub fn write_response_head(
     connection: Connection,
     out: &mut Vec<u8>,
 ) {
-    let _ = (status, reason, fields, framing, connection, out);
-    todo!()
+    out.reserve(reason.len() + fields.len() + 80);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(fields);
+    match framing {
+        Framing::Length(n) => push_content_length(out, n),
+        Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        Framing::None | Framing::Close => {}
+    }
+    match connection {
+        Connection::Close => out.extend_from_slice(b"Connection: close\r\n"),
+        Connection::KeepAlive => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+        Connection::Default => {}
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(input: &[u8], head_request: bool) -> Result<Option<ResponseHead>, Error> {
+        parse_response_head(input, &Limits::default(), head_request)
+    }
+
+    const fn malformed(detail: &'static str) -> Result<BodyLength, Error> {
+        Err(Error::Malformed(detail))
+    }
+
+    /// (request was HEAD, input, body length or error): RFC 9112 §6.3 step by step.
+    const FRAMING: &[(bool, &[u8], Result<BodyLength, Error>)] = &[
+        // 1. HEAD, 1xx, 204, 304: no body whatever the fields say.
+        (
+            true,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+            Ok(BodyLength::Empty),
+        ),
+        (
+            true,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Ok(BodyLength::Empty),
+        ),
+        (true, b"HTTP/1.1 200 OK\r\n\r\n", Ok(BodyLength::Empty)),
+        (
+            false,
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+            Ok(BodyLength::Empty),
+        ),
+        (
+            false,
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
+            Ok(BodyLength::Empty),
+        ),
+        (
+            false,
+            b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+            Ok(BodyLength::Empty),
+        ),
+        (
+            false,
+            b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+            Ok(BodyLength::Empty),
+        ),
+        (
+            false,
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n",
+            malformed("unexpected 101 Switching Protocols"),
+        ),
+        // 3. Transfer-Encoding with Content-Length.
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            Err(Error::BadTransferEncoding),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: gzip\r\n\r\n",
+            Err(Error::BadTransferEncoding),
+        ),
+        // 4. Transfer-Encoding: chunked final, once; otherwise until close.
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Ok(BodyLength::Chunked),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding:\tChunked\r\n\r\n",
+            Ok(BodyLength::Chunked),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            Ok(BodyLength::Chunked),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+            Ok(BodyLength::UntilClose),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            Ok(BodyLength::UntilClose),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\n\r\n",
+            Ok(BodyLength::UntilClose),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Err(Error::BadTransferEncoding),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+            Err(Error::BadTransferEncoding),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding:\r\n\r\n",
+            Err(Error::BadTransferEncoding),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: ,chunked\r\n\r\n",
+            Err(Error::BadTransferEncoding),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding : chunked\r\n\r\n",
+            malformed("invalid header field name"),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: \x0bchunked\r\n\r\n",
+            malformed("invalid header field value"),
+        ),
+        // 5. and 6. Content-Length.
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+            Ok(BodyLength::Length(5)),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            Ok(BodyLength::Length(0)),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n",
+            Ok(BodyLength::Length(5)),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+            Ok(BodyLength::Length(5)),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n",
+            Err(Error::BadContentLength),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0x5\r\n\r\n",
+            Err(Error::BadContentLength),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n",
+            Err(Error::BadContentLength),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n",
+            Err(Error::BadContentLength),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            Err(Error::BadContentLength),
+        ),
+        // 8. Neither: until close.
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\n\r\n",
+            Ok(BodyLength::UntilClose),
+        ),
+        (
+            false,
+            b"HTTP/1.0 200 OK\r\nServer: old\r\n\r\n",
+            Ok(BodyLength::UntilClose),
+        ),
+        // Status lines.
+        (
+            false,
+            b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n",
+            Ok(BodyLength::Length(0)),
+        ),
+        (
+            false,
+            b"HTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n",
+            Ok(BodyLength::Length(0)),
+        ),
+        (
+            false,
+            b"\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            Ok(BodyLength::Length(0)),
+        ),
+        (
+            false,
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+            malformed("invalid status line"),
+        ),
+        (
+            false,
+            b"HTTP/1.1 20 OK\r\n\r\n",
+            malformed("invalid status line"),
+        ),
+        (
+            false,
+            b"HTTP/1.1 OK\r\n\r\n",
+            malformed("invalid status line"),
+        ),
+        (
+            false,
+            b"HTTP/1.1 099 Low\r\n\r\n",
+            malformed("invalid status code"),
+        ),
+        (
+            false,
+            b"HTTP/1.1 600 High\r\n\r\n",
+            malformed("invalid status code"),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 O\x01K\r\n\r\n",
+            malformed("invalid status line"),
+        ),
+        (
+            false,
+            b"HTTP/2 200 OK\r\n\r\n",
+            Err(Error::UnsupportedVersion),
+        ),
+        (
+            false,
+            b"HTTP/1.2 200 OK\r\n\r\n",
+            Err(Error::UnsupportedVersion),
+        ),
+        (
+            false,
+            b"ICY 200 OK\r\n\r\n",
+            malformed("invalid HTTP version"),
+        ),
+        // Line ends and field lines.
+        (
+            false,
+            b"HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n",
+            malformed("bare LF in head"),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\n",
+            malformed("bare LF in head"),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n",
+            malformed("bare CR in head"),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nX: 1\r\n 2\r\n\r\n",
+            malformed("invalid header field name"),
+        ),
+        (
+            false,
+            b"HTTP/1.1 200 OK\r\nNoColon\r\n\r\n",
+            malformed("invalid header field name"),
+        ),
+    ];
+
+    #[test]
+    fn framing_per_rfc_9112_section_6_3() {
+        for (head_request, input, expected) in FRAMING {
+            let got = parse(input, *head_request).map(|head| head.map(|head| head.body));
+            assert_eq!(
+                got,
+                expected.clone().map(Some),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    /// Every prefix of a head is incomplete or the final verdict; bytes after a complete head
+    /// never change it (the head parser's shotgun test).
+    #[test]
+    fn prefixes_are_incomplete_or_final_and_suffixes_do_not_matter() {
+        for (head_request, input, _) in FRAMING {
+            let full = parse(input, *head_request);
+            for end in 0..input.len() {
+                let prefix = parse(&input[..end], *head_request);
+                assert!(
+                    prefix == Ok(None) || prefix == full,
+                    "{:?} at {end}: {prefix:?} vs {full:?}",
+                    String::from_utf8_lossy(input)
+                );
+            }
+            let mut longer = input.to_vec();
+            longer.extend_from_slice(b"HTTP/1.1 200 OK\n\r\n");
+            assert_eq!(parse(&longer, *head_request), full);
+        }
+    }
+
+    #[test]
+    fn complete_head_fields() {
+        let input = b"HTTP/1.1 201 Created\r\nLocation: /x\r\nContent-Length: 2\r\n\r\nhi";
+        assert_eq!(
+            parse(input, false).unwrap().unwrap(),
+            ResponseHead {
+                version: Version::Http11,
+                status: 201,
+                reason: "Created".into(),
+                body: BodyLength::Length(2),
+                keep_alive: true,
+                fields: b"Location: /x\r\n".to_vec(),
+                head_len: input.len() - 2,
+            }
+        );
+    }
+
+    #[test]
+    fn interim_response_then_final() {
+        let input = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+        let interim = parse(input, false).unwrap().unwrap();
+        assert!(interim.is_interim());
+        assert_eq!(interim.head_len, 25);
+        let last = parse(&input[interim.head_len..], false).unwrap().unwrap();
+        assert!(!last.is_interim());
+        assert_eq!(last.body, BodyLength::Length(2));
+    }
+
+    /// (request was HEAD, input, keep_alive): RFC 9112 §9.3, never after a close-delimited body.
+    #[test]
+    fn persistence() {
+        let rows: [(bool, &[u8], bool); 11] = [
+            (false, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true),
+            (
+                false,
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                true,
+            ),
+            (
+                false,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                false,
+            ),
+            (
+                false,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: x, CLOSE\r\n\r\n",
+                false,
+            ),
+            (false, b"HTTP/1.1 200 OK\r\n\r\n", false),
+            (
+                false,
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+                false,
+            ),
+            (true, b"HTTP/1.1 200 OK\r\n\r\n", true),
+            (false, b"HTTP/1.1 204 No Content\r\n\r\n", true),
+            (
+                false,
+                b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+                false,
+            ),
+            (
+                false,
+                b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n",
+                true,
+            ),
+            (
+                false,
+                b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n",
+                false,
+            ),
+        ];
+        for (head_request, input, keep_alive) in rows {
+            let head = parse(input, head_request).unwrap().unwrap();
+            assert_eq!(
+                head.keep_alive,
+                keep_alive,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    /// (input, forwarded fields): hop-by-hop and framing fields removed, order and case kept.
+    #[test]
+    fn forwarded_fields() {
+        let rows: [(&[u8], &[u8]); 3] = [
+            (
+                b"HTTP/1.1 200 OK\r\nDate: d\r\nConnection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\n\
+                  X-Hop: h\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\nUpgrade: h2c\r\nContent-type: text/plain\r\n\r\n",
+                b"Date: d\r\nContent-type: text/plain\r\n",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\n\r\n",
+                b"Set-Cookie: a=1\r\nset-cookie: b=2\r\n",
+            ),
+            (b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nProxy-Connection: close\r\n\r\n", b"ETag: \"x\"\r\n"),
+        ];
+        for (input, fields) in rows {
+            let head = parse(input, false).unwrap().unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&head.fields),
+                String::from_utf8_lossy(fields)
+            );
+        }
+    }
+
+    #[test]
+    fn limits() {
+        let head = b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n\r\n";
+        let limits = |max_head, max_headers| Limits {
+            max_head,
+            max_headers,
+            ..Limits::default()
+        };
+        type HeadLenOrError = Result<Option<usize>, Error>;
+        let rows: [(Limits, &[u8], HeadLenOrError); 6] = [
+            (limits(head.len(), 2), head, Ok(Some(head.len()))),
+            (limits(head.len() - 1, 2), head, Err(Error::HeadTooLarge)),
+            (limits(head.len(), 1), head, Err(Error::TooManyHeaders)),
+            (limits(8, 2), b"HTTP/1.1", Ok(None)),
+            (limits(8, 2), b"HTTP/1.1 ", Err(Error::HeadTooLarge)),
+            // No request-line limit applies to a status line.
+            (
+                Limits {
+                    max_request_line: 4,
+                    ..Limits::default()
+                },
+                head,
+                Ok(Some(head.len())),
+            ),
+        ];
+        for (limits, input, expected) in rows {
+            let got = parse_response_head(input, &limits, false).map(|h| h.map(|h| h.head_len));
+            assert_eq!(
+                got,
+                expected,
+                "{limits:?} {:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    /// (status, reason, framing, connection, what the client receives).
+    #[test]
+    fn client_heads() {
+        let fields = b"Date: d\r\n";
+        let rows: [(u16, &str, Framing, Connection, &[u8]); 6] = [
+            (
+                200,
+                "OK",
+                Framing::Length(12),
+                Connection::Default,
+                b"HTTP/1.1 200 OK\r\nDate: d\r\nContent-Length: 12\r\n\r\n",
+            ),
+            (
+                200,
+                "OK",
+                Framing::Chunked,
+                Connection::Close,
+                b"HTTP/1.1 200 OK\r\nDate: d\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+            ),
+            (
+                304,
+                "Not Modified",
+                Framing::None,
+                Connection::KeepAlive,
+                b"HTTP/1.1 304 Not Modified\r\nDate: d\r\nConnection: keep-alive\r\n\r\n",
+            ),
+            (
+                200,
+                "OK",
+                Framing::Close,
+                Connection::Close,
+                b"HTTP/1.1 200 OK\r\nDate: d\r\nConnection: close\r\n\r\n",
+            ),
+            (
+                404,
+                "",
+                Framing::Length(0),
+                Connection::Default,
+                b"HTTP/1.1 404 \r\nDate: d\r\nContent-Length: 0\r\n\r\n",
+            ),
+            (
+                100,
+                "Continue",
+                Framing::None,
+                Connection::Default,
+                b"HTTP/1.1 100 Continue\r\nDate: d\r\n\r\n",
+            ),
+        ];
+        for (status, reason, framing, connection, expected) in rows {
+            let mut out = b"earlier".to_vec();
+            write_response_head(status, reason, fields, framing, connection, &mut out);
+            assert_eq!(
+                String::from_utf8_lossy(&out[7..]),
+                String::from_utf8_lossy(expected)
+            );
+            // What the client receives parses back with the same status and fields.
+            let again = parse(&out[7..], false).unwrap().unwrap();
+            assert_eq!((again.status, &again.fields[..]), (status, &fields[..]));
+        }
+    }
 }
