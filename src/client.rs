@@ -49,6 +49,9 @@ pub struct Client {
     pub eof: bool,
     /// Request bytes read and not yet framed.
     pub input: Buffer,
+    /// How much of `input` was already searched for the end of a head: a client trickling
+    /// a head byte by byte must not make trident re-parse it from the start each time.
+    pub head_scanned: usize,
     /// Response bytes not yet written; `out[out_pos..]` is pending.
     pub out: Vec<u8>,
     pub out_pos: usize,
@@ -69,6 +72,7 @@ impl Client {
             writable: false,
             eof: false,
             input: Buffer::new(),
+            head_scanned: 0,
             out: Vec::new(),
             out_pos: 0,
             phase: ClientPhase::Idle { head_started: None },
@@ -138,6 +142,24 @@ impl Client {
             ReadOutcome::Full => Ok(false),
         }
     }
+}
+
+/// Whether bytes past `scanned` may end a head (an empty line, CRLF or bare LF, which the
+/// parser then rejects): only then is the head worth parsing.
+fn may_complete_head(data: &[u8], scanned: usize) -> bool {
+    let from = scanned.saturating_sub(2);
+    data[from..].iter().enumerate().any(|(i, &b)| {
+        let at = from + i;
+        b == b'\n'
+            && at >= 1
+            && (data[at - 1] == b'\n'
+                || (at >= 2 && data[at - 1] == b'\r' && data[at - 2] == b'\n'))
+    })
+}
+
+/// The buffer grew past `limit` with the last read.
+fn crosses(before: usize, now: usize, limit: usize) -> bool {
+    before <= limit && now > limit
 }
 
 /// What the client is told about the connection, from its version and wishes.
@@ -236,10 +258,34 @@ impl Core {
                 self.close_conn(key);
                 return false;
             }
-            if !client.input.is_empty() {
-                match http::parse_request_head(client.input.data(), &limits) {
+            if !client.input.is_empty() && head_started.is_none() {
+                // A deadline from the first byte, which trickling bytes cannot extend
+                // (slowloris).
+                let now = Instant::now();
+                client.phase = ClientPhase::Idle {
+                    head_started: Some(now),
+                };
+                let deadline = Deadline::Client {
+                    conn: key,
+                    serial: client.serial,
+                };
+                self.timers.set_alarm(
+                    &mut client.alarm,
+                    now + self.settings.head_timeout,
+                    deadline,
+                );
+                return true;
+            }
+            let data = client.input.data();
+            let worth_parsing = may_complete_head(data, client.head_scanned)
+                || crosses(client.head_scanned, data.len(), limits.max_request_line)
+                || data.len() > limits.max_head;
+            client.head_scanned = data.len();
+            if worth_parsing {
+                match http::parse_request_head(data, &limits) {
                     Ok(Some(head)) => {
                         client.input.consume(head.head_len);
+                        client.head_scanned = 0;
                         if head.method == "CONNECT" {
                             // A tunnel cannot be multicast (RFC 9110 §9.3.6).
                             self.reject_request(key, 405, "CONNECT is not supported");
@@ -248,26 +294,7 @@ impl Core {
                         self.start_exchange(key, head);
                         return true;
                     }
-                    Ok(None) => {
-                        if head_started.is_none() {
-                            let now = Instant::now();
-                            client.phase = ClientPhase::Idle {
-                                head_started: Some(now),
-                            };
-                            // A deadline from the first byte, which trickling bytes cannot
-                            // extend (slowloris).
-                            let deadline = Deadline::Client {
-                                conn: key,
-                                serial: client.serial,
-                            };
-                            self.timers.set_alarm(
-                                &mut client.alarm,
-                                now + self.settings.head_timeout,
-                                deadline,
-                            );
-                            return true;
-                        }
-                    }
+                    Ok(None) => {}
                     Err(e) => {
                         debug!("client {}: bad request: {e}", client.peer);
                         let status = e.status();

@@ -961,7 +961,13 @@ fn receive(
                                 continue;
                             }
                             if let Some((client, response, version)) = client.as_mut() {
-                                let framing = client_framing(head.body, *version);
+                                let framing = match (head.body, head.declared_length) {
+                                    // HEAD and 304 keep the length they declare (no body).
+                                    (BodyLength::Empty, Some(n)) if head.status != 204 => {
+                                        Framing::Length(n)
+                                    }
+                                    (length, _) => client_framing(length, *version),
+                                };
                                 let keep_alive =
                                     !client.close_after && !draining && framing != Framing::Close;
                                 if !keep_alive {

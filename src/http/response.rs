@@ -22,6 +22,9 @@ pub struct ResponseHead {
     pub reason: String,
     /// Body framing, already decided per request method (HEAD, 1xx, 204, 304: `Empty`).
     pub body: BodyLength,
+    /// A valid Content-Length the upstream declared, even where no body follows (a HEAD or
+    /// 304 response says how long the body would be; RFC 9110 §8.6).
+    pub declared_length: Option<u64>,
     /// The upstream connection may carry another request after this response.
     pub keep_alive: bool,
     /// End-to-end field lines, `Name: value\r\n` each, in order and case, without hop-by-hop
@@ -128,6 +131,10 @@ pub fn parse_response_head(
         status,
         reason: reason.to_owned(),
         body,
+        declared_length: match summary.content_length {
+            ContentLength::Valid(n) => Some(n),
+            _ => None,
+        },
         keep_alive,
         fields: end_to_end_fields(headers, &summary),
         head_len: head.len(),
@@ -517,10 +524,25 @@ mod tests {
                 status: 201,
                 reason: "Created".into(),
                 body: BodyLength::Length(2),
+                declared_length: Some(2),
                 keep_alive: true,
                 fields: b"Location: /x\r\n".to_vec(),
                 head_len: input.len() - 2,
             }
+        );
+    }
+
+    #[test]
+    fn head_and_304_responses_keep_their_declared_length() {
+        let input = b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
+        let head = parse(input, true).unwrap().unwrap();
+        assert_eq!(head.body, BodyLength::Empty);
+        assert_eq!(head.declared_length, Some(1234));
+        let input = b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n";
+        let head = parse(input, false).unwrap().unwrap();
+        assert_eq!(
+            (head.body, head.declared_length),
+            (BodyLength::Empty, Some(10))
         );
     }
 
