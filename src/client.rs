@@ -47,6 +47,9 @@ pub struct Client {
     pub writable: bool,
     /// The client shut down its sending side.
     pub eof: bool,
+    /// An event reported the peer's close (or an error): read until EOF, whatever the
+    /// size of the reads.
+    pub hup: bool,
     /// Request bytes read and not yet framed.
     pub input: Buffer,
     /// How much of `input` was already searched for the end of a head: a client trickling
@@ -71,6 +74,7 @@ impl Client {
             readable: false,
             writable: false,
             eof: false,
+            hup: false,
             input: Buffer::new(),
             head_scanned: 0,
             out: Vec::new(),
@@ -119,13 +123,15 @@ impl Client {
     }
 
     /// Reads more request bytes. `Ok(false)`: nothing more for now.
-    fn fill(&mut self, limit: usize) -> io::Result<bool> {
+    pub(crate) fn fill(&mut self, limit: usize) -> io::Result<bool> {
         if !self.readable || self.eof {
             return Ok(false);
         }
         match self.input.read_from(&mut self.stream, READ_STEP, limit)? {
             ReadOutcome::Data { drained } => {
-                if drained {
+                // A short read emptied the socket; but a close reported with the data
+                // comes with no further event, so it must still be read.
+                if drained && !self.hup {
                     self.readable = false;
                 }
                 Ok(true)

@@ -29,6 +29,9 @@ use crate::upstream::{Upstream, UpstreamState};
 
 /// Most framed request-body bytes held for the legs that have not written them yet.
 pub const REQUEST_BUFFER_CAP: usize = 256 * 1024;
+/// How long, in all, shadow legs may hold the primary back in one exchange (the shared
+/// buffer full, the primary waiting for them) before the laggards are cut.
+pub const SHADOW_STALL_BUDGET: Duration = Duration::from_millis(100);
 /// Bytes read from an upstream per read call.
 const UPSTREAM_READ_STEP: usize = 16 * 1024;
 
@@ -136,8 +139,14 @@ pub struct Exchange {
     pub request: Request,
     pub response: ClientResponse,
     pub legs: [Leg; 3],
-    /// The nearest leg or connect deadline.
+    /// The nearest leg, connect or stall deadline.
     pub alarm: Alarm,
+    /// Since when the primary has been waiting for a shadow leg to drain the buffer.
+    pub shadow_stall: Option<Instant>,
+    /// Time the primary already spent waiting on shadow legs in this exchange.
+    pub stall_spent: Duration,
+    /// When the current stall runs out of budget.
+    pub stall_deadline: Option<Instant>,
 }
 
 impl Exchange {
@@ -150,6 +159,7 @@ impl Exchange {
                 leg.connect_deadline
                     .map_or(leg.deadline, |c| c.min(leg.deadline))
             })
+            .chain(self.stall_deadline)
             .min()
     }
 
@@ -251,6 +261,9 @@ impl Core {
             response: ClientResponse::Pending,
             legs,
             alarm: Alarm::default(),
+            shadow_stall: None,
+            stall_spent: Duration::ZERO,
+            stall_deadline: None,
         };
         let key = self.exchanges.insert(exchange);
         if let Some(Conn::Client(client)) = self.conns.get_mut(client_key) {
@@ -443,7 +456,7 @@ impl Core {
         let mut failure = None;
         while !request.is_done() && request.buf.len() < REQUEST_BUFFER_CAP {
             if client.input.is_empty() {
-                match client_fill(client) {
+                match client.fill(client::READ_STEP) {
                     Ok(true) => continue,
                     Ok(false) => {
                         if client.eof {
@@ -530,10 +543,25 @@ impl Core {
         let Some(ex) = self.exchanges.get_mut(key) else {
             return;
         };
-        if ex.request.buf.len() >= REQUEST_BUFFER_CAP {
-            let end = ex.request.end();
-            let primary = &ex.legs[Role::Primary.index()];
-            if primary.is_finished() || primary.body_sent == end {
+        let end = ex.request.end();
+        let primary = &ex.legs[Role::Primary.index()];
+        let primary_waits = ex.request.buf.len() >= REQUEST_BUFFER_CAP
+            && (primary.is_finished() || primary.body_sent == end);
+        let held_back = primary_waits
+            && ex.legs[1..]
+                .iter()
+                .any(|leg| !leg.is_finished() && leg.body_sent < end);
+        let now = Instant::now();
+        if held_back {
+            // A shadow leg that is merely descheduled for a moment gets a short grace; one
+            // that holds the primary back longer than the budget is cut.
+            let since = *ex.shadow_stall.get_or_insert(now);
+            let spent = ex.stall_spent + now.saturating_duration_since(since);
+            if spent < SHADOW_STALL_BUDGET {
+                ex.stall_deadline = Some(now + (SHADOW_STALL_BUDGET - spent));
+                self.arm_exchange(key);
+            } else {
+                ex.stall_deadline = None;
                 let laggards: Vec<Role> = ex.legs[1..]
                     .iter()
                     .filter(|leg| !leg.is_finished() && leg.body_sent < end)
@@ -545,6 +573,9 @@ impl Core {
                     self.fail_leg(key, role, LegError::Overflow);
                 }
             }
+        } else if let Some(since) = ex.shadow_stall.take() {
+            ex.stall_spent += now.saturating_duration_since(since);
+            ex.stall_deadline = None;
         }
         let Some(ex) = self.exchanges.get_mut(key) else {
             return;
@@ -664,7 +695,7 @@ impl Core {
         let Some(Conn::Upstream(up)) = self.conns.get_mut(conn) else {
             return;
         };
-        if reusable && up.input.is_empty() {
+        if reusable && up.input.is_empty() && !up.hup {
             up.served += 1;
             let now = Instant::now();
             up.state = UpstreamState::Idle { since: now };
@@ -875,34 +906,6 @@ fn connect_result(stream: &TcpStream) -> io::Result<bool> {
     }
 }
 
-/// Reads client bytes for the body (same rules as for heads).
-fn client_fill(client: &mut client::Client) -> io::Result<bool> {
-    if !client.readable || client.eof {
-        return Ok(false);
-    }
-    match client
-        .input
-        .read_from(&mut client.stream, client::READ_STEP, client::READ_STEP)?
-    {
-        ReadOutcome::Data { drained } => {
-            if drained {
-                client.readable = false;
-            }
-            Ok(true)
-        }
-        ReadOutcome::Eof => {
-            client.eof = true;
-            client.readable = false;
-            Ok(false)
-        }
-        ReadOutcome::WouldBlock => {
-            client.readable = false;
-            Ok(false)
-        }
-        ReadOutcome::Full => Ok(false),
-    }
-}
-
 /// Writes what leg `leg` has not yet sent of the request: its head, then the shared body.
 fn send_request(leg: &mut Leg, up: &mut Upstream, request: &Request) -> io::Result<()> {
     if !matches!(leg.response, LegResponse::Head | LegResponse::Body { .. }) {
@@ -1047,7 +1050,9 @@ fn receive(
             .read_from(&mut up.stream, UPSTREAM_READ_STEP, limit)
         {
             Ok(ReadOutcome::Data { drained }) => {
-                if drained {
+                // A short read emptied the socket; but a close reported with the data
+                // comes with no further event, so it must still be read.
+                if drained && !up.hup {
                     up.readable = false;
                 }
             }

@@ -73,10 +73,13 @@ pub enum Conn {
 
 impl Conn {
     fn readiness(&mut self, event: &Event) {
-        let (readable, writable) = match self {
-            Conn::Client(c) => (&mut c.readable, &mut c.writable),
-            Conn::Upstream(u) => (&mut u.readable, &mut u.writable),
+        let (readable, writable, hup) = match self {
+            Conn::Client(c) => (&mut c.readable, &mut c.writable, &mut c.hup),
+            Conn::Upstream(u) => (&mut u.readable, &mut u.writable, &mut u.hup),
         };
+        if event.is_read_closed() || event.is_error() {
+            *hup = true;
+        }
         // Errors and hang-ups surface through the next read or write.
         if event.is_readable() || event.is_read_closed() || event.is_error() {
             *readable = true;

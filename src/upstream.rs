@@ -34,6 +34,8 @@ pub struct Upstream {
     /// Readiness seen and not yet used up (edge-triggered: cleared on `WouldBlock`).
     pub readable: bool,
     pub writable: bool,
+    /// An event reported the peer's close (or an error): read until EOF.
+    pub hup: bool,
     /// The TCP handshake completed.
     pub connected: bool,
     /// Responses already completed on this connection (> 0: it came from the pool).
@@ -60,6 +62,7 @@ impl Upstream {
             addr,
             readable: false,
             writable: false,
+            hup: false,
             connected: false,
             served: 0,
             input: Buffer::new(),
