@@ -29,9 +29,12 @@ use crate::upstream::{Upstream, UpstreamState};
 
 /// Most framed request-body bytes held for the legs that have not written them yet.
 pub const REQUEST_BUFFER_CAP: usize = 256 * 1024;
-/// How long, in all, shadow legs may hold the primary back in one exchange (the shared
-/// buffer full, the primary waiting for them) before the laggards are cut.
-pub const SHADOW_STALL_BUDGET: Duration = Duration::from_millis(100);
+/// How long a shadow leg may hold the primary back (the shared buffer full, the primary
+/// waiting for it) without writing a byte before it is cut.
+pub const SHADOW_STALL_GRACE: Duration = Duration::from_millis(100);
+/// How long shadow legs may hold the primary back in all, in one exchange, even while they
+/// make progress: a slow shadow is cut rather than slowing the primary to its pace.
+pub const SHADOW_STALL_BUDGET: Duration = Duration::from_millis(1000);
 /// Bytes read from an upstream per read call.
 const UPSTREAM_READ_STEP: usize = 16 * 1024;
 
@@ -141,8 +144,9 @@ pub struct Exchange {
     pub legs: [Leg; 3],
     /// The nearest leg, connect or stall deadline.
     pub alarm: Alarm,
-    /// Since when the primary has been waiting for a shadow leg to drain the buffer.
-    pub shadow_stall: Option<Instant>,
+    /// Since when the primary has been waiting for shadow legs to drain the buffer, and the
+    /// buffer's low-water mark then (progress restarts the grace).
+    pub shadow_stall: Option<(Instant, u64)>,
     /// Time the primary already spent waiting on shadow legs in this exchange.
     pub stall_spent: Duration,
     /// When the current stall runs out of budget.
@@ -553,18 +557,32 @@ impl Core {
                 .any(|leg| !leg.is_finished() && leg.body_sent < end);
         let now = Instant::now();
         if held_back {
-            // A shadow leg that is merely descheduled for a moment gets a short grace; one
-            // that holds the primary back longer than the budget is cut.
-            let since = *ex.shadow_stall.get_or_insert(now);
-            let spent = ex.stall_spent + now.saturating_duration_since(since);
-            if spent < SHADOW_STALL_BUDGET {
-                ex.stall_deadline = Some(now + (SHADOW_STALL_BUDGET - spent));
+            // A shadow leg that is merely descheduled for a moment is waited for; one that
+            // makes no progress for SHADOW_STALL_GRACE, or that has held the primary back for
+            // SHADOW_STALL_BUDGET in all, is cut.
+            let low = ex.low_water();
+            let (since, low_then) = *ex.shadow_stall.get_or_insert((now, low));
+            let (since, stall) = if low > low_then {
+                ex.stall_spent += now.saturating_duration_since(since);
+                ex.shadow_stall = Some((now, low));
+                (now, Duration::ZERO)
+            } else {
+                (since, now.saturating_duration_since(since))
+            };
+            let budget_left = SHADOW_STALL_BUDGET.saturating_sub(ex.stall_spent + stall);
+            if stall < SHADOW_STALL_GRACE && !budget_left.is_zero() {
+                ex.stall_deadline = Some((since + SHADOW_STALL_GRACE).min(now + budget_left));
                 self.arm_exchange(key);
             } else {
                 ex.stall_deadline = None;
+                ex.shadow_stall = None;
+                ex.stall_spent += stall;
+                // Only the legs far behind are holding the buffer (the lowest is a whole
+                // buffer behind); a shadow a few KiB behind is healthy.
+                let far_behind = end - (REQUEST_BUFFER_CAP / 2) as u64;
                 let laggards: Vec<Role> = ex.legs[1..]
                     .iter()
-                    .filter(|leg| !leg.is_finished() && leg.body_sent < end)
+                    .filter(|leg| !leg.is_finished() && leg.body_sent < far_behind)
                     .map(|leg| leg.role)
                     .collect();
                 let id = ex.id;
@@ -573,7 +591,7 @@ impl Core {
                     self.fail_leg(key, role, LegError::Overflow);
                 }
             }
-        } else if let Some(since) = ex.shadow_stall.take() {
+        } else if let Some((since, _)) = ex.shadow_stall.take() {
             ex.stall_spent += now.saturating_duration_since(since);
             ex.stall_deadline = None;
         }

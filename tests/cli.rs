@@ -1,0 +1,223 @@
+//! The command line: help and version exit 0; every mistake (unknown flag, both target forms,
+//! neither, a missing role, a bad address, a bad targets file) exits 2 with one stderr line
+//! naming the problem (plus at most a usage hint) and nothing on stdout.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+const QUICK: Duration = Duration::from_secs(10);
+const NOWHERE: &str = "http://127.0.0.1:9";
+
+/// Asserts `args` exits 2 with a first stderr line containing one of `needles`
+/// (case-insensitive) and at most one more line (the usage hint).
+fn assert_rejected(args: &[&str], needles: &[&str]) -> String {
+    let run = run(args, QUICK);
+    assert_eq!(
+        run.status.code(),
+        Some(2),
+        "{args:?}: status {:?}\n{}",
+        run.status,
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "{args:?}: stdout {:?}", run.stdout);
+    let lines = run.stderr_lines();
+    assert!(
+        !lines.is_empty() && lines.len() <= 2,
+        "{args:?}: expected one line naming the problem (and a hint), got:\n{}",
+        run.stderr
+    );
+    let first = lines[0].to_ascii_lowercase();
+    assert!(
+        needles
+            .iter()
+            .any(|n| first.contains(&n.to_ascii_lowercase())),
+        "{args:?}: {:?} does not name the problem (any of {needles:?})",
+        lines[0]
+    );
+    lines[0].to_string()
+}
+
+#[test]
+fn help_prints_usage_and_exits_zero() {
+    for flag in ["--help", "-h"] {
+        let run = run(&[flag], QUICK);
+        assert_eq!(run.status.code(), Some(0), "{flag}: {}", run.stderr);
+        for word in ["--listen", "--targets", "--primary", "--timeout"] {
+            assert!(
+                run.stdout.contains(word),
+                "{flag}: no {word} in\n{}",
+                run.stdout
+            );
+        }
+    }
+}
+
+#[test]
+fn version_prints_the_name_and_version_and_exits_zero() {
+    for flag in ["--version", "-V"] {
+        let run = run(&[flag], QUICK);
+        assert_eq!(run.status.code(), Some(0), "{flag}: {}", run.stderr);
+        assert_eq!(
+            run.stdout.trim(),
+            format!("trident {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}
+
+#[test]
+fn unknown_flag_exits_2_naming_it() {
+    assert_rejected(
+        &[
+            "--bogus",
+            "--primary",
+            NOWHERE,
+            "--secondary",
+            NOWHERE,
+            "--candidate",
+            NOWHERE,
+        ],
+        &["bogus"],
+    );
+}
+
+#[test]
+fn both_target_forms_exit_2() {
+    let file = TargetsFile::for_urls(NOWHERE, NOWHERE, NOWHERE);
+    assert_rejected(
+        &[
+            "--targets",
+            file.arg(),
+            "--primary",
+            NOWHERE,
+            "--secondary",
+            NOWHERE,
+            "--candidate",
+            NOWHERE,
+        ],
+        &["--targets", "--primary"],
+    );
+}
+
+#[test]
+fn neither_target_form_exits_2() {
+    assert_rejected(&["--listen", "127.0.0.1:0"], &["target", "primary"]);
+}
+
+#[test]
+fn a_missing_role_flag_exits_2_naming_the_role() {
+    assert_rejected(
+        &["--primary", NOWHERE, "--secondary", NOWHERE],
+        &["candidate"],
+    );
+}
+
+#[test]
+fn bad_values_exit_2_naming_the_flag_or_value() {
+    let rows: [(&[&str], &[&str]); 4] = [
+        (
+            &["--listen", "not-an-address"],
+            &["--listen", "not-an-address"],
+        ),
+        (&["--timeout", "soon"], &["--timeout", "soon"]),
+        (
+            &["--connect-timeout", "fast"],
+            &["--connect-timeout", "fast"],
+        ),
+        (&["--primary", "ftp://x"], &["--primary", "ftp://x"]),
+    ];
+    for (bad, needles) in rows {
+        let mut args: Vec<&str> = vec![
+            "--primary",
+            NOWHERE,
+            "--secondary",
+            NOWHERE,
+            "--candidate",
+            NOWHERE,
+        ];
+        // A repeated URL flag would be a different mistake: replace instead.
+        if bad[0] == "--primary" {
+            args[1] = bad[1];
+        } else {
+            args.extend_from_slice(bad);
+        }
+        assert_rejected(&args, needles);
+    }
+}
+
+#[test]
+fn bad_targets_files_exit_2_naming_file_and_line() {
+    let p = format!("primary = {NOWHERE}");
+    let s = format!("secondary = {NOWHERE}");
+    let c = format!("candidate = {NOWHERE}");
+    let rows: [(String, usize); 4] = [
+        (format!("# roles\n{p}\n{s}\ncanidate = {NOWHERE}\n"), 4),
+        (format!("{p}\n{s}\n{p}\n{c}\n"), 3),
+        (format!("{p}\nsecondary = ftp://127.0.0.1:9\n{c}\n"), 2),
+        (format!("{p}\nthis is not a target line\n{s}\n{c}\n"), 2),
+    ];
+    for (text, line) in rows {
+        let file = TargetsFile::new(&text);
+        let needle = format!("{}:{line}", file.arg());
+        assert_rejected(&["--targets", file.arg()], &[&needle]);
+    }
+}
+
+#[test]
+fn a_targets_file_missing_a_role_exits_2_naming_the_file_and_the_role() {
+    let file = TargetsFile::new(&format!("primary = {NOWHERE}\nsecondary = {NOWHERE}\n"));
+    let line = assert_rejected(&["--targets", file.arg()], &[file.arg()]);
+    assert!(line.contains("candidate"), "{line}");
+}
+
+#[test]
+fn a_missing_targets_file_exits_2_naming_it() {
+    let path = std::env::temp_dir().join("trident-test-no-such-file.conf");
+    let path = path.to_str().expect("UTF-8 temp path");
+    assert_rejected(&["--targets", path], &[path]);
+}
+
+#[test]
+fn a_targets_file_with_comments_and_blank_lines_serves_traffic() {
+    let (p, s, c) = (
+        Upstream::named("primary"),
+        Upstream::named("secondary"),
+        Upstream::named("candidate"),
+    );
+    let file = TargetsFile::new(&format!(
+        "# trident targets\n\n   # indented comment\nprimary   = {}\n\nsecondary = {}\ncandidate = {}\n\n",
+        p.url(),
+        s.url(),
+        c.url()
+    ));
+    let trident = Trident::spawn(&["--targets", file.arg()]);
+    let resp = trident.client().exchange(&get("/from-file"));
+    assert_eq!(resp.body_text(), "primary GET /from-file");
+    c.wait_requests(1, Duration::from_secs(5));
+}
+
+#[test]
+fn demo_proxies_real_traffic_and_exits_zero() {
+    let run = run(
+        &["--listen", "127.0.0.1:0", "--demo"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", run.stderr);
+    let blocks = parse_blocks(&run.stdout)
+        .unwrap_or_else(|e| panic!("demo stdout is not console blocks: {e}\n{}", run.stdout));
+    assert_eq!(
+        run.stdout.lines().count(),
+        4 * blocks.len(),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        blocks.len() >= 12,
+        "only {} blocks:\n{}",
+        blocks.len(),
+        run.stdout
+    );
+    assert!(blocks.iter().any(|b| b.method == "POST"), "{}", run.stdout);
+}

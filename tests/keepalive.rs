@@ -1,0 +1,217 @@
+//! Connection reuse: many requests on one client connection ride a few pooled upstream
+//! connections; pipelined requests are answered in order; an upstream closing an idle pooled
+//! connection is never the client's problem; `Connection: close` is honoured.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn echo_target(req: &RecordedRequest) -> Reply {
+    Reply::ok(format!("answer to {}", req.target))
+}
+
+#[test]
+fn hundred_requests_on_one_connection_reuse_pooled_upstream_connections() {
+    let (p, s, c) = (
+        Upstream::start(echo_target),
+        Upstream::start(echo_target),
+        Upstream::start(echo_target),
+    );
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let mut client = trident.client();
+    for i in 1..=100 {
+        let target = format!("/req/{i}");
+        let resp = client.exchange(&get(&target));
+        assert_eq!(resp.status, 200, "request {i}");
+        assert_eq!(
+            resp.body_text(),
+            format!("answer to {target}"),
+            "request {i}"
+        );
+        // Every leg of this exchange is over (its connection back in the pool) before the
+        // next request, so a new upstream connection can only mean the pool was not used.
+        trident.wait_blocks(i, WAIT);
+    }
+    for (name, up) in [("primary", &p), ("secondary", &s), ("candidate", &c)] {
+        assert_eq!(up.wait_requests(100, WAIT).len(), 100, "{name}");
+        assert!(
+            up.connections() <= 3,
+            "{name}: {} upstream connections for 100 keep-alive requests",
+            up.connections()
+        );
+    }
+    let mut blocks = trident.wait_blocks(100, WAIT);
+    blocks.sort_by_key(|b| b.id);
+    for (i, block) in blocks.iter().enumerate() {
+        assert_eq!(block.id, i as u64 + 1);
+        assert_eq!(block.target, format!("/req/{}", i + 1), "{}", block.text);
+    }
+}
+
+#[test]
+fn hundred_back_to_back_requests_open_only_a_few_upstream_connections() {
+    let (p, s, c) = (
+        Upstream::start(echo_target),
+        Upstream::start(echo_target),
+        Upstream::start(echo_target),
+    );
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let mut client = trident.client();
+    for i in 1..=100 {
+        let target = format!("/req/{i}");
+        assert_eq!(
+            client.exchange(&get(&target)).body_text(),
+            format!("answer to {target}")
+        );
+    }
+    trident.wait_blocks(100, WAIT);
+    // The primary's connection is free again before the client has its answer; a shadow's
+    // may still be busy when the next request starts (that is allowed to cost a connection,
+    // but never one per request).
+    assert!(
+        p.connections() <= 3,
+        "primary: {} connections",
+        p.connections()
+    );
+    for (name, up) in [("secondary", &s), ("candidate", &c)] {
+        assert_eq!(up.wait_requests(100, WAIT).len(), 100, "{name}");
+        assert!(
+            up.connections() <= 10,
+            "{name}: {} upstream connections for 100 keep-alive requests",
+            up.connections()
+        );
+    }
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    // The first request is the slowest to answer, so answering in completion order would show.
+    let handler = |req: &RecordedRequest| {
+        let delay = if req.target == "/p1" { 150 } else { 0 };
+        Reply::ok(format!("{} {} {}", req.method, req.target, req.body.len()))
+            .delay(Duration::from_millis(delay))
+    };
+    let (p, s, c) = (
+        Upstream::start(handler),
+        Upstream::start(handler),
+        Upstream::start(handler),
+    );
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let mut client = trident.client();
+    let host = [("Host", "test.local")];
+    let mut batch = Vec::new();
+    batch.extend(request("GET", "/p1", &host, b""));
+    batch.extend(request("POST", "/p2", &host, b"abc"));
+    batch.extend(request("HEAD", "/p3", &host, b""));
+    batch.extend(chunked_request("POST", "/p4", &host, b"0123456789", &[4]));
+    batch.extend(request("GET", "/p5", &host, b""));
+    client.send(&batch);
+    let expected = [
+        (false, "GET /p1 0"),
+        (false, "POST /p2 3"),
+        (true, ""),
+        (false, "POST /p4 10"),
+        (false, "GET /p5 0"),
+    ];
+    for (i, (head, body)) in expected.iter().enumerate() {
+        let resp = client.read_response(*head);
+        assert_eq!(resp.status, 200, "response {}", i + 1);
+        assert_eq!(resp.body_text(), *body, "response {}", i + 1);
+    }
+    for up in [&p, &s, &c] {
+        // Requests may go out on different upstream connections, so their arrival order
+        // at the upstream is not defined; each must arrive once, intact.
+        let mut got = up.wait_requests(5, WAIT);
+        got.sort_by(|a, b| a.target.cmp(&b.target));
+        let targets: Vec<&str> = got.iter().map(|r| r.target.as_str()).collect();
+        assert_eq!(targets, ["/p1", "/p2", "/p3", "/p4", "/p5"]);
+        assert_eq!(got[1].body, b"abc");
+        assert_eq!(got[3].body, b"0123456789");
+    }
+    let mut blocks = trident.wait_blocks(5, WAIT);
+    blocks.sort_by_key(|b| b.id);
+    let targets: Vec<&str> = blocks.iter().map(|b| b.target.as_str()).collect();
+    assert_eq!(targets, ["/p1", "/p2", "/p3", "/p4", "/p5"]);
+}
+
+#[test]
+fn upstream_closing_an_idle_pooled_connection_is_not_a_client_error() {
+    // Every upstream answers, then closes the connection without announcing it.
+    let handler = |req: &RecordedRequest| Reply::ok(format!("fresh {}", req.target)).close_after();
+    let (p, s, c) = (
+        Upstream::start(handler),
+        Upstream::start(handler),
+        Upstream::start(handler),
+    );
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let mut client = trident.client();
+    for round in 1..=3 {
+        let target = format!("/round/{round}");
+        let resp = client.exchange(&get(&target));
+        assert_eq!(resp.status, 200, "round {round}: {}", resp.body_text());
+        assert_eq!(resp.body_text(), format!("fresh {target}"));
+        // Wait until each upstream has really closed its side before the next request, so
+        // trident's pooled connection is stale when it is next used.
+        for up in [&p, &s, &c] {
+            up.wait_requests(round, WAIT);
+            up.wait_closed(round, WAIT);
+        }
+    }
+    let blocks = trident.wait_blocks(3, WAIT);
+    for block in &blocks {
+        for leg in &block.legs {
+            assert_eq!(leg.response().0, 200, "{}", block.text);
+        }
+    }
+}
+
+#[test]
+fn client_connection_close_is_honoured() {
+    let (p, s, c) = (
+        Upstream::named("primary"),
+        Upstream::named("secondary"),
+        Upstream::named("candidate"),
+    );
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let mut client = trident.client();
+    let resp = client.exchange(&request(
+        "GET",
+        "/bye",
+        &[("Host", "test.local"), ("Connection", "close")],
+        b"",
+    ));
+    assert_eq!(resp.body_text(), "primary GET /bye");
+    client.expect_closed();
+}
+
+#[test]
+fn several_clients_at_once_each_get_their_own_answers() {
+    let handler = |req: &RecordedRequest| Reply::ok(format!("for {}", req.target));
+    let (p, s, c) = (
+        Upstream::start(handler),
+        Upstream::start(handler),
+        Upstream::start(handler),
+    );
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let addr = trident.addr();
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let mut client = Client::connect(addr);
+                for i in 0..10 {
+                    let target = format!("/w{w}/{i}");
+                    let resp = client.exchange(&get(&target));
+                    assert_eq!(resp.body_text(), format!("for {target}"));
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("a client thread failed");
+    }
+    trident.wait_blocks(40, WAIT);
+}

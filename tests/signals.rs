@@ -1,0 +1,187 @@
+//! Signals against the real binary: SIGHUP re-reads the targets file (a valid one takes effect
+//! for new exchanges, a broken one is logged with FILE:LINE and ignored), and SIGTERM/SIGINT
+//! drain what is in flight and exit 0.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[test]
+fn sighup_with_a_new_candidate_sends_later_requests_to_it() {
+    let (p, s) = (Upstream::named("primary"), Upstream::named("secondary"));
+    let (old, new) = (Upstream::named("old"), Upstream::named("new"));
+    let file = TargetsFile::for_urls(&p.url(), &s.url(), &old.url());
+    let trident = Trident::spawn(&["--targets", file.arg()]);
+    let mut client = trident.client();
+    assert_eq!(client.exchange(&get("/before")).status, 200);
+    old.wait_requests(1, WAIT);
+
+    file.write(&targets_text(&p.url(), &s.url(), &new.url()));
+    trident.signal("HUP");
+    trident.wait_stderr("targets reloaded", WAIT);
+    // The pooled connection to the dropped candidate is closed.
+    old.wait_closed(1, WAIT);
+
+    // The connection opened before the reload still works, and uses the new targets.
+    assert_eq!(
+        client.exchange(&get("/after-same-connection")).body_text(),
+        "primary GET /after-same-connection"
+    );
+    assert_eq!(
+        trident
+            .client()
+            .exchange(&get("/after-new-connection"))
+            .status,
+        200
+    );
+    assert_eq!(
+        sorted_targets(&new.wait_requests(2, WAIT)),
+        ["/after-new-connection", "/after-same-connection"]
+    );
+    trident.wait_blocks(3, WAIT);
+    assert_eq!(
+        old.request_count(),
+        1,
+        "the old candidate still gets traffic"
+    );
+    assert_eq!(p.request_count(), 3);
+}
+
+#[test]
+fn sighup_lets_exchanges_in_flight_finish_on_the_old_targets() {
+    let (p, s) = (Upstream::named("primary"), Upstream::named("secondary"));
+    let old = Upstream::start(|_| Reply::ok("old, slowly").delay(Duration::from_millis(800)));
+    let new = Upstream::named("new");
+    let file = TargetsFile::for_urls(&p.url(), &s.url(), &old.url());
+    let trident = Trident::spawn(&["--targets", file.arg(), "--timeout", "3000"]);
+    let mut client = trident.client();
+    assert_eq!(client.exchange(&get("/in-flight")).status, 200);
+    old.wait_requests(1, WAIT);
+    // The candidate's leg is still waiting on the old upstream's delayed answer.
+    file.write(&targets_text(&p.url(), &s.url(), &new.url()));
+    trident.signal("HUP");
+    trident.wait_stderr("targets reloaded", WAIT);
+    let blocks = trident.wait_blocks(1, WAIT);
+    assert_eq!(
+        blocks[0].candidate().response(),
+        (200, 11),
+        "{}",
+        blocks[0].text
+    );
+    assert_eq!(new.request_count(), 0);
+    // Once its exchange is over, the connection to the dropped target is not kept.
+    old.wait_closed(1, WAIT);
+    assert_eq!(client.exchange(&get("/next")).status, 200);
+    assert_eq!(new.wait_requests(1, WAIT)[0].target, "/next");
+    assert_eq!(old.request_count(), 1);
+}
+
+#[test]
+fn sighup_with_a_broken_targets_file_keeps_the_old_targets() {
+    let (p, s) = (Upstream::named("primary"), Upstream::named("secondary"));
+    let (old, new) = (Upstream::named("old"), Upstream::named("new"));
+    let file = TargetsFile::for_urls(&p.url(), &s.url(), &old.url());
+    let trident = Trident::spawn(&["--targets", file.arg()]);
+    let mut client = trident.client();
+    assert_eq!(client.exchange(&get("/one")).status, 200);
+
+    // Line 3 names a role that does not exist.
+    file.write(&format!(
+        "primary = {}\nsecondary = {}\ncanidate = {}\n",
+        p.url(),
+        s.url(),
+        new.url()
+    ));
+    trident.signal("HUP");
+    let line = trident.wait_stderr(&format!("{}:3", file.arg()), WAIT);
+    assert!(
+        !trident.stderr().contains("targets reloaded"),
+        "a broken file was reported as reloaded: {line}"
+    );
+
+    assert_eq!(client.exchange(&get("/two")).status, 200);
+    assert_eq!(trident.client().exchange(&get("/three")).status, 200);
+    assert_eq!(
+        sorted_targets(&old.wait_requests(3, WAIT)),
+        ["/one", "/three", "/two"]
+    );
+    assert_eq!(new.request_count(), 0);
+
+    // Fixed, it takes effect on the next SIGHUP.
+    file.write(&targets_text(&p.url(), &s.url(), &new.url()));
+    trident.signal("HUP");
+    trident.wait_stderr("targets reloaded", WAIT);
+    assert_eq!(client.exchange(&get("/four")).status, 200);
+    assert_eq!(new.wait_requests(1, WAIT)[0].target, "/four");
+    trident.wait_blocks(4, WAIT);
+}
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish_and_exits_zero() {
+    let slow = |_: &RecordedRequest| Reply::ok("slow answer").delay(Duration::from_millis(500));
+    let (p, s, c) = (
+        Upstream::start(slow),
+        Upstream::start(slow),
+        Upstream::start(slow),
+    );
+    let mut trident = Trident::with_upstreams(&p, &s, &c, &["--timeout", "3000"]);
+    let mut client = trident.client();
+    client.send(&get("/in-flight"));
+    p.wait_requests(1, WAIT);
+    trident.signal("TERM");
+    let resp = client.read_response(false);
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body_text(), "slow answer");
+    let status = trident.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(0), "{}", trident.output());
+    let blocks = parse_blocks(&trident.stdout()).expect("console blocks");
+    assert_eq!(blocks.len(), 1, "{}", trident.output());
+    assert_eq!(blocks[0].target, "/in-flight");
+    for leg in &blocks[0].legs {
+        assert_eq!(leg.response(), (200, 11), "{}", blocks[0].text);
+    }
+    assert!(trident.stdout().ends_with('\n'), "{}", trident.output());
+}
+
+#[test]
+fn sigint_exits_zero() {
+    let (p, s, c) = (
+        Upstream::named("primary"),
+        Upstream::named("secondary"),
+        Upstream::named("candidate"),
+    );
+    let mut trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    assert_eq!(trident.client().exchange(&get("/x")).status, 200);
+    trident.wait_blocks(1, WAIT);
+    trident.signal("INT");
+    let status = trident.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(0), "{}", trident.output());
+}
+
+#[test]
+fn sigterm_with_an_idle_keepalive_client_exits_promptly() {
+    let (p, s, c) = (
+        Upstream::named("primary"),
+        Upstream::named("secondary"),
+        Upstream::named("candidate"),
+    );
+    let mut trident = Trident::with_upstreams(&p, &s, &c, &["--timeout", "2000"]);
+    let mut client = trident.client();
+    assert_eq!(client.exchange(&get("/idle")).status, 200);
+    trident.wait_blocks(1, WAIT);
+    let started = Instant::now();
+    trident.signal("TERM");
+    // Nothing is in flight: an idle keep-alive connection must not hold the exit.
+    let status = trident.wait_exit(Duration::from_secs(4));
+    assert_eq!(status.code(), Some(0), "{}", trident.output());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "exit took {:?}",
+        started.elapsed()
+    );
+    client.expect_closed();
+}

@@ -1,0 +1,356 @@
+//! Runs the built `trident` binary as a child process: learns its address from the
+//! `listening on ADDR` log line, collects stdout and stderr in threads, parses console
+//! blocks, sends signals with `kill`, and never leaves a stray process behind.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use super::client::Client;
+use super::console::{parse_blocks, Block};
+use super::upstream::Upstream;
+
+/// How long trident may take to say where it listens.
+const STARTUP: Duration = Duration::from_secs(10);
+
+/// The path of the binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_trident")
+}
+
+/// A running trident; killed and reaped on drop.
+pub struct Trident {
+    child: Child,
+    addr: SocketAddr,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+    exited: Option<ExitStatus>,
+}
+
+impl Trident {
+    /// Runs `trident --listen 127.0.0.1:0 ARGS...` and waits for its address.
+    pub fn spawn(args: &[&str]) -> Trident {
+        let mut child = Command::new(binary())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .envs(debug_log())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the trident binary");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let out_reader = {
+            let mut pipe = child.stdout.take().expect("stdout pipe");
+            let stdout = Arc::clone(&stdout);
+            thread::spawn(move || {
+                let mut chunk = [0u8; 16 * 1024];
+                while let Ok(n) = pipe.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    stdout.lock().unwrap().extend_from_slice(&chunk[..n]);
+                }
+            })
+        };
+        let err_reader = {
+            let pipe = child.stderr.take().expect("stderr pipe");
+            let stderr = Arc::clone(&stderr);
+            thread::spawn(move || {
+                let mut reader = BufReader::new(pipe);
+                let mut line = Vec::new();
+                let mut announced = false;
+                loop {
+                    line.clear();
+                    match reader.read_until(b'\n', &mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    let text = String::from_utf8_lossy(&line).into_owned();
+                    if !announced {
+                        if let Some(addr) = listening_addr(&text) {
+                            announced = true;
+                            let _ = tx.send(addr);
+                        }
+                    }
+                    stderr.lock().unwrap().push_str(&text);
+                }
+            })
+        };
+        let mut trident = Trident {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stdout,
+            stderr,
+            readers: vec![out_reader, err_reader],
+            exited: None,
+        };
+        match rx.recv_timeout(STARTUP) {
+            Ok(addr) => trident.addr = addr,
+            Err(_) => {
+                let _ = trident.child.kill();
+                let status = trident.child.wait();
+                trident.join_readers();
+                panic!(
+                    "trident {:?} did not log `listening on ADDR` within {:?} (exit: {:?})\n\
+                     --- stderr ---\n{}\n--- stdout ---\n{}",
+                    args,
+                    STARTUP,
+                    status,
+                    trident.stderr(),
+                    trident.stdout()
+                );
+            }
+        }
+        trident
+    }
+
+    /// Runs trident with the three URL flags pointing at these addresses, plus `extra`.
+    pub fn with_addrs(
+        primary: SocketAddr,
+        secondary: SocketAddr,
+        candidate: SocketAddr,
+        extra: &[&str],
+    ) -> Trident {
+        let (p, s, c) = (
+            format!("http://{primary}"),
+            format!("http://{secondary}"),
+            format!("http://{candidate}"),
+        );
+        let mut args = vec!["--primary", &p, "--secondary", &s, "--candidate", &c];
+        args.extend_from_slice(extra);
+        Trident::spawn(&args)
+    }
+
+    /// Runs trident in front of three test upstreams, plus `extra`.
+    pub fn with_upstreams(
+        primary: &Upstream,
+        secondary: &Upstream,
+        candidate: &Upstream,
+        extra: &[&str],
+    ) -> Trident {
+        Trident::with_addrs(primary.addr(), secondary.addr(), candidate.addr(), extra)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A new client connection to this trident.
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// Everything written to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Everything written to stdout so far.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
+    }
+
+    /// stdout and stderr, for assertion messages.
+    pub fn output(&self) -> String {
+        format!(
+            "--- stdout ---\n{}--- stderr ---\n{}",
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    /// The blocks complete so far; panics if stdout is malformed.
+    pub fn blocks(&self) -> Vec<Block> {
+        parse_blocks(&self.stdout())
+            .unwrap_or_else(|e| panic!("stdout is not console blocks: {e}\n{}", self.output()))
+    }
+
+    /// Waits until at least `n` blocks are complete; panics with the output on timeout.
+    pub fn wait_blocks(&self, n: usize, timeout: Duration) -> Vec<Block> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let blocks = self.blocks();
+            if blocks.len() >= n {
+                return blocks;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "{} of {} console blocks within {:?}\n{}",
+                    blocks.len(),
+                    n,
+                    timeout,
+                    self.output()
+                );
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Waits until stderr has a line containing `needle`; returns that line.
+    pub fn wait_stderr(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.stderr().lines().find(|l| l.contains(needle)) {
+                return line.to_string();
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "stderr has no line containing {needle:?} within {timeout:?}\n{}",
+                    self.output()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`, `INT`) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {} failed", self.pid());
+    }
+
+    /// Waits for the process to exit; kills it and panics on timeout. The output is complete
+    /// once this returns.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        if let Some(status) = self.exited {
+            return status;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    self.exited = Some(status);
+                    self.join_readers();
+                    return status;
+                }
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    self.join_readers();
+                    panic!(
+                        "trident did not exit within {:?}\n{}",
+                        timeout,
+                        self.output()
+                    );
+                }
+            }
+        }
+    }
+
+    fn join_readers(&mut self) {
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for Trident {
+    fn drop(&mut self) {
+        if self.exited.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        self.join_readers();
+        if thread::panicking() {
+            // The test failed somewhere else (a client read, an upstream wait): show what
+            // trident said, which the test harness prints with the failure.
+            eprintln!("trident {} output:\n{}", self.addr, self.output());
+        }
+    }
+}
+
+/// `TRIDENT_TEST_LOG=debug cargo test ...` runs the spawned proxies with `RUST_LOG=debug`
+/// (by default they run with the default level, as a user would).
+fn debug_log() -> Option<(&'static str, String)> {
+    std::env::var("TRIDENT_TEST_LOG")
+        .ok()
+        .map(|level| ("RUST_LOG", level))
+}
+
+/// The address in a `... listening on 127.0.0.1:PORT ...` log line.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let at = line.find("listening on ")?;
+    let rest = &line[at + "listening on ".len()..];
+    let word = rest.split_whitespace().next()?;
+    let word = word.trim_matches(|c: char| !(c.is_ascii_alphanumeric() || c == ':' || c == '.'));
+    let word = word.strip_prefix("http://").unwrap_or(word);
+    word.parse().ok()
+}
+
+/// What a trident run that ended on its own produced.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// The non-empty stderr lines.
+    pub fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    }
+}
+
+/// Runs `trident ARGS...` (no `--listen` added) to completion; kills it and panics if it is
+/// still running after `timeout` (a command line that should have been rejected was not).
+pub fn run(args: &[&str], timeout: Duration) -> Finished {
+    let mut child = Command::new(binary())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the trident binary");
+    let collect = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut out = Vec::new();
+            let _ = pipe.read_to_end(&mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        })
+    };
+    let out = collect(Box::new(child.stdout.take().expect("stdout pipe")));
+    let err = collect(Box::new(child.stderr.take().expect("stderr pipe")));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stderr = err.join().unwrap_or_default();
+                panic!(
+                    "trident {args:?} still running after {timeout:?}\n--- stderr ---\n{stderr}"
+                );
+            }
+        }
+    };
+    Finished {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
