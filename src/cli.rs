@@ -30,6 +30,25 @@ pub struct Config {
     pub timeout: Duration,
     /// `--connect-timeout MS`, default 1000.
     pub connect_timeout: Duration,
+    /// `--header-timeout MS`, default 10000: a request head must be complete this long
+    /// after its first byte (408 otherwise).
+    pub header_timeout: Duration,
+    /// `--idle-timeout MS`, default 60000: a keep-alive client with no request is closed.
+    pub idle_timeout: Duration,
+    /// `--send-timeout MS`, default 30000: a client that reads nothing of what trident
+    /// has for it for this long is dropped.
+    pub send_timeout: Duration,
+    /// `--max-clients N`, default 10000: beyond it trident stops accepting for a while.
+    pub max_clients: usize,
+    /// `--max-request-line BYTES`, default 8192 (414 beyond it).
+    pub max_request_line: usize,
+    /// `--max-header-bytes BYTES`, default 65536 (431 beyond it).
+    pub max_header_bytes: usize,
+    /// `--max-headers N`, default 100 (431 beyond it).
+    pub max_headers: usize,
+    /// `--max-compare-bytes BYTES`, default 1048576: response body bytes kept per leg for
+    /// the comparison (a hash covers the rest).
+    pub max_compare_bytes: usize,
 }
 
 impl Default for Config {
@@ -39,6 +58,14 @@ impl Default for Config {
             targets: None,
             timeout: Duration::from_millis(5000),
             connect_timeout: Duration::from_millis(1000),
+            header_timeout: Duration::from_millis(10_000),
+            idle_timeout: Duration::from_millis(60_000),
+            send_timeout: Duration::from_millis(30_000),
+            max_clients: 10_000,
+            max_request_line: 8 * 1024,
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            max_compare_bytes: 1024 * 1024,
         }
     }
 }
@@ -85,6 +112,17 @@ options:
                          milliseconds (default 5000)
   --connect-timeout MS   each upstream's deadline to connect, in milliseconds
                          (default 1000)
+  --header-timeout MS    a request head must be complete this long after its
+                         first byte, else 408 (default 10000)
+  --idle-timeout MS      close a client idle this long (default 60000)
+  --send-timeout MS      drop a client that reads nothing of its response for
+                         this long (default 30000)
+  --max-clients N        most client connections at once (default 10000)
+  --max-request-line B   longest request line, else 414 (default 8192)
+  --max-header-bytes B   largest request head, else 431 (default 65536)
+  --max-headers N        most header fields in a head, else 431 (default 100)
+  --max-compare-bytes B  response body bytes kept per upstream to compare
+                         (default 1048576)
   --demo                 run three built-in upstreams and a client against
                          them, and show the blocks
   -h, --help             print this help
@@ -118,6 +156,14 @@ fn options() -> getopts::Options {
         .optopt("", "candidate", "candidate upstream", "URL")
         .optopt("", "timeout", "per-leg exchange deadline", "MS")
         .optopt("", "connect-timeout", "per-leg connect deadline", "MS")
+        .optopt("", "header-timeout", "request head deadline", "MS")
+        .optopt("", "idle-timeout", "keep-alive idle deadline", "MS")
+        .optopt("", "send-timeout", "client send deadline", "MS")
+        .optopt("", "max-clients", "most client connections", "N")
+        .optopt("", "max-request-line", "longest request line", "BYTES")
+        .optopt("", "max-header-bytes", "largest request head", "BYTES")
+        .optopt("", "max-headers", "most header fields", "N")
+        .optopt("", "max-compare-bytes", "body bytes kept per leg", "BYTES")
         .optflag("", "demo", "built-in upstreams and client")
         .optflag("h", "help", "print help")
         .optflag("V", "version", "print version");
@@ -149,6 +195,43 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
     }
     if let Some(value) = matches.opt_str("connect-timeout") {
         config.connect_timeout = millis("--connect-timeout", &value)?;
+    }
+    for (flag, field) in [
+        ("--header-timeout", &mut config.header_timeout),
+        ("--idle-timeout", &mut config.idle_timeout),
+        ("--send-timeout", &mut config.send_timeout),
+    ] {
+        if let Some(value) = matches.opt_str(&flag[2..]) {
+            *field = millis(flag, &value)?;
+        }
+    }
+    // (flag, field, lowest, highest): limits outside these would break the proxy, not tune it.
+    let counts: [(&'static str, &mut usize, usize, usize); 5] = [
+        ("--max-clients", &mut config.max_clients, 1, 1_000_000),
+        (
+            "--max-request-line",
+            &mut config.max_request_line,
+            64,
+            1 << 20,
+        ),
+        (
+            "--max-header-bytes",
+            &mut config.max_header_bytes,
+            256,
+            1 << 24,
+        ),
+        ("--max-headers", &mut config.max_headers, 1, 256),
+        (
+            "--max-compare-bytes",
+            &mut config.max_compare_bytes,
+            0,
+            1 << 30,
+        ),
+    ];
+    for (flag, field, lowest, highest) in counts {
+        if let Some(value) = matches.opt_str(&flag[2..]) {
+            *field = count(flag, &value, lowest, highest)?;
+        }
     }
 
     let file = matches.opt_str("targets");
@@ -193,6 +276,16 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
     Ok(Command::Run(config))
 }
 
+/// A count or size flag value within `lowest..=highest`; the error names the flag.
+fn count(flag: &'static str, value: &str, lowest: usize, highest: usize) -> Result<usize, Error> {
+    let why = match value.parse::<usize>() {
+        Ok(n) if (lowest..=highest).contains(&n) => return Ok(n),
+        Ok(_) => format!("\"{value}\" is not between {lowest} and {highest}"),
+        Err(_) => format!("\"{value}\" is not a whole number"),
+    };
+    Err(Error(Kind::BadNumber { flag, why }))
+}
+
 /// A `MS` flag value; the error names the flag and the value.
 fn millis(flag: &'static str, value: &str) -> Result<Duration, Error> {
     crate::targets::parse_millis(value).map_err(|why| Error(Kind::BadMillis { flag, why }))
@@ -219,6 +312,10 @@ enum Kind {
     Positional(String),
     BadListen(String),
     BadMillis {
+        flag: &'static str,
+        why: String,
+    },
+    BadNumber {
         flag: &'static str,
         why: String,
     },
@@ -276,7 +373,9 @@ impl fmt::Display for Error {
                 "--listen: \"{value}\" is not an IP address and port \
                  (like 127.0.0.1:8080 or [::1]:8080)"
             ),
-            Kind::BadMillis { flag, why } => write!(f, "{flag}: {why}"),
+            Kind::BadMillis { flag, why } | Kind::BadNumber { flag, why } => {
+                write!(f, "{flag}: {why}")
+            }
             Kind::TargetsAndUrls(flag) => write!(
                 f,
                 "--targets and {} cannot be used together \
@@ -357,6 +456,25 @@ mod tests {
                     targets: file("t.conf"),
                     timeout: ms(1500),
                     connect_timeout: ms(200),
+                    ..defaults.clone()
+                }),
+            ),
+            (
+                "--header-timeout 2000 --idle-timeout 3000 --send-timeout 4000 --max-clients 5 \
+                 --max-request-line 100 --max-header-bytes 1000 --max-headers 7 \
+                 --max-compare-bytes 0 --targets t.conf"
+                    .into(),
+                Command::Run(Config {
+                    targets: file("t.conf"),
+                    header_timeout: ms(2000),
+                    idle_timeout: ms(3000),
+                    send_timeout: ms(4000),
+                    max_clients: 5,
+                    max_request_line: 100,
+                    max_header_bytes: 1000,
+                    max_headers: 7,
+                    max_compare_bytes: 0,
+                    ..defaults.clone()
                 }),
             ),
             (
@@ -417,6 +535,18 @@ mod tests {
             (
                 "--targets t.conf --timeout -5".into(),
                 "--timeout: \"-5\" is not a positive number of milliseconds",
+            ),
+            (
+                "--targets t.conf --max-headers 300".into(),
+                "--max-headers: \"300\" is not between 1 and 256",
+            ),
+            (
+                "--targets t.conf --max-clients lots".into(),
+                "--max-clients: \"lots\" is not a whole number",
+            ),
+            (
+                "--targets t.conf --idle-timeout 0".into(),
+                "--idle-timeout: \"0\" is not a positive number of milliseconds",
             ),
             (
                 "--targets t.conf --connect-timeout 1.5".into(),

@@ -61,6 +61,8 @@ pub struct Client {
     pub phase: ClientPhase,
     /// The idle or head deadline of the current phase (none while busy).
     pub alarm: Alarm,
+    /// The send deadline, while output waits for a client that does not read.
+    pub send_alarm: Alarm,
     /// Close once the current response is out (client asked, HTTP/1.0, error, shutdown).
     pub close_after: bool,
 }
@@ -81,6 +83,7 @@ impl Client {
             out_pos: 0,
             phase: ClientPhase::Idle { head_started: None },
             alarm: Alarm::default(),
+            send_alarm: Alarm::default(),
             close_after: false,
         }
     }
@@ -221,14 +224,12 @@ impl Core {
     /// push the current exchange forward, move to the next request when it is done.
     pub(crate) fn drive_client(&mut self, key: usize) {
         loop {
+            if !self.flush_client(key) {
+                return;
+            }
             let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
                 return;
             };
-            if let Err(e) = client.flush() {
-                debug!("client {}: write failed: {e}", client.peer);
-                self.client_gone(key);
-                return;
-            }
             match client.phase {
                 ClientPhase::Closed => return,
                 ClientPhase::Closing => {
@@ -388,13 +389,50 @@ impl Core {
         self.close_conn(key);
     }
 
-    /// Flushes client `key`'s output without driving anything else.
-    pub(crate) fn flush_client(&mut self, key: usize) {
+    /// Flushes client `key`'s output without driving anything else, and keeps its send
+    /// deadline: output that waits with no byte taken for `--send-timeout` drops the client.
+    /// False when the client is gone.
+    pub(crate) fn flush_client(&mut self, key: usize) -> bool {
+        let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
+            return false;
+        };
+        let before = client.pending_output();
+        if let Err(e) = client.flush() {
+            debug!("client {}: write failed: {e}", client.peer);
+            self.client_gone(key);
+            return false;
+        }
+        let pending = client.pending_output();
+        if pending == 0 {
+            client.send_alarm.clear();
+        } else if pending < before || !client.send_alarm.is_set() {
+            // Progress (or the first wait) restarts the send deadline.
+            let deadline = Deadline::ClientSend {
+                conn: key,
+                serial: client.serial,
+            };
+            self.timers.set_alarm(
+                &mut client.send_alarm,
+                Instant::now() + self.settings.send_timeout,
+                deadline,
+            );
+        }
+        true
+    }
+
+    /// A client's send deadline fired: it took none of its pending output for that long.
+    pub(crate) fn client_send_deadline(&mut self, key: usize, serial: u64) {
         let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
             return;
         };
-        if let Err(e) = client.flush() {
-            debug!("client {}: write failed: {e}", client.peer);
+        let deadline = Deadline::ClientSend { conn: key, serial };
+        if client.serial == serial
+            && self
+                .timers
+                .fire_alarm(&mut client.send_alarm, Instant::now(), deadline)
+            && client.pending_output() > 0
+        {
+            debug!("client {}: not reading its response, dropped", client.peer);
             self.client_gone(key);
         }
     }

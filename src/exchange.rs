@@ -22,7 +22,7 @@ use crate::client::{self, connection_field, write_own_response, ClientPhase};
 use crate::failure::LegError;
 use crate::http::{self, body, BodyDecoder, BodyLength, Framing, RequestHead, Version};
 use crate::reactor::{Conn, Core};
-use crate::report::{ExchangeRecord, LegOutcome};
+use crate::report::{CapturedBody, ExchangeRecord, LegOutcome};
 use crate::targets::{Role, Targets};
 use crate::timer::{Alarm, Deadline};
 use crate::upstream::{Upstream, UpstreamState};
@@ -87,8 +87,12 @@ pub enum LegResponse {
         status: u16,
         reason: String,
         keep_alive: bool,
+        /// End-to-end fields, kept for the comparison.
+        fields: Vec<u8>,
         decoder: BodyDecoder,
         bytes: u64,
+        /// The start of the body (up to `--max-compare-bytes`) and a hash of all of it.
+        capture: CapturedBody,
     },
 }
 
@@ -134,6 +138,8 @@ impl Leg {
 pub struct Exchange {
     /// 1, 2, 3 ... in arrival order; also names this exchange in deadlines.
     pub id: u64,
+    /// The targets generation it started on.
+    pub epoch: u64,
     pub started: Instant,
     /// The targets this exchange started with (a reload does not move it).
     pub targets: Arc<Targets>,
@@ -194,6 +200,7 @@ impl Exchange {
             version: head.version,
             host: head.host,
             request_body_bytes: self.request.body_bytes,
+            epoch: self.epoch,
             legs: [p, s, c],
         }
     }
@@ -252,6 +259,7 @@ impl Core {
         let keep_alive = head.keep_alive;
         let exchange = Exchange {
             id,
+            epoch: self.targets_epoch,
             started: now,
             targets,
             client: Some(client_key),
@@ -412,7 +420,9 @@ impl Core {
             }
             self.release_request_bytes(key);
             match self.exchanges.get(key).and_then(|ex| ex.client) {
-                Some(client) => self.flush_client(client),
+                Some(client) => {
+                    self.flush_client(client);
+                }
                 None => {
                     self.finish_exchange_if_done(key);
                     return;
@@ -654,6 +664,7 @@ impl Core {
             head_request,
             client.map(|c| (c, &mut ex.response, client_version)),
             self.draining,
+            self.settings.max_compare_bytes,
         );
         match step {
             Step::Blocked => {}
@@ -680,7 +691,9 @@ impl Core {
             status,
             reason,
             keep_alive,
+            fields,
             bytes,
+            capture,
             ..
         } = std::mem::replace(&mut leg.response, LegResponse::Head)
         else {
@@ -691,6 +704,8 @@ impl Core {
             reason,
             body_bytes: bytes,
             elapsed,
+            fields,
+            body: capture,
         });
         let conn = leg.conn.take();
         if role == Role::Primary && ex.response != ClientResponse::Abandoned {
@@ -895,7 +910,7 @@ impl Core {
         let ex = self.exchanges.remove(key);
         let record = ex.record();
         if let Some(report) = &self.report {
-            if report.try_send(record).is_err() {
+            if !report.offer(record) {
                 self.dropped_reports += 1;
                 if self.dropped_reports.is_power_of_two() {
                     warn!(
@@ -969,6 +984,7 @@ fn receive(
     head_request: bool,
     mut client: Option<(&mut client::Client, &mut ClientResponse, Version)>,
     draining: bool,
+    compare_cap: usize,
 ) -> Step {
     loop {
         match &mut leg.response {
@@ -1008,8 +1024,10 @@ fn receive(
                                 status: head.status,
                                 reason: head.reason,
                                 keep_alive: head.keep_alive,
+                                fields: head.fields,
                                 decoder: BodyDecoder::new(head.body, limits),
                                 bytes: 0,
+                                capture: CapturedBody::new(),
                             };
                             continue;
                         }
@@ -1018,7 +1036,12 @@ fn receive(
                     }
                 }
             }
-            LegResponse::Body { decoder, bytes, .. } => {
+            LegResponse::Body {
+                decoder,
+                bytes,
+                capture,
+                ..
+            } => {
                 if decoder.is_done() {
                     if let Some((client, response, _)) = client.as_mut() {
                         if **response == ClientResponse::Streaming(Framing::Chunked) {
@@ -1039,6 +1062,7 @@ fn receive(
                     };
                     let payload = &up.input.data()[decoded.data.clone()];
                     *bytes += payload.len() as u64;
+                    capture.extend(payload, compare_cap);
                     if let Some((client, response, _)) = client.as_mut() {
                         if !payload.is_empty() {
                             if **response == ClientResponse::Streaming(Framing::Chunked) {

@@ -43,10 +43,14 @@ pub struct Settings {
     pub head_timeout: Duration,
     /// A keep-alive client connection with no request for this long is closed.
     pub idle_timeout: Duration,
+    /// A client that takes none of its pending output for this long is dropped.
+    pub send_timeout: Duration,
     /// A pooled upstream connection unused for this long is closed.
     pub pool_idle_timeout: Duration,
     /// Most client connections at once; beyond it trident stops accepting for a while.
     pub max_clients: usize,
+    /// Response body bytes captured per leg for the comparison.
+    pub max_compare_bytes: usize,
     pub limits: Limits,
 }
 
@@ -55,11 +59,18 @@ impl Settings {
         Settings {
             timeout: config.timeout,
             connect_timeout: config.connect_timeout,
-            head_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
+            head_timeout: config.header_timeout,
+            idle_timeout: config.idle_timeout,
+            send_timeout: config.send_timeout,
             pool_idle_timeout: Duration::from_secs(30),
-            max_clients: 10_000,
-            limits: Limits::default(),
+            max_clients: config.max_clients,
+            max_compare_bytes: config.max_compare_bytes,
+            limits: Limits {
+                max_request_line: config.max_request_line,
+                max_head: config.max_header_bytes,
+                max_headers: config.max_headers,
+                ..Limits::default()
+            },
         }
     }
 }
@@ -126,6 +137,8 @@ pub(crate) struct Core {
     pub(crate) pool: Pool,
     pub(crate) timers: Timers,
     pub(crate) targets: Arc<Targets>,
+    /// Bumped by each successful reload; reports never mix numbers across it.
+    pub(crate) targets_epoch: u64,
     pub(crate) settings: Settings,
     pub(crate) report: Option<ReportSender>,
     /// The id of the last exchange started.
@@ -192,6 +205,7 @@ impl Core {
         match deadline {
             Deadline::Exchange { exchange, id } => self.exchange_deadline(exchange, id),
             Deadline::Client { conn, serial } => self.client_deadline(conn, serial),
+            Deadline::ClientSend { conn, serial } => self.client_send_deadline(conn, serial),
             Deadline::PooledIdle { conn, serial } => {
                 if let Some(Conn::Upstream(up)) = self.conns.get_mut(conn) {
                     let expired = up.serial == serial
@@ -219,6 +233,7 @@ impl Core {
             .map(|t| format!("{}={}", t.role, t.url))
             .collect();
         self.targets = Arc::new(targets);
+        self.targets_epoch += 1;
         info!("targets reloaded: {}", summary.join(" "));
     }
 
@@ -300,6 +315,7 @@ impl Proxy {
             pool: Pool::new(),
             timers: Timers::new(),
             targets: Arc::new(targets),
+            targets_epoch: 0,
             settings: Settings::from_config(config),
             report: None,
             next_id: 0,

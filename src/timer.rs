@@ -15,6 +15,8 @@ pub enum Deadline {
     Exchange { exchange: usize, id: u64 },
     /// A client connection's head or idle deadline.
     Client { conn: usize, serial: u64 },
+    /// A client connection's send deadline (it reads nothing of its response).
+    ClientSend { conn: usize, serial: u64 },
     /// An idle pooled upstream connection expires.
     PooledIdle { conn: usize, serial: u64 },
     /// Retry accepting after the process ran out of file descriptors.
@@ -114,6 +116,11 @@ impl Alarm {
     /// No deadline for now (entries still in the heap will find nothing due).
     pub fn clear(&mut self) {
         self.due = None;
+    }
+
+    /// A deadline is set.
+    pub fn is_set(&self) -> bool {
+        self.due.is_some()
     }
 }
 

@@ -39,6 +39,7 @@ fn write_lines(record: &ExchangeRecord, out: &mut Vec<u8>) -> io::Result<()> {
                 reason,
                 body_bytes,
                 elapsed,
+                ..
             } => {
                 let elapsed = Millis(*elapsed);
                 if reason.is_empty() {
@@ -77,6 +78,8 @@ mod tests {
             reason: reason.to_string(),
             body_bytes,
             elapsed: Duration::from_micros(micros),
+            fields: Vec::new(),
+            body: crate::report::CapturedBody::new(),
         }
     }
 
@@ -88,6 +91,7 @@ mod tests {
             version: Version::Http11,
             host: host.map(str::to_string),
             request_body_bytes: 0,
+            epoch: 0,
             legs,
         }
     }
