@@ -35,6 +35,8 @@ pub const SHADOW_STALL_GRACE: Duration = Duration::from_millis(100);
 /// How long shadow legs may hold the primary back in all, in one exchange, even while they
 /// make progress: a slow shadow is cut rather than slowing the primary to its pace.
 pub const SHADOW_STALL_BUDGET: Duration = Duration::from_millis(1000);
+/// Most exchanges a shadow leg may have in flight unless `max_inflight=` says otherwise.
+pub const DEFAULT_MAX_INFLIGHT: usize = 256;
 /// Bytes read from an upstream per read call.
 const UPSTREAM_READ_STEP: usize = 16 * 1024;
 
@@ -103,6 +105,8 @@ pub struct Leg {
     pub addr: SocketAddr,
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// Most exchanges this leg's role may have in flight before it is skipped.
+    pub max_inflight: usize,
     /// When the whole leg must be over.
     pub deadline: Instant,
     /// When its TCP connect must be done, while it is connecting.
@@ -242,6 +246,7 @@ impl Core {
                     .options
                     .connect_timeout
                     .unwrap_or(self.settings.connect_timeout),
+                max_inflight: target.options.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT),
                 deadline: now + timeout,
                 connect_deadline: None,
                 conn: None,
@@ -290,6 +295,14 @@ impl Core {
             }
         }
         for role in Role::ALL {
+            let leg = &mut self.exchanges[key].legs[role.index()];
+            if role != Role::Primary && self.inflight[role.index()] >= leg.max_inflight {
+                // A saturated shadow leg is skipped, never queued: the primary is never
+                // skipped and never waits.
+                leg.outcome = Some(LegOutcome::Skipped("saturated"));
+                continue;
+            }
+            self.inflight[role.index()] += 1;
             self.attach_upstream(key, role);
         }
         self.arm_exchange(key);
@@ -699,6 +712,7 @@ impl Core {
         else {
             return;
         };
+        self.inflight[role.index()] -= 1;
         leg.outcome = Some(LegOutcome::Response {
             status,
             reason,
@@ -796,6 +810,7 @@ impl Core {
         let status = error.gateway_status();
         let text = format!("trident: primary {error}");
         ex.legs[role.index()].outcome = Some(LegOutcome::Failed { error, elapsed });
+        self.inflight[role.index()] -= 1;
         if role == Role::Primary {
             self.respond_to_client_with_error(key, status, &text);
         }

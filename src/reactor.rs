@@ -147,6 +147,8 @@ pub(crate) struct Core {
     /// Shutting down: no new requests; connections close once their exchange is done.
     pub(crate) draining: bool,
     pub(crate) dropped_reports: u64,
+    /// Legs in flight per role (`Role::index()`), for `max_inflight=`.
+    pub(crate) inflight: [usize; 3],
     /// Connections to close at the end of this loop iteration (mio #219: a later event of
     /// the same batch may name a freed token).
     closing: Vec<usize>,
@@ -322,6 +324,7 @@ impl Proxy {
             next_serial: 0,
             draining: false,
             dropped_reports: 0,
+            inflight: [0; 3],
             closing: Vec::new(),
             clients: 0,
         };

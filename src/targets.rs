@@ -52,6 +52,9 @@ pub struct LegOptions {
     pub timeout: Option<Duration>,
     /// Connect deadline for this leg.
     pub connect_timeout: Option<Duration>,
+    /// Most exchanges this (shadow) leg may have in flight; beyond it new exchanges skip
+    /// the leg (`skipped: saturated`). Ignored for the primary, which is never skipped.
+    pub max_inflight: Option<usize>,
 }
 
 /// One upstream: where it is and how to talk to it.
@@ -267,6 +270,19 @@ fn split_role(line: &str) -> Result<(Role, &str), String> {
     }
 }
 
+/// Fills an option's slot the first time it is given.
+fn set_once<T>(
+    slot: &mut Option<T>,
+    key: &str,
+    parse: impl FnOnce() -> Result<T, String>,
+) -> Result<(), String> {
+    if slot.is_some() {
+        return Err(format!("duplicate option \"{key}\""));
+    }
+    *slot = Some(parse()?);
+    Ok(())
+}
+
 /// `URL [key=value ...]`, what follows `role =`.
 fn parse_target(role: Role, rest: &str, resolve: Resolver) -> Result<Target, String> {
     let mut words = rest.split_whitespace();
@@ -280,15 +296,20 @@ fn parse_target(role: Role, rest: &str, resolve: Resolver) -> Result<Target, Str
             Some((key, value)) if !key.is_empty() && !value.is_empty() => (key, value),
             _ => return Err(format!("bad option \"{option}\" (expected KEY=VALUE)")),
         };
-        let slot = match key {
-            "timeout" => &mut options.timeout,
-            "connect_timeout" => &mut options.connect_timeout,
+        let millis = || parse_millis(value).map_err(|why| format!("{key}: {why}"));
+        match key {
+            "timeout" => set_once(&mut options.timeout, key, millis)?,
+            "connect_timeout" => set_once(&mut options.connect_timeout, key, millis)?,
+            "max_inflight" => set_once(&mut options.max_inflight, key, || {
+                match value.parse::<usize>() {
+                    Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+                    _ => Err(format!(
+                        "max_inflight: \"{value}\" is not a whole number between 1 and 1000000"
+                    )),
+                }
+            })?,
             _ => return Err(format!("unknown option \"{key}\"")),
-        };
-        if slot.is_some() {
-            return Err(format!("duplicate option \"{key}\""));
         }
-        *slot = Some(parse_millis(value).map_err(|why| format!("{key}: {why}"))?);
     }
     Ok(Target {
         role,
@@ -435,7 +456,7 @@ mod tests {
             (
                 // Comments, blank lines, any spacing around `=`, trailing slash, default port,
                 // IPv6, per-leg options, CRLF line ends, roles in any order.
-                "# the three\r\n\r\n  candidate=http://[::1]:9003/  timeout=1500 connect_timeout=200 # new\r\n\
+                "# the three\r\n\r\n  candidate=http://[::1]:9003/  timeout=1500 connect_timeout=200 max_inflight=8 # new\r\n\
                  \tsecondary =http://127.0.0.1/\r\n\
                  primary= http://127.0.0.1:9001 # stable\r\n   # done\r\n"
                     .to_string(),
@@ -448,6 +469,7 @@ mod tests {
                         LegOptions {
                             timeout: ms(1500),
                             connect_timeout: ms(200),
+                            max_inflight: Some(8),
                         },
                     ),
                 ],
@@ -464,6 +486,7 @@ mod tests {
                         LegOptions {
                             timeout: ms(86_400_000),
                             connect_timeout: None,
+                            max_inflight: None,
                         },
                     ),
                 ],
@@ -604,6 +627,14 @@ mod tests {
                 "targets.conf:3: bad URL \"http://lo%63alhost\": \"lo%63alhost\" is not a host name",
             ),
             ("candidate = http://127.0.0.1 foo=1", "targets.conf:3: unknown option \"foo\""),
+            (
+                "candidate = http://127.0.0.1 max_inflight=0",
+                "targets.conf:3: max_inflight: \"0\" is not a whole number between 1 and 1000000",
+            ),
+            (
+                "candidate = http://127.0.0.1 max_inflight=2 max_inflight=3",
+                "targets.conf:3: duplicate option \"max_inflight\"",
+            ),
             (
                 "candidate = http://127.0.0.1 timeout",
                 "targets.conf:3: bad option \"timeout\" (expected KEY=VALUE)",
