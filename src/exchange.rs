@@ -20,10 +20,10 @@ use mio::Interest;
 use crate::buffer::ReadOutcome;
 use crate::client::{self, connection_field, write_own_response, ClientPhase};
 use crate::failure::LegError;
-use crate::http::{self, body, BodyDecoder, BodyLength, Framing, RequestHead, Version};
+use crate::http::{self, body, BodyDecoder, BodyLength, Framing, LegHead, RequestHead, Version};
 use crate::reactor::{Conn, Core};
 use crate::report::{CapturedBody, ExchangeRecord, LegOutcome};
-use crate::targets::{Role, Targets};
+use crate::targets::{HostField, Role, Targets};
 use crate::timer::{Alarm, Deadline};
 use crate::upstream::{Upstream, UpstreamState};
 
@@ -226,18 +226,42 @@ impl Core {
         let id = self.next_id;
         let now = Instant::now();
         let targets = Arc::clone(&self.targets);
+        let client_ip = match self.conns.get(client_key) {
+            Some(Conn::Client(client)) if self.settings.forward_client_ip => Some(client.peer.ip()),
+            _ => None,
+        };
+        let shadow_skip = self.shadow_skip(&head);
+        let settings = &self.settings;
         let legs = Role::ALL.map(|role| {
             let target = targets.get(role);
-            let timeout = target.options.timeout.unwrap_or(self.settings.timeout);
-            let mut leg_head = Vec::with_capacity(head.fields.len() + 128);
-            // An HTTP/1.0 request may lack Host; HTTP/1.1 upstreams need one (RFC 9112 §3.2).
-            let host_field = [("Host", target.authority.as_str())];
-            let extra: &[(&str, &str)] = if head.host.is_none() {
-                &host_field
-            } else {
-                &[]
+            let timeout = target.options.timeout.unwrap_or(settings.timeout);
+            let host = match &target.options.host {
+                // An HTTP/1.0 request may lack Host; HTTP/1.1 upstreams need one (RFC 9112 §3.2).
+                None | Some(HostField::Keep) => {
+                    head.host.is_none().then_some(target.authority.as_str())
+                }
+                Some(HostField::Target) => Some(target.authority.as_str()),
+                Some(HostField::Literal(name)) => Some(name.as_str()),
             };
-            head.write_upstream_head(extra, &mut leg_head);
+            let mut extra = [("", ""); 2];
+            let mut extras = 0;
+            if let Some(name) = settings.role_header.as_deref() {
+                extra[extras] = (name, role.name());
+                extras += 1;
+            }
+            if settings.close_connections {
+                extra[extras] = ("Connection", "close");
+                extras += 1;
+            }
+            let mut leg_head = Vec::with_capacity(head.fields.len() + 128);
+            head.write_leg_head(
+                &LegHead {
+                    host,
+                    client_ip,
+                    extra: &extra[..extras],
+                },
+                &mut leg_head,
+            );
             Leg {
                 role,
                 addr: target.addr,
@@ -245,7 +269,7 @@ impl Core {
                 connect_timeout: target
                     .options
                     .connect_timeout
-                    .unwrap_or(self.settings.connect_timeout),
+                    .unwrap_or(settings.connect_timeout),
                 max_inflight: target.options.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT),
                 deadline: now + timeout,
                 connect_deadline: None,
@@ -255,7 +279,10 @@ impl Core {
                 body_sent: 0,
                 response: LegResponse::Head,
                 retried: false,
-                outcome: None,
+                outcome: match (role, shadow_skip) {
+                    (Role::Primary, _) | (_, None) => None,
+                    (_, Some(reason)) => Some(LegOutcome::Skipped(reason)),
+                },
             }
         });
         let decoder = BodyDecoder::new(head.body, &self.settings.limits);
@@ -286,7 +313,7 @@ impl Core {
         if let Some(Conn::Client(client)) = self.conns.get_mut(client_key) {
             client.phase = ClientPhase::Busy { exchange: key };
             client.alarm.clear();
-            client.close_after = !keep_alive;
+            client.close_after = !keep_alive || self.settings.close_connections;
             if expect_continue {
                 // Three legs cannot share one interim response: trident answers it itself.
                 client
@@ -296,6 +323,9 @@ impl Core {
         }
         for role in Role::ALL {
             let leg = &mut self.exchanges[key].legs[role.index()];
+            if leg.is_finished() {
+                continue;
+            }
             if role != Role::Primary && self.inflight[role.index()] >= leg.max_inflight {
                 // A saturated shadow leg is skipped, never queued: the primary is never
                 // skipped and never waits.
@@ -306,6 +336,29 @@ impl Core {
             self.attach_upstream(key, role);
         }
         self.arm_exchange(key);
+    }
+
+    /// Why this request's shadow legs are not sent, if they are not: an unsafe method
+    /// (writes would happen three times) or sampling.
+    fn shadow_skip(&mut self, head: &RequestHead) -> Option<&'static str> {
+        let shadow = &self.settings.shadow;
+        if !shadow.methods.allows(&head.method) {
+            return Some("method");
+        }
+        let share = shadow.share;
+        if share == u64::MAX {
+            return None;
+        }
+        let draw = match shadow
+            .sample_key
+            .as_deref()
+            .and_then(|name| http::find_field(&head.fields, name))
+        {
+            // One key's requests are all shadowed or none are.
+            Some(value) => fnv1a(value),
+            None => self.rng.next(),
+        };
+        (draw >= share).then_some("sampling")
     }
 
     /// Points the exchange's alarm at its nearest deadline.
@@ -733,7 +786,11 @@ impl Core {
             Some(Conn::Upstream(up)) => self.targets.iter().any(|t| t.addr == up.addr),
             _ => false,
         };
-        let reusable = keep_alive && request_sent && !draining && still_a_target;
+        let reusable = keep_alive
+            && request_sent
+            && !draining
+            && still_a_target
+            && !self.settings.close_connections;
         self.release_upstream(conn, reusable);
     }
 
@@ -936,6 +993,13 @@ impl Core {
             }
         }
     }
+}
+
+/// FNV-1a (64 bit): a stable hash for sampling keys.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn ex_leg(exchanges: &mut slab::Slab<Exchange>, key: usize, role: Role) -> &mut Leg {

@@ -52,6 +52,82 @@ pub struct Settings {
     /// Response body bytes captured per leg for the comparison.
     pub max_compare_bytes: usize,
     pub limits: Limits,
+    /// Which requests go to the secondary and the candidate.
+    pub shadow: ShadowPolicy,
+    /// The field telling each leg its role (`X-Trident-Role`); `None`: not sent.
+    pub role_header: Option<String>,
+    /// Append the client's address to `X-Forwarded-For` and `Forwarded`.
+    pub forward_client_ip: bool,
+    /// Close client and upstream connections after each exchange.
+    pub close_connections: bool,
+}
+
+/// Which requests are shadowed.
+#[derive(Debug, Clone)]
+pub struct ShadowPolicy {
+    pub methods: ShadowMethods,
+    /// The sampled share as a threshold on a 64-bit draw (`u64::MAX`: everything).
+    pub share: u64,
+    /// Sample by a hash of this request field's value instead of at random.
+    pub sample_key: Option<String>,
+}
+
+impl ShadowPolicy {
+    /// `percent` (0 to 100) of requests shadowed.
+    pub fn share_of(percent: f64) -> u64 {
+        if percent >= 100.0 {
+            u64::MAX
+        } else if percent <= 0.0 {
+            0
+        } else {
+            // 2^64 * percent / 100, computed in f64 (53 bits of precision are plenty).
+            (percent / 100.0 * 18_446_744_073_709_551_616.0) as u64
+        }
+    }
+}
+
+/// The request methods the shadow legs receive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShadowMethods {
+    All,
+    /// Upper-case method names.
+    Only(Vec<String>),
+}
+
+impl ShadowMethods {
+    /// GET, HEAD and OPTIONS: requests that are safe to send three times.
+    pub fn safe() -> ShadowMethods {
+        ShadowMethods::Only(vec!["GET".into(), "HEAD".into(), "OPTIONS".into()])
+    }
+
+    pub fn allows(&self, method: &str) -> bool {
+        match self {
+            ShadowMethods::All => true,
+            ShadowMethods::Only(methods) => methods.iter().any(|m| m == method),
+        }
+    }
+}
+
+/// A small, fast generator for sampling draws (xorshift64*); not for anything secret.
+#[derive(Debug, Clone)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    fn seeded() -> Rng {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Rng((nanos ^ u64::from(std::process::id()).rotate_left(32)) | 1)
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
 }
 
 impl Settings {
@@ -71,6 +147,14 @@ impl Settings {
                 max_headers: config.max_headers,
                 ..Limits::default()
             },
+            shadow: ShadowPolicy {
+                methods: ShadowMethods::All,
+                share: u64::MAX,
+                sample_key: None,
+            },
+            role_header: Some("X-Trident-Role".to_string()),
+            forward_client_ip: false,
+            close_connections: false,
         }
     }
 }
@@ -149,6 +233,7 @@ pub(crate) struct Core {
     pub(crate) dropped_reports: u64,
     /// Legs in flight per role (`Role::index()`), for `max_inflight=`.
     pub(crate) inflight: [usize; 3],
+    pub(crate) rng: Rng,
     /// Connections to close at the end of this loop iteration (mio #219: a later event of
     /// the same batch may name a freed token).
     closing: Vec<usize>,
@@ -325,6 +410,7 @@ impl Proxy {
             draining: false,
             dropped_reports: 0,
             inflight: [0; 3],
+            rng: Rng::seeded(),
             closing: Vec::new(),
             clients: 0,
         };

@@ -55,6 +55,19 @@ pub struct LegOptions {
     /// Most exchanges this (shadow) leg may have in flight; beyond it new exchanges skip
     /// the leg (`skipped: saturated`). Ignored for the primary, which is never skipped.
     pub max_inflight: Option<usize>,
+    /// The Host field this leg receives (`host=`); the client's when unset.
+    pub host: Option<HostField>,
+}
+
+/// What a leg's Host field says (`host=keep|target|NAME`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostField {
+    /// The client's Host, as it sent it.
+    Keep,
+    /// The target's `host:port` from its URL.
+    Target,
+    /// This literal value.
+    Literal(String),
 }
 
 /// One upstream: where it is and how to talk to it.
@@ -308,6 +321,16 @@ fn parse_target(role: Role, rest: &str, resolve: Resolver) -> Result<Target, Str
                     )),
                 }
             })?,
+            "host" => set_once(&mut options.host, key, || match value {
+                "keep" => Ok(HostField::Keep),
+                "target" => Ok(HostField::Target),
+                literal if literal.bytes().all(|b| b.is_ascii_graphic()) => {
+                    Ok(HostField::Literal(literal.to_string()))
+                }
+                _ => Err(format!(
+                    "host: \"{value}\" is not keep, target or a host name"
+                )),
+            })?,
             _ => return Err(format!("unknown option \"{key}\"")),
         }
     }
@@ -456,7 +479,7 @@ mod tests {
             (
                 // Comments, blank lines, any spacing around `=`, trailing slash, default port,
                 // IPv6, per-leg options, CRLF line ends, roles in any order.
-                "# the three\r\n\r\n  candidate=http://[::1]:9003/  timeout=1500 connect_timeout=200 max_inflight=8 # new\r\n\
+                "# the three\r\n\r\n  candidate=http://[::1]:9003/  timeout=1500 connect_timeout=200 max_inflight=8 host=target # new\r\n\
                  \tsecondary =http://127.0.0.1/\r\n\
                  primary= http://127.0.0.1:9001 # stable\r\n   # done\r\n"
                     .to_string(),
@@ -470,6 +493,7 @@ mod tests {
                             timeout: ms(1500),
                             connect_timeout: ms(200),
                             max_inflight: Some(8),
+                            host: Some(HostField::Target),
                         },
                     ),
                 ],
@@ -487,6 +511,7 @@ mod tests {
                             timeout: ms(86_400_000),
                             connect_timeout: None,
                             max_inflight: None,
+                            host: None,
                         },
                     ),
                 ],

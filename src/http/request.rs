@@ -7,7 +7,10 @@
 //! on where the message ends. The head scan and the field rules shared with `response` live in
 //! this file too. Nothing here touches a socket or allocates beyond the returned head.
 
+use std::fmt;
+use std::io::Write;
 use std::mem::MaybeUninit;
+use std::net::IpAddr;
 
 use super::{BodyLength, Error, Limits, Version};
 
@@ -47,14 +50,53 @@ impl RequestHead {
     /// fields, `extra` fields (name, value) after them, and the framing trident chose
     /// (`Content-Length: n` or `Transfer-Encoding: chunked`), then the empty line.
     pub fn write_upstream_head(&self, extra: &[(&str, &str)], out: &mut Vec<u8>) {
-        let extra_len: usize = extra.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
-        out.reserve(self.method.len() + self.target.len() + self.fields.len() + extra_len + 64);
+        let leg = LegHead {
+            extra,
+            ..LegHead::default()
+        };
+        self.write_leg_head(&leg, out);
+    }
+
+    /// Appends the head one upstream leg receives, as `write_upstream_head`, with the
+    /// leg's own Host and the client's address added to `X-Forwarded-For` and `Forwarded`.
+    pub fn write_leg_head(&self, leg: &LegHead<'_>, out: &mut Vec<u8>) {
+        let extra_len: usize = leg.extra.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+        out.reserve(self.method.len() + self.target.len() + self.fields.len() + extra_len + 128);
         out.extend_from_slice(self.method.as_bytes());
         out.push(b' ');
         out.extend_from_slice(self.target.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        out.extend_from_slice(&self.fields);
-        for (name, value) in extra {
+        if leg.host.is_none() && leg.client_ip.is_none() {
+            // The common case: the client's fields as they are.
+            out.extend_from_slice(&self.fields);
+        } else {
+            let mut host_written = false;
+            for line in field_lines(&self.fields) {
+                let name = field_name(line);
+                if let Some(host) = leg.host {
+                    if name.eq_ignore_ascii_case(b"host") {
+                        if !host_written {
+                            push_field(out, b"Host", host.as_bytes());
+                            host_written = true;
+                        }
+                        continue;
+                    }
+                }
+                if leg.client_ip.is_some() && is_forwarding_field(name) {
+                    // Folded into one field below, with the client's address last.
+                    continue;
+                }
+                out.extend_from_slice(line);
+                out.extend_from_slice(b"\r\n");
+            }
+            if let (Some(host), false) = (leg.host, host_written) {
+                push_field(out, b"Host", host.as_bytes());
+            }
+            if let Some(ip) = leg.client_ip {
+                self.push_forwarded_for(ip, out);
+            }
+        }
+        for (name, value) in leg.extra {
             push_field(out, name.as_bytes(), value.as_bytes());
         }
         match self.body {
@@ -64,6 +106,88 @@ impl RequestHead {
         }
         out.extend_from_slice(b"\r\n");
     }
+
+    /// `X-Forwarded-For: <what the client sent>, ip` and `Forwarded: <what it sent>, for=ip`
+    /// (RFC 7239 §4, §6: an IPv6 address is bracketed and quoted).
+    fn push_forwarded_for(&self, ip: IpAddr, out: &mut Vec<u8>) {
+        for (name, node) in [
+            (&b"X-Forwarded-For"[..], ForwardedNode::Plain(ip)),
+            (&b"Forwarded"[..], ForwardedNode::Rfc7239(ip)),
+        ] {
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            for line in field_lines(&self.fields) {
+                if field_name(line).eq_ignore_ascii_case(name) {
+                    let value = field_value(line);
+                    if !value.is_empty() {
+                        out.extend_from_slice(value);
+                        out.extend_from_slice(b", ");
+                    }
+                }
+            }
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, "{node}");
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+/// What one leg's head says beyond the client's own fields.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LegHead<'a> {
+    /// Replaces the client's Host field (or supplies one when it sent none).
+    pub host: Option<&'a str>,
+    /// Appended to `X-Forwarded-For` and `Forwarded`.
+    pub client_ip: Option<IpAddr>,
+    /// Fields written after the client's (a role marker, `Connection: close`).
+    pub extra: &'a [(&'a str, &'a str)],
+}
+
+/// A client address as `X-Forwarded-For` and `Forwarded: for=` write it.
+enum ForwardedNode {
+    Plain(IpAddr),
+    Rfc7239(IpAddr),
+}
+
+impl fmt::Display for ForwardedNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ForwardedNode::Plain(ip) => write!(f, "{ip}"),
+            ForwardedNode::Rfc7239(IpAddr::V4(ip)) => write!(f, "for={ip}"),
+            ForwardedNode::Rfc7239(IpAddr::V6(ip)) => write!(f, "for=\"[{ip}]\""),
+        }
+    }
+}
+
+fn is_forwarding_field(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"x-forwarded-for") || name.eq_ignore_ascii_case(b"forwarded")
+}
+
+/// The `Name: value` lines of a serialised field block (without their CRLF).
+fn field_lines(fields: &[u8]) -> impl Iterator<Item = &[u8]> {
+    fields
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+}
+
+fn field_name(line: &[u8]) -> &[u8] {
+    let end = line.iter().position(|&b| b == b':').unwrap_or(line.len());
+    &line[..end]
+}
+
+fn field_value(line: &[u8]) -> &[u8] {
+    match line.iter().position(|&b| b == b':') {
+        Some(colon) => line[colon + 1..].trim_ascii(),
+        None => &[],
+    }
+}
+
+/// The value of the first field named `name` (case-insensitive) in a serialised field block.
+pub fn find_field<'f>(fields: &'f [u8], name: &str) -> Option<&'f [u8]> {
+    field_lines(fields)
+        .find(|line| field_name(line).eq_ignore_ascii_case(name.as_bytes()))
+        .map(field_value)
 }
 
 /// Parses the request head at the start of `buf`.
@@ -1055,5 +1179,78 @@ mod tests {
         for (input, trimmed) in rows {
             assert_eq!(trim_ows(input), trimmed);
         }
+    }
+
+    fn leg_head(raw: &[u8], leg: &LegHead<'_>) -> String {
+        let head = parse_request_head(raw, &Limits::default())
+            .unwrap()
+            .unwrap();
+        let mut out = Vec::new();
+        head.write_leg_head(leg, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn leg_heads_rewrite_host_and_fold_the_client_address() {
+        let raw = b"GET /a HTTP/1.1\r\nHost: shop.example\r\nX-Forwarded-For: 10.0.0.1\r\n\
+                    Accept: */*\r\nForwarded: for=10.0.0.1\r\n\r\n";
+        let rows: [(LegHead<'_>, &str); 4] = [
+            (
+                LegHead::default(),
+                "GET /a HTTP/1.1\r\nHost: shop.example\r\nX-Forwarded-For: 10.0.0.1\r\n\
+                 Accept: */*\r\nForwarded: for=10.0.0.1\r\n\r\n",
+            ),
+            (
+                LegHead {
+                    host: Some("127.0.0.1:9003"),
+                    extra: &[("X-Trident-Role", "candidate")],
+                    ..LegHead::default()
+                },
+                "GET /a HTTP/1.1\r\nHost: 127.0.0.1:9003\r\nX-Forwarded-For: 10.0.0.1\r\n\
+                 Accept: */*\r\nForwarded: for=10.0.0.1\r\nX-Trident-Role: candidate\r\n\r\n",
+            ),
+            (
+                LegHead {
+                    client_ip: Some("192.0.2.7".parse().unwrap()),
+                    ..LegHead::default()
+                },
+                "GET /a HTTP/1.1\r\nHost: shop.example\r\nAccept: */*\r\n\
+                 X-Forwarded-For: 10.0.0.1, 192.0.2.7\r\nForwarded: for=10.0.0.1, for=192.0.2.7\r\n\r\n",
+            ),
+            (
+                LegHead {
+                    client_ip: Some("2001:db8::1".parse().unwrap()),
+                    ..LegHead::default()
+                },
+                "GET /a HTTP/1.1\r\nHost: shop.example\r\nAccept: */*\r\n\
+                 X-Forwarded-For: 10.0.0.1, 2001:db8::1\r\n\
+                 Forwarded: for=10.0.0.1, for=\"[2001:db8::1]\"\r\n\r\n",
+            ),
+        ];
+        for (leg, expected) in rows {
+            assert_eq!(leg_head(raw, &leg), expected);
+        }
+    }
+
+    #[test]
+    fn a_leg_head_supplies_host_and_client_address_when_the_client_sent_none() {
+        let raw = b"POST /p HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi";
+        let leg = LegHead {
+            host: Some("backend:80"),
+            client_ip: Some("127.0.0.1".parse().unwrap()),
+            extra: &[("Connection", "close")],
+        };
+        assert_eq!(
+            leg_head(raw, &leg),
+            "POST /p HTTP/1.1\r\nHost: backend:80\r\nX-Forwarded-For: 127.0.0.1\r\n\
+             Forwarded: for=127.0.0.1\r\nConnection: close\r\nContent-Length: 2\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn find_field_is_case_insensitive_and_trims() {
+        let fields = b"X-User:  alice \r\nAccept: */*\r\n";
+        assert_eq!(find_field(fields, "x-user"), Some(&b"alice"[..]));
+        assert_eq!(find_field(fields, "missing"), None);
     }
 }
