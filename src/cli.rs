@@ -20,7 +20,7 @@ pub enum TargetSource {
 }
 
 /// Everything the command line decides, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `--listen`, default 127.0.0.1:8080.
     pub listen: SocketAddr,
@@ -49,6 +49,22 @@ pub struct Config {
     /// `--max-compare-bytes BYTES`, default 1048576: response body bytes kept per leg for
     /// the comparison (a hash covers the rest).
     pub max_compare_bytes: usize,
+    /// `--shadow-percent P`, default 100: the share of requests sent to the shadow legs.
+    pub shadow_percent: f64,
+    /// `--sample-key NAME`: sample by a hash of this request field instead of at random.
+    pub sample_key: Option<String>,
+    /// `--shadow-methods LIST|all`, default GET,HEAD,OPTIONS (upper-case names); `None`: all.
+    pub shadow_methods: Option<Vec<String>>,
+    /// `--role-header NAME`, default X-Trident-Role; `None` (`--role-header ''`): not sent.
+    pub role_header: Option<String>,
+    /// `--forward-client-ip`: append the client's address to X-Forwarded-For and Forwarded.
+    pub forward_client_ip: bool,
+    /// `--close-connections`: one exchange per client and upstream connection.
+    pub close_connections: bool,
+    /// `--tls-cert FILE` and `--tls-key FILE`: serve clients over TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// `--ca-file FILE`: trust these CA certificates for https targets instead of the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -66,17 +82,27 @@ impl Default for Config {
             max_header_bytes: 64 * 1024,
             max_headers: 100,
             max_compare_bytes: 1024 * 1024,
+            shadow_percent: 100.0,
+            sample_key: None,
+            shadow_methods: Some(vec!["GET".into(), "HEAD".into(), "OPTIONS".into()]),
+            role_header: Some("X-Trident-Role".into()),
+            forward_client_ip: false,
+            close_connections: false,
+            tls: None,
+            ca_file: None,
         }
     }
 }
 
 /// What the command line asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Run the proxy.
     Run(Config),
     /// `--demo`: built-in upstreams and client.
     Demo(Config),
+    /// `--check`: validate the targets and the options, print what would be used, exit.
+    Check(Config),
     /// `-h/--help`: print this usage text to stdout, exit 0.
     Help(String),
     /// `-V/--version`: print `trident VERSION`, exit 0.
@@ -123,6 +149,23 @@ options:
   --max-headers N        most header fields in a head, else 431 (default 100)
   --max-compare-bytes B  response body bytes kept per upstream to compare
                          (default 1048576)
+  --shadow-percent P     share of requests also sent to the secondary and the
+                         candidate, 0 to 100 (default 100)
+  --sample-key NAME      sample by a hash of this request header's value, so
+                         one user's requests are all shadowed or none are
+  --shadow-methods LIST  methods sent to the shadows, comma-separated, or
+                         all (default GET,HEAD,OPTIONS: writes happen once)
+  --role-header NAME     header telling each upstream its role (default
+                         X-Trident-Role; '' sends none)
+  --forward-client-ip    add the client address to X-Forwarded-For and
+                         Forwarded
+  --close-connections    one request per client and upstream connection
+  --tls-cert FILE        serve clients over TLS with this PEM certificate chain
+  --tls-key FILE         ... and this PEM private key
+  --ca-file FILE         trust these PEM CA certificates for https:// targets
+                         (default: the system's)
+  --check                validate the options and the targets, print them,
+                         exit 0 (or 2 on an error); use before a SIGHUP
   --demo                 run three built-in upstreams and a client against
                          them, and show the blocks
   -h, --help             print this help
@@ -133,7 +176,10 @@ targets file: one upstream per line, ROLE = URL [OPTION=VALUE ...]
   URL      http://HOST[:PORT], port 80 if omitted; HOST is an IPv4 address,
            an IPv6 address in brackets, or a name resolved when the file is
            loaded
-  OPTION   timeout=MS or connect_timeout=MS: this upstream's own deadlines
+  OPTION   timeout=MS, connect_timeout=MS: this upstream's own deadlines;
+           max_inflight=N: most exchanges in flight (shadows; default 256);
+           host=keep|target|NAME: the Host header it gets;
+           tls_verify=on|off: check an https target's certificate
   A # after whitespace starts a comment; blank lines are ignored. For example:
 
     # targets.conf
@@ -164,6 +210,16 @@ fn options() -> getopts::Options {
         .optopt("", "max-header-bytes", "largest request head", "BYTES")
         .optopt("", "max-headers", "most header fields", "N")
         .optopt("", "max-compare-bytes", "body bytes kept per leg", "BYTES")
+        .optopt("", "shadow-percent", "share of requests shadowed", "P")
+        .optopt("", "sample-key", "sample by this header", "NAME")
+        .optopt("", "shadow-methods", "methods sent to the shadows", "LIST")
+        .optopt("", "role-header", "role header name", "NAME")
+        .optflag("", "forward-client-ip", "add X-Forwarded-For and Forwarded")
+        .optflag("", "close-connections", "one request per connection")
+        .optopt("", "tls-cert", "listener certificate chain", "FILE")
+        .optopt("", "tls-key", "listener private key", "FILE")
+        .optopt("", "ca-file", "CA certificates for https targets", "FILE")
+        .optflag("", "check", "validate and print the configuration")
         .optflag("", "demo", "built-in upstreams and client")
         .optflag("h", "help", "print help")
         .optflag("V", "version", "print version");
@@ -234,6 +290,17 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
         }
     }
 
+    shadow_options(&matches, &mut config)?;
+    config.forward_client_ip = matches.opt_present("forward-client-ip");
+    config.close_connections = matches.opt_present("close-connections");
+    config.tls = match (matches.opt_str("tls-cert"), matches.opt_str("tls-key")) {
+        (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
+        (None, None) => None,
+        (Some(_), None) => return Err(Error(Kind::Lonely("tls-cert", "tls-key"))),
+        (None, Some(_)) => return Err(Error(Kind::Lonely("tls-key", "tls-cert"))),
+    };
+    config.ca_file = matches.opt_str("ca-file").map(PathBuf::from);
+
     let file = matches.opt_str("targets");
     let urls = URL_FLAGS.map(|flag| matches.opt_str(flag));
     let first_url_flag = URL_FLAGS
@@ -273,7 +340,136 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
         }
     };
     config.targets = Some(source);
+    if matches.opt_present("check") {
+        return Ok(Command::Check(config));
+    }
     Ok(Command::Run(config))
+}
+
+/// `--shadow-percent`, `--sample-key`, `--shadow-methods`, `--role-header`.
+fn shadow_options(matches: &getopts::Matches, config: &mut Config) -> Result<(), Error> {
+    if let Some(value) = matches.opt_str("shadow-percent") {
+        config.shadow_percent = match value.parse::<f64>() {
+            Ok(p) if (0.0..=100.0).contains(&p) => p,
+            _ => {
+                let why = format!("\"{value}\" is not a number from 0 to 100");
+                return Err(Error(Kind::BadNumber {
+                    flag: "--shadow-percent",
+                    why,
+                }));
+            }
+        };
+    }
+    if let Some(name) = matches.opt_str("sample-key") {
+        if !is_token(&name) {
+            return Err(Error(Kind::BadName("sample-key", name)));
+        }
+        config.sample_key = Some(name);
+    }
+    if let Some(list) = matches.opt_str("shadow-methods") {
+        config.shadow_methods = if list.eq_ignore_ascii_case("all") {
+            None
+        } else {
+            let methods: Vec<String> = list.split(',').map(|m| m.trim().to_string()).collect();
+            if let Some(bad) = methods.iter().find(|m| !is_token(m)) {
+                return Err(Error(Kind::BadName("shadow-methods", bad.clone())));
+            }
+            Some(methods)
+        };
+    }
+    if let Some(name) = matches.opt_str("role-header") {
+        config.role_header = if name.is_empty() {
+            None
+        } else if is_token(&name) {
+            Some(name)
+        } else {
+            return Err(Error(Kind::BadName("role-header", name)));
+        };
+    }
+    Ok(())
+}
+
+/// What `--check` prints: the configuration trident would run with, one item a line.
+pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let ms = |d: Duration| d.as_millis();
+    let _ = writeln!(out, "listen              {}", config.listen);
+    if let Some((cert, key)) = &config.tls {
+        let _ = writeln!(
+            out,
+            "tls                 {} {}",
+            cert.display(),
+            key.display()
+        );
+    }
+    for target in targets.iter() {
+        let o = &target.options;
+        let _ = write!(
+            out,
+            "{:<19} {} ({}) timeout={}ms connect_timeout={}ms",
+            target.role.name(),
+            target.url,
+            target.addr,
+            ms(o.timeout.unwrap_or(config.timeout)),
+            ms(o.connect_timeout.unwrap_or(config.connect_timeout)),
+        );
+        if target.role != crate::targets::Role::Primary {
+            let _ = write!(out, " max_inflight={}", o.max_inflight.unwrap_or(256));
+        }
+        match &o.host {
+            None | Some(crate::targets::HostField::Keep) => {}
+            Some(crate::targets::HostField::Target) => out.push_str(" host=target"),
+            Some(crate::targets::HostField::Literal(name)) => {
+                let _ = write!(out, " host={name}");
+            }
+        }
+        if target.tls && o.tls_verify == Some(false) {
+            out.push_str(" tls_verify=off");
+        }
+        out.push('\n');
+    }
+    let methods = match &config.shadow_methods {
+        None => "all".to_string(),
+        Some(list) => list.join(","),
+    };
+    let _ = writeln!(
+        out,
+        "shadowing           {}% of {methods}{}",
+        config.shadow_percent,
+        config
+            .sample_key
+            .as_ref()
+            .map(|k| format!(", sampled by {k}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
+        "headers             role={} forward-client-ip={} close-connections={}",
+        config.role_header.as_deref().unwrap_or("(none)"),
+        config.forward_client_ip,
+        config.close_connections
+    );
+    let _ = writeln!(
+        out,
+        "client limits       header-timeout={}ms idle-timeout={}ms send-timeout={}ms \
+         max-clients={} max-request-line={} max-header-bytes={} max-headers={}",
+        ms(config.header_timeout),
+        ms(config.idle_timeout),
+        ms(config.send_timeout),
+        config.max_clients,
+        config.max_request_line,
+        config.max_header_bytes,
+        config.max_headers
+    );
+    out
+}
+
+/// An HTTP token (RFC 9110 §5.6.2): what a field name or a method may be.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// A count or size flag value within `lowest..=highest`; the error names the flag.
@@ -326,6 +522,10 @@ enum Kind {
     NoTargets,
     /// `--demo` with `--targets` or a URL flag.
     DemoWithTargets(&'static str),
+    /// One flag of a pair without the other (`--tls-cert` without `--tls-key`).
+    Lonely(&'static str, &'static str),
+    /// A header or method name that is not an HTTP token.
+    BadName(&'static str, String),
 }
 
 /// The short hint printed after an error line.
@@ -396,6 +596,12 @@ impl fmt::Display for Error {
                 "no targets: give --targets FILE, or --primary, --secondary and --candidate \
                  URLs (or --demo)",
             ),
+            Kind::Lonely(given, missing) => {
+                write!(f, "--{given} needs --{missing} too")
+            }
+            Kind::BadName(flag, name) => {
+                write!(f, "--{flag}: \"{name}\" is not a valid HTTP name")
+            }
             Kind::DemoWithTargets(flag) => write!(
                 f,
                 "--demo brings its own upstreams: {} cannot be used with it",

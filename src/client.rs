@@ -8,13 +8,13 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use log::debug;
-use mio::net::TcpStream;
 
 use crate::buffer::{Buffer, ReadOutcome};
 use crate::exchange::ClientResponse;
 use crate::http::{self, Connection, Framing, Version};
 use crate::reactor::{Conn, Core};
 use crate::timer::{Alarm, Deadline};
+use crate::transport::Transport;
 
 /// Bytes read from a client socket per read call (and the buffer's growth step).
 pub const READ_STEP: usize = 16 * 1024;
@@ -40,7 +40,7 @@ pub enum ClientPhase {
 pub struct Client {
     /// Unique over the process lifetime (slab keys are reused).
     pub serial: u64,
-    pub stream: TcpStream,
+    pub stream: Transport,
     pub peer: SocketAddr,
     /// Readiness seen and not yet used up (edge-triggered: cleared on `WouldBlock`).
     pub readable: bool,
@@ -68,7 +68,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(serial: u64, stream: TcpStream, peer: SocketAddr) -> Client {
+    pub fn new(serial: u64, stream: Transport, peer: SocketAddr) -> Client {
         Client {
             serial,
             stream,
@@ -93,6 +93,11 @@ impl Client {
         self.out.len() - self.out_pos
     }
 
+    /// Nothing at all waits to be sent (neither response bytes nor TLS bytes).
+    pub fn all_sent(&self) -> bool {
+        self.pending_output() == 0 && !self.stream.wants_write()
+    }
+
     /// There is room to relay more of the primary's response.
     pub fn has_output_room(&self) -> bool {
         self.pending_output() < OUTPUT_CAP
@@ -115,6 +120,13 @@ impl Client {
                 Err(e) => return Err(e),
             }
         }
+        if self.writable && self.stream.wants_write() {
+            // TLS bytes left behind by an earlier full socket (or the handshake).
+            match self.stream.send_pending() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                other => other?,
+            }
+        }
         if self.out_pos == self.out.len() {
             self.out.clear();
             self.out_pos = 0;
@@ -134,7 +146,7 @@ impl Client {
             ReadOutcome::Data { drained } => {
                 // A short read emptied the socket; but a close reported with the data
                 // comes with no further event, so it must still be read.
-                if drained && !self.hup {
+                if drained && !self.hup && self.stream.is_plain() {
                     self.readable = false;
                 }
                 Ok(true)
@@ -233,7 +245,7 @@ impl Core {
             match client.phase {
                 ClientPhase::Closed => return,
                 ClientPhase::Closing => {
-                    if client.pending_output() == 0 {
+                    if client.all_sent() {
                         self.close_conn(key);
                     }
                     return;

@@ -25,6 +25,7 @@ use crate::reactor::{Conn, Core};
 use crate::report::{CapturedBody, ExchangeRecord, LegOutcome};
 use crate::targets::{HostField, Role, Targets};
 use crate::timer::{Alarm, Deadline};
+use crate::transport::Transport;
 use crate::upstream::{Upstream, UpstreamState};
 
 /// Most framed request-body bytes held for the legs that have not written them yet.
@@ -381,8 +382,15 @@ impl Core {
             return;
         };
         let addr = ex.legs[role.index()].addr;
+        let tls = ex.targets.get(role).tls;
         while let Some(conn) = self.pool.take(addr) {
             if let Some(Conn::Upstream(up)) = self.conns.get_mut(conn) {
+                // A reload may have turned an http target into https on the same address.
+                if up.stream.is_plain() == tls {
+                    up.state = UpstreamState::Closed;
+                    self.closing.push(conn);
+                    continue;
+                }
                 if matches!(up.state, UpstreamState::Idle { .. }) {
                     up.state = UpstreamState::Busy {
                         exchange: key,
@@ -405,13 +413,14 @@ impl Core {
         let stream = TcpStream::connect(addr)?;
         // Heads and bodies go out as separate writes; Nagle would hold the second one.
         stream.set_nodelay(true)?;
+        let stream = self.upstream_transport(stream, key, role)?;
         self.next_serial += 1;
         let serial = self.next_serial;
         let entry = self.conns.vacant_entry();
         let conn = entry.key();
         let mut up = Upstream::connecting(serial, stream, addr, key, role);
         self.registry.register(
-            &mut up.stream,
+            up.stream.tcp_mut(),
             mio::Token(conn),
             Interest::READABLE | Interest::WRITABLE,
         )?;
@@ -421,6 +430,33 @@ impl Core {
             leg.connect_deadline = Some(Instant::now() + leg.connect_timeout);
         }
         Ok(conn)
+    }
+
+    /// Plain TCP, or a TLS client session for an `https://` target (verified unless the
+    /// leg says `tls_verify=off`).
+    fn upstream_transport(
+        &self,
+        stream: TcpStream,
+        key: usize,
+        role: Role,
+    ) -> io::Result<Transport> {
+        let Some(ex) = self.exchanges.get(key) else {
+            return Ok(Transport::Plain(stream));
+        };
+        let target = ex.targets.get(role);
+        if !target.tls {
+            return Ok(Transport::Plain(stream));
+        }
+        let config = if target.options.tls_verify == Some(false) {
+            &self.tls.clients.unverified
+        } else {
+            &self.tls.clients.verified
+        };
+        let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+        let name = crate::tls::server_name(&target.host).map_err(|e| invalid(e.to_string()))?;
+        let session = rustls::ClientConnection::new(Arc::clone(config), name)
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(Transport::tls(stream, session.into()))
     }
 
     /// Readiness on upstream connection `key`.
@@ -441,7 +477,7 @@ impl Core {
             }
             UpstreamState::Busy { exchange, role } => {
                 if !up.connected {
-                    match connect_result(&up.stream) {
+                    match connect_result(up.stream.tcp()) {
                         Ok(true) => {
                             up.connected = true;
                             if let Some(ex) = self.exchanges.get_mut(exchange) {
@@ -1027,7 +1063,14 @@ fn send_request(leg: &mut Leg, up: &mut Upstream, request: &Request) -> io::Resu
         let head = &leg.head[leg.head_sent..];
         let body = &request.buf[(leg.body_sent - request.base) as usize..];
         if head.is_empty() && body.is_empty() {
-            return Ok(());
+            // TLS bytes may still wait for the socket.
+            return match up.stream.send_pending() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    up.writable = false;
+                    Ok(())
+                }
+                other => other,
+            };
         }
         let asked = head.len() + body.len();
         let written = if head.is_empty() {
@@ -1173,7 +1216,7 @@ fn receive(
             Ok(ReadOutcome::Data { drained }) => {
                 // A short read emptied the socket; but a close reported with the data
                 // comes with no further event, so it must still be read.
-                if drained && !up.hup {
+                if drained && !up.hup && up.stream.is_plain() {
                     up.readable = false;
                 }
             }

@@ -7,6 +7,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::http;
+use crate::transport::TlsFailure;
 
 /// A leg's failure, as the console names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,9 @@ pub enum LegError {
     Overflow,
     /// The client went away before its request was complete, so the request cannot be sent.
     ClientClosed,
+    /// The TLS session with an https target failed (a certificate it would not accept,
+    /// a protocol error).
+    Tls(String),
     /// Any other socket error, by its OS description.
     Io(String),
 }
@@ -34,6 +38,12 @@ pub enum LegError {
 impl LegError {
     /// Classifies a socket error from connect, read or write.
     pub fn from_io(err: &io::Error) -> LegError {
+        if let Some(tls) = err
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<TlsFailure>())
+        {
+            return LegError::Tls(tls.to_string());
+        }
         match err.kind() {
             io::ErrorKind::ConnectionRefused => LegError::ConnectionRefused,
             io::ErrorKind::ConnectionReset
@@ -64,6 +74,7 @@ impl fmt::Display for LegError {
             LegError::Malformed(e) => write!(f, "malformed response: {e}"),
             LegError::Overflow => f.write_str("overflow"),
             LegError::ClientClosed => f.write_str("client closed before request complete"),
+            LegError::Tls(e) => write!(f, "tls: {e}"),
             LegError::Io(e) => write!(f, "io: {e}"),
         }
     }

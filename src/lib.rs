@@ -19,6 +19,8 @@ pub mod reactor;
 pub mod report;
 pub mod targets;
 pub mod timer;
+pub mod tls;
+pub mod transport;
 pub mod upstream;
 
 pub use reactor::{Control, Proxy};

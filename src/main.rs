@@ -42,7 +42,44 @@ fn main() -> ExitCode {
             start_logging();
             run(&config)
         }
+        Command::Check(config) => check(&config),
     }
+}
+
+/// `--check`: everything `run` would load, loaded and printed; nothing started.
+fn check(config: &Config) -> ExitCode {
+    let targets = match load_targets(config) {
+        Ok(targets) => targets,
+        Err(code) => return code,
+    };
+    if let Err(err) = trident::tls::Setup::load(config) {
+        eprintln!("trident: {err}");
+        return ExitCode::from(2);
+    }
+    print!("{}", trident::cli::describe(config, &targets));
+    println!("configuration ok");
+    ExitCode::SUCCESS
+}
+
+/// The targets named by the command line; errors are printed and give exit status 2.
+fn load_targets(config: &Config) -> Result<Targets, ExitCode> {
+    let loaded = match &config.targets {
+        Some(TargetSource::File(path)) => Targets::load(path),
+        Some(TargetSource::Urls {
+            primary,
+            secondary,
+            candidate,
+        }) => Targets::from_urls(primary, secondary, candidate),
+        // parse_args gives every Run a target source; only Demo has none.
+        None => {
+            eprintln!("trident: no targets");
+            return Err(ExitCode::from(2));
+        }
+    };
+    loaded.map_err(|err| {
+        eprintln!("trident: {err}");
+        ExitCode::from(2)
+    })
 }
 
 /// Logs go to stderr as `trident: LEVEL: message`, `info` and up unless RUST_LOG says otherwise.
@@ -54,27 +91,18 @@ fn start_logging() {
 
 /// Loads the targets, binds, and runs the proxy until a signal stops it.
 fn run(config: &Config) -> ExitCode {
-    let loaded = match &config.targets {
-        Some(TargetSource::File(path)) => Targets::load(path),
-        Some(TargetSource::Urls {
-            primary,
-            secondary,
-            candidate,
-        }) => Targets::from_urls(primary, secondary, candidate),
-        // parse_args gives every Run a target source; only Demo has none.
-        None => {
-            eprintln!("trident: no targets");
-            return ExitCode::from(2);
-        }
-    };
-    let targets = match loaded {
+    let targets = match load_targets(config) {
         Ok(targets) => targets,
+        Err(code) => return code,
+    };
+    let tls = match trident::tls::Setup::load(config) {
+        Ok(tls) => tls,
         Err(err) => {
             eprintln!("trident: {err}");
             return ExitCode::from(2);
         }
     };
-    let mut proxy = match trident::Proxy::bind(config, targets) {
+    let mut proxy = match trident::Proxy::bind_with_tls(config, targets, tls) {
         Ok(proxy) => proxy,
         Err(err) => {
             eprintln!("trident: cannot listen on {}: {err}", config.listen);

@@ -27,6 +27,8 @@ use crate::http::Limits;
 use crate::report::ReportSender;
 use crate::targets::{self, Targets};
 use crate::timer::{Deadline, Timers};
+use crate::tls;
+use crate::transport::Transport;
 use crate::upstream::{Pool, Upstream, UpstreamState};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -148,13 +150,16 @@ impl Settings {
                 ..Limits::default()
             },
             shadow: ShadowPolicy {
-                methods: ShadowMethods::All,
-                share: u64::MAX,
-                sample_key: None,
+                methods: match &config.shadow_methods {
+                    None => ShadowMethods::All,
+                    Some(methods) => ShadowMethods::Only(methods.clone()),
+                },
+                share: ShadowPolicy::share_of(config.shadow_percent),
+                sample_key: config.sample_key.clone(),
             },
-            role_header: Some("X-Trident-Role".to_string()),
-            forward_client_ip: false,
-            close_connections: false,
+            role_header: config.role_header.clone(),
+            forward_client_ip: config.forward_client_ip,
+            close_connections: config.close_connections,
         }
     }
 }
@@ -234,9 +239,10 @@ pub(crate) struct Core {
     /// Legs in flight per role (`Role::index()`), for `max_inflight=`.
     pub(crate) inflight: [usize; 3],
     pub(crate) rng: Rng,
+    pub(crate) tls: tls::Setup,
     /// Connections to close at the end of this loop iteration (mio #219: a later event of
     /// the same batch may name a freed token).
-    closing: Vec<usize>,
+    pub(crate) closing: Vec<usize>,
     clients: usize,
 }
 
@@ -265,9 +271,10 @@ impl Core {
                 let result = match conn {
                     Conn::Client(mut c) => {
                         self.clients -= 1;
-                        self.registry.deregister(&mut c.stream)
+                        c.stream.close_notify();
+                        self.registry.deregister(c.stream.tcp_mut())
                     }
-                    Conn::Upstream(mut u) => self.registry.deregister(&mut u.stream),
+                    Conn::Upstream(mut u) => self.registry.deregister(u.stream.tcp_mut()),
                 };
                 if let Err(e) = result {
                     debug!("deregister failed: {e}");
@@ -377,9 +384,17 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Binds the listener (`config.listen`, port 0 allowed) and prepares the reactor.
+    /// Binds the listener (`config.listen`, port 0 allowed) and prepares the reactor, loading
+    /// the TLS files the command line names (a bad one is an `InvalidInput` error).
     /// The targets file (if `config.targets` names one) is what SIGHUP re-reads.
     pub fn bind(config: &Config, targets: Targets) -> io::Result<Proxy> {
+        let tls = tls::Setup::load(config)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        Proxy::bind_with_tls(config, targets, tls)
+    }
+
+    /// `bind`, with the TLS configuration already loaded.
+    pub fn bind_with_tls(config: &Config, targets: Targets, tls: tls::Setup) -> io::Result<Proxy> {
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(config.listen)?;
         let local_addr = listener.local_addr()?;
@@ -411,6 +426,7 @@ impl Proxy {
             dropped_reports: 0,
             inflight: [0; 3],
             rng: Rng::seeded(),
+            tls,
             closing: Vec::new(),
             clients: 0,
         };
@@ -569,23 +585,33 @@ impl Proxy {
                 return false;
             }
             match self.listener.accept() {
-                Ok((mut stream, peer)) => {
+                Ok((stream, peer)) => {
                     if let Err(e) = stream.set_nodelay(true) {
                         debug!("set_nodelay: {e}");
                     }
                     let core = &mut self.core;
+                    let mut transport = match &core.tls.server {
+                        None => Transport::Plain(stream),
+                        Some(config) => match rustls::ServerConnection::new(Arc::clone(config)) {
+                            Ok(session) => Transport::tls(stream, session.into()),
+                            Err(e) => {
+                                warn!("TLS session for {peer}: {e}");
+                                continue;
+                            }
+                        },
+                    };
                     core.next_serial += 1;
                     let entry = core.conns.vacant_entry();
                     let key = entry.key();
                     if let Err(e) = core.registry.register(
-                        &mut stream,
+                        transport.tcp_mut(),
                         Token(key),
                         Interest::READABLE | Interest::WRITABLE,
                     ) {
                         warn!("cannot register client {peer}: {e}");
                         continue;
                     }
-                    let mut client = Client::new(core.next_serial, stream, peer);
+                    let mut client = Client::new(core.next_serial, transport, peer);
                     let deadline = Deadline::Client {
                         conn: key,
                         serial: core.next_serial,

@@ -57,6 +57,8 @@ pub struct LegOptions {
     pub max_inflight: Option<usize>,
     /// The Host field this leg receives (`host=`); the client's when unset.
     pub host: Option<HostField>,
+    /// Verify an https target's certificate (`tls_verify=on|off`, default on).
+    pub tls_verify: Option<bool>,
 }
 
 /// What a leg's Host field says (`host=keep|target|NAME`).
@@ -81,7 +83,11 @@ pub struct Target {
     pub authority: String,
     /// The address the host resolved to when the targets were loaded.
     pub addr: SocketAddr,
-    /// This leg's own deadlines, over the command line's.
+    /// An `https://` target: trident speaks TLS to it.
+    pub tls: bool,
+    /// The host as written in the URL (no brackets, no port): the TLS server name.
+    pub host: String,
+    /// This leg's own options, over the command line's.
     pub options: LegOptions,
 }
 
@@ -109,13 +115,15 @@ impl Targets {
     /// Builds the targets from the three URL flags.
     pub fn from_urls(primary: &str, secondary: &str, candidate: &str) -> Result<Targets, Error> {
         let leg = |role: Role, url: &str| {
-            let (authority, addr) = parse_url(url, &resolve)
+            let parsed = parse_url(url, &resolve)
                 .map_err(|message| Error::new(format!("--{role}"), None, message))?;
             Ok(Target {
                 role,
                 url: url.to_string(),
-                authority,
-                addr,
+                authority: parsed.authority,
+                addr: parsed.addr,
+                tls: parsed.tls,
+                host: parsed.host,
                 options: LegOptions::default(),
             })
         };
@@ -302,7 +310,7 @@ fn parse_target(role: Role, rest: &str, resolve: Resolver) -> Result<Target, Str
     let Some(url) = words.next() else {
         return Err(format!("missing URL after \"{role} =\""));
     };
-    let (authority, addr) = parse_url(url, resolve)?;
+    let parsed = parse_url(url, resolve)?;
     let mut options = LegOptions::default();
     for option in words {
         let (key, value) = match option.split_once('=') {
@@ -331,14 +339,21 @@ fn parse_target(role: Role, rest: &str, resolve: Resolver) -> Result<Target, Str
                     "host: \"{value}\" is not keep, target or a host name"
                 )),
             })?,
+            "tls_verify" => set_once(&mut options.tls_verify, key, || match value {
+                "on" => Ok(true),
+                "off" => Ok(false),
+                _ => Err(format!("tls_verify: \"{value}\" is not on or off")),
+            })?,
             _ => return Err(format!("unknown option \"{key}\"")),
         }
     }
     Ok(Target {
         role,
         url: url.to_string(),
-        authority,
-        addr,
+        authority: parsed.authority,
+        addr: parsed.addr,
+        tls: parsed.tls,
+        host: parsed.host,
         options,
     })
 }
@@ -346,17 +361,25 @@ fn parse_target(role: Role, rest: &str, resolve: Resolver) -> Result<Target, Str
 /// Checks `http://HOST[:PORT][/]` and resolves it: the authority as written, and the address.
 /// Anything a plain host:port target cannot honour (a path, a query, user info) is an error
 /// rather than silently dropped.
-fn parse_url(url: &str, resolve: Resolver) -> Result<(String, SocketAddr), String> {
+/// What a target URL says.
+struct ParsedUrl {
+    authority: String,
+    addr: SocketAddr,
+    /// `https://`.
+    tls: bool,
+    /// The host as written (no brackets, no port): the TLS server name.
+    host: String,
+}
+
+fn parse_url(url: &str, resolve: Resolver) -> Result<ParsedUrl, String> {
     let bad = |why: &str| format!("bad URL \"{url}\": {why}");
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(bad("expected http://HOST[:PORT]"));
     };
-    if scheme.eq_ignore_ascii_case("https") {
-        return Err("https targets are not supported yet".to_string());
-    }
-    if !scheme.eq_ignore_ascii_case("http") {
+    let tls = scheme.eq_ignore_ascii_case("https");
+    if !tls && !scheme.eq_ignore_ascii_case("http") {
         return Err(bad(&format!(
-            "unsupported scheme \"{scheme}\" (expected http://)"
+            "unsupported scheme \"{scheme}\" (expected http:// or https://)"
         )));
     }
 
@@ -404,6 +427,7 @@ fn parse_url(url: &str, resolve: Resolver) -> Result<(String, SocketAddr), Strin
         }
     };
     let port = match port {
+        None if tls => 443,
         None => 80,
         Some("") => return Err(bad("missing port after \":\"")),
         Some(port) if !port.bytes().all(|b| b.is_ascii_digit()) => {
@@ -415,6 +439,9 @@ fn parse_url(url: &str, resolve: Resolver) -> Result<(String, SocketAddr), Strin
         },
     };
 
+    let host_name = match host {
+        Host::V6(inside) | Host::Plain(inside) => inside.to_string(),
+    };
     let addr = match host {
         Host::V6(inside) => match inside.parse::<Ipv6Addr>() {
             Ok(ip) => SocketAddr::new(IpAddr::V6(ip), port),
@@ -437,7 +464,12 @@ fn parse_url(url: &str, resolve: Resolver) -> Result<(String, SocketAddr), Strin
             }
         }
     };
-    Ok((authority.to_string(), addr))
+    Ok(ParsedUrl {
+        authority: authority.to_string(),
+        addr,
+        tls,
+        host: host_name,
+    })
 }
 
 /// The host part of a URL, before it is resolved.
@@ -461,6 +493,26 @@ mod tests {
     }
 
     const GOOD_HEAD: &str = "primary = http://127.0.0.1:9001\nsecondary = http://127.0.0.1:9002\n";
+
+    #[test]
+    fn https_targets_speak_tls_to_their_host_name() {
+        let targets = Targets::from_urls(
+            "http://127.0.0.1:1",
+            "https://localhost:8443",
+            "https://[::1]",
+        )
+        .unwrap();
+        let secondary = targets.get(Role::Secondary);
+        assert!(secondary.tls);
+        assert_eq!(secondary.host, "localhost");
+        assert_eq!(secondary.addr.port(), 8443);
+        let candidate = targets.get(Role::Candidate);
+        assert_eq!(
+            (candidate.host.as_str(), candidate.addr.port()),
+            ("::1", 443)
+        );
+        assert!(!targets.get(Role::Primary).tls);
+    }
 
     #[test]
     fn good_files() {
@@ -494,24 +546,28 @@ mod tests {
                             connect_timeout: ms(200),
                             max_inflight: Some(8),
                             host: Some(HostField::Target),
+                            tls_verify: None,
                         },
                     ),
                 ],
             ),
             (
-                // A byte-order mark, and an upper-case scheme.
-                format!("\u{feff}{GOOD_HEAD}candidate = HTTP://127.0.0.1:9003 timeout=86400000"),
+                // A byte-order mark, an upper-case scheme, https on its default port.
+                format!(
+                    "\u{feff}{GOOD_HEAD}candidate = HTTPS://127.0.0.1 timeout=86400000 tls_verify=off"
+                ),
                 [
                     ("127.0.0.1:9001", v4(9001), plain.clone()),
                     ("127.0.0.1:9002", v4(9002), plain.clone()),
                     (
-                        "127.0.0.1:9003",
-                        v4(9003),
+                        "127.0.0.1",
+                        v4(443),
                         LegOptions {
                             timeout: ms(86_400_000),
                             connect_timeout: None,
                             max_inflight: None,
                             host: None,
+                            tls_verify: Some(false),
                         },
                     ),
                 ],
@@ -571,11 +627,11 @@ mod tests {
             ),
             (
                 "candidate = ftp://127.0.0.1",
-                "targets.conf:3: bad URL \"ftp://127.0.0.1\": unsupported scheme \"ftp\" (expected http://)",
+                "targets.conf:3: bad URL \"ftp://127.0.0.1\": unsupported scheme \"ftp\" (expected http:// or https://)",
             ),
             (
-                "candidate = https://127.0.0.1:443",
-                "targets.conf:3: https targets are not supported yet",
+                "candidate = https://127.0.0.1 tls_verify=maybe",
+                "targets.conf:3: tls_verify: \"maybe\" is not on or off",
             ),
             (
                 "candidate = http://127.0.0.1:1/api",
@@ -783,10 +839,7 @@ mod tests {
                 ["http//x", "http://127.0.0.1:2", "http://127.0.0.1:3"],
                 "--primary: bad URL \"http//x\": expected http://HOST[:PORT]",
             ),
-            (
-                ["http://127.0.0.1:1", "https://127.0.0.1", "http://127.0.0.1:3"],
-                "--secondary: https targets are not supported yet",
-            ),
+
             (
                 ["http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3/x"],
                 "--candidate: bad URL \"http://127.0.0.1:3/x\": a path (\"/x\") is not allowed, only http://HOST[:PORT]",

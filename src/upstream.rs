@@ -6,11 +6,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use mio::net::TcpStream;
-
 use crate::buffer::Buffer;
 use crate::targets::Role;
 use crate::timer::Alarm;
+use crate::transport::Transport;
 
 /// What an upstream connection is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +27,7 @@ pub enum UpstreamState {
 pub struct Upstream {
     /// Unique over the process lifetime (slab keys are reused).
     pub serial: u64,
-    pub stream: TcpStream,
+    pub stream: Transport,
     /// The target address it is connected to (its pool key).
     pub addr: SocketAddr,
     /// Readiness seen and not yet used up (edge-triggered: cleared on `WouldBlock`).
@@ -51,7 +50,7 @@ impl Upstream {
     /// A connection just started for `exchange`'s `role` leg.
     pub fn connecting(
         serial: u64,
-        stream: TcpStream,
+        stream: Transport,
         addr: SocketAddr,
         exchange: usize,
         role: Role,

@@ -33,10 +33,18 @@ pub struct Trident {
 }
 
 impl Trident {
-    /// Runs `trident --listen 127.0.0.1:0 ARGS...` and waits for its address.
+    /// Runs `trident --listen 127.0.0.1:0 ARGS...` and waits for its address. Every method
+    /// is shadowed (`--shadow-methods all`) unless ARGS say otherwise, so that tests of
+    /// bodies and failures see all three legs whatever the method.
     pub fn spawn(args: &[&str]) -> Trident {
+        let all_methods: &[&str] = if args.iter().any(|a| a.starts_with("--shadow-methods")) {
+            &[]
+        } else {
+            &["--shadow-methods", "all"]
+        };
         let mut child = Command::new(binary())
             .args(["--listen", "127.0.0.1:0"])
+            .args(all_methods)
             .args(args)
             .env_remove("RUST_LOG")
             .envs(debug_log())

@@ -1,0 +1,198 @@
+//! TLS configuration: the listener's certificate (`--tls-cert`, `--tls-key`), and the client
+//! configurations for `https://` targets (verified against the system roots or `--ca-file`,
+//! or, with `tls_verify=off`, not verified). Loaded once at start-up; nothing here runs on
+//! the reactor's hot path.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+
+/// Why a TLS configuration could not be built; names the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Everything TLS the proxy runs with.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The listener's configuration, with `--tls-cert`/`--tls-key`.
+    pub server: Option<Arc<ServerConfig>>,
+    /// For https targets.
+    pub clients: ClientConfigs,
+}
+
+impl Setup {
+    /// Loads the files the command line names.
+    pub fn load(config: &crate::cli::Config) -> Result<Setup, Error> {
+        let server = match &config.tls {
+            Some((cert, key)) => Some(server_config(cert, key)?),
+            None => None,
+        };
+        Ok(Setup {
+            server,
+            clients: client_configs(config.ca_file.as_deref())?,
+        })
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The listener's configuration from a PEM certificate chain and a PEM private key.
+pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConfig>, Error> {
+    let certs = CertificateDer::pem_file_iter(cert_file)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| {
+            Error(format!(
+                "{}: cannot read certificates: {e}",
+                cert_file.display()
+            ))
+        })?;
+    if certs.is_empty() {
+        return Err(Error(format!(
+            "{}: no PEM certificate in it",
+            cert_file.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| {
+        Error(format!(
+            "{}: cannot read a private key: {e}",
+            key_file.display()
+        ))
+    })?;
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error(format!("TLS: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| {
+            Error(format!(
+                "{} / {}: {e}",
+                cert_file.display(),
+                key_file.display()
+            ))
+        })?;
+    Ok(Arc::new(config))
+}
+
+/// Client configurations for https targets.
+#[derive(Debug, Clone)]
+pub struct ClientConfigs {
+    /// Verifies the target's certificate and name.
+    pub verified: Arc<ClientConfig>,
+    /// `tls_verify=off`: accepts any certificate (handshake signatures are still checked).
+    pub unverified: Arc<ClientConfig>,
+}
+
+/// Builds the https client configurations: trusted roots from `ca_file` if given, else the
+/// system's. A system without roots gives a configuration that refuses every certificate,
+/// and a warning: https targets then fail with a clear error on their leg.
+pub fn client_configs(ca_file: Option<&Path>) -> Result<ClientConfigs, Error> {
+    let mut roots = RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| Error(format!("{}: cannot read certificates: {e}", path.display())))?;
+            let (added, _ignored) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(Error(format!(
+                    "{}: no usable CA certificate in it",
+                    path.display()
+                )));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                // Only https targets care; their legs then fail with a certificate error.
+                log::debug!("no system CA certificates found");
+            }
+        }
+    }
+    let verified = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let unverified = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error(format!("TLS: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider())))
+        .with_no_client_auth();
+    Ok(ClientConfigs {
+        verified: Arc::new(verified),
+        unverified: Arc::new(unverified),
+    })
+}
+
+/// The server name a target is verified against (its host as written in the URL).
+pub fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
+    ServerName::try_from(host.to_string()).map_err(|e| Error(format!("\"{host}\": {e}")))
+}
+
+/// `tls_verify=off`: any certificate is accepted, for test environments with self-signed
+/// ones. The handshake signatures are still verified, so the peer holds the key it shows.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,178 @@
+//! A connection's byte stream: plain TCP, or TLS over TCP driven by rustls. Both give the
+//! same non-blocking `Read`/`Write` interface, so the state machines never care which; TLS
+//! adds only that its own bytes may wait for the socket (`wants_write`), and that a short
+//! read does not mean the socket is drained (records are read one at a time).
+
+use std::fmt;
+use std::io::{self, Read, Write};
+
+use mio::net::TcpStream;
+use rustls::Connection;
+
+/// Plain TCP or TLS over TCP.
+#[derive(Debug)]
+pub enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsStream>),
+}
+
+/// A TCP socket and the rustls state of the TLS session on it.
+#[derive(Debug)]
+pub struct TlsStream {
+    tcp: TcpStream,
+    session: Connection,
+    /// The TCP peer closed its side.
+    eof: bool,
+}
+
+/// A TLS failure (a bad certificate, a protocol error), carried inside an `io::Error` so the
+/// I/O paths stay one; `failure::LegError::from_io` names it on the console.
+#[derive(Debug)]
+pub struct TlsFailure(pub rustls::Error);
+
+impl fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for TlsFailure {}
+
+impl Transport {
+    /// A TLS session over `tcp` (server side for clients, client side for upstreams).
+    pub fn tls(tcp: TcpStream, session: Connection) -> Transport {
+        Transport::Tls(Box::new(TlsStream {
+            tcp,
+            session,
+            eof: false,
+        }))
+    }
+
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(tcp) => tcp,
+            Transport::Tls(tls) => &tls.tcp,
+        }
+    }
+
+    pub fn tcp_mut(&mut self) -> &mut TcpStream {
+        match self {
+            Transport::Plain(tcp) => tcp,
+            Transport::Tls(tls) => &mut tls.tcp,
+        }
+    }
+
+    /// A short read means the socket had nothing more (only true of plain TCP).
+    pub fn is_plain(&self) -> bool {
+        matches!(self, Transport::Plain(_))
+    }
+
+    /// TLS bytes (handshake, alerts, encrypted data) are waiting for the socket.
+    pub fn wants_write(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            Transport::Tls(tls) => tls.session.wants_write(),
+        }
+    }
+
+    /// Writes waiting TLS bytes until done or `WouldBlock` (returned as an error).
+    pub fn send_pending(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Plain(_) => Ok(()),
+            Transport::Tls(tls) => tls.send_pending(),
+        }
+    }
+
+    /// Starts a TLS close (close_notify), best effort, before the socket is dropped: a client
+    /// reading a close-delimited body then knows it got all of it.
+    pub fn close_notify(&mut self) {
+        if let Transport::Tls(tls) = self {
+            tls.session.send_close_notify();
+            let _ = tls.send_pending();
+        }
+    }
+}
+
+impl TlsStream {
+    fn send_pending(&mut self) -> io::Result<()> {
+        while self.session.wants_write() {
+            self.session.write_tls(&mut self.tcp)?;
+        }
+        Ok(())
+    }
+
+    /// Like `send_pending`, but a full socket is not an error here: what is left goes out
+    /// on the next writable event.
+    fn send_what_fits(&mut self) -> io::Result<()> {
+        match self.send_pending() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            other => other,
+        }
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let tls = match self {
+            Transport::Plain(tcp) => return tcp.read(buf),
+            Transport::Tls(tls) => tls,
+        };
+        loop {
+            match tls.session.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The peer closed without close_notify: for HTTP framing, a plain close.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            if tls.eof {
+                return Ok(0);
+            }
+            if tls.session.read_tls(&mut tls.tcp)? == 0 {
+                tls.eof = true;
+            }
+            if let Err(e) = tls.session.process_new_packets() {
+                // Tell the peer why (the alert rustls queued), then fail.
+                let _ = tls.send_pending();
+                return Err(io::Error::new(io::ErrorKind::InvalidData, TlsFailure(e)));
+            }
+            // The handshake may have something to answer.
+            tls.send_what_fits()?;
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let tls = match self {
+            Transport::Plain(tcp) => return tcp.write(buf),
+            Transport::Tls(tls) => tls,
+        };
+        // Bytes already encrypted go first; if the socket is full, so is this stream.
+        tls.send_pending()?;
+        let accepted = tls.session.writer().write(buf)?;
+        tls.send_what_fits()?;
+        if accepted == 0 && !buf.is_empty() {
+            // rustls' buffer is full (its limit keeps memory bounded): wait for the socket.
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(accepted)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(tcp) => tcp.write_vectored(bufs),
+            Transport::Tls(_) => {
+                let first = bufs
+                    .iter()
+                    .find(|b| !b.is_empty())
+                    .map_or(&[][..], |b| &**b);
+                self.write(first)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_pending()
+    }
+}
