@@ -61,14 +61,6 @@ impl Buffer {
         self.end = 0;
     }
 
-    /// Frees the memory of an empty buffer (an idle connection should cost little).
-    pub fn release(&mut self) {
-        if self.is_empty() {
-            self.bytes = Vec::new();
-            self.clear();
-        }
-    }
-
     /// Reads once from `reader` into the spare room, growing the buffer in steps of `step`
     /// bytes up to `limit` bytes of unconsumed data.
     pub fn read_from<R: Read>(
@@ -110,6 +102,42 @@ impl Buffer {
     }
 }
 
+/// Buffer storage that connections between messages do not need: an idle keep-alive
+/// connection gives its storage back, a busy one borrows it, so neither allocation nor
+/// zeroing happens per request, and idle connections cost only their struct.
+#[derive(Debug, Default)]
+pub struct Spares {
+    free: Vec<Vec<u8>>,
+}
+
+impl Spares {
+    /// Most storages kept; the rest are freed.
+    const MAX: usize = 1024;
+    /// Storages larger than this (grown for a big head) are freed, not kept.
+    const KEEP_UP_TO: usize = 32 * 1024;
+
+    /// Gives `buf` storage if it has none.
+    pub fn lend(&mut self, buf: &mut Buffer) {
+        if buf.bytes.is_empty() {
+            if let Some(storage) = self.free.pop() {
+                buf.bytes = storage;
+            }
+        }
+    }
+
+    /// Takes `buf`'s storage back if it holds no data.
+    pub fn reclaim(&mut self, buf: &mut Buffer) {
+        if !buf.is_empty() || buf.bytes.is_empty() {
+            return;
+        }
+        let storage = std::mem::take(&mut buf.bytes);
+        buf.clear();
+        if storage.len() <= Self::KEEP_UP_TO && self.free.len() < Self::MAX {
+            self.free.push(storage);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +162,23 @@ mod tests {
         buf.read_from(&mut src, 16, 64).unwrap();
         assert_eq!(buf.data(), b"world");
         assert_eq!(buf.read_from(&mut src, 16, 64).unwrap(), ReadOutcome::Eof);
+    }
+
+    #[test]
+    fn spare_storage_moves_between_idle_and_busy_buffers() {
+        let mut spares = Spares::default();
+        let mut a = Buffer::new();
+        let mut src: &[u8] = b"abc";
+        a.read_from(&mut src, 16, 64).unwrap();
+        spares.reclaim(&mut a); // holds data: kept
+        assert_eq!(a.data(), b"abc");
+        a.consume(3);
+        spares.reclaim(&mut a);
+        assert_eq!(spares.free.len(), 1);
+        let mut b = Buffer::new();
+        spares.lend(&mut b);
+        assert_eq!(b.bytes.len(), 16);
+        assert!(spares.free.is_empty());
     }
 
     #[test]

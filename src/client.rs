@@ -324,6 +324,7 @@ impl Core {
                 }
             }
             // Reading past the head limit makes the parser report the overflow.
+            self.spares.lend(&mut client.input);
             match client.fill(limits.max_head + 1) {
                 Ok(true) => continue,
                 Ok(false) => {
@@ -374,9 +375,7 @@ impl Core {
             client.phase = ClientPhase::Closing;
         } else {
             client.phase = ClientPhase::Idle { head_started: None };
-            if client.input.is_empty() {
-                client.input.release();
-            }
+            self.spares.reclaim(&mut client.input);
             let deadline = Deadline::Client {
                 conn: key,
                 serial: client.serial,

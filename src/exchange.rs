@@ -572,6 +572,7 @@ impl Core {
         let mut failure = None;
         while !request.is_done() && request.buf.len() < REQUEST_BUFFER_CAP {
             if client.input.is_empty() {
+                self.spares.lend(&mut client.input);
                 match client.fill(client::READ_STEP) {
                     Ok(true) => continue,
                     Ok(false) => {
@@ -722,7 +723,10 @@ impl Core {
     fn drive_leg(&mut self, key: usize, role: Role) {
         let limits = self.settings.limits;
         let Core {
-            conns, exchanges, ..
+            conns,
+            exchanges,
+            spares,
+            ..
         } = self;
         let Some(ex) = exchanges.get_mut(key) else {
             return;
@@ -751,6 +755,7 @@ impl Core {
         if !up.connected {
             return;
         }
+        spares.lend(&mut up.input);
         let request = &ex.request;
         if let Err(e) = send_request(leg, up, request) {
             let error = LegError::from_io(&e);
@@ -839,7 +844,7 @@ impl Core {
             up.served += 1;
             let now = Instant::now();
             up.state = UpstreamState::Idle { since: now };
-            up.input.release();
+            self.spares.reclaim(&mut up.input);
             if self.pool.put(up.addr, conn) {
                 let deadline = Deadline::PooledIdle {
                     conn,

@@ -20,6 +20,7 @@ use mio::net::{TcpListener, UnixStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use slab::Slab;
 
+use crate::buffer::Spares;
 use crate::cli::{Config, TargetSource};
 use crate::client::{Client, ClientPhase};
 use crate::exchange::Exchange;
@@ -240,6 +241,8 @@ pub(crate) struct Core {
     pub(crate) inflight: [usize; 3],
     pub(crate) rng: Rng,
     pub(crate) tls: tls::Setup,
+    /// Read-buffer storage lent to busy connections.
+    pub(crate) spares: Spares,
     /// Connections to close at the end of this loop iteration (mio #219: a later event of
     /// the same batch may name a freed token).
     pub(crate) closing: Vec<usize>,
@@ -271,10 +274,16 @@ impl Core {
                 let result = match conn {
                     Conn::Client(mut c) => {
                         self.clients -= 1;
+                        c.input.clear();
+                        self.spares.reclaim(&mut c.input);
                         c.stream.close_notify();
                         self.registry.deregister(c.stream.tcp_mut())
                     }
-                    Conn::Upstream(mut u) => self.registry.deregister(u.stream.tcp_mut()),
+                    Conn::Upstream(mut u) => {
+                        u.input.clear();
+                        self.spares.reclaim(&mut u.input);
+                        self.registry.deregister(u.stream.tcp_mut())
+                    }
                 };
                 if let Err(e) = result {
                     debug!("deregister failed: {e}");
@@ -362,6 +371,30 @@ impl Core {
         }
     }
 
+    /// Keeps the deadline heap near the number of owners: entries of finished exchanges and
+    /// closed connections are dropped once they outnumber the live ones.
+    fn compact_timers(&mut self) {
+        let live = self.exchanges.len() + self.conns.len();
+        if self.timers.len() <= 2 * live + 1024 {
+            return;
+        }
+        let (exchanges, conns) = (&self.exchanges, &self.conns);
+        let conn_serial = |conn: usize| match conns.get(conn) {
+            Some(Conn::Client(c)) => Some(c.serial),
+            Some(Conn::Upstream(u)) => Some(u.serial),
+            None => None,
+        };
+        self.timers.compact(|deadline| match *deadline {
+            Deadline::Exchange { exchange, id } => {
+                exchanges.get(exchange).map_or(true, |ex| ex.id != id)
+            }
+            Deadline::Client { conn, serial }
+            | Deadline::ClientSend { conn, serial }
+            | Deadline::PooledIdle { conn, serial } => conn_serial(conn) != Some(serial),
+            Deadline::Accept | Deadline::Drain => false,
+        });
+    }
+
     fn drained(&self) -> bool {
         self.exchanges.is_empty() && self.clients == 0
     }
@@ -427,6 +460,7 @@ impl Proxy {
             inflight: [0; 3],
             rng: Rng::seeded(),
             tls,
+            spares: Spares::default(),
             closing: Vec::new(),
             clients: 0,
         };
@@ -557,6 +591,7 @@ impl Proxy {
                 accepting = self.accept();
             }
             self.core.reap_closed();
+            self.core.compact_timers();
             if self.core.draining {
                 if self.core.drained() {
                     break;
