@@ -400,6 +400,17 @@ impl Core {
     }
 }
 
+/// Whether the listener is being served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accepting {
+    /// Accept whenever the listener is readable.
+    Open,
+    /// At `--max-clients`: resume when a client closes.
+    Full,
+    /// Out of file descriptors (or another accept error): resume when `Deadline::Accept` fires.
+    BackingOff,
+}
+
 /// Signal delivery: handlers write a byte into a socket pair the poll watches and set flags.
 struct Signals {
     pipe: UnixStream,
@@ -523,7 +534,7 @@ impl Proxy {
             .clone()
             .map(|path| Reloader::spawn(path, &self.shared));
         let mut events = Events::with_capacity(1024);
-        let mut accepting = true;
+        let mut accepting = Accepting::Open;
         let mut drain_deadline = None;
         loop {
             let now = Instant::now();
@@ -537,8 +548,8 @@ impl Proxy {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => {
-                        if accepting && !self.core.draining {
-                            accepting = self.accept();
+                        if accepting == Accepting::Open && !self.core.draining {
+                            accepting = self.accept(accepting);
                         }
                     }
                     SIGNALS => self.drain_signal_pipe(),
@@ -577,20 +588,21 @@ impl Proxy {
             while let Some(deadline) = self.core.timers.pop_due(now) {
                 match deadline {
                     Deadline::Accept => {
-                        if !self.core.draining {
-                            accepting = self.accept();
+                        if accepting == Accepting::BackingOff && !self.core.draining {
+                            accepting = self.accept(accepting);
                         }
                     }
                     other => self.core.on_deadline(other),
                 }
             }
-            if !accepting
+            self.core.reap_closed();
+            if accepting == Accepting::Full
                 && self.core.clients < self.core.settings.max_clients
                 && !self.core.draining
             {
-                accepting = self.accept();
+                // Connections waiting in the backlog sent no new readiness: accept them now.
+                accepting = self.accept(accepting);
             }
-            self.core.reap_closed();
             self.core.compact_timers();
             if self.core.draining {
                 if self.core.drained() {
@@ -609,15 +621,17 @@ impl Proxy {
         Ok(())
     }
 
-    /// Accepts until `WouldBlock`. False: stop accepting for now (limit or out of fds).
-    fn accept(&mut self) -> bool {
+    /// Accepts until `WouldBlock`, `--max-clients` or an error; says what comes next.
+    fn accept(&mut self, was: Accepting) -> Accepting {
         loop {
             if self.core.clients >= self.core.settings.max_clients {
-                warn!(
-                    "{} client connections: not accepting more until some close",
-                    self.core.clients
-                );
-                return false;
+                if was != Accepting::Full {
+                    warn!(
+                        "{} client connections: not accepting more until some close",
+                        self.core.clients
+                    );
+                }
+                return Accepting::Full;
             }
             match self.listener.accept() {
                 Ok((stream, peer)) => {
@@ -659,17 +673,19 @@ impl Proxy {
                     entry.insert(Conn::Client(client));
                     core.clients += 1;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepting::Open,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // EMFILE/ENFILE and the like: back off instead of spinning on the
-                    // listener, which stays readable.
-                    warn!("accept failed: {e}; retrying in 100ms");
+                    // listener, which stays readable; one deadline, one log line per episode.
+                    if was != Accepting::BackingOff {
+                        warn!("accept failed: {e}; retrying every 100ms");
+                    }
                     self.core.timers.set(
                         Instant::now() + Duration::from_millis(100),
                         Deadline::Accept,
                     );
-                    return false;
+                    return Accepting::BackingOff;
                 }
             }
         }
