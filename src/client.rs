@@ -110,7 +110,7 @@ impl Client {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.out_pos += n;
-                    if self.out_pos < self.out.len() {
+                    if self.out_pos < self.out.len() && self.stream.is_plain() {
                         // A short write means the socket buffer is full.
                         self.writable = false;
                     }

@@ -356,7 +356,7 @@ impl Core {
             .and_then(|name| http::find_field(&head.fields, name))
         {
             // One key's requests are all shadowed or none are.
-            Some(value) => fnv1a(value),
+            Some(value) => mix(fnv1a(value)),
             None => self.rng.next(),
         };
         (draw >= share).then_some("sampling")
@@ -469,6 +469,14 @@ impl Core {
             UpstreamState::Idle { .. } => {
                 // An idle upstream has nothing to say: this is its close (or garbage).
                 if up.readable {
+                    // TLS: a session ticket, or a readable flag left from the last response.
+                    let mut probe = [0u8; 1];
+                    if let Err(e) = std::io::Read::read(&mut up.stream, &mut probe) {
+                        if e.kind() == io::ErrorKind::WouldBlock {
+                            up.readable = false;
+                            return;
+                        }
+                    }
                     debug!("pooled connection to {} closed by the upstream", up.addr);
                     let addr = up.addr;
                     self.pool.remove(addr, key);
@@ -1036,6 +1044,14 @@ impl Core {
     }
 }
 
+/// splitmix64's finaliser: FNV-1a alone leaves the high bits of similar keys (user-1,
+/// user-2, ...) close together, and the draw is compared by its high bits.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
 /// FNV-1a (64 bit): a stable hash for sampling keys.
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
@@ -1090,7 +1106,8 @@ fn send_request(leg: &mut Leg, up: &mut Upstream, request: &Request) -> io::Resu
                 let from_head = n.min(head.len());
                 leg.head_sent += from_head;
                 leg.body_sent += (n - from_head) as u64;
-                if n < asked {
+                // A short TLS write only means rustls took what it could buffer.
+                if n < asked && up.stream.is_plain() {
                     up.writable = false;
                 }
             }

@@ -66,13 +66,25 @@ impl RequestHead {
         out.push(b' ');
         out.extend_from_slice(self.target.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        if leg.host.is_none() && leg.client_ip.is_none() {
+        // A field trident sets itself (the role header) replaces the client's own.
+        let replaced = |name: &[u8]| {
+            leg.extra
+                .iter()
+                .any(|(n, _)| name.eq_ignore_ascii_case(n.as_bytes()))
+        };
+        if leg.host.is_none()
+            && leg.client_ip.is_none()
+            && !field_lines(&self.fields).any(|line| replaced(field_name(line)))
+        {
             // The common case: the client's fields as they are.
             out.extend_from_slice(&self.fields);
         } else {
             let mut host_written = false;
             for line in field_lines(&self.fields) {
                 let name = field_name(line);
+                if replaced(name) {
+                    continue;
+                }
                 if let Some(host) = leg.host {
                     if name.eq_ignore_ascii_case(b"host") {
                         if !host_written {

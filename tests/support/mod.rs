@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod console;
+pub mod tls;
 pub mod trident;
 pub mod upstream;
 pub mod wire;

@@ -42,9 +42,16 @@ impl Trident {
         } else {
             &["--shadow-methods", "all"]
         };
+        let mut full = vec!["--listen", "127.0.0.1:0"];
+        full.extend_from_slice(all_methods);
+        full.extend_from_slice(args);
+        Trident::spawn_exact(&full)
+    }
+
+    /// Runs `trident ARGS...` with nothing added (ARGS must give a `--listen` address with
+    /// port 0 or a free one), for tests of the defaults and of other listen addresses.
+    pub fn spawn_exact(args: &[&str]) -> Trident {
         let mut child = Command::new(binary())
-            .args(["--listen", "127.0.0.1:0"])
-            .args(all_methods)
             .args(args)
             .env_remove("RUST_LOG")
             .envs(debug_log())
@@ -298,7 +305,8 @@ fn listening_addr(line: &str) -> Option<SocketAddr> {
     let at = line.find("listening on ")?;
     let rest = &line[at + "listening on ".len()..];
     let word = rest.split_whitespace().next()?;
-    let word = word.trim_matches(|c: char| !(c.is_ascii_alphanumeric() || c == ':' || c == '.'));
+    let word = word
+        .trim_matches(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '[' | ']')));
     let word = word.strip_prefix("http://").unwrap_or(word);
     word.parse().ok()
 }

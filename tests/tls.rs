@@ -1,0 +1,414 @@
+//! TLS: a TLS listener (`--tls-cert`, `--tls-key`) in front of plain upstreams, `https://`
+//! targets verified against `--ca-file` (or not, with `tls_verify=off`), a refused upstream
+//! certificate reported on its own leg while the client is still answered, and the mixes.
+//! Every certificate is made for the test with rcgen.
+
+mod support;
+
+use std::time::Duration;
+
+use support::tls::{client_config, self_signed, PemFile, TestCa, TlsClient, TlsUpstream};
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A CA trusted by the test (its certificate written to a file for `--ca-file`).
+struct Trusted {
+    ca: TestCa,
+    file: PemFile,
+}
+
+impl Trusted {
+    fn new() -> Trusted {
+        let ca = TestCa::new("trident test CA");
+        let file = PemFile::new("ca", &ca.pem());
+        Trusted { ca, file }
+    }
+}
+
+/// A TLS client of `trident` trusting `ca`, for the name `localhost`.
+fn tls_client(trident: &Trident, ca: &TestCa) -> TlsClient {
+    TlsClient::connect(trident.addr(), client_config(ca.der()), "localhost")
+        .unwrap_or_else(|e| panic!("TLS handshake with trident: {e}\n{}", trident.output()))
+}
+
+/// A plain upstream answering `"{name} {METHOD} {target} {body length}"`, or `big` bytes of
+/// pattern for `/big`.
+fn upstream(name: &'static str, big: usize) -> Upstream {
+    Upstream::start(move |req| {
+        if req.target == "/big" {
+            Reply::ok(pattern(big, 7))
+        } else {
+            Reply::ok(format!(
+                "{name} {} {} {}",
+                req.method,
+                req.target,
+                req.body.len()
+            ))
+        }
+    })
+}
+
+/// The leg's error text, which must be a refused certificate.
+fn assert_certificate_refused(leg: &support::Leg) -> String {
+    let text = leg.error().to_string();
+    assert!(
+        text.starts_with("tls: invalid peer certificate: "),
+        "{} leg: {text:?}",
+        leg.role
+    );
+    text
+}
+
+#[test]
+fn tls_client_through_trident_to_plain_upstreams() {
+    let trusted = Trusted::new();
+    let (cert, key) = trusted.ca.issue(&["localhost"]).files();
+    let big = 1024 * 1024;
+    let (p, s, c) = (
+        upstream("primary", big),
+        upstream("secondary", big),
+        upstream("candidate", big),
+    );
+    let trident = Trident::with_upstreams(
+        &p,
+        &s,
+        &c,
+        &["--tls-cert", cert.arg(), "--tls-key", key.arg()],
+    );
+    let mut client = tls_client(&trident, &trusted.ca);
+    let resp = client.exchange(&get("/a"));
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body_text(), "primary GET /a 0");
+    // A request body bigger than a TLS record and a socket buffer, on the same connection.
+    let body = pattern(300 * 1024, 3);
+    let resp = client.exchange(&request(
+        "POST",
+        "/upload",
+        &[("Host", "test.local")],
+        &body,
+    ));
+    assert_eq!(
+        resp.body_text(),
+        format!("primary POST /upload {}", body.len())
+    );
+    // A response bigger than what TLS can hand the socket at once.
+    let resp = client.exchange(&get("/big"));
+    assert_eq!(resp.status, 200);
+    assert_same_bytes("TLS client's /big", &pattern(big, 7), &resp.body);
+    for up in [&p, &s, &c] {
+        let got = up.wait_requests(3, WAIT);
+        assert_same_bytes("upstream's /upload", &body, &find(&got, "/upload").body);
+        assert_eq!(find(&got, "/a").header("Host"), Some("test.local"));
+    }
+    for block in trident.wait_blocks(3, WAIT) {
+        for leg in &block.legs {
+            assert_eq!(leg.response().0, 200, "{}", block.text);
+        }
+    }
+}
+
+#[test]
+fn a_client_that_fails_the_handshake_does_not_disturb_the_next_one() {
+    let trusted = Trusted::new();
+    let (cert, key) = trusted.ca.issue(&["localhost"]).files();
+    let (p, s, c) = (
+        upstream("primary", 0),
+        upstream("secondary", 0),
+        upstream("candidate", 0),
+    );
+    let trident = Trident::with_upstreams(
+        &p,
+        &s,
+        &c,
+        &["--tls-cert", cert.arg(), "--tls-key", key.arg()],
+    );
+    // A client that trusts another CA refuses trident's certificate.
+    let stranger = TestCa::new("some other CA");
+    let refused = TlsClient::connect(trident.addr(), client_config(stranger.der()), "localhost");
+    assert!(
+        refused.is_err(),
+        "a client trusting another CA completed the handshake"
+    );
+    // A client that speaks plain HTTP to the TLS listener gets no HTTP answer.
+    let mut plain = trident.client();
+    plain.send(&get("/plain"));
+    let answer = plain.read_until_closed().unwrap_or_default();
+    assert!(
+        !answer.starts_with(b"HTTP/"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    // The next good client is served.
+    let resp = tls_client(&trident, &trusted.ca).exchange(&get("/after"));
+    assert_eq!(resp.body_text(), "primary GET /after 0");
+    assert_eq!(sorted_targets(&p.wait_requests(1, WAIT)), ["/after"]);
+}
+
+#[test]
+fn https_targets_verified_with_ca_file() {
+    let trusted = Trusted::new();
+    let leaf = trusted.ca.issue(&["localhost"]);
+    let big = 1024 * 1024;
+    let body_for = move |name: &'static str| {
+        move |req: &support::tls::TlsRequest| {
+            if req.target == "/big" {
+                (200, pattern(big, 9))
+            } else {
+                let text = format!("{name} {} {} {}", req.method, req.target, req.body.len());
+                (200, text.into_bytes())
+            }
+        }
+    };
+    let p = TlsUpstream::start(&leaf, body_for("primary"));
+    let s = TlsUpstream::start(&leaf, body_for("secondary"));
+    let c = TlsUpstream::start(&leaf, body_for("candidate"));
+    let (pu, su, cu) = (p.url(), s.url(), c.url());
+    let trident = Trident::spawn(&[
+        "--primary",
+        &pu,
+        "--secondary",
+        &su,
+        "--candidate",
+        &cu,
+        "--ca-file",
+        trusted.file.arg(),
+    ]);
+    let mut client = trident.client();
+    let resp = client.exchange(&get("/a"));
+    assert_eq!(
+        (resp.status, resp.body_text().as_str()),
+        (200, "primary GET /a 0")
+    );
+    let body = pattern(200 * 1024, 5);
+    let resp = client.exchange(&chunked_request(
+        "POST",
+        "/upload",
+        &[("Host", "test.local")],
+        &body,
+        &[7000, 13],
+    ));
+    assert_eq!(
+        resp.body_text(),
+        format!("primary POST /upload {}", body.len())
+    );
+    let resp = client.exchange(&get("/big"));
+    assert_same_bytes(
+        "client's /big from a TLS primary",
+        &pattern(big, 9),
+        &resp.body,
+    );
+    // Sequential requests reuse pooled TLS connections.
+    for i in 0..10 {
+        assert_eq!(client.exchange(&get(&format!("/seq{i}"))).status, 200);
+    }
+    for up in [&p, &s, &c] {
+        let got = up.wait_requests(13, WAIT);
+        let upload = got.iter().find(|r| r.target == "/upload").unwrap();
+        assert_same_bytes("TLS upstream's /upload", &body, &upload.body);
+        let a = got.iter().find(|r| r.target == "/a").unwrap();
+        assert_eq!(a.header("Host"), Some("test.local"), "host=keep by default");
+    }
+    // The primary's connection is back in the pool before the client has its answer; a
+    // shadow's may still be busy when the next request comes. None may be dropped as
+    // "closed by the upstream" while it is open (a TLS session ticket is not a close).
+    for (up, most) in [(&p, 2), (&s, 10), (&c, 10)] {
+        assert!(
+            up.connections() <= most,
+            "{}: {} TLS connections for 13 sequential requests (at most {most} expected)",
+            up.url(),
+            up.connections()
+        );
+    }
+    for block in trident.wait_blocks(13, WAIT) {
+        for leg in &block.legs {
+            assert_eq!(leg.response().0, 200, "{}", block.text);
+        }
+    }
+}
+
+#[test]
+fn tls_verify_off_accepts_a_self_signed_upstream_and_verification_refuses_it() {
+    let trusted = Trusted::new();
+    let mine = self_signed(&["localhost"]);
+    let p = Upstream::named("primary");
+    let s = TlsUpstream::named("secondary", &mine);
+    let c = TlsUpstream::named("candidate", &mine);
+    let file = TargetsFile::new(&format!(
+        "primary = {}\nsecondary = {} tls_verify=off\ncandidate = {} tls_verify=on\n",
+        p.url(),
+        s.url(),
+        c.url()
+    ));
+    let trident = Trident::spawn(&["--targets", file.arg(), "--ca-file", trusted.file.arg()]);
+    let resp = trident.client().exchange(&get("/self"));
+    assert_eq!(resp.body_text(), "primary GET /self");
+    let block = &trident.wait_blocks(1, WAIT)[0];
+    assert_eq!(block.primary().response().0, 200);
+    assert_eq!(block.secondary().response().0, 200, "{}", block.text);
+    assert_certificate_refused(block.candidate());
+    assert_eq!(s.wait_requests(1, WAIT)[0].target, "/self");
+    assert!(c.requests().is_empty());
+}
+
+#[test]
+fn a_bad_upstream_certificate_is_refused_on_that_leg_and_the_client_still_answered() {
+    let trusted = Trusted::new();
+    let unknown = TestCa::new("unknown CA").issue(&["localhost"]);
+    let wrong_name = trusted.ca.issue(&["other.example"]);
+    let p = Upstream::named("primary");
+    let s = TlsUpstream::named("secondary", &unknown);
+    let c = TlsUpstream::named("candidate", &wrong_name);
+    let (pu, su, cu) = (p.url(), s.url(), c.url());
+    let trident = Trident::spawn(&[
+        "--primary",
+        &pu,
+        "--secondary",
+        &su,
+        "--candidate",
+        &cu,
+        "--ca-file",
+        trusted.file.arg(),
+    ]);
+    let mut client = trident.client();
+    for i in 0..2 {
+        let resp = client.exchange(&get(&format!("/bad{i}")));
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.body_text(), format!("primary GET /bad{i}"));
+    }
+    for block in trident.wait_blocks(2, WAIT) {
+        assert_eq!(block.primary().response().0, 200);
+        let unknown = assert_certificate_refused(block.secondary());
+        assert!(unknown.contains("UnknownIssuer"), "{unknown:?}");
+        let wrong = assert_certificate_refused(block.candidate());
+        assert!(
+            wrong.to_lowercase().contains("name"),
+            "a wrong-name refusal should say so: {wrong:?}"
+        );
+    }
+    assert!(s.requests().is_empty() && c.requests().is_empty());
+    assert!(s.handshake_failures() >= 1 && c.handshake_failures() >= 1);
+}
+
+#[test]
+fn a_primary_with_a_refused_certificate_gets_the_client_a_502() {
+    let trusted = Trusted::new();
+    let unknown = TestCa::new("unknown CA").issue(&["localhost"]);
+    let p = TlsUpstream::named("primary", &unknown);
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let pu = p.url();
+    let (su, cu) = (s.url(), c.url());
+    let trident = Trident::spawn(&[
+        "--primary",
+        &pu,
+        "--secondary",
+        &su,
+        "--candidate",
+        &cu,
+        "--ca-file",
+        trusted.file.arg(),
+    ]);
+    let resp = trident.client().exchange(&get("/p"));
+    assert_eq!(resp.status, 502);
+    let block = &trident.wait_blocks(1, WAIT)[0];
+    assert_certificate_refused(block.primary());
+    assert_eq!(block.secondary().response().0, 200);
+    assert_eq!(block.candidate().response().0, 200);
+}
+
+#[test]
+fn tls_client_with_an_https_primary_and_two_plain_shadows() {
+    let trusted = Trusted::new();
+    let leaf = trusted.ca.issue(&["localhost"]);
+    let (cert, key) = leaf.files();
+    let p = TlsUpstream::named("primary", &leaf);
+    let (s, c) = (upstream("secondary", 0), upstream("candidate", 0));
+    let (pu, su, cu) = (p.url(), s.url(), c.url());
+    let trident = Trident::spawn(&[
+        "--primary",
+        &pu,
+        "--secondary",
+        &su,
+        "--candidate",
+        &cu,
+        "--ca-file",
+        trusted.file.arg(),
+        "--tls-cert",
+        cert.arg(),
+        "--tls-key",
+        key.arg(),
+    ]);
+    let mut client = tls_client(&trident, &trusted.ca);
+    assert_eq!(client.exchange(&get("/m1")).body_text(), "primary GET /m1");
+    let body = pattern(70_000, 11);
+    let resp = client.exchange(&request("PUT", "/m2", &[("Host", "test.local")], &body));
+    assert_eq!(resp.body_text(), "primary PUT /m2");
+    let got = p.wait_requests(2, WAIT);
+    assert_same_bytes("https primary's /m2", &body, &got[1].body);
+    for up in [&s, &c] {
+        let got = up.wait_requests(2, WAIT);
+        assert_same_bytes("plain shadow's /m2", &body, &find(&got, "/m2").body);
+    }
+    for block in trident.wait_blocks(2, WAIT) {
+        for leg in &block.legs {
+            assert_eq!(leg.response().0, 200, "{}", block.text);
+        }
+    }
+}
+
+#[test]
+fn tls_listener_with_close_connections_sends_the_whole_response_then_closes() {
+    let trusted = Trusted::new();
+    let (cert, key) = trusted.ca.issue(&["localhost"]).files();
+    let big = 512 * 1024;
+    let (p, s, c) = (
+        upstream("primary", big),
+        upstream("secondary", big),
+        upstream("candidate", big),
+    );
+    let trident = Trident::with_upstreams(
+        &p,
+        &s,
+        &c,
+        &[
+            "--tls-cert",
+            cert.arg(),
+            "--tls-key",
+            key.arg(),
+            "--close-connections",
+        ],
+    );
+    for _ in 0..3 {
+        let mut client = tls_client(&trident, &trusted.ca);
+        let resp = client.exchange(&get("/big"));
+        assert_eq!(resp.header("Connection"), Some("close"));
+        assert_same_bytes("/big before the close", &pattern(big, 7), &resp.body);
+        assert!(client.is_closed(), "the TLS connection stays open");
+    }
+    trident.wait_blocks(3, WAIT);
+    assert_eq!(p.connections(), 3);
+}
+
+#[test]
+fn check_shows_an_https_target_on_port_443_by_default() {
+    let done = run(
+        &[
+            "--check",
+            "--primary",
+            "http://127.0.0.1:9001",
+            "--secondary",
+            "http://127.0.0.1:9002",
+            "--candidate",
+            "https://localhost",
+        ],
+        WAIT,
+    );
+    assert_eq!(done.status.code(), Some(0), "{done:?}");
+    let candidate = done
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("candidate"))
+        .unwrap_or_else(|| panic!("{}", done.stdout));
+    assert!(candidate.contains("https://localhost"), "{candidate}");
+    assert!(candidate.contains(":443)"), "{candidate}");
+}
