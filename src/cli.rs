@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::report::{Format, Pattern, Percent, Thresholds};
+
 /// Where the targets come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetSource {
@@ -65,6 +67,23 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// `--ca-file FILE`: trust these CA certificates for https targets instead of the system's.
     pub ca_file: Option<PathBuf>,
+    /// `--ignore-header NAME` (repeatable): response fields left out of the comparison, on
+    /// top of the default list (Date, Server, ...).
+    pub ignore_headers: Vec<String>,
+    /// `--ignore-field PATH` (repeatable): JSON body paths left out of the comparison.
+    pub ignore_fields: Vec<String>,
+    /// `--endpoint PATTERN` (repeatable): endpoint templates tried before `{id}` templating.
+    pub endpoints: Vec<Pattern>,
+    /// `--max-endpoints N`, default 1000: endpoints counted apart; the rest count as `other`.
+    pub max_endpoints: usize,
+    /// `--relative-threshold`, `--absolute-threshold`, `--confidence`, `--min-samples`.
+    pub thresholds: Thresholds,
+    /// `--report FILE`: the summary as JSON, written on SIGUSR1, reload and shutdown.
+    pub report_file: Option<PathBuf>,
+    /// `--exit-code`: exit 1 at shutdown when the candidate's verdict is FAIL.
+    pub exit_code: bool,
+    /// `--format text|json`, default text: four lines per exchange, or one JSON line.
+    pub format: Format,
 }
 
 impl Default for Config {
@@ -90,6 +109,14 @@ impl Default for Config {
             close_connections: false,
             tls: None,
             ca_file: None,
+            ignore_headers: Vec::new(),
+            ignore_fields: Vec::new(),
+            endpoints: Vec::new(),
+            max_endpoints: 1000,
+            thresholds: Thresholds::default(),
+            report_file: None,
+            exit_code: false,
+            format: Format::Text,
         }
     }
 }
@@ -120,8 +147,10 @@ Every request a client sends to trident goes to three upstreams: the primary
 (the stable version, whose response the client gets), the secondary (a second
 stable instance, so that differences between the two show what is noise) and
 the candidate (the version under test). Each exchange prints one block on
-stdout: the request, then what each upstream answered. Logs go to stderr
-(RUST_LOG=debug for more).
+stdout: the request, then what each upstream answered, with the secondary's
+and the candidate's differences from the primary. A summary per endpoint and a
+verdict on the candidate follow at shutdown (and on SIGUSR1). Logs go to
+stderr (RUST_LOG=debug for more).
 
 usage: trident [--listen ADDR] --targets FILE [options]
        trident [--listen ADDR] --primary URL --secondary URL --candidate URL
@@ -171,6 +200,28 @@ options:
   -h, --help             print this help
   -V, --version          print the version
 
+comparison (candidate vs primary, against secondary vs primary as noise):
+  --ignore-header NAME   leave this response header out (repeatable); always
+                         left out: Date, Server, Age, Expires, Last-Modified,
+                         ETag, Set-Cookie, Via, X-Request-Id, Content-Length
+                         and the hop-by-hop fields
+  --ignore-field PATH    leave this JSON body path out (repeatable), as the
+                         report names it: user.email, items[].id
+  --endpoint PATTERN     count requests matching [METHOD ]/users/{name}/posts
+                         as one endpoint (repeatable); otherwise numbers,
+                         UUIDs and hex hashes in paths become {id}
+  --max-endpoints N      endpoints counted apart, the rest as other
+                         (default 1000)
+  --relative-threshold P Diffy's relative threshold, percent (default 20)
+  --absolute-threshold P Diffy's absolute threshold, percent (default 0.03)
+  --confidence P         the z-test's confidence, percent (default 99)
+  --min-samples N        compared requests an endpoint needs before it can
+                         fail the candidate (default 30)
+  --report FILE          write the summary as JSON to FILE at shutdown, on
+                         SIGUSR1 and on reload, with sample differences
+  --exit-code            exit 1 at shutdown if the verdict is FAIL
+  --format FORMAT        text (default) or json: one JSON line per exchange
+
 targets file: one upstream per line, ROLE = URL [OPTION=VALUE ...]
   ROLE     primary, secondary or candidate, each exactly once
   URL      http://HOST[:PORT], port 80 if omitted; HOST is an IPv4 address,
@@ -188,7 +239,9 @@ targets file: one upstream per line, ROLE = URL [OPTION=VALUE ...]
     candidate = http://localhost:9003  timeout=1500   # the new build
 
 signals:
-  SIGHUP            re-read the targets file
+  SIGHUP            re-read the targets file; a new statistics epoch begins
+                    (the old one's summary is printed first)
+  SIGUSR1           print the summary so far (and rewrite --report FILE)
   SIGTERM, SIGINT   stop accepting, finish the exchanges in flight, exit 0
 ";
 
@@ -220,6 +273,17 @@ fn options() -> getopts::Options {
         .optopt("", "tls-key", "listener private key", "FILE")
         .optopt("", "ca-file", "CA certificates for https targets", "FILE")
         .optflag("", "check", "validate and print the configuration")
+        .optmulti("", "ignore-header", "response header not compared", "NAME")
+        .optmulti("", "ignore-field", "JSON path not compared", "PATH")
+        .optmulti("", "endpoint", "endpoint template", "PATTERN")
+        .optopt("", "max-endpoints", "endpoints counted apart", "N")
+        .optopt("", "relative-threshold", "Diffy's relative threshold", "P")
+        .optopt("", "absolute-threshold", "Diffy's absolute threshold", "P")
+        .optopt("", "confidence", "z-test confidence", "P")
+        .optopt("", "min-samples", "samples needed to decide", "N")
+        .optopt("", "report", "JSON report file", "FILE")
+        .optflag("", "exit-code", "exit 1 when the verdict is FAIL")
+        .optopt("", "format", "text or json", "FORMAT")
         .optflag("", "demo", "built-in upstreams and client")
         .optflag("h", "help", "print help")
         .optflag("V", "version", "print version");
@@ -300,6 +364,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
         (None, Some(_)) => return Err(Error(Kind::Lonely("tls-key", "tls-cert"))),
     };
     config.ca_file = matches.opt_str("ca-file").map(PathBuf::from);
+    compare_options(&matches, &mut config)?;
 
     let file = matches.opt_str("targets");
     let urls = URL_FLAGS.map(|flag| matches.opt_str(flag));
@@ -370,7 +435,12 @@ fn shadow_options(matches: &getopts::Matches, config: &mut Config) -> Result<(),
         config.shadow_methods = if list.eq_ignore_ascii_case("all") {
             None
         } else {
-            let methods: Vec<String> = list.split(',').map(|m| m.trim().to_string()).collect();
+            // Methods are case-sensitive (RFC 9110 §9.1), but nobody means `get` as a method
+            // of its own: names are taken in upper case.
+            let methods: Vec<String> = list
+                .split(',')
+                .map(|m| m.trim().to_ascii_uppercase())
+                .collect();
             if let Some(bad) = methods.iter().find(|m| !is_token(m)) {
                 return Err(Error(Kind::BadName("shadow-methods", bad.clone())));
             }
@@ -384,6 +454,69 @@ fn shadow_options(matches: &getopts::Matches, config: &mut Config) -> Result<(),
             Some(name)
         } else {
             return Err(Error(Kind::BadName("role-header", name)));
+        };
+    }
+    Ok(())
+}
+
+/// The comparison and report flags.
+fn compare_options(matches: &getopts::Matches, config: &mut Config) -> Result<(), Error> {
+    for name in matches.opt_strs("ignore-header") {
+        if !is_token(&name) {
+            return Err(Error(Kind::BadName("ignore-header", name)));
+        }
+        config.ignore_headers.push(name);
+    }
+    for path in matches.opt_strs("ignore-field") {
+        if path.is_empty() || path.contains(char::is_whitespace) {
+            return Err(Error(Kind::BadValue {
+                flag: "--ignore-field",
+                why: format!("\"{path}\" is not a JSON path like user.email or items[].id"),
+            }));
+        }
+        config.ignore_fields.push(path);
+    }
+    for text in matches.opt_strs("endpoint") {
+        let pattern = Pattern::parse(&text).map_err(|err| {
+            Error(Kind::BadValue {
+                flag: "--endpoint",
+                why: err.to_string(),
+            })
+        })?;
+        config.endpoints.push(pattern);
+    }
+    if let Some(value) = matches.opt_str("max-endpoints") {
+        config.max_endpoints = count("--max-endpoints", &value, 1, 100_000)?;
+    }
+    if let Some(value) = matches.opt_str("min-samples") {
+        config.thresholds.min_samples = count("--min-samples", &value, 1, 1_000_000_000)? as u64;
+    }
+    let thresholds = &mut config.thresholds;
+    let any = |_: Percent| true;
+    if let Some(value) = matches.opt_str("relative-threshold") {
+        thresholds.relative = percent("--relative-threshold", &value, any, "0 to 100")?;
+    }
+    if let Some(value) = matches.opt_str("absolute-threshold") {
+        thresholds.absolute = percent("--absolute-threshold", &value, any, "0 to 100")?;
+    }
+    if let Some(value) = matches.opt_str("confidence") {
+        // 100 % would never fail anything, and below 50 % the test says "regression" to
+        // a coin toss.
+        let sensible = |p: Percent| p >= Percent::whole(50) && p < Percent::whole(100);
+        thresholds.confidence = percent("--confidence", &value, sensible, "50 to 99.9999")?;
+    }
+    config.report_file = matches.opt_str("report").map(PathBuf::from);
+    config.exit_code = matches.opt_present("exit-code");
+    if let Some(format) = matches.opt_str("format") {
+        config.format = match format.as_str() {
+            "text" => Format::Text,
+            "json" => Format::Json,
+            _ => {
+                return Err(Error(Kind::BadValue {
+                    flag: "--format",
+                    why: format!("\"{format}\" is not text or json"),
+                }))
+            }
         };
     }
     Ok(())
@@ -462,6 +595,43 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
         config.max_header_bytes,
         config.max_headers
     );
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "(none)".to_string()
+        } else {
+            items.join(",")
+        }
+    };
+    let endpoints: Vec<String> = config.endpoints.iter().map(|p| p.to_string()).collect();
+    let _ = writeln!(
+        out,
+        "comparison          ignore-header={} ignore-field={} endpoint={} max-endpoints={} \
+         max-compare-bytes={}",
+        list(&config.ignore_headers),
+        list(&config.ignore_fields),
+        list(&endpoints),
+        config.max_endpoints,
+        config.max_compare_bytes
+    );
+    let t = &config.thresholds;
+    let _ = writeln!(
+        out,
+        "verdict             relative>{} absolute>{} confidence={} min-samples={} \
+         report={} exit-code={} format={}",
+        t.relative,
+        t.absolute,
+        t.confidence,
+        t.min_samples,
+        config
+            .report_file
+            .as_ref()
+            .map_or("(none)".to_string(), |p| p.display().to_string()),
+        config.exit_code,
+        match config.format {
+            Format::Text => "text",
+            Format::Json => "json",
+        }
+    );
     out
 }
 
@@ -470,6 +640,22 @@ fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A percentage flag value (`20`, `0.03`, `99.9`) that `valid` accepts; `range` says which.
+fn percent(
+    flag: &'static str,
+    value: &str,
+    valid: impl Fn(Percent) -> bool,
+    range: &str,
+) -> Result<Percent, Error> {
+    match Percent::parse(value) {
+        Some(p) if valid(p) => Ok(p),
+        _ => Err(Error(Kind::BadNumber {
+            flag,
+            why: format!("\"{value}\" is not a percentage from {range} (at most four decimals)"),
+        })),
+    }
 }
 
 /// A count or size flag value within `lowest..=highest`; the error names the flag.
@@ -526,6 +712,11 @@ enum Kind {
     Lonely(&'static str, &'static str),
     /// A header or method name that is not an HTTP token.
     BadName(&'static str, String),
+    /// A value the flag cannot use; `why` names it.
+    BadValue {
+        flag: &'static str,
+        why: String,
+    },
 }
 
 /// The short hint printed after an error line.
@@ -573,7 +764,9 @@ impl fmt::Display for Error {
                 "--listen: \"{value}\" is not an IP address and port \
                  (like 127.0.0.1:8080 or [::1]:8080)"
             ),
-            Kind::BadMillis { flag, why } | Kind::BadNumber { flag, why } => {
+            Kind::BadMillis { flag, why }
+            | Kind::BadNumber { flag, why }
+            | Kind::BadValue { flag, why } => {
                 write!(f, "{flag}: {why}")
             }
             Kind::TargetsAndUrls(flag) => write!(
@@ -832,12 +1025,106 @@ mod tests {
             "timeout=1500",
             "SIGHUP",
             "SIGTERM, SIGINT",
+            "SIGUSR1",
+            "--ignore-header NAME",
+            "--ignore-field PATH",
+            "--endpoint PATTERN",
+            "--max-endpoints N",
+            "--relative-threshold P",
+            "--absolute-threshold P",
+            "--confidence P",
+            "--min-samples N",
+            "--report FILE",
+            "--exit-code",
+            "--format FORMAT",
         ] {
             assert!(HELP.contains(needle), "help lacks {needle:?}");
         }
         // Fits an 80-column terminal.
         for line in HELP.lines() {
             assert!(line.chars().count() <= 80, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn comparison_flags() {
+        let run = |line: &str, extra: &[&str]| {
+            let mut args: Vec<String> = format!("{URLS} {line}")
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            args.extend(extra.iter().map(|a| a.to_string()));
+            match parse_args(&args) {
+                Ok(Command::Run(config)) => config,
+                other => panic!("{line}: {other:?}"),
+            }
+        };
+        let defaults = Config::default();
+        assert_eq!(defaults.thresholds, Thresholds::default());
+        assert_eq!(
+            (defaults.max_endpoints, defaults.format),
+            (1000, Format::Text)
+        );
+        let config = run(
+            "--ignore-header X-Debug --ignore-header x-trace --ignore-field user.ts \
+             --ignore-field items[].id --endpoint /users/{name}/posts \
+             --max-endpoints 50 --relative-threshold 10 --absolute-threshold 0.5 \
+             --confidence 99.9 --min-samples 100 --report r.json --exit-code --format json",
+            &["--endpoint", "GET /x"],
+        );
+        assert_eq!(config.ignore_headers, ["X-Debug", "x-trace"]);
+        assert_eq!(config.ignore_fields, ["user.ts", "items[].id"]);
+        assert_eq!(
+            config.endpoints,
+            [
+                Pattern::parse("/users/{name}/posts").unwrap(),
+                Pattern::parse("GET /x").unwrap()
+            ]
+        );
+        assert_eq!(config.max_endpoints, 50);
+        assert_eq!(
+            config.thresholds,
+            Thresholds {
+                relative: Percent::whole(10),
+                absolute: Percent::ten_thousandths(5000),
+                confidence: Percent::ten_thousandths(999_000),
+                min_samples: 100,
+            }
+        );
+        assert_eq!(config.report_file, Some(PathBuf::from("r.json")));
+        assert!(config.exit_code);
+        assert_eq!(config.format, Format::Json);
+
+        let bad: &[(&str, &str)] = &[
+            ("--ignore-header a:b", "--ignore-header: \"a:b\" is not a valid HTTP name"),
+            ("--endpoint users", "--endpoint: \"users\" is not a path starting with /"),
+            ("--max-endpoints 0", "--max-endpoints: \"0\" is not between 1 and 100000"),
+            (
+                "--relative-threshold 120",
+                "--relative-threshold: \"120\" is not a percentage from 0 to 100 (at most four decimals)",
+            ),
+            (
+                "--absolute-threshold x",
+                "--absolute-threshold: \"x\" is not a percentage from 0 to 100 (at most four decimals)",
+            ),
+            (
+                "--confidence 100",
+                "--confidence: \"100\" is not a percentage from 50 to 99.9999 (at most four decimals)",
+            ),
+            (
+                "--confidence 20",
+                "--confidence: \"20\" is not a percentage from 50 to 99.9999 (at most four decimals)",
+            ),
+            ("--min-samples 0", "--min-samples: \"0\" is not between 1 and 1000000000"),
+            ("--format yaml", "--format: \"yaml\" is not text or json"),
+            ("--report a --report b", "--report given more than once"),
+        ];
+        for (line, expected) in bad {
+            assert_eq!(
+                parse(&format!("{URLS} {line}")),
+                Err(expected.to_string()),
+                "{line}"
+            );
         }
     }
 

@@ -1,12 +1,14 @@
 //! `trident --demo`: trident proxying real traffic with nothing installed. Three small
 //! HTTP/1.1 upstreams start inside the process on ephemeral 127.0.0.1 ports, the proxy starts
-//! in front of them, and a built-in blocking client drives a few dozen requests through it
-//! (GETs, POSTs with Content-Length bodies, one chunked POST); the reporting thread prints a
-//! block per exchange on stdout, as in normal operation.
+//! in front of them, and a built-in blocking client drives about a hundred requests through
+//! it (GETs, POSTs with Content-Length bodies, one chunked POST); the reporting thread prints
+//! a block per exchange on stdout, as in normal operation, and the summary with the verdict
+//! at the end.
 //!
-//! Every upstream stamps its responses with `X-Served-At: <unix nanos>` (the kind of noise a
-//! shadow comparison must ignore), and the candidate answers `/users/{id}` with the email in a
-//! different shape (the kind of regression shadow traffic exists to catch).
+//! Every upstream stamps its responses with noise a shadow comparison must see through: an
+//! `X-Served-At: <unix nanos>` header, and `served_at` (a timestamp) and `request_id` (a
+//! random id) fields in its JSON objects. The candidate has one real regression: it answers
+//! `/users/{id}` with the email as an object instead of a string, which the verdict flags.
 //!
 //! The upstreams and the client are plain blocking `std::net` code, a thread per upstream
 //! connection, written by hand and deliberately independent of `crate::http`: the demo should
@@ -17,7 +19,7 @@
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -34,8 +36,10 @@ const MAX_HEADERS: usize = 100;
 /// Largest body the demo reads; its own bodies are a few hundred bytes.
 const MAX_BODY: usize = 1024 * 1024;
 
-/// Runs the demo: three built-in upstreams, the proxy, a built-in client; prints the blocks.
-pub fn run(config: &Config) -> io::Result<()> {
+/// Runs the demo: three built-in upstreams, the proxy, a built-in client; prints the blocks
+/// and the summary, and returns the candidate's verdict.
+pub fn run(config: &Config) -> io::Result<report::Verdict> {
+    let summary_signal = report::SummarySignal::register()?;
     let upstreams = [
         Upstream::start(Role::Primary)?,
         Upstream::start(Role::Secondary)?,
@@ -60,7 +64,8 @@ pub fn run(config: &Config) -> io::Result<()> {
     proxy.handle_signals()?;
     let proxy_addr = proxy.local_addr();
     let control = proxy.control();
-    let (report_tx, reporter) = report::spawn(Box::new(io::stdout()));
+    let settings = report::Settings::from_config(config);
+    let (report_tx, reporter) = report::spawn(Box::new(io::stdout()), settings, summary_signal)?;
     let proxy_thread = thread::Builder::new()
         .name("trident-demo-proxy".into())
         .spawn(move || proxy.run(report_tx))?;
@@ -83,7 +88,7 @@ pub fn run(config: &Config) -> io::Result<()> {
     let proxied = proxy_thread
         .join()
         .map_err(|_| io::Error::other("demo: the proxy thread panicked"))?;
-    reporter
+    let verdict = reporter
         .join()
         .map_err(|_| io::Error::other("demo: the reporting thread panicked"))?;
     for upstream in upstreams {
@@ -93,7 +98,7 @@ pub fn run(config: &Config) -> io::Result<()> {
     proxied.map_err(|e| io::Error::new(e.kind(), format!("demo: proxy: {e}")))?;
     driven?;
     log::info!("demo: {} requests sent, all answered", script.len());
-    Ok(())
+    Ok(verdict)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -174,28 +179,38 @@ impl DemoRequest {
     }
 }
 
-/// The requests the demo sends, in order: a few dozen, touching every endpoint.
+/// How many rounds of `/users/{id}`, `/items` and `/health` the demo sends: enough for the
+/// verdict's test (30 samples per endpoint by default), few enough to read.
+const ROUNDS: u32 = 36;
+
+/// The requests the demo sends, in order: about a hundred, touching every endpoint.
 fn script() -> Vec<DemoRequest> {
-    let mut script = vec![DemoRequest::get("/health", 200)];
-    script.extend((1..=10).map(|id| DemoRequest::get(format!("/users/{id}"), 200)));
-    script.extend((1..=4).map(|page| DemoRequest::get(format!("/items?page={page}"), 200)));
-    for quantity in 1..=3 {
-        let body = format!("{{\"item\":\"widget\",\"quantity\":{quantity}}}");
-        script.push(DemoRequest::post(
-            "/orders",
-            Payload::Length(body.into_bytes()),
-            201,
+    let mut script = Vec::new();
+    for round in 1..=ROUNDS {
+        script.push(DemoRequest::get(format!("/users/{round}"), 200));
+        script.push(DemoRequest::get(
+            format!("/items?page={}", round % 4 + 1),
+            200,
         ));
+        script.push(DemoRequest::get("/health", 200));
+        if round % 12 == 0 {
+            let body = format!("{{\"item\":\"widget\",\"quantity\":{round}}}");
+            script.push(DemoRequest::post(
+                "/orders",
+                Payload::Length(body.into_bytes()),
+                201,
+            ));
+        }
+        if round == ROUNDS / 2 {
+            script.push(DemoRequest::get("/events", 200));
+            let lines = (1..=5)
+                .map(|n| format!("log line {n}\n").into_bytes())
+                .collect();
+            script.push(DemoRequest::post("/upload", Payload::Chunked(lines), 200));
+        }
     }
     script.push(DemoRequest::get("/events", 200));
-    let lines = (1..=5)
-        .map(|n| format!("log line {n}\n").into_bytes())
-        .collect();
-    script.push(DemoRequest::post("/upload", Payload::Chunked(lines), 200));
-    script.extend((11..=14).map(|id| DemoRequest::get(format!("/users/{id}"), 200)));
-    script.push(DemoRequest::get("/events", 200));
     script.push(DemoRequest::get("/no-such-page", 404));
-    script.push(DemoRequest::get("/health", 200));
     script
 }
 
@@ -371,7 +386,22 @@ impl Reply {
         }
     }
 
+    /// The response's bytes, with this moment's noise: a timestamp header, and a timestamp
+    /// and a random id at the start of a JSON object body.
     fn encode(&self, keep_alive: bool) -> Vec<u8> {
+        let chunks: Vec<String> = self
+            .chunks
+            .iter()
+            .enumerate()
+            .map(|(i, chunk)| match chunk.strip_prefix('{') {
+                Some(rest) if i == 0 && rest != "}" => format!(
+                    r#"{{"served_at":{},"request_id":"{:016x}",{rest}"#,
+                    unix_nanos(),
+                    random_id()
+                ),
+                _ => chunk.clone(),
+            })
+            .collect();
         let mut head = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nX-Served-At: {}\r\n",
             self.status,
@@ -382,12 +412,12 @@ impl Reply {
             head.push_str("Connection: close\r\n");
         }
         let mut body = Vec::new();
-        if let [single] = self.chunks.as_slice() {
+        if let [single] = chunks.as_slice() {
             let _ = write!(head, "Content-Length: {}\r\n", single.len());
             body.extend_from_slice(single.as_bytes());
         } else {
             head.push_str("Transfer-Encoding: chunked\r\n");
-            for chunk in &self.chunks {
+            for chunk in &chunks {
                 body.extend_from_slice(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes());
             }
             body.extend_from_slice(b"0\r\n\r\n");
@@ -451,6 +481,16 @@ fn answer(role: Role, method: &str, target: &str, body: &[u8]) -> Reply {
         }
         _ => not_found(),
     }
+}
+
+/// A fresh pseudo-random 64-bit id (splitmix64 of the clock and a counter): no crate needed
+/// for noise.
+fn random_id() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut x = (unix_nanos() as u64) ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
 fn unix_nanos() -> u128 {

@@ -1,12 +1,14 @@
 //! The `trident` binary, kept thin: parse the command line, start logging, run the proxy (or
-//! the demo). Exit codes are decided here and nowhere else: 0 done, 1 a runtime failure,
-//! 2 a mistake in the command line or the targets.
+//! the demo). Exit codes are decided here and nowhere else: 0 done, 1 a runtime failure or
+//! (with `--exit-code`) a FAIL verdict on the candidate, 2 a mistake in the command line or
+//! the targets.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use env_logger::Env;
 use trident::cli::{self, Command, Config, TargetSource};
+use trident::report::{self, Verdict};
 use trident::targets::Targets;
 
 fn main() -> ExitCode {
@@ -31,7 +33,8 @@ fn main() -> ExitCode {
         Command::Demo(config) => {
             start_logging();
             match trident::demo::run(&config) {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(Verdict::Fail) if config.exit_code => ExitCode::from(1),
+                Ok(_) => ExitCode::SUCCESS,
                 Err(err) => {
                     log::error!("demo failed: {err}");
                     ExitCode::from(1)
@@ -102,6 +105,14 @@ fn run(config: &Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before the proxy announces its address: SIGUSR1's default action would end the process.
+    let summary_signal = match report::SummarySignal::register() {
+        Ok(signal) => signal,
+        Err(err) => {
+            log::error!("cannot install the SIGUSR1 handler: {err}");
+            return ExitCode::from(1);
+        }
+    };
     let mut proxy = match trident::Proxy::bind_with_tls(config, targets, tls) {
         Ok(proxy) => proxy,
         Err(err) => {
@@ -113,12 +124,20 @@ fn run(config: &Config) -> ExitCode {
         log::error!("cannot install signal handlers: {err}");
         return ExitCode::from(1);
     }
-    let (report, reporter) = trident::report::spawn(Box::new(std::io::stdout()));
-    let outcome = proxy.run(report);
-    // `run` has dropped the sender, so the report thread ends after the last block.
-    let reported = reporter.join();
-    match (outcome, reported) {
-        (Ok(()), Ok(())) => ExitCode::SUCCESS,
+    let settings = report::Settings::from_config(config);
+    let (sender, reporter) =
+        match report::spawn(Box::new(std::io::stdout()), settings, summary_signal) {
+            Ok(started) => started,
+            Err(err) => {
+                log::error!("cannot start the report thread: {err}");
+                return ExitCode::from(1);
+            }
+        };
+    let outcome = proxy.run(sender);
+    // `run` has dropped the sender, so the report thread ends after the last block and the
+    // final summary.
+    let verdict = reporter.join();
+    match (outcome, verdict) {
         (Err(err), _) => {
             log::error!("proxy stopped: {err}");
             ExitCode::from(1)
@@ -127,5 +146,10 @@ fn run(config: &Config) -> ExitCode {
             log::error!("the report thread panicked; some exchanges were not reported");
             ExitCode::from(1)
         }
+        (Ok(()), Ok(Verdict::Fail)) if config.exit_code => {
+            log::info!("the candidate's verdict is FAIL: exit status 1 (--exit-code)");
+            ExitCode::from(1)
+        }
+        (Ok(()), Ok(_)) => ExitCode::SUCCESS,
     }
 }

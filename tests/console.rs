@@ -92,12 +92,15 @@ fn blocks_have_sequential_ids_roles_in_order_and_the_right_sizes() {
             assert_eq!(leg.response(), (*status, *resp_body), "{}", block.text);
         }
     }
-    // After a clean exit stdout holds exactly these blocks, each line complete.
+    // After a clean exit stdout holds exactly these blocks, each line complete, then the
+    // final summary (from its SUMMARY line to its VERDICT line).
     trident.signal("TERM");
     trident.wait_exit(WAIT);
     let out = trident.stdout();
     assert!(out.ends_with('\n'), "{out}");
-    assert_eq!(out.lines().count(), 4 * requests.len(), "{out}");
+    let summary = out.find("SUMMARY ").expect("a final summary");
+    assert_eq!(out[..summary].lines().count(), 4 * requests.len(), "{out}");
+    assert!(out[summary..].lines().last().is_some_and(|l| l.starts_with("VERDICT ")), "{out}");
     assert_eq!(parse_blocks(&out).expect("blocks").len(), requests.len());
 }
 

@@ -6,21 +6,40 @@
 //! RESPONSE 1 secondary => 200 OK (body=12B, 0.5ms)
 //! RESPONSE 1 candidate => error: connection refused
 //! ```
+//!
+//! When the exchange was compared, the secondary's and the candidate's response lines end
+//! with the result inside their parentheses: `same`, or `differs: FIELD, FIELD` (fields as
+//! `compare` names them). The candidate's fields that the secondary also differs in, in this
+//! exchange, are listed apart as `noise: FIELD` (they are masked):
+//!
+//! ```text
+//! RESPONSE 7 secondary => 200 OK (body=93B, 1.8ms, differs: body ts)
+//! RESPONSE 7 candidate => 200 OK (body=93B, 2.1ms, differs: body user.email; noise: body ts)
+//! ```
 
 use std::fmt;
 use std::io::{self, Write};
 use std::time::Duration;
 
+use super::compare::{Analysis, Comparison, Difference};
 use super::{ExchangeRecord, LegOutcome};
 use crate::targets::Role;
 
-/// Appends the four lines of `record`'s block to `out`.
-pub fn write_block(record: &ExchangeRecord, out: &mut Vec<u8>) {
+/// Most fields named in one list of a response line; the rest are counted (`+3 more`).
+const LISTED_FIELDS: usize = 6;
+
+/// Appends the four lines of `record`'s block to `out`, with the comparison results if the
+/// exchange was compared.
+pub fn write_block(record: &ExchangeRecord, analysis: Option<&Analysis>, out: &mut Vec<u8>) {
     // Writing into a Vec cannot fail.
-    let _ = write_lines(record, out);
+    let _ = write_lines(record, analysis, out);
 }
 
-fn write_lines(record: &ExchangeRecord, out: &mut Vec<u8>) -> io::Result<()> {
+fn write_lines(
+    record: &ExchangeRecord,
+    analysis: Option<&Analysis>,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
     let id = record.id;
     writeln!(
         out,
@@ -43,14 +62,71 @@ fn write_lines(record: &ExchangeRecord, out: &mut Vec<u8>) -> io::Result<()> {
             } => {
                 let elapsed = Millis(*elapsed);
                 if reason.is_empty() {
-                    writeln!(out, "{status} (body={body_bytes}B, {elapsed})")?;
+                    write!(out, "{status} (body={body_bytes}B, {elapsed}")?;
                 } else {
-                    writeln!(out, "{status} {reason} (body={body_bytes}B, {elapsed})")?;
+                    write!(out, "{status} {reason} (body={body_bytes}B, {elapsed}")?;
                 }
+                let comparison = analysis.and_then(|a| match role {
+                    Role::Primary => None,
+                    Role::Secondary => Some(&a.noise),
+                    Role::Candidate => Some(&a.raw),
+                });
+                if let Some(Comparison::Compared { differences, .. }) = comparison {
+                    write_result(differences.iter(), differences.more, out)?;
+                }
+                out.extend_from_slice(b")\n");
             }
             LegOutcome::Failed { error, .. } => writeln!(out, "error: {error}")?,
             LegOutcome::Skipped(why) => writeln!(out, "skipped: {why}")?,
         }
+    }
+    Ok(())
+}
+
+/// `, same`, `, differs: A, B` and, for fields masked as noise, `; noise: C`.
+fn write_result<'a>(
+    differences: impl Iterator<Item = &'a Difference> + Clone,
+    more: bool,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let differing = differences.clone().filter(|d| !d.masked);
+    let masked = differences.filter(|d| d.masked);
+    if differing.clone().next().is_none() && !more {
+        out.extend_from_slice(b", same");
+    } else {
+        out.extend_from_slice(b", differs: ");
+        write_list(differing, more, out)?;
+    }
+    if masked.clone().next().is_some() {
+        out.extend_from_slice(b"; noise: ");
+        write_list(masked, false, out)?;
+    }
+    Ok(())
+}
+
+fn write_list<'a>(
+    fields: impl Iterator<Item = &'a Difference>,
+    more: bool,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let mut hidden = 0;
+    let mut listed = 0;
+    for difference in fields {
+        if listed == LISTED_FIELDS {
+            hidden += 1;
+            continue;
+        }
+        if listed > 0 {
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(difference.field.as_bytes());
+        listed += 1;
+    }
+    let separator = if listed > 0 { ", " } else { "" };
+    if hidden > 0 {
+        write!(out, "{separator}+{hidden} more")?;
+    } else if more {
+        write!(out, "{separator}more")?;
     }
     Ok(())
 }
@@ -98,7 +174,7 @@ mod tests {
 
     fn text(record: &ExchangeRecord) -> String {
         let mut out = Vec::new();
-        write_block(record, &mut out);
+        write_block(record, None, &mut out);
         String::from_utf8(out).unwrap()
     }
 
@@ -216,9 +292,102 @@ mod tests {
                     LegOutcome::Skipped("c"),
                 ],
             ),
+            None,
             &mut out,
         );
         assert!(out.starts_with(b"before\nREQUEST 1 => "));
         assert!(out.ends_with(b"RESPONSE 1 candidate => skipped: c\n"));
+    }
+
+    fn json(status: u16, body: &str) -> LegOutcome {
+        let mut capture = crate::report::CapturedBody::new();
+        capture.extend(body.as_bytes(), 1024);
+        LegOutcome::Response {
+            status,
+            reason: "OK".to_string(),
+            body_bytes: body.len() as u64,
+            elapsed: Duration::from_micros(2100),
+            fields: b"Content-Type: application/json\r\n".to_vec(),
+            body: capture,
+        }
+    }
+
+    fn compared(legs: [LegOutcome; 3]) -> String {
+        let record = record(None, legs);
+        let rules = crate::report::compare::Rules::new(&[], &[], 1024);
+        let analysis = Analysis::of(&record, &rules);
+        let mut out = Vec::new();
+        write_block(&record, Some(&analysis), &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn compared_blocks_carry_the_result_in_the_parentheses() {
+        let rows: Vec<([LegOutcome; 3], [&str; 3])> = vec![
+            (
+                [json(200, r#"{"a":1}"#), json(200, r#"{"a":1}"#), json(200, r#"{"a":1}"#)],
+                [
+                    "RESPONSE 1 primary => 200 OK (body=7B, 2.1ms)",
+                    "RESPONSE 1 secondary => 200 OK (body=7B, 2.1ms, same)",
+                    "RESPONSE 1 candidate => 200 OK (body=7B, 2.1ms, same)",
+                ],
+            ),
+            (
+                [
+                    json(200, r#"{"ts":1,"user":{"email":"a"}}"#),
+                    json(200, r#"{"ts":2,"user":{"email":"a"}}"#),
+                    json(200, r#"{"ts":3,"user":{"email":"b"}}"#),
+                ],
+                [
+                    "RESPONSE 1 primary => 200 OK (body=29B, 2.1ms)",
+                    "RESPONSE 1 secondary => 200 OK (body=29B, 2.1ms, differs: body ts)",
+                    "RESPONSE 1 candidate => 200 OK (body=29B, 2.1ms, differs: body user.email; noise: body ts)",
+                ],
+            ),
+            (
+                [json(200, r#"{"ts":1}"#), json(200, r#"{"ts":2}"#), json(200, r#"{"ts":3}"#)],
+                [
+                    "RESPONSE 1 primary => 200 OK (body=8B, 2.1ms)",
+                    "RESPONSE 1 secondary => 200 OK (body=8B, 2.1ms, differs: body ts)",
+                    "RESPONSE 1 candidate => 200 OK (body=8B, 2.1ms, same; noise: body ts)",
+                ],
+            ),
+            (
+                [
+                    LegOutcome::Failed {
+                        error: LegError::Timeout(Duration::from_millis(50)),
+                        elapsed: Duration::from_millis(50),
+                    },
+                    json(500, "{}"),
+                    LegOutcome::Skipped("saturated"),
+                ],
+                [
+                    "RESPONSE 1 primary => error: timeout after 50ms",
+                    "RESPONSE 1 secondary => 500 OK (body=2B, 2.1ms, differs: error:timeout)",
+                    "RESPONSE 1 candidate => skipped: saturated",
+                ],
+            ),
+            (
+                [
+                    json(200, r#"{"a":1,"b":1,"c":1,"d":1,"e":1,"f":1,"g":1,"h":1}"#),
+                    json(200, r#"{"a":1,"b":1,"c":1,"d":1,"e":1,"f":1,"g":1,"h":1}"#),
+                    json(200, r#"{"a":2,"b":2,"c":2,"d":2,"e":2,"f":2,"g":2,"h":2}"#),
+                ],
+                [
+                    "RESPONSE 1 primary => 200 OK (body=49B, 2.1ms)",
+                    "RESPONSE 1 secondary => 200 OK (body=49B, 2.1ms, same)",
+                    "RESPONSE 1 candidate => 200 OK (body=49B, 2.1ms, differs: body a, body b, body c, body d, body e, body f, +2 more)",
+                ],
+            ),
+        ];
+        for (legs, expected) in rows {
+            let text = compared(legs);
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(
+                lines[0],
+                "REQUEST 1 => GET /hello HTTP/1.1 (host=-, body=0B)"
+            );
+            assert_eq!(lines[1..], expected, "{text}");
+        }
     }
 }

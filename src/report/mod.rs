@@ -1,21 +1,39 @@
-//! The reporting thread: finished exchanges arrive over a bounded crossbeam channel and are
-//! written to stdout as console blocks. Nothing here runs on the reactor, and the reactor
-//! never waits for it (later issues add the comparison here).
+//! The reporting thread: finished exchanges arrive over a bounded crossbeam channel; each is
+//! compared (`compare`: candidate and secondary against the primary), counted (`stats`, per
+//! endpoint and field, per statistics epoch), and written to stdout as a console block
+//! (`console`) or a JSON line (`jsonl`). Summaries and the verdict (`summary`) are written on
+//! SIGUSR1, when a reload starts a new epoch, and at shutdown, when the channel disconnects.
+//! Nothing here runs on the reactor, and the reactor never waits for it: if this thread falls
+//! behind, exchanges are dropped at the channel and counted as `not compared`.
 
+mod compare;
 mod console;
+mod decode;
+mod endpoint;
+mod json;
+mod jsonl;
+mod stats;
+mod summary;
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use serde_json::{json, Value};
 
+use crate::cli::Config;
 use crate::failure::LegError;
 use crate::http::Version;
 
+pub use compare::DEFAULT_IGNORED_HEADERS;
 pub use console::write_block;
+pub use endpoint::{looks_like_id, Pattern, PatternError};
+pub use stats::{Percent, Thresholds};
 
 /// How many finished exchanges may wait for the reporting thread before new ones are dropped.
 pub const CHANNEL_CAPACITY: usize = 4096;
@@ -23,6 +41,73 @@ pub const CHANNEL_CAPACITY: usize = 4096;
 /// new exchanges are dropped (counted as not compared), so a slow reporter never grows
 /// trident's memory without bound.
 pub const BACKLOG_BYTES: usize = 64 * 1024 * 1024;
+/// How often the idle reporting thread looks at the SIGUSR1 flag.
+const SIGNAL_POLL: Duration = Duration::from_millis(200);
+/// Output is written in batches of whole blocks up to about this size (or sooner, whenever
+/// the channel is empty), so a burst costs a few writes instead of one per block.
+const WRITE_BATCH: usize = 64 * 1024;
+/// Closed epochs kept for `--report FILE` (each reload closes one).
+const KEPT_EPOCHS: usize = 16;
+
+/// How stdout shows exchanges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Four text lines per exchange (`REQUEST`, three `RESPONSE`), text summaries.
+    #[default]
+    Text,
+    /// One JSON line per exchange and per summary.
+    Json,
+}
+
+/// What the reporting thread is told by the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub format: Format,
+    /// `--ignore-header`, on top of `DEFAULT_IGNORED_HEADERS`.
+    pub ignore_headers: Vec<String>,
+    /// `--ignore-field`: JSON paths left out of the comparison.
+    pub ignore_fields: Vec<String>,
+    /// `--endpoint`: templates tried before automatic `{id}` templating.
+    pub endpoints: Vec<Pattern>,
+    /// `--max-endpoints`: beyond it, exchanges count under `other`.
+    pub max_endpoints: usize,
+    pub thresholds: Thresholds,
+    /// `--report FILE`: the summary as JSON, rewritten on SIGUSR1, reload and shutdown.
+    pub report_file: Option<PathBuf>,
+    /// `--max-compare-bytes`: the most a body may decode to for the comparison.
+    pub max_compare_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_config(&Config::default())
+    }
+}
+
+impl Settings {
+    /// The reporting part of the command line.
+    pub fn from_config(config: &Config) -> Settings {
+        Settings {
+            format: config.format,
+            ignore_headers: config.ignore_headers.clone(),
+            ignore_fields: config.ignore_fields.clone(),
+            endpoints: config.endpoints.clone(),
+            max_endpoints: config.max_endpoints,
+            thresholds: config.thresholds,
+            report_file: config.report_file.clone(),
+            max_compare_bytes: config.max_compare_bytes,
+        }
+    }
+}
+
+/// The candidate's verdict at shutdown, for `--exit-code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// No endpoint regressed in any epoch.
+    Pass,
+    /// At least one endpoint regressed in at least one epoch.
+    Fail,
+}
 
 /// One finished exchange: the request and what each leg did. Sent to the reporting thread.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,61 +278,299 @@ pub fn channel() -> (ReportSender, ReportReceiver) {
     )
 }
 
-/// Starts the reporting thread writing blocks to `out`. It ends when every sender is dropped,
-/// after writing everything it received.
-pub fn spawn(out: Box<dyn Write + Send>) -> (ReportSender, JoinHandle<()>) {
+/// SIGUSR1 asks for a summary. Registered by `main` before the proxy announces its address
+/// (the default action of SIGUSR1 is to terminate the process), read by the reporting thread.
+#[derive(Debug)]
+pub struct SummarySignal {
+    requested: Arc<AtomicBool>,
+    id: Option<signal_hook::SigId>,
+}
+
+impl SummarySignal {
+    /// Installs the SIGUSR1 handler (it only sets a flag).
+    pub fn register() -> io::Result<SummarySignal> {
+        let requested = Arc::new(AtomicBool::new(false));
+        let id = signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&requested))?;
+        Ok(SummarySignal {
+            requested,
+            id: Some(id),
+        })
+    }
+
+    /// A flag no signal sets (for tests and embedders): set it through `handle`.
+    pub fn manual() -> SummarySignal {
+        SummarySignal {
+            requested: Arc::new(AtomicBool::new(false)),
+            id: None,
+        }
+    }
+
+    /// The flag itself: storing `true` asks for a summary as SIGUSR1 would.
+    pub fn handle(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.requested)
+    }
+
+    /// True once per request.
+    fn take(&self) -> bool {
+        self.requested.load(Ordering::Relaxed) && self.requested.swap(false, Ordering::Relaxed)
+    }
+}
+
+impl Drop for SummarySignal {
+    fn drop(&mut self) {
+        // The handler stays installed but does nothing: a late SIGUSR1 is harmless.
+        if let Some(id) = self.id.take() {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+/// Starts the reporting thread writing to `out`. It ends when every sender is dropped, after
+/// comparing and writing everything it received and the final summary; joining it gives the
+/// verdict.
+pub fn spawn(
+    out: Box<dyn Write + Send>,
+    settings: Settings,
+    signal: SummarySignal,
+) -> io::Result<(ReportSender, JoinHandle<Verdict>)> {
     let (sender, records) = channel();
     let mut out = out;
     let thread = thread::Builder::new()
         .name("report".to_string())
-        .spawn(move || run(records, &mut *out))
-        // Only at startup, and only when the OS refuses a thread: nothing to run without it.
-        .expect("cannot start the report thread");
-    (sender, thread)
+        .spawn(move || run(records, &mut *out, &settings, &signal))?;
+    Ok((sender, thread))
 }
 
-/// The reporting loop (public for tests): writes one block per record, one write per block so
-/// blocks never interleave, flushing when the channel is momentarily empty.
-pub fn run(receiver: ReportReceiver, out: &mut dyn Write) {
+/// The reporting loop (public for tests and benchmarks): compares, counts and writes each
+/// record; writes a summary when `signal` asks, when a record of a new epoch arrives, and
+/// when the channel disconnects; returns the verdict.
+pub fn run(
+    receiver: ReportReceiver,
+    out: &mut dyn Write,
+    settings: &Settings,
+    signal: &SummarySignal,
+) -> Verdict {
+    let mut reporter = Reporter::new(settings, Arc::clone(&receiver.backlog));
     let records = &receiver.records;
-    // One buffer for every block: cleared, never reallocated once it has grown to a block.
-    let mut block = Vec::with_capacity(1024);
-    let mut next = records.recv().ok();
-    while let Some(record) = next {
-        receiver.done_with(&record);
-        block.clear();
-        write_block(&record, &mut block);
-        if let Err(err) = out.write_all(&block) {
-            stop_writing(&err);
-            return;
-        }
-        // Flush only when nothing else is waiting, so a burst costs one flush, not one each.
-        next = match records.try_recv() {
+    loop {
+        let next = match records.try_recv() {
             Ok(record) => Some(record),
             Err(TryRecvError::Empty) => {
-                if let Err(err) = out.flush() {
-                    stop_writing(&err);
-                    return;
+                // A lull: what is written so far goes out now, not with the next burst.
+                reporter.write_out(out, true);
+                match records.recv_timeout(SIGNAL_POLL) {
+                    Ok(record) => Some(record),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
                 }
-                records.recv().ok()
             }
-            Err(TryRecvError::Disconnected) => None,
+            Err(TryRecvError::Disconnected) => break,
         };
+        if let Some(record) = next {
+            receiver.done_with(&record);
+            reporter.handle(&record, out);
+        }
+        if signal.take() {
+            reporter.summarize(summary::Trigger::Signal, out);
+        }
     }
-    if let Err(err) = out.flush() {
-        stop_writing(&err);
+    reporter.finish(out)
+}
+
+/// The reporting thread's state: the comparison rules, the current epoch's numbers, what
+/// earlier epochs came to, and the output waiting to be written.
+struct Reporter<'a> {
+    settings: &'a Settings,
+    rules: compare::Rules,
+    namer: endpoint::Namer,
+    backlog: Arc<Backlog>,
+    epoch: stats::Epoch,
+    /// JSON summaries of closed epochs, oldest first, at most `KEPT_EPOCHS`.
+    closed: VecDeque<Value>,
+    /// Closed epochs whose verdict was FAIL.
+    failed_epochs: Vec<u64>,
+    /// Scratch for the endpoint name of each record.
+    endpoint: String,
+    pending: Vec<u8>,
+    /// False once stdout refused a write: comparison and counting go on, writing stops.
+    stdout_open: bool,
+}
+
+impl<'a> Reporter<'a> {
+    fn new(settings: &'a Settings, backlog: Arc<Backlog>) -> Reporter<'a> {
+        Reporter {
+            rules: compare::Rules::new(
+                &settings.ignore_headers,
+                &settings.ignore_fields,
+                settings.max_compare_bytes,
+            ),
+            namer: endpoint::Namer::new(settings.endpoints.clone()),
+            epoch: stats::Epoch::new(0, settings.max_endpoints, backlog.not_compared()),
+            settings,
+            backlog,
+            closed: VecDeque::new(),
+            failed_epochs: Vec::new(),
+            endpoint: String::new(),
+            pending: Vec::with_capacity(WRITE_BATCH + 4096),
+            stdout_open: true,
+        }
+    }
+
+    fn handle(&mut self, record: &ExchangeRecord, out: &mut dyn Write) {
+        if record.epoch > self.epoch.number {
+            self.close_epoch(record.epoch, out);
+        }
+        let analysis = compare::Analysis::of(record, &self.rules);
+        self.namer
+            .name(&record.method, &record.target, &mut self.endpoint);
+        if record.epoch == self.epoch.number {
+            self.epoch.record(&self.endpoint, record, &analysis);
+        } else {
+            // It started before a reload and finished after its epoch was reported.
+            self.epoch.late += 1;
+        }
+        match self.settings.format {
+            Format::Text => console::write_block(record, Some(&analysis), &mut self.pending),
+            Format::Json => {
+                jsonl::write_exchange(record, &self.endpoint, &analysis, &mut self.pending)
+            }
+        }
+        if self.pending.len() >= WRITE_BATCH {
+            self.write_out(out, false);
+        }
+    }
+
+    /// Reports the current epoch (unless nothing happened in it) and starts `next`.
+    fn close_epoch(&mut self, next: u64, out: &mut dyn Write) {
+        if self.epoch.exchanges > 0 || self.epoch.late > 0 {
+            let (json, fails) = self.summarize(summary::Trigger::Reload, out);
+            if fails {
+                self.failed_epochs.push(self.epoch.number);
+            }
+            if self.closed.len() == KEPT_EPOCHS {
+                self.closed.pop_front();
+            }
+            self.closed.push_back(json);
+        }
+        self.epoch = stats::Epoch::new(
+            next,
+            self.settings.max_endpoints,
+            self.backlog.not_compared(),
+        );
+    }
+
+    /// Writes the current epoch's summary to the report file and stdout; returns its JSON and
+    /// whether it fails.
+    fn summarize(&mut self, trigger: summary::Trigger, out: &mut dyn Write) -> (Value, bool) {
+        let report = summary::EpochReport::new(
+            &self.epoch,
+            &self.settings.thresholds,
+            self.backlog.not_compared(),
+        );
+        let json = summary::to_json(&report, trigger, &self.failed_epochs);
+        let fails = report.fails();
+        // The file first: once the summary shows on stdout, the file says the same.
+        if let Some(path) = &self.settings.report_file {
+            write_report_file(path, &self.report_json(trigger, &json));
+        }
+        match self.settings.format {
+            Format::Text => {
+                let mut text = String::new();
+                summary::write_text(&report, trigger, &self.failed_epochs, &mut text);
+                self.pending.extend_from_slice(text.as_bytes());
+            }
+            Format::Json => {
+                let mut line = serde_json::Map::new();
+                line.insert("type".into(), json!("summary"));
+                if let Value::Object(fields) = &json {
+                    line.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                let _ = serde_json::to_writer(&mut self.pending, &Value::Object(line));
+                self.pending.push(b'\n');
+            }
+        }
+        self.write_out(out, true);
+        (json, fails)
+    }
+
+    /// The whole `--report` document: every kept closed epoch, then `current` (the one
+    /// being reported).
+    fn report_json(&self, trigger: summary::Trigger, current: &Value) -> Value {
+        let mut failed = self.failed_epochs.clone();
+        if current["verdict"]["epoch_fails"] == json!(true) {
+            failed.push(self.epoch.number);
+        }
+        let mut epochs: Vec<&Value> = self.closed.iter().collect();
+        epochs.push(current);
+        json!({
+            "trident": env!("CARGO_PKG_VERSION"),
+            "written": match trigger {
+                summary::Trigger::Signal => "SIGUSR1",
+                summary::Trigger::Reload => "reload",
+                summary::Trigger::Final => "shutdown",
+            },
+            "verdict": if failed.is_empty() { "PASS" } else { "FAIL" },
+            "failed_epochs": failed,
+            "epochs": epochs,
+        })
+    }
+
+    /// The final summary; the verdict over every epoch.
+    fn finish(mut self, out: &mut dyn Write) -> Verdict {
+        let (_, fails) = self.summarize(summary::Trigger::Final, out);
+        if fails || !self.failed_epochs.is_empty() {
+            Verdict::Fail
+        } else {
+            Verdict::Pass
+        }
+    }
+
+    /// Writes what is pending (and flushes if `flush`). Stdout gone: say so once, go on
+    /// counting; senders use `try_send`, so the reactor is never held up by this thread.
+    fn write_out(&mut self, out: &mut dyn Write, flush: bool) {
+        if self.stdout_open && !self.pending.is_empty() {
+            if let Err(err) = out.write_all(&self.pending) {
+                stop_writing(&err);
+                self.stdout_open = false;
+            }
+        }
+        self.pending.clear();
+        if self.stdout_open && flush {
+            if let Err(err) = out.flush() {
+                stop_writing(&err);
+                self.stdout_open = false;
+            }
+        }
     }
 }
 
-/// Stdout is gone (a closed pipe): say so once and stop. Senders use `try_send`, so the
-/// reactor is never held up by a reporting thread that has left.
+/// Replaces `path` with `report` whole: written beside it, then renamed over it, so a reader
+/// never sees half a file.
+fn write_report_file(path: &Path, report: &Value) {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let written = serde_json::to_vec_pretty(report)
+        .map_err(io::Error::from)
+        .and_then(|mut bytes| {
+            bytes.push(b'\n');
+            std::fs::write(&tmp, bytes)
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(err) = written {
+        log::warn!("cannot write the report to {}: {err}", path.display());
+    }
+}
+
 fn stop_writing(err: &io::Error) {
-    log::warn!("cannot write to stdout ({err}); no more exchanges will be reported");
+    log::warn!("cannot write to stdout ({err}); exchanges are still compared, no longer shown");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+    use std::time::Instant;
 
     #[test]
     fn capture_keeps_up_to_the_cap_and_hashes_everything() {
@@ -275,17 +598,21 @@ mod tests {
         assert_eq!(receiver.backlog().not_compared(), 1);
         assert!(sender.offer(record(2)));
     }
-    use std::sync::{Arc, Mutex};
 
-    fn record(id: u64) -> ExchangeRecord {
-        let ok = LegOutcome::Response {
+    fn ok_leg(body: &str) -> LegOutcome {
+        let mut capture = CapturedBody::new();
+        capture.extend(body.as_bytes(), 1024);
+        LegOutcome::Response {
             status: 200,
             reason: "OK".to_string(),
-            body_bytes: 2,
+            body_bytes: body.len() as u64,
             elapsed: Duration::from_micros(1500),
             fields: Vec::new(),
-            body: CapturedBody::new(),
-        };
+            body: capture,
+        }
+    }
+
+    fn record(id: u64) -> ExchangeRecord {
         ExchangeRecord {
             id,
             method: "GET".to_string(),
@@ -295,8 +622,8 @@ mod tests {
             request_body_bytes: 0,
             epoch: 0,
             legs: [
-                ok.clone(),
-                ok,
+                ok_leg("ok"),
+                ok_leg("ok"),
                 LegOutcome::Failed {
                     error: LegError::ConnectionRefused,
                     elapsed: Duration::ZERO,
@@ -305,29 +632,263 @@ mod tests {
         }
     }
 
+    /// An exchange on `target` in `epoch` whose JSON bodies are `bodies`.
+    fn json_record(id: u64, epoch: u64, target: &str, bodies: [&str; 3]) -> ExchangeRecord {
+        let leg = |body: &str| {
+            let mut leg = ok_leg(body);
+            if let LegOutcome::Response { fields, .. } = &mut leg {
+                *fields = b"Content-Type: application/json\r\n".to_vec();
+            }
+            leg
+        };
+        ExchangeRecord {
+            id,
+            method: "GET".to_string(),
+            target: target.to_string(),
+            version: Version::Http11,
+            host: None,
+            request_body_bytes: 0,
+            epoch,
+            legs: bodies.map(leg),
+        }
+    }
+
     fn block(id: u64) -> String {
         format!(
             "REQUEST {id} => GET /{id} HTTP/1.1 (host=-, body=0B)\n\
              RESPONSE {id} primary => 200 OK (body=2B, 1.5ms)\n\
-             RESPONSE {id} secondary => 200 OK (body=2B, 1.5ms)\n\
+             RESPONSE {id} secondary => 200 OK (body=2B, 1.5ms, same)\n\
              RESPONSE {id} candidate => error: connection refused\n"
         )
     }
 
-    #[test]
-    fn run_writes_blocks_in_receive_order_and_ends_when_senders_go() {
-        let (sender, records) = channel();
-        for id in 1..=3 {
-            assert!(sender.offer(record(id)));
+    /// Runs the loop over `records` (senders dropped first) with `settings`.
+    fn run_all(records: Vec<ExchangeRecord>, settings: &Settings) -> (String, Verdict) {
+        let (sender, receiver) = channel();
+        for record in records {
+            assert!(sender.offer(record));
         }
         drop(sender);
         let mut out = Vec::new();
-        run(records, &mut out);
-        let expected: String = (1..=3).map(block).collect();
-        assert_eq!(String::from_utf8(out).unwrap(), expected);
+        let verdict = run(receiver, &mut out, settings, &SummarySignal::manual());
+        (String::from_utf8(out).unwrap(), verdict)
     }
 
-    /// Counts writes and flushes, to check one write per block and flushes only at lulls.
+    /// The lines from the first `SUMMARY` to its `VERDICT`, and what came before.
+    fn split_summary(text: &str) -> (&str, &str) {
+        let at = text.find("SUMMARY ").expect("a summary");
+        (&text[..at], &text[at..])
+    }
+
+    #[test]
+    fn run_writes_blocks_in_receive_order_then_the_summary() {
+        let (text, verdict) = run_all((1..=3).map(record).collect(), &Settings::default());
+        let (blocks, summary) = split_summary(&text);
+        assert_eq!(blocks, (1..=3).map(block).collect::<String>());
+        assert!(summary.starts_with("SUMMARY epoch 0 (final): 3 exchanges, 0 not compared"));
+        assert_eq!(summary.matches("VERDICT").count(), 1);
+        // The candidate refused all three, but three is too few to fail it.
+        for line in [
+            "  GET /{id}: 3 requests; candidate differs 100.0% (100.0% beyond noise), secondary differs 0.0%; too few samples to test (3 < 30)",
+            "    latency p50/p99: primary 1.5ms/1.5ms, secondary 1.5ms/1.5ms, candidate -/-",
+            "    errors: primary 0, secondary 0, candidate 3 (refused 3)",
+            "VERDICT candidate: PASS (1 endpoint undecided: too few samples)",
+        ] {
+            assert!(summary.lines().any(|l| l == line), "{line}\n{summary}");
+        }
+        assert!(summary.contains("    UNDECIDED (too few samples) error:refused: candidate 3/3"));
+        assert_eq!(verdict, Verdict::Pass);
+    }
+
+    /// Thirty-five exchanges on `/users/N` where the candidate changed `email` and every leg
+    /// has a noisy `ts`; thirty-five on `/items` with noise only.
+    fn regression_and_noise(epoch: u64, first_id: u64) -> Vec<ExchangeRecord> {
+        let mut records = Vec::new();
+        for i in 0..35 {
+            let id = first_id + 2 * i;
+            let ts = |leg: u64| format!(r#""ts":{}"#, id * 10 + leg);
+            records.push(json_record(
+                id,
+                epoch,
+                &format!("/users/{i}"),
+                [
+                    &format!(r#"{{{},"email":"a@x"}}"#, ts(0)),
+                    &format!(r#"{{{},"email":"a@x"}}"#, ts(1)),
+                    &format!(r#"{{{},"email":{{"local":"a"}}}}"#, ts(2)),
+                ],
+            ));
+            records.push(json_record(
+                id + 1,
+                epoch,
+                "/items?page=2",
+                [
+                    &format!(r#"{{{},"items":[1,2]}}"#, ts(0)),
+                    &format!(r#"{{{},"items":[1,2]}}"#, ts(1)),
+                    &format!(r#"{{{},"items":[1,2]}}"#, ts(2)),
+                ],
+            ));
+        }
+        records
+    }
+
+    #[test]
+    fn the_verdict_flags_the_regression_and_not_the_noise() {
+        let (text, verdict) = run_all(regression_and_noise(0, 1), &Settings::default());
+        let (_, summary) = split_summary(&text);
+        assert_eq!(verdict, Verdict::Fail);
+        assert!(
+            summary.ends_with("VERDICT candidate: FAIL — 1 endpoint regresses\n"),
+            "{summary}"
+        );
+        let regressions: Vec<&str> = summary
+            .lines()
+            .filter(|l| l.contains("REGRESSION"))
+            .collect();
+        assert_eq!(regressions.len(), 1, "{summary}");
+        assert!(
+            regressions[0].starts_with(
+                "    REGRESSION body email type: candidate 35/35 (100.0%), secondary 0/35 (0.0%)"
+            ),
+            "{summary}"
+        );
+        assert!(summary.contains("  GET /users/{id}: 35 requests; candidate differs 100.0% (100.0% beyond noise), secondary differs 100.0%; 35 candidate fields masked as noise"), "{summary}");
+        assert!(
+            summary.contains(
+                "  GET /items: 35 requests; candidate differs 100.0% (0.0% beyond noise)"
+            ),
+            "{summary}"
+        );
+        assert!(summary.contains("    within noise: body ts"), "{summary}");
+    }
+
+    #[test]
+    fn too_few_samples_are_undecided_not_failed() {
+        let mut records = regression_and_noise(0, 1);
+        records.truncate(20);
+        let (text, verdict) = run_all(records, &Settings::default());
+        let (_, summary) = split_summary(&text);
+        assert_eq!(verdict, Verdict::Pass);
+        assert!(
+            summary.contains("too few samples to test (10 < 30)"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("UNDECIDED (too few samples) body email type"),
+            "{summary}"
+        );
+        assert!(
+            summary.ends_with("VERDICT candidate: PASS (1 endpoint undecided: too few samples)\n"),
+            "{summary}"
+        );
+        // With a lower bar the same samples decide.
+        let settings = Settings {
+            thresholds: Thresholds {
+                min_samples: 10,
+                ..Thresholds::default()
+            },
+            ..Settings::default()
+        };
+        let mut records = regression_and_noise(0, 1);
+        records.truncate(20);
+        assert_eq!(run_all(records, &settings).1, Verdict::Fail);
+    }
+
+    #[test]
+    fn a_new_epoch_reports_the_old_one_first() {
+        let mut records = regression_and_noise(0, 1);
+        // After the reload the candidate is fixed: noise only.
+        let fixed: Vec<ExchangeRecord> = regression_and_noise(1, 1000)
+            .into_iter()
+            .map(|mut r| {
+                r.legs[2] = r.legs[1].clone();
+                r
+            })
+            .collect();
+        records.extend(fixed);
+        // An exchange of epoch 0 that finished after the reload.
+        records.push(json_record(5000, 0, "/late", ["{}", "{}", "{}"]));
+        let (text, verdict) = run_all(records, &Settings::default());
+        let summaries: Vec<&str> = text
+            .match_indices("SUMMARY ")
+            .map(|(i, _)| &text[i..])
+            .collect();
+        assert_eq!(summaries.len(), 2, "{text}");
+        assert!(summaries[0].starts_with("SUMMARY epoch 0 (reloaded): 70 exchanges"));
+        // The old epoch's summary comes before the first block of the new one.
+        let first_new = text.find("REQUEST 1000 ").unwrap();
+        let old_verdict = text
+            .find("VERDICT candidate: FAIL — 1 endpoint regresses")
+            .unwrap();
+        assert!(old_verdict < first_new);
+        assert!(summaries[1].starts_with(
+            "SUMMARY epoch 1 (final): 70 exchanges, 0 not compared, 1 from an earlier epoch not counted"
+        ));
+        assert!(
+            text.ends_with("VERDICT candidate: FAIL — epoch 0 regressed (epoch 1 passes)\n"),
+            "{text}"
+        );
+        assert_eq!(verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn the_report_file_has_the_summary_and_samples() {
+        let path = std::env::temp_dir().join(format!("trident-report-{}.json", std::process::id()));
+        let settings = Settings {
+            report_file: Some(path.clone()),
+            ..Settings::default()
+        };
+        run_all(regression_and_noise(0, 1), &settings);
+        let report: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(report["verdict"], "FAIL");
+        assert_eq!(report["written"], "shutdown");
+        let epoch = &report["epochs"][0];
+        assert_eq!(epoch["exchanges"], 70);
+        let users = &epoch["endpoints"][0];
+        assert_eq!(users["endpoint"], "GET /users/{id}");
+        assert_eq!(users["verdict"], "regresses");
+        let field = &users["fields"][0];
+        assert_eq!(field["field"], "body email type");
+        assert_eq!(field["verdict"], "regression");
+        assert_eq!(
+            (field["raw"].as_u64(), field["noise"].as_u64()),
+            (Some(35), Some(0))
+        );
+        assert_eq!(field["diffy"]["flagged"], true);
+        assert_eq!(field["z_test"]["significant"], true);
+        let samples = field["samples"].as_array().unwrap();
+        assert_eq!(samples.len(), 5);
+        assert_eq!(samples[0]["request"], "GET /users/0 HTTP/1.1");
+        assert_eq!(samples[0]["primary"], "\"a@x\"");
+        assert_eq!(samples[0]["candidate"], "{\"local\":\"a\"}");
+        let items = &epoch["endpoints"][1];
+        assert_eq!(items["verdict"], "passes");
+        assert_eq!(items["fields"][0]["field"], "body ts");
+        assert_eq!(items["fields"][0]["verdict"], "noise");
+    }
+
+    #[test]
+    fn json_format_writes_one_line_per_exchange_and_summary() {
+        let settings = Settings {
+            format: Format::Json,
+            ..Settings::default()
+        };
+        let (text, _) = run_all(regression_and_noise(0, 1), &settings);
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 71);
+        assert_eq!(lines[0]["type"], "exchange");
+        assert_eq!(
+            lines[0]["candidate"]["differences"][0]["field"],
+            "body email type"
+        );
+        assert_eq!(lines[70]["type"], "summary");
+        assert_eq!(lines[70]["verdict"]["candidate"], "FAIL");
+    }
+
+    /// Counts writes and flushes, to check batching.
     #[derive(Default)]
     struct Recorder {
         bytes: Vec<u8>,
@@ -348,21 +909,25 @@ mod tests {
     }
 
     #[test]
-    fn one_write_per_block_and_a_flush_when_idle() {
+    fn a_burst_is_written_in_a_few_batches_of_whole_blocks() {
         let (sender, records) = channel();
-        for id in 1..=5 {
+        for id in 1..=2000 {
             assert!(sender.offer(record(id)));
         }
         drop(sender);
         let mut out = Recorder::default();
-        run(records, &mut out);
-        assert_eq!(out.writes, 5);
-        // The queue never ran empty while senders lived, so only the final flush.
-        assert_eq!(out.flushes, 1);
-        assert_eq!(
-            out.bytes,
-            (1..=5).map(block).collect::<String>().into_bytes()
+        run(
+            records,
+            &mut out,
+            &Settings::default(),
+            &SummarySignal::manual(),
         );
+        let text = String::from_utf8(out.bytes).unwrap();
+        let (blocks, _) = split_summary(&text);
+        assert_eq!(blocks, (1..=2000).map(block).collect::<String>());
+        // About 400 KB of blocks: a handful of 64 KiB batches and the summary, not 2000.
+        assert!(out.writes < 20, "{} writes", out.writes);
+        assert!(out.flushes <= 2, "{} flushes", out.flushes);
     }
 
     /// A stdout whose reader has gone.
@@ -378,17 +943,30 @@ mod tests {
     }
 
     #[test]
-    fn closed_stdout_ends_the_loop_without_blocking_senders() {
+    fn closed_stdout_stops_writing_but_not_comparing() {
         let (sender, records) = channel();
-        assert!(sender.offer(record(1)));
-        run(records, &mut Closed);
-        // The receiver is gone: senders get an error at once instead of waiting.
-        assert!(!sender.offer(record(2)));
+        for record in regression_and_noise(0, 1) {
+            assert!(sender.offer(record));
+        }
+        drop(sender);
+        let verdict = run(
+            records,
+            &mut Closed,
+            &Settings::default(),
+            &SummarySignal::manual(),
+        );
+        assert_eq!(verdict, Verdict::Fail);
     }
 
-    /// A writer the test can read back after the thread that owned it has ended.
+    /// A writer the test can read back while and after the thread that owns it runs.
     #[derive(Clone, Default)]
     struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Shared {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
 
     impl Write for Shared {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -402,19 +980,119 @@ mod tests {
     }
 
     #[test]
-    fn spawned_thread_is_named_and_drains_before_ending() {
+    fn spawned_thread_is_named_summarizes_on_request_and_drains_before_ending() {
         let out = Shared::default();
-        let (sender, thread) = spawn(Box::new(out.clone()));
+        let signal = SummarySignal::manual();
+        let request = signal.handle();
+        let (sender, thread) = spawn(Box::new(out.clone()), Settings::default(), signal).unwrap();
         assert_eq!(thread.thread().name(), Some("report"));
         for id in 1..=10 {
             assert!(sender.offer(record(id)));
         }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !out.text().contains("REQUEST 10 ") {
+            assert!(
+                Instant::now() < deadline,
+                "blocks not written: {}",
+                out.text()
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+        // A summary on request, while the senders live (as on SIGUSR1).
+        request.store(true, Ordering::Relaxed);
+        while !out.text().contains("VERDICT") {
+            assert!(
+                Instant::now() < deadline,
+                "no summary on request: {}",
+                out.text()
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert!(out
+            .text()
+            .contains("SUMMARY epoch 0 (SIGUSR1): 10 exchanges"));
         drop(sender);
-        thread.join().unwrap();
-        let written = out.0.lock().unwrap().clone();
-        assert_eq!(
-            written,
-            (1..=10).map(block).collect::<String>().into_bytes()
+        assert_eq!(thread.join().unwrap(), Verdict::Pass);
+        let text = out.text();
+        assert!(text.starts_with(&(1..=10).map(block).collect::<String>()));
+        assert_eq!(text.matches("SUMMARY").count(), 2);
+        assert!(text.ends_with("VERDICT candidate: PASS (1 endpoint undecided: too few samples)\n"));
+    }
+
+    /// Not a correctness test: how many small exchanges per second the reporting thread
+    /// compares and writes. `cargo test --release --lib report::tests::throughput -- --ignored
+    /// --nocapture`.
+    #[test]
+    #[ignore]
+    fn throughput() {
+        let n = 200_000u64;
+        let body = |id: u64, leg: u64, email: &str| {
+            format!(
+                r#"{{"id":{id},"ts":{},"user":{{"name":"User {id}","email":"{email}","role":"member","active":true}}}}"#,
+                id * 10 + leg
+            )
+        };
+        let mut records = Vec::with_capacity(n as usize);
+        for id in 0..n {
+            let email = if id % 3 == 0 {
+                "b@example.com"
+            } else {
+                "a@example.com"
+            };
+            let bodies = [
+                body(id, 0, "a@example.com"),
+                body(id, 1, "a@example.com"),
+                body(id, 2, email),
+            ];
+            let mut record = json_record(
+                id,
+                0,
+                &format!("/users/{id}"),
+                [&bodies[0], &bodies[1], &bodies[2]],
+            );
+            for leg in &mut record.legs {
+                if let LegOutcome::Response { fields, .. } = leg {
+                    fields.extend_from_slice(b"Date: Mon, 01 Jan 2024 00:00:00 GMT\r\nServer: x\r\nCache-Control: no-store\r\n");
+                }
+            }
+            records.push(record);
+        }
+        let size = records[0].legs[0].clone();
+        if let LegOutcome::Response { body_bytes, .. } = size {
+            eprintln!("body size {body_bytes} B");
+        }
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        for record in records {
+            sender.send(record).unwrap();
+        }
+        drop(sender);
+        let receiver = ReportReceiver {
+            records: receiver,
+            backlog: Arc::new(Backlog::default()),
+        };
+        // CPU time of this thread too, so that a busy machine does not hide the cost.
+        let cpu = || -> Option<u64> {
+            let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+            text.split_whitespace().next()?.parse().ok()
+        };
+        let (started, cpu_before) = (Instant::now(), cpu());
+        let verdict = run(
+            receiver,
+            &mut io::sink(),
+            &Settings::default(),
+            &SummarySignal::manual(),
         );
+        let elapsed = started.elapsed();
+        eprintln!(
+            "{n} exchanges in {elapsed:?}: {:.0} exchanges/s (verdict {verdict:?})",
+            n as f64 / elapsed.as_secs_f64()
+        );
+        if let (Some(before), Some(after)) = (cpu_before, cpu()) {
+            let seconds = (after - before) as f64 / 1e9;
+            eprintln!(
+                "{seconds:.3}s on the CPU: {:.0} exchanges per CPU second",
+                n as f64 / seconds
+            );
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Parses trident's stdout into console blocks, strictly: every line must belong to a
-//! four-line block (REQUEST, then RESPONSE primary, secondary, candidate, same id), so an
-//! interleaved or stray line fails the test that reads it.
+//! four-line block (REQUEST, then RESPONSE primary, secondary, candidate, same id) or to a
+//! summary (from a `SUMMARY ` line to its `VERDICT ` line, skipped here), so an interleaved
+//! or stray line fails the test that reads it.
 
 /// One exchange's block.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +47,8 @@ pub enum Outcome {
         reason: String,
         body: u64,
         elapsed: String,
+        /// The comparison result after the time (`same`, `differs: ...`), if any.
+        compared: Option<String>,
     },
     /// `error: TEXT`.
     Error(String),
@@ -84,6 +87,14 @@ pub fn parse_blocks(out: &str) -> Result<Vec<Block>, String> {
     let mut blocks = Vec::new();
     let mut i = 0;
     while i < lines.len() {
+        if lines[i].starts_with("SUMMARY ") {
+            // A summary runs to its VERDICT line; one without it yet is still being written.
+            match lines[i..].iter().position(|l| l.starts_with("VERDICT ")) {
+                Some(end) => i += end + 1,
+                None => break,
+            }
+            continue;
+        }
         if lines.len() - i < 4 {
             // The rest must at least start right; it may be a block in progress.
             parse_request_line(lines[i])?;
@@ -185,7 +196,11 @@ fn parse_response_line(line: &str, role: &str) -> Result<(u64, Leg), String> {
         let attrs = rest[open + 1..]
             .strip_suffix(')')
             .ok_or_else(|| bad("no ')'"))?;
-        let (body, elapsed) = attrs.split_once(", ").ok_or_else(|| bad("attributes"))?;
+        let (body, rest) = attrs.split_once(", ").ok_or_else(|| bad("attributes"))?;
+        let (elapsed, compared) = match rest.split_once(", ") {
+            Some((elapsed, compared)) => (elapsed, Some(compared.to_string())),
+            None => (rest, None),
+        };
         let body = body
             .strip_prefix("body=")
             .and_then(parse_size)
@@ -195,6 +210,7 @@ fn parse_response_line(line: &str, role: &str) -> Result<(u64, Leg), String> {
             reason,
             body,
             elapsed: elapsed.to_string(),
+            compared,
         }
     } else {
         Outcome::Other(what.to_string())

@@ -1,0 +1,877 @@
+//! One exchange compared, in the reporting thread: the candidate against the primary
+//! (Diff1, "raw") and the secondary against the primary (Diff2, "noise"). Each difference is a
+//! named field, the unit the statistics count:
+//!
+//! - `status` when the status codes differ (then nothing else is compared: a 404 page and a
+//!   200 document differ everywhere, and the status says it);
+//! - `header NAME` (value), `header NAME missing`, `header NAME extra`, by case-insensitive
+//!   name, skipping the ignore list (`DEFAULT_IGNORED_HEADERS` and `--ignore-header`);
+//! - `body PATH[ KIND]` for JSON bodies (see `json`), `body` for other bodies that differ,
+//!   `body hash` when a body was larger than the compare cap and only its hash and size could
+//!   be compared;
+//! - `error:KIND` when one leg failed and the other did not, or failed differently: a failing
+//!   candidate is a difference, never a dropped sample.
+//!
+//! A skipped leg (saturation, sampling) is not compared at all. Noise masking: a field that
+//! differs between primary and secondary in this very exchange is marked `masked` in the
+//! candidate's differences (Diferencia's per-request rule); the statistics count it anyway.
+
+use std::cell::OnceCell;
+use std::io;
+
+use serde_json::Value;
+
+use super::decode::{decode, Payload};
+use super::{json, CapturedBody, ExchangeRecord, LegOutcome};
+use crate::failure::LegError;
+use crate::targets::Role;
+
+/// Response fields that differ between healthy instances by design, never compared: dates,
+/// per-instance and per-request identifiers, caching validators, framing, and the hop-by-hop
+/// fields of RFC 9110 §7.6.1 (trident removes those before they get here; listed for clarity).
+pub const DEFAULT_IGNORED_HEADERS: &[&str] = &[
+    "date",
+    "server",
+    "age",
+    "expires",
+    "last-modified",
+    "etag",
+    "set-cookie",
+    "via",
+    "x-request-id",
+    "content-length",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
+/// Most distinct differing fields kept per comparison; a body that differs everywhere is
+/// reported by its first fields, not by thousands.
+pub const MAX_DIFFERENCES: usize = 64;
+
+/// What the comparison is told by the command line.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// Lower-case header names.
+    ignore_headers: Vec<String>,
+    /// Normalized JSON paths (`json::normalize_path`).
+    ignore_fields: Vec<String>,
+    /// Most bytes a body may decode to (`--max-compare-bytes`).
+    cap: usize,
+}
+
+impl Rules {
+    /// The default header ignore list plus `ignore_headers`, the `ignore_fields` JSON paths,
+    /// and the decode cap.
+    pub fn new(ignore_headers: &[String], ignore_fields: &[String], cap: usize) -> Rules {
+        let mut headers: Vec<String> = DEFAULT_IGNORED_HEADERS
+            .iter()
+            .map(|name| name.to_string())
+            .collect();
+        headers.extend(ignore_headers.iter().map(|name| name.to_ascii_lowercase()));
+        Rules {
+            ignore_headers: headers,
+            ignore_fields: ignore_fields
+                .iter()
+                .map(|path| json::normalize_path(path))
+                .collect(),
+            cap,
+        }
+    }
+
+    fn header_ignored(&self, name: &[u8]) -> bool {
+        self.ignore_headers
+            .iter()
+            .any(|ignored| ignored.as_bytes().eq_ignore_ascii_case(name))
+    }
+}
+
+/// One differing field of one comparison, with both values cut short for samples.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    /// `status`, `header content-type`, `body user.email`, `error:timeout` ...
+    pub field: String,
+    /// The primary's value.
+    pub primary: String,
+    /// The compared leg's value.
+    pub other: String,
+    /// Candidate only: the same field differs between primary and secondary in this exchange.
+    pub masked: bool,
+}
+
+/// The distinct fields one comparison found, in the order found, at most `MAX_DIFFERENCES`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Differences {
+    list: Vec<Difference>,
+    /// More fields differed than were kept.
+    pub more: bool,
+}
+
+impl Differences {
+    /// Adds `field` unless it is already there (array elements share a path: one count per
+    /// exchange); the values are only computed when it is added.
+    pub fn push_with(
+        &mut self,
+        field: &str,
+        primary: impl FnOnce() -> String,
+        other: impl FnOnce() -> String,
+    ) {
+        if self.contains(field) {
+            return;
+        }
+        if self.is_full() {
+            self.more = true;
+            return;
+        }
+        self.list.push(Difference {
+            field: field.to_string(),
+            primary: primary(),
+            other: other(),
+            masked: false,
+        });
+    }
+
+    pub fn contains(&self, field: &str) -> bool {
+        self.list.iter().any(|d| d.field == field)
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.list.len() >= MAX_DIFFERENCES
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Difference> {
+        self.list.iter()
+    }
+}
+
+/// One leg compared with the primary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Comparison {
+    /// The leg or the primary was skipped: nothing to compare.
+    Skipped,
+    Compared {
+        differences: Differences,
+        /// A body was beyond the compare cap and compared by hash and size.
+        hashed: bool,
+    },
+}
+
+impl Comparison {
+    /// The differences, if the leg was compared.
+    pub fn differences(&self) -> Option<&Differences> {
+        match self {
+            Comparison::Skipped => None,
+            Comparison::Compared { differences, .. } => Some(differences),
+        }
+    }
+
+    pub fn hashed(&self) -> bool {
+        matches!(self, Comparison::Compared { hashed: true, .. })
+    }
+}
+
+/// Both comparisons of one exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Analysis {
+    /// Secondary vs primary (Diff2).
+    pub noise: Comparison,
+    /// Candidate vs primary (Diff1), with `masked` set on the fields the noise explains.
+    pub raw: Comparison,
+}
+
+impl Analysis {
+    /// Compares the three legs of `record`.
+    pub fn of(record: &ExchangeRecord, rules: &Rules) -> Analysis {
+        let primary = Leg::new(&record.legs[Role::Primary.index()]);
+        let secondary = Leg::new(&record.legs[Role::Secondary.index()]);
+        let candidate = Leg::new(&record.legs[Role::Candidate.index()]);
+        let noise = compare(&primary, &secondary, rules);
+        let mut raw = compare(&primary, &candidate, rules);
+        if let (
+            Comparison::Compared {
+                differences: noisy, ..
+            },
+            Comparison::Compared { differences, .. },
+        ) = (&noise, &mut raw)
+        {
+            for difference in &mut differences.list {
+                difference.masked = noisy.contains(&difference.field);
+            }
+        }
+        Analysis { noise, raw }
+    }
+}
+
+/// The short name of a leg failure, as in `error:timeout`.
+pub fn error_kind(error: &LegError) -> &'static str {
+    match error {
+        LegError::ConnectionRefused => "refused",
+        LegError::ConnectTimeout(_) => "connect-timeout",
+        LegError::Timeout(_) => "timeout",
+        LegError::ConnectionReset => "reset",
+        LegError::ClosedEarly => "closed",
+        LegError::Malformed(_) => "malformed",
+        LegError::Overflow => "overflow",
+        LegError::ClientClosed => "client-closed",
+        LegError::Tls(_) => "tls",
+        LegError::Io(_) => "io",
+    }
+}
+
+/// A leg's outcome, with its fields split and its body decoded and parsed lazily, once, even
+/// though the primary is compared twice.
+enum Leg<'a> {
+    Response(Response<'a>),
+    Failed(&'a LegError),
+    Skipped,
+}
+
+struct Response<'a> {
+    status: u16,
+    reason: &'a str,
+    /// `(name, value)` in order, values trimmed.
+    fields: Vec<(&'a [u8], &'a [u8])>,
+    body_bytes: u64,
+    body: &'a CapturedBody,
+    content_encoding: Option<String>,
+    is_json_type: bool,
+    payload: OnceCell<Payload<'a>>,
+    json: OnceCell<Option<Value>>,
+}
+
+impl<'a> Leg<'a> {
+    fn new(outcome: &'a LegOutcome) -> Leg<'a> {
+        match outcome {
+            LegOutcome::Response {
+                status,
+                reason,
+                body_bytes,
+                fields,
+                body,
+                ..
+            } => {
+                let fields = split_fields(fields);
+                let content_encoding = {
+                    let codings: Vec<String> = values_named(&fields, b"content-encoding")
+                        .iter()
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                        .collect();
+                    (!codings.is_empty()).then(|| codings.join(", "))
+                };
+                // application/json, application/problem+json, text/json ...
+                let is_json_type = values_named(&fields, b"content-type").iter().any(|v| {
+                    let media = v.split(|&b| b == b';').next().unwrap_or(v);
+                    media.windows(4).any(|w| w.eq_ignore_ascii_case(b"json"))
+                });
+                Leg::Response(Response {
+                    status: *status,
+                    reason,
+                    fields,
+                    body_bytes: *body_bytes,
+                    body,
+                    content_encoding,
+                    is_json_type,
+                    payload: OnceCell::new(),
+                    json: OnceCell::new(),
+                })
+            }
+            LegOutcome::Failed { error, .. } => Leg::Failed(error),
+            LegOutcome::Skipped(_) => Leg::Skipped,
+        }
+    }
+}
+
+impl<'a> Response<'a> {
+    fn payload(&self, cap: usize) -> &Payload<'a> {
+        self.payload
+            .get_or_init(|| decode(self.content_encoding.as_deref(), &self.body.bytes, cap))
+    }
+
+    /// The body as JSON, if it is JSON by its type or by its first byte, and parses.
+    fn json(&self, cap: usize) -> Option<&Value> {
+        self.json
+            .get_or_init(|| match self.payload(cap) {
+                Payload::Bytes(bytes) => {
+                    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+                    let sniffed = matches!(first, Some(b'{' | b'['));
+                    if self.is_json_type || sniffed {
+                        serde_json::from_slice(bytes).ok()
+                    } else {
+                        None
+                    }
+                }
+                Payload::TooLarge => None,
+            })
+            .as_ref()
+    }
+
+    fn status_text(&self) -> String {
+        if self.reason.is_empty() {
+            self.status.to_string()
+        } else {
+            format!("{} {}", self.status, self.reason)
+        }
+    }
+}
+
+fn compare(primary: &Leg<'_>, other: &Leg<'_>, rules: &Rules) -> Comparison {
+    let mut differences = Differences::default();
+    let mut hashed = false;
+    match (primary, other) {
+        (Leg::Skipped, _) | (_, Leg::Skipped) => return Comparison::Skipped,
+        (Leg::Failed(a), Leg::Failed(b)) => {
+            if error_kind(a) != error_kind(b) {
+                let field = format!("error:{}", error_kind(b));
+                differences.push_with(&field, || a.to_string(), || b.to_string());
+            }
+        }
+        (Leg::Failed(error), Leg::Response(response)) => {
+            let field = format!("error:{}", error_kind(error));
+            differences.push_with(&field, || error.to_string(), || response.status_text());
+        }
+        (Leg::Response(response), Leg::Failed(error)) => {
+            let field = format!("error:{}", error_kind(error));
+            differences.push_with(&field, || response.status_text(), || error.to_string());
+        }
+        (Leg::Response(p), Leg::Response(o)) => {
+            if p.status != o.status {
+                differences.push_with("status", || p.status_text(), || o.status_text());
+            } else {
+                compare_headers(p, o, rules, &mut differences);
+                hashed = compare_bodies(p, o, rules, &mut differences);
+            }
+        }
+    }
+    Comparison::Compared {
+        differences,
+        hashed,
+    }
+}
+
+/// `Name: value\r\n` lines into `(name, trimmed value)` pairs.
+fn split_fields(fields: &[u8]) -> Vec<(&[u8], &[u8])> {
+    fields
+        .split(|&b| b == b'\n')
+        .filter_map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let colon = line.iter().position(|&b| b == b':')?;
+            Some((&line[..colon], trim(&line[colon + 1..])))
+        })
+        .collect()
+}
+
+/// Every value of the fields called `name` (any case), in order.
+fn values_named<'a>(fields: &[(&'a [u8], &'a [u8])], name: &[u8]) -> Vec<&'a [u8]> {
+    fields
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| *v)
+        .collect()
+}
+
+fn trim(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = bytes {
+        bytes = rest;
+    }
+    bytes
+}
+
+/// Compares every header the primary sent (all values of a name, in order) with the other
+/// leg's, then names the other's extra ones.
+fn compare_headers(p: &Response<'_>, o: &Response<'_>, rules: &Rules, out: &mut Differences) {
+    let named = values_named;
+    let first_of_name = |fields: &[(&[u8], &[u8])], i: usize| {
+        !fields[..i]
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(fields[i].0))
+    };
+    let join = |values: &[&[u8]]| {
+        let joined: Vec<u8> = values.join(&b", "[..]);
+        abbreviate::text(&joined)
+    };
+    for (i, (name, _)) in p.fields.iter().enumerate() {
+        if rules.header_ignored(name) || !first_of_name(&p.fields, i) {
+            continue;
+        }
+        let mine = named(&p.fields, name);
+        let theirs = named(&o.fields, name);
+        let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
+        if theirs.is_empty() {
+            let field = format!("header {lower} missing");
+            out.push_with(&field, || join(&mine), || "absent".to_string());
+        } else if mine != theirs {
+            let field = format!("header {lower}");
+            out.push_with(&field, || join(&mine), || join(&theirs));
+        }
+    }
+    for (i, (name, _)) in o.fields.iter().enumerate() {
+        if rules.header_ignored(name)
+            || !first_of_name(&o.fields, i)
+            || p.fields.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            continue;
+        }
+        let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
+        let field = format!("header {lower} extra");
+        out.push_with(
+            &field,
+            || "absent".to_string(),
+            || join(&named(&o.fields, name)),
+        );
+    }
+}
+
+/// Compares the bodies; true when they could only be compared by hash.
+fn compare_bodies(
+    p: &Response<'_>,
+    o: &Response<'_>,
+    rules: &Rules,
+    out: &mut Differences,
+) -> bool {
+    let by_hash = |out: &mut Differences| {
+        if p.body_bytes != o.body_bytes || p.body.hash != o.body.hash {
+            let describe =
+                |r: &Response<'_>| format!("{} bytes, fnv1a {:016x}", r.body_bytes, r.body.hash);
+            out.push_with("body hash", || describe(p), || describe(o));
+        }
+        true
+    };
+    if p.body.truncated || o.body.truncated {
+        return by_hash(out);
+    }
+    // The common case: the same bytes in the same coding mean the same body.
+    if p.content_encoding == o.content_encoding && p.body.bytes == o.body.bytes {
+        return false;
+    }
+    let (Payload::Bytes(mine), Payload::Bytes(theirs)) =
+        (p.payload(rules.cap), o.payload(rules.cap))
+    else {
+        return by_hash(out);
+    };
+    if mine == theirs {
+        return false;
+    }
+    if let (Some(a), Some(b)) = (p.json(rules.cap), o.json(rules.cap)) {
+        json::diff(a, b, &rules.ignore_fields, out);
+        return false;
+    }
+    out.push_with(
+        "body",
+        || abbreviate::bytes(mine),
+        || abbreviate::bytes(theirs),
+    );
+    false
+}
+
+/// Values cut to a sample's length: a bounded writer for serialisers, and text helpers.
+pub mod abbreviate {
+    use super::io;
+
+    /// Longest value text kept in a sample, in bytes.
+    pub const LIMIT: usize = 100;
+
+    /// A writer that takes `LIMIT + 1` bytes (so `finish` can tell it was cut) and then
+    /// refuses more, which stops a serialiser early.
+    pub struct Limited<'a> {
+        out: &'a mut Vec<u8>,
+    }
+
+    impl<'a> Limited<'a> {
+        pub fn new(out: &'a mut Vec<u8>) -> Limited<'a> {
+            Limited { out }
+        }
+    }
+
+    impl io::Write for Limited<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let room = (LIMIT + 1).saturating_sub(self.out.len());
+            if room == 0 {
+                return Err(io::Error::other("sample is long enough"));
+            }
+            let n = buf.len().min(room);
+            self.out.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The text a `Limited` writer collected, with `…` if it was cut.
+    pub fn finish(bytes: Vec<u8>) -> String {
+        text(&bytes)
+    }
+
+    /// At most `LIMIT` bytes of `bytes` as text (lossy), with `…` if cut.
+    pub fn text(bytes: &[u8]) -> String {
+        let head = &bytes[..bytes.len().min(LIMIT + 4)];
+        let lossy = String::from_utf8_lossy(head);
+        if bytes.len() <= LIMIT {
+            return lossy.into_owned();
+        }
+        let mut cut = LIMIT.min(lossy.len());
+        while !lossy.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let mut out = lossy[..cut].to_string();
+        out.push('…');
+        out
+    }
+
+    /// A body that is not JSON: its size and, if it is text, its start.
+    pub fn bytes(body: &[u8]) -> String {
+        let printable = body
+            .iter()
+            .take(LIMIT)
+            .all(|&b| b.is_ascii_graphic() || b == b' ' || b >= 0x80 || b.is_ascii_whitespace());
+        let size = match body.len() {
+            1 => "1 byte".to_string(),
+            n => format!("{n} bytes"),
+        };
+        // A prefix cut inside a character is still text (`error_len` is None then).
+        let utf8 = match std::str::from_utf8(&body[..body.len().min(LIMIT)]) {
+            Ok(_) => true,
+            Err(err) => err.error_len().is_none(),
+        };
+        if printable && utf8 {
+            format!("{size}: {}", text(body))
+        } else {
+            format!("{size} (binary)")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Version;
+    use flate2::write::GzEncoder;
+    use flate2::Compression;
+    use std::io::Write;
+    use std::time::Duration;
+
+    fn response(status: u16, fields: &str, body: &[u8]) -> LegOutcome {
+        let mut capture = CapturedBody::new();
+        capture.extend(body, 1024);
+        LegOutcome::Response {
+            status,
+            reason: "OK".to_string(),
+            body_bytes: body.len() as u64,
+            elapsed: Duration::from_millis(1),
+            fields: fields.as_bytes().to_vec(),
+            body: capture,
+        }
+    }
+
+    fn failed(error: LegError) -> LegOutcome {
+        LegOutcome::Failed {
+            error,
+            elapsed: Duration::from_millis(1),
+        }
+    }
+
+    fn record(legs: [LegOutcome; 3]) -> ExchangeRecord {
+        ExchangeRecord {
+            id: 1,
+            method: "GET".to_string(),
+            target: "/".to_string(),
+            version: Version::Http11,
+            host: None,
+            request_body_bytes: 0,
+            epoch: 0,
+            legs,
+        }
+    }
+
+    fn rules() -> Rules {
+        Rules::new(&["X-Trace".to_string()], &["meta.ts".to_string()], 1024)
+    }
+
+    /// The candidate's differences as `field` or `field (masked)`.
+    fn raw(primary: LegOutcome, secondary: LegOutcome, candidate: LegOutcome) -> Vec<String> {
+        let analysis = Analysis::of(&record([primary, secondary, candidate]), &rules());
+        match analysis.raw {
+            Comparison::Skipped => vec!["skipped".to_string()],
+            Comparison::Compared { differences, .. } => differences
+                .iter()
+                .map(|d| {
+                    if d.masked {
+                        format!("{} (masked)", d.field)
+                    } else {
+                        d.field.clone()
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    fn pair(primary: LegOutcome, candidate: LegOutcome) -> Vec<String> {
+        raw(primary.clone(), primary, candidate)
+    }
+
+    const JSON: &str = "Content-Type: application/json\r\n";
+
+    #[test]
+    fn status_headers_and_errors() {
+        let ok = |fields: &str| response(200, fields, b"hi");
+        let rows: Vec<(LegOutcome, LegOutcome, &[&str])> =
+            vec![
+            (ok(""), ok(""), &[]),
+            (ok(""), response(500, "", b"hi"), &["status"]),
+            // A different status says it all: no header or body fields on top.
+            (
+                ok("A: 1\r\n"),
+                response(404, "A: 2\r\n", b"gone"),
+                &["status"],
+            ),
+            (ok("A: 1\r\n"), ok("a:  1 \r\n"), &[]),
+            (ok("A: 1\r\n"), ok("A: 2\r\n"), &["header a"]),
+            (ok("A: 1\r\nB: 2\r\n"), ok("B: 2\r\n"), &["header a missing"]),
+            (ok(""), ok("New-Thing: 1\r\n"), &["header new-thing extra"]),
+            (ok("V: 1\r\nV: 2\r\n"), ok("V: 1\r\n"), &["header v"]),
+            (ok("V: 1\r\nV: 2\r\n"), ok("v: 1\r\nV: 2\r\n"), &[]),
+            // The default ignore list and --ignore-header, by any case.
+            (
+                ok("Date: Mon\r\nServer: a\r\nETag: \"1\"\r\nX-Request-Id: 1\r\nX-Trace: 1\r\n"),
+                ok("date: Tue\r\nServer: b\r\nETag: \"2\"\r\nx-request-id: 2\r\nx-trace: 2\r\n"),
+                &[],
+            ),
+            (
+                ok(""),
+                failed(LegError::Timeout(Duration::from_secs(1))),
+                &["error:timeout"],
+            ),
+            (ok(""), failed(LegError::ConnectionRefused), &["error:refused"]),
+            (
+                failed(LegError::ConnectionReset),
+                ok(""),
+                &["error:reset"],
+            ),
+            (
+                failed(LegError::ConnectionReset),
+                failed(LegError::ConnectionReset),
+                &[],
+            ),
+            (
+                failed(LegError::ConnectionReset),
+                failed(LegError::Overflow),
+                &["error:overflow"],
+            ),
+        ];
+        for (primary, candidate, expected) in rows {
+            assert_eq!(
+                pair(primary.clone(), candidate.clone()),
+                *expected,
+                "{primary:?} / {candidate:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn skipped_legs_are_not_compared() {
+        let ok = response(200, "", b"x");
+        assert_eq!(
+            raw(ok.clone(), ok.clone(), LegOutcome::Skipped("saturated")),
+            ["skipped"]
+        );
+        let analysis = Analysis::of(
+            &record([ok.clone(), LegOutcome::Skipped("saturated"), ok]),
+            &rules(),
+        );
+        assert_eq!(analysis.noise, Comparison::Skipped);
+        assert!(matches!(analysis.raw, Comparison::Compared { .. }));
+    }
+
+    #[test]
+    fn bodies_json_bytes_and_ignored_fields() {
+        let rows: Vec<(LegOutcome, LegOutcome, &[&str])> = vec![
+            (
+                response(200, JSON, br#"{"a":1,"b":2}"#),
+                response(200, JSON, br#"{"b":2, "a":1}"#),
+                &[],
+            ),
+            (
+                response(200, JSON, br#"{"user":{"email":"a"}}"#),
+                response(200, JSON, br#"{"user":{"email":"b"}}"#),
+                &["body user.email"],
+            ),
+            // Sniffed without a JSON content type.
+            (
+                response(200, "", b" {\"a\":1}"),
+                response(200, "", b"{\"a\":2}"),
+                &["body a"],
+            ),
+            // Content type says JSON but it is not: compared as bytes.
+            (
+                response(200, JSON, b"{oops"),
+                response(200, JSON, b"{oops!"),
+                &["body"],
+            ),
+            (
+                response(200, "", b"plain text"),
+                response(200, "", b"other text"),
+                &["body"],
+            ),
+            // --ignore-field.
+            (
+                response(200, JSON, br#"{"meta":{"ts":1},"v":1}"#),
+                response(200, JSON, br#"{"meta":{"ts":2},"v":1}"#),
+                &[],
+            ),
+            (
+                response(
+                    200,
+                    "Content-Type: application/problem+json; charset=utf-8\r\n",
+                    br#"{"a":1}"#,
+                ),
+                response(
+                    200,
+                    "Content-Type: application/problem+json; charset=utf-8\r\n",
+                    br#"{"a":[]}"#,
+                ),
+                &["body a type"],
+            ),
+        ];
+        for (primary, candidate, expected) in rows {
+            assert_eq!(
+                pair(primary.clone(), candidate.clone()),
+                *expected,
+                "{primary:?} / {candidate:?}"
+            );
+        }
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_bodies_are_compared_decoded() {
+        let body = br#"{"user":{"name":"ada"}}"#;
+        let gz = format!("{JSON}Content-Encoding: gzip\r\n");
+        // Same meaning, one compressed: only the header differs.
+        assert_eq!(
+            pair(response(200, JSON, body), response(200, &gz, &gzip(body))),
+            ["header content-encoding extra"]
+        );
+        assert_eq!(
+            pair(
+                response(200, &gz, &gzip(body)),
+                response(200, &gz, &gzip(br#"{"user":{"name":"bob"}}"#))
+            ),
+            ["body user.name"]
+        );
+    }
+
+    #[test]
+    fn beyond_the_cap_bodies_compare_by_hash() {
+        let big = |bytes: &[u8], cap: usize| {
+            let mut capture = CapturedBody::new();
+            capture.extend(bytes, cap);
+            LegOutcome::Response {
+                status: 200,
+                reason: "OK".to_string(),
+                body_bytes: bytes.len() as u64,
+                elapsed: Duration::ZERO,
+                fields: Vec::new(),
+                body: capture,
+            }
+        };
+        let a = vec![b'a'; 2000];
+        let mut b = a.clone();
+        b[1999] = b'b';
+        let analysis = Analysis::of(
+            &record([big(&a, 1024), big(&a, 1024), big(&b, 1024)]),
+            &rules(),
+        );
+        assert!(analysis.raw.hashed());
+        let fields: Vec<_> = analysis
+            .raw
+            .differences()
+            .unwrap()
+            .iter()
+            .map(|d| d.field.clone())
+            .collect();
+        assert_eq!(fields, ["body hash"]);
+        assert_eq!(analysis.noise.differences().map(Differences::len), Some(0));
+        // A gzip bomb decodes to more than the cap: hash, never gigabytes.
+        let mut enc = GzEncoder::new(Vec::new(), Compression::best());
+        for _ in 0..16 {
+            enc.write_all(&[0u8; 1 << 20]).unwrap();
+        }
+        let bomb = enc.finish().unwrap();
+        let gz = |body: &[u8]| {
+            let mut capture = CapturedBody::new();
+            capture.extend(body, 1 << 20);
+            LegOutcome::Response {
+                status: 200,
+                reason: "OK".to_string(),
+                body_bytes: body.len() as u64,
+                elapsed: Duration::ZERO,
+                fields: b"Content-Encoding: gzip\r\n".to_vec(),
+                body: capture,
+            }
+        };
+        let small = gzip(b"{}");
+        let analysis = Analysis::of(&record([gz(&bomb), gz(&bomb), gz(&small)]), &rules());
+        assert!(analysis.raw.hashed());
+        assert_eq!(analysis.raw.differences().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn noise_in_this_exchange_masks_the_candidate_field() {
+        let body = |ts: u32, email: &str| {
+            response(
+                200,
+                JSON,
+                format!(r#"{{"ts":{ts},"email":"{email}"}}"#).as_bytes(),
+            )
+        };
+        assert_eq!(
+            raw(body(1, "a"), body(2, "a"), body(3, "b")),
+            ["body email", "body ts (masked)"]
+        );
+        // The secondary happened to agree: the same field is not masked this time.
+        assert_eq!(raw(body(1, "a"), body(1, "a"), body(3, "a")), ["body ts"]);
+        // A type change on a noisy field is a different field: not masked.
+        assert_eq!(
+            raw(
+                body(1, "a"),
+                body(2, "a"),
+                response(200, JSON, br#"{"ts":"1","email":"a"}"#)
+            ),
+            ["body ts type"]
+        );
+    }
+
+    #[test]
+    fn abbreviations() {
+        assert_eq!(abbreviate::text(b"short"), "short");
+        let long = abbreviate::text(&[b'x'; 300]);
+        assert_eq!(long.len(), abbreviate::LIMIT + '…'.len_utf8());
+        let multibyte = abbreviate::text("é".repeat(200).as_bytes());
+        assert!(multibyte.ends_with('…'));
+        assert_eq!(abbreviate::bytes(b"hello"), "5 bytes: hello");
+        assert_eq!(abbreviate::bytes(&[0, 1, 2, 255]), "4 bytes (binary)");
+    }
+}

@@ -1,0 +1,181 @@
+//! `--format json`: each exchange as one JSON line instead of a four-line block, for log
+//! pipelines. Summaries are JSON lines too (`"type":"summary"`), so every line of stdout
+//! parses. The fields carry the same facts as the text block, plus the compared values.
+//!
+//! ```text
+//! {"type":"exchange","id":7,"epoch":0,"endpoint":"GET /users/{id}","request":{...},
+//!  "primary":{"status":200,...},"secondary":{...,"result":"same","differences":[]},
+//!  "candidate":{...,"result":"differs","differences":[{"field":"body email",...}]}}
+//! ```
+
+use serde_json::{json, Map, Value};
+
+use super::compare::{error_kind, Analysis, Comparison};
+use super::{ExchangeRecord, LegOutcome};
+use crate::targets::Role;
+
+/// Appends `record` as one JSON line.
+pub fn write_exchange(
+    record: &ExchangeRecord,
+    endpoint: &str,
+    analysis: &Analysis,
+    out: &mut Vec<u8>,
+) {
+    let mut line = Map::new();
+    line.insert("type".into(), json!("exchange"));
+    line.insert("id".into(), json!(record.id));
+    line.insert("epoch".into(), json!(record.epoch));
+    line.insert("endpoint".into(), json!(endpoint));
+    line.insert(
+        "request".into(),
+        json!({
+            "method": record.method,
+            "target": record.target,
+            "version": record.version.as_str(),
+            "host": record.host,
+            "body_bytes": record.request_body_bytes,
+        }),
+    );
+    for role in Role::ALL {
+        let mut leg = outcome(&record.legs[role.index()]);
+        let comparison = match role {
+            Role::Primary => None,
+            Role::Secondary => Some(&analysis.noise),
+            Role::Candidate => Some(&analysis.raw),
+        };
+        if let (Some(comparison), Value::Object(map)) = (comparison, &mut leg) {
+            add_comparison(comparison, role, map);
+        }
+        line.insert(role.to_string(), leg);
+    }
+    // Serialising a Value into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &Value::Object(line));
+    out.push(b'\n');
+}
+
+fn outcome(leg: &LegOutcome) -> Value {
+    let ms = |d: &std::time::Duration| (d.as_micros() as f64 / 100.0).round() / 10.0;
+    match leg {
+        LegOutcome::Response {
+            status,
+            reason,
+            body_bytes,
+            elapsed,
+            ..
+        } => json!({
+            "status": status,
+            "reason": reason,
+            "body_bytes": body_bytes,
+            "elapsed_ms": ms(elapsed),
+        }),
+        LegOutcome::Failed { error, elapsed } => json!({
+            "error": error.to_string(),
+            "error_kind": error_kind(error),
+            "elapsed_ms": ms(elapsed),
+        }),
+        LegOutcome::Skipped(why) => json!({ "skipped": why }),
+    }
+}
+
+fn add_comparison(comparison: &Comparison, role: Role, leg: &mut Map<String, Value>) {
+    let Comparison::Compared {
+        differences,
+        hashed,
+    } = comparison
+    else {
+        leg.insert("result".into(), json!("not compared"));
+        return;
+    };
+    let beyond_noise = differences.iter().any(|d| !d.masked) || differences.more;
+    leg.insert(
+        "result".into(),
+        json!(if beyond_noise { "differs" } else { "same" }),
+    );
+    let list: Vec<Value> = differences
+        .iter()
+        .map(|d| {
+            let mut item = Map::new();
+            item.insert("field".into(), json!(d.field));
+            item.insert("primary".into(), json!(d.primary));
+            item.insert(role.to_string(), json!(d.other));
+            if role == Role::Candidate {
+                item.insert("masked".into(), json!(d.masked));
+            }
+            Value::Object(item)
+        })
+        .collect();
+    leg.insert("differences".into(), Value::Array(list));
+    if differences.more {
+        leg.insert("more_differences".into(), json!(true));
+    }
+    if *hashed {
+        leg.insert("compared_by_hash".into(), json!(true));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failure::LegError;
+    use crate::http::Version;
+    use crate::report::compare::Rules;
+    use crate::report::CapturedBody;
+    use std::time::Duration;
+
+    fn json_leg(body: &str) -> LegOutcome {
+        let mut capture = CapturedBody::new();
+        capture.extend(body.as_bytes(), 1024);
+        LegOutcome::Response {
+            status: 200,
+            reason: "OK".into(),
+            body_bytes: body.len() as u64,
+            elapsed: Duration::from_micros(2_149),
+            fields: b"Content-Type: application/json\r\n".to_vec(),
+            body: capture,
+        }
+    }
+
+    #[test]
+    fn one_line_that_parses_with_the_comparison() {
+        let record = ExchangeRecord {
+            id: 7,
+            method: "GET".into(),
+            target: "/users/7".into(),
+            version: Version::Http11,
+            host: Some("h".into()),
+            request_body_bytes: 0,
+            epoch: 2,
+            legs: [
+                json_leg(r#"{"ts":1,"email":"a"}"#),
+                json_leg(r#"{"ts":2,"email":"a"}"#),
+                LegOutcome::Failed {
+                    error: LegError::ConnectionRefused,
+                    elapsed: Duration::ZERO,
+                },
+            ],
+        };
+        let analysis = Analysis::of(&record, &Rules::new(&[], &[], 1024));
+        let mut out = Vec::new();
+        write_exchange(&record, "GET /users/{id}", &analysis, &mut out);
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+        assert!(out.ends_with(b"\n"));
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["type"], "exchange");
+        assert_eq!(v["id"], 7);
+        assert_eq!(v["epoch"], 2);
+        assert_eq!(v["endpoint"], "GET /users/{id}");
+        assert_eq!(v["request"]["target"], "/users/7");
+        assert_eq!(v["primary"]["status"], 200);
+        assert_eq!(v["primary"]["elapsed_ms"], 2.1);
+        assert!(v["primary"].get("result").is_none());
+        assert_eq!(v["secondary"]["result"], "differs");
+        assert_eq!(v["secondary"]["differences"][0]["field"], "body ts");
+        assert_eq!(v["secondary"]["differences"][0]["primary"], "1");
+        assert_eq!(v["secondary"]["differences"][0]["secondary"], "2");
+        assert_eq!(v["candidate"]["error"], "connection refused");
+        assert_eq!(v["candidate"]["error_kind"], "refused");
+        assert_eq!(v["candidate"]["result"], "differs");
+        assert_eq!(v["candidate"]["differences"][0]["field"], "error:refused");
+        assert_eq!(v["candidate"]["differences"][0]["masked"], false);
+    }
+}

@@ -1,0 +1,789 @@
+//! The numbers behind the summary, per statistics epoch: per endpoint, how many exchanges,
+//! how often the candidate (raw) and the secondary (noise) differed from the primary, per
+//! field; per leg, latency (a fixed-bucket histogram) and errors; up to five samples per
+//! (endpoint, field). Everything is bounded: `--max-endpoints` endpoints (then `other`),
+//! 256 fields per endpoint and 10 000 in all (then `other fields`), short sample values.
+//!
+//! Also the two decision rules, as plain functions: Diffy's thresholds and a one-sided
+//! two-proportion z-test.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use super::compare::{abbreviate, error_kind, Analysis};
+use super::endpoint;
+use super::{ExchangeRecord, LegOutcome};
+
+/// Samples kept per (endpoint, field), as Diffy keeps.
+pub const SAMPLES_PER_FIELD: usize = 5;
+/// Distinct fields counted per endpoint; the rest count under `OTHER_FIELDS`.
+pub const MAX_FIELDS_PER_ENDPOINT: usize = 256;
+/// Distinct fields counted over all endpoints of an epoch.
+pub const MAX_FIELDS: usize = 10_000;
+/// The field that counts the fields beyond the bounds.
+pub const OTHER_FIELDS: &str = "other fields";
+
+// ---------------------------------------------------------------------------------------------
+// Percentages and thresholds.
+
+/// A percentage from the command line, kept exactly in units of 0.0001 % (so `0.03` is 300
+/// and `Config` stays `Eq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Percent(u32);
+
+impl Percent {
+    const SCALE: u32 = 10_000;
+
+    /// `whole` percent.
+    pub const fn whole(whole: u32) -> Percent {
+        Percent(whole * Self::SCALE)
+    }
+
+    /// `ten_thousandths` of a percent (`Percent::ten_thousandths(300)` is 0.03 %).
+    pub const fn ten_thousandths(ten_thousandths: u32) -> Percent {
+        Percent(ten_thousandths)
+    }
+
+    /// `20`, `0.03`, `99.9`: between 0 and 100, at most four decimals.
+    pub fn parse(text: &str) -> Option<Percent> {
+        let text = text.strip_suffix('%').unwrap_or(text);
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        if (whole.is_empty() && fraction.is_empty())
+            || fraction.len() > 4
+            || !whole.bytes().all(|b| b.is_ascii_digit())
+            || !fraction.bytes().all(|b| b.is_ascii_digit())
+            || whole.len() > 3
+        {
+            return None;
+        }
+        let whole: u32 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().ok()?
+        };
+        let mut units = whole * Self::SCALE;
+        for (i, digit) in fraction.bytes().enumerate() {
+            units += u32::from(digit - b'0') * 10u32.pow(3 - i as u32);
+        }
+        (units <= 100 * Self::SCALE).then_some(Percent(units))
+    }
+
+    /// As a percentage, `20.0`.
+    pub fn percent(self) -> f64 {
+        f64::from(self.0) / f64::from(Self::SCALE)
+    }
+
+    /// As a fraction of one, `0.2`.
+    pub fn fraction(self) -> f64 {
+        self.percent() / 100.0
+    }
+}
+
+impl fmt::Display for Percent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let whole = self.0 / Self::SCALE;
+        let mut fraction = self.0 % Self::SCALE;
+        if fraction == 0 {
+            return write!(f, "{whole}%");
+        }
+        let mut digits = 4;
+        while fraction % 10 == 0 {
+            fraction /= 10;
+            digits -= 1;
+        }
+        write!(f, "{whole}.{fraction:0digits$}%")
+    }
+}
+
+/// When a field counts as a regression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Diffy's relative threshold: `|raw − noise| / (raw + noise)` must exceed it (20 %).
+    pub relative: Percent,
+    /// Diffy's absolute threshold: `|raw − noise| / total` must exceed it (0.03 %).
+    pub absolute: Percent,
+    /// The z-test's confidence (99 %).
+    pub confidence: Percent,
+    /// Fewer compared exchanges than this on an endpoint: too few to decide (30).
+    pub min_samples: u64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            relative: Percent::whole(20),
+            absolute: Percent::ten_thousandths(300),
+            confidence: Percent::whole(99),
+            min_samples: 30,
+        }
+    }
+}
+
+/// Diffy's noise filter for one field (peers.md §2.5), exactly: strict comparisons.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DiffyRule {
+    /// `|raw − noise| / (raw + noise) × 100`.
+    pub relative: f64,
+    /// `|raw − noise| / total × 100`.
+    pub absolute: f64,
+    /// `raw > noise`, relative > its threshold and absolute > its threshold.
+    pub flagged: bool,
+}
+
+/// Diffy's rule for a field that differed `raw` times between candidate and primary and
+/// `noise` times between secondary and primary, over `total` exchanges.
+pub fn diffy(raw: u64, noise: u64, total: u64, thresholds: &Thresholds) -> DiffyRule {
+    let gap = raw.abs_diff(noise) as f64;
+    let relative = if raw + noise == 0 {
+        0.0
+    } else {
+        gap / (raw + noise) as f64 * 100.0
+    };
+    let absolute = if total == 0 {
+        0.0
+    } else {
+        gap / total as f64 * 100.0
+    };
+    // The flag in integers: `gap / n × 100 > units / SCALE` ⇔ `gap × 100 × SCALE > units × n`,
+    // so that 3 in 10 000 is exactly 0.03 % and not a rounding error above it.
+    let above = |threshold: Percent, n: u64| {
+        u128::from(raw.abs_diff(noise)) * 100 * u128::from(Percent::SCALE)
+            > u128::from(threshold.0) * u128::from(n)
+    };
+    DiffyRule {
+        relative,
+        absolute,
+        flagged: raw > noise
+            && above(thresholds.relative, raw + noise)
+            && above(thresholds.absolute, total),
+    }
+}
+
+/// A one-sided two-proportion z-test: does the candidate differ more often than the noise?
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProportionTest {
+    pub z: f64,
+    /// P(Z ≥ z) under "the candidate differs no more often than the secondary".
+    pub p_value: f64,
+    /// `p_value < 1 − confidence`.
+    pub significant: bool,
+}
+
+/// Tests `raw / n_raw > noise / n_noise` with the pooled standard error.
+pub fn proportion_test(
+    raw: u64,
+    n_raw: u64,
+    noise: u64,
+    n_noise: u64,
+    confidence: Percent,
+) -> ProportionTest {
+    if n_raw == 0 || n_noise == 0 {
+        return ProportionTest {
+            z: 0.0,
+            p_value: 1.0,
+            significant: false,
+        };
+    }
+    let (n1, n2) = (n_raw as f64, n_noise as f64);
+    let (p1, p2) = (raw as f64 / n1, noise as f64 / n2);
+    let pooled = (raw + noise) as f64 / (n1 + n2);
+    let se = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
+    // se is 0 only when both proportions are 0 or both are 1: no difference at all.
+    let z = if se > 0.0 { (p1 - p2) / se } else { 0.0 };
+    let p_value = 0.5 * erfc(z / std::f64::consts::SQRT_2);
+    ProportionTest {
+        z,
+        p_value,
+        significant: p_value < 1.0 - confidence.fraction(),
+    }
+}
+
+/// The complementary error function, Numerical Recipes' `erfcc` (Chebyshev fit, fractional
+/// error below 1.2e-7 everywhere): plenty for a p-value.
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * poly.exp();
+    if x >= 0.0 {
+        r
+    } else {
+        2.0 - r
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Latency.
+
+/// Latencies in microseconds in log-linear buckets (16 per power of two, so a quantile is
+/// within about 3 % of the truth), from 1 µs to about 12 days: 608 counters, whatever the
+/// traffic, allocated on the first sample.
+#[derive(Debug, Clone, Default)]
+pub struct Histogram {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+impl Histogram {
+    const SUB_BITS: u32 = 4;
+    const SUB: u64 = 1 << Self::SUB_BITS;
+    const MAX_EXP: u32 = 40;
+    const BUCKETS: usize =
+        (Self::SUB + (Self::MAX_EXP - Self::SUB_BITS + 1) as u64 * Self::SUB) as usize;
+
+    pub fn record(&mut self, elapsed: Duration) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; Self::BUCKETS];
+        }
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.counts[Self::index(micros)] += 1;
+        self.total += 1;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// The `q` quantile (0.5, 0.99), the middle of its bucket; `None` without samples.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        if self.total == 0 {
+            return None;
+        }
+        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
+        let mut seen = 0;
+        for (index, count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Some(Duration::from_micros(Self::middle(index)));
+            }
+        }
+        None
+    }
+
+    fn index(micros: u64) -> usize {
+        let v = micros.min((1 << (Self::MAX_EXP + 1)) - 1);
+        if v < Self::SUB {
+            return v as usize;
+        }
+        let exp = 63 - v.leading_zeros();
+        let sub = (v >> (exp - Self::SUB_BITS)) - Self::SUB;
+        (Self::SUB + u64::from(exp - Self::SUB_BITS) * Self::SUB + sub) as usize
+    }
+
+    fn middle(index: usize) -> u64 {
+        let index = index as u64;
+        if index < Self::SUB {
+            return index;
+        }
+        let k = index - Self::SUB;
+        let shift = k / Self::SUB;
+        let low = (Self::SUB + k % Self::SUB) << shift;
+        low + (1u64 << shift) / 2
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counters.
+
+/// One example of a field's difference, for the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    pub id: u64,
+    /// `GET /users/7 HTTP/1.1`.
+    pub request: String,
+    pub primary: String,
+    pub candidate: String,
+    /// The secondary differed in the same field in this exchange.
+    pub masked: bool,
+}
+
+/// How often one field differed, on one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldStats {
+    pub name: String,
+    /// Exchanges where the candidate differed from the primary in this field.
+    pub raw: u64,
+    /// Exchanges where the secondary did.
+    pub noise: u64,
+    /// Exchanges where both did (the candidate's difference was masked as noise).
+    pub masked: u64,
+    pub samples: Vec<Sample>,
+}
+
+/// One leg's numbers on one endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct LegStats {
+    pub latency: Histogram,
+    /// Failures by kind (`timeout`, `refused` ...), in the order first seen.
+    pub errors: Vec<(&'static str, u64)>,
+    pub skipped: u64,
+}
+
+impl LegStats {
+    pub fn error_count(&self) -> u64 {
+        self.errors.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// Everything counted for one endpoint.
+#[derive(Debug, Clone)]
+pub struct EndpointStats {
+    pub name: String,
+    pub requests: u64,
+    /// Exchanges where the candidate was compared (neither it nor the primary skipped).
+    pub raw_compared: u64,
+    /// Exchanges where the secondary was compared.
+    pub noise_compared: u64,
+    /// Exchanges where the candidate differed in at least one field.
+    pub raw_differs: u64,
+    /// ... in at least one field the secondary did not differ in (after masking).
+    pub raw_beyond_noise: u64,
+    /// Exchanges where the secondary differed in at least one field.
+    pub noise_differs: u64,
+    /// Candidate fields masked as noise, in all.
+    pub masked: u64,
+    /// Exchanges with a body compared only by hash (beyond the compare cap).
+    pub hashed: u64,
+    /// primary, secondary, candidate.
+    pub legs: [LegStats; 3],
+    pub fields: Vec<FieldStats>,
+    index: HashMap<String, usize>,
+}
+
+impl EndpointStats {
+    fn new(name: String) -> EndpointStats {
+        EndpointStats {
+            name,
+            requests: 0,
+            raw_compared: 0,
+            noise_compared: 0,
+            raw_differs: 0,
+            raw_beyond_noise: 0,
+            noise_differs: 0,
+            masked: 0,
+            hashed: 0,
+            legs: Default::default(),
+            fields: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+
+    /// The counters of `name`, created if the bounds allow, else those of `OTHER_FIELDS`.
+    fn field(&mut self, name: &str, fields_left: &mut usize) -> &mut FieldStats {
+        let index = match self.index.get(name) {
+            Some(&index) => index,
+            None => {
+                let name = if self.fields.len() < MAX_FIELDS_PER_ENDPOINT && *fields_left > 0 {
+                    *fields_left -= 1;
+                    name
+                } else {
+                    OTHER_FIELDS
+                };
+                match self.index.get(name) {
+                    Some(&index) => index,
+                    None => {
+                        self.fields.push(FieldStats {
+                            name: name.to_string(),
+                            raw: 0,
+                            noise: 0,
+                            masked: 0,
+                            samples: Vec::new(),
+                        });
+                        self.index.insert(name.to_string(), self.fields.len() - 1);
+                        self.fields.len() - 1
+                    }
+                }
+            }
+        };
+        &mut self.fields[index]
+    }
+}
+
+/// One statistics epoch: the exchanges that ran on one version of the targets.
+#[derive(Debug, Clone)]
+pub struct Epoch {
+    /// The targets generation (0 at start-up, +1 per reload).
+    pub number: u64,
+    pub exchanges: u64,
+    /// Exchanges of an earlier epoch that finished after it had been reported.
+    pub late: u64,
+    /// `Backlog::not_compared()` when the epoch began.
+    pub not_compared_before: u64,
+    pub endpoints: Vec<EndpointStats>,
+    index: HashMap<String, usize>,
+    max_endpoints: usize,
+    fields_left: usize,
+}
+
+impl Epoch {
+    /// An empty epoch.
+    pub fn new(number: u64, max_endpoints: usize, not_compared_before: u64) -> Epoch {
+        Epoch {
+            number,
+            exchanges: 0,
+            late: 0,
+            not_compared_before,
+            endpoints: Vec::new(),
+            index: HashMap::new(),
+            max_endpoints,
+            fields_left: MAX_FIELDS,
+        }
+    }
+
+    /// Counts one compared exchange under `endpoint`.
+    pub fn record(&mut self, endpoint: &str, record: &ExchangeRecord, analysis: &Analysis) {
+        self.exchanges += 1;
+        let index = self.endpoint_index(endpoint);
+        let fields_left = &mut self.fields_left;
+        let stats = &mut self.endpoints[index];
+        stats.requests += 1;
+        for (leg, outcome) in stats.legs.iter_mut().zip(&record.legs) {
+            match outcome {
+                LegOutcome::Response { elapsed, .. } => leg.latency.record(*elapsed),
+                LegOutcome::Failed { error, .. } => {
+                    let kind = error_kind(error);
+                    match leg.errors.iter_mut().find(|(k, _)| *k == kind) {
+                        Some((_, n)) => *n += 1,
+                        None => leg.errors.push((kind, 1)),
+                    }
+                }
+                LegOutcome::Skipped(_) => leg.skipped += 1,
+            }
+        }
+        if analysis.raw.hashed() || analysis.noise.hashed() {
+            stats.hashed += 1;
+        }
+        if let Some(differences) = analysis.noise.differences() {
+            stats.noise_compared += 1;
+            if !differences.is_empty() {
+                stats.noise_differs += 1;
+            }
+            for difference in differences.iter() {
+                stats.field(&difference.field, fields_left).noise += 1;
+            }
+        }
+        if let Some(differences) = analysis.raw.differences() {
+            stats.raw_compared += 1;
+            if !differences.is_empty() {
+                stats.raw_differs += 1;
+            }
+            if differences.iter().any(|d| !d.masked) {
+                stats.raw_beyond_noise += 1;
+            }
+            for difference in differences.iter() {
+                if difference.masked {
+                    stats.masked += 1;
+                }
+                let field = stats.field(&difference.field, fields_left);
+                field.raw += 1;
+                if difference.masked {
+                    field.masked += 1;
+                }
+                if field.samples.len() < SAMPLES_PER_FIELD {
+                    let request = format!(
+                        "{} {} {}",
+                        record.method,
+                        record.target,
+                        record.version.as_str()
+                    );
+                    field.samples.push(Sample {
+                        id: record.id,
+                        request: abbreviate::text(request.as_bytes()),
+                        primary: difference.primary.clone(),
+                        candidate: difference.other.clone(),
+                        masked: difference.masked,
+                    });
+                }
+            }
+        }
+    }
+
+    fn endpoint_index(&mut self, name: &str) -> usize {
+        if let Some(&index) = self.index.get(name) {
+            return index;
+        }
+        let name = if self.endpoints.len() < self.max_endpoints {
+            name
+        } else {
+            endpoint::OTHER
+        };
+        if let Some(&index) = self.index.get(name) {
+            return index;
+        }
+        self.endpoints.push(EndpointStats::new(name.to_string()));
+        self.index
+            .insert(name.to_string(), self.endpoints.len() - 1);
+        self.endpoints.len() - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failure::LegError;
+    use crate::http::Version;
+    use crate::report::compare::{Analysis, Rules};
+    use crate::report::CapturedBody;
+
+    #[test]
+    fn diffy_worked_examples() {
+        let t = Thresholds::default();
+        // (raw, noise, total, flagged): peers.md §2.5.
+        let rows: &[(u64, u64, u64, bool)] = &[
+            // A timestamp: always different, the secondary nearly always too.
+            (1000, 990, 1000, false),
+            // A price the candidate broke.
+            (50, 0, 1000, true),
+            // One difference in 10 000: below the absolute threshold (0.01 % < 0.03 %).
+            (1, 0, 10_000, false),
+            // Candidate less noisy than the secondary: never shown.
+            (0, 50, 1000, false),
+            (40, 50, 1000, false),
+            // Diffy's flaw the z-test answers: one request in a hundred flips it.
+            (1, 0, 100, true),
+            // Strict comparisons: exactly at a threshold is not above it.
+            (3, 2, 1000, false),
+            (3, 0, 10_000, false),
+            (4, 0, 10_000, true),
+        ];
+        for &(raw, noise, total, flagged) in rows {
+            let rule = diffy(raw, noise, total, &t);
+            assert_eq!(
+                rule.flagged, flagged,
+                "raw {raw} noise {noise} total {total}: {rule:?}"
+            );
+        }
+        let rule = diffy(1000, 990, 1000, &t);
+        assert!((rule.relative - 10.0 / 1990.0 * 100.0).abs() < 1e-9);
+        assert!((rule.absolute - 1.0).abs() < 1e-9);
+        let rule = diffy(50, 0, 1000, &t);
+        assert_eq!((rule.relative, rule.absolute), (100.0, 5.0));
+        // Thresholds are configurable.
+        let loose = Thresholds {
+            relative: Percent::whole(0),
+            absolute: Percent::whole(0),
+            ..t
+        };
+        assert!(diffy(1000, 990, 1000, &loose).flagged);
+        assert!(diffy(1, 0, 10_000, &loose).flagged);
+    }
+
+    #[test]
+    fn z_test() {
+        let c99 = Percent::whole(99);
+        // (raw, n_raw, noise, n_noise, significant at 99 %)
+        let rows: &[(u64, u64, u64, u64, bool)] = &[
+            (50, 1000, 0, 1000, true),
+            (1, 10_000, 0, 10_000, false),
+            (1, 100, 0, 100, false),
+            (0, 1000, 50, 1000, false),
+            (500, 1000, 500, 1000, false),
+            (1000, 1000, 1000, 1000, false),
+            (0, 1000, 0, 1000, false),
+            (30, 30, 0, 30, true),
+            (5, 100, 0, 100, false),
+            (10, 100, 0, 100, true),
+            (0, 0, 0, 0, false),
+        ];
+        for &(raw, n1, noise, n2, significant) in rows {
+            let test = proportion_test(raw, n1, noise, n2, c99);
+            assert_eq!(
+                test.significant, significant,
+                "{raw}/{n1} vs {noise}/{n2}: {test:?}"
+            );
+        }
+        // Known values: z = 1.6449 is the 95 % one-sided point; z = 2.3263 the 99 % one.
+        for (x, expected) in [(1.644_853_6, 0.05), (2.326_347_9, 0.01), (0.0, 0.5)] {
+            let p = 0.5 * erfc(x / std::f64::consts::SQRT_2);
+            assert!((p - expected).abs() < 1e-6, "{x}: {p}");
+        }
+        // 10 vs 0 out of 100: z = 3.24.
+        let test = proportion_test(10, 100, 0, 100, c99);
+        assert!((test.z - 3.244).abs() < 0.01, "{test:?}");
+        // A lower confidence accepts weaker evidence.
+        assert!(proportion_test(5, 100, 0, 100, Percent::whole(95)).significant);
+    }
+
+    #[test]
+    fn percents_parse_exactly() {
+        let rows: &[(&str, Option<u32>, &str)] = &[
+            ("20", Some(200_000), "20%"),
+            ("0.03", Some(300), "0.03%"),
+            ("99", Some(990_000), "99%"),
+            ("99.9", Some(999_000), "99.9%"),
+            ("99.99%", Some(999_900), "99.99%"),
+            ("100", Some(1_000_000), "100%"),
+            ("0", Some(0), "0%"),
+            (".5", Some(5000), "0.5%"),
+            ("0.0001", Some(1), "0.0001%"),
+        ];
+        for &(text, units, shown) in rows {
+            let parsed = Percent::parse(text);
+            assert_eq!(parsed.map(|p| p.0), units, "{text}");
+            assert_eq!(parsed.unwrap().to_string(), shown);
+        }
+        for bad in [
+            "", ".", "-1", "100.01", "1e2", "0.00001", "abc", "1000", " 5",
+        ] {
+            assert_eq!(Percent::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(Percent::parse("20").unwrap().fraction(), 0.2);
+    }
+
+    #[test]
+    fn histogram_quantiles_are_close_and_memory_is_fixed() {
+        let mut h = Histogram::default();
+        assert_eq!(h.quantile(0.5), None);
+        for micros in 1..=10_000u64 {
+            h.record(Duration::from_micros(micros));
+        }
+        for (q, exact) in [(0.5, 5000.0), (0.99, 9900.0), (1.0, 10_000.0)] {
+            let got = h.quantile(q).unwrap().as_micros() as f64;
+            assert!((got - exact).abs() / exact < 0.04, "q{q}: {got} vs {exact}");
+        }
+        for micros in [0u64, 1, 15, 16, 17, 31, 32, 1_000_000, u64::MAX / 2] {
+            let index = Histogram::index(micros);
+            assert!(index < Histogram::BUCKETS, "{micros}");
+            let middle = Histogram::middle(index);
+            if micros < 1 << 40 {
+                assert!(
+                    middle.abs_diff(micros) as f64 <= (micros as f64 * 0.04).max(1.0),
+                    "{micros}: {middle}"
+                );
+            }
+        }
+        h.record(Duration::from_secs(1_000_000_000));
+        assert_eq!(h.counts.len(), Histogram::BUCKETS);
+        assert_eq!(h.count(), 10_001);
+    }
+
+    fn ok(body: &str) -> LegOutcome {
+        let mut capture = CapturedBody::new();
+        capture.extend(body.as_bytes(), 1024);
+        LegOutcome::Response {
+            status: 200,
+            reason: "OK".to_string(),
+            body_bytes: body.len() as u64,
+            elapsed: Duration::from_millis(2),
+            fields: b"Content-Type: application/json\r\n".to_vec(),
+            body: capture,
+        }
+    }
+
+    fn record(id: u64, legs: [LegOutcome; 3]) -> ExchangeRecord {
+        ExchangeRecord {
+            id,
+            method: "GET".to_string(),
+            target: format!("/users/{id}"),
+            version: Version::Http11,
+            host: None,
+            request_body_bytes: 0,
+            epoch: 0,
+            legs,
+        }
+    }
+
+    #[test]
+    fn epoch_counts_fields_masks_errors_and_samples() {
+        let rules = Rules::new(&[], &[], 1024);
+        let mut epoch = Epoch::new(0, 1000, 0);
+        for id in 1..=8u64 {
+            let legs = [
+                ok(&format!(r#"{{"ts":{id},"email":"a"}}"#)),
+                ok(&format!(r#"{{"ts":{},"email":"a"}}"#, id + 100)),
+                if id == 8 {
+                    LegOutcome::Failed {
+                        error: LegError::ConnectionRefused,
+                        elapsed: Duration::ZERO,
+                    }
+                } else {
+                    ok(&format!(r#"{{"ts":{},"email":"b"}}"#, id + 200))
+                },
+            ];
+            let record = record(id, legs);
+            epoch.record("GET /users/{id}", &record, &Analysis::of(&record, &rules));
+        }
+        assert_eq!(epoch.exchanges, 8);
+        let stats = &epoch.endpoints[0];
+        assert_eq!(stats.name, "GET /users/{id}");
+        assert_eq!(
+            (stats.requests, stats.raw_compared, stats.noise_compared),
+            (8, 8, 8)
+        );
+        assert_eq!(
+            (
+                stats.raw_differs,
+                stats.raw_beyond_noise,
+                stats.noise_differs
+            ),
+            (8, 8, 8)
+        );
+        assert_eq!(stats.masked, 7);
+        let field = |name: &str| stats.fields.iter().find(|f| f.name == name).unwrap();
+        assert_eq!(
+            (
+                field("body ts").raw,
+                field("body ts").noise,
+                field("body ts").masked
+            ),
+            (7, 8, 7)
+        );
+        assert_eq!((field("body email").raw, field("body email").noise), (7, 0));
+        assert_eq!(field("error:refused").raw, 1);
+        assert_eq!(field("body email").samples.len(), SAMPLES_PER_FIELD);
+        let sample = &field("body email").samples[0];
+        assert_eq!(
+            (
+                sample.id,
+                sample.request.as_str(),
+                sample.primary.as_str(),
+                sample.candidate.as_str()
+            ),
+            (1, "GET /users/1 HTTP/1.1", "\"a\"", "\"b\"")
+        );
+        assert_eq!(stats.legs[2].errors, vec![("refused", 1)]);
+        assert_eq!(stats.legs[2].latency.count(), 7);
+        assert_eq!(stats.legs[0].latency.count(), 8);
+    }
+
+    #[test]
+    fn endpoints_and_fields_are_bounded() {
+        let rules = Rules::new(&[], &[], 1024);
+        let mut epoch = Epoch::new(0, 3, 0);
+        for id in 0..10u64 {
+            let body = format!(r#"{{"f{id}":1}}"#);
+            let record = record(id, [ok("{}"), ok("{}"), ok(&body)]);
+            epoch.record(
+                &format!("GET /e{id}"),
+                &record,
+                &Analysis::of(&record, &rules),
+            );
+        }
+        let names: Vec<&str> = epoch.endpoints.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["GET /e0", "GET /e1", "GET /e2", "other"]);
+        assert_eq!(epoch.endpoints[3].requests, 7);
+
+        let mut stats = EndpointStats::new("x".into());
+        let mut left = MAX_FIELDS;
+        for i in 0..MAX_FIELDS_PER_ENDPOINT + 10 {
+            stats.field(&format!("body f{i}"), &mut left).raw += 1;
+        }
+        assert_eq!(stats.fields.len(), MAX_FIELDS_PER_ENDPOINT + 1);
+        assert_eq!(stats.fields.last().unwrap().name, OTHER_FIELDS);
+        assert_eq!(stats.fields.last().unwrap().raw, 10);
+        let mut stats = EndpointStats::new("y".into());
+        let mut left = 2;
+        for i in 0..5 {
+            stats.field(&format!("body f{i}"), &mut left);
+        }
+        assert_eq!(stats.fields.len(), 3);
+    }
+}

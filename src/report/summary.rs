@@ -1,0 +1,743 @@
+//! The summary of a statistics epoch and its verdict: which fields are regressions, which
+//! endpoints regress, whether the candidate passes. Written as text on stdout (on SIGUSR1,
+//! before a reload's new epoch, at shutdown) and as JSON (`--report FILE`, `--format json`).
+//!
+//! A field is a **regression** when both rules agree on an endpoint with enough samples:
+//! the z-test says the candidate differs more often than the secondary (it is not chance),
+//! and Diffy's thresholds say the gap is large enough to matter (it is not a rounding of
+//! a timestamp that both differ in nearly always). With fewer samples than `min_samples` the
+//! endpoint is undecided and says so; it neither fails nor passes the candidate.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::stats::{
+    diffy, proportion_test, DiffyRule, EndpointStats, Epoch, FieldStats, LegStats, ProportionTest,
+    Thresholds,
+};
+use crate::targets::Role;
+
+/// Most endpoints the text summary lists (all regressing and undecided ones are always
+/// listed); the JSON report has them all.
+const TEXT_ENDPOINTS: usize = 50;
+/// Most names in a `within noise:` line.
+const NOISE_NAMES: usize = 8;
+
+/// What one field came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FieldVerdict {
+    /// Significant and above Diffy's thresholds.
+    Regression,
+    /// Diffy's rule flags it, but the endpoint has too few samples to test.
+    TooFewSamples,
+    /// Diffy's rule flags it; the test says it may be chance.
+    NotSignificant,
+    /// The test says it is real; the gap is below Diffy's thresholds.
+    BelowThresholds,
+    /// Explained by the noise.
+    Noise,
+}
+
+impl FieldVerdict {
+    fn label(self) -> &'static str {
+        match self {
+            FieldVerdict::Regression => "REGRESSION",
+            FieldVerdict::TooFewSamples => "UNDECIDED (too few samples)",
+            FieldVerdict::NotSignificant => "not significant",
+            FieldVerdict::BelowThresholds => "below thresholds",
+            FieldVerdict::Noise => "noise",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            FieldVerdict::Regression => "regression",
+            FieldVerdict::TooFewSamples => "too few samples",
+            FieldVerdict::NotSignificant => "not significant",
+            FieldVerdict::BelowThresholds => "below thresholds",
+            FieldVerdict::Noise => "noise",
+        }
+    }
+}
+
+/// What one endpoint came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EndpointVerdict {
+    Regresses,
+    /// Too few samples, and Diffy's rule flags a field.
+    Undecided,
+    Passes,
+}
+
+impl EndpointVerdict {
+    fn name(self) -> &'static str {
+        match self {
+            EndpointVerdict::Regresses => "regresses",
+            EndpointVerdict::Undecided => "undecided",
+            EndpointVerdict::Passes => "passes",
+        }
+    }
+}
+
+/// One field, judged.
+#[derive(Debug, Clone)]
+pub struct FieldReport<'a> {
+    pub stats: &'a FieldStats,
+    pub diffy: DiffyRule,
+    pub test: ProportionTest,
+    pub verdict: FieldVerdict,
+}
+
+/// One endpoint, judged.
+#[derive(Debug, Clone)]
+pub struct EndpointReport<'a> {
+    pub stats: &'a EndpointStats,
+    /// Most severe first.
+    pub fields: Vec<FieldReport<'a>>,
+    pub enough_samples: bool,
+    pub verdict: EndpointVerdict,
+}
+
+/// Why a summary is being written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// SIGUSR1: the epoch goes on.
+    Signal,
+    /// A reload started a new epoch: this one is over.
+    Reload,
+    /// Shutdown.
+    Final,
+}
+
+impl Trigger {
+    fn name(self) -> &'static str {
+        match self {
+            Trigger::Signal => "SIGUSR1",
+            Trigger::Reload => "reloaded",
+            Trigger::Final => "final",
+        }
+    }
+}
+
+/// An epoch, judged.
+#[derive(Debug, Clone)]
+pub struct EpochReport<'a> {
+    pub epoch: &'a Epoch,
+    /// Regressing first, then undecided, then by requests.
+    pub endpoints: Vec<EndpointReport<'a>>,
+    /// Exchanges dropped because the reporting thread was behind, in this epoch.
+    pub not_compared: u64,
+    pub regressing: usize,
+    pub undecided: usize,
+    pub thresholds: Thresholds,
+}
+
+impl<'a> EpochReport<'a> {
+    /// Judges `epoch`; `not_compared_now` is `Backlog::not_compared()`.
+    pub fn new(
+        epoch: &'a Epoch,
+        thresholds: &Thresholds,
+        not_compared_now: u64,
+    ) -> EpochReport<'a> {
+        let mut endpoints: Vec<EndpointReport<'a>> = epoch
+            .endpoints
+            .iter()
+            .map(|stats| judge_endpoint(stats, thresholds))
+            .collect();
+        endpoints.sort_by(|a, b| {
+            (
+                a.verdict,
+                std::cmp::Reverse(a.stats.requests),
+                &a.stats.name,
+            )
+                .cmp(&(
+                    b.verdict,
+                    std::cmp::Reverse(b.stats.requests),
+                    &b.stats.name,
+                ))
+        });
+        let count = |v: EndpointVerdict| endpoints.iter().filter(|e| e.verdict == v).count();
+        EpochReport {
+            epoch,
+            regressing: count(EndpointVerdict::Regresses),
+            undecided: count(EndpointVerdict::Undecided),
+            endpoints,
+            not_compared: not_compared_now.saturating_sub(epoch.not_compared_before),
+            thresholds: *thresholds,
+        }
+    }
+
+    /// The candidate fails this epoch.
+    pub fn fails(&self) -> bool {
+        self.regressing > 0
+    }
+}
+
+fn judge_endpoint<'a>(stats: &'a EndpointStats, thresholds: &Thresholds) -> EndpointReport<'a> {
+    let enough_samples = stats.raw_compared >= thresholds.min_samples
+        && stats.noise_compared >= thresholds.min_samples;
+    let mut fields: Vec<FieldReport<'a>> = stats
+        .fields
+        .iter()
+        .map(|field| {
+            let diffy = diffy(field.raw, field.noise, stats.raw_compared, thresholds);
+            let test = proportion_test(
+                field.raw,
+                stats.raw_compared,
+                field.noise,
+                stats.noise_compared,
+                thresholds.confidence,
+            );
+            let verdict = match (enough_samples, test.significant, diffy.flagged) {
+                (false, _, true) => FieldVerdict::TooFewSamples,
+                (false, _, false) => FieldVerdict::Noise,
+                (true, true, true) => FieldVerdict::Regression,
+                (true, false, true) => FieldVerdict::NotSignificant,
+                (true, true, false) => FieldVerdict::BelowThresholds,
+                (true, false, false) => FieldVerdict::Noise,
+            };
+            FieldReport {
+                stats: field,
+                diffy,
+                test,
+                verdict,
+            }
+        })
+        .collect();
+    fields.sort_by(|a, b| {
+        (a.verdict, std::cmp::Reverse(a.stats.raw), &a.stats.name).cmp(&(
+            b.verdict,
+            std::cmp::Reverse(b.stats.raw),
+            &b.stats.name,
+        ))
+    });
+    let any = |v: FieldVerdict| fields.iter().any(|f| f.verdict == v);
+    let verdict = if any(FieldVerdict::Regression) {
+        EndpointVerdict::Regresses
+    } else if any(FieldVerdict::TooFewSamples) {
+        EndpointVerdict::Undecided
+    } else {
+        EndpointVerdict::Passes
+    };
+    EndpointReport {
+        stats,
+        fields,
+        enough_samples,
+        verdict,
+    }
+}
+
+/// The verdict line: this epoch's, and earlier epochs' failures (`earlier_failed`).
+pub fn verdict_line(report: &EpochReport<'_>, earlier_failed: &[u64]) -> String {
+    let mut line = String::from("VERDICT candidate: ");
+    if report.fails() {
+        let n = report.regressing;
+        let _ = write!(
+            line,
+            "FAIL — {n} {}",
+            if n == 1 {
+                "endpoint regresses"
+            } else {
+                "endpoints regress"
+            }
+        );
+    } else if let Some(first) = earlier_failed.first() {
+        let _ = write!(
+            line,
+            "FAIL — epoch {first} regressed (epoch {} passes)",
+            report.epoch.number
+        );
+    } else {
+        line.push_str("PASS");
+    }
+    if report.undecided > 0 {
+        let n = report.undecided;
+        let _ = write!(
+            line,
+            " ({n} {} undecided: too few samples)",
+            if n == 1 { "endpoint" } else { "endpoints" }
+        );
+    }
+    line
+}
+
+/// Appends the text summary: a `SUMMARY` line, the endpoints, and the `VERDICT` line last
+/// (every summary ends with exactly one).
+pub fn write_text(
+    report: &EpochReport<'_>,
+    trigger: Trigger,
+    earlier_failed: &[u64],
+    out: &mut String,
+) {
+    let epoch = report.epoch;
+    let t = &report.thresholds;
+    let _ = write!(
+        out,
+        "SUMMARY epoch {} ({}): {} exchanges, {} not compared",
+        epoch.number,
+        trigger.name(),
+        epoch.exchanges,
+        report.not_compared
+    );
+    if epoch.late > 0 {
+        let _ = write!(out, ", {} from an earlier epoch not counted", epoch.late);
+    }
+    let _ = writeln!(
+        out,
+        "; a regression is significant at {} and above Diffy's thresholds \
+         (relative > {}, absolute > {}), from {} samples",
+        t.confidence, t.relative, t.absolute, t.min_samples
+    );
+    if report.endpoints.is_empty() {
+        out.push_str("  no exchanges compared\n");
+    }
+    for (shown, endpoint) in report.endpoints.iter().enumerate() {
+        if endpoint.verdict == EndpointVerdict::Passes && shown >= TEXT_ENDPOINTS {
+            let rest = report.endpoints.len() - shown;
+            let _ = writeln!(
+                out,
+                "  … and {rest} more passing endpoints (all of them in --report FILE)"
+            );
+            break;
+        }
+        write_endpoint(endpoint, t.min_samples, out);
+    }
+    out.push_str(&verdict_line(report, earlier_failed));
+    out.push('\n');
+}
+
+fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut String) {
+    let s = endpoint.stats;
+    let _ = write!(
+        out,
+        "  {}: {} {}",
+        s.name,
+        s.requests,
+        if s.requests == 1 {
+            "request"
+        } else {
+            "requests"
+        }
+    );
+    if s.raw_compared == 0 && s.noise_compared == 0 {
+        out.push_str("; nothing compared (the shadow legs were skipped)");
+    } else {
+        let _ = write!(
+            out,
+            "; candidate differs {} ({} beyond noise), secondary differs {}",
+            rate(s.raw_differs, s.raw_compared),
+            rate(s.raw_beyond_noise, s.raw_compared),
+            rate(s.noise_differs, s.noise_compared),
+        );
+        if s.masked > 0 {
+            let _ = write!(out, "; {} candidate fields masked as noise", s.masked);
+        }
+        if s.hashed > 0 {
+            let _ = write!(
+                out,
+                "; {} compared by hash (beyond --max-compare-bytes)",
+                s.hashed
+            );
+        }
+        if !endpoint.enough_samples {
+            let n = s.raw_compared.min(s.noise_compared);
+            let _ = write!(out, "; too few samples to test ({n} < {min_samples})");
+        }
+    }
+    out.push('\n');
+    out.push_str("    latency p50/p99:");
+    for (i, role) in Role::ALL.iter().enumerate() {
+        let leg = &s.legs[role.index()];
+        let _ = write!(
+            out,
+            "{} {role} {}/{}",
+            if i == 0 { "" } else { "," },
+            millis(leg.latency.quantile(0.5)),
+            millis(leg.latency.quantile(0.99)),
+        );
+    }
+    out.push('\n');
+    out.push_str("    errors:");
+    for (i, role) in Role::ALL.iter().enumerate() {
+        let leg = &s.legs[role.index()];
+        let _ = write!(
+            out,
+            "{} {role} {}",
+            if i == 0 { "" } else { "," },
+            leg.error_count()
+        );
+        write_error_kinds(leg, out);
+    }
+    if s.legs.iter().any(|leg| leg.skipped > 0) {
+        out.push_str("; skipped:");
+        for (i, role) in Role::ALL.iter().enumerate() {
+            let _ = write!(
+                out,
+                "{} {role} {}",
+                if i == 0 { "" } else { "," },
+                s.legs[role.index()].skipped
+            );
+        }
+    }
+    out.push('\n');
+    let mut noise = Vec::new();
+    for field in &endpoint.fields {
+        if field.verdict == FieldVerdict::Noise {
+            noise.push(field.stats.name.as_str());
+            continue;
+        }
+        let f = field.stats;
+        let _ = writeln!(
+            out,
+            "    {} {}: candidate {}/{} ({}), secondary {}/{} ({}); Diffy relative {:.1}%, \
+             absolute {:.2}%{}; z {:.2}, {}{}",
+            field.verdict.label(),
+            f.name,
+            f.raw,
+            s.raw_compared,
+            rate(f.raw, s.raw_compared),
+            f.noise,
+            s.noise_compared,
+            rate(f.noise, s.noise_compared),
+            field.diffy.relative,
+            field.diffy.absolute,
+            if field.diffy.flagged {
+                " (flagged)"
+            } else {
+                " (not flagged)"
+            },
+            field.test.z,
+            p_value(field.test.p_value),
+            if field.test.significant {
+                " (significant)"
+            } else {
+                " (not significant)"
+            },
+        );
+    }
+    if !noise.is_empty() {
+        let _ = write!(
+            out,
+            "    within noise: {}",
+            noise[..noise.len().min(NOISE_NAMES)].join(", ")
+        );
+        if noise.len() > NOISE_NAMES {
+            let _ = write!(out, ", +{} more", noise.len() - NOISE_NAMES);
+        }
+        out.push('\n');
+    }
+}
+
+fn write_error_kinds(leg: &LegStats, out: &mut String) {
+    if leg.errors.is_empty() {
+        return;
+    }
+    out.push_str(" (");
+    for (i, (kind, n)) in leg.errors.iter().enumerate() {
+        let _ = write!(out, "{}{kind} {n}", if i == 0 { "" } else { ", " });
+    }
+    out.push(')');
+}
+
+/// `12.5%`, or `-` when nothing was compared.
+fn rate(count: u64, total: u64) -> String {
+    if total == 0 {
+        "-".to_string()
+    } else {
+        format!("{:.1}%", count as f64 / total as f64 * 100.0)
+    }
+}
+
+fn millis(d: Option<Duration>) -> String {
+    match d {
+        Some(d) => format!("{:.1}ms", d.as_secs_f64() * 1000.0),
+        None => "-".to_string(),
+    }
+}
+
+fn p_value(p: f64) -> String {
+    if p < 0.0001 {
+        "p < 0.0001".to_string()
+    } else {
+        format!("p = {p:.4}")
+    }
+}
+
+/// Rounded for JSON: four decimals are more than any reader needs.
+fn round(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+fn fraction(count: u64, total: u64) -> Value {
+    if total == 0 {
+        Value::Null
+    } else {
+        json!(round(count as f64 / total as f64))
+    }
+}
+
+/// The epoch as JSON, for `--report FILE` and `--format json`.
+pub fn to_json(report: &EpochReport<'_>, trigger: Trigger, earlier_failed: &[u64]) -> Value {
+    let epoch = report.epoch;
+    let t = &report.thresholds;
+    let endpoints: Vec<Value> = report.endpoints.iter().map(endpoint_json).collect();
+    json!({
+        "epoch": epoch.number,
+        "trigger": trigger.name(),
+        "exchanges": epoch.exchanges,
+        "not_compared": report.not_compared,
+        "late": epoch.late,
+        "thresholds": {
+            "relative_percent": t.relative.percent(),
+            "absolute_percent": t.absolute.percent(),
+            "confidence_percent": t.confidence.percent(),
+            "min_samples": t.min_samples,
+        },
+        "verdict": {
+            "candidate": if report.fails() || !earlier_failed.is_empty() { "FAIL" } else { "PASS" },
+            "epoch_fails": report.fails(),
+            "regressing_endpoints": report.regressing,
+            "undecided_endpoints": report.undecided,
+            "earlier_failed_epochs": earlier_failed,
+            "line": verdict_line(report, earlier_failed),
+        },
+        "endpoints": endpoints,
+    })
+}
+
+fn endpoint_json(endpoint: &EndpointReport<'_>) -> Value {
+    let s = endpoint.stats;
+    let legs = |f: &dyn Fn(&LegStats) -> Value| {
+        let mut map = serde_json::Map::new();
+        for role in Role::ALL {
+            map.insert(role.to_string(), f(&s.legs[role.index()]));
+        }
+        Value::Object(map)
+    };
+    let ms =
+        |d: Option<Duration>| d.map_or(Value::Null, |d| json!(round(d.as_secs_f64() * 1000.0)));
+    let fields: Vec<Value> = endpoint
+        .fields
+        .iter()
+        .map(|field| {
+            let f = field.stats;
+            let samples: Vec<Value> = f
+                .samples
+                .iter()
+                .map(|sample| {
+                    json!({
+                        "id": sample.id,
+                        "request": sample.request,
+                        "primary": sample.primary,
+                        "candidate": sample.candidate,
+                        "masked": sample.masked,
+                    })
+                })
+                .collect();
+            json!({
+                "field": f.name,
+                "verdict": field.verdict.name(),
+                "raw": f.raw,
+                "noise": f.noise,
+                "masked": f.masked,
+                "diffy": {
+                    "relative_percent": round(field.diffy.relative),
+                    "absolute_percent": round(field.diffy.absolute),
+                    "flagged": field.diffy.flagged,
+                },
+                "z_test": {
+                    "z": round(field.test.z),
+                    "p_value": field.test.p_value,
+                    "significant": field.test.significant,
+                },
+                "samples": samples,
+            })
+        })
+        .collect();
+    json!({
+        "endpoint": s.name,
+        "verdict": endpoint.verdict.name(),
+        "enough_samples": endpoint.enough_samples,
+        "requests": s.requests,
+        "candidate": {
+            "compared": s.raw_compared,
+            "differs": s.raw_differs,
+            "differs_beyond_noise": s.raw_beyond_noise,
+            "rate": fraction(s.raw_differs, s.raw_compared),
+            "rate_beyond_noise": fraction(s.raw_beyond_noise, s.raw_compared),
+        },
+        "secondary": {
+            "compared": s.noise_compared,
+            "differs": s.noise_differs,
+            "rate": fraction(s.noise_differs, s.noise_compared),
+        },
+        "masked": s.masked,
+        "compared_by_hash": s.hashed,
+        "latency_ms": legs(&|leg| json!({
+            "p50": ms(leg.latency.quantile(0.5)),
+            "p99": ms(leg.latency.quantile(0.99)),
+            "count": leg.latency.count(),
+        })),
+        "errors": legs(&|leg| {
+            let kinds: serde_json::Map<String, Value> =
+                leg.errors.iter().map(|(k, n)| (k.to_string(), json!(n))).collect();
+            json!({ "total": leg.error_count(), "by_kind": kinds })
+        }),
+        "skipped": legs(&|leg| json!(leg.skipped)),
+        "fields": fields,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Version;
+    use crate::report::compare::{Analysis, Rules};
+    use crate::report::{CapturedBody, ExchangeRecord, LegOutcome};
+
+    fn leg(body: &str) -> LegOutcome {
+        let mut capture = CapturedBody::new();
+        capture.extend(body.as_bytes(), 1024);
+        LegOutcome::Response {
+            status: 200,
+            reason: "OK".into(),
+            body_bytes: body.len() as u64,
+            elapsed: Duration::from_millis(3),
+            fields: Vec::new(),
+            body: capture,
+        }
+    }
+
+    /// An epoch of `n` exchanges on `GET /e` where the candidate answers `b` `raw` times and
+    /// the secondary `noise` times (`a` otherwise).
+    fn epoch(n: u64, raw: u64, noise: u64) -> Epoch {
+        let rules = Rules::new(&[], &[], 1024);
+        let mut epoch = Epoch::new(3, 1000, 0);
+        for i in 0..n {
+            let record = ExchangeRecord {
+                id: i + 1,
+                method: "GET".into(),
+                target: "/e".into(),
+                version: Version::Http11,
+                host: None,
+                request_body_bytes: 0,
+                epoch: 3,
+                legs: [
+                    leg("a"),
+                    leg(if i < noise { "b" } else { "a" }),
+                    leg(if i < raw { "b" } else { "a" }),
+                ],
+            };
+            epoch.record("GET /e", &record, &Analysis::of(&record, &rules));
+        }
+        epoch
+    }
+
+    fn judge(e: &Epoch) -> EpochReport<'_> {
+        EpochReport::new(e, &Thresholds::default(), 0)
+    }
+
+    #[test]
+    fn field_verdicts_combine_the_test_and_diffys_rule() {
+        // (exchanges, raw, noise, verdict of field `body`)
+        let rows: &[(u64, u64, u64, FieldVerdict)] = &[
+            (1000, 50, 0, FieldVerdict::Regression),
+            // Diffy's worked examples.
+            (1000, 1000, 990, FieldVerdict::BelowThresholds),
+            (10_000, 1, 0, FieldVerdict::Noise),
+            // Diffy flags one in a hundred; the test does not.
+            (100, 1, 0, FieldVerdict::NotSignificant),
+            (20, 20, 0, FieldVerdict::TooFewSamples),
+            (1000, 0, 50, FieldVerdict::Noise),
+        ];
+        for &(n, raw, noise, verdict) in rows {
+            let e = epoch(n, raw, noise);
+            let report = judge(&e);
+            let field = &report.endpoints[0].fields[0];
+            assert_eq!(field.verdict, verdict, "{n} {raw} {noise}: {field:?}");
+            assert_eq!(
+                report.fails(),
+                verdict == FieldVerdict::Regression,
+                "{n} {raw} {noise}"
+            );
+        }
+    }
+
+    #[test]
+    fn verdict_lines() {
+        let failing = epoch(100, 100, 0);
+        let passing = epoch(100, 0, 0);
+        let few = epoch(5, 5, 0);
+        let rows: Vec<(&Epoch, &[u64], &str)> = vec![
+            (
+                &failing,
+                &[],
+                "VERDICT candidate: FAIL — 1 endpoint regresses",
+            ),
+            (&passing, &[], "VERDICT candidate: PASS"),
+            (
+                &passing,
+                &[1],
+                "VERDICT candidate: FAIL — epoch 1 regressed (epoch 3 passes)",
+            ),
+            (
+                &few,
+                &[],
+                "VERDICT candidate: PASS (1 endpoint undecided: too few samples)",
+            ),
+        ];
+        for (e, earlier, line) in rows {
+            assert_eq!(verdict_line(&judge(e), earlier), line);
+        }
+    }
+
+    #[test]
+    fn text_summary_reads_at_a_glance() {
+        let e = epoch(100, 100, 0);
+        let mut text = String::new();
+        write_text(&judge(&e), Trigger::Final, &[], &mut text);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "SUMMARY epoch 3 (final): 100 exchanges, 0 not compared; a regression is \
+                 significant at 99% and above Diffy's thresholds (relative > 20%, absolute > \
+                 0.03%), from 30 samples",
+                "  GET /e: 100 requests; candidate differs 100.0% (100.0% beyond noise), \
+                 secondary differs 0.0%",
+                "    latency p50/p99: primary 3.0ms/3.0ms, secondary 3.0ms/3.0ms, candidate \
+                 3.0ms/3.0ms",
+                "    errors: primary 0, secondary 0, candidate 0",
+                "    REGRESSION body: candidate 100/100 (100.0%), secondary 0/100 (0.0%); Diffy \
+                 relative 100.0%, absolute 100.00% (flagged); z 14.14, p < 0.0001 (significant)",
+                "VERDICT candidate: FAIL — 1 endpoint regresses",
+            ]
+        );
+        let empty = Epoch::new(0, 1000, 0);
+        let mut text = String::new();
+        write_text(&judge(&empty), Trigger::Signal, &[], &mut text);
+        assert_eq!(
+            text.lines().skip(1).collect::<Vec<_>>(),
+            ["  no exchanges compared", "VERDICT candidate: PASS"]
+        );
+    }
+
+    #[test]
+    fn json_summary_has_the_numbers() {
+        let e = epoch(100, 100, 0);
+        let json = to_json(&judge(&e), Trigger::Final, &[]);
+        assert_eq!(json["epoch"], 3);
+        assert_eq!(json["verdict"]["candidate"], "FAIL");
+        let endpoint = &json["endpoints"][0];
+        assert_eq!(endpoint["endpoint"], "GET /e");
+        assert_eq!(endpoint["candidate"]["rate"], 1.0);
+        assert_eq!(endpoint["latency_ms"]["primary"]["p50"], 3.008);
+        assert_eq!(endpoint["errors"]["candidate"]["total"], 0);
+        let field = &endpoint["fields"][0];
+        assert_eq!(field["field"], "body");
+        assert_eq!(field["samples"][0]["primary"], "1 byte: a");
+        assert_eq!(field["samples"][0]["candidate"], "1 byte: b");
+    }
+}

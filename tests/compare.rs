@@ -1,0 +1,535 @@
+//! The comparison engine against the real binary: scripted upstreams with noise on every
+//! leg (a timestamp and a random id in each JSON body, a timestamp header) and one real
+//! regression on one endpoint; the summary at SIGTERM, the `--report` file, `--exit-code`,
+//! `--format json`, SIGUSR1, a reload's new epoch, a failing candidate, gzip bodies and the
+//! ignore flags.
+
+mod support;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// What a scripted upstream does differently from a healthy one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flavour {
+    Stable,
+    /// `/users/{id}` answers the email as an object instead of a string.
+    EmailRegression,
+    /// Adds an `X-Debug` header and a `debug` field everywhere.
+    Debugging,
+}
+
+/// A JSON service with noise in every answer: `ts` (a counter shared by the three upstreams,
+/// so no two answers have the same one), `request_id` (a random hex id), `X-Served-At`.
+fn service(flavour: Flavour, clock: Arc<AtomicU64>) -> Upstream {
+    Upstream::start(move |req| {
+        let ts = clock.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{:016x}", (ts + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let path = req.target.split('?').next().unwrap_or("");
+        let body = if let Some(user) = path.strip_prefix("/users/") {
+            let email = if flavour == Flavour::EmailRegression {
+                format!(r#"{{"local":"u{user}","domain":"example.com"}}"#)
+            } else {
+                format!(r#""u{user}@example.com""#)
+            };
+            format!(r#"{{"ts":{ts},"request_id":"{id}","user":{{"id":{user},"email":{email}}}}}"#)
+        } else if path == "/items" {
+            format!(
+                r#"{{"ts":{ts},"request_id":"{id}","items":[{{"id":1,"name":"a"}},{{"id":2,"name":"b"}}]}}"#
+            )
+        } else {
+            format!(r#"{{"ts":{ts},"request_id":"{id}","status":"ok"}}"#)
+        };
+        let body = if flavour == Flavour::Debugging {
+            body.replacen('{', r#"{"debug":true,"#, 1)
+        } else {
+            body
+        };
+        let mut reply = Reply::ok(body)
+            .header("Content-Type", "application/json")
+            .header("X-Served-At", &ts.to_string())
+            .header(
+                "Date",
+                &format!("Mon, 01 Jan 2024 00:00:{:02} GMT", ts % 60),
+            );
+        if flavour == Flavour::Debugging {
+            reply = reply.header("X-Debug", "on");
+        }
+        reply
+    })
+}
+
+/// Three scripted upstreams sharing one clock.
+fn upstreams(candidate: Flavour) -> (Upstream, Upstream, Upstream) {
+    let clock = Arc::new(AtomicU64::new(1));
+    (
+        service(Flavour::Stable, Arc::clone(&clock)),
+        service(Flavour::Stable, Arc::clone(&clock)),
+        service(candidate, clock),
+    )
+}
+
+/// Sends `rounds` × (`/users/N`, `/items?page=N`) on two keep-alive connections at once.
+fn drive(trident: &Trident, rounds: usize) {
+    let addr = trident.addr();
+    let workers: Vec<_> = (0..2)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let mut client = Client::connect(addr);
+                for i in (w..rounds).step_by(2) {
+                    assert_eq!(client.exchange(&get(&format!("/users/{i}"))).status, 200);
+                    assert_eq!(
+                        client.exchange(&get(&format!("/items?page={i}"))).status,
+                        200
+                    );
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("a client thread failed");
+    }
+    trident.wait_blocks(2 * rounds, WAIT);
+}
+
+/// A report file path in the temp dir, removed on drop.
+struct ReportFile(PathBuf);
+
+impl ReportFile {
+    fn new() -> ReportFile {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        ReportFile(std::env::temp_dir().join(format!(
+            "trident-compare-{}-{}.json",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        )))
+    }
+
+    fn arg(&self) -> &str {
+        self.0.to_str().expect("temp paths are UTF-8 here")
+    }
+
+    fn read(&self) -> serde_json::Value {
+        let bytes = std::fs::read(&self.0).expect("the report file exists");
+        serde_json::from_slice(&bytes).expect("the report file is JSON")
+    }
+}
+
+impl Drop for ReportFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The summaries in stdout: each from its `SUMMARY` line to its `VERDICT` line.
+fn summaries(stdout: &str) -> Vec<Vec<String>> {
+    let mut all = Vec::new();
+    let mut current: Option<Vec<String>> = None;
+    for line in stdout.lines() {
+        if line.starts_with("SUMMARY ") {
+            current = Some(Vec::new());
+        }
+        if let Some(summary) = current.as_mut() {
+            summary.push(line.to_string());
+            if line.starts_with("VERDICT ") {
+                all.extend(current.take());
+            }
+        }
+    }
+    all
+}
+
+/// `(endpoint, field)` for every REGRESSION line of a summary.
+fn regressions(summary: &[String]) -> Vec<(String, String)> {
+    let mut endpoint = String::new();
+    let mut found = Vec::new();
+    for line in summary {
+        if let Some(name) = line.strip_prefix("  ").filter(|l| !l.starts_with(' ')) {
+            endpoint = name.split(": ").next().unwrap_or("").to_string();
+        }
+        if let Some(rest) = line.strip_prefix("    REGRESSION ") {
+            let field = rest.split(": candidate").next().unwrap_or("").to_string();
+            found.push((endpoint.clone(), field));
+        }
+    }
+    found
+}
+
+fn stop(trident: &mut Trident) -> Option<i32> {
+    trident.signal("TERM");
+    trident.wait_exit(WAIT).code()
+}
+
+#[test]
+fn a_regression_on_one_endpoint_is_flagged_and_noise_on_all_is_not() {
+    let (p, s, c) = upstreams(Flavour::EmailRegression);
+    let report = ReportFile::new();
+    let mut trident =
+        Trident::with_upstreams(&p, &s, &c, &["--report", report.arg(), "--exit-code"]);
+    drive(&trident, 150);
+    assert_eq!(stop(&mut trident), Some(1), "{}", trident.output());
+
+    let stdout = trident.stdout();
+    // Every block is still a block; the candidate's lines say what differs, noise apart.
+    let blocks = parse_blocks(&stdout).expect("console blocks and a summary");
+    assert_eq!(blocks.len(), 300);
+    for block in &blocks {
+        let compared = |leg: &Leg| match &leg.outcome {
+            Outcome::Response { compared, .. } => compared.clone().unwrap_or_default(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            compared(block.secondary()),
+            "differs: header x-served-at, body request_id, body ts",
+            "{}",
+            block.text
+        );
+        let expected = if block.target.starts_with("/users/") {
+            "differs: body user.email type; noise: header x-served-at, body request_id, body ts"
+        } else {
+            "same; noise: header x-served-at, body request_id, body ts"
+        };
+        assert_eq!(compared(block.candidate()), expected, "{}", block.text);
+    }
+
+    let summaries = summaries(&stdout);
+    assert_eq!(summaries.len(), 1, "{stdout}");
+    let summary = &summaries[0];
+    assert!(
+        summary[0].starts_with("SUMMARY epoch 0 (final): 300 exchanges, 0 not compared"),
+        "{summary:?}"
+    );
+    assert_eq!(
+        regressions(summary),
+        [(
+            "GET /users/{id}".to_string(),
+            "body user.email type".to_string()
+        )],
+        "{summary:#?}"
+    );
+    assert_eq!(
+        summary.last().map(String::as_str),
+        Some("VERDICT candidate: FAIL — 1 endpoint regresses")
+    );
+    assert!(
+        summary.iter().any(|l| l.starts_with("  GET /items: 150 requests; candidate differs 100.0% (0.0% beyond noise), secondary differs 100.0%")),
+        "{summary:#?}"
+    );
+    assert!(summary
+        .iter()
+        .any(|l| l == "    within noise: body request_id, body ts, header x-served-at"));
+    // Per-leg latency and errors, for each endpoint.
+    assert_eq!(
+        summary
+            .iter()
+            .filter(|l| l.starts_with("    latency p50/p99: primary "))
+            .count(),
+        2
+    );
+    assert_eq!(
+        summary
+            .iter()
+            .filter(|l| *l == "    errors: primary 0, secondary 0, candidate 0")
+            .count(),
+        2
+    );
+
+    // The same in the report file, with samples.
+    let json = report.read();
+    assert_eq!(json["verdict"], "FAIL");
+    assert_eq!(json["written"], "shutdown");
+    let epoch = &json["epochs"][0];
+    assert_eq!(epoch["exchanges"], 300);
+    let endpoints = epoch["endpoints"].as_array().expect("endpoints");
+    assert_eq!(endpoints.len(), 2);
+    let users = &endpoints[0];
+    assert_eq!(users["endpoint"], "GET /users/{id}");
+    assert_eq!(users["verdict"], "regresses");
+    let flagged: Vec<&serde_json::Value> = endpoints
+        .iter()
+        .flat_map(|e| e["fields"].as_array().into_iter().flatten())
+        .filter(|f| f["verdict"] == "regression")
+        .collect();
+    assert_eq!(flagged.len(), 1);
+    let field = flagged[0];
+    assert_eq!(field["field"], "body user.email type");
+    assert_eq!(
+        (field["raw"].as_u64(), field["noise"].as_u64()),
+        (Some(150), Some(0))
+    );
+    let samples = field["samples"].as_array().expect("samples");
+    assert_eq!(samples.len(), 5);
+    assert!(samples[0]["request"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("GET /users/") && r.ends_with(" HTTP/1.1")));
+    assert!(samples[0]["primary"]
+        .as_str()
+        .is_some_and(|v| v.ends_with("@example.com\"")));
+    assert!(samples[0]["candidate"]
+        .as_str()
+        .is_some_and(|v| v.contains("\"domain\":\"example.com\"")));
+    let items = &endpoints[1];
+    assert_eq!(items["endpoint"], "GET /items");
+    assert_eq!(items["verdict"], "passes");
+    assert_eq!(items["secondary"]["rate"], 1.0);
+    assert_eq!(items["candidate"]["rate_beyond_noise"], 0.0);
+}
+
+#[test]
+fn exit_code_is_zero_when_the_candidate_passes() {
+    let (p, s, c) = upstreams(Flavour::Stable);
+    let mut trident = Trident::with_upstreams(&p, &s, &c, &["--exit-code"]);
+    drive(&trident, 40);
+    assert_eq!(stop(&mut trident), Some(0), "{}", trident.output());
+    let summaries = summaries(&trident.stdout());
+    let summary = summaries.last().expect("a summary");
+    assert!(regressions(summary).is_empty(), "{summary:#?}");
+    assert_eq!(
+        summary.last().map(String::as_str),
+        Some("VERDICT candidate: PASS")
+    );
+}
+
+#[test]
+fn ignored_headers_and_fields_are_not_differences() {
+    let (p, s, c) = upstreams(Flavour::Debugging);
+    // Without the flags, the candidate's additions are regressions ...
+    let mut trident = Trident::with_upstreams(&p, &s, &c, &["--exit-code"]);
+    drive(&trident, 40);
+    assert_eq!(stop(&mut trident), Some(1), "{}", trident.output());
+    let summary = summaries(&trident.stdout()).pop().expect("a summary");
+    let mut found: Vec<String> = regressions(&summary).into_iter().map(|(_, f)| f).collect();
+    found.sort();
+    found.dedup();
+    assert_eq!(
+        found,
+        ["body debug extra", "header x-debug extra"],
+        "{summary:#?}"
+    );
+    // ... with them, nothing is.
+    let mut trident = Trident::with_upstreams(
+        &p,
+        &s,
+        &c,
+        &[
+            "--exit-code",
+            "--ignore-header",
+            "X-Debug",
+            "--ignore-field",
+            "debug",
+        ],
+    );
+    drive(&trident, 40);
+    assert_eq!(stop(&mut trident), Some(0), "{}", trident.output());
+    let block = &trident.blocks()[0];
+    match &block.candidate().outcome {
+        Outcome::Response { compared, .. } => assert_eq!(
+            compared.as_deref(),
+            Some("same; noise: header x-served-at, body request_id, body ts")
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_failing_candidate_is_a_difference_not_a_drop() {
+    let (p, s) = (Upstream::named("primary"), Upstream::named("secondary"));
+    let refused = refused_addr();
+    let mut trident = Trident::with_addrs(p.addr(), s.addr(), refused, &["--exit-code"]);
+    let mut client = trident.client();
+    for i in 0..40 {
+        assert_eq!(client.exchange(&get(&format!("/x/{i}"))).status, 200);
+    }
+    trident.wait_blocks(40, WAIT);
+    assert_eq!(stop(&mut trident), Some(1), "{}", trident.output());
+    let summary = summaries(&trident.stdout()).pop().expect("a summary");
+    assert_eq!(
+        regressions(&summary),
+        [("GET /x/{id}".to_string(), "error:refused".to_string())]
+    );
+    assert!(summary
+        .iter()
+        .any(|l| l == "    errors: primary 0, secondary 0, candidate 40 (refused 40)"));
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+#[test]
+fn gzip_bodies_are_compared_by_what_they_say() {
+    let body = br#"{"user":{"name":"ada"}}"#;
+    let plain =
+        move |_: &RecordedRequest| Reply::ok(&body[..]).header("Content-Type", "application/json");
+    let zipped = move |_: &RecordedRequest| {
+        Reply::ok(gzip(body))
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", "gzip")
+    };
+    let changed = |_: &RecordedRequest| {
+        Reply::ok(gzip(br#"{"user":{"name":"bob"}}"#))
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", "gzip")
+    };
+    let (p, s) = (Upstream::start(plain), Upstream::start(zipped));
+    let c = Upstream::start(changed);
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    trident.client().exchange(&get("/gz"));
+    let block = trident.wait_blocks(1, WAIT).remove(0);
+    let compared = |leg: &Leg| match &leg.outcome {
+        Outcome::Response { compared, .. } => compared.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        compared(block.secondary()).as_deref(),
+        Some("differs: header content-encoding extra"),
+        "{}",
+        block.text
+    );
+    assert_eq!(
+        compared(block.candidate()).as_deref(),
+        Some("differs: body user.name; noise: header content-encoding extra"),
+        "{}",
+        block.text
+    );
+}
+
+#[test]
+fn format_json_writes_one_parsable_line_per_exchange_and_summary() {
+    let (p, s, c) = upstreams(Flavour::EmailRegression);
+    let mut trident = Trident::with_upstreams(&p, &s, &c, &["--format", "json"]);
+    let mut client = trident.client();
+    for i in 0..5 {
+        client.exchange(&get(&format!("/users/{i}")));
+    }
+    assert_eq!(stop(&mut trident), Some(0), "{}", trident.output());
+    let lines: Vec<serde_json::Value> = trident
+        .stdout()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert_eq!(lines.len(), 6, "{}", trident.stdout());
+    let mut ids: Vec<u64> = lines[..5].iter().filter_map(|l| l["id"].as_u64()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 2, 3, 4, 5]);
+    for line in &lines[..5] {
+        assert_eq!(line["type"], "exchange");
+        assert_eq!(line["endpoint"], "GET /users/{id}");
+        assert_eq!(line["primary"]["status"], 200);
+        assert_eq!(line["secondary"]["result"], "differs");
+        assert_eq!(line["candidate"]["result"], "differs");
+        let fields: Vec<&str> = line["candidate"]["differences"]
+            .as_array()
+            .expect("differences")
+            .iter()
+            .filter(|d| d["masked"] == false)
+            .filter_map(|d| d["field"].as_str())
+            .collect();
+        assert_eq!(fields, ["body user.email type"]);
+    }
+    assert_eq!(lines[5]["type"], "summary");
+    assert_eq!(lines[5]["epoch"], 0);
+    assert_eq!(lines[5]["exchanges"], 5);
+    // Five requests are too few to fail the candidate.
+    assert_eq!(lines[5]["verdict"]["candidate"], "PASS");
+    assert_eq!(lines[5]["verdict"]["undecided_endpoints"], 1);
+}
+
+#[test]
+fn sigusr1_prints_the_summary_so_far_and_writes_the_report() {
+    let (p, s, c) = upstreams(Flavour::EmailRegression);
+    let report = ReportFile::new();
+    let mut trident = Trident::with_upstreams(&p, &s, &c, &["--report", report.arg()]);
+    drive(&trident, 20);
+    trident.signal("USR1");
+    assert!(
+        wait_until(WAIT, || trident.stdout().contains("VERDICT ")),
+        "no summary after SIGUSR1\n{}",
+        trident.output()
+    );
+    let summary = summaries(&trident.stdout()).remove(0);
+    assert!(
+        summary[0].starts_with("SUMMARY epoch 0 (SIGUSR1): 40 exchanges"),
+        "{summary:?}"
+    );
+    assert_eq!(report.read()["written"], "SIGUSR1");
+    // The proxy goes on, and the blocks that follow still parse.
+    assert_eq!(trident.client().exchange(&get("/users/99")).status, 200);
+    assert_eq!(trident.wait_blocks(41, WAIT).len(), 41);
+    assert_eq!(stop(&mut trident), Some(0));
+    let all = summaries(&trident.stdout());
+    assert_eq!(all.len(), 2);
+    assert!(all[1][0].starts_with("SUMMARY epoch 0 (final): 41 exchanges"));
+    assert_eq!(report.read()["written"], "shutdown");
+}
+
+#[test]
+fn a_reload_reports_the_old_epoch_and_starts_a_new_one() {
+    let clock = Arc::new(AtomicU64::new(1));
+    let p = service(Flavour::Stable, Arc::clone(&clock));
+    let s = service(Flavour::Stable, Arc::clone(&clock));
+    let broken = service(Flavour::EmailRegression, Arc::clone(&clock));
+    let fixed = service(Flavour::Stable, clock);
+    let file = TargetsFile::for_urls(&p.url(), &s.url(), &broken.url());
+    let report = ReportFile::new();
+    let mut trident = Trident::spawn(&["--targets", file.arg(), "--report", report.arg()]);
+    drive(&trident, 40);
+    file.write(&targets_text(&p.url(), &s.url(), &fixed.url()));
+    trident.signal("HUP");
+    trident.wait_stderr("targets reloaded", WAIT);
+    let mut client = trident.client();
+    for i in 0..40 {
+        client.exchange(&get(&format!("/users/{i}")));
+    }
+    trident.wait_blocks(120, WAIT);
+    assert_eq!(stop(&mut trident), Some(0), "{}", trident.output());
+    let stdout = trident.stdout();
+    let all = summaries(&stdout);
+    assert_eq!(all.len(), 2, "{stdout}");
+    assert!(
+        all[0][0].starts_with("SUMMARY epoch 0 (reloaded): 80 exchanges"),
+        "{:?}",
+        all[0]
+    );
+    assert_eq!(regressions(&all[0]).len(), 1);
+    assert!(
+        all[1][0].starts_with("SUMMARY epoch 1 (final): 40 exchanges"),
+        "{:?}",
+        all[1]
+    );
+    assert!(regressions(&all[1]).is_empty(), "{:?}", all[1]);
+    assert_eq!(
+        all[1].last().map(String::as_str),
+        Some("VERDICT candidate: FAIL — epoch 0 regressed (epoch 1 passes)")
+    );
+    // The old epoch's summary came before any block of the new one.
+    let old_summary = stdout.find("SUMMARY epoch 0").expect("epoch 0 summary");
+    let blocks = parse_blocks(&stdout).expect("blocks");
+    let first_new = blocks
+        .iter()
+        .map(|b| b.id)
+        .filter(|&id| id > 80)
+        .min()
+        .expect("new blocks");
+    let first_new_at = stdout
+        .find(&format!("REQUEST {first_new} "))
+        .expect("the block");
+    assert!(old_summary < first_new_at);
+    let json = report.read();
+    let epochs = json["epochs"].as_array().expect("epochs");
+    assert_eq!(epochs.len(), 2);
+    assert_eq!(
+        (epochs[0]["epoch"].as_u64(), epochs[1]["epoch"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(json["failed_epochs"], serde_json::json!([0]));
+}
