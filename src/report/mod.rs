@@ -43,6 +43,8 @@ pub const CHANNEL_CAPACITY: usize = 4096;
 pub const BACKLOG_BYTES: usize = 64 * 1024 * 1024;
 /// How often the idle reporting thread looks at the SIGUSR1 flag.
 const SIGNAL_POLL: Duration = Duration::from_millis(200);
+/// How long the reporting thread lets records gather after a wake-up.
+const BATCH_PAUSE: Duration = Duration::from_millis(1);
 /// Output is written in batches of whole blocks up to about this size (or sooner, whenever
 /// the channel is empty), so a burst costs a few writes instead of one per block.
 const WRITE_BATCH: usize = 64 * 1024;
@@ -359,7 +361,13 @@ pub fn run(
                 // A lull: what is written so far goes out now, not with the next burst.
                 reporter.write_out(out, true);
                 match records.recv_timeout(SIGNAL_POLL) {
-                    Ok(record) => Some(record),
+                    Ok(record) => {
+                        // Woken for one record: let a batch gather before the next wake-up,
+                        // so a busy proxy wakes this thread about a thousand times a second,
+                        // not once per exchange (each wake-up is a context switch).
+                        thread::sleep(BATCH_PAUSE);
+                        Some(record)
+                    }
                     Err(RecvTimeoutError::Timeout) => None,
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
