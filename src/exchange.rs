@@ -38,6 +38,10 @@ pub const SHADOW_STALL_GRACE: Duration = Duration::from_millis(100);
 pub const SHADOW_STALL_BUDGET: Duration = Duration::from_millis(1000);
 /// Most exchanges a shadow leg may have in flight unless `max_inflight=` says otherwise.
 pub const DEFAULT_MAX_INFLIGHT: usize = 256;
+/// Rounds of `drive_exchange` per turn of the event loop.
+const TURNS_PER_DRIVE: usize = 16;
+/// Reads of one upstream per turn of the event loop.
+const READS_PER_TURN: usize = 16;
 /// Bytes read from an upstream per read call.
 const UPSTREAM_READ_STEP: usize = 16 * 1024;
 
@@ -215,6 +219,8 @@ impl Exchange {
 enum Step {
     /// Waiting for the upstream (or for the client to drain).
     Blocked,
+    /// Read its share for this turn; more is waiting (come back without a new event).
+    Yield,
     /// The response is complete.
     Complete,
     Failed(LegError),
@@ -386,7 +392,7 @@ impl Core {
         while let Some(conn) = self.pool.take(addr) {
             if let Some(Conn::Upstream(up)) = self.conns.get_mut(conn) {
                 // A reload may have turned an http target into https on the same address.
-                if up.stream.is_plain() == tls {
+                if up.stream.is_plain() == tls || !quiet_since_pooled(up) {
                     up.state = UpstreamState::Closed;
                     self.closing.push(conn);
                     continue;
@@ -522,7 +528,7 @@ impl Core {
     /// client draining its output) is used by the other at once, since readiness that was
     /// already reported will not be reported again.
     pub(crate) fn drive_exchange(&mut self, key: usize) {
-        loop {
+        for _ in 0..TURNS_PER_DRIVE {
             let before = self.progress(key);
             self.pump_request(key);
             for role in Role::ALL {
@@ -541,6 +547,10 @@ impl Core {
             if self.progress(key) == before {
                 return;
             }
+        }
+        // Still moving: give every other socket and deadline a turn, then come back.
+        if let Some(ex) = self.exchanges.get(key) {
+            self.again.push((key, ex.id));
         }
     }
 
@@ -629,16 +639,17 @@ impl Core {
                 self.client_gone(client_key);
             }
             Some(Some(e)) => {
-                self.abort_request(key);
                 if let Some(Conn::Client(client)) = self.conns.get_mut(client_key) {
                     client.close_after = true;
                     client.input.clear();
                 }
+                // The client hears why first; failing the legs after cannot turn it into a 502.
                 self.respond_to_client_with_error(
                     key,
                     e.status(),
                     &format!("trident: bad request body: {e}"),
                 );
+                self.abort_request(key);
                 if let Some(ex) = self.exchanges.get_mut(key) {
                     ex.client = None;
                 }
@@ -765,10 +776,13 @@ impl Core {
         }
         spares.lend(&mut up.input);
         let request = &ex.request;
-        if let Err(e) = send_request(leg, up, request) {
-            let error = LegError::from_io(&e);
-            self.fail_leg(key, role, error);
-            return;
+        // A write can fail because the upstream answered early and closed (RFC 9112 §9.5):
+        // its answer is still in the socket, so read before giving up.
+        let write_error = send_request(leg, up, request).err();
+        if write_error.is_some() {
+            // Whatever the upstream sent before it closed is readable now, event or not.
+            up.readable = true;
+            up.hup = true;
         }
         let head_request = request.head.method == "HEAD";
         let client_version = request.head.version;
@@ -781,10 +795,17 @@ impl Core {
             self.draining,
             self.settings.max_compare_bytes,
         );
-        match step {
-            Step::Blocked => {}
-            Step::Complete => self.complete_leg(key, role),
-            Step::Failed(error) => self.fail_leg(key, role, error),
+        match (step, write_error) {
+            (Step::Complete, _) => self.complete_leg(key, role),
+            // No whole answer after all: the failed write is the cause.
+            (_, Some(e)) => self.fail_leg(key, role, LegError::from_io(&e)),
+            (Step::Failed(error), None) => self.fail_leg(key, role, error),
+            (Step::Blocked, None) => {}
+            (Step::Yield, None) => {
+                if let Some(ex) = self.exchanges.get(key) {
+                    self.again.push((key, ex.id));
+                }
+            }
         }
     }
 
@@ -988,6 +1009,9 @@ impl Core {
         if !request_done {
             self.abort_request(key);
         }
+        // A primary held back by the client's full output can go on now (its readiness was
+        // used up while it waited): read to the end, or to the deadline.
+        self.drive_exchange(key);
         self.finish_exchange_if_done(key);
     }
 
@@ -1050,6 +1074,32 @@ fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
+}
+
+/// Whether a pooled connection can be reused: nothing arrived on it since it was parked
+/// (the upstream closed it, or sent stray bytes). Its readiness events say so for a
+/// connection parked before the last poll; one parked longer than `PEEK_AFTER` is also
+/// asked directly (one `MSG_PEEK`), so a close that raced the poll, typically an upstream's
+/// keep-alive timeout, is caught before a request that cannot be retried is sent on it.
+/// Connections reused at once under load skip the system call.
+fn quiet_since_pooled(up: &mut Upstream) -> bool {
+    const PEEK_AFTER: Duration = Duration::from_millis(5);
+    let UpstreamState::Idle { since } = up.state else {
+        return true;
+    };
+    if !up.readable && since.elapsed() < PEEK_AFTER {
+        return true;
+    }
+    let mut probe = [0u8; 1];
+    let quiet = matches!(
+        up.stream.tcp().peek(&mut probe),
+        Err(ref e) if e.kind() == io::ErrorKind::WouldBlock
+    );
+    if quiet {
+        // A readable flag left from the last response said nothing new.
+        up.readable = false;
+    }
+    quiet
 }
 
 /// FNV-1a (64 bit): a stable hash for sampling keys.
@@ -1130,6 +1180,7 @@ fn receive(
     draining: bool,
     compare_cap: usize,
 ) -> Step {
+    let mut reads = 0;
     loop {
         match &mut leg.response {
             LegResponse::Head => {
@@ -1226,6 +1277,11 @@ fn receive(
         // Need more bytes from the upstream.
         if !up.readable {
             return Step::Blocked;
+        }
+        // A fast upstream must not keep the reactor from every other socket and deadline.
+        reads += 1;
+        if reads > READS_PER_TURN {
+            return Step::Yield;
         }
         let limit = match leg.response {
             LegResponse::Head => limits.max_head + 1,

@@ -246,6 +246,8 @@ pub(crate) struct Core {
     /// Connections to close at the end of this loop iteration (mio #219: a later event of
     /// the same batch may name a freed token).
     pub(crate) closing: Vec<usize>,
+    /// Exchanges (key, id) that stopped moving to give others a turn: driven again next turn.
+    pub(crate) again: Vec<(usize, u64)>,
     clients: usize,
 }
 
@@ -290,6 +292,13 @@ impl Core {
                 }
             }
         }
+    }
+
+    fn is_idle_upstream(&self, token: Token) -> bool {
+        matches!(
+            self.conns.get(token.0),
+            Some(Conn::Upstream(up)) if matches!(up.state, UpstreamState::Idle { .. })
+        )
     }
 
     fn on_event(&mut self, event: &Event) {
@@ -473,6 +482,7 @@ impl Proxy {
             tls,
             spares: Spares::default(),
             closing: Vec::new(),
+            again: Vec::new(),
             clients: 0,
         };
         info!("listening on {local_addr}");
@@ -538,12 +548,23 @@ impl Proxy {
         let mut drain_deadline = None;
         loop {
             let now = Instant::now();
-            let timeout = self.core.timers.poll_timeout(now);
+            let timeout = if self.core.again.is_empty() {
+                self.core.timers.poll_timeout(now)
+            } else {
+                Some(Duration::ZERO)
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
                 return Err(e);
+            }
+            // Idle pooled connections first: one the upstream closed (or spoke on) in this
+            // batch is dropped before a request of the same batch could take it.
+            for event in events.iter() {
+                if self.core.is_idle_upstream(event.token()) {
+                    self.core.on_event(event);
+                }
             }
             for event in events.iter() {
                 match event.token() {
@@ -555,6 +576,11 @@ impl Proxy {
                     SIGNALS => self.drain_signal_pipe(),
                     WAKER => {}
                     _ => self.core.on_event(event),
+                }
+            }
+            for (key, id) in std::mem::take(&mut self.core.again) {
+                if self.core.exchanges.get(key).is_some_and(|ex| ex.id == id) {
+                    self.core.after_leg_event(key);
                 }
             }
             // Flags are read after the pipe is drained: a signal during a reload is one more

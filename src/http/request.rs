@@ -342,6 +342,11 @@ pub(super) fn find_head(
     let mut first_line_end = None;
     while let Some(offset) = window[pos..].iter().position(|&b| b == b'\r' || b == b'\n') {
         let at = pos + offset;
+        // A request line already over its limit is 414 whatever ends it, so the answer does
+        // not depend on how the bytes arrived.
+        if first_line_end.is_none() && max_start_line.is_some_and(|max| at - start > max) {
+            return Err(Error::RequestLineTooLong);
+        }
         // RFC 9112 §2.2: bare CR MUST be rejected; a bare LF MAY be accepted, but mixed line
         // ends split parsers (http-garden), so trident accepts CRLF only.
         if window[at] == b'\n' {
