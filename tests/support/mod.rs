@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod console;
+pub mod hostile;
 pub mod tls;
 pub mod trident;
 pub mod upstream;
