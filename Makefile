@@ -14,8 +14,16 @@ test:
 demo:
 	$(CARGO) run --release --quiet -- --demo
 
+# Every cargo-fuzz target for FUZZ_SECONDS each (nightly toolchain; see docs/http.md).
+FUZZ_SECONDS ?= 60
 fuzz:
-	@echo "fuzz: not there yet (issue 4)"
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz
+	@rustup run nightly rustc --version >/dev/null 2>&1 || \
+		{ echo "fuzz: needs the nightly toolchain: rustup toolchain install nightly"; exit 1; }
+	@for target in $$($(CARGO) fuzz list); do \
+		echo "fuzz: $$target for $(FUZZ_SECONDS)s"; \
+		$(CARGO) +nightly fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 bench:
 	@echo "bench: not there yet (issue 7)"

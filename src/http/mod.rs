@@ -9,6 +9,7 @@ pub mod body;
 mod error;
 pub mod request;
 pub mod response;
+pub mod stream;
 
 pub use body::{BodyDecoder, Decoded};
 pub use error::Error;

@@ -1,0 +1,285 @@
+//! The fuzz corpora as ordinary tests: every checked-in input under `fuzz/corpus/<target>/`
+//! (the `seed-*` files and the `find-*` files kept from fuzzing runs) goes through the same
+//! check function its cargo-fuzz target calls, on the stable toolchain, so a crash once found
+//! and fixed stays fixed. The inputs libFuzzer adds under SHA-1 names in a local run are not
+//! replayed (they are not checked in, and there may be thousands).
+//!
+//! `cargo test --test fuzz_corpus -- --ignored` rewrites the seeds written here;
+//! `tests/smuggling.rs` writes the seeds made of its own rows the same way.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use trident::http::stream::FuzzInput;
+use trident::http::stream::{check_chunked, check_request_stream, check_response_stream};
+
+#[path = "../fuzz/targets_check.rs"]
+mod targets_check;
+
+/// A fuzz target's check: panics on a broken invariant.
+type Check = fn(&[u8]);
+
+/// Each fuzz target and the check it runs.
+const TARGETS: [(&str, Check); 4] = [
+    ("request_stream", check_request_stream),
+    ("response_stream", check_response_stream),
+    ("chunked", check_chunked),
+    ("targets_file", targets_check::check_targets_file),
+];
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+}
+
+/// The checked-in inputs of one target's corpus, sorted by name.
+fn corpus(target: &str) -> Vec<PathBuf> {
+    let dir = fuzz_dir().join("corpus").join(target);
+    let entries = fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with("seed-") || name.starts_with("find-")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_fuzz_target_has_a_check_and_a_corpus() {
+    let manifest = fs::read_to_string(fuzz_dir().join("Cargo.toml")).expect("fuzz/Cargo.toml");
+    let mut declared: Vec<&str> = manifest
+        .split("[[bin]]")
+        .skip(1)
+        .filter_map(|bin| {
+            let line = bin.lines().find(|l| l.trim_start().starts_with("name"))?;
+            line.split('"').nth(1)
+        })
+        .collect();
+    declared.sort_unstable();
+    let mut known: Vec<&str> = TARGETS.iter().map(|(name, _)| *name).collect();
+    known.sort_unstable();
+    assert_eq!(declared, known, "fuzz/Cargo.toml targets vs this file's");
+    for (target, _) in TARGETS {
+        assert!(
+            corpus(target).len() >= 8,
+            "fuzz/corpus/{target} has fewer than 8 seeds"
+        );
+    }
+}
+
+#[test]
+fn every_checked_in_corpus_input_passes_its_check() {
+    for (target, check) in TARGETS {
+        for path in corpus(target) {
+            let data = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            // A panic names the file: `cargo +nightly fuzz run TARGET PATH` reproduces it.
+            eprintln!("{target}: {}", path.display());
+            check(&data);
+        }
+    }
+}
+
+/// Every prefix of each seed is an input too: the inputs the network cuts short.
+#[test]
+fn every_prefix_of_the_framing_seeds_passes_its_check() {
+    for (target, check) in &TARGETS[..3] {
+        for path in corpus(target) {
+            let data = fs::read(&path).expect("seed");
+            if data.len() > 600 {
+                continue;
+            }
+            for end in 1..data.len() {
+                check(&data[..end]);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_targets_file_filter_skips_every_name_and_keeps_every_address() {
+    let rows = [
+        ("primary = http://127.0.0.1:9001", true),
+        ("primary = http://[::1]:9001/", true),
+        ("primary = https://[fe80::1%25eth0]", true),
+        ("primary = http://10.1:80", true),
+        ("primary = ftp://127.0.0.1", true),
+        ("no url at all", true),
+        ("primary = http://localhost:9001", false),
+        ("primary = http://a", false),
+        ("primary = http://1-2.3", false),
+        ("primary = http://x_y", false),
+        ("primary = https://example.com", false),
+        ("primary = http://127.0.0.1 secondary = http://evil", false),
+        ("primary = http://host\u{a0}x", false),
+    ];
+    for (text, offline) in rows {
+        assert_eq!(targets_check::resolves_nothing(text), offline, "{text:?}");
+    }
+}
+
+/// Writes the seeds that are not rows of `tests/smuggling.rs`
+/// (`cargo test --test fuzz_corpus -- --ignored`).
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let write = |target: &str, name: &str, bytes: &[u8]| {
+        let dir = fuzz_dir().join("corpus").join(target);
+        fs::create_dir_all(&dir).expect("corpus dir");
+        fs::write(dir.join(format!("seed-{name}")), bytes).expect("write seed");
+    };
+    let whole = |payload: &[u8]| FuzzInput::encode(false, false, false, &[], payload);
+    let small = |payload: &[u8]| FuzzInput::encode(true, false, false, &[], payload);
+    let split =
+        |splits: &[u16], payload: &[u8]| FuzzInput::encode(false, false, false, splits, payload);
+
+    // Requests: keep-alive sequences, persistence, fields trident rewrites, the limits.
+    let requests: [(&str, Vec<u8>); 10] = [
+        (
+            "pipelined-keep-alive",
+            split(
+                &[5, 40, 71],
+                b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nPOST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcPUT /3 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\nGET /4 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\n",
+            ),
+        ),
+        (
+            "http10-keep-alive",
+            whole(b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.0\r\nHost: h\r\n\r\nGET /c HTTP/1.0\r\n\r\n"),
+        ),
+        (
+            "expect-continue",
+            split(&[60], b"PUT /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\nbody"),
+        ),
+        (
+            "hop-by-hop",
+            whole(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: X-Secret, keep-alive\r\nX-Secret: s\r\nKeep-Alive: 5\r\nTE: trailers\r\nUpgrade: websocket\r\nProxy-Connection: x\r\nTrailer: T\r\nX-Kept: k\r\n\r\n"),
+        ),
+        (
+            "forwarded-for-rewrite",
+            FuzzInput::encode(
+                false,
+                true,
+                false,
+                &[],
+                b"GET / HTTP/1.1\r\nX-Forwarded-For: 10.0.0.1\r\nhost: a\r\nForwarded: for=1.2.3.4\r\nX-Forwarded-For:\r\nX-Trident-Role: spoofed\r\n\r\n",
+            ),
+        ),
+        (
+            "small-long-line",
+            small(b"GET /0123456789012345678901234 HTTP/1.1\r\nHost: a\r\n\r\n"),
+        ),
+        (
+            "small-many-fields",
+            small(b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\n\r\n"),
+        ),
+        (
+            "small-chunk-ext",
+            small(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;abcdefgh\r\nx\r\n0\r\n\r\n"),
+        ),
+        (
+            "long-line-then-bare-cr",
+            small(b"GET /0123456789012345678901234567890123456789\rX"),
+        ),
+        (
+            "compact-fields",
+            whole(b"POST /c HTTP/1.1\r\nhost:a\r\ncontent-length:2\r\nx:\t y \t\r\n\r\nhi"),
+        ),
+    ];
+    for (name, bytes) in &requests {
+        write("request_stream", name, bytes);
+    }
+
+    // Responses, for GET and HEAD, for HTTP/1.1 and HTTP/1.0 clients.
+    let response = |head: bool, http10: bool, splits: &[u16], payload: &[u8]| {
+        FuzzInput::encode(false, head, http10, splits, payload)
+    };
+    let responses: [(&str, Vec<u8>); 12] = [
+        ("length", response(false, false, &[], b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nDate: d\r\n\r\nhello")),
+        ("chunked-trailer", response(false, false, &[20, 50], b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n")),
+        ("chunked-to-http10", response(false, true, &[], b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")),
+        ("until-close", response(false, false, &[], b"HTTP/1.1 200 OK\r\nServer: s\r\n\r\nall of it until the close")),
+        ("until-close-http10", response(false, true, &[], b"HTTP/1.0 200 OK\r\n\r\nbody")),
+        ("interim-then-final", response(false, false, &[10], b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")),
+        ("head-with-length", response(true, false, &[], b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")),
+        ("head-with-chunked", response(true, false, &[], b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")),
+        ("not-modified", response(false, false, &[], b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: \"x\"\r\n\r\n")),
+        ("no-content", response(false, false, &[], b"HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\nabc")),
+        ("truncated", response(false, false, &[], b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhel")),
+        ("trailing-bytes", response(false, false, &[], b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: X-Hop\r\nX-Hop: h\r\n\r\nhiHTTP/1.1 200 OK\r\n\r\n")),
+    ];
+    for (name, bytes) in &responses {
+        write("response_stream", name, bytes);
+    }
+
+    // Chunked bodies: RFC 9112 §7.1 row by row, valid and not.
+    let chunked: [(&str, &[u8]); 16] = [
+        (
+            "two-chunks",
+            b"3\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n",
+        ),
+        (
+            "extensions",
+            b"5;name=value;q=\"a b\"\r\nhello\r\n0;last\r\n\r\n",
+        ),
+        ("bws-before-ext", b"5 ;a=b\r\nhello\r\n0\t;c\r\n\r\n"),
+        (
+            "trailers",
+            b"2\r\nhi\r\n0\r\nX-Sum: 1\r\nY: \t2\r\n\r\nnext",
+        ),
+        ("leading-zeros", b"0000000000000005\r\nhello\r\n0\r\n\r\n"),
+        ("size-0x", b"0x5\r\nhello\r\n0\r\n\r\n"),
+        ("size-plus", b"+5\r\nhello\r\n0\r\n\r\n"),
+        ("size-17-digits", b"00000000000000005\r\nhello\r\n"),
+        ("size-bare-lf", b"5\nhello\r\n0\r\n\r\n"),
+        ("data-bare-lf", b"5\r\nhello\n0\r\n\r\n"),
+        ("data-too-long", b"2\r\nhi\r\n3\r\nabc0\r\n\r\n"),
+        ("ext-cr", b"5;a\rb\r\nhello\r\n0\r\n\r\n"),
+        ("ext-ctl", b"5;a\x7f\r\nhello\r\n"),
+        ("trailer-bare-cr", b"0\r\nX: 1\rY: 2\r\n\r\n"),
+        ("trailer-ctl", b"0\r\nX: \x01\r\n\r\n"),
+        ("huge-size", b"ffffffffffffffff\r\nabc"),
+    ];
+    for (name, bytes) in chunked {
+        write("chunked", name, &split(&[1, 7], bytes));
+    }
+    write(
+        "chunked",
+        "small-ext-cap",
+        &FuzzInput::encode(true, false, false, &[], b"1;abcdefgh\r\nx\r\n0\r\n\r\n"),
+    );
+    write(
+        "chunked",
+        "small-trailer-cap",
+        &FuzzInput::encode(
+            true,
+            false,
+            false,
+            &[],
+            b"0\r\nX: 0123456789012345678901234567890123456789\r\n\r\n",
+        ),
+    );
+
+    // Targets files: addresses only (see fuzz/targets_check.rs), valid and not.
+    let good = "primary = http://127.0.0.1:9001\nsecondary = http://127.0.0.1:9002\n";
+    let targets: [(&str, String); 12] = [
+        ("valid", format!("{good}candidate = http://127.0.0.1:9003\n")),
+        (
+            "valid-options",
+            "# the three\r\n\r\n  candidate=http://[::1]:9003/  timeout=1500 connect_timeout=200 max_inflight=8 host=target # new\r\n\tsecondary =http://127.0.0.1/\r\nprimary= HTTP://127.0.0.1:9001 # stable\r\n".to_string(),
+        ),
+        ("bom", format!("\u{feff}{good}candidate = http://127.0.0.1:9003")),
+        ("duplicate-role", format!("{good}primary = http://127.0.0.1:9003\n")),
+        ("missing-role", good.to_string()),
+        ("unknown-role", format!("{good}canidate = http://127.0.0.1:9003\n")),
+        ("unknown-option", format!("{good}candidate = http://127.0.0.1:9003 retries=3\n")),
+        ("bad-timeout", format!("{good}candidate = http://127.0.0.1:9003 timeout=-5\n")),
+        ("path", format!("{good}candidate = http://127.0.0.1:9003/api\n")),
+        ("userinfo", format!("{good}candidate = http://u@127.0.0.1:9003\n")),
+        ("bad-port", format!("{good}candidate = http://127.0.0.1:99999\n")),
+        ("ipv6-unbracketed", format!("{good}candidate = http://::1:9003\n")),
+    ];
+    for (name, text) in &targets {
+        write("targets_file", name, text.as_bytes());
+    }
+}

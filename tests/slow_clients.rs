@@ -1,0 +1,460 @@
+//! Slow and greedy clients, and the protocol behaviours a multicasting proxy must pin down:
+//! a slowloris head is answered 408 within the whole-head deadline while others are served;
+//! an idle keep-alive connection is closed; a client that stops reading is dropped after the
+//! send deadline and costs a bounded amount of memory; `--max-clients` and running out of
+//! file descriptors make trident wait, not crash or spin. Then `Expect: 100-continue`,
+//! `Upgrade`, `CONNECT` and HTTP/1.0 persistence.
+//!
+//! Timings are measured, not slept: every wait has a deadline and the bounds are wide enough
+//! for a loaded two-core machine.
+
+mod support;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn three_named() -> (Upstream, Upstream, Upstream) {
+    (
+        Upstream::named("primary"),
+        Upstream::named("secondary"),
+        Upstream::named("candidate"),
+    )
+}
+
+/// A raw connection with a read timeout, for clients that misbehave on purpose.
+fn raw(addr: SocketAddr, read_timeout: Duration) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect to trident");
+    stream
+        .set_read_timeout(Some(read_timeout))
+        .expect("timeout");
+    stream
+}
+
+/// Everything until EOF, an error or `timeout`; and whether it ended by EOF or error.
+fn read_until_closed(stream: &mut TcpStream, timeout: Duration) -> (Vec<u8>, bool) {
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    while Instant::now() < deadline {
+        match stream.read(&mut chunk) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return (got, true),
+        }
+    }
+    (got, false)
+}
+
+/// A value in kB from `/proc/PID/status` (`VmRSS`).
+fn status_kb(pid: u32, field: &str) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// User plus system CPU time of `pid`, in clock ticks (`/proc/PID/stat` fields 14 and 15).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    // The command name may hold spaces: count fields after its closing parenthesis.
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // Field 3 (state) is fields[0]; utime is field 14, stime field 15.
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
+fn ticks_per_second() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+        .unwrap_or(100)
+}
+
+#[test]
+fn slowloris_gets_408_within_the_head_deadline_while_others_are_served() {
+    let (p, s, c) = three_named();
+    let trident = Trident::with_upstreams(&p, &s, &c, &["--header-timeout", "1000"]);
+    let mut slow = raw(trident.addr(), Duration::from_millis(50));
+    let started = Instant::now();
+    slow.write_all(b"GET /slow HTTP/1.1\r\n")
+        .expect("first bytes");
+    // One header byte every 50 ms: an inactivity timer would never fire.
+    let mut trickler = slow.try_clone().expect("clone");
+    let trickle = thread::spawn(move || {
+        for &b in b"Host: test.local\r\nX-Trickle: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        {
+            thread::sleep(Duration::from_millis(50));
+            if trickler.write_all(&[b]).is_err() {
+                break;
+            }
+        }
+    });
+    // Meanwhile other clients are served at once, on new connections and a kept one.
+    let mut kept = trident.client();
+    for n in 0..5 {
+        let begun = Instant::now();
+        let resp = kept.exchange(&get(&format!("/fast-{n}")));
+        assert_eq!(resp.status, 200);
+        let resp = trident.client().exchange(&get(&format!("/fresh-{n}")));
+        assert_eq!(resp.status, 200);
+        assert!(
+            begun.elapsed() < Duration::from_millis(500),
+            "served in {:?}",
+            begun.elapsed()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let (got, closed) = read_until_closed(&mut slow, Duration::from_secs(3));
+    let elapsed = started.elapsed();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 408 "), "{text:?}");
+    assert!(text.contains("Connection: close\r\n"), "{text:?}");
+    assert!(closed, "the slowloris connection stays open");
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(2000),
+        "408 after {elapsed:?}, deadline 1000ms"
+    );
+    let _ = trickle.join();
+    // The slow request never reached an upstream.
+    for up in [&p, &s, &c] {
+        assert!(up.requests().iter().all(|r| r.target != "/slow"));
+    }
+}
+
+#[test]
+fn idle_keepalive_and_silent_connections_are_closed_after_the_idle_timeout() {
+    let (p, s, c) = three_named();
+    let trident = Trident::with_upstreams(&p, &s, &c, &["--idle-timeout", "300"]);
+    // A connection that never sends a byte.
+    let mut silent = raw(trident.addr(), Duration::from_millis(50));
+    let silent_since = Instant::now();
+    // A keep-alive connection after one exchange.
+    let mut client = trident.client();
+    assert_eq!(client.exchange(&get("/once")).status, 200);
+    let idle_since = Instant::now();
+    client.expect_closed();
+    let idle = idle_since.elapsed();
+    assert!(
+        idle >= Duration::from_millis(250) && idle < Duration::from_millis(1500),
+        "keep-alive connection closed after {idle:?}, idle timeout 300ms"
+    );
+    let (got, closed) = read_until_closed(&mut silent, Duration::from_secs(2));
+    let silent_for = silent_since.elapsed();
+    assert!(closed && got.is_empty(), "silent connection: {got:?}");
+    assert!(
+        silent_for >= Duration::from_millis(250) && silent_for < Duration::from_millis(1500),
+        "silent connection closed after {silent_for:?}"
+    );
+}
+
+/// The inode of the TCP socket whose local end is `local` and remote end `remote`
+/// (`/proc/net/tcp`: hex addresses, the IPv4 address in host order, the port big-endian).
+fn tcp_inode(local: SocketAddr, remote: SocketAddr) -> Option<u64> {
+    let hex = |addr: SocketAddr| match addr {
+        SocketAddr::V4(v4) => format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        ),
+        SocketAddr::V6(_) => String::new(),
+    };
+    let (local, remote) = (hex(local), hex(remote));
+    let table = fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(1) == Some(&local.as_str()) && fields.get(2) == Some(&remote.as_str()))
+            .then(|| fields.get(9)?.parse().ok())
+            .flatten()
+    })
+}
+
+/// Whether process `pid` holds a descriptor for socket `inode`.
+fn holds_socket(pid: u32, inode: u64) -> bool {
+    let wanted = format!("socket:[{inode}]");
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|entry| fs::read_link(entry.ok()?.path()).ok())
+                .any(|link| link.to_str() == Some(wanted.as_str()))
+        })
+        .unwrap_or(false)
+}
+
+/// A trident whose primary answers `/greedy` with 32 MiB, warmed up, and a client that asked
+/// for it and reads nothing: (trident, client, when it asked, trident's VmRSS before it).
+fn greedy_client(
+    primary: &Upstream,
+    s: &Upstream,
+    c: &Upstream,
+) -> (Trident, TcpStream, Instant, u64) {
+    let trident = Trident::with_upstreams(
+        primary,
+        s,
+        c,
+        &["--send-timeout", "500", "--timeout", "30000"],
+    );
+    // Warm up: the upstream pool, the report thread, the allocator.
+    for _ in 0..3 {
+        assert_eq!(trident.client().exchange(&get("/warm")).status, 200);
+    }
+    let rss = status_kb(trident.pid(), "VmRSS");
+    let mut greedy = raw(trident.addr(), Duration::from_millis(50));
+    greedy.write_all(&get("/greedy")).expect("send the request");
+    let asked = Instant::now();
+    (trident, greedy, asked, rss)
+}
+
+const GREEDY_BODY: usize = 32 << 20;
+
+fn big_primary() -> Upstream {
+    let body = pattern(GREEDY_BODY, 7);
+    Upstream::start(move |req| match req.target.as_str() {
+        "/greedy" => Reply::ok(body.clone()),
+        _ => Reply::ok("small"),
+    })
+}
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_after_the_send_timeout_in_bounded_memory() {
+    let primary = big_primary();
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let (trident, mut greedy, asked, baseline) = greedy_client(&primary, &s, &c);
+    // Read nothing. The primary is read only as fast as the client drains, so trident's
+    // memory stays flat until the send deadline drops the client: it closes its end of the
+    // connection, whose socket is found by its addresses.
+    let pid = trident.pid();
+    let mut inode = None;
+    let accepted = wait_until(WAIT, || {
+        inode = tcp_inode(trident.addr(), greedy.local_addr().expect("local address"));
+        inode.is_some_and(|inode| holds_socket(pid, inode))
+    });
+    assert!(accepted, "trident's end of the greedy connection not found");
+    let inode = inode.expect("inode");
+    let mut peak = baseline;
+    let dropped = wait_until(Duration::from_secs(10), || {
+        peak = peak.max(status_kb(pid, "VmRSS"));
+        !holds_socket(pid, inode)
+    });
+    let dropped_after = asked.elapsed();
+    assert!(
+        dropped,
+        "the greedy client was never dropped\n{}",
+        trident.output()
+    );
+    // Not before the deadline; the upper bound allows for the kernel's buffers filling
+    // slowly on a loaded machine (every byte they take restarts the deadline).
+    assert!(
+        dropped_after >= Duration::from_millis(450) && dropped_after < Duration::from_secs(8),
+        "dropped after {dropped_after:?}, send timeout 500ms"
+    );
+    let growth_kb = peak.saturating_sub(baseline);
+    assert!(
+        growth_kb < 6 * 1024,
+        "VmRSS grew by {growth_kb} kB (from {baseline} kB) for a client that does not read"
+    );
+    // The client got part of the body, then the close.
+    let (got, closed) = read_until_closed(&mut greedy, Duration::from_secs(5));
+    assert!(closed, "the greedy connection stays open");
+    assert!(
+        got.len() < GREEDY_BODY,
+        "the client got {} of {GREEDY_BODY} bytes",
+        got.len()
+    );
+    // The primary's response has nowhere to go any more: the exchange ends now, not at the
+    // primary's --timeout (30 s here), and its block is written.
+    let ended = wait_until(Duration::from_secs(8), || {
+        trident
+            .blocks()
+            .iter()
+            .any(|block| block.target == "/greedy")
+    });
+    assert!(
+        ended,
+        "the exchange of a dropped client still runs {:?} after the drop: its primary leg \
+         waits for --timeout\n{}",
+        asked.elapsed() - dropped_after,
+        trident.output()
+    );
+}
+
+#[test]
+fn beyond_max_clients_a_connection_waits_until_one_closes() {
+    let (p, s, c) = three_named();
+    let trident = Trident::with_upstreams(&p, &s, &c, &["--max-clients", "2"]);
+    let mut first = trident.client();
+    let mut second = trident.client();
+    assert_eq!(first.exchange(&get("/first")).status, 200);
+    assert_eq!(second.exchange(&get("/second")).status, 200);
+    // The third is accepted by the kernel, not by trident: no answer while two are open.
+    let mut third = trident.client();
+    third.send(&get("/third"));
+    third.set_read_timeout(Duration::from_millis(400));
+    let early = third.try_read_response(false);
+    assert!(early.is_err(), "served beyond --max-clients: {early:?}");
+    assert_eq!(
+        p.request_count(),
+        2,
+        "the third request reached an upstream"
+    );
+    // One closes: the third is served, and the other still is.
+    drop(first);
+    third.set_read_timeout(WAIT);
+    assert_eq!(third.read_response(false).body_text(), "primary GET /third");
+    assert_eq!(second.exchange(&get("/second-again")).status, 200);
+}
+
+#[test]
+fn out_of_file_descriptors_trident_serves_its_clients_and_does_not_spin() {
+    let (p, s, c) = three_named();
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    // Lower the running process's limit: the harness spawns the binary itself.
+    let status = Command::new("prlimit")
+        .arg(format!("--pid={}", trident.pid()))
+        .arg("--nofile=64:64")
+        .status()
+        .expect("run prlimit (util-linux)");
+    assert!(status.success(), "prlimit failed");
+    // An established client, whose upstream connections are pooled.
+    let mut client = trident.client();
+    assert_eq!(client.exchange(&get("/before")).status, 200);
+    // Far more connections than descriptors: the kernel queues them, trident runs out.
+    let flood: Vec<TcpStream> = (0..100)
+        .map(|_| raw(trident.addr(), Duration::from_millis(50)))
+        .collect();
+    trident.wait_stderr("accept failed", WAIT);
+    let ticks_before = cpu_ticks(trident.pid());
+    let window = Instant::now();
+    // The established client is still served while the limit is hit.
+    for n in 0..10 {
+        let resp = client.exchange(&get(&format!("/during-{n}")));
+        assert_eq!(resp.status, 200, "{}", resp.body_text());
+        thread::sleep(Duration::from_millis(150));
+    }
+    let wall = window.elapsed();
+    let cpu = Duration::from_millis(
+        (cpu_ticks(trident.pid()) - ticks_before) * 1000 / ticks_per_second(),
+    );
+    eprintln!("out of descriptors: {cpu:?} of CPU in {wall:?}");
+    assert!(
+        cpu < wall / 5,
+        "trident used {cpu:?} of CPU in {wall:?} while out of descriptors"
+    );
+    // The flood goes away: new clients are served again.
+    drop(flood);
+    let recovered = wait_until(WAIT, || {
+        let mut fresh = trident.client();
+        fresh.set_read_timeout(Duration::from_millis(500));
+        fresh.send(&get("/after"));
+        fresh
+            .try_read_response(false)
+            .is_ok_and(|r| r.status == 200)
+    });
+    assert!(
+        recovered,
+        "no new client served after the flood\n{}",
+        trident.output()
+    );
+    assert_eq!(client.exchange(&get("/still")).status, 200);
+}
+
+#[test]
+fn expect_100_continue_is_answered_by_trident_and_not_forwarded() {
+    let (p, s, c) = three_named();
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let mut client = trident.client();
+    client.send(
+        b"PUT /expect HTTP/1.1\r\nHost: test.local\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    );
+    let (status, reason, _) = client.read_head().expect("an interim answer");
+    assert_eq!((status, reason.as_str()), (100, "Continue"));
+    client.send(b"hello");
+    let resp = client.read_response(false);
+    assert_eq!(resp.status, 200);
+    for up in [&p, &s, &c] {
+        let got = &up.wait_requests(1, WAIT)[0];
+        assert!(!got.has_header("Expect"), "Expect forwarded");
+        assert_eq!(got.body, b"hello");
+    }
+}
+
+#[test]
+fn upgrade_is_served_as_plain_http_without_upgrade_or_te() {
+    let (p, s, c) = three_named();
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let mut client = trident.client();
+    let resp = client.exchange(
+        b"GET /chat HTTP/1.1\r\nHost: test.local\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nTE: trailers\r\n\r\n",
+    );
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body_text(), "primary GET /chat");
+    assert!(resp.header("Upgrade").is_none());
+    // Still HTTP on the same connection: no tunnel was opened.
+    assert_eq!(client.exchange(&get("/after-upgrade")).status, 200);
+    for up in [&p, &s, &c] {
+        let got = find(&up.wait_requests(2, WAIT), "/chat").clone();
+        for name in ["Upgrade", "Connection", "TE"] {
+            assert!(!got.has_header(name), "{name} forwarded to {}", up.addr());
+        }
+        assert_eq!(got.header("Sec-WebSocket-Version"), Some("13"));
+    }
+}
+
+#[test]
+fn connect_gets_405_and_reaches_no_upstream() {
+    let (p, s, c) = three_named();
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let mut client = trident.client();
+    let resp =
+        client.exchange(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+    assert_eq!(resp.status, 405);
+    assert_eq!(resp.header("Connection"), Some("close"));
+    client.expect_closed();
+    assert_eq!(trident.client().exchange(&get("/after")).status, 200);
+    for up in [&p, &s, &c] {
+        assert_eq!(sorted_targets(&up.wait_requests(1, WAIT)), ["/after"]);
+    }
+}
+
+#[test]
+fn http10_closes_unless_keep_alive_was_asked_and_then_announces_it() {
+    let (p, s, c) = three_named();
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let mut plain = trident.client();
+    let resp = plain.exchange(b"GET /old HTTP/1.0\r\nHost: test.local\r\n\r\n");
+    assert_eq!(resp.status, 200);
+    assert_ne!(resp.header("Connection"), Some("keep-alive"));
+    plain.expect_closed();
+
+    let mut kept = trident.client();
+    let resp = kept
+        .exchange(b"GET /kept-1 HTTP/1.0\r\nHost: test.local\r\nConnection: keep-alive\r\n\r\n");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("Connection"), Some("keep-alive"));
+    let resp = kept
+        .exchange(b"GET /kept-2 HTTP/1.0\r\nHost: test.local\r\nConnection: keep-alive\r\n\r\n");
+    assert_eq!(resp.body_text(), "primary GET /kept-2");
+    // Upstreams always speak HTTP/1.1 with trident.
+    for up in [&p, &s, &c] {
+        for got in up.wait_requests(3, WAIT) {
+            assert_eq!(got.version, "HTTP/1.1");
+        }
+    }
+}
