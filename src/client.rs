@@ -323,11 +323,22 @@ impl Core {
                     }
                 }
             }
+            if !client.readable || client.eof {
+                if client.eof {
+                    // Closed between requests (or mid-head: nothing to answer); what is
+                    // still owed to it goes out first.
+                    client.phase = ClientPhase::Closing;
+                    return true;
+                }
+                return false;
+            }
             // Reading past the head limit makes the parser report the overflow.
             self.spares.lend(&mut client.input);
             match client.fill(limits.max_head + 1) {
                 Ok(true) => continue,
                 Ok(false) => {
+                    // Nothing came: an idle connection keeps no buffer.
+                    self.spares.reclaim(&mut client.input);
                     if client.eof {
                         // Closed between requests (or mid-head: nothing to answer); what
                         // is still owed to it goes out first.
@@ -376,6 +387,12 @@ impl Core {
         } else {
             client.phase = ClientPhase::Idle { head_started: None };
             self.spares.reclaim(&mut client.input);
+            if client.pending_output() == 0 {
+                // An idle keep-alive connection should cost its struct, not a response's
+                // worth of capacity (one small allocation per response instead).
+                client.out = Vec::new();
+                client.out_pos = 0;
+            }
             let deadline = Deadline::Client {
                 conn: key,
                 serial: client.serial,
