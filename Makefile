@@ -25,8 +25,22 @@ fuzz:
 		$(CARGO) +nightly fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
 
-bench:
-	@echo "bench: not there yet (issue 7)"
+# The yardstick the project is judged by lives beside the repository (../shared/bench);
+# bench/extra.py adds the scenarios it lacks. Results go to bench/results*.md (not committed).
+YARDSTICK ?= ../shared/bench/run.py
+BENCH_ARGS ?=
+
+bench: build
+	@command -v nginx >/dev/null 2>&1 && command -v wrk >/dev/null 2>&1 || \
+		{ apt-get update && apt-get install -y nginx wrk; }
+	@command -v perf >/dev/null 2>&1 || apt-get install -y linux-perf || \
+		echo "bench: no perf: the syscall count is skipped"
+	@if [ -f $(YARDSTICK) ]; then \
+		python3 $(YARDSTICK) target/release/trident --out bench/results.md $(BENCH_ARGS); \
+	else \
+		echo "bench: $(YARDSTICK) not found: the shared yardstick is skipped"; \
+	fi
+	python3 bench/extra.py target/release/trident --out bench/results-extra.md
 
 fmt:
 	$(CARGO) fmt --all

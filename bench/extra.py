@@ -1,0 +1,368 @@
+#!/usr/bin/env python3
+"""trident-only benchmark scenarios that the shared yardstick (../shared/bench/run.py) lacks.
+
+    python3 bench/extra.py [TRIDENT] [--duration S] [--out FILE] [--only a,b]
+
+Scenarios (each starts its own processes on 127.0.0.1 free ports and stops them):
+  stalled     primary throughput with the candidate stalled (accepts, never answers)
+              against the healthy run, and trident's RSS over the stalled run
+  bodies      keep-alive throughput, CPU and peak RSS with 100 B, 16 KiB and 1 MiB bodies
+  idle        RSS per idle keep-alive client connection (1000 and 10 000 clients)
+  syscalls    system calls per keep-alive request in steady state (perf tracepoints)
+
+Needs nginx and wrk (`apt-get install -y nginx wrk`), perf for `syscalls`. Python 3
+standard library only. Results go to stdout and to --out (default bench/results-extra.md,
+which git ignores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+UPSTREAM_CONF = """
+worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+worker_rlimit_nofile 65536;
+events {{ worker_connections 32768; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    default_type text/plain;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        root {prefix}/www;
+        location = / {{ return 200 "{small}"; }}
+    }}
+}}
+"""
+
+
+def log(msg: str) -> None:
+    print(f"[extra {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 5.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def cpu_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return int(rest[11]) + int(rest[12])
+
+
+def status_kib(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class Procs:
+    """Every process a scenario starts, stopped by pid at the end."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, argv: list[str], **kw) -> subprocess.Popen:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.procs.clear()
+
+
+def start_upstream(procs: Procs, root: str, name: str) -> int:
+    prefix = os.path.join(root, name)
+    os.makedirs(os.path.join(prefix, "www"), mode=0o755, exist_ok=True)
+    with open(os.path.join(prefix, "www", "16k"), "wb") as f:
+        f.write(b"s" * 16384)
+    with open(os.path.join(prefix, "www", "1m"), "wb") as f:
+        f.write(b"m" * (1 << 20))
+    port = free_port()
+    conf = os.path.join(prefix, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(UPSTREAM_CONF.format(prefix=prefix, port=port, small="x" * 100))
+    procs.start(["nginx", "-c", conf, "-p", prefix], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return port
+
+
+def start_stalled(procs: Procs) -> tuple[int, socket.socket]:
+    """A listener that never accepts: connections complete in the kernel backlog and
+    never get an answer (what a hung candidate looks like from the proxy)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(65535)
+    return s.getsockname()[1], s
+
+
+def start_trident(procs: Procs, trident: str, ports: list[int], extra: list[str] | None = None
+                  ) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    argv = [trident, "--listen", f"127.0.0.1:{port}",
+            "--primary", f"http://127.0.0.1:{ports[0]}",
+            "--secondary", f"http://127.0.0.1:{ports[1]}",
+            "--candidate", f"http://127.0.0.1:{ports[2]}"] + (extra or [])
+    p = procs.start(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return p, port
+
+
+def wrk(port: int, path: str, conns: int, seconds: float) -> dict:
+    run = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--latency",
+                          f"http://127.0.0.1:{port}{path}"],
+                         capture_output=True, text=True, timeout=seconds + 30)
+    out = run.stdout
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not found:
+        raise RuntimeError(f"wrk said: {out} {run.stderr}")
+    rps = float(found.group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "requests": total, "non2xx": int(errors.group(1)) if errors else 0}
+
+
+def measured(pid: int, run) -> dict:
+    before = cpu_ticks(pid)
+    result = run()
+    result["cpu_s"] = (cpu_ticks(pid) - before) / CLK_TCK
+    result["cpu_us_per_req"] = result["cpu_s"] * 1e6 / max(result["requests"], 1)
+    result["hwm_mib"] = status_kib(pid, "VmHWM") / 1024
+    return result
+
+
+# ------------------------------------------------------------------------- scenarios
+
+def scenario_stalled(trident: str, root: str, seconds: float) -> list[str]:
+    rows = ["| run | req/s | primary non-2xx | peak RSS MiB | RSS start→end MiB |", "|---|---|---|---|---|"]
+    results = {}
+    for name in ("healthy", "stalled candidate"):
+        procs = Procs()
+        try:
+            ports = [start_upstream(procs, root, f"s-{name[:4]}-{i}") for i in range(2)]
+            if name == "healthy":
+                ports.append(start_upstream(procs, root, "s-heal-2"))
+                hold = None
+            else:
+                port, hold = start_stalled(procs)
+                ports.append(port)
+            tri, port = start_trident(procs, trident, ports)
+            wrk(port, "/", 16, 1)  # warm-up
+            start_rss = status_kib(tri.pid, "VmRSS") / 1024
+            r = measured(tri.pid, lambda: wrk(port, "/", 16, seconds))
+            end_rss = status_kib(tri.pid, "VmRSS") / 1024
+            results[name] = r
+            rows.append(f"| {name} | {r['rps']:.0f} | {r['non2xx']} | {r['hwm_mib']:.1f} | "
+                        f"{start_rss:.1f} → {end_rss:.1f} |")
+            if hold:
+                hold.close()
+        finally:
+            procs.stop()
+    ratio = results["stalled candidate"]["rps"] / results["healthy"]["rps"]
+    rows.append("")
+    rows.append(f"Primary throughput with the candidate stalled: {ratio:.2f} × the healthy run.")
+    return rows
+
+
+def scenario_bodies(trident: str, root: str, seconds: float) -> list[str]:
+    rows = ["| body | req/s | CPU µs/req | peak RSS MiB |", "|---|---|---|---|"]
+    procs = Procs()
+    try:
+        ports = [start_upstream(procs, root, f"b-{i}") for i in range(3)]
+        for label, path, conns in (("100 B", "/", 16), ("16 KiB", "/16k", 16), ("1 MiB", "/1m", 4)):
+            tri, port = start_trident(procs, trident, ports)
+            wrk(port, path, conns, 1)
+            r = measured(tri.pid, lambda: wrk(port, path, conns, seconds))
+            if r["non2xx"]:
+                raise RuntimeError(f"{label}: {r['non2xx']} responses were not 2xx")
+            rows.append(f"| {label} (c{conns}) | {r['rps']:.0f} | {r['cpu_us_per_req']:.1f} | "
+                        f"{r['hwm_mib']:.1f} |")
+            tri.send_signal(signal.SIGTERM)
+            tri.wait(timeout=10)
+    finally:
+        procs.stop()
+    return rows
+
+
+def scenario_idle(trident: str, root: str, _seconds: float) -> list[str]:
+    rows = ["| idle clients | RSS before MiB | RSS after MiB | KiB per connection |", "|---|---|---|---|"]
+    request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+    for count in (1000, 10000):
+        procs = Procs()
+        clients: list[socket.socket] = []
+        try:
+            ports = [start_upstream(procs, root, f"i-{count}-{i}") for i in range(3)]
+            tri, port = start_trident(procs, trident, ports, ["--max-clients", str(count + 100)])
+            # One request warms the pools, so the delta is client connections only.
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(request)
+                s.recv(65536)
+            time.sleep(0.2)
+            before = status_kib(tri.pid, "VmRSS")
+            # One client after another, each left open after its answer: what an idle
+            # keep-alive connection costs (not the peak of ten thousand requests at once).
+            for _ in range(count):
+                s = socket.create_connection(("127.0.0.1", port))
+                s.settimeout(10)
+                s.sendall(request)
+                got = b""
+                while b"\r\n\r\n" not in got or len(got) < 100:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+                clients.append(s)
+            time.sleep(0.5)
+            after = status_kib(tri.pid, "VmRSS")
+            rows.append(f"| {count} | {before / 1024:.1f} | {after / 1024:.1f} | "
+                        f"{(after - before) / count:.2f} |")
+        finally:
+            for s in clients:
+                s.close()
+            procs.stop()
+    return rows
+
+
+SYSCALLS = ["recvfrom", "sendto", "writev", "write", "read", "epoll_wait", "futex",
+            "sched_yield", "clock_nanosleep", "accept4", "epoll_ctl"]
+
+
+def scenario_syscalls(trident: str, root: str, seconds: float) -> list[str]:
+    """Counts system calls with perf's tracepoints (no slowdown worth speaking of; strace
+    would slow trident enough to change what it does)."""
+    if not shutil.which("perf"):
+        return ["perf not installed: skipped (`apt-get install -y linux-perf`)."]
+    procs = Procs()
+    try:
+        ports = [start_upstream(procs, root, f"c-{i}") for i in range(3)]
+        tri, port = start_trident(procs, trident, ports)
+        wrk(port, "/", 16, 1)
+        events = ["raw_syscalls:sys_enter"] + [f"syscalls:sys_enter_{c}" for c in SYSCALLS]
+        out = os.path.join(root, "perf.csv")
+        counter = subprocess.Popen(
+            ["perf", "stat", "-x", ",", "-o", out, "-p", str(tri.pid)]
+            + [arg for e in events for arg in ("-e", e)],
+            stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+        r = wrk(port, "/", 16, seconds)
+        counter.send_signal(signal.SIGINT)
+        counter.wait(timeout=10)
+        counts = {}
+        with open(out) as f:
+            for line in f:
+                fields = line.strip().split(",")
+                if len(fields) > 2 and fields[0].isdigit():
+                    counts[fields[2].split(":")[-1].replace("sys_enter_", "")] = int(fields[0])
+        total = counts.pop("sys_enter", 0)
+        if not total:
+            return ["perf could not count system calls here (tracepoints not readable)."]
+        rows = [f"{r['requests']} keep-alive requests (wrk c16, {seconds:g} s, counted with "
+                f"perf tracepoints over both threads): {total / r['requests']:.2f} system calls "
+                "per request.", "", "| call | per request |", "|---|---|"]
+        for name, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+            rows.append(f"| {name} | {n / r['requests']:.2f} |")
+        rest = total - sum(counts.values())
+        rows.append(f"| (others) | {rest / r['requests']:.2f} |")
+        return rows
+    finally:
+        procs.stop()
+
+
+SCENARIOS = {
+    "stalled": scenario_stalled,
+    "bodies": scenario_bodies,
+    "idle": scenario_idle,
+    "syscalls": scenario_syscalls,
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("trident", nargs="?", default="target/release/trident")
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds per load (default 5)")
+    ap.add_argument("--out", default=os.path.join(HERE, "results-extra.md"))
+    ap.add_argument("--only", help="comma-separated scenarios: " + ",".join(SCENARIOS))
+    args = ap.parse_args()
+    for tool in ("nginx", "wrk"):
+        if not shutil.which(tool):
+            print(f"extra.py: {tool} not found (apt-get install -y nginx wrk)", file=sys.stderr)
+            return 2
+    if not os.access(args.trident, os.X_OK):
+        print(f"extra.py: no trident binary at {args.trident} (make build)", file=sys.stderr)
+        return 2
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(want, hard)), hard))
+        if hard < want and os.geteuid() == 0:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+    except (ValueError, OSError):
+        pass
+    names = args.only.split(",") if args.only else list(SCENARIOS)
+    lines = [f"# trident extra scenarios — {dt.date.today()}", "",
+             f"Machine: {os.cpu_count()} CPUs; binary {args.trident}; {args.duration:g} s per load.", ""]
+    root = tempfile.mkdtemp(prefix="trident-extra-")
+    os.chmod(root, 0o755)  # nginx workers (not root) serve the body files from it
+    try:
+        for name in names:
+            log(f"scenario {name}")
+            lines += [f"## {name}", ""] + SCENARIOS[name](args.trident, root, args.duration) + [""]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    text = "\n".join(lines)
+    print(text)
+    with open(args.out, "w") as f:
+        f.write(text + "\n")
+    log(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
