@@ -304,6 +304,7 @@ impl Core {
                 match http::parse_request_head(data, &limits) {
                     Ok(Some(head)) => {
                         client.input.consume(head.head_len);
+                        self.spares.reclaim(&mut client.input);
                         client.head_scanned = 0;
                         if head.method == "CONNECT" {
                             // A tunnel cannot be multicast (RFC 9110 §9.3.6).

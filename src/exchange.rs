@@ -631,6 +631,9 @@ impl Core {
                 }
             }
         }
+        if let Some(Conn::Client(client)) = self.conns.get_mut(client_key) {
+            self.spares.reclaim(&mut client.input);
+        }
         match failure {
             None => {}
             Some(None) => {
@@ -795,6 +798,9 @@ impl Core {
             self.draining,
             self.settings.max_compare_bytes,
         );
+        // Storage is held only while it holds bytes: under load most connections are
+        // between reads, and memory follows the bytes in flight, not the connections.
+        spares.reclaim(&mut up.input);
         match (step, write_error) {
             (Step::Complete, _) => self.complete_leg(key, role),
             // No whole answer after all: the failed write is the cause.

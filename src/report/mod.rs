@@ -146,10 +146,12 @@ impl ExchangeRecord {
 pub struct CapturedBody {
     /// The first `--max-compare-bytes` payload bytes (de-chunked, still content-encoded).
     pub bytes: Vec<u8>,
-    /// The body was longer than the cap: only `hash` covers the whole of it.
+    /// The body was longer than the cap: only `hash()` covers the whole of it.
     pub truncated: bool,
-    /// FNV-1a (64 bit) over the whole payload.
-    pub hash: u64,
+    /// FNV-1a over the whole payload, kept only once the body outgrew the cap: a body that
+    /// fits is hashed from `bytes` when (rarely) a hash is asked for, so the reactor hashes
+    /// nothing on the common path.
+    streamed: u64,
 }
 
 impl CapturedBody {
@@ -161,24 +163,41 @@ impl CapturedBody {
         CapturedBody {
             bytes: Vec::new(),
             truncated: false,
-            hash: Self::FNV_OFFSET,
+            streamed: Self::FNV_OFFSET,
         }
     }
 
-    /// Takes the next payload bytes: kept up to `cap`, hashed all.
+    /// Takes the next payload bytes: kept up to `cap`; past the cap, hashed.
     pub fn extend(&mut self, payload: &[u8], cap: usize) {
         let room = cap.saturating_sub(self.bytes.len());
-        if payload.len() > room {
-            self.truncated = true;
+        let (kept, beyond) = payload.split_at(payload.len().min(room));
+        self.bytes.extend_from_slice(kept);
+        if beyond.is_empty() {
+            return;
         }
-        self.bytes
-            .extend_from_slice(&payload[..payload.len().min(room)]);
-        let mut hash = self.hash;
-        for &byte in payload {
+        if !self.truncated {
+            // The body outgrew the cap: from now on the hash is the only full record.
+            self.truncated = true;
+            self.streamed = Self::fnv(Self::FNV_OFFSET, &self.bytes);
+        }
+        self.streamed = Self::fnv(self.streamed, beyond);
+    }
+
+    /// FNV-1a (64 bit) over the whole payload.
+    pub fn hash(&self) -> u64 {
+        if self.truncated {
+            self.streamed
+        } else {
+            Self::fnv(Self::FNV_OFFSET, &self.bytes)
+        }
+    }
+
+    fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
+        for &byte in bytes {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(Self::FNV_PRIME);
         }
-        self.hash = hash;
+        hash
     }
 }
 
@@ -591,8 +610,8 @@ mod tests {
         assert!(!whole.truncated);
         assert_eq!(split.bytes, b"hello wo");
         assert!(split.truncated);
-        assert_eq!(whole.hash, split.hash);
-        assert_ne!(whole.hash, CapturedBody::new().hash);
+        assert_eq!(whole.hash(), split.hash());
+        assert_ne!(whole.hash(), CapturedBody::new().hash());
     }
 
     #[test]
