@@ -209,7 +209,10 @@ fn demo_proxies_real_traffic_and_exits_zero() {
         .unwrap_or_else(|e| panic!("demo stdout is not console blocks: {e}\n{}", run.stdout));
     // The blocks, then the summary, ending with the verdict: the demo's candidate has one
     // real regression among noise on every endpoint.
-    let summary = run.stdout.find("SUMMARY ").expect("the demo ends with a summary");
+    let summary = run
+        .stdout
+        .find("SUMMARY ")
+        .expect("the demo ends with a summary");
     assert_eq!(
         run.stdout[..summary].lines().count(),
         4 * blocks.len(),

@@ -100,7 +100,13 @@ fn blocks_have_sequential_ids_roles_in_order_and_the_right_sizes() {
     assert!(out.ends_with('\n'), "{out}");
     let summary = out.find("SUMMARY ").expect("a final summary");
     assert_eq!(out[..summary].lines().count(), 4 * requests.len(), "{out}");
-    assert!(out[summary..].lines().last().is_some_and(|l| l.starts_with("VERDICT ")), "{out}");
+    assert!(
+        out[summary..]
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("VERDICT ")),
+        "{out}"
+    );
     assert_eq!(parse_blocks(&out).expect("blocks").len(), requests.len());
 }
 
