@@ -119,20 +119,11 @@ mod tests {
     use crate::failure::LegError;
     use crate::http::Version;
     use crate::report::compare::Rules;
-    use crate::report::CapturedBody;
     use std::time::Duration;
 
     fn json_leg(body: &str) -> LegOutcome {
-        let mut capture = CapturedBody::new();
-        capture.extend(body.as_bytes(), 1024);
-        LegOutcome::Response {
-            status: 200,
-            reason: "OK".into(),
-            body_bytes: body.len() as u64,
-            elapsed: Duration::from_micros(2_149),
-            fields: b"Content-Type: application/json\r\n".to_vec(),
-            body: capture,
-        }
+        let fields = b"Content-Type: application/json\r\n";
+        LegOutcome::ok_for_test(body, fields, Duration::from_micros(2_149))
     }
 
     #[test]

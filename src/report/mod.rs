@@ -201,6 +201,23 @@ impl CapturedBody {
     }
 }
 
+#[cfg(test)]
+impl LegOutcome {
+    /// A `200 OK` leg whose whole `body` was captured, for the report modules' tests.
+    pub(crate) fn ok_for_test(body: &str, fields: &[u8], elapsed: Duration) -> LegOutcome {
+        let mut capture = CapturedBody::new();
+        capture.extend(body.as_bytes(), 1024);
+        LegOutcome::Response {
+            status: 200,
+            reason: "OK".to_string(),
+            body_bytes: body.len() as u64,
+            elapsed,
+            fields: fields.to_vec(),
+            body: capture,
+        }
+    }
+}
+
 /// What one leg of an exchange came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LegOutcome {
@@ -627,16 +644,7 @@ mod tests {
     }
 
     fn ok_leg(body: &str) -> LegOutcome {
-        let mut capture = CapturedBody::new();
-        capture.extend(body.as_bytes(), 1024);
-        LegOutcome::Response {
-            status: 200,
-            reason: "OK".to_string(),
-            body_bytes: body.len() as u64,
-            elapsed: Duration::from_micros(1500),
-            fields: Vec::new(),
-            body: capture,
-        }
+        LegOutcome::ok_for_test(body, b"", Duration::from_micros(1500))
     }
 
     fn record(id: u64) -> ExchangeRecord {

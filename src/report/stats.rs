@@ -531,7 +531,6 @@ mod tests {
     use crate::failure::LegError;
     use crate::http::Version;
     use crate::report::compare::{Analysis, Rules};
-    use crate::report::CapturedBody;
 
     #[test]
     fn diffy_worked_examples() {
@@ -666,16 +665,8 @@ mod tests {
     }
 
     fn ok(body: &str) -> LegOutcome {
-        let mut capture = CapturedBody::new();
-        capture.extend(body.as_bytes(), 1024);
-        LegOutcome::Response {
-            status: 200,
-            reason: "OK".to_string(),
-            body_bytes: body.len() as u64,
-            elapsed: Duration::from_millis(2),
-            fields: b"Content-Type: application/json\r\n".to_vec(),
-            body: capture,
-        }
+        let fields = b"Content-Type: application/json\r\n";
+        LegOutcome::ok_for_test(body, fields, Duration::from_millis(2))
     }
 
     fn record(id: u64, legs: [LegOutcome; 3]) -> ExchangeRecord {

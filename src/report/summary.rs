@@ -595,19 +595,10 @@ mod tests {
     use super::*;
     use crate::http::Version;
     use crate::report::compare::{Analysis, Rules};
-    use crate::report::{CapturedBody, ExchangeRecord, LegOutcome};
+    use crate::report::{ExchangeRecord, LegOutcome};
 
     fn leg(body: &str) -> LegOutcome {
-        let mut capture = CapturedBody::new();
-        capture.extend(body.as_bytes(), 1024);
-        LegOutcome::Response {
-            status: 200,
-            reason: "OK".into(),
-            body_bytes: body.len() as u64,
-            elapsed: Duration::from_millis(3),
-            fields: Vec::new(),
-            body: capture,
-        }
+        LegOutcome::ok_for_test(body, b"", Duration::from_millis(3))
     }
 
     /// An epoch of `n` exchanges on `GET /e` where the candidate answers `b` `raw` times and
