@@ -5,7 +5,7 @@
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::debug;
 
@@ -13,7 +13,7 @@ use crate::buffer::{Buffer, ReadOutcome};
 use crate::exchange::ClientResponse;
 use crate::http::{self, Connection, Framing, Version};
 use crate::reactor::{Conn, Core};
-use crate::timer::{Alarm, Deadline};
+use crate::timer::{Alarm, Deadline, Timers};
 use crate::transport::Transport;
 
 /// Bytes read from a client socket per read call (and the buffer's growth step).
@@ -86,6 +86,15 @@ impl Client {
             send_alarm: Alarm::default(),
             close_after: false,
         }
+    }
+
+    /// Starts (or moves) the keep-alive idle deadline: the connection has no request now.
+    pub(crate) fn arm_idle(&mut self, key: usize, timers: &mut Timers, idle_timeout: Duration) {
+        let deadline = Deadline::Client {
+            conn: key,
+            serial: self.serial,
+        };
+        timers.set_alarm(&mut self.alarm, Instant::now() + idle_timeout, deadline);
     }
 
     /// Response bytes waiting to be written.
@@ -394,15 +403,7 @@ impl Core {
                 client.out = Vec::new();
                 client.out_pos = 0;
             }
-            let deadline = Deadline::Client {
-                conn: key,
-                serial: client.serial,
-            };
-            self.timers.set_alarm(
-                &mut client.alarm,
-                Instant::now() + self.settings.idle_timeout,
-                deadline,
-            );
+            client.arm_idle(key, &mut self.timers, self.settings.idle_timeout);
         }
         self.finish_exchange_if_done(exchange);
         true

@@ -1199,13 +1199,7 @@ fn receive(
                                 continue;
                             }
                             if let Some((client, response, version)) = client.as_mut() {
-                                let framing = match (head.body, head.declared_length) {
-                                    // HEAD and 304 keep the length they declare (no body).
-                                    (BodyLength::Empty, Some(n)) if head.status != 204 => {
-                                        Framing::Length(n)
-                                    }
-                                    (length, _) => client_framing(length, *version),
-                                };
+                                let framing = head.client_framing(*version);
                                 let keep_alive =
                                     !client.close_after && !draining && framing != Framing::Close;
                                 if !keep_alive {
@@ -1341,15 +1335,4 @@ fn continue_after_eof(
         }
     }
     Step::Complete
-}
-
-/// How the primary's body is framed towards the client (RFC 9112 §6.3; HTTP/1.0 clients do
-/// not understand chunked, so they get a close-delimited body).
-fn client_framing(length: BodyLength, version: Version) -> Framing {
-    match (length, version) {
-        (BodyLength::Empty, _) => Framing::None,
-        (BodyLength::Length(n), _) => Framing::Length(n),
-        (BodyLength::Chunked | BodyLength::UntilClose, Version::Http11) => Framing::Chunked,
-        (BodyLength::Chunked | BodyLength::UntilClose, Version::Http10) => Framing::Close,
-    }
 }

@@ -687,15 +687,7 @@ impl Proxy {
                         continue;
                     }
                     let mut client = Client::new(core.next_serial, transport, peer);
-                    let deadline = Deadline::Client {
-                        conn: key,
-                        serial: core.next_serial,
-                    };
-                    core.timers.set_alarm(
-                        &mut client.alarm,
-                        Instant::now() + core.settings.idle_timeout,
-                        deadline,
-                    );
+                    client.arm_idle(key, &mut core.timers, core.settings.idle_timeout);
                     entry.insert(Conn::Client(client));
                     core.clients += 1;
                 }

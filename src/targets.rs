@@ -117,15 +117,7 @@ impl Targets {
         let leg = |role: Role, url: &str| {
             let parsed = parse_url(url, &resolve)
                 .map_err(|message| Error::new(format!("--{role}"), None, message))?;
-            Ok(Target {
-                role,
-                url: url.to_string(),
-                authority: parsed.authority,
-                addr: parsed.addr,
-                tls: parsed.tls,
-                host: parsed.host,
-                options: LegOptions::default(),
-            })
+            Ok(parsed.into_target(role, url, LegOptions::default()))
         };
         Ok(Targets {
             legs: [
@@ -347,15 +339,7 @@ fn parse_target(role: Role, rest: &str, resolve: Resolver) -> Result<Target, Str
             _ => return Err(format!("unknown option \"{key}\"")),
         }
     }
-    Ok(Target {
-        role,
-        url: url.to_string(),
-        authority: parsed.authority,
-        addr: parsed.addr,
-        tls: parsed.tls,
-        host: parsed.host,
-        options,
-    })
+    Ok(parsed.into_target(role, url, options))
 }
 
 /// Checks `http://HOST[:PORT][/]` and resolves it: the authority as written, and the address.
@@ -369,6 +353,20 @@ struct ParsedUrl {
     tls: bool,
     /// The host as written (no brackets, no port): the TLS server name.
     host: String,
+}
+
+impl ParsedUrl {
+    fn into_target(self, role: Role, url: &str, options: LegOptions) -> Target {
+        Target {
+            role,
+            url: url.to_string(),
+            authority: self.authority,
+            addr: self.addr,
+            tls: self.tls,
+            host: self.host,
+            options,
+        }
+    }
 }
 
 fn parse_url(url: &str, resolve: Resolver) -> Result<ParsedUrl, String> {

@@ -39,6 +39,20 @@ impl ResponseHead {
     pub fn is_interim(&self) -> bool {
         (100..200).contains(&self.status)
     }
+
+    /// How trident frames this response's body towards a client speaking `client`
+    /// (RFC 9112 §6.3): HEAD and 304 keep the length they declare, with no body; a body
+    /// delimited by chunks or by close is re-chunked for HTTP/1.1 and close-delimited for
+    /// HTTP/1.0, which does not understand chunked.
+    pub fn client_framing(&self, client: Version) -> Framing {
+        match (self.body, self.declared_length, client) {
+            (BodyLength::Empty, Some(n), _) if self.status != 204 => Framing::Length(n),
+            (BodyLength::Empty, _, _) => Framing::None,
+            (BodyLength::Length(n), _, _) => Framing::Length(n),
+            (BodyLength::Chunked | BodyLength::UntilClose, _, Version::Http11) => Framing::Chunked,
+            (BodyLength::Chunked | BodyLength::UntilClose, _, Version::Http10) => Framing::Close,
+        }
+    }
 }
 
 /// How trident frames a body towards the client.

@@ -443,7 +443,7 @@ impl ResponseFramer {
                                 self.interim.push(head);
                                 continue;
                             }
-                            let framing = self.client_framing(&head);
+                            let framing = head.client_framing(self.client_version);
                             let connection = match framing {
                                 Framing::Close => Connection::Close,
                                 _ => Connection::Default,
@@ -510,19 +510,6 @@ impl ResponseFramer {
                     return;
                 }
             }
-        }
-    }
-
-    /// How the primary's body is framed towards the client, as `exchange.rs` decides it:
-    /// HEAD and 304 answers keep their declared length; HTTP/1.0 clients get a body
-    /// delimited by close instead of chunks.
-    fn client_framing(&self, head: &ResponseHead) -> Framing {
-        match (head.body, head.declared_length, self.client_version) {
-            (BodyLength::Empty, Some(n), _) if head.status != 204 => Framing::Length(n),
-            (BodyLength::Empty, _, _) => Framing::None,
-            (BodyLength::Length(n), _, _) => Framing::Length(n),
-            (BodyLength::Chunked | BodyLength::UntilClose, _, Version::Http11) => Framing::Chunked,
-            (BodyLength::Chunked | BodyLength::UntilClose, _, Version::Http10) => Framing::Close,
         }
     }
 
