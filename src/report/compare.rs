@@ -266,14 +266,14 @@ impl<'a> Leg<'a> {
             } => {
                 let fields = split_fields(fields);
                 let content_encoding = {
-                    let codings: Vec<String> = values_named(&fields, b"content-encoding")
-                        .iter()
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                        .collect();
-                    (!codings.is_empty()).then(|| codings.join(", "))
+                    let mut codings = values_named(&fields, b"content-encoding").peekable();
+                    codings.peek().is_some().then(|| {
+                        let joined: Vec<u8> = codings.collect::<Vec<_>>().join(&b", "[..]);
+                        String::from_utf8_lossy(&joined).into_owned()
+                    })
                 };
                 // application/json, application/problem+json, text/json ...
-                let is_json_type = values_named(&fields, b"content-type").iter().any(|v| {
+                let is_json_type = values_named(&fields, b"content-type").any(|v| {
                     let media = v.split(|&b| b == b';').next().unwrap_or(v);
                     media.windows(4).any(|w| w.eq_ignore_ascii_case(b"json"))
                 });
@@ -374,13 +374,16 @@ fn split_fields(fields: &[u8]) -> Vec<(&[u8], &[u8])> {
         .collect()
 }
 
-/// Every value of the fields called `name` (any case), in order.
-fn values_named<'a>(fields: &[(&'a [u8], &'a [u8])], name: &[u8]) -> Vec<&'a [u8]> {
+/// Every value of the fields called `name` (any case), in order; lazily, since most
+/// comparisons find them equal and never need them gathered.
+fn values_named<'a, 'f>(
+    fields: &'f [(&'a [u8], &'a [u8])],
+    name: &'f [u8],
+) -> impl Iterator<Item = &'a [u8]> + Clone + 'f {
     fields
         .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| *v)
-        .collect()
 }
 
 fn trim(mut bytes: &[u8]) -> &[u8] {
@@ -396,29 +399,30 @@ fn trim(mut bytes: &[u8]) -> &[u8] {
 /// Compares every header the primary sent (all values of a name, in order) with the other
 /// leg's, then names the other's extra ones.
 fn compare_headers(p: &Response<'_>, o: &Response<'_>, rules: &Rules, out: &mut Differences) {
-    let named = values_named;
     let first_of_name = |fields: &[(&[u8], &[u8])], i: usize| {
         !fields[..i]
             .iter()
             .any(|(n, _)| n.eq_ignore_ascii_case(fields[i].0))
     };
-    let join = |values: &[&[u8]]| {
-        let joined: Vec<u8> = values.join(&b", "[..]);
+    let join = |fields: &[(&[u8], &[u8])], name: &[u8]| {
+        let joined: Vec<u8> = values_named(fields, name)
+            .collect::<Vec<_>>()
+            .join(&b", "[..]);
         abbreviate::text(&joined)
     };
+    // Only a difference needs the name lower-cased: most headers are equal.
+    let lower = |name: &[u8]| String::from_utf8_lossy(name).to_ascii_lowercase();
     for (i, (name, _)) in p.fields.iter().enumerate() {
         if rules.header_ignored(name) || !first_of_name(&p.fields, i) {
             continue;
         }
-        let mine = named(&p.fields, name);
-        let theirs = named(&o.fields, name);
-        let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
-        if theirs.is_empty() {
-            let field = format!("header {lower} missing");
-            out.push_with(&field, || join(&mine), || "absent".to_string());
-        } else if mine != theirs {
-            let field = format!("header {lower}");
-            out.push_with(&field, || join(&mine), || join(&theirs));
+        let mut theirs = values_named(&o.fields, name);
+        if theirs.clone().next().is_none() {
+            let field = format!("header {} missing", lower(name));
+            out.push_with(&field, || join(&p.fields, name), || "absent".to_string());
+        } else if !values_named(&p.fields, name).eq(&mut theirs) {
+            let field = format!("header {}", lower(name));
+            out.push_with(&field, || join(&p.fields, name), || join(&o.fields, name));
         }
     }
     for (i, (name, _)) in o.fields.iter().enumerate() {
@@ -428,13 +432,8 @@ fn compare_headers(p: &Response<'_>, o: &Response<'_>, rules: &Rules, out: &mut 
         {
             continue;
         }
-        let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
-        let field = format!("header {lower} extra");
-        out.push_with(
-            &field,
-            || "absent".to_string(),
-            || join(&named(&o.fields, name)),
-        );
+        let field = format!("header {} extra", lower(name));
+        out.push_with(&field, || "absent".to_string(), || join(&o.fields, name));
     }
 }
 
