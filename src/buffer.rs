@@ -138,9 +138,55 @@ impl Spares {
     }
 }
 
+/// Emptied byte vectors (the heads written for each leg, a client's output between
+/// responses) kept for the next exchange, so a request does not allocate new ones.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    free: Vec<Vec<u8>>,
+}
+
+impl Scratch {
+    /// Most vectors kept (three per exchange in flight, for a thousand exchanges).
+    const MAX: usize = 3 * 1024;
+    /// Vectors grown beyond this (for an unusually large head) are freed, not kept.
+    const KEEP_UP_TO: usize = 8 * 1024;
+
+    /// An empty vector, recycled when one is at hand.
+    pub fn take(&mut self) -> Vec<u8> {
+        self.free.pop().unwrap_or_default()
+    }
+
+    /// Keeps `bytes`' storage for a later `take`.
+    pub fn give(&mut self, mut bytes: Vec<u8>) {
+        let capacity = bytes.capacity();
+        if capacity > 0 && capacity <= Self::KEEP_UP_TO && self.free.len() < Self::MAX {
+            bytes.clear();
+            self.free.push(bytes);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scratch_recycles_small_vectors_only() {
+        let mut scratch = Scratch::default();
+        assert_eq!(scratch.take().capacity(), 0, "nothing to recycle yet");
+        let mut head = Vec::with_capacity(300);
+        head.extend_from_slice(b"GET / HTTP/1.1\r\n");
+        scratch.give(head);
+        let again = scratch.take();
+        assert!(again.is_empty() && again.capacity() >= 300);
+        scratch.give(Vec::with_capacity(Scratch::KEEP_UP_TO + 1));
+        scratch.give(Vec::new());
+        assert_eq!(
+            scratch.take().capacity(),
+            0,
+            "oversized and empty ones are not kept"
+        );
+    }
 
     #[test]
     fn reads_consumes_and_compacts() {

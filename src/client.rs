@@ -399,8 +399,8 @@ impl Core {
             self.spares.reclaim(&mut client.input);
             if client.pending_output() == 0 {
                 // An idle keep-alive connection should cost its struct, not a response's
-                // worth of capacity (one small allocation per response instead).
-                client.out = Vec::new();
+                // worth of capacity: the storage goes back for the next exchange to use.
+                self.scratch.give(std::mem::take(&mut client.out));
                 client.out_pos = 0;
             }
             client.arm_idle(key, &mut self.timers, self.settings.idle_timeout);

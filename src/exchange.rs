@@ -239,6 +239,7 @@ impl Core {
         };
         let shadow_skip = self.shadow_skip(&head);
         let settings = &self.settings;
+        let scratch = &mut self.scratch;
         let legs = Role::ALL.map(|role| {
             let target = targets.get(role);
             let timeout = target.options.timeout.unwrap_or(settings.timeout);
@@ -260,7 +261,7 @@ impl Core {
                 extra[extras] = ("Connection", "close");
                 extras += 1;
             }
-            let mut leg_head = Vec::with_capacity(head.fields.len() + 128);
+            let mut leg_head = scratch.take();
             head.write_leg_head(
                 &LegHead {
                     host,
@@ -320,6 +321,9 @@ impl Core {
         if let Some(Conn::Client(client)) = self.conns.get_mut(client_key) {
             client.phase = ClientPhase::Busy { exchange: key };
             client.alarm.clear();
+            if client.out.capacity() == 0 {
+                client.out = self.scratch.take();
+            }
             client.close_after = !keep_alive || self.settings.close_connections;
             if expect_continue {
                 // Three legs cannot share one interim response: trident answers it itself.
@@ -1058,7 +1062,10 @@ impl Core {
         if !done {
             return;
         }
-        let ex = self.exchanges.remove(key);
+        let mut ex = self.exchanges.remove(key);
+        for leg in &mut ex.legs {
+            self.scratch.give(std::mem::take(&mut leg.head));
+        }
         let record = ex.record();
         if let Some(report) = &self.report {
             if !report.offer(record) {

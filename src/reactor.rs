@@ -20,7 +20,7 @@ use mio::net::{TcpListener, UnixStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use slab::Slab;
 
-use crate::buffer::Spares;
+use crate::buffer::{Scratch, Spares};
 use crate::cli::{Config, TargetSource};
 use crate::client::{Client, ClientPhase};
 use crate::exchange::Exchange;
@@ -243,6 +243,8 @@ pub(crate) struct Core {
     pub(crate) tls: tls::Setup,
     /// Read-buffer storage lent to busy connections.
     pub(crate) spares: Spares,
+    /// Leg-head storage of finished exchanges, for the next ones.
+    pub(crate) scratch: Scratch,
     /// Connections to close at the end of this loop iteration (mio #219: a later event of
     /// the same batch may name a freed token).
     pub(crate) closing: Vec<usize>,
@@ -481,6 +483,7 @@ impl Proxy {
             rng: Rng::seeded(),
             tls,
             spares: Spares::default(),
+            scratch: Scratch::default(),
             closing: Vec::new(),
             again: Vec::new(),
             clients: 0,

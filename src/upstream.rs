@@ -2,7 +2,6 @@
 //! kept alive and reused; a pooled connection the upstream closed while idle is noticed by
 //! its readiness event and dropped before anyone takes it.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -77,9 +76,12 @@ impl Upstream {
 }
 
 /// Idle connections per target address, most recently used last (reused first: warm).
+///
+/// A list, not a hash map: there are three targets (a few more for a moment after a reload),
+/// and comparing a few addresses costs less than hashing one on every request.
 #[derive(Debug, Default)]
 pub struct Pool {
-    idle: HashMap<SocketAddr, Vec<usize>>,
+    idle: Vec<(SocketAddr, Vec<usize>)>,
 }
 
 impl Pool {
@@ -92,12 +94,19 @@ impl Pool {
 
     /// Takes an idle connection to `addr`, if there is one.
     pub fn take(&mut self, addr: SocketAddr) -> Option<usize> {
-        self.idle.get_mut(&addr).and_then(Vec::pop)
+        self.list(addr).and_then(Vec::pop)
     }
 
     /// Parks connection `key`; false when the pool for `addr` is full (close it instead).
     pub fn put(&mut self, addr: SocketAddr, key: usize) -> bool {
-        let list = self.idle.entry(addr).or_default();
+        let at = match self.idle.iter().position(|(a, _)| *a == addr) {
+            Some(at) => at,
+            None => {
+                self.idle.push((addr, Vec::new()));
+                self.idle.len() - 1
+            }
+        };
+        let list = &mut self.idle[at].1;
         if list.len() >= Self::MAX_IDLE_PER_TARGET {
             return false;
         }
@@ -107,15 +116,22 @@ impl Pool {
 
     /// Forgets connection `key` (it is being closed).
     pub fn remove(&mut self, addr: SocketAddr, key: usize) {
-        if let Some(list) = self.idle.get_mut(&addr) {
+        if let Some(list) = self.list(addr) {
             list.retain(|&k| k != key);
         }
+    }
+
+    fn list(&mut self, addr: SocketAddr) -> Option<&mut Vec<usize>> {
+        self.idle
+            .iter_mut()
+            .find(|(a, _)| *a == addr)
+            .map(|(_, list)| list)
     }
 
     /// Takes every idle connection to an address `keep` rejects (targets dropped by a reload).
     pub fn drain_unless(&mut self, keep: impl Fn(SocketAddr) -> bool) -> Vec<usize> {
         let mut dropped = Vec::new();
-        self.idle.retain(|addr, list| {
+        self.idle.retain_mut(|(addr, list)| {
             if keep(*addr) {
                 true
             } else {
