@@ -44,7 +44,7 @@ pub const BACKLOG_BYTES: usize = 64 * 1024 * 1024;
 /// How often the idle reporting thread looks at the SIGUSR1 flag.
 const SIGNAL_POLL: Duration = Duration::from_millis(200);
 /// How long the reporting thread lets records gather after a wake-up.
-const BATCH_PAUSE: Duration = Duration::from_millis(1);
+const BATCH_PAUSE: Duration = Duration::from_millis(5);
 /// Output is written in batches of whole blocks up to about this size (or sooner, whenever
 /// the channel is empty), so a burst costs a few writes instead of one per block.
 const WRITE_BATCH: usize = 64 * 1024;
@@ -390,27 +390,32 @@ pub fn run(
 ) -> Verdict {
     let mut reporter = Reporter::new(settings, Arc::clone(&receiver.backlog));
     let records = &receiver.records;
+    // Records arrived since the last pause: while they keep coming, this thread sleeps a
+    // fixed pause between batches instead of blocking on the channel, so the reactor never
+    // has to wake it (a futex call and a context switch per wake-up) and a busy proxy
+    // wakes it a couple of hundred times a second, not once per exchange.
+    let mut busy = false;
     loop {
         let next = match records.try_recv() {
             Ok(record) => Some(record),
             Err(TryRecvError::Empty) => {
                 // A lull: what is written so far goes out now, not with the next burst.
                 reporter.write_out(out, true);
-                match records.recv_timeout(SIGNAL_POLL) {
-                    Ok(record) => {
-                        // Woken for one record: let a batch gather before the next wake-up,
-                        // so a busy proxy wakes this thread about a thousand times a second,
-                        // not once per exchange (each wake-up is a context switch).
-                        thread::sleep(BATCH_PAUSE);
-                        Some(record)
+                if std::mem::take(&mut busy) {
+                    thread::sleep(BATCH_PAUSE);
+                    None
+                } else {
+                    match records.recv_timeout(SIGNAL_POLL) {
+                        Ok(record) => Some(record),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => break,
                     }
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => break,
                 }
             }
             Err(TryRecvError::Disconnected) => break,
         };
         if let Some(record) = next {
+            busy = true;
             receiver.done_with(&record);
             reporter.handle(&record, out);
         }
