@@ -303,15 +303,19 @@ impl Core {
         )
     }
 
-    fn on_event(&mut self, event: &Event) {
-        let key = event.token().0;
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        conn.readiness(event);
-        match conn {
-            Conn::Client(_) => self.drive_client(key),
-            Conn::Upstream(_) => self.upstream_ready(key),
+    /// Notes what `event` says about its connection, without acting on it yet.
+    fn mark_ready(&mut self, event: &Event) {
+        if let Some(conn) = self.conns.get_mut(event.token().0) {
+            conn.readiness(event);
+        }
+    }
+
+    /// Acts on the readiness already marked for connection `token`.
+    fn on_ready(&mut self, token: Token) {
+        match self.conns.get(token.0) {
+            Some(Conn::Client(_)) => self.drive_client(token.0),
+            Some(Conn::Upstream(_)) => self.upstream_ready(token.0),
+            None => {}
         }
     }
 
@@ -562,11 +566,19 @@ impl Proxy {
                 }
                 return Err(e);
             }
+            // Every readiness of the batch is marked before any is acted on: an exchange
+            // driven for its candidate's event then reads the primary's answer first, if it
+            // came in the same batch, instead of after the shadows'.
+            for event in events.iter() {
+                if !matches!(event.token(), LISTENER | SIGNALS | WAKER) {
+                    self.core.mark_ready(event);
+                }
+            }
             // Idle pooled connections first: one the upstream closed (or spoke on) in this
             // batch is dropped before a request of the same batch could take it.
             for event in events.iter() {
                 if self.core.is_idle_upstream(event.token()) {
-                    self.core.on_event(event);
+                    self.core.on_ready(event.token());
                 }
             }
             for event in events.iter() {
@@ -578,7 +590,7 @@ impl Proxy {
                     }
                     SIGNALS => self.drain_signal_pipe(),
                     WAKER => {}
-                    _ => self.core.on_event(event),
+                    token => self.core.on_ready(token),
                 }
             }
             for (key, id) in std::mem::take(&mut self.core.again) {
