@@ -9,6 +9,9 @@ Scenarios (each starts its own processes on 127.0.0.1 free ports and stops them)
   bodies      keep-alive throughput, CPU and peak RSS with 100 B, 16 KiB and 1 MiB bodies
   idle        RSS per idle keep-alive client connection (1000 and 10 000 clients)
   syscalls    system calls per keep-alive request in steady state (perf tracepoints)
+  floor       trident against `floor` (bench/floor.rs, `cargo build --release --example
+              floor`): the least work any three-leg fan-out can do per request, on this
+              machine, under the same load; the ratio is what trident's own work costs
 
 Needs nginx and wrk (`apt-get install -y nginx wrk`), perf for `syscalls`. Python 3
 standard library only. Results go to stdout and to --out (default bench/results-extra.md,
@@ -315,11 +318,49 @@ def scenario_syscalls(trident: str, root: str, seconds: float) -> list[str]:
         procs.stop()
 
 
+def scenario_floor(trident: str, root: str, seconds: float) -> list[str]:
+    """Interleaved runs of trident and floor against the same three upstreams; medians."""
+    floor = os.path.join(os.path.dirname(os.path.abspath(trident)), "examples", "floor")
+    if not os.access(floor, os.X_OK):
+        return [f"no floor binary at {floor}: `cargo build --release --example floor`."]
+    runs: dict[str, list[dict]] = {"trident": [], "floor": []}
+    procs = Procs()
+    try:
+        ports = [start_upstream(procs, root, f"f-{i}") for i in range(3)]
+        for _ in range(3):
+            for name, binary in (("trident", trident), ("floor", floor)):
+                proc, port = start_trident(procs, binary, ports)
+                wrk(port, "/", 16, 1)
+                r = measured(proc.pid, lambda: wrk(port, "/", 16, seconds))
+                if r["non2xx"]:
+                    raise RuntimeError(f"{name}: {r['non2xx']} responses were not 2xx")
+                runs[name].append(r)
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=10)
+    finally:
+        procs.stop()
+
+    def median(name: str, key: str) -> float:
+        values = sorted(r[key] for r in runs[name])
+        return values[len(values) // 2]
+
+    rows = ["| proxy (wrk c16, 100 B, 3 runs each, medians) | req/s | CPU µs/req | peak RSS MiB |",
+            "|---|---|---|---|"]
+    for name in ("trident", "floor"):
+        rows.append(f"| {name} | {median(name, 'rps'):.0f} | {median(name, 'cpu_us_per_req'):.1f} | "
+                    f"{median(name, 'hwm_mib'):.1f} |")
+    rows += ["", f"trident ÷ floor: CPU per request "
+             f"{median('trident', 'cpu_us_per_req') / median('floor', 'cpu_us_per_req'):.2f}×, "
+             f"req/s {median('trident', 'rps') / median('floor', 'rps'):.2f}×."]
+    return rows
+
+
 SCENARIOS = {
     "stalled": scenario_stalled,
     "bodies": scenario_bodies,
     "idle": scenario_idle,
     "syscalls": scenario_syscalls,
+    "floor": scenario_floor,
 }
 
 
