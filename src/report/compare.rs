@@ -196,6 +196,19 @@ pub struct Analysis {
 impl Analysis {
     /// Compares the three legs of `record`.
     pub fn of(record: &ExchangeRecord, rules: &Rules) -> Analysis {
+        let [p, s, c] = &record.legs;
+        if identical(p, s) && identical(p, c) {
+            // The common case, settled without splitting a field: no rule can find a
+            // difference between equal bytes.
+            let same = || Comparison::Compared {
+                differences: Differences::default(),
+                hashed: false,
+            };
+            return Analysis {
+                noise: same(),
+                raw: same(),
+            };
+        }
         let primary = Leg::new(&record.legs[Role::Primary.index()]);
         let secondary = Leg::new(&record.legs[Role::Secondary.index()]);
         let candidate = Leg::new(&record.legs[Role::Candidate.index()]);
@@ -213,6 +226,34 @@ impl Analysis {
             }
         }
         Analysis { noise, raw }
+    }
+}
+
+/// Two responses with the same status, the same field lines and the same whole body (what
+/// `compare` would find no difference in, whatever the rules; it ignores reason phrases).
+fn identical(a: &LegOutcome, b: &LegOutcome) -> bool {
+    match (a, b) {
+        (
+            LegOutcome::Response {
+                status: status_a,
+                fields: fields_a,
+                body: body_a,
+                ..
+            },
+            LegOutcome::Response {
+                status: status_b,
+                fields: fields_b,
+                body: body_b,
+                ..
+            },
+        ) => {
+            status_a == status_b
+                && fields_a == fields_b
+                && !body_a.truncated
+                && !body_b.truncated
+                && body_a.bytes == body_b.bytes
+        }
+        _ => false,
     }
 }
 
@@ -602,6 +643,45 @@ mod tests {
 
     fn rules() -> Rules {
         Rules::new(&["X-Trace".to_string()], &["meta.ts".to_string()], 1024)
+    }
+
+    #[test]
+    fn identical_legs_take_the_short_cut_to_what_the_full_comparison_finds() {
+        let mut long = CapturedBody::new();
+        long.extend(&[b'x'; 64], 16);
+        let truncated = LegOutcome::Response {
+            status: 200,
+            reason: "OK".to_string(),
+            body_bytes: 64,
+            elapsed: Duration::from_millis(1),
+            fields: Vec::new(),
+            body: long,
+        };
+        let rows = [
+            (
+                response(200, "Content-Type: text/plain\r\n", b"hello"),
+                true,
+            ),
+            (response(404, "", b""), true),
+            (
+                response(200, "Content-Type: application/json\r\n", b"{\"a\":1}"),
+                true,
+            ),
+            (
+                response(200, "Content-Encoding: gzip\r\n", &gzip(b"zipped")),
+                true,
+            ),
+            // Not for the short cut: a body beyond the cap is compared by hash.
+            (truncated, false),
+            (failed(LegError::ConnectionRefused), false),
+        ];
+        for (leg, short) in rows {
+            assert_eq!(identical(&leg, &leg), short, "{leg:?}");
+            let full = compare(&Leg::new(&leg), &Leg::new(&leg), &rules());
+            let analysis = Analysis::of(&record([leg.clone(), leg.clone(), leg.clone()]), &rules());
+            assert_eq!(analysis.raw, full, "{leg:?}");
+            assert_eq!(analysis.noise, full, "{leg:?}");
+        }
     }
 
     /// The candidate's differences as `field` or `field (masked)`.
