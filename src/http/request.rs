@@ -669,7 +669,7 @@ pub(super) fn push_content_length(out: &mut Vec<u8>, n: u64) {
 }
 
 /// Appends `n` in decimal without going through the formatting machinery.
-pub(super) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut start = digits.len();
     loop {
