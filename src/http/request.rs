@@ -340,7 +340,7 @@ pub(super) fn find_head(
     let start = pos;
     let mut line_start = pos;
     let mut first_line_end = None;
-    while let Some(offset) = window[pos..].iter().position(|&b| b == b'\r' || b == b'\n') {
+    while let Some(offset) = memchr::memchr2(b'\r', b'\n', &window[pos..]) {
         let at = pos + offset;
         // A request line already over its limit is 414 whatever ends it, so the answer does
         // not depend on how the bytes arrived.
