@@ -11,7 +11,10 @@ Scenarios (each starts its own processes on 127.0.0.1 free ports and stops them)
   syscalls    system calls per keep-alive request in steady state (perf tracepoints)
   floor       trident against `floor` (bench/floor.rs, `cargo build --release --example
               floor`): the least work any three-leg fan-out can do per request, on this
-              machine, under the same load; the ratio is what trident's own work costs
+              machine, under the same loads (keep-alive c16, and paced c1 for latency);
+              the ratio is what trident's own work costs
+  instructions  user-space instructions per request, both threads, under callgrind (exact
+              and repeatable where wall-clock numbers drift), for trident and floor
 
 Needs nginx and wrk (`apt-get install -y nginx wrk`), perf for `syscalls`. Python 3
 standard library only. Results go to stdout and to --out (default bench/results-extra.md,
@@ -158,9 +161,19 @@ def start_trident(procs: Procs, trident: str, ports: list[int], extra: list[str]
     return p, port
 
 
-def wrk(port: int, path: str, conns: int, seconds: float) -> dict:
-    run = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--latency",
-                          f"http://127.0.0.1:{port}{path}"],
+PACED_LUA = """
+-- A random 0-2 ms pause after each response: about 1k req/s on one connection.
+math.randomseed(os.time())
+function delay()
+  return math.random(0, 2)
+end
+"""
+
+
+def wrk(port: int, path: str, conns: int, seconds: float, script: str | None = None) -> dict:
+    run = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--latency"]
+                         + (["-s", script] if script else [])
+                         + [f"http://127.0.0.1:{port}{path}"],
                          capture_output=True, text=True, timeout=seconds + 30)
     out = run.stdout
     found = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -169,7 +182,10 @@ def wrk(port: int, path: str, conns: int, seconds: float) -> dict:
     rps = float(found.group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "requests": total, "non2xx": int(errors.group(1)) if errors else 0}
+    p50 = re.search(r"^\s*50%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    p50_us = float(p50.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[p50.group(2)] if p50 else 0.0
+    return {"rps": rps, "requests": total, "non2xx": int(errors.group(1)) if errors else 0,
+            "p50_us": p50_us}
 
 
 def measured(pid: int, run) -> dict:
@@ -318,12 +334,19 @@ def scenario_syscalls(trident: str, root: str, seconds: float) -> list[str]:
         procs.stop()
 
 
+def floor_binary(trident: str) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(trident)), "examples", "floor")
+
+
 def scenario_floor(trident: str, root: str, seconds: float) -> list[str]:
     """Interleaved runs of trident and floor against the same three upstreams; medians."""
-    floor = os.path.join(os.path.dirname(os.path.abspath(trident)), "examples", "floor")
+    floor = floor_binary(trident)
     if not os.access(floor, os.X_OK):
         return [f"no floor binary at {floor}: `cargo build --release --example floor`."]
-    runs: dict[str, list[dict]] = {"trident": [], "floor": []}
+    paced = os.path.join(root, "paced.lua")
+    with open(paced, "w") as f:
+        f.write(PACED_LUA)
+    runs: dict[tuple[str, str], list[dict]] = {}
     procs = Procs()
     try:
         ports = [start_upstream(procs, root, f"f-{i}") for i in range(3)]
@@ -331,27 +354,96 @@ def scenario_floor(trident: str, root: str, seconds: float) -> list[str]:
             for name, binary in (("trident", trident), ("floor", floor)):
                 proc, port = start_trident(procs, binary, ports)
                 wrk(port, "/", 16, 1)
-                r = measured(proc.pid, lambda: wrk(port, "/", 16, seconds))
-                if r["non2xx"]:
-                    raise RuntimeError(f"{name}: {r['non2xx']} responses were not 2xx")
-                runs[name].append(r)
+                for load, conns, script in (("ka-c16", 16, None), ("paced-c1", 1, paced)):
+                    r = measured(proc.pid, lambda: wrk(port, "/", conns, seconds, script))
+                    if r["non2xx"]:
+                        raise RuntimeError(f"{name}: {r['non2xx']} responses were not 2xx")
+                    runs.setdefault((name, load), []).append(r)
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=10)
     finally:
         procs.stop()
 
-    def median(name: str, key: str) -> float:
-        values = sorted(r[key] for r in runs[name])
+    def median(name: str, load: str, key: str) -> float:
+        values = sorted(r[key] for r in runs[(name, load)])
         return values[len(values) // 2]
 
-    rows = ["| proxy (wrk c16, 100 B, 3 runs each, medians) | req/s | CPU µs/req | peak RSS MiB |",
-            "|---|---|---|---|"]
+    rows = ["| proxy (100 B, 3 interleaved runs each, medians) | ka-c16 req/s | ka-c16 CPU µs/req "
+            "| paced-c1 p50 µs | paced-c1 CPU µs/req |", "|---|---|---|---|---|"]
     for name in ("trident", "floor"):
-        rows.append(f"| {name} | {median(name, 'rps'):.0f} | {median(name, 'cpu_us_per_req'):.1f} | "
-                    f"{median(name, 'hwm_mib'):.1f} |")
-    rows += ["", f"trident ÷ floor: CPU per request "
-             f"{median('trident', 'cpu_us_per_req') / median('floor', 'cpu_us_per_req'):.2f}×, "
-             f"req/s {median('trident', 'rps') / median('floor', 'rps'):.2f}×."]
+        rows.append(f"| {name} | {median(name, 'ka-c16', 'rps'):.0f} | "
+                    f"{median(name, 'ka-c16', 'cpu_us_per_req'):.1f} | "
+                    f"{median(name, 'paced-c1', 'p50_us'):.0f} | "
+                    f"{median(name, 'paced-c1', 'cpu_us_per_req'):.1f} |")
+
+    def ratio(load: str, key: str) -> float:
+        return median("trident", load, key) / max(median("floor", load, key), 1e-9)
+
+    rows += ["", f"trident ÷ floor: ka-c16 CPU per request {ratio('ka-c16', 'cpu_us_per_req'):.2f}×, "
+             f"req/s {ratio('ka-c16', 'rps'):.2f}×; paced-c1 p50 {ratio('paced-c1', 'p50_us'):.2f}×."]
+    return rows
+
+
+def callgrind_instructions(binary: str, ports: list[int], root: str, count: int) -> float:
+    """User-space instructions per keep-alive request (all threads), counted by callgrind
+    between a warm-up and the end of `count` requests on 4 connections."""
+    out = os.path.join(root, f"callgrind-{os.path.basename(binary)}.out")
+    port = free_port()
+    procs = Procs()
+    try:
+        proc = procs.start(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary,
+                            "--listen", f"127.0.0.1:{port}",
+                            "--primary", f"http://127.0.0.1:{ports[0]}",
+                            "--secondary", f"http://127.0.0.1:{ports[1]}",
+                            "--candidate", f"http://127.0.0.1:{ports[2]}"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(port, 60)
+
+        def requests(n: int) -> None:
+            socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+            request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+            for _ in range(n // len(socks)):
+                for s in socks:
+                    s.sendall(request)
+                for s in socks:
+                    got = b""
+                    while not (b"\r\n\r\n" in got and len(got.split(b"\r\n\r\n", 1)[1]) >= 100):
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            raise RuntimeError(f"{binary} closed the connection")
+                        got += chunk
+            for s in socks:
+                s.close()
+
+        requests(200)
+        time.sleep(0.5)
+        subprocess.run(["callgrind_control", "-z", str(proc.pid)], capture_output=True, check=True)
+        requests(count)
+        time.sleep(0.5)
+        subprocess.run(["callgrind_control", "-d", str(proc.pid)], capture_output=True, check=True)
+        time.sleep(0.5)
+    finally:
+        procs.stop()
+    with open(out + ".1") as f:
+        for line in f:
+            if line.startswith("summary:"):
+                return int(line.split()[1]) / count
+    raise RuntimeError("callgrind wrote no summary")
+
+
+def scenario_instructions(trident: str, root: str, _seconds: float) -> list[str]:
+    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        return ["valgrind not installed: skipped (`apt-get install -y valgrind`)."]
+    count = 2000
+    procs = Procs()
+    rows = [f"| proxy | instructions per request ({count} keep-alive requests, 100 B) |", "|---|---|"]
+    try:
+        ports = [start_upstream(procs, root, f"i-{i}") for i in range(3)]
+        for name, binary in (("trident", trident), ("floor", floor_binary(trident))):
+            if os.access(binary, os.X_OK):
+                rows.append(f"| {name} | {callgrind_instructions(binary, ports, root, count):,.0f} |")
+    finally:
+        procs.stop()
     return rows
 
 
@@ -361,6 +453,7 @@ SCENARIOS = {
     "idle": scenario_idle,
     "syscalls": scenario_syscalls,
     "floor": scenario_floor,
+    "instructions": scenario_instructions,
 }
 
 
