@@ -243,7 +243,7 @@ pub(crate) struct Core {
     pub(crate) tls: tls::Setup,
     /// Read-buffer storage lent to busy connections.
     pub(crate) spares: Spares,
-    /// Leg-head storage of finished exchanges, for the next ones.
+    /// Storage of finished exchanges' leg heads and idle clients' output, for the next ones.
     pub(crate) scratch: Scratch,
     /// Connections to close at the end of this loop iteration (mio #219: a later event of
     /// the same batch may name a freed token).

@@ -24,7 +24,6 @@ use serde_json::Value;
 use super::decode::{decode, Payload};
 use super::{json, CapturedBody, ExchangeRecord, LegOutcome};
 use crate::failure::LegError;
-use crate::targets::Role;
 
 /// Response fields that differ between healthy instances by design, never compared: dates,
 /// per-instance and per-request identifiers, caching validators, framing, and the hop-by-hop
@@ -196,6 +195,7 @@ pub struct Analysis {
 impl Analysis {
     /// Compares the three legs of `record`.
     pub fn of(record: &ExchangeRecord, rules: &Rules) -> Analysis {
+        // Legs are in `Role::ALL` order: primary, secondary, candidate.
         let [p, s, c] = &record.legs;
         if identical(p, s) && identical(p, c) {
             // The common case, settled without splitting a field: no rule can find a
@@ -209,9 +209,7 @@ impl Analysis {
                 raw: same(),
             };
         }
-        let primary = Leg::new(&record.legs[Role::Primary.index()]);
-        let secondary = Leg::new(&record.legs[Role::Secondary.index()]);
-        let candidate = Leg::new(&record.legs[Role::Candidate.index()]);
+        let (primary, secondary, candidate) = (Leg::new(p), Leg::new(s), Leg::new(c));
         let noise = compare(&primary, &secondary, rules);
         let mut raw = compare(&primary, &candidate, rules);
         if let (
@@ -457,11 +455,11 @@ fn compare_headers(p: &Response<'_>, o: &Response<'_>, rules: &Rules, out: &mut 
         if rules.header_ignored(name) || !first_of_name(&p.fields, i) {
             continue;
         }
-        let mut theirs = values_named(&o.fields, name);
+        let theirs = values_named(&o.fields, name);
         if theirs.clone().next().is_none() {
             let field = format!("header {} missing", lower(name));
             out.push_with(&field, || join(&p.fields, name), || "absent".to_string());
-        } else if !values_named(&p.fields, name).eq(&mut theirs) {
+        } else if !values_named(&p.fields, name).eq(theirs) {
             let field = format!("header {}", lower(name));
             out.push_with(&field, || join(&p.fields, name), || join(&o.fields, name));
         }
