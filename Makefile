@@ -37,6 +37,8 @@ bench: build
 		{ apt-get update && apt-get install -y nginx wrk; }
 	@command -v perf >/dev/null 2>&1 || apt-get install -y linux-perf || \
 		echo "bench: no perf: the syscall count is skipped"
+	@command -v valgrind >/dev/null 2>&1 || apt-get install -y valgrind || \
+		echo "bench: no valgrind: the instruction count is skipped"
 	@if [ -f $(YARDSTICK) ]; then \
 		python3 $(YARDSTICK) target/release/trident --out bench/results.md $(BENCH_ARGS); \
 	else \
