@@ -42,6 +42,9 @@ pub struct Config {
     pub send_timeout: Duration,
     /// `--max-clients N`, default 10000: beyond it trident stops accepting for a while.
     pub max_clients: usize,
+    /// `--reactors N`, default 1: reactor threads, each with its own listener on the same
+    /// address (SO_REUSEPORT); the kernel spreads new connections across them.
+    pub reactors: usize,
     /// `--max-request-line BYTES`, default 8192 (414 beyond it).
     pub max_request_line: usize,
     /// `--max-header-bytes BYTES`, default 65536 (431 beyond it).
@@ -97,6 +100,7 @@ impl Default for Config {
             idle_timeout: Duration::from_millis(60_000),
             send_timeout: Duration::from_millis(30_000),
             max_clients: 10_000,
+            reactors: 1,
             max_request_line: 8 * 1024,
             max_header_bytes: 64 * 1024,
             max_headers: 100,
@@ -173,6 +177,8 @@ options:
   --send-timeout MS      drop a client that reads nothing of its response for
                          this long (default 30000)
   --max-clients N        most client connections at once (default 10000)
+  --reactors N           reactor threads sharing the listen address (default 1;
+                         --max-clients and max_inflight= apply per reactor)
   --max-request-line B   longest request line, else 414 (default 8192)
   --max-header-bytes B   largest request head, else 431 (default 65536)
   --max-headers N        most header fields in a head, else 431 (default 100)
@@ -259,6 +265,7 @@ fn options() -> getopts::Options {
         .optopt("", "idle-timeout", "keep-alive idle deadline", "MS")
         .optopt("", "send-timeout", "client send deadline", "MS")
         .optopt("", "max-clients", "most client connections", "N")
+        .optopt("", "reactors", "reactor threads", "N")
         .optopt("", "max-request-line", "longest request line", "BYTES")
         .optopt("", "max-header-bytes", "largest request head", "BYTES")
         .optopt("", "max-headers", "most header fields", "N")
@@ -326,8 +333,9 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
         }
     }
     // (flag, field, lowest, highest): limits outside these would break the proxy, not tune it.
-    let counts: [(&'static str, &mut usize, usize, usize); 5] = [
+    let counts: [(&'static str, &mut usize, usize, usize); 6] = [
         ("--max-clients", &mut config.max_clients, 1, 1_000_000),
+        ("--reactors", &mut config.reactors, 1, 64),
         (
             "--max-request-line",
             &mut config.max_request_line,
@@ -586,11 +594,12 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
     let _ = writeln!(
         out,
         "client limits       header-timeout={}ms idle-timeout={}ms send-timeout={}ms \
-         max-clients={} max-request-line={} max-header-bytes={} max-headers={}",
+         max-clients={} reactors={} max-request-line={} max-header-bytes={} max-headers={}",
         ms(config.header_timeout),
         ms(config.idle_timeout),
         ms(config.send_timeout),
         config.max_clients,
+        config.reactors,
         config.max_request_line,
         config.max_header_bytes,
         config.max_headers
@@ -860,7 +869,7 @@ mod tests {
             ),
             (
                 "--header-timeout 2000 --idle-timeout 3000 --send-timeout 4000 --max-clients 5 \
-                 --max-request-line 100 --max-header-bytes 1000 --max-headers 7 \
+                 --reactors 2 --max-request-line 100 --max-header-bytes 1000 --max-headers 7 \
                  --max-compare-bytes 0 --targets t.conf"
                     .into(),
                 Command::Run(Config {
@@ -869,6 +878,7 @@ mod tests {
                     idle_timeout: ms(3000),
                     send_timeout: ms(4000),
                     max_clients: 5,
+                    reactors: 2,
                     max_request_line: 100,
                     max_header_bytes: 1000,
                     max_headers: 7,
@@ -942,6 +952,10 @@ mod tests {
             (
                 "--targets t.conf --max-clients lots".into(),
                 "--max-clients: \"lots\" is not a whole number",
+            ),
+            (
+                "--targets t.conf --reactors 0".into(),
+                "--reactors: \"0\" is not between 1 and 64",
             ),
             (
                 "--targets t.conf --idle-timeout 0".into(),
@@ -1037,6 +1051,7 @@ mod tests {
             "--report FILE",
             "--exit-code",
             "--format FORMAT",
+            "--reactors N",
         ] {
             assert!(HELP.contains(needle), "help lacks {needle:?}");
         }

@@ -229,8 +229,8 @@ enum Step {
 impl Core {
     /// Starts the exchange for a request just read from client `client_key`.
     pub(crate) fn start_exchange(&mut self, client_key: usize, head: RequestHead) {
-        self.next_id += 1;
-        let id = self.next_id;
+        let id = self.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        self.started += 1;
         let now = Instant::now();
         let targets = Arc::clone(&self.targets);
         let client_ip = match self.conns.get(client_key) {

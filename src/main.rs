@@ -124,6 +124,26 @@ fn run(config: &Config) -> ExitCode {
         log::error!("cannot install signal handlers: {err}");
         return ExitCode::from(1);
     }
+    let mut followers = Vec::new();
+    for _ in 1..config.reactors {
+        match proxy.follower() {
+            Ok(follower) => followers.push(follower),
+            Err(err) => {
+                log::error!(
+                    "cannot start another reactor on {}: {err}",
+                    proxy.local_addr()
+                );
+                return ExitCode::from(1);
+            }
+        }
+    }
+    if config.reactors > 1 {
+        log::info!(
+            "{} reactor threads share {}",
+            config.reactors,
+            proxy.local_addr()
+        );
+    }
     let settings = report::Settings::from_config(config);
     let (sender, reporter) =
         match report::spawn(Box::new(std::io::stdout()), settings, summary_signal) {
@@ -133,9 +153,28 @@ fn run(config: &Config) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-    let outcome = proxy.run(sender);
-    // `run` has dropped the sender, so the report thread ends after the last block and the
-    // final summary.
+    let mut running = Vec::new();
+    for (n, follower) in followers.into_iter().enumerate() {
+        let sender = sender.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("reactor-{}", n + 1))
+            .spawn(move || follower.run(sender));
+        match spawned {
+            Ok(handle) => running.push(handle),
+            Err(err) => log::error!("cannot start reactor {}: {err}", n + 1),
+        }
+    }
+    // The leader's `run` returns once every reactor was told to stop; each drains its own.
+    let mut outcome = proxy.run(sender);
+    for handle in running {
+        match handle.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => outcome = outcome.and(Err(err)),
+            Err(_) => outcome = outcome.and(Err(std::io::Error::other("a reactor panicked"))),
+        }
+    }
+    // Every `run` has dropped its sender, so the report thread ends after the last block
+    // and the final summary.
     let verdict = reporter.join();
     match (outcome, verdict) {
         (Err(err), _) => {

@@ -8,7 +8,7 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -231,8 +231,10 @@ pub(crate) struct Core {
     pub(crate) targets_epoch: u64,
     pub(crate) settings: Settings,
     pub(crate) report: Option<ReportSender>,
-    /// The id of the last exchange started.
-    pub(crate) next_id: u64,
+    /// Exchange ids, shared by every reactor of the process so that no two blocks share one.
+    pub(crate) ids: Arc<AtomicU64>,
+    /// Exchanges this reactor started.
+    pub(crate) started: u64,
     pub(crate) next_serial: u64,
     /// Shutting down: no new requests; connections close once their exchange is done.
     pub(crate) draining: bool,
@@ -427,6 +429,15 @@ enum Accepting {
 }
 
 /// Signal delivery: handlers write a byte into a socket pair the poll watches and set flags.
+/// What a reactor's `Core` starts from, its own or shared with its leader.
+struct CoreParts {
+    targets: Arc<Targets>,
+    targets_epoch: u64,
+    settings: Settings,
+    tls: tls::Setup,
+    ids: Arc<AtomicU64>,
+}
+
 struct Signals {
     pipe: UnixStream,
 }
@@ -440,6 +451,35 @@ pub struct Proxy {
     signals: Option<Signals>,
     targets_file: Option<PathBuf>,
     core: Core,
+    /// Reactors made by `follower`: this one hands them every reload and wakes them to stop.
+    followers: Vec<Follower>,
+    /// A follower's way in for the targets its leader reloaded.
+    inbox: Option<Receiver<Targets>>,
+}
+
+/// What a leader keeps of a follower reactor.
+struct Follower {
+    targets: Sender<Targets>,
+    shared: Arc<Shared>,
+}
+
+/// The listening socket. With `reuse_port`, other reactors bind the same address too and the
+/// kernel spreads new connections across them (SO_REUSEPORT).
+fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    if !reuse_port {
+        return TcpListener::bind(addr);
+    }
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 impl Proxy {
@@ -454,32 +494,82 @@ impl Proxy {
 
     /// `bind`, with the TLS configuration already loaded.
     pub fn bind_with_tls(config: &Config, targets: Targets, tls: tls::Setup) -> io::Result<Proxy> {
+        let listener = listen(config.listen, config.reactors > 1)?;
+        let targets_file = match &config.targets {
+            Some(TargetSource::File(path)) => Some(path.clone()),
+            _ => None,
+        };
+        let core = CoreParts {
+            targets: Arc::new(targets),
+            targets_epoch: 0,
+            settings: Settings::from_config(config),
+            tls,
+            ids: Arc::new(AtomicU64::new(0)),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let proxy = Proxy::assemble(listener, stop, core, targets_file, None)?;
+        info!("listening on {}", proxy.local_addr);
+        Ok(proxy)
+    }
+
+    /// Another reactor on this one's address (bound with `--reactors` above 1). It shares
+    /// this one's request ids, targets and stop flag; this one keeps the signals and the
+    /// reloads, hands it every reload's targets and wakes it to stop. Run it on its own thread.
+    pub fn follower(&mut self) -> io::Result<Proxy> {
+        let listener = listen(self.local_addr, true)?;
+        let core = CoreParts {
+            targets: Arc::clone(&self.core.targets),
+            targets_epoch: self.core.targets_epoch,
+            settings: self.core.settings.clone(),
+            tls: self.core.tls.clone(),
+            ids: Arc::clone(&self.core.ids),
+        };
+        let (sender, inbox) = crossbeam_channel::unbounded();
+        let stop = Arc::clone(&self.shared.stop);
+        let follower = Proxy::assemble(listener, stop, core, None, Some(inbox))?;
+        self.followers.push(Follower {
+            targets: sender,
+            shared: Arc::clone(&follower.shared),
+        });
+        Ok(follower)
+    }
+
+    fn assemble(
+        mut listener: TcpListener,
+        stop: Arc<AtomicBool>,
+        parts: CoreParts,
+        targets_file: Option<PathBuf>,
+        inbox: Option<Receiver<Targets>>,
+    ) -> io::Result<Proxy> {
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(config.listen)?;
         let local_addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Waker::new(poll.registry(), WAKER)?;
         let shared = Arc::new(Shared {
             reload: Arc::new(AtomicBool::new(false)),
-            stop: Arc::new(AtomicBool::new(false)),
+            stop,
             waker,
         });
-        let targets_file = match &config.targets {
-            Some(TargetSource::File(path)) => Some(path.clone()),
-            _ => None,
-        };
+        let CoreParts {
+            targets,
+            targets_epoch,
+            settings,
+            tls,
+            ids,
+        } = parts;
         let core = Core {
             registry: poll.registry().try_clone()?,
             conns: Slab::with_capacity(1024),
             exchanges: Slab::with_capacity(256),
             pool: Pool::new(),
             timers: Timers::new(),
-            targets: Arc::new(targets),
-            targets_epoch: 0,
-            settings: Settings::from_config(config),
+            targets,
+            targets_epoch,
+            settings,
             report: None,
-            next_id: 0,
+            ids,
+            started: 0,
             next_serial: 0,
             draining: false,
             dropped_reports: 0,
@@ -492,7 +582,6 @@ impl Proxy {
             again: Vec::new(),
             clients: 0,
         };
-        info!("listening on {local_addr}");
         Ok(Proxy {
             poll,
             listener,
@@ -501,6 +590,8 @@ impl Proxy {
             signals: None,
             targets_file,
             core,
+            followers: Vec::new(),
+            inbox,
         })
     }
 
@@ -545,6 +636,12 @@ impl Proxy {
 
     /// Runs until stopped; finished exchanges go to `report`. Returns after draining.
     pub fn run(mut self, report: ReportSender) -> io::Result<()> {
+        let result = self.run_until_drained(report);
+        self.stop_followers();
+        result
+    }
+
+    fn run_until_drained(&mut self, report: ReportSender) -> io::Result<()> {
         self.core.report = Some(report);
         let reloader = self
             .targets_file
@@ -609,9 +706,21 @@ impl Proxy {
             if let Some(reloader) = &reloader {
                 while let Ok(result) = reloader.results.try_recv() {
                     match result {
-                        Ok(targets) => self.core.install_targets(targets),
+                        Ok(targets) => {
+                            for follower in &self.followers {
+                                if follower.targets.send(targets.clone()).is_ok() {
+                                    let _ = follower.shared.waker.wake();
+                                }
+                            }
+                            self.core.install_targets(targets);
+                        }
                         Err(e) => error!("reload failed, keeping the old targets: {e}"),
                     }
+                }
+            }
+            if let Some(inbox) = &self.inbox {
+                while let Ok(targets) = inbox.try_recv() {
+                    self.core.install_targets(targets);
                 }
             }
             if self.shared.stop.load(Ordering::SeqCst) && !self.core.draining {
@@ -619,6 +728,7 @@ impl Proxy {
                     debug!("deregister listener: {e}");
                 }
                 self.core.start_draining();
+                self.stop_followers();
                 let grace = self.core.settings.timeout + Duration::from_secs(1);
                 drain_deadline = Some(Instant::now() + grace);
                 self.core
@@ -658,8 +768,16 @@ impl Proxy {
                 }
             }
         }
-        info!("stopped after {} exchanges", self.core.next_id);
+        info!("stopped after {} exchanges", self.core.started);
         Ok(())
+    }
+
+    /// Whatever ended this reactor ends its followers too.
+    fn stop_followers(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for follower in &self.followers {
+            let _ = follower.shared.waker.wake();
+        }
     }
 
     /// Accepts until `WouldBlock`, `--max-clients` or an error; says what comes next.

@@ -1,0 +1,136 @@
+//! `--reactors N`: several reactor threads on one address (SO_REUSEPORT). Every reactor
+//! serves, request ids stay unique across them, a SIGHUP reaches all of them, and SIGTERM
+//! drains all of them.
+//!
+//! The kernel spreads connections by a hash of their addresses, so a test that needs both
+//! reactors busy opens 16 connections: all 16 on one reactor happens once in 32 768 runs.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(5);
+const CLIENTS: usize = 16;
+
+/// Voluntary context switches of the thread named `name` in process `pid` (waiting for it
+/// to start): a reactor that served connections has blocked in epoll_wait between requests.
+fn voluntary_switches(pid: u32, name: &str) -> u64 {
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("proc");
+        for task in tasks.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim() == name {
+                let status =
+                    std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+                return status
+                    .lines()
+                    .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("no thread named {name} in process {pid}");
+}
+
+#[test]
+fn two_reactors_serve_every_client_with_unique_ids() {
+    let (p, s, c) = (
+        Upstream::named("primary"),
+        Upstream::named("secondary"),
+        Upstream::named("candidate"),
+    );
+    let trident = Trident::with_upstreams(&p, &s, &c, &["--reactors", "2"]);
+    let follower_before = voluntary_switches(trident.pid(), "reactor-1");
+    let mut clients: Vec<Client> = (0..CLIENTS).map(|_| trident.client()).collect();
+    for round in 0..5 {
+        for (n, client) in clients.iter_mut().enumerate() {
+            let target = format!("/c{n}/r{round}");
+            assert_eq!(
+                client.exchange(&get(&target)).body_text(),
+                format!("primary GET {target}")
+            );
+        }
+    }
+    let blocks = trident.wait_blocks(5 * CLIENTS, WAIT);
+    let ids: BTreeSet<u64> = blocks.iter().map(|b| b.id).collect();
+    assert_eq!(
+        ids,
+        (1..=(5 * CLIENTS) as u64).collect(),
+        "ids are unique and dense across reactors"
+    );
+    assert!(
+        voluntary_switches(trident.pid(), "reactor-1") >= follower_before + 5,
+        "the second reactor served no connection\n{}",
+        trident.output()
+    );
+}
+
+#[test]
+fn sighup_reaches_every_reactor() {
+    let (p, s) = (Upstream::named("primary"), Upstream::named("secondary"));
+    let (old, new) = (Upstream::named("old"), Upstream::named("new"));
+    let file = TargetsFile::for_urls(&p.url(), &s.url(), &old.url());
+    let trident = Trident::spawn(&["--targets", file.arg(), "--reactors", "2"]);
+    let mut clients: Vec<Client> = (0..CLIENTS).map(|_| trident.client()).collect();
+    for client in &mut clients {
+        assert_eq!(client.exchange(&get("/before")).status, 200);
+    }
+    old.wait_requests(CLIENTS, WAIT);
+
+    file.write(&targets_text(&p.url(), &s.url(), &new.url()));
+    trident.signal("HUP");
+    // Each reactor says so once it has the new targets.
+    let deadline = std::time::Instant::now() + WAIT;
+    while trident.stderr().matches("targets reloaded").count() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every reactor reloaded\n{}",
+            trident.output()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The same connections, spread over both reactors, now reach the new candidate only.
+    for client in &mut clients {
+        assert_eq!(client.exchange(&get("/after")).status, 200);
+    }
+    assert_eq!(new.wait_requests(CLIENTS, WAIT).len(), CLIENTS);
+    trident.wait_blocks(2 * CLIENTS, WAIT);
+    assert_eq!(
+        old.request_count(),
+        CLIENTS,
+        "the old candidate still gets traffic"
+    );
+}
+
+#[test]
+fn sigterm_drains_every_reactor_and_exits_zero() {
+    let (p, s, c) = (
+        Upstream::named("primary"),
+        Upstream::named("secondary"),
+        Upstream::named("candidate"),
+    );
+    let mut trident = Trident::with_upstreams(&p, &s, &c, &["--reactors", "2"]);
+    let mut clients: Vec<Client> = (0..CLIENTS).map(|_| trident.client()).collect();
+    for client in &mut clients {
+        assert_eq!(client.exchange(&get("/idle")).status, 200);
+    }
+    trident.wait_blocks(CLIENTS, WAIT);
+    trident.signal("TERM");
+    let status = trident.wait_exit(Duration::from_secs(4));
+    assert_eq!(status.code(), Some(0), "{}", trident.output());
+    assert_eq!(
+        trident.stderr().matches("stopped after").count(),
+        2,
+        "both reactors stopped\n{}",
+        trident.output()
+    );
+    for client in &mut clients {
+        client.expect_closed();
+    }
+}
