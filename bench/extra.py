@@ -15,6 +15,7 @@ Scenarios (each starts its own processes on 127.0.0.1 free ports and stops them)
               the ratio is what trident's own work costs
   instructions  user-space instructions per request, both threads, under callgrind (exact
               and repeatable where wall-clock numbers drift), for trident and floor
+  reactors    keep-alive c16 with one reactor and with `--reactors 2`, interleaved
 
 Needs nginx and wrk (`apt-get install -y nginx wrk`), perf for `syscalls`. Python 3
 standard library only. Results go to stdout and to --out (default bench/results-extra.md,
@@ -447,6 +448,34 @@ def scenario_instructions(trident: str, root: str, _seconds: float) -> list[str]
     return rows
 
 
+def scenario_reactors(trident: str, root: str, seconds: float) -> list[str]:
+    """Interleaved: the default single reactor and `--reactors 2`, wrk c16, same upstreams."""
+    rows = ["| round | 1 reactor: req/s | CPU µs/req | 2 reactors: req/s | CPU µs/req |",
+            "|---|---|---|---|---|"]
+    gains = []
+    procs = Procs()
+    try:
+        ports = [start_upstream(procs, root, f"r-{i}") for i in range(3)]
+        for round_no in range(1, 4):
+            cells = []
+            for extra in ([], ["--reactors", "2"]):
+                proc, port = start_trident(procs, trident, ports, extra)
+                wrk(port, "/", 16, 1)
+                cells.append(measured(proc.pid, lambda: wrk(port, "/", 16, seconds)))
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=10)
+            one, two = cells
+            gains.append(two["rps"] / one["rps"])
+            rows.append(f"| {round_no} | {one['rps']:.0f} | {one['cpu_us_per_req']:.1f} | "
+                        f"{two['rps']:.0f} | {two['cpu_us_per_req']:.1f} |")
+    finally:
+        procs.stop()
+    gains.sort()
+    rows += ["", f"2 reactors ÷ 1: {gains[1]:.2f}× req/s (median of {len(gains)}; "
+             f"{gains[0]:.2f}–{gains[-1]:.2f})."]
+    return rows
+
+
 SCENARIOS = {
     "stalled": scenario_stalled,
     "bodies": scenario_bodies,
@@ -454,6 +483,7 @@ SCENARIOS = {
     "syscalls": scenario_syscalls,
     "floor": scenario_floor,
     "instructions": scenario_instructions,
+    "reactors": scenario_reactors,
 }
 
 
