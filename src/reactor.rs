@@ -455,6 +455,8 @@ pub struct Proxy {
     followers: Vec<Follower>,
     /// A follower's way in for the targets its leader reloaded.
     inbox: Option<Receiver<Targets>>,
+    /// A follower's leader, woken if the follower stops first (a failed poll).
+    leader: Option<Arc<Shared>>,
 }
 
 /// What a leader keeps of a follower reactor.
@@ -526,7 +528,8 @@ impl Proxy {
         };
         let (sender, inbox) = crossbeam_channel::unbounded();
         let stop = Arc::clone(&self.shared.stop);
-        let follower = Proxy::assemble(listener, stop, core, None, Some(inbox))?;
+        let mut follower = Proxy::assemble(listener, stop, core, None, Some(inbox))?;
+        follower.leader = Some(Arc::clone(&self.shared));
         self.followers.push(Follower {
             targets: sender,
             shared: Arc::clone(&follower.shared),
@@ -592,6 +595,7 @@ impl Proxy {
             core,
             followers: Vec::new(),
             inbox,
+            leader: None,
         })
     }
 
@@ -637,7 +641,7 @@ impl Proxy {
     /// Runs until stopped; finished exchanges go to `report`. Returns after draining.
     pub fn run(mut self, report: ReportSender) -> io::Result<()> {
         let result = self.run_until_drained(report);
-        self.stop_followers();
+        self.stop_the_others();
         result
     }
 
@@ -728,7 +732,7 @@ impl Proxy {
                     debug!("deregister listener: {e}");
                 }
                 self.core.start_draining();
-                self.stop_followers();
+                self.stop_the_others();
                 let grace = self.core.settings.timeout + Duration::from_secs(1);
                 drain_deadline = Some(Instant::now() + grace);
                 self.core
@@ -772,11 +776,15 @@ impl Proxy {
         Ok(())
     }
 
-    /// Whatever ended this reactor ends its followers too.
-    fn stop_followers(&self) {
+    /// Whatever ends one reactor ends the others too (they share the stop flag): wakes them
+    /// to see it.
+    fn stop_the_others(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         for follower in &self.followers {
             let _ = follower.shared.waker.wake();
+        }
+        if let Some(leader) = &self.leader {
+            let _ = leader.waker.wake();
         }
     }
 
