@@ -428,7 +428,6 @@ enum Accepting {
     BackingOff,
 }
 
-/// Signal delivery: handlers write a byte into a socket pair the poll watches and set flags.
 /// What a reactor's `Core` starts from, its own or shared with its leader.
 struct CoreParts {
     targets: Arc<Targets>,
@@ -438,6 +437,7 @@ struct CoreParts {
     ids: Arc<AtomicU64>,
 }
 
+/// Signal delivery: handlers write a byte into a socket pair the poll watches and set flags.
 struct Signals {
     pipe: UnixStream,
 }

@@ -86,15 +86,7 @@ fn sighup_reaches_every_reactor() {
     file.write(&targets_text(&p.url(), &s.url(), &new.url()));
     trident.signal("HUP");
     // Each reactor says so once it has the new targets.
-    let deadline = std::time::Instant::now() + WAIT;
-    while trident.stderr().matches("targets reloaded").count() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not every reactor reloaded\n{}",
-            trident.output()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    trident.wait_stderr_count("targets reloaded", 2, WAIT);
     // The same connections, spread over both reactors, now reach the new candidate only.
     for client in &mut clients {
         assert_eq!(client.exchange(&get("/after")).status, 200);

@@ -304,13 +304,13 @@ impl<'a> Leg<'a> {
                 ..
             } => {
                 let fields = split_fields(fields);
-                let content_encoding = {
-                    let mut codings = values_named(&fields, b"content-encoding").peekable();
-                    codings.peek().is_some().then(|| {
-                        let joined: Vec<u8> = codings.collect::<Vec<_>>().join(&b", "[..]);
-                        String::from_utf8_lossy(&joined).into_owned()
-                    })
-                };
+                let content_encoding = values_named(&fields, b"content-encoding")
+                    .next()
+                    .is_some()
+                    .then(|| {
+                        String::from_utf8_lossy(&joined_values(&fields, b"content-encoding"))
+                            .into_owned()
+                    });
                 // application/json, application/problem+json, text/json ...
                 let is_json_type = values_named(&fields, b"content-type").any(|v| {
                     let media = v.split(|&b| b == b';').next().unwrap_or(v);
@@ -425,6 +425,13 @@ fn values_named<'a, 'f>(
         .map(|(_, v)| *v)
 }
 
+/// Every value of the fields called `name`, joined with `, ` as one field line would hold them.
+fn joined_values(fields: &[(&[u8], &[u8])], name: &[u8]) -> Vec<u8> {
+    values_named(fields, name)
+        .collect::<Vec<_>>()
+        .join(&b", "[..])
+}
+
 fn trim(mut bytes: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = bytes {
         bytes = rest;
@@ -443,12 +450,8 @@ fn compare_headers(p: &Response<'_>, o: &Response<'_>, rules: &Rules, out: &mut 
             .iter()
             .any(|(n, _)| n.eq_ignore_ascii_case(fields[i].0))
     };
-    let join = |fields: &[(&[u8], &[u8])], name: &[u8]| {
-        let joined: Vec<u8> = values_named(fields, name)
-            .collect::<Vec<_>>()
-            .join(&b", "[..]);
-        abbreviate::text(&joined)
-    };
+    let join =
+        |fields: &[(&[u8], &[u8])], name: &[u8]| abbreviate::text(&joined_values(fields, name));
     // Only a difference needs the name lower-cased: most headers are equal.
     let lower = |name: &[u8]| String::from_utf8_lossy(name).to_ascii_lowercase();
     for (i, (name, _)) in p.fields.iter().enumerate() {

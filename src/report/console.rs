@@ -144,7 +144,6 @@ fn write_list<'a>(
 
 /// Elapsed time as milliseconds with exactly one decimal (`0.4ms`, `1503.2ms`), rounded to
 /// the nearest tenth in integers so that the text never depends on float formatting.
-/// `12.3ms`: milliseconds to a tenth, rounded.
 fn push_millis(out: &mut Vec<u8>, elapsed: Duration) {
     let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     let tenths = micros.saturating_add(50) / 100;

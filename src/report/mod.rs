@@ -43,7 +43,7 @@ pub const CHANNEL_CAPACITY: usize = 4096;
 pub const BACKLOG_BYTES: usize = 64 * 1024 * 1024;
 /// How often the idle reporting thread looks at the SIGUSR1 flag.
 const SIGNAL_POLL: Duration = Duration::from_millis(200);
-/// How long the reporting thread lets records gather after a wake-up.
+/// How long the reporting thread sleeps between batches while records keep coming.
 const BATCH_PAUSE: Duration = Duration::from_millis(5);
 /// Output is written in batches of whole blocks up to about this size (or sooner, whenever
 /// the channel is empty), so a burst costs a few writes instead of one per block.

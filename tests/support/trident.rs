@@ -231,6 +231,20 @@ impl Trident {
         }
     }
 
+    /// Waits until stderr has `n` lines containing `needle` (one per reactor, say).
+    pub fn wait_stderr_count(&self, needle: &str, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.stderr().lines().filter(|l| l.contains(needle)).count() < n {
+            if Instant::now() >= deadline {
+                panic!(
+                    "stderr has fewer than {n} lines containing {needle:?} within {timeout:?}\n{}",
+                    self.output()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Sends a signal by name (`HUP`, `TERM`, `INT`) with kill(1).
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
