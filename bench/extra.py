@@ -16,6 +16,8 @@ Scenarios (each starts its own processes on 127.0.0.1 free ports and stops them)
   instructions  user-space instructions per request, both threads, under callgrind (exact
               and repeatable where wall-clock numbers drift), for trident and floor
   reactors    keep-alive c16 with one reactor and with `--reactors 2`, interleaved
+  nice        keep-alive c16 and c256 and paced c1 at the default priority and at
+              `--nice -10`, interleaved (skipped without root or CAP_SYS_NICE)
 
 Needs nginx and wrk (`apt-get install -y nginx wrk`), perf for `syscalls`. Python 3
 standard library only. Results go to stdout and to --out (default bench/results-extra.md,
@@ -476,6 +478,65 @@ def scenario_reactors(trident: str, root: str, seconds: float) -> list[str]:
     return rows
 
 
+def may_raise_priority() -> bool:
+    """Whether this process holds CAP_SYS_NICE (bit 23 of CapEff), which a negative
+    --nice needs."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) & (1 << 23))
+    return False
+
+
+def scenario_nice(trident: str, root: str, seconds: float) -> list[str]:
+    """Interleaved: trident at the default priority and at `--nice -10`, same upstreams."""
+    if not may_raise_priority():
+        return ["skipped: `--nice -10` needs root or CAP_SYS_NICE."]
+    paced = os.path.join(root, "paced.lua")
+    with open(paced, "w") as f:
+        f.write(PACED_LUA)
+    loads = (("ka-c16", 16, None), ("ka-c256", 256, None), ("paced-c1", 1, paced))
+    variants = (("default", []), ("--nice -10", ["--nice", "-10"]))
+    runs: dict[tuple[str, str], list[dict]] = {}
+    procs = Procs()
+    try:
+        ports = [start_upstream(procs, root, f"n-{i}") for i in range(3)]
+        for _ in range(3):
+            for name, extra in variants:
+                proc, port = start_trident(procs, trident, ports, extra)
+                wrk(port, "/", 16, 1)
+                for load, conns, script in loads:
+                    r = measured(proc.pid, lambda: wrk(port, "/", conns, seconds, script))
+                    if r["non2xx"]:
+                        raise RuntimeError(f"{name}: {r['non2xx']} responses were not 2xx")
+                    runs.setdefault((name, load), []).append(r)
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=10)
+    finally:
+        procs.stop()
+
+    def median(name: str, load: str, key: str) -> float:
+        values = sorted(r[key] for r in runs[(name, load)])
+        return values[len(values) // 2]
+
+    rows = ["| trident (100 B, 3 interleaved runs each, medians) | ka-c16 req/s | CPU µs/req "
+            "| ka-c256 req/s | CPU µs/req | paced-c1 p50 µs |", "|---|---|---|---|---|---|"]
+    for name, _ in variants:
+        rows.append(f"| {name} | {median(name, 'ka-c16', 'rps'):.0f} | "
+                    f"{median(name, 'ka-c16', 'cpu_us_per_req'):.1f} | "
+                    f"{median(name, 'ka-c256', 'rps'):.0f} | "
+                    f"{median(name, 'ka-c256', 'cpu_us_per_req'):.1f} | "
+                    f"{median(name, 'paced-c1', 'p50_us'):.0f} |")
+
+    def ratio(load: str, key: str) -> float:
+        return median("--nice -10", load, key) / max(median("default", load, key), 1e-9)
+
+    rows += ["", f"--nice -10 ÷ default: ka-c16 req/s {ratio('ka-c16', 'rps'):.2f}×, CPU per request "
+             f"{ratio('ka-c16', 'cpu_us_per_req'):.2f}×; ka-c256 req/s {ratio('ka-c256', 'rps'):.2f}×; "
+             f"paced-c1 p50 {ratio('paced-c1', 'p50_us'):.2f}×."]
+    return rows
+
+
 SCENARIOS = {
     "stalled": scenario_stalled,
     "bodies": scenario_bodies,
@@ -484,6 +545,7 @@ SCENARIOS = {
     "floor": scenario_floor,
     "instructions": scenario_instructions,
     "reactors": scenario_reactors,
+    "nice": scenario_nice,
 }
 
 

@@ -45,6 +45,9 @@ pub struct Config {
     /// `--reactors N`, default 1: reactor threads, each with its own listener on the same
     /// address (SO_REUSEPORT); the kernel spreads new connections across them.
     pub reactors: usize,
+    /// `--nice N`, -20..=19: the scheduling priority trident runs at, as nice(1); None
+    /// leaves the one it was started with.
+    pub nice: Option<i32>,
     /// `--max-request-line BYTES`, default 8192 (414 beyond it).
     pub max_request_line: usize,
     /// `--max-header-bytes BYTES`, default 65536 (431 beyond it).
@@ -101,6 +104,7 @@ impl Default for Config {
             send_timeout: Duration::from_millis(30_000),
             max_clients: 10_000,
             reactors: 1,
+            nice: None,
             max_request_line: 8 * 1024,
             max_header_bytes: 64 * 1024,
             max_headers: 100,
@@ -179,6 +183,9 @@ options:
   --max-clients N        most client connections at once (default 10000)
   --reactors N           reactor threads sharing the listen address (default 1;
                          --max-clients and max_inflight= apply per reactor)
+  --nice N               scheduling priority, as nice(1), -20 to 19: below 0
+                         trident runs ahead of the upstreams sharing its host
+                         (needs root or CAP_SYS_NICE; default: unchanged)
   --max-request-line B   longest request line, else 414 (default 8192)
   --max-header-bytes B   largest request head, else 431 (default 65536)
   --max-headers N        most header fields in a head, else 431 (default 100)
@@ -266,6 +273,7 @@ fn options() -> getopts::Options {
         .optopt("", "send-timeout", "client send deadline", "MS")
         .optopt("", "max-clients", "most client connections", "N")
         .optopt("", "reactors", "reactor threads", "N")
+        .optopt("", "nice", "scheduling priority", "N")
         .optopt("", "max-request-line", "longest request line", "BYTES")
         .optopt("", "max-header-bytes", "largest request head", "BYTES")
         .optopt("", "max-headers", "most header fields", "N")
@@ -360,6 +368,10 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
         if let Some(value) = matches.opt_str(&flag[2..]) {
             *field = count(flag, &value, lowest, highest)?;
         }
+    }
+
+    if let Some(value) = matches.opt_str("nice") {
+        config.nice = Some(nice(&value)?);
     }
 
     shadow_options(&matches, &mut config)?;
@@ -594,12 +606,16 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
     let _ = writeln!(
         out,
         "client limits       header-timeout={}ms idle-timeout={}ms send-timeout={}ms \
-         max-clients={} reactors={} max-request-line={} max-header-bytes={} max-headers={}",
+         max-clients={} reactors={} nice={} max-request-line={} max-header-bytes={} \
+         max-headers={}",
         ms(config.header_timeout),
         ms(config.idle_timeout),
         ms(config.send_timeout),
         config.max_clients,
         config.reactors,
+        config
+            .nice
+            .map_or_else(|| "unchanged".to_string(), |n| n.to_string()),
         config.max_request_line,
         config.max_header_bytes,
         config.max_headers
@@ -675,6 +691,19 @@ fn count(flag: &'static str, value: &str, lowest: usize, highest: usize) -> Resu
         Err(_) => format!("\"{value}\" is not a whole number"),
     };
     Err(Error(Kind::BadNumber { flag, why }))
+}
+
+/// A `--nice` value: nice(1)'s range on Linux.
+fn nice(value: &str) -> Result<i32, Error> {
+    let why = match value.parse::<i32>() {
+        Ok(n) if (-20..=19).contains(&n) => return Ok(n),
+        Ok(_) => format!("\"{value}\" is not between -20 and 19"),
+        Err(_) => format!("\"{value}\" is not a whole number"),
+    };
+    Err(Error(Kind::BadNumber {
+        flag: "--nice",
+        why,
+    }))
 }
 
 /// A `MS` flag value; the error names the flag and the value.
@@ -887,6 +916,22 @@ mod tests {
                 }),
             ),
             (
+                "--nice -10 --targets t.conf".into(),
+                Command::Run(Config {
+                    targets: file("t.conf"),
+                    nice: Some(-10),
+                    ..defaults.clone()
+                }),
+            ),
+            (
+                "--nice=19 --targets t.conf".into(),
+                Command::Run(Config {
+                    targets: file("t.conf"),
+                    nice: Some(19),
+                    ..defaults.clone()
+                }),
+            ),
+            (
                 format!("--listen [::1]:8080 {URLS}"),
                 Command::Run(Config {
                     listen: "[::1]:8080".parse().unwrap(),
@@ -948,6 +993,14 @@ mod tests {
             (
                 "--targets t.conf --max-headers 300".into(),
                 "--max-headers: \"300\" is not between 1 and 256",
+            ),
+            (
+                "--targets t.conf --nice -21".into(),
+                "--nice: \"-21\" is not between -20 and 19",
+            ),
+            (
+                "--targets t.conf --nice high".into(),
+                "--nice: \"high\" is not a whole number",
             ),
             (
                 "--targets t.conf --max-clients lots".into(),
@@ -1052,6 +1105,7 @@ mod tests {
             "--exit-code",
             "--format FORMAT",
             "--reactors N",
+            "--nice N",
         ] {
             assert!(HELP.contains(needle), "help lacks {needle:?}");
         }

@@ -86,6 +86,18 @@ fn load_targets(config: &Config) -> Result<Targets, ExitCode> {
 }
 
 /// Logs go to stderr as `trident: LEVEL: message`, `info` and up unless RUST_LOG says otherwise.
+/// `--nice`: Linux keeps a nice value per thread and a new thread starts with its creator's,
+/// so setting it before any thread is spawned covers the reactors and the report thread.
+fn set_nice(nice: i32) -> std::io::Result<()> {
+    // SAFETY: setpriority takes integers only and touches no memory of this process.
+    let status = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 fn start_logging() {
     env_logger::Builder::from_env(Env::default().default_filter_or("info"))
         .format(|buf, record| writeln!(buf, "trident: {}: {}", record.level(), record.args()))
@@ -105,6 +117,18 @@ fn run(config: &Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(nice) = config.nice {
+        if let Err(err) = set_nice(nice) {
+            let hint = match err.kind() {
+                std::io::ErrorKind::PermissionDenied => {
+                    " (a priority above the one trident started with needs root or CAP_SYS_NICE)"
+                }
+                _ => "",
+            };
+            eprintln!("trident: --nice {nice}: {err}{hint}");
+            return ExitCode::from(1);
+        }
+    }
     // Before the proxy announces its address: SIGUSR1's default action would end the process.
     let summary_signal = match report::SummarySignal::register() {
         Ok(signal) => signal,

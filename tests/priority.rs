@@ -1,0 +1,116 @@
+//! `--nice N`: trident takes its scheduling priority before it starts any thread, so every
+//! thread (the reactors and the report thread) runs at it; a priority it may not take is a
+//! clear startup error, not a silent fallback.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// The nice value of every thread of process `pid`, by thread name, once `want` threads run.
+fn thread_nice(pid: u32, want: usize) -> Vec<(String, i64)> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut threads = Vec::new();
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .expect("proc")
+            .flatten()
+        {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // Fields after the parenthesised name: state is field 3, nice field 19.
+            let nice = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(16))
+                .and_then(|n| n.parse().ok());
+            if let Some(nice) = nice {
+                threads.push((comm.trim().to_string(), nice));
+            }
+        }
+        if threads.len() >= want || Instant::now() >= deadline {
+            return threads;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether this test process may raise priority (CAP_SYS_NICE, bit 23 of CapEff).
+fn may_raise_priority() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").expect("proc");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|caps| u64::from_str_radix(caps.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << 23) != 0)
+}
+
+#[test]
+fn every_thread_runs_at_the_nice_value_given() {
+    let (p, s, c) = (
+        Upstream::named("primary"),
+        Upstream::named("secondary"),
+        Upstream::named("candidate"),
+    );
+    // Lowering priority needs no privilege, so this runs anywhere.
+    let trident = Trident::with_upstreams(&p, &s, &c, &["--reactors", "2", "--nice", "7"]);
+    assert_eq!(
+        trident.client().exchange(&get("/x")).body_text(),
+        "primary GET /x"
+    );
+    let threads = thread_nice(trident.pid(), 3);
+    let names: Vec<&str> = threads.iter().map(|(name, _)| name.as_str()).collect();
+    for name in ["trident", "reactor-1", "report"] {
+        assert!(names.contains(&name), "no {name} thread in {threads:?}");
+    }
+    assert!(
+        threads.iter().all(|(_, nice)| *nice == 7),
+        "every thread at nice 7: {threads:?}"
+    );
+}
+
+#[test]
+fn a_raised_priority_is_taken_or_refused_with_the_reason() {
+    if may_raise_priority() {
+        let (p, s, c) = (
+            Upstream::named("primary"),
+            Upstream::named("secondary"),
+            Upstream::named("candidate"),
+        );
+        let trident = Trident::with_upstreams(&p, &s, &c, &["--nice", "-5"]);
+        assert_eq!(
+            trident.client().exchange(&get("/x")).body_text(),
+            "primary GET /x"
+        );
+        let threads = thread_nice(trident.pid(), 2);
+        assert!(
+            threads.iter().all(|(_, nice)| *nice == -5),
+            "every thread at nice -5: {threads:?}"
+        );
+    } else {
+        let nowhere = "http://127.0.0.1:9";
+        let run = run(
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--nice",
+                "-5",
+                "--primary",
+                nowhere,
+                "--secondary",
+                nowhere,
+                "--candidate",
+                nowhere,
+            ],
+            WAIT,
+        );
+        assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("--nice -5") && run.stderr.contains("CAP_SYS_NICE"),
+            "the refusal names the flag and what it needs: {}",
+            run.stderr
+        );
+    }
+}
