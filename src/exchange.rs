@@ -535,9 +535,16 @@ impl Core {
         for _ in 0..TURNS_PER_DRIVE {
             let before = self.progress(key);
             self.pump_request(key);
-            for role in Role::ALL {
-                self.drive_leg(key, role);
+            self.drive_leg(key, Role::Primary);
+            // The client is sent the primary's bytes before the shadows' answers are parsed.
+            if let Some(client) = self.exchanges.get(key).and_then(|ex| ex.client) {
+                if matches!(self.conns.get(client), Some(Conn::Client(c)) if c.pending_output() > 0)
+                {
+                    self.flush_client(client);
+                }
             }
+            self.drive_leg(key, Role::Secondary);
+            self.drive_leg(key, Role::Candidate);
             self.release_request_bytes(key);
             match self.exchanges.get(key).and_then(|ex| ex.client) {
                 Some(client) => {
@@ -694,8 +701,8 @@ impl Core {
             && ex.legs[1..]
                 .iter()
                 .any(|leg| !leg.is_finished() && leg.body_sent < end);
-        let now = Instant::now();
         if held_back {
+            let now = Instant::now();
             // A shadow leg that is merely descheduled for a moment is waited for; one that
             // makes no progress for SHADOW_STALL_GRACE, or that has held the primary back for
             // SHADOW_STALL_BUDGET in all, is cut.
@@ -731,7 +738,7 @@ impl Core {
                 }
             }
         } else if let Some((since, _)) = ex.shadow_stall.take() {
-            ex.stall_spent += now.saturating_duration_since(since);
+            ex.stall_spent += since.elapsed();
             ex.stall_deadline = None;
         }
         let Some(ex) = self.exchanges.get_mut(key) else {
