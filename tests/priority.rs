@@ -53,7 +53,11 @@ fn may_take_nice(nice: i64) -> bool {
         .and_then(|rest| rest.split_whitespace().next())
         .map_or(Some(0), |soft| soft.parse::<i64>().ok());
     // "unlimited" does not parse: any nice value is allowed.
-    capable || limit.is_none_or(|limit| 20 - limit <= nice)
+    capable
+        || match limit {
+            Some(limit) => 20 - limit <= nice,
+            None => true,
+        }
 }
 
 #[test]
