@@ -85,7 +85,6 @@ fn load_targets(config: &Config) -> Result<Targets, ExitCode> {
     })
 }
 
-/// Logs go to stderr as `trident: LEVEL: message`, `info` and up unless RUST_LOG says otherwise.
 /// `--nice`: Linux keeps a nice value per thread and a new thread starts with its creator's,
 /// so setting it before any thread is spawned covers the reactors and the report thread.
 fn set_nice(nice: i32) -> std::io::Result<()> {
@@ -98,6 +97,7 @@ fn set_nice(nice: i32) -> std::io::Result<()> {
     }
 }
 
+/// Logs go to stderr as `trident: LEVEL: message`, `info` and up unless RUST_LOG says otherwise.
 fn start_logging() {
     env_logger::Builder::from_env(Env::default().default_filter_or("info"))
         .format(|buf, record| writeln!(buf, "trident: {}: {}", record.level(), record.args()))
