@@ -337,27 +337,27 @@ def scenario_syscalls(trident: str, root: str, seconds: float) -> list[str]:
         procs.stop()
 
 
-def floor_binary(trident: str) -> str:
-    return os.path.join(os.path.dirname(os.path.abspath(trident)), "examples", "floor")
-
-
-def scenario_floor(trident: str, root: str, seconds: float) -> list[str]:
-    """Interleaved runs of trident and floor against the same three upstreams; medians."""
-    floor = floor_binary(trident)
-    if not os.access(floor, os.X_OK):
-        return [f"no floor binary at {floor}: `cargo build --release --example floor`."]
-    paced = os.path.join(root, "paced.lua")
-    with open(paced, "w") as f:
+def paced_script(root: str) -> str:
+    """The wrk script of the paced loads, written into `root`; its path."""
+    path = os.path.join(root, "paced.lua")
+    with open(path, "w") as f:
         f.write(PACED_LUA)
+    return path
+
+
+def interleaved(root: str, tag: str, variants, loads, seconds: float):
+    """Runs every load (name, connections, wrk script) against every variant (name, binary,
+    extra flags) in 3 interleaved rounds on the same three upstreams. Returns
+    median(variant, load, key) over the rounds."""
     runs: dict[tuple[str, str], list[dict]] = {}
     procs = Procs()
     try:
-        ports = [start_upstream(procs, root, f"f-{i}") for i in range(3)]
+        ports = [start_upstream(procs, root, f"{tag}-{i}") for i in range(3)]
         for _ in range(3):
-            for name, binary in (("trident", trident), ("floor", floor)):
-                proc, port = start_trident(procs, binary, ports)
+            for name, binary, extra in variants:
+                proc, port = start_trident(procs, binary, ports, extra)
                 wrk(port, "/", 16, 1)
-                for load, conns, script in (("ka-c16", 16, None), ("paced-c1", 1, paced)):
+                for load, conns, script in loads:
                     r = measured(proc.pid, lambda: wrk(port, "/", conns, seconds, script))
                     if r["non2xx"]:
                         raise RuntimeError(f"{name}: {r['non2xx']} responses were not 2xx")
@@ -370,6 +370,21 @@ def scenario_floor(trident: str, root: str, seconds: float) -> list[str]:
     def median(name: str, load: str, key: str) -> float:
         values = sorted(r[key] for r in runs[(name, load)])
         return values[len(values) // 2]
+
+    return median
+
+
+def floor_binary(trident: str) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(trident)), "examples", "floor")
+
+
+def scenario_floor(trident: str, root: str, seconds: float) -> list[str]:
+    """Interleaved runs of trident and floor against the same three upstreams; medians."""
+    floor = floor_binary(trident)
+    if not os.access(floor, os.X_OK):
+        return [f"no floor binary at {floor}: `cargo build --release --example floor`."]
+    loads = (("ka-c16", 16, None), ("paced-c1", 1, paced_script(root)))
+    median = interleaved(root, "f", (("trident", trident, []), ("floor", floor, [])), loads, seconds)
 
     rows = ["| proxy (100 B, 3 interleaved runs each, medians) | ka-c16 req/s | ka-c16 CPU µs/req "
             "| paced-c1 p50 µs | paced-c1 CPU µs/req |", "|---|---|---|---|---|"]
@@ -492,32 +507,10 @@ def scenario_nice(trident: str, root: str, seconds: float) -> list[str]:
     """Interleaved: trident at the default priority and at `--nice -10`, same upstreams."""
     if not may_raise_priority():
         return ["skipped: `--nice -10` needs root or CAP_SYS_NICE."]
-    paced = os.path.join(root, "paced.lua")
-    with open(paced, "w") as f:
-        f.write(PACED_LUA)
-    loads = (("ka-c16", 16, None), ("ka-c256", 256, None), ("paced-c1", 1, paced))
+    loads = (("ka-c16", 16, None), ("ka-c256", 256, None), ("paced-c1", 1, paced_script(root)))
     variants = (("default", []), ("--nice -10", ["--nice", "-10"]))
-    runs: dict[tuple[str, str], list[dict]] = {}
-    procs = Procs()
-    try:
-        ports = [start_upstream(procs, root, f"n-{i}") for i in range(3)]
-        for _ in range(3):
-            for name, extra in variants:
-                proc, port = start_trident(procs, trident, ports, extra)
-                wrk(port, "/", 16, 1)
-                for load, conns, script in loads:
-                    r = measured(proc.pid, lambda: wrk(port, "/", conns, seconds, script))
-                    if r["non2xx"]:
-                        raise RuntimeError(f"{name}: {r['non2xx']} responses were not 2xx")
-                    runs.setdefault((name, load), []).append(r)
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=10)
-    finally:
-        procs.stop()
-
-    def median(name: str, load: str, key: str) -> float:
-        values = sorted(r[key] for r in runs[(name, load)])
-        return values[len(values) // 2]
+    median = interleaved(root, "n", [(name, trident, extra) for name, extra in variants], loads,
+                         seconds)
 
     rows = ["| trident (100 B, 3 interleaved runs each, medians) | ka-c16 req/s | CPU µs/req "
             "| ka-c256 req/s | CPU µs/req | paced-c1 p50 µs |", "|---|---|---|---|---|---|"]

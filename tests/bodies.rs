@@ -10,21 +10,13 @@ use support::*;
 const WAIT: Duration = Duration::from_secs(5);
 const TEN_MIB: usize = 10 * 1024 * 1024;
 
-fn three(handler: fn(&RecordedRequest) -> Reply) -> (Upstream, Upstream, Upstream) {
-    (
-        Upstream::start(handler),
-        Upstream::start(handler),
-        Upstream::start(handler),
-    )
-}
-
 fn by_name(name: &str) -> Upstream {
     Upstream::named(name)
 }
 
 #[test]
 fn ten_mib_request_body_arrives_intact_at_all_three_upstreams() {
-    let (p, s, c) = three(|req| Reply::ok(format!("got {} bytes", req.body.len())));
+    let (p, s, c) = three_serving(|req| Reply::ok(format!("got {} bytes", req.body.len())));
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let body = pattern(TEN_MIB, 10);
     let mut client = trident.client();
@@ -49,7 +41,7 @@ fn ten_mib_request_body_arrives_intact_at_all_three_upstreams() {
 
 #[test]
 fn ten_mib_response_body_reaches_the_client_intact() {
-    let (p, s, c) = three(|_| Reply::ok(pattern(TEN_MIB, 11)));
+    let (p, s, c) = three_serving(|_| Reply::ok(pattern(TEN_MIB, 11)));
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let mut client = trident.client();
     let resp = client.exchange(&get("/big-download"));
@@ -74,7 +66,7 @@ fn ten_mib_response_body_reaches_the_client_intact() {
 
 #[test]
 fn chunked_response_reaches_the_client_intact() {
-    let (p, s, c) = three(|_| Reply::ok(pattern(50_000, 12)).chunked(&[1, 3, 100, 8192]));
+    let (p, s, c) = three_serving(|_| Reply::ok(pattern(50_000, 12)).chunked(&[1, 3, 100, 8192]));
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let mut client = trident.client();
     let resp = client.exchange(&get("/chunked"));
@@ -100,7 +92,8 @@ fn chunked_response_reaches_the_client_intact() {
 
 #[test]
 fn one_mib_response_in_odd_chunk_sizes_reaches_the_client_intact() {
-    let (p, s, c) = three(|_| Reply::ok(pattern(1024 * 1024, 13)).chunked(&[65_536, 1000, 7]));
+    let (p, s, c) =
+        three_serving(|_| Reply::ok(pattern(1024 * 1024, 13)).chunked(&[65_536, 1000, 7]));
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let resp = trident.client().exchange(&get("/odd-chunks"));
     assert_same_bytes("chunked 1 MiB", &pattern(1024 * 1024, 13), &resp.body);
@@ -108,7 +101,7 @@ fn one_mib_response_in_odd_chunk_sizes_reaches_the_client_intact() {
 
 #[test]
 fn close_delimited_response_reaches_the_client_intact() {
-    let (p, s, c) = three(|_| Reply::ok(pattern(30_000, 14)).close_delimited());
+    let (p, s, c) = three_serving(|_| Reply::ok(pattern(30_000, 14)).close_delimited());
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let mut client = trident.client();
     let resp = client.exchange(&get("/until-close"));
@@ -143,7 +136,7 @@ fn close_delimited_response_reaches_the_client_intact() {
 
 #[test]
 fn interim_100_and_103_are_not_taken_for_the_final_response() {
-    let (p, s, c) = three(|req| {
+    let (p, s, c) = three_serving(|req| {
         Reply::ok(format!("final for {}", req.target))
             .header("X-Final", "yes")
             .interim(100, "Continue", &[])
@@ -173,7 +166,7 @@ fn interim_100_and_103_are_not_taken_for_the_final_response() {
 
 #[test]
 fn no_body_is_read_after_204_and_304() {
-    let (p, s, c) = three(|req| match req.target.as_str() {
+    let (p, s, c) = three_serving(|req| match req.target.as_str() {
         "/204" => Reply::new(204, "No Content"),
         // A 304 may announce the length the 200 would have had; no body follows.
         "/304" => Reply::new(304, "Not Modified").body("twelve bytes"),
@@ -229,7 +222,7 @@ fn http10_client_gets_its_response_and_the_connection_closed() {
 
 #[test]
 fn http10_client_gets_a_chunked_upstream_response_unchunked() {
-    let (p, s, c) = three(|_| Reply::ok(pattern(10_000, 15)).chunked(&[333]));
+    let (p, s, c) = three_serving(|_| Reply::ok(pattern(10_000, 15)).chunked(&[333]));
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let mut client = trident.client();
     client.send(b"GET /old-chunked HTTP/1.0\r\nHost: test.local\r\n\r\n");
@@ -271,7 +264,7 @@ fn http10_post_body_arrives_intact_at_all_three_upstreams() {
 
 #[test]
 fn small_close_delimited_response_reaches_the_client_intact() {
-    let (p, s, c) = three(|_| Reply::ok("until the upstream closes").close_delimited());
+    let (p, s, c) = three_serving(|_| Reply::ok("until the upstream closes").close_delimited());
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let resp = trident.client().exchange(&get("/small-until-close"));
     assert_eq!(resp.body_text(), "until the upstream closes");

@@ -181,11 +181,7 @@ fn a_missing_targets_file_exits_2_naming_it() {
 
 #[test]
 fn a_targets_file_with_comments_and_blank_lines_serves_traffic() {
-    let (p, s, c) = (
-        Upstream::named("primary"),
-        Upstream::named("secondary"),
-        Upstream::named("candidate"),
-    );
+    let (p, s, c) = three_named();
     let file = TargetsFile::new(&format!(
         "# trident targets\n\n   # indented comment\nprimary   = {}\n\nsecondary = {}\ncandidate = {}\n\n",
         p.url(),

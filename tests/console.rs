@@ -44,11 +44,7 @@ fn sized(req: &RecordedRequest) -> Reply {
 
 #[test]
 fn blocks_have_sequential_ids_roles_in_order_and_the_right_sizes() {
-    let (p, s, c) = (
-        Upstream::start(sized),
-        Upstream::start(sized),
-        Upstream::start(sized),
-    );
+    let (p, s, c) = three_serving(sized);
     let mut trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let host = [("Host", "console.test:8080")];
     // (method, target, request body, status, response body size), as the block must say.
@@ -113,11 +109,7 @@ fn blocks_have_sequential_ids_roles_in_order_and_the_right_sizes() {
 #[test]
 fn concurrent_exchanges_never_interleave_lines_of_a_block() {
     let handler = |req: &RecordedRequest| Reply::ok(req.target.repeat(3));
-    let (p, s, c) = (
-        Upstream::start(handler),
-        Upstream::start(handler),
-        Upstream::start(handler),
-    );
+    let (p, s, c) = three_serving(handler);
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let addr = trident.addr();
     let workers: Vec<_> = (0..4)
@@ -157,11 +149,7 @@ fn concurrent_exchanges_never_interleave_lines_of_a_block() {
 
 #[test]
 fn ids_follow_arrival_order_on_one_connection() {
-    let (p, s, c) = (
-        Upstream::named("primary"),
-        Upstream::named("secondary"),
-        Upstream::named("candidate"),
-    );
+    let (p, s, c) = three_named();
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let mut client = trident.client();
     for i in 1..=10 {

@@ -11,14 +11,6 @@ use support::*;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-fn three_named() -> (Upstream, Upstream, Upstream) {
-    (
-        Upstream::named("primary"),
-        Upstream::named("secondary"),
-        Upstream::named("candidate"),
-    )
-}
-
 /// The fields of `fields` whose names are among `names` (case-insensitive), in order.
 fn only<'a>(fields: &'a [(String, String)], names: &[&str]) -> Vec<(&'a str, &'a str)> {
     fields
@@ -61,11 +53,7 @@ fn get_reaches_all_three_upstreams_and_the_client_gets_the_primarys_answer() {
 #[test]
 fn head_gets_no_body_back_and_the_connection_stays_in_step() {
     let handler = |req: &RecordedRequest| Reply::ok(format!("body of {}", req.target));
-    let (p, s, c) = (
-        Upstream::start(handler),
-        Upstream::start(handler),
-        Upstream::start(handler),
-    );
+    let (p, s, c) = three_serving(handler);
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let mut client = trident.client();
     let head = client.exchange(&request("HEAD", "/h", &[("Host", "test.local")], b""));
@@ -180,11 +168,7 @@ fn odd_status_codes_and_reason_phrases_reach_the_client_unchanged() {
         "/teapot" => Reply::new(418, "I'm a teapot").body("short and stout"),
         _ => Reply::new(599, "Network Connect Timeout Error"),
     };
-    let (p, s, c) = (
-        Upstream::start(handler),
-        Upstream::start(handler),
-        Upstream::start(handler),
-    );
+    let (p, s, c) = three_serving(handler);
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let mut client = trident.client();
     let odd = client.exchange(&get("/odd"));

@@ -18,14 +18,6 @@ use support::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn three_named() -> (Upstream, Upstream, Upstream) {
-    (
-        Upstream::named("primary"),
-        Upstream::named("secondary"),
-        Upstream::named("candidate"),
-    )
-}
-
 /// `--primary URL --secondary URL --candidate URL` for three upstreams, as owned strings.
 fn url_args(p: &Upstream, s: &Upstream, c: &Upstream) -> Vec<String> {
     vec![

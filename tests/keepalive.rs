@@ -16,11 +16,7 @@ fn echo_target(req: &RecordedRequest) -> Reply {
 
 #[test]
 fn hundred_requests_on_one_connection_reuse_pooled_upstream_connections() {
-    let (p, s, c) = (
-        Upstream::start(echo_target),
-        Upstream::start(echo_target),
-        Upstream::start(echo_target),
-    );
+    let (p, s, c) = three_serving(echo_target);
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let mut client = trident.client();
     for i in 1..=100 {
@@ -54,11 +50,7 @@ fn hundred_requests_on_one_connection_reuse_pooled_upstream_connections() {
 
 #[test]
 fn hundred_back_to_back_requests_open_only_a_few_upstream_connections() {
-    let (p, s, c) = (
-        Upstream::start(echo_target),
-        Upstream::start(echo_target),
-        Upstream::start(echo_target),
-    );
+    let (p, s, c) = three_serving(echo_target);
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let mut client = trident.client();
     for i in 1..=100 {
@@ -72,7 +64,7 @@ fn hundred_back_to_back_requests_open_only_a_few_upstream_connections() {
     // The primary's connection is free again before the client has its answer. A shadow's
     // may still be busy when the next request starts, which costs a connection; how often
     // depends on how the machine schedules the shadows' threads, so the next test pins
-    // shadow reuse down with a pause instead.
+    // shadow reuse down by waiting for each exchange's block before the next request.
     assert!(
         p.connections() <= 3,
         "primary: {} connections",
@@ -85,11 +77,7 @@ fn hundred_back_to_back_requests_open_only_a_few_upstream_connections() {
 
 #[test]
 fn every_leg_reuses_its_connection_once_the_exchange_is_done() {
-    let (p, s, c) = (
-        Upstream::start(echo_target),
-        Upstream::start(echo_target),
-        Upstream::start(echo_target),
-    );
+    let (p, s, c) = three_serving(echo_target);
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let mut client = trident.client();
     for i in 1..=30 {
@@ -118,11 +106,7 @@ fn pipelined_requests_are_answered_in_order() {
         Reply::ok(format!("{} {} {}", req.method, req.target, req.body.len()))
             .delay(Duration::from_millis(delay))
     };
-    let (p, s, c) = (
-        Upstream::start(handler),
-        Upstream::start(handler),
-        Upstream::start(handler),
-    );
+    let (p, s, c) = three_serving(handler);
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let mut client = trident.client();
     let host = [("Host", "test.local")];
@@ -165,11 +149,7 @@ fn pipelined_requests_are_answered_in_order() {
 fn upstream_closing_an_idle_pooled_connection_is_not_a_client_error() {
     // Every upstream answers, then closes the connection without announcing it.
     let handler = |req: &RecordedRequest| Reply::ok(format!("fresh {}", req.target)).close_after();
-    let (p, s, c) = (
-        Upstream::start(handler),
-        Upstream::start(handler),
-        Upstream::start(handler),
-    );
+    let (p, s, c) = three_serving(handler);
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let mut client = trident.client();
     for round in 1..=3 {
@@ -194,11 +174,7 @@ fn upstream_closing_an_idle_pooled_connection_is_not_a_client_error() {
 
 #[test]
 fn client_connection_close_is_honoured() {
-    let (p, s, c) = (
-        Upstream::named("primary"),
-        Upstream::named("secondary"),
-        Upstream::named("candidate"),
-    );
+    let (p, s, c) = three_named();
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let mut client = trident.client();
     let resp = client.exchange(&request(
@@ -214,11 +190,7 @@ fn client_connection_close_is_honoured() {
 #[test]
 fn several_clients_at_once_each_get_their_own_answers() {
     let handler = |req: &RecordedRequest| Reply::ok(format!("for {}", req.target));
-    let (p, s, c) = (
-        Upstream::start(handler),
-        Upstream::start(handler),
-        Upstream::start(handler),
-    );
+    let (p, s, c) = three_serving(handler);
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let addr = trident.addr();
     let workers: Vec<_> = (0..4)

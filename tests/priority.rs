@@ -62,11 +62,7 @@ fn may_take_nice(nice: i64) -> bool {
 
 #[test]
 fn every_thread_runs_at_the_nice_value_given() {
-    let (p, s, c) = (
-        Upstream::named("primary"),
-        Upstream::named("secondary"),
-        Upstream::named("candidate"),
-    );
+    let (p, s, c) = three_named();
     // Lowering priority needs no privilege, so this runs anywhere (a test run itself at a
     // nice above 7 asks for its own value instead).
     let own = thread_nice(std::process::id(), 1)
@@ -93,11 +89,7 @@ fn every_thread_runs_at_the_nice_value_given() {
 #[test]
 fn a_raised_priority_is_taken_or_refused_with_the_reason() {
     if may_take_nice(-5) {
-        let (p, s, c) = (
-            Upstream::named("primary"),
-            Upstream::named("secondary"),
-            Upstream::named("candidate"),
-        );
+        let (p, s, c) = three_named();
         let trident = Trident::with_upstreams(&p, &s, &c, &["--nice", "-5"]);
         assert_eq!(
             trident.client().exchange(&get("/x")).body_text(),

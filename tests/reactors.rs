@@ -40,11 +40,7 @@ fn voluntary_switches(pid: u32, name: &str) -> u64 {
 
 #[test]
 fn two_reactors_serve_every_client_with_unique_ids() {
-    let (p, s, c) = (
-        Upstream::named("primary"),
-        Upstream::named("secondary"),
-        Upstream::named("candidate"),
-    );
+    let (p, s, c) = three_named();
     let trident = Trident::with_upstreams(&p, &s, &c, &["--reactors", "2"]);
     let follower_before = voluntary_switches(trident.pid(), "reactor-1");
     let mut clients: Vec<Client> = (0..CLIENTS).map(|_| trident.client()).collect();
@@ -102,11 +98,7 @@ fn sighup_reaches_every_reactor() {
 
 #[test]
 fn sigterm_drains_every_reactor_and_exits_zero() {
-    let (p, s, c) = (
-        Upstream::named("primary"),
-        Upstream::named("secondary"),
-        Upstream::named("candidate"),
-    );
+    let (p, s, c) = three_named();
     let mut trident = Trident::with_upstreams(&p, &s, &c, &["--reactors", "2"]);
     let mut clients: Vec<Client> = (0..CLIENTS).map(|_| trident.client()).collect();
     for client in &mut clients {

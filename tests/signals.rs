@@ -123,11 +123,7 @@ fn sighup_with_a_broken_targets_file_keeps_the_old_targets() {
 #[test]
 fn sigterm_lets_the_request_in_flight_finish_and_exits_zero() {
     let slow = |_: &RecordedRequest| Reply::ok("slow answer").delay(Duration::from_millis(500));
-    let (p, s, c) = (
-        Upstream::start(slow),
-        Upstream::start(slow),
-        Upstream::start(slow),
-    );
+    let (p, s, c) = three_serving(slow);
     let mut trident = Trident::with_upstreams(&p, &s, &c, &["--timeout", "3000"]);
     let mut client = trident.client();
     client.send(&get("/in-flight"));
@@ -149,11 +145,7 @@ fn sigterm_lets_the_request_in_flight_finish_and_exits_zero() {
 
 #[test]
 fn sigint_exits_zero() {
-    let (p, s, c) = (
-        Upstream::named("primary"),
-        Upstream::named("secondary"),
-        Upstream::named("candidate"),
-    );
+    let (p, s, c) = three_named();
     let mut trident = Trident::with_upstreams(&p, &s, &c, &[]);
     assert_eq!(trident.client().exchange(&get("/x")).status, 200);
     trident.wait_blocks(1, WAIT);
@@ -164,11 +156,7 @@ fn sigint_exits_zero() {
 
 #[test]
 fn sigterm_with_an_idle_keepalive_client_exits_promptly() {
-    let (p, s, c) = (
-        Upstream::named("primary"),
-        Upstream::named("secondary"),
-        Upstream::named("candidate"),
-    );
+    let (p, s, c) = three_named();
     let mut trident = Trident::with_upstreams(&p, &s, &c, &["--timeout", "2000"]);
     let mut client = trident.client();
     assert_eq!(client.exchange(&get("/idle")).status, 200);

@@ -21,14 +21,6 @@ use support::*;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-fn three_named() -> (Upstream, Upstream, Upstream) {
-    (
-        Upstream::named("primary"),
-        Upstream::named("secondary"),
-        Upstream::named("candidate"),
-    )
-}
-
 /// A raw connection with a read timeout, for clients that misbehave on purpose.
 fn raw(addr: SocketAddr, read_timeout: Duration) -> TcpStream {
     let stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect to trident");

@@ -659,11 +659,7 @@ fn expect_refusal(trident: &Trident, row: &Row, status: u16) {
 
 #[test]
 fn smuggling_payloads_and_framing_rules_are_refused_or_forwarded_exactly() {
-    let (p, s, c) = (
-        Upstream::named("primary"),
-        Upstream::named("secondary"),
-        Upstream::named("candidate"),
-    );
+    let (p, s, c) = three_named();
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let ups = [&p, &s, &c];
 

@@ -22,7 +22,10 @@ use std::time::{Duration, Instant};
 pub use client::{chunked_request, get, request, BodyFraming, Client, ClientResponse};
 pub use console::{parse_blocks, Block, Leg, Outcome};
 pub use trident::{run, Finished, Trident};
-pub use upstream::{find, refused_addr, sorted_targets, RecordedRequest, Reply, Upstream};
+pub use upstream::{
+    find, refused_addr, sorted_targets, three_named, three_serving, RecordedRequest, Reply,
+    Upstream,
+};
 
 /// Polls `cond` every few milliseconds until it holds (true) or `timeout` passes (false).
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {

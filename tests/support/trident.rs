@@ -216,28 +216,27 @@ impl Trident {
 
     /// Waits until stderr has a line containing `needle`; returns that line.
     pub fn wait_stderr(&self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(line) = self.stderr().lines().find(|l| l.contains(needle)) {
-                return line.to_string();
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "stderr has no line containing {needle:?} within {timeout:?}\n{}",
-                    self.output()
-                );
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
+        self.wait_stderr_count(needle, 1, timeout).swap_remove(0)
     }
 
-    /// Waits until stderr has `n` lines containing `needle` (one per reactor, say).
-    pub fn wait_stderr_count(&self, needle: &str, n: usize, timeout: Duration) {
+    /// Waits until stderr has `n` lines containing `needle` (one per reactor, say); returns
+    /// the lines.
+    pub fn wait_stderr_count(&self, needle: &str, n: usize, timeout: Duration) -> Vec<String> {
         let deadline = Instant::now() + timeout;
-        while self.stderr().lines().filter(|l| l.contains(needle)).count() < n {
+        loop {
+            let stderr = self.stderr();
+            let lines: Vec<String> = stderr
+                .lines()
+                .filter(|l| l.contains(needle))
+                .map(str::to_string)
+                .collect();
+            if lines.len() >= n {
+                return lines;
+            }
             if Instant::now() >= deadline {
                 panic!(
-                    "stderr has fewer than {n} lines containing {needle:?} within {timeout:?}\n{}",
+                    "stderr has {} of {n} lines containing {needle:?} within {timeout:?}\n{}",
+                    lines.len(),
                     self.output()
                 );
             }

@@ -197,6 +197,28 @@ struct Shared {
     stop: Arc<AtomicBool>,
 }
 
+/// Primary, secondary and candidate upstreams, each answering with its own name
+/// (`Upstream::named`).
+pub fn three_named() -> (Upstream, Upstream, Upstream) {
+    (
+        Upstream::named("primary"),
+        Upstream::named("secondary"),
+        Upstream::named("candidate"),
+    )
+}
+
+/// Three upstreams (primary, secondary, candidate) answering every request with `handler`.
+pub fn three_serving<F>(handler: F) -> (Upstream, Upstream, Upstream)
+where
+    F: Fn(&RecordedRequest) -> Reply + Clone + Send + Sync + 'static,
+{
+    (
+        Upstream::start(handler.clone()),
+        Upstream::start(handler.clone()),
+        Upstream::start(handler),
+    )
+}
+
 /// A running test upstream; stopped on drop.
 pub struct Upstream {
     addr: SocketAddr,
