@@ -10,8 +10,9 @@ use support::*;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-/// The nice value of every thread of process `pid`, by thread name, once `want` threads run.
-fn thread_nice(pid: u32, want: usize) -> Vec<(String, i64)> {
+/// The nice value of every thread of process `pid`, by thread name, once a thread of each
+/// name in `names` runs (a new thread has its creator's name until it names itself).
+fn thread_nice(pid: u32, names: &[&str]) -> Vec<(String, i64)> {
     let deadline = Instant::now() + WAIT;
     loop {
         let mut threads = Vec::new();
@@ -30,7 +31,10 @@ fn thread_nice(pid: u32, want: usize) -> Vec<(String, i64)> {
                 threads.push((comm.trim().to_string(), nice));
             }
         }
-        if threads.len() >= want || Instant::now() >= deadline {
+        let all_named = names
+            .iter()
+            .all(|name| threads.iter().any(|(comm, _)| comm == name));
+        if all_named || Instant::now() >= deadline {
             return threads;
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -65,7 +69,7 @@ fn every_thread_runs_at_the_nice_value_given() {
     let (p, s, c) = three_named();
     // Lowering priority needs no privilege, so this runs anywhere (a test run itself at a
     // nice above 7 asks for its own value instead).
-    let own = thread_nice(std::process::id(), 1)
+    let own = thread_nice(std::process::id(), &[])
         .first()
         .map_or(0, |(_, nice)| *nice);
     let want = own.max(7);
@@ -75,7 +79,7 @@ fn every_thread_runs_at_the_nice_value_given() {
         trident.client().exchange(&get("/x")).body_text(),
         "primary GET /x"
     );
-    let threads = thread_nice(trident.pid(), 3);
+    let threads = thread_nice(trident.pid(), &["trident", "reactor-1", "report"]);
     let names: Vec<&str> = threads.iter().map(|(name, _)| name.as_str()).collect();
     for name in ["trident", "reactor-1", "report"] {
         assert!(names.contains(&name), "no {name} thread in {threads:?}");
@@ -95,7 +99,7 @@ fn a_raised_priority_is_taken_or_refused_with_the_reason() {
             trident.client().exchange(&get("/x")).body_text(),
             "primary GET /x"
         );
-        let threads = thread_nice(trident.pid(), 2);
+        let threads = thread_nice(trident.pid(), &["trident", "report"]);
         assert!(
             threads.iter().all(|(_, nice)| *nice == -5),
             "every thread at nice -5: {threads:?}"
