@@ -774,6 +774,18 @@ fn bad_responses() -> Vec<(&'static str, &'static [u8], &'static str)> {
             "invalid Transfer-Encoding",
         ),
         (
+            // No TE was sent, so no coding was offered; a `chunked`-only relabel would hand
+            // the client gzip bytes as the body.
+            "/r/te-gzip-chunked",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+            "unsupported transfer coding",
+        ),
+        (
+            "/r/te-gzip-until-close",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzzz",
+            "unsupported transfer coding",
+        ),
+        (
             "/r/bare-lf",
             b"HTTP/1.1 200 OK\nContent-Length: 0\n\n",
             "bare LF in head",

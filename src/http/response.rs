@@ -175,14 +175,16 @@ fn response_body_length(
     }
     if codings.present {
         // 4. Transfer-Encoding: chunked as the final coding (and applied once, §6.1) frames
-        //    the body; any other final coding means the body runs until the connection closes.
+        //    the body. Any other coding is refused, as nginx does: trident strips TE, so no
+        //    upstream was offered one (RFC 9112 §7.4), and a client would get the coded bytes
+        //    under a `chunked`-only label, or none at all over HTTP/1.0.
         if codings.invalid || codings.chunked > 1 {
             return Err(Error::BadTransferEncoding);
         }
-        if codings.last_is_chunked {
-            return Ok(BodyLength::Chunked);
+        if codings.other {
+            return Err(Error::UnsupportedTransferCoding);
         }
-        return Ok(BodyLength::UntilClose);
+        return Ok(BodyLength::Chunked);
     }
     match summary.content_length {
         // 5. An invalid Content-Length (not 1*DIGIT, overflowing, differing values) is an
@@ -288,7 +290,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: gzip\r\n\r\n",
             Err(Error::BadTransferEncoding),
         ),
-        // 4. Transfer-Encoding: chunked final, once; otherwise until close.
+        // 4. Transfer-Encoding: chunked, once and alone; any other coding is refused.
         (
             false,
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -302,22 +304,22 @@ mod tests {
         (
             false,
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-            Ok(BodyLength::Chunked),
+            Err(Error::UnsupportedTransferCoding),
         ),
         (
             false,
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
-            Ok(BodyLength::UntilClose),
+            Err(Error::UnsupportedTransferCoding),
         ),
         (
             false,
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
-            Ok(BodyLength::UntilClose),
+            Err(Error::UnsupportedTransferCoding),
         ),
         (
             false,
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\n\r\n",
-            Ok(BodyLength::UntilClose),
+            Err(Error::UnsupportedTransferCoding),
         ),
         (
             false,
@@ -594,7 +596,7 @@ mod tests {
             (false, b"HTTP/1.1 200 OK\r\n\r\n", false),
             (
                 false,
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\n",
                 false,
             ),
             (true, b"HTTP/1.1 200 OK\r\n\r\n", true),
