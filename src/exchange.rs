@@ -1205,11 +1205,33 @@ fn receive(
         match &mut leg.response {
             LegResponse::Head => {
                 if !up.input.is_empty() {
+                    if let Some((client, _, _)) = client.as_ref() {
+                        // An interim head may be relayed: an upstream sending endless 1xx
+                        // waits for the client like a body does.
+                        if !client.has_output_room() {
+                            return Step::Blocked;
+                        }
+                    }
                     match http::parse_response_head(up.input.data(), limits, head_request) {
                         Ok(Some(head)) => {
                             up.input.consume(head.head_len);
                             if head.is_interim() {
-                                // RFC 9110 §15.2: not the final response; keep reading.
+                                // RFC 9110 §15.2: a proxy forwards 1xx, except one it caused
+                                // (trident answers `Expect` itself, so a 100 is not the
+                                // client's) and never to an HTTP/1.0 client. Then the final
+                                // response follows.
+                                if let Some((client, _, Version::Http11)) = client.as_mut() {
+                                    if head.status != 100 {
+                                        http::write_response_head(
+                                            head.status,
+                                            &head.reason,
+                                            &head.fields,
+                                            Framing::None,
+                                            http::Connection::Default,
+                                            &mut client.out,
+                                        );
+                                    }
+                                }
                                 continue;
                             }
                             if let Some((client, response, version)) = client.as_mut() {

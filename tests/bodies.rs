@@ -134,34 +134,73 @@ fn close_delimited_response_reaches_the_client_intact() {
     );
 }
 
-#[test]
-fn interim_100_and_103_are_not_taken_for_the_final_response() {
-    let (p, s, c) = three_serving(|req| {
+/// Each upstream sends `100 Continue`, then `103 Early Hints` with a Link naming itself and a
+/// hop-by-hop field, then the final response.
+fn hinting(name: &'static str) -> Upstream {
+    Upstream::start(move |req| {
         Reply::ok(format!("final for {}", req.target))
             .header("X-Final", "yes")
             .interim(100, "Continue", &[])
-            .interim(103, "Early Hints", &[("Link", "</style.css>; rel=preload")])
-    });
+            .interim(
+                103,
+                "Early Hints",
+                &[
+                    ("Link", &format!("</{name}.css>; rel=preload")),
+                    ("Keep-Alive", "timeout=5"),
+                ],
+            )
+    })
+}
+
+#[test]
+fn the_primarys_103_reaches_an_http11_client_and_its_100_does_not() {
+    let (p, s, c) = (
+        hinting("primary"),
+        hinting("secondary"),
+        hinting("candidate"),
+    );
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let mut client = trident.client();
     let resp = client.exchange(&get("/hints"));
     assert_eq!((resp.status, resp.reason.as_str()), (200, "OK"));
     assert_eq!(resp.header("X-Final"), Some("yes"));
     assert_eq!(resp.body_text(), "final for /hints");
-    for (status, _, _) in &resp.interim {
-        assert!(
-            *status == 100 || *status == 103,
-            "unexpected interim {status}"
-        );
-    }
-    // Still in step: the next response is the next request's.
+    // RFC 9110 §15.2: a proxy forwards 1xx; trident sent no Expect, so the 100 is not the
+    // client's; hop-by-hop fields go as in any head.
+    assert_eq!(resp.interim.len(), 1, "{:?}", resp.interim);
+    let (status, reason, fields) = &resp.interim[0];
+    assert_eq!((*status, reason.as_str()), (103, "Early Hints"));
+    assert_eq!(
+        support::wire::field(fields, "link"),
+        Some("</primary.css>; rel=preload")
+    );
+    assert_eq!(support::wire::field(fields, "keep-alive"), None);
+    // Still in step: the next response is the next request's, with its own hint.
     let next = client.exchange(&get("/next"));
     assert_eq!(next.body_text(), "final for /next");
+    assert_eq!(next.interim.len(), 1, "{:?}", next.interim);
     let mut blocks = trident.wait_blocks(2, WAIT);
     blocks.sort_by_key(|b| b.id);
     for leg in &blocks[0].legs {
         assert_eq!(leg.response(), (200, 16), "{}", blocks[0].text);
     }
+}
+
+#[test]
+fn an_http10_client_gets_no_interim_response() {
+    let (p, s, c) = (
+        hinting("primary"),
+        hinting("secondary"),
+        hinting("candidate"),
+    );
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let mut client = trident.client();
+    client.send(b"GET /old HTTP/1.0\r\nHost: test.local\r\n\r\n");
+    let resp = client.read_response(false);
+    // RFC 9110 §15.2: a server must not send a 1xx to an HTTP/1.0 client.
+    assert!(resp.interim.is_empty(), "{:?}", resp.interim);
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body_text(), "final for /old");
 }
 
 #[test]

@@ -435,6 +435,39 @@ fn primary_streaming_an_endless_body_closes_the_client_at_its_deadline() {
     s.finish();
 }
 
+/// An endless run of `103 Early Hints` reaches the client only as fast as the client takes
+/// it, so trident's memory stays flat; the deadline then ends it with a 504.
+#[test]
+fn primary_sending_endless_interim_responses_is_held_to_the_clients_pace() {
+    let mut s = scene(hostile(Behaviour::EndlessInterim), "timeout=600");
+    let pid = s.stage.pid();
+    let before = rss_kib(pid);
+    s.client.send(&get("/hints"));
+    // The client reads nothing until the deadline has passed.
+    let mut high = before;
+    let until = Instant::now() + Duration::from_millis(900);
+    while Instant::now() < until {
+        high = high.max(rss_kib(pid));
+        thread::sleep(Duration::from_millis(10));
+    }
+    let mut hints = 0;
+    let status = loop {
+        let (status, _) = s.client.head().expect("a head");
+        if status != 103 {
+            break status;
+        }
+        hints += 1;
+    };
+    assert_eq!(status, 504, "after {hints} interim responses");
+    assert!(hints > 0, "no interim response was relayed");
+    assert!(
+        high <= before + 4 * 1024,
+        "trident grew from {before} KiB to {high} KiB while the client did not read"
+    );
+    s.assert_primary_error("/hints", "timeout after 600ms");
+    s.finish();
+}
+
 // --- odd but legal ---
 
 /// An answer that comes before the upload is read reaches the client at once, and the

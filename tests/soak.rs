@@ -86,7 +86,7 @@ fn fits(behaviour: Behaviour, method: &str, outcome: &Outcome) -> bool {
         Healthy | HealthyClose | AnswerBeforeBody | ContinueThenFinal | TrailingBytes
         | StrayWhileIdle | CloseWhileIdle => ok,
         AcceptNoRead | ReadNoAnswer | Trickle | HeadersThenStall | EndlessChunked
-        | EndlessFlood => error(CANDIDATE_TIMEOUT),
+        | EndlessFlood | EndlessInterim => error(CANDIDATE_TIMEOUT),
         CloseBeforeStatus | CloseMidHeaders | CloseMidBodyLength | CloseMidBodyChunked
         | LengthOverstated => error("closed before response complete"),
         ResetMidResponse => error("connection reset"),

@@ -101,6 +101,9 @@ pub enum Behaviour {
     EndlessChunked,
     /// A chunked body that never ends, written as fast as the connection takes it.
     EndlessFlood,
+    /// `103 Early Hints` heads, one after another as fast as the connection takes them, and
+    /// never a final response.
+    EndlessInterim,
     /// The healthy answer as soon as the head is in, then reads the body.
     AnswerBeforeBody,
     /// `413` with `Connection: close` as soon as the head is in, then a close without
@@ -124,7 +127,7 @@ pub enum Behaviour {
 
 impl Behaviour {
     /// Every behaviour, healthy ones first.
-    pub const ALL: [Behaviour; 25] = [
+    pub const ALL: [Behaviour; 26] = [
         Behaviour::Healthy,
         Behaviour::HealthyClose,
         Behaviour::AcceptNoRead,
@@ -143,6 +146,7 @@ impl Behaviour {
         Behaviour::HeadersThenStall,
         Behaviour::EndlessChunked,
         Behaviour::EndlessFlood,
+        Behaviour::EndlessInterim,
         Behaviour::AnswerBeforeBody,
         Behaviour::RejectBeforeBody,
         Behaviour::ContinueThenFinal,
@@ -173,6 +177,7 @@ impl Behaviour {
             Behaviour::HeadersThenStall => "headers-then-stall",
             Behaviour::EndlessChunked => "endless-chunked",
             Behaviour::EndlessFlood => "endless-flood",
+            Behaviour::EndlessInterim => "endless-interim",
             Behaviour::AnswerBeforeBody => "answer-before-body",
             Behaviour::RejectBeforeBody => "reject-before-body",
             Behaviour::ContinueThenFinal => "continue-then-final",
@@ -214,7 +219,7 @@ struct Shared {
     arrivals: Mutex<Vec<(Arrival, Behaviour)>>,
     accepted: AtomicUsize,
     ended: AtomicUsize,
-    /// Body bytes `EndlessChunked` managed to send, in all.
+    /// Bytes `EndlessChunked` and `EndlessInterim` managed to send, in all.
     streamed: AtomicU64,
     /// While set, requests are recorded on arrival but not acted on.
     held: AtomicBool,
@@ -597,6 +602,19 @@ impl Conn<'_> {
                     if paced && sent % ENDLESS_BURST == 0 && !self.pause(ENDLESS_PAUSE) {
                         break;
                     }
+                }
+                Ok(Next::Close)
+            }
+            EndlessInterim => {
+                self.read_request(head)?;
+                let hint: &[u8] =
+                    b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n";
+                let burst = hint.repeat(ENDLESS_CHUNK / hint.len());
+                while !self.stopped() {
+                    self.send(&burst)?;
+                    self.shared
+                        .streamed
+                        .fetch_add(burst.len() as u64, Ordering::SeqCst);
                 }
                 Ok(Next::Close)
             }
