@@ -238,7 +238,7 @@ pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestH
         Version::Http11
     };
     let headers: &[httparse::Header<'_>] = request.headers;
-    let summary = FieldSummary::gather(headers);
+    let summary = FieldSummary::gather(headers, head.len());
 
     let body = request_body_length(version, &summary)?;
 
@@ -264,8 +264,8 @@ pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestH
         body,
         keep_alive,
         expect_continue: summary.expect_continue,
-        fields: end_to_end_fields(headers, &summary),
         head_len: head.len(),
+        fields: summary.forwarded_fields(headers),
     }))
 }
 
@@ -515,14 +515,25 @@ pub(super) struct FieldSummary<'b> {
     pub host: Option<&'b [u8]>,
     /// An Expect field is `100-continue`.
     pub expect_continue: bool,
+    /// The Host and end-to-end field lines, copied in the same pass; see `forwarded_fields`.
+    forwarded: Vec<u8>,
 }
 
 impl<'b> FieldSummary<'b> {
-    /// Reads every field once; nothing is decided yet (requests and responses differ).
-    pub(super) fn gather(headers: &[httparse::Header<'b>]) -> FieldSummary<'b> {
-        let mut summary = FieldSummary::default();
+    /// Reads every field once; nothing is decided yet (requests and responses differ). The
+    /// lines to forward are copied in the same pass, into one allocation of `head_len` (the
+    /// head they came from) plus one byte per field (`Name:value` becomes `Name: value`).
+    pub(super) fn gather(headers: &[httparse::Header<'b>], head_len: usize) -> FieldSummary<'b> {
+        let mut summary = FieldSummary {
+            forwarded: Vec::with_capacity(head_len + headers.len()),
+            ..FieldSummary::default()
+        };
         for header in headers {
-            match FieldKind::of(header.name) {
+            let kind = FieldKind::of(header.name);
+            if matches!(kind, FieldKind::Host | FieldKind::EndToEnd) {
+                push_field(&mut summary.forwarded, header.name.as_bytes(), header.value);
+            }
+            match kind {
                 FieldKind::ContentLength => {
                     summary.content_length = summary.content_length.merge(header.value);
                 }
@@ -549,6 +560,17 @@ impl<'b> FieldSummary<'b> {
             }
         }
         summary
+    }
+
+    /// The end-to-end field lines, `Name: value\r\n` each, in order, for forwarding. A field
+    /// that a Connection field names is hop-by-hop too (RFC 9110 §7.6.1); that is rare, and
+    /// known only after the last field, so only then are the lines copied again without it.
+    pub(super) fn forwarded_fields(self, headers: &[httparse::Header<'_>]) -> Vec<u8> {
+        if self.connection_names_fields {
+            end_to_end_fields(headers)
+        } else {
+            self.forwarded
+        }
     }
 }
 
@@ -585,11 +607,8 @@ impl FieldKind {
     }
 }
 
-/// The end-to-end field lines, `Name: value\r\n` each, in order, for forwarding.
-pub(super) fn end_to_end_fields(
-    headers: &[httparse::Header<'_>],
-    summary: &FieldSummary<'_>,
-) -> Vec<u8> {
+/// The end-to-end field lines of a head whose Connection field names other fields.
+fn end_to_end_fields(headers: &[httparse::Header<'_>]) -> Vec<u8> {
     // An upper bound of what is written, so the Vec is allocated exactly once.
     let capacity: usize = headers
         .iter()
@@ -601,9 +620,7 @@ pub(super) fn end_to_end_fields(
             // Host is never dropped, even if Connection names it: the upstream needs it.
             FieldKind::Host => true,
             // RFC 9110 §7.6.1: a field named in Connection is hop-by-hop.
-            FieldKind::EndToEnd => {
-                !summary.connection_names_fields || !named_in_connection(headers, header.name)
-            }
+            FieldKind::EndToEnd => !named_in_connection(headers, header.name),
             _ => false,
         };
         if forward {

@@ -9,8 +9,8 @@
 use std::mem::MaybeUninit;
 
 use super::request::{
-    end_to_end_fields, find_head, header_slots, map_httparse_error, push_content_length,
-    push_decimal, version_error, ContentLength, FieldSummary, MAX_HEADER_SLOTS,
+    find_head, header_slots, map_httparse_error, push_content_length, push_decimal, version_error,
+    ContentLength, FieldSummary, MAX_HEADER_SLOTS,
 };
 use super::{BodyLength, Error, Limits, Version};
 
@@ -128,7 +128,7 @@ pub fn parse_response_head(
         return Err(Error::Malformed("unexpected 101 Switching Protocols"));
     }
     let headers: &[httparse::Header<'_>] = response.headers;
-    let summary = FieldSummary::gather(headers);
+    let summary = FieldSummary::gather(headers, head.len());
 
     let body = response_body_length(head_request, status, &summary)?;
 
@@ -150,8 +150,8 @@ pub fn parse_response_head(
             _ => None,
         },
         keep_alive,
-        fields: end_to_end_fields(headers, &summary),
         head_len: head.len(),
+        fields: summary.forwarded_fields(headers),
     }))
 }
 
