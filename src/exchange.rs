@@ -9,7 +9,6 @@
 //! output at most `client::OUTPUT_CAP` plus one read.
 
 use std::io::{self, IoSlice, Write};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +25,7 @@ use crate::report::{CapturedBody, ExchangeRecord, LegOutcome};
 use crate::targets::{HostField, Role, Targets};
 use crate::timer::{Alarm, Deadline};
 use crate::transport::Transport;
-use crate::upstream::{Upstream, UpstreamState};
+use crate::upstream::{PoolKey, Upstream, UpstreamState};
 
 /// Most framed request-body bytes held for the legs that have not written them yet.
 pub const REQUEST_BUFFER_CAP: usize = 256 * 1024;
@@ -107,7 +106,6 @@ pub enum LegResponse {
 #[derive(Debug)]
 pub struct Leg {
     pub role: Role,
-    pub addr: SocketAddr,
     pub timeout: Duration,
     pub connect_timeout: Duration,
     /// Most exchanges this leg's role may have in flight before it is skipped.
@@ -272,7 +270,6 @@ impl Core {
             );
             Leg {
                 role,
-                addr: target.addr,
                 timeout,
                 connect_timeout: target
                     .options
@@ -391,12 +388,10 @@ impl Core {
         let Some(ex) = self.exchanges.get_mut(key) else {
             return;
         };
-        let addr = ex.legs[role.index()].addr;
-        let tls = ex.targets.get(role).tls;
-        while let Some(conn) = self.pool.take(addr) {
+        let target = ex.targets.get(role);
+        while let Some(conn) = self.pool.take(target) {
             if let Some(Conn::Upstream(up)) = self.conns.get_mut(conn) {
-                // A reload may have turned an http target into https on the same address.
-                if up.stream.is_plain() == tls || !quiet_since_pooled(up) {
+                if !quiet_since_pooled(up) {
                     up.state = UpstreamState::Closed;
                     self.closing.push(conn);
                     continue;
@@ -412,15 +407,17 @@ impl Core {
                 }
             }
         }
-        match self.connect(addr, key, role) {
+        let pool_key = PoolKey::of(target);
+        match self.connect(pool_key, key, role) {
             Ok(conn) => ex_leg(&mut self.exchanges, key, role).conn = Some(conn),
             Err(e) => self.fail_leg(key, role, LegError::from_io(&e)),
         }
     }
 
-    /// Opens a non-blocking connection to `addr` for leg `role` of exchange `key`.
-    fn connect(&mut self, addr: SocketAddr, key: usize, role: Role) -> io::Result<usize> {
-        let stream = TcpStream::connect(addr)?;
+    /// Opens a non-blocking connection to `pool_key`'s address for leg `role` of exchange
+    /// `key`.
+    fn connect(&mut self, pool_key: PoolKey, key: usize, role: Role) -> io::Result<usize> {
+        let stream = TcpStream::connect(pool_key.addr)?;
         // Heads and bodies go out as separate writes; Nagle would hold the second one.
         stream.set_nodelay(true)?;
         let stream = self.upstream_transport(stream, key, role)?;
@@ -428,7 +425,7 @@ impl Core {
         let serial = self.next_serial;
         let entry = self.conns.vacant_entry();
         let conn = entry.key();
-        let mut up = Upstream::connecting(serial, stream, addr, key, role);
+        let mut up = Upstream::connecting(serial, stream, pool_key, key, role);
         self.registry.register(
             up.stream.tcp_mut(),
             mio::Token(conn),
@@ -457,10 +454,10 @@ impl Core {
         if !target.tls {
             return Ok(Transport::Plain(stream));
         }
-        let config = if target.options.tls_verify == Some(false) {
-            &self.tls.clients.unverified
-        } else {
+        let config = if target.verifies_tls() {
             &self.tls.clients.verified
+        } else {
+            &self.tls.clients.unverified
         };
         let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
         let name = crate::tls::server_name(&target.host).map_err(|e| invalid(e.to_string()))?;
@@ -487,9 +484,11 @@ impl Core {
                             return;
                         }
                     }
-                    debug!("pooled connection to {} closed by the upstream", up.addr);
-                    let addr = up.addr;
-                    self.pool.remove(addr, key);
+                    debug!(
+                        "pooled connection to {} closed by the upstream",
+                        up.key.addr
+                    );
+                    self.pool.remove(&up.key, key);
                     self.close_conn(key);
                 }
             }
@@ -870,7 +869,7 @@ impl Core {
         };
         // A reload may have dropped this target: its connections are not pooled again.
         let still_a_target = match self.conns.get(conn) {
-            Some(Conn::Upstream(up)) => self.targets.iter().any(|t| t.addr == up.addr),
+            Some(Conn::Upstream(up)) => self.targets.iter().any(|t| up.key.fits(t)),
             _ => false,
         };
         let reusable = keep_alive
@@ -891,7 +890,7 @@ impl Core {
             let now = Instant::now();
             up.state = UpstreamState::Idle { since: now };
             self.spares.reclaim(&mut up.input);
-            if self.pool.put(up.addr, conn) {
+            if self.pool.put(&up.key, conn) {
                 let deadline = Deadline::PooledIdle {
                     conn,
                     serial: up.serial,
@@ -927,7 +926,7 @@ impl Core {
                 && matches!(error, LegError::ClosedEarly | LegError::ConnectionReset)
                 && ex.request.base == 0
                 && ex.request.head.is_idempotent();
-            let (id, addr) = (ex.id, leg.addr);
+            let id = ex.id;
             if retryable {
                 leg.retried = true;
                 leg.head_sent = 0;
@@ -936,7 +935,11 @@ impl Core {
             self.close_conn(conn);
             if retryable {
                 debug!("exchange {id}: {role}: stale pooled connection, retrying");
-                match self.connect(addr, key, role) {
+                let Some(ex) = self.exchanges.get(key) else {
+                    return;
+                };
+                let pool_key = PoolKey::of(ex.targets.get(role));
+                match self.connect(pool_key, key, role) {
                     Ok(conn) => {
                         ex_leg(&mut self.exchanges, key, role).conn = Some(conn);
                         self.arm_exchange(key);

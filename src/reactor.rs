@@ -265,7 +265,7 @@ impl Core {
             }
             Some(Conn::Upstream(u)) if u.state != UpstreamState::Closed => {
                 if matches!(u.state, UpstreamState::Idle { .. }) {
-                    self.pool.remove(u.addr, key);
+                    self.pool.remove(&u.key, key);
                 }
                 u.state = UpstreamState::Closed;
                 self.closing.push(key);
@@ -344,8 +344,10 @@ impl Core {
 
     /// New targets take effect for new exchanges; idle connections to dropped targets close.
     fn install_targets(&mut self, targets: Targets) {
-        let keep: Vec<SocketAddr> = targets.iter().map(|t| t.addr).collect();
-        for conn in self.pool.drain_unless(|addr| keep.contains(&addr)) {
+        for conn in self
+            .pool
+            .drain_unless(|key| targets.iter().any(|t| key.fits(t)))
+        {
             self.close_conn(conn);
         }
         let summary: Vec<String> = targets

@@ -91,6 +91,13 @@ pub struct Target {
     pub options: LegOptions,
 }
 
+impl Target {
+    /// An https target's certificate is checked unless the leg says `tls_verify=off`.
+    pub fn verifies_tls(&self) -> bool {
+        self.options.tls_verify != Some(false)
+    }
+}
+
 /// The three targets, one per role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Targets {

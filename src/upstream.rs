@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::buffer::Buffer;
-use crate::targets::Role;
+use crate::targets::{Role, Target};
 use crate::timer::Alarm;
 use crate::transport::Transport;
 
@@ -27,8 +27,8 @@ pub struct Upstream {
     /// Unique over the process lifetime (slab keys are reused).
     pub serial: u64,
     pub stream: Transport,
-    /// The target address it is connected to (its pool key).
-    pub addr: SocketAddr,
+    /// The target it was opened for, as far as reuse goes.
+    pub key: PoolKey,
     /// Readiness seen and not yet used up (edge-triggered: cleared on `WouldBlock`).
     pub readable: bool,
     pub writable: bool,
@@ -50,14 +50,14 @@ impl Upstream {
     pub fn connecting(
         serial: u64,
         stream: Transport,
-        addr: SocketAddr,
+        key: PoolKey,
         exchange: usize,
         role: Role,
     ) -> Upstream {
         Upstream {
             serial,
             stream,
-            addr,
+            key,
             readable: false,
             writable: false,
             hup: false,
@@ -75,13 +75,49 @@ impl Upstream {
     }
 }
 
-/// Idle connections per target address, most recently used last (reused first: warm).
+/// What a connection must have been opened for to carry a target's request: the address,
+/// and for an https target the TLS server name and whether the certificate was verified. A
+/// session is bound to the name it was opened for, so two https targets on one address (an
+/// ingress routing by SNI, or a leg with `tls_verify=off` beside one with it on) never take
+/// each other's connections; plain targets on one address share theirs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolKey {
+    pub addr: SocketAddr,
+    /// `(server name, verified)` for TLS.
+    pub tls: Option<(String, bool)>,
+}
+
+impl PoolKey {
+    /// The key of connections opened for `target`.
+    pub fn of(target: &Target) -> PoolKey {
+        PoolKey {
+            addr: target.addr,
+            tls: target
+                .tls
+                .then(|| (target.host.clone(), target.verifies_tls())),
+        }
+    }
+
+    /// A connection with this key may carry `target`'s requests (compared in place: no key
+    /// is built per request).
+    pub fn fits(&self, target: &Target) -> bool {
+        self.addr == target.addr
+            && match &self.tls {
+                None => !target.tls,
+                Some((name, verified)) => {
+                    target.tls && *name == target.host && *verified == target.verifies_tls()
+                }
+            }
+    }
+}
+
+/// Idle connections per pool key, most recently used last (reused first: warm).
 ///
 /// A list, not a hash map: there are three targets (a few more for a moment after a reload),
-/// and comparing a few addresses costs less than hashing one on every request.
+/// and comparing a few keys costs less than hashing one on every request.
 #[derive(Debug, Default)]
 pub struct Pool {
-    idle: Vec<(SocketAddr, Vec<usize>)>,
+    idle: Vec<(PoolKey, Vec<usize>)>,
 }
 
 impl Pool {
@@ -92,17 +128,21 @@ impl Pool {
         Pool::default()
     }
 
-    /// Takes an idle connection to `addr`, if there is one.
-    pub fn take(&mut self, addr: SocketAddr) -> Option<usize> {
-        self.list(addr).and_then(Vec::pop)
+    /// Takes an idle connection that fits `target`, if there is one.
+    pub fn take(&mut self, target: &Target) -> Option<usize> {
+        self.idle
+            .iter_mut()
+            .find(|(key, _)| key.fits(target))
+            .and_then(|(_, list)| list.pop())
     }
 
-    /// Parks connection `key`; false when the pool for `addr` is full (close it instead).
-    pub fn put(&mut self, addr: SocketAddr, key: usize) -> bool {
-        let at = match self.idle.iter().position(|(a, _)| *a == addr) {
+    /// Parks connection `conn`, opened for `key`; false when that pool is full (close it
+    /// instead).
+    pub fn put(&mut self, key: &PoolKey, conn: usize) -> bool {
+        let at = match self.idle.iter().position(|(k, _)| k == key) {
             Some(at) => at,
             None => {
-                self.idle.push((addr, Vec::new()));
+                self.idle.push((key.clone(), Vec::new()));
                 self.idle.len() - 1
             }
         };
@@ -110,29 +150,22 @@ impl Pool {
         if list.len() >= Self::MAX_IDLE_PER_TARGET {
             return false;
         }
-        list.push(key);
+        list.push(conn);
         true
     }
 
-    /// Forgets connection `key` (it is being closed).
-    pub fn remove(&mut self, addr: SocketAddr, key: usize) {
-        if let Some(list) = self.list(addr) {
-            list.retain(|&k| k != key);
+    /// Forgets connection `conn`, opened for `key` (it is being closed).
+    pub fn remove(&mut self, key: &PoolKey, conn: usize) {
+        if let Some((_, list)) = self.idle.iter_mut().find(|(k, _)| k == key) {
+            list.retain(|&c| c != conn);
         }
     }
 
-    fn list(&mut self, addr: SocketAddr) -> Option<&mut Vec<usize>> {
-        self.idle
-            .iter_mut()
-            .find(|(a, _)| *a == addr)
-            .map(|(_, list)| list)
-    }
-
-    /// Takes every idle connection to an address `keep` rejects (targets dropped by a reload).
-    pub fn drain_unless(&mut self, keep: impl Fn(SocketAddr) -> bool) -> Vec<usize> {
+    /// Takes every idle connection whose key `keep` rejects (targets dropped by a reload).
+    pub fn drain_unless(&mut self, keep: impl Fn(&PoolKey) -> bool) -> Vec<usize> {
         let mut dropped = Vec::new();
-        self.idle.retain_mut(|(addr, list)| {
-            if keep(*addr) {
+        self.idle.retain_mut(|(key, list)| {
+            if keep(key) {
                 true
             } else {
                 dropped.append(list);
@@ -151,19 +184,60 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::targets::LegOptions;
+
+    fn target(port: u16, tls: bool, host: &str, tls_verify: Option<bool>) -> Target {
+        Target {
+            role: Role::Candidate,
+            url: String::new(),
+            authority: String::new(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            tls,
+            host: host.to_string(),
+            options: LegOptions {
+                tls_verify,
+                ..LegOptions::default()
+            },
+        }
+    }
 
     #[test]
     fn pool_is_lifo_per_target_and_drops_removed_targets() {
-        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let (a, b) = (target(1, false, "a", None), target(2, false, "b", None));
+        let (ka, kb) = (PoolKey::of(&a), PoolKey::of(&b));
         let mut pool = Pool::new();
-        assert!(pool.put(a, 1));
-        assert!(pool.put(a, 2));
-        assert!(pool.put(b, 3));
-        assert_eq!(pool.take(a), Some(2));
-        pool.remove(a, 1);
-        assert_eq!(pool.take(a), None);
-        assert_eq!(pool.drain_unless(|addr| addr == a), vec![3]);
-        assert_eq!(pool.take(b), None);
+        assert!(pool.put(&ka, 1));
+        assert!(pool.put(&ka, 2));
+        assert!(pool.put(&kb, 3));
+        assert_eq!(pool.take(&a), Some(2));
+        pool.remove(&ka, 1);
+        assert_eq!(pool.take(&a), None);
+        assert_eq!(pool.drain_unless(|key| key.fits(&a)), vec![3]);
+        assert_eq!(pool.take(&b), None);
+    }
+
+    /// (a connection opened for, a target): whether the target may reuse it.
+    #[test]
+    fn tls_connections_fit_only_their_own_name_and_verification() {
+        let plain = target(1, false, "a.example", None);
+        let https = target(1, true, "a.example", None);
+        let rows = [
+            // Plain targets on one address share, whatever their names.
+            (&plain, target(1, false, "b.example", None), true),
+            (&plain, target(2, false, "a.example", None), false),
+            // A reload turning the address https does not reuse plain connections.
+            (&plain, target(1, true, "a.example", None), false),
+            (&https, target(1, false, "a.example", None), false),
+            (&https, target(1, true, "a.example", Some(true)), true),
+            // Another SNI name behind the same address (an ingress).
+            (&https, target(1, true, "b.example", None), false),
+            // A session opened without verification never serves a verifying leg.
+            (&https, target(1, true, "a.example", Some(false)), false),
+        ];
+        for (opened_for, other, fits) in rows {
+            let key = PoolKey::of(opened_for);
+            assert!(key.fits(opened_for), "{key:?}");
+            assert_eq!(key.fits(&other), fits, "{key:?} for {other:?}");
+        }
     }
 }

@@ -251,6 +251,63 @@ fn tls_verify_off_accepts_a_self_signed_upstream_and_verification_refuses_it() {
     assert!(c.requests().is_empty());
 }
 
+/// One TLS upstream behind two legs, unverified for the secondary and verified for the
+/// candidate: the secondary's pooled sessions never carry the candidate's requests.
+#[test]
+fn a_session_opened_without_verification_is_never_reused_by_a_verifying_leg() {
+    let trusted = Trusted::new();
+    let mine = self_signed(&["localhost"]);
+    let p = Upstream::named("primary");
+    // Slow enough that two requests overlap, so the secondary pools two sessions.
+    let shared = TlsUpstream::start(&mine, |req| {
+        std::thread::sleep(Duration::from_millis(200));
+        (200, format!("shared {}", req.target).into_bytes())
+    });
+    let file = TargetsFile::new(&format!(
+        "primary = {}\nsecondary = {} tls_verify=off\ncandidate = {}\n",
+        p.url(),
+        shared.url(),
+        shared.url()
+    ));
+    let trident = Trident::spawn(&["--targets", file.arg(), "--ca-file", trusted.file.arg()]);
+    let addr = trident.addr();
+    let overlapping: Vec<_> = (0..2)
+        .map(|i| {
+            std::thread::spawn(move || {
+                Client::connect(addr).exchange(&get(&format!("/overlap/{i}")))
+            })
+        })
+        .collect();
+    for client in overlapping {
+        assert_eq!(client.join().expect("client").status, 200);
+    }
+    // Each exchange ends (its sessions pooled) before the next starts.
+    trident.wait_blocks(2, WAIT);
+    let mut client = trident.client();
+    for i in 0..3 {
+        assert_eq!(client.exchange(&get(&format!("/after/{i}"))).status, 200);
+        trident.wait_blocks(3 + i, WAIT);
+    }
+    let blocks = trident.wait_blocks(5, WAIT);
+    for block in &blocks {
+        assert_eq!(block.secondary().response().0, 200, "{}", block.text);
+        assert_certificate_refused(block.candidate());
+    }
+    let requests = shared.requests();
+    assert_eq!(
+        requests.len(),
+        5,
+        "only the secondary's requests: {requests:?}"
+    );
+    let sessions: std::collections::HashSet<usize> =
+        requests.iter().map(|r| r.connection).collect();
+    assert_eq!(
+        sessions.len(),
+        2,
+        "the secondary reused its sessions: {requests:?}"
+    );
+}
+
 #[test]
 fn a_bad_upstream_certificate_is_refused_on_that_leg_and_the_client_still_answered() {
     let trusted = Trusted::new();
