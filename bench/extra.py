@@ -374,6 +374,25 @@ def interleaved(root: str, tag: str, variants, loads, seconds: float):
     return median
 
 
+# How each measured key is printed in an interleaved table.
+CELL_FORMAT = {"rps": ".0f", "p50_us": ".0f", "cpu_us_per_req": ".1f"}
+
+
+def interleaved_table(title: str, median, names, columns) -> list[str]:
+    """A markdown table of `median` (from `interleaved`): one row per variant name, one column
+    per (load, key, header)."""
+    rows = ["| " + " | ".join([title] + [header for _, _, header in columns]) + " |",
+            "|---" * (len(columns) + 1) + "|"]
+    for name in names:
+        cells = [format(median(name, load, key), CELL_FORMAT[key]) for load, key, _ in columns]
+        rows.append("| " + " | ".join([name] + cells) + " |")
+    return rows
+
+
+def median_ratio(median, name: str, base: str, load: str, key: str) -> float:
+    return median(name, load, key) / max(median(base, load, key), 1e-9)
+
+
 def floor_binary(trident: str) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(trident)), "examples", "floor")
 
@@ -386,16 +405,14 @@ def scenario_floor(trident: str, root: str, seconds: float) -> list[str]:
     loads = (("ka-c16", 16, None), ("paced-c1", 1, paced_script(root)))
     median = interleaved(root, "f", (("trident", trident, []), ("floor", floor, [])), loads, seconds)
 
-    rows = ["| proxy (100 B, 3 interleaved runs each, medians) | ka-c16 req/s | ka-c16 CPU µs/req "
-            "| paced-c1 p50 µs | paced-c1 CPU µs/req |", "|---|---|---|---|---|"]
-    for name in ("trident", "floor"):
-        rows.append(f"| {name} | {median(name, 'ka-c16', 'rps'):.0f} | "
-                    f"{median(name, 'ka-c16', 'cpu_us_per_req'):.1f} | "
-                    f"{median(name, 'paced-c1', 'p50_us'):.0f} | "
-                    f"{median(name, 'paced-c1', 'cpu_us_per_req'):.1f} |")
+    rows = interleaved_table(
+        "proxy (100 B, 3 interleaved runs each, medians)", median, ("trident", "floor"),
+        [("ka-c16", "rps", "ka-c16 req/s"), ("ka-c16", "cpu_us_per_req", "ka-c16 CPU µs/req"),
+         ("paced-c1", "p50_us", "paced-c1 p50 µs"),
+         ("paced-c1", "cpu_us_per_req", "paced-c1 CPU µs/req")])
 
     def ratio(load: str, key: str) -> float:
-        return median("trident", load, key) / max(median("floor", load, key), 1e-9)
+        return median_ratio(median, "trident", "floor", load, key)
 
     rows += ["", f"trident ÷ floor: ka-c16 CPU per request {ratio('ka-c16', 'cpu_us_per_req'):.2f}×, "
              f"req/s {ratio('ka-c16', 'rps'):.2f}×; paced-c1 p50 {ratio('paced-c1', 'p50_us'):.2f}×."]
@@ -512,17 +529,15 @@ def scenario_nice(trident: str, root: str, seconds: float) -> list[str]:
     median = interleaved(root, "n", [(name, trident, extra) for name, extra in variants], loads,
                          seconds)
 
-    rows = ["| trident (100 B, 3 interleaved runs each, medians) | ka-c16 req/s | CPU µs/req "
-            "| ka-c256 req/s | CPU µs/req | paced-c1 p50 µs |", "|---|---|---|---|---|---|"]
-    for name, _ in variants:
-        rows.append(f"| {name} | {median(name, 'ka-c16', 'rps'):.0f} | "
-                    f"{median(name, 'ka-c16', 'cpu_us_per_req'):.1f} | "
-                    f"{median(name, 'ka-c256', 'rps'):.0f} | "
-                    f"{median(name, 'ka-c256', 'cpu_us_per_req'):.1f} | "
-                    f"{median(name, 'paced-c1', 'p50_us'):.0f} |")
+    rows = interleaved_table(
+        "trident (100 B, 3 interleaved runs each, medians)", median,
+        [name for name, _ in variants],
+        [("ka-c16", "rps", "ka-c16 req/s"), ("ka-c16", "cpu_us_per_req", "CPU µs/req"),
+         ("ka-c256", "rps", "ka-c256 req/s"), ("ka-c256", "cpu_us_per_req", "CPU µs/req"),
+         ("paced-c1", "p50_us", "paced-c1 p50 µs")])
 
     def ratio(load: str, key: str) -> float:
-        return median("--nice -10", load, key) / max(median("default", load, key), 1e-9)
+        return median_ratio(median, "--nice -10", "default", load, key)
 
     rows += ["", f"--nice -10 ÷ default: ka-c16 req/s {ratio('ka-c16', 'rps'):.2f}×, CPU per request "
              f"{ratio('ka-c16', 'cpu_us_per_req'):.2f}×; ka-c256 req/s {ratio('ka-c256', 'rps'):.2f}×; "

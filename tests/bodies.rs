@@ -10,10 +10,6 @@ use support::*;
 const WAIT: Duration = Duration::from_secs(5);
 const TEN_MIB: usize = 10 * 1024 * 1024;
 
-fn by_name(name: &str) -> Upstream {
-    Upstream::named(name)
-}
-
 #[test]
 fn ten_mib_request_body_arrives_intact_at_all_three_upstreams() {
     let (p, s, c) = three_serving(|req| Reply::ok(format!("got {} bytes", req.body.len())));
@@ -134,8 +130,16 @@ fn close_delimited_response_reaches_the_client_intact() {
     );
 }
 
-/// Each upstream sends `100 Continue`, then `103 Early Hints` with a Link naming itself and a
-/// hop-by-hop field, then the final response.
+/// Three upstreams (primary, secondary, candidate), each sending `100 Continue`, then
+/// `103 Early Hints` with a Link naming itself and a hop-by-hop field, then the final response.
+fn three_hinting() -> (Upstream, Upstream, Upstream) {
+    (
+        hinting("primary"),
+        hinting("secondary"),
+        hinting("candidate"),
+    )
+}
+
 fn hinting(name: &'static str) -> Upstream {
     Upstream::start(move |req| {
         Reply::ok(format!("final for {}", req.target))
@@ -154,11 +158,7 @@ fn hinting(name: &'static str) -> Upstream {
 
 #[test]
 fn the_primarys_103_reaches_an_http11_client_and_its_100_does_not() {
-    let (p, s, c) = (
-        hinting("primary"),
-        hinting("secondary"),
-        hinting("candidate"),
-    );
+    let (p, s, c) = three_hinting();
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let mut client = trident.client();
     let resp = client.exchange(&get("/hints"));
@@ -188,11 +188,7 @@ fn the_primarys_103_reaches_an_http11_client_and_its_100_does_not() {
 
 #[test]
 fn an_http10_client_gets_no_interim_response() {
-    let (p, s, c) = (
-        hinting("primary"),
-        hinting("secondary"),
-        hinting("candidate"),
-    );
+    let (p, s, c) = three_hinting();
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let mut client = trident.client();
     client.send(b"GET /old HTTP/1.0\r\nHost: test.local\r\n\r\n");
@@ -238,11 +234,7 @@ fn no_body_is_read_after_204_and_304() {
 
 #[test]
 fn http10_client_gets_its_response_and_the_connection_closed() {
-    let (p, s, c) = (
-        by_name("primary"),
-        by_name("secondary"),
-        by_name("candidate"),
-    );
+    let (p, s, c) = three_named();
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let mut client = trident.client();
     client.send(b"GET /old HTTP/1.0\r\nHost: test.local\r\n\r\n");
@@ -282,11 +274,7 @@ fn http10_client_gets_a_chunked_upstream_response_unchunked() {
 
 #[test]
 fn http10_post_body_arrives_intact_at_all_three_upstreams() {
-    let (p, s, c) = (
-        by_name("primary"),
-        by_name("secondary"),
-        by_name("candidate"),
-    );
+    let (p, s, c) = three_named();
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let mut client = trident.client();
     let mut req =
@@ -315,11 +303,7 @@ fn small_close_delimited_response_reaches_the_client_intact() {
 
 #[test]
 fn expect_100_continue_gets_an_interim_answer_and_the_body_arrives_intact() {
-    let (p, s, c) = (
-        by_name("primary"),
-        by_name("secondary"),
-        by_name("candidate"),
-    );
+    let (p, s, c) = three_named();
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     let mut client = trident.client();
     client.send(

@@ -443,10 +443,18 @@ fn primary_sending_endless_interim_responses_is_held_to_the_clients_pace() {
     let pid = s.stage.pid();
     let before = rss_kib(pid);
     s.client.send(&get("/hints"));
-    // The client reads nothing until the deadline has passed.
+    // The client reads nothing until the primary's deadline has ended the exchange (its
+    // block is printed), while trident's memory is sampled.
     let mut high = before;
-    let until = Instant::now() + Duration::from_millis(900);
-    while Instant::now() < until {
+    let until = Instant::now() + WAIT;
+    while !s
+        .stage
+        .trident
+        .blocks()
+        .iter()
+        .any(|b| b.target == "/hints")
+    {
+        assert!(Instant::now() < until, "no block for /hints");
         high = high.max(rss_kib(pid));
         thread::sleep(Duration::from_millis(10));
     }

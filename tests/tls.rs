@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use support::tls::{client_config, self_signed, PemFile, TestCa, TlsClient, TlsUpstream};
@@ -258,9 +259,18 @@ fn a_session_opened_without_verification_is_never_reused_by_a_verifying_leg() {
     let trusted = Trusted::new();
     let mine = self_signed(&["localhost"]);
     let p = Upstream::named("primary");
-    // Slow enough that two requests overlap, so the secondary pools two sessions.
-    let shared = TlsUpstream::start(&mine, |req| {
-        std::thread::sleep(Duration::from_millis(200));
+    // The two `/overlap/` requests are answered only once both have arrived, so the
+    // secondary opens (and then pools) two sessions.
+    let arrived = Arc::new((Mutex::new(0), Condvar::new()));
+    let shared = TlsUpstream::start(&mine, move |req| {
+        if req.target.starts_with("/overlap/") {
+            let (count, both) = &*arrived;
+            let mut count = count.lock().unwrap();
+            *count += 1;
+            both.notify_all();
+            let (count, _) = both.wait_timeout_while(count, WAIT, |n| *n < 2).unwrap();
+            assert_eq!(*count, 2, "the second /overlap/ request never came");
+        }
         (200, format!("shared {}", req.target).into_bytes())
     });
     let file = TargetsFile::new(&format!(
