@@ -474,15 +474,13 @@ impl Core {
         match up.state {
             UpstreamState::Closed => {}
             UpstreamState::Idle { .. } => {
-                // An idle upstream has nothing to say: this is its close (or garbage).
+                // An idle upstream has nothing to say: this is its close (or garbage),
+                // unless it was only TLS talking (a session ticket, a key update) or a
+                // readable flag left from the last response.
                 if up.readable {
-                    // TLS: a session ticket, or a readable flag left from the last response.
-                    let mut probe = [0u8; 1];
-                    if let Err(e) = std::io::Read::read(&mut up.stream, &mut probe) {
-                        if e.kind() == io::ErrorKind::WouldBlock {
-                            up.readable = false;
-                            return;
-                        }
+                    if up.stream.is_quiet() {
+                        up.readable = false;
+                        return;
                     }
                     debug!(
                         "pooled connection to {} closed by the upstream",
@@ -1102,8 +1100,9 @@ fn mix(mut x: u64) -> u64 {
 /// Whether a pooled connection can be reused: nothing arrived on it since it was parked
 /// (the upstream closed it, or sent stray bytes). Its readiness events say so for a
 /// connection parked before the last poll; one parked longer than `PEEK_AFTER` is also
-/// asked directly (one `MSG_PEEK`), so a close that raced the poll, typically an upstream's
-/// keep-alive timeout, is caught before a request that cannot be retried is sent on it.
+/// asked directly (one `MSG_PEEK`, or a TLS read), so a close that raced the poll,
+/// typically an upstream's keep-alive timeout, is caught before a request that cannot be
+/// retried is sent on it.
 /// Connections reused at once under load skip the system call.
 fn quiet_since_pooled(up: &mut Upstream) -> bool {
     const PEEK_AFTER: Duration = Duration::from_millis(5);
@@ -1113,11 +1112,7 @@ fn quiet_since_pooled(up: &mut Upstream) -> bool {
     if !up.readable && since.elapsed() < PEEK_AFTER {
         return true;
     }
-    let mut probe = [0u8; 1];
-    let quiet = matches!(
-        up.stream.tcp().peek(&mut probe),
-        Err(ref e) if e.kind() == io::ErrorKind::WouldBlock
-    );
+    let quiet = up.stream.is_quiet();
     if quiet {
         // A readable flag left from the last response said nothing new.
         up.readable = false;

@@ -83,6 +83,44 @@ impl Transport {
         }
     }
 
+    /// Whether an idle connection is still quiet: the peer neither closed it nor sent data.
+    /// TLS records that carry no data, such as a session ticket or a key update sent after
+    /// the last response, are processed here and do not count; a plain socket is peeked.
+    /// A peer that keeps talking past a few records is not quiet: it cannot hold the loop.
+    pub fn is_quiet(&mut self) -> bool {
+        const MAX_READS: usize = 16;
+        let tls = match self {
+            Transport::Plain(tcp) => {
+                let mut probe = [0u8; 1];
+                return matches!(
+                    tcp.peek(&mut probe),
+                    Err(ref e) if e.kind() == io::ErrorKind::WouldBlock
+                );
+            }
+            Transport::Tls(tls) => tls,
+        };
+        for _ in 0..MAX_READS {
+            let state = match tls.session.process_new_packets() {
+                Ok(state) => state,
+                Err(_) => return false,
+            };
+            if state.plaintext_bytes_to_read() > 0 || state.peer_has_closed() || tls.eof {
+                return false;
+            }
+            // A key update asks for one back.
+            if tls.send_what_fits().is_err() {
+                return false;
+            }
+            match tls.session.read_tls(&mut tls.tcp) {
+                Ok(0) => tls.eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
     /// Starts a TLS close (close_notify), best effort, before the socket is dropped: a client
     /// reading a close-delimited body then knows it got all of it.
     pub fn close_notify(&mut self) {

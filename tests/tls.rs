@@ -479,3 +479,68 @@ fn check_shows_an_https_target_on_port_443_by_default() {
     assert!(candidate.contains("https://localhost"), "{candidate}");
     assert!(candidate.contains(":443)"), "{candidate}");
 }
+
+#[test]
+fn a_pooled_session_is_reused_after_its_upstream_sent_tls_records_without_data() {
+    // A key update follows each response. TLS records are read in steps, so for some
+    // response lengths the key update's record is still in the socket when the response
+    // ends; sweeping lengths across a few steps' edges hits those.
+    let leaf = self_signed(&["localhost"]);
+    let p = TlsUpstream::start(&leaf, |req| {
+        let size = req.target.trim_start_matches('/').parse().unwrap_or(0);
+        (200, pattern(size, 3))
+    });
+    p.rekey_after_responses();
+    let (s, c) = (upstream("secondary", 0), upstream("candidate", 0));
+    let file = TargetsFile::new(&format!(
+        "primary = {} tls_verify=off\nsecondary = {}\ncandidate = {}\n",
+        p.url(),
+        s.url(),
+        c.url()
+    ));
+    let trident = Trident::spawn(&["--targets", file.arg()]);
+    let mut client = trident.client();
+    let sizes: Vec<usize> = (4000..4100).chain(16_250..16_350).collect();
+    for size in &sizes {
+        let resp = client.exchange(&get(&format!("/{size}")));
+        assert_eq!(resp.body.len(), *size, "{}", trident.output());
+    }
+    p.wait_requests(sizes.len(), WAIT);
+    assert_eq!(
+        p.connections(),
+        1,
+        "the primary's session was dropped after a key update\n{}",
+        trident.output()
+    );
+}
+
+#[test]
+fn a_pooled_session_the_upstream_closed_is_not_reused_for_a_post() {
+    // A POST is never retried, so it must not be sent on a session the upstream closed
+    // while it was pooled: the TLS close (close_notify, then FIN) has to be noticed.
+    let leaf = self_signed(&["localhost"]);
+    let p = TlsUpstream::named("primary", &leaf);
+    p.close_after_responses();
+    let (s, c) = (upstream("secondary", 0), upstream("candidate", 0));
+    let file = TargetsFile::new(&format!(
+        "primary = {} tls_verify=off\nsecondary = {}\ncandidate = {}\n",
+        p.url(),
+        s.url(),
+        c.url()
+    ));
+    let trident = Trident::spawn(&["--targets", file.arg()]);
+    let mut client = trident.client();
+    for i in 0..6 {
+        let resp = client.exchange(&request(
+            "POST",
+            &format!("/p{i}"),
+            &[("Host", "test.local")],
+            b"x",
+        ));
+        assert_eq!(resp.status, 200, "POST /p{i}\n{}", trident.output());
+        // Time for the close to arrive: one racing the next request is the unavoidable
+        // HTTP/1.1 case, which no proxy can tell from a live connection.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(p.connections(), 6, "one session per request");
+}

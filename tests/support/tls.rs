@@ -210,6 +210,12 @@ struct Shared {
     /// Connections whose handshake failed (the peer refused the certificate, or spoke
     /// something else than TLS).
     handshake_failures: AtomicUsize,
+    /// Send a TLS KeyUpdate right after each response, as a server rolling its keys before
+    /// an idle period does.
+    rekey: AtomicBool,
+    /// Close each connection (close_notify, then FIN) after its response, unannounced, as
+    /// a server whose keep-alive timeout is shorter than a client's gap does.
+    close_quietly: AtomicBool,
     stop: AtomicBool,
 }
 
@@ -246,6 +252,8 @@ impl TlsUpstream {
             requests: Mutex::new(Vec::new()),
             accepted: AtomicUsize::new(0),
             handshake_failures: AtomicUsize::new(0),
+            rekey: AtomicBool::new(false),
+            close_quietly: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         });
         let acceptor = {
@@ -275,6 +283,18 @@ impl TlsUpstream {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// From now on, follows each response with a TLS KeyUpdate message in the same write:
+    /// TLS bytes that carry no HTTP, on a connection that is about to idle.
+    pub fn rekey_after_responses(&self) {
+        self.shared.rekey.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on, closes each connection after its response without a `Connection:
+    /// close` field: the client learns of it only from the TLS close.
+    pub fn close_after_responses(&self) {
+        self.shared.close_quietly.store(true, Ordering::SeqCst);
     }
 
     /// `https://localhost:PORT`: the name its certificate is for.
@@ -393,7 +413,17 @@ fn serve(
         if request.method != "HEAD" {
             out.extend_from_slice(&body);
         }
-        if reader.stream.write_all(&out).is_err() || reader.stream.flush().is_err() || close {
+        let written = if shared.rekey.load(Ordering::SeqCst) {
+            // Buffered with the response, so the two leave in one write.
+            let conn = &mut reader.stream.conn;
+            conn.writer()
+                .write_all(&out)
+                .and_then(|()| conn.refresh_traffic_keys().map_err(io::Error::other))
+        } else {
+            reader.stream.write_all(&out)
+        };
+        let close = close || shared.close_quietly.load(Ordering::SeqCst);
+        if written.is_err() || reader.stream.flush().is_err() || close {
             reader.stream.conn.send_close_notify();
             let _ = reader.stream.flush();
             let _ = reader.stream.sock.shutdown(Shutdown::Both);
