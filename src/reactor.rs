@@ -467,22 +467,27 @@ struct Follower {
     shared: Arc<Shared>,
 }
 
+/// Connections the kernel may hold finished but not yet accepted. std's and mio's `bind` ask
+/// for 128, which a burst of clients (a fleet reconnecting, a load generator starting)
+/// overflows while the reactor is busy: the kernel then drops their SYNs and each waits a
+/// 1 s retransmission. nginx asks for 511; the kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: i32 = 1024;
+
 /// The listening socket. With `reuse_port`, other reactors bind the same address too and the
 /// kernel spreads new connections across them (SO_REUSEPORT).
 fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
-    if !reuse_port {
-        return TcpListener::bind(addr);
-    }
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
         None,
     )?;
     socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(1024)?;
+    socket.listen(LISTEN_BACKLOG)?;
     Ok(TcpListener::from_std(socket.into()))
 }
 

@@ -313,6 +313,34 @@ fn beyond_max_clients_a_connection_waits_until_one_closes() {
 }
 
 #[test]
+fn a_burst_of_connections_while_the_reactor_is_busy_is_queued_not_dropped() {
+    // More connections than std's backlog of 128 arrive while trident cannot accept (it is
+    // stopped): the kernel must finish every handshake and queue them, since a dropped SYN
+    // costs its client a 1 s retransmission. The kernel caps the queue at somaxconn.
+    let somaxconn: usize = fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096);
+    let burst = 300.min(somaxconn);
+    let (p, s, c) = three_named();
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    trident.signal("STOP");
+    let connected: Vec<TcpStream> = (0..burst)
+        .map_while(|_| TcpStream::connect_timeout(&trident.addr(), Duration::from_millis(500)).ok())
+        .collect();
+    let queued = connected.len();
+    trident.signal("CONT");
+    assert_eq!(
+        queued, burst,
+        "handshakes finished while trident was stopped"
+    );
+    for (i, stream) in connected.into_iter().enumerate() {
+        let mut client = Client::from_stream(stream);
+        assert_eq!(client.exchange(&get(&format!("/burst/{i}"))).status, 200);
+    }
+}
+
+#[test]
 fn out_of_file_descriptors_trident_serves_its_clients_and_does_not_spin() {
     let (p, s, c) = three_named();
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);

@@ -63,6 +63,11 @@ impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
             .unwrap_or_else(|e| panic!("connect to trident at {addr}: {e}"));
+        Client::from_stream(stream)
+    }
+
+    /// A client on a stream already connected, with 5 s read and write timeouts.
+    pub fn from_stream(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
         stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
         let _ = stream.set_nodelay(true);
