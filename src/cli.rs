@@ -209,7 +209,8 @@ options:
   --check                validate the options and the targets, print them,
                          exit 0 (or 2 on an error); use before a SIGHUP
   --demo                 run three built-in upstreams and a client against
-                         them, and show the blocks
+                         them, and show the blocks (not with --listen,
+                         --reactors, --nice, --tls-cert, --tls-key)
   -h, --help             print this help
   -V, --version          print the version
 
@@ -399,6 +400,12 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
         }
         if let Some(flag) = first_url_flag {
             return Err(Error(Kind::DemoWithTargets(flag)));
+        }
+        // The demo's proxy is its own: a plain listener on a free port, one reactor. An
+        // option it would ignore is refused rather than silently dropped.
+        let unused = ["listen", "reactors", "nice", "tls-cert", "tls-key"];
+        if let Some(flag) = unused.into_iter().find(|flag| matches.opt_present(flag)) {
+            return Err(Error(Kind::DemoWithProxyOption(flag)));
         }
         return Ok(Command::Demo(config));
     }
@@ -746,6 +753,8 @@ enum Kind {
     NoTargets,
     /// `--demo` with `--targets` or a URL flag.
     DemoWithTargets(&'static str),
+    /// `--demo` with an option about the proxy's own listener or threads.
+    DemoWithProxyOption(&'static str),
     /// One flag of a pair without the other (`--tls-cert` without `--tls-key`).
     Lonely(&'static str, &'static str),
     /// A header or method name that is not an HTTP token.
@@ -836,6 +845,12 @@ impl fmt::Display for Error {
             Kind::DemoWithTargets(flag) => write!(
                 f,
                 "--demo brings its own upstreams: {} cannot be used with it",
+                Flag(flag)
+            ),
+            Kind::DemoWithProxyOption(flag) => write!(
+                f,
+                "--demo runs its own plain-HTTP proxy on a free local port, one reactor: {} \
+                 cannot be used with it",
                 Flag(flag)
             ),
         }
@@ -941,9 +956,8 @@ mod tests {
             ),
             ("--demo".into(), Command::Demo(defaults.clone())),
             (
-                "--demo --listen 127.0.0.1:0 --timeout 100".into(),
+                "--demo --timeout 100".into(),
                 Command::Demo(Config {
-                    listen: "127.0.0.1:0".parse().unwrap(),
                     timeout: ms(100),
                     ..defaults.clone()
                 }),
@@ -1065,6 +1079,26 @@ mod tests {
             (
                 "--demo --candidate http://c".into(),
                 "--demo brings its own upstreams: --candidate cannot be used with it",
+            ),
+            (
+                "--listen 127.0.0.1:0 --demo".into(),
+                "--demo runs its own plain-HTTP proxy on a free local port, one reactor: \
+                 --listen cannot be used with it",
+            ),
+            (
+                "--demo --reactors 2".into(),
+                "--demo runs its own plain-HTTP proxy on a free local port, one reactor: \
+                 --reactors cannot be used with it",
+            ),
+            (
+                "--demo --nice 5".into(),
+                "--demo runs its own plain-HTTP proxy on a free local port, one reactor: \
+                 --nice cannot be used with it",
+            ),
+            (
+                "--demo --tls-cert c.pem --tls-key k.pem".into(),
+                "--demo runs its own plain-HTTP proxy on a free local port, one reactor: \
+                 --tls-cert cannot be used with it",
             ),
         ];
         for (line, expected) in rows {

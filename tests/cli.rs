@@ -196,10 +196,7 @@ fn a_targets_file_with_comments_and_blank_lines_serves_traffic() {
 
 #[test]
 fn demo_proxies_real_traffic_and_exits_zero() {
-    let run = run(
-        &["--listen", "127.0.0.1:0", "--demo"],
-        Duration::from_secs(30),
-    );
+    let run = run(&["--demo"], Duration::from_secs(30));
     assert_eq!(run.status.code(), Some(0), "{}", run.stderr);
     let blocks = parse_blocks(&run.stdout)
         .unwrap_or_else(|e| panic!("demo stdout is not console blocks: {e}\n{}", run.stdout));
