@@ -124,6 +124,9 @@ pub struct Leg {
     pub response: LegResponse,
     /// A stale pooled connection was already replaced once.
     pub retried: bool,
+    /// The last interim (1xx) status the upstream sent before its final response. A
+    /// connection that sent one was not stale, whatever happens next.
+    pub interim: Option<u16>,
     /// Set once the leg is over; the exchange reports when all three are.
     pub outcome: Option<LegOutcome>,
 }
@@ -284,6 +287,7 @@ impl Core {
                 body_sent: 0,
                 response: LegResponse::Head,
                 retried: false,
+                interim: None,
                 outcome: match (role, shadow_skip) {
                     (Role::Primary, _) | (_, None) => None,
                     (_, Some(reason)) => Some(LegOutcome::Skipped(reason)),
@@ -855,6 +859,7 @@ impl Core {
             reason,
             body_bytes: bytes,
             elapsed,
+            interim: leg.interim,
             fields,
             body: capture,
         });
@@ -915,7 +920,10 @@ impl Core {
             return;
         }
         if let Some(conn) = leg.conn.take() {
-            let stale = matches!(self.conns.get(conn), Some(Conn::Upstream(up)) if up.is_reused() && up.input.is_empty());
+            // Stale: a reused connection on which nothing came back for this request, not a
+            // byte and not an interim response (an upstream that sent a 103 was alive).
+            let stale = leg.interim.is_none()
+                && matches!(self.conns.get(conn), Some(Conn::Upstream(up)) if up.is_reused() && up.input.is_empty());
             // RFC 9110 §9.2.2: only a request that is safe to repeat, and whose body is
             // still whole in the buffer, is sent again.
             let retryable = stale
@@ -1214,6 +1222,7 @@ fn receive(
                         Ok(Some(head)) => {
                             up.input.consume(head.head_len);
                             if head.is_interim() {
+                                leg.interim = Some(head.status);
                                 // RFC 9110 §15.2: a proxy forwards 1xx, except one it caused
                                 // (trident answers `Expect` itself, so a 100 is not the
                                 // client's) and never to an HTTP/1.0 client. Then the final

@@ -183,7 +183,33 @@ fn the_primarys_103_reaches_an_http11_client_and_its_100_does_not() {
     blocks.sort_by_key(|b| b.id);
     for leg in &blocks[0].legs {
         assert_eq!(leg.response(), (200, 16), "{}", blocks[0].text);
+        // Every leg's console line names its last interim status, relayed or not.
+        assert_eq!(leg.interim(), Some(103), "{}", blocks[0].text);
     }
+}
+
+#[test]
+fn a_pooled_connection_that_sent_a_103_and_closed_is_not_retried() {
+    // A retry is for a stale connection, one on which nothing came back. One that sent an
+    // interim response was alive: sending the GET again would hand the client a second set
+    // of hints, and it is an upstream failure like any close mid-response.
+    let hinted = std::sync::atomic::AtomicBool::new(false);
+    let p = Upstream::start(move |req| {
+        if req.target == "/hinted" && !hinted.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            Reply::garbage(&b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"[..])
+        } else {
+            Reply::ok("primary").interim(103, "Early Hints", &[("Link", "</b.css>; rel=preload")])
+        }
+    });
+    let (_, s, c) = three_named();
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let mut client = trident.client();
+    assert_eq!(client.exchange(&get("/warm")).status, 200);
+    let resp = client.exchange(&get("/hinted"));
+    assert_eq!(resp.interim.len(), 1, "{:?}", resp.interim);
+    assert_eq!(resp.status, 502, "{}", trident.output());
+    let sent: Vec<_> = p.requests().iter().map(|r| r.target.clone()).collect();
+    assert_eq!(sent, ["/warm", "/hinted"], "the GET was sent again");
 }
 
 #[test]

@@ -617,6 +617,7 @@ mod tests {
             reason: "OK".to_string(),
             body_bytes: body.len() as u64,
             elapsed: Duration::from_millis(1),
+            interim: None,
             fields: fields.as_bytes().to_vec(),
             body: capture,
         }
@@ -655,6 +656,7 @@ mod tests {
             reason: "OK".to_string(),
             body_bytes: 64,
             elapsed: Duration::from_millis(1),
+            interim: None,
             fields: Vec::new(),
             body: long,
         };
@@ -873,6 +875,7 @@ mod tests {
                 reason: "OK".to_string(),
                 body_bytes: bytes.len() as u64,
                 elapsed: Duration::ZERO,
+                interim: None,
                 fields: Vec::new(),
                 body: capture,
             }
@@ -908,6 +911,7 @@ mod tests {
                 reason: "OK".to_string(),
                 body_bytes: body.len() as u64,
                 elapsed: Duration::ZERO,
+                interim: None,
                 fields: b"Content-Encoding: gzip\r\n".to_vec(),
                 body: capture,
             }

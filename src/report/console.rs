@@ -66,6 +66,7 @@ fn write_lines(
                 reason,
                 body_bytes,
                 elapsed,
+                interim,
                 ..
             } => {
                 push_decimal(out, u64::from(*status));
@@ -77,6 +78,10 @@ fn write_lines(
                 push_decimal(out, *body_bytes);
                 out.extend_from_slice(b"B, ");
                 push_millis(out, *elapsed);
+                if let Some(interim) = interim {
+                    out.extend_from_slice(b", after ");
+                    push_decimal(out, u64::from(*interim));
+                }
                 let comparison = analysis.and_then(|a| match role {
                     Role::Primary => None,
                     Role::Secondary => Some(&a.noise),
@@ -165,6 +170,7 @@ mod tests {
             reason: reason.to_string(),
             body_bytes,
             elapsed: Duration::from_micros(micros),
+            interim: None,
             fields: Vec::new(),
             body: crate::report::CapturedBody::new(),
         }
@@ -317,6 +323,7 @@ mod tests {
             reason: "OK".to_string(),
             body_bytes: body.len() as u64,
             elapsed: Duration::from_micros(2100),
+            interim: None,
             fields: b"Content-Type: application/json\r\n".to_vec(),
             body: capture,
         }

@@ -61,13 +61,20 @@ fn outcome(leg: &LegOutcome) -> Value {
             reason,
             body_bytes,
             elapsed,
+            interim,
             ..
-        } => json!({
-            "status": status,
-            "reason": reason,
-            "body_bytes": body_bytes,
-            "elapsed_ms": ms(elapsed),
-        }),
+        } => {
+            let mut leg = json!({
+                "status": status,
+                "reason": reason,
+                "body_bytes": body_bytes,
+                "elapsed_ms": ms(elapsed),
+            });
+            if let Some(interim) = interim {
+                leg["interim"] = json!(interim);
+            }
+            leg
+        }
         LegOutcome::Failed { error, elapsed } => json!({
             "error": error.to_string(),
             "error_kind": error_kind(error),
@@ -126,6 +133,14 @@ mod tests {
         LegOutcome::ok_for_test(body, fields, Duration::from_micros(2_149))
     }
 
+    /// The leg, after a `103 Early Hints`.
+    fn hinted(mut leg: LegOutcome) -> LegOutcome {
+        if let LegOutcome::Response { interim, .. } = &mut leg {
+            *interim = Some(103);
+        }
+        leg
+    }
+
     #[test]
     fn one_line_that_parses_with_the_comparison() {
         let record = ExchangeRecord {
@@ -137,7 +152,7 @@ mod tests {
             request_body_bytes: 0,
             epoch: 2,
             legs: [
-                json_leg(r#"{"ts":1,"email":"a"}"#),
+                hinted(json_leg(r#"{"ts":1,"email":"a"}"#)),
                 json_leg(r#"{"ts":2,"email":"a"}"#),
                 LegOutcome::Failed {
                     error: LegError::ConnectionRefused,
@@ -159,6 +174,8 @@ mod tests {
         assert_eq!(v["primary"]["status"], 200);
         assert_eq!(v["primary"]["elapsed_ms"], 2.1);
         assert!(v["primary"].get("result").is_none());
+        assert_eq!(v["primary"]["interim"], 103);
+        assert!(v["secondary"].get("interim").is_none());
         assert_eq!(v["secondary"]["result"], "differs");
         assert_eq!(v["secondary"]["differences"][0]["field"], "body ts");
         assert_eq!(v["secondary"]["differences"][0]["primary"], "1");

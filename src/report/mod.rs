@@ -212,6 +212,7 @@ impl LegOutcome {
             reason: "OK".to_string(),
             body_bytes: body.len() as u64,
             elapsed,
+            interim: None,
             fields: fields.to_vec(),
             body: capture,
         }
@@ -229,6 +230,8 @@ pub enum LegOutcome {
         body_bytes: u64,
         /// From the start of the exchange to the end of the response.
         elapsed: Duration,
+        /// The last interim (1xx) status that came before it, if any (`103` for hints).
+        interim: Option<u16>,
         /// End-to-end response fields, `Name: value\r\n` each, in order and case.
         fields: Vec<u8>,
         body: CapturedBody,

@@ -47,6 +47,8 @@ pub enum Outcome {
         reason: String,
         body: u64,
         elapsed: String,
+        /// `after 103`: the last interim status before the final response.
+        interim: Option<u16>,
         /// The comparison result after the time (`same`, `differs: ...`), if any.
         compared: Option<String>,
     },
@@ -61,6 +63,14 @@ impl Leg {
     pub fn response(&self) -> (u16, u64) {
         match &self.outcome {
             Outcome::Response { status, body, .. } => (*status, *body),
+            other => panic!("{} leg: expected a response, got {other:?}", self.role),
+        }
+    }
+
+    /// The `after 1xx` status of a response line; panics if the line is not a response.
+    pub fn interim(&self) -> Option<u16> {
+        match &self.outcome {
+            Outcome::Response { interim, .. } => *interim,
             other => panic!("{} leg: expected a response, got {other:?}", self.role),
         }
     }
@@ -197,10 +207,19 @@ fn parse_response_line(line: &str, role: &str) -> Result<(u64, Leg), String> {
             .strip_suffix(')')
             .ok_or_else(|| bad("no ')'"))?;
         let (body, rest) = attrs.split_once(", ").ok_or_else(|| bad("attributes"))?;
-        let (elapsed, compared) = match rest.split_once(", ") {
-            Some((elapsed, compared)) => (elapsed, Some(compared.to_string())),
+        let (elapsed, mut rest) = match rest.split_once(", ") {
+            Some((elapsed, rest)) => (elapsed, Some(rest)),
             None => (rest, None),
         };
+        let mut interim = None;
+        if let Some(after) = rest.and_then(|r| r.strip_prefix("after ")) {
+            let (status, more) = after
+                .split_once(", ")
+                .map_or((after, None), |(s, m)| (s, Some(m)));
+            interim = Some(status.parse().map_err(|_| bad("after"))?);
+            rest = more;
+        }
+        let compared = rest.map(str::to_string);
         let body = body
             .strip_prefix("body=")
             .and_then(parse_size)
@@ -210,6 +229,7 @@ fn parse_response_line(line: &str, role: &str) -> Result<(u64, Leg), String> {
             reason,
             body,
             elapsed: elapsed.to_string(),
+            interim,
             compared,
         }
     } else {
