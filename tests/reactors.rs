@@ -1,6 +1,6 @@
 //! `--reactors N`: several reactor threads on one address (SO_REUSEPORT). Every reactor
-//! serves, request ids stay unique across them, a SIGHUP reaches all of them, and SIGTERM
-//! drains all of them.
+//! serves, TLS included, request ids stay unique across them, a SIGHUP reaches all of them,
+//! and SIGTERM drains all of them.
 //!
 //! The kernel spreads connections by a hash of their addresses, so a test that needs both
 //! reactors busy opens 16 connections: all 16 on one reactor happens once in 32 768 runs.
@@ -10,6 +10,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use support::tls::{client_config, TestCa, TlsClient};
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -63,6 +64,49 @@ fn two_reactors_serve_every_client_with_unique_ids() {
     assert!(
         voluntary_switches(trident.pid(), "reactor-1") >= follower_before + 5,
         "the second reactor served no connection\n{}",
+        trident.output()
+    );
+}
+
+#[test]
+fn two_reactors_share_the_tls_listener() {
+    // Every reactor has its own listener socket; each must terminate TLS with the one
+    // certificate, and the follower must serve its share.
+    let ca = TestCa::new("trident reactors CA");
+    let (cert, key) = ca.issue(&["localhost"]).files();
+    let (p, s, c) = three_named();
+    let trident = Trident::with_upstreams(
+        &p,
+        &s,
+        &c,
+        &[
+            "--reactors",
+            "2",
+            "--tls-cert",
+            cert.arg(),
+            "--tls-key",
+            key.arg(),
+        ],
+    );
+    let follower_before = voluntary_switches(trident.pid(), "reactor-1");
+    let config = client_config(ca.der());
+    let mut clients: Vec<TlsClient> = (0..CLIENTS)
+        .map(|n| {
+            TlsClient::connect(trident.addr(), config.clone(), "localhost")
+                .unwrap_or_else(|e| panic!("TLS client {n}: {e}\n{}", trident.output()))
+        })
+        .collect();
+    for round in 0..3 {
+        for (n, client) in clients.iter_mut().enumerate() {
+            let target = format!("/c{n}/r{round}");
+            let resp = client.exchange(&get(&target));
+            assert_eq!(resp.body_text(), format!("primary GET {target}"));
+        }
+    }
+    trident.wait_blocks(3 * CLIENTS, WAIT);
+    assert!(
+        voluntary_switches(trident.pid(), "reactor-1") >= follower_before + 3,
+        "the second reactor served no TLS connection\n{}",
         trident.output()
     );
 }
