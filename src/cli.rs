@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::report::{Format, Pattern, Percent, Thresholds};
+use crate::report::{Format, Pattern, Percent, Settings};
 
 /// Where the targets come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,9 +54,6 @@ pub struct Config {
     pub max_header_bytes: usize,
     /// `--max-headers N`, default 100 (431 beyond it).
     pub max_headers: usize,
-    /// `--max-compare-bytes BYTES`, default 1048576: response body bytes kept per leg for
-    /// the comparison (a hash covers the rest).
-    pub max_compare_bytes: usize,
     /// `--shadow-percent P`, default 100: the share of requests sent to the shadow legs.
     pub shadow_percent: f64,
     /// `--sample-key NAME`: sample by a hash of this request field instead of at random.
@@ -73,23 +70,11 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// `--ca-file FILE`: trust these CA certificates for https targets instead of the system's.
     pub ca_file: Option<PathBuf>,
-    /// `--ignore-header NAME` (repeatable): response fields left out of the comparison, on
-    /// top of the default list (Date, Server, ...).
-    pub ignore_headers: Vec<String>,
-    /// `--ignore-field PATH` (repeatable): JSON body paths left out of the comparison.
-    pub ignore_fields: Vec<String>,
-    /// `--endpoint PATTERN` (repeatable): endpoint templates tried before `{id}` templating.
-    pub endpoints: Vec<Pattern>,
-    /// `--max-endpoints N`, default 1000: endpoints counted apart; the rest count as `other`.
-    pub max_endpoints: usize,
-    /// `--relative-threshold`, `--absolute-threshold`, `--confidence`, `--min-samples`.
-    pub thresholds: Thresholds,
-    /// `--report FILE`: the summary as JSON, written on SIGUSR1, reload and shutdown.
-    pub report_file: Option<PathBuf>,
+    /// What the reporting thread is told: `--format`, `--ignore-header`, `--ignore-field`,
+    /// `--endpoint`, `--max-endpoints`, the thresholds, `--report` and `--max-compare-bytes`.
+    pub report: Settings,
     /// `--exit-code`: exit 1 at shutdown when the candidate's verdict is FAIL.
     pub exit_code: bool,
-    /// `--format text|json`, default text: four lines per exchange, or one JSON line.
-    pub format: Format,
 }
 
 impl Default for Config {
@@ -108,7 +93,6 @@ impl Default for Config {
             max_request_line: 8 * 1024,
             max_header_bytes: 64 * 1024,
             max_headers: 100,
-            max_compare_bytes: 1024 * 1024,
             shadow_percent: 100.0,
             sample_key: None,
             shadow_methods: Some(vec!["GET".into(), "HEAD".into(), "OPTIONS".into()]),
@@ -117,14 +101,8 @@ impl Default for Config {
             close_connections: false,
             tls: None,
             ca_file: None,
-            ignore_headers: Vec::new(),
-            ignore_fields: Vec::new(),
-            endpoints: Vec::new(),
-            max_endpoints: 1000,
-            thresholds: Thresholds::default(),
-            report_file: None,
+            report: Settings::default(),
             exit_code: false,
-            format: Format::Text,
         }
     }
 }
@@ -360,7 +338,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
         ("--max-headers", &mut config.max_headers, 1, 256),
         (
             "--max-compare-bytes",
-            &mut config.max_compare_bytes,
+            &mut config.report.max_compare_bytes,
             0,
             1 << 30,
         ),
@@ -492,7 +470,7 @@ fn compare_options(matches: &getopts::Matches, config: &mut Config) -> Result<()
         if !is_token(&name) {
             return Err(Error(Kind::BadName("ignore-header", name)));
         }
-        config.ignore_headers.push(name);
+        config.report.ignore_headers.push(name);
     }
     for path in matches.opt_strs("ignore-field") {
         if path.is_empty() || path.contains(char::is_whitespace) {
@@ -501,7 +479,7 @@ fn compare_options(matches: &getopts::Matches, config: &mut Config) -> Result<()
                 why: format!("\"{path}\" is not a JSON path like user.email or items[].id"),
             }));
         }
-        config.ignore_fields.push(path);
+        config.report.ignore_fields.push(path);
     }
     for text in matches.opt_strs("endpoint") {
         let pattern = Pattern::parse(&text).map_err(|err| {
@@ -510,15 +488,16 @@ fn compare_options(matches: &getopts::Matches, config: &mut Config) -> Result<()
                 why: err.to_string(),
             })
         })?;
-        config.endpoints.push(pattern);
+        config.report.endpoints.push(pattern);
     }
     if let Some(value) = matches.opt_str("max-endpoints") {
-        config.max_endpoints = count("--max-endpoints", &value, 1, 100_000)?;
+        config.report.max_endpoints = count("--max-endpoints", &value, 1, 100_000)?;
     }
     if let Some(value) = matches.opt_str("min-samples") {
-        config.thresholds.min_samples = count("--min-samples", &value, 1, 1_000_000_000)? as u64;
+        config.report.thresholds.min_samples =
+            count("--min-samples", &value, 1, 1_000_000_000)? as u64;
     }
-    let thresholds = &mut config.thresholds;
+    let thresholds = &mut config.report.thresholds;
     let any = |_: Percent| true;
     if let Some(value) = matches.opt_str("relative-threshold") {
         thresholds.relative = percent("--relative-threshold", &value, any, "0 to 100")?;
@@ -532,10 +511,10 @@ fn compare_options(matches: &getopts::Matches, config: &mut Config) -> Result<()
         let sensible = |p: Percent| p >= Percent::whole(50) && p < Percent::whole(100);
         thresholds.confidence = percent("--confidence", &value, sensible, "50 to 99.9999")?;
     }
-    config.report_file = matches.opt_str("report").map(PathBuf::from);
+    config.report.report_file = matches.opt_str("report").map(PathBuf::from);
     config.exit_code = matches.opt_present("exit-code");
     if let Some(format) = matches.opt_str("format") {
-        config.format = match format.as_str() {
+        config.report.format = match format.as_str() {
             "text" => Format::Text,
             "json" => Format::Json,
             _ => {
@@ -634,18 +613,19 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
             items.join(",")
         }
     };
-    let endpoints: Vec<String> = config.endpoints.iter().map(|p| p.to_string()).collect();
+    let report = &config.report;
+    let endpoints: Vec<String> = report.endpoints.iter().map(|p| p.to_string()).collect();
     let _ = writeln!(
         out,
         "comparison          ignore-header={} ignore-field={} endpoint={} max-endpoints={} \
          max-compare-bytes={}",
-        list(&config.ignore_headers),
-        list(&config.ignore_fields),
+        list(&report.ignore_headers),
+        list(&report.ignore_fields),
         list(&endpoints),
-        config.max_endpoints,
-        config.max_compare_bytes
+        report.max_endpoints,
+        report.max_compare_bytes
     );
-    let t = &config.thresholds;
+    let t = &report.thresholds;
     let _ = writeln!(
         out,
         "verdict             relative>{} absolute>{} confidence={} min-samples={} \
@@ -654,12 +634,12 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
         t.absolute,
         t.confidence,
         t.min_samples,
-        config
+        report
             .report_file
             .as_ref()
             .map_or("(none)".to_string(), |p| p.display().to_string()),
         config.exit_code,
-        match config.format {
+        match report.format {
             Format::Text => "text",
             Format::Json => "json",
         }
@@ -862,6 +842,7 @@ impl std::error::Error for Error {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Thresholds;
 
     fn parse(line: &str) -> Result<Command, String> {
         let args: Vec<String> = line.split_whitespace().map(str::to_string).collect();
@@ -926,7 +907,10 @@ mod tests {
                     max_request_line: 100,
                     max_header_bytes: 1000,
                     max_headers: 7,
-                    max_compare_bytes: 0,
+                    report: Settings {
+                        max_compare_bytes: 0,
+                        ..defaults.report.clone()
+                    },
                     ..defaults.clone()
                 }),
             ),
@@ -1163,9 +1147,9 @@ mod tests {
             }
         };
         let defaults = Config::default();
-        assert_eq!(defaults.thresholds, Thresholds::default());
+        assert_eq!(defaults.report.thresholds, Thresholds::default());
         assert_eq!(
-            (defaults.max_endpoints, defaults.format),
+            (defaults.report.max_endpoints, defaults.report.format),
             (1000, Format::Text)
         );
         let config = run(
@@ -1175,18 +1159,18 @@ mod tests {
              --confidence 99.9 --min-samples 100 --report r.json --exit-code --format json",
             &["--endpoint", "GET /x"],
         );
-        assert_eq!(config.ignore_headers, ["X-Debug", "x-trace"]);
-        assert_eq!(config.ignore_fields, ["user.ts", "items[].id"]);
+        assert_eq!(config.report.ignore_headers, ["X-Debug", "x-trace"]);
+        assert_eq!(config.report.ignore_fields, ["user.ts", "items[].id"]);
         assert_eq!(
-            config.endpoints,
+            config.report.endpoints,
             [
                 Pattern::parse("/users/{name}/posts").unwrap(),
                 Pattern::parse("GET /x").unwrap()
             ]
         );
-        assert_eq!(config.max_endpoints, 50);
+        assert_eq!(config.report.max_endpoints, 50);
         assert_eq!(
-            config.thresholds,
+            config.report.thresholds,
             Thresholds {
                 relative: Percent::whole(10),
                 absolute: Percent::ten_thousandths(5000),
@@ -1194,9 +1178,9 @@ mod tests {
                 min_samples: 100,
             }
         );
-        assert_eq!(config.report_file, Some(PathBuf::from("r.json")));
+        assert_eq!(config.report.report_file, Some(PathBuf::from("r.json")));
         assert!(config.exit_code);
-        assert_eq!(config.format, Format::Json);
+        assert_eq!(config.report.format, Format::Json);
 
         let bad: &[(&str, &str)] = &[
             ("--ignore-header a:b", "--ignore-header: \"a:b\" is not a valid HTTP name"),

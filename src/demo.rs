@@ -64,7 +64,7 @@ pub fn run(config: &Config) -> io::Result<report::Verdict> {
     proxy.handle_signals()?;
     let proxy_addr = proxy.local_addr();
     let control = proxy.control();
-    let settings = report::Settings::from_config(config);
+    let settings = config.report.clone();
     let (report_tx, reporter) = report::spawn(Box::new(io::stdout()), settings, summary_signal)?;
     let proxy_thread = thread::Builder::new()
         .name("trident-demo-proxy".into())

@@ -168,7 +168,7 @@ fn run(config: &Config) -> ExitCode {
             proxy.local_addr()
         );
     }
-    let settings = report::Settings::from_config(config);
+    let settings = config.report.clone();
     let (sender, reporter) =
         match report::spawn(Box::new(std::io::stdout()), settings, summary_signal) {
             Ok(started) => started,

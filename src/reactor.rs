@@ -143,7 +143,7 @@ impl Settings {
             send_timeout: config.send_timeout,
             pool_idle_timeout: Duration::from_secs(30),
             max_clients: config.max_clients,
-            max_compare_bytes: config.max_compare_bytes,
+            max_compare_bytes: config.report.max_compare_bytes,
             limits: Limits {
                 max_request_line: config.max_request_line,
                 max_head: config.max_header_bytes,

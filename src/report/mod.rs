@@ -26,7 +26,6 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use serde_json::{json, Value};
 
-use crate::cli::Config;
 use crate::failure::LegError;
 use crate::http::Version;
 
@@ -71,33 +70,27 @@ pub struct Settings {
     pub ignore_fields: Vec<String>,
     /// `--endpoint`: templates tried before automatic `{id}` templating.
     pub endpoints: Vec<Pattern>,
-    /// `--max-endpoints`: beyond it, exchanges count under `other`.
+    /// `--max-endpoints`, default 1000: beyond it, exchanges count under `other`.
     pub max_endpoints: usize,
     pub thresholds: Thresholds,
     /// `--report FILE`: the summary as JSON, rewritten on SIGUSR1, reload and shutdown.
     pub report_file: Option<PathBuf>,
-    /// `--max-compare-bytes`: the most a body may decode to for the comparison.
+    /// `--max-compare-bytes`, default 1 MiB: the most a body may decode to for the
+    /// comparison (and the bytes of it each leg keeps; a hash covers the rest).
     pub max_compare_bytes: usize,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings::from_config(&Config::default())
-    }
-}
-
-impl Settings {
-    /// The reporting part of the command line.
-    pub fn from_config(config: &Config) -> Settings {
         Settings {
-            format: config.format,
-            ignore_headers: config.ignore_headers.clone(),
-            ignore_fields: config.ignore_fields.clone(),
-            endpoints: config.endpoints.clone(),
-            max_endpoints: config.max_endpoints,
-            thresholds: config.thresholds,
-            report_file: config.report_file.clone(),
-            max_compare_bytes: config.max_compare_bytes,
+            format: Format::Text,
+            ignore_headers: Vec::new(),
+            ignore_fields: Vec::new(),
+            endpoints: Vec::new(),
+            max_endpoints: 1000,
+            thresholds: Thresholds::default(),
+            report_file: None,
+            max_compare_bytes: 1024 * 1024,
         }
     }
 }
