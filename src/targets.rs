@@ -119,6 +119,16 @@ impl Targets {
         parse_file(text, file, &resolve)
     }
 
+    /// `parse`, with host names looked up by `resolve` (host, port) instead of the system
+    /// resolver: the fuzz target parses names without sending them to DNS.
+    pub fn parse_with(
+        text: &str,
+        file: &str,
+        resolve: &dyn Fn(&str, u16) -> io::Result<SocketAddr>,
+    ) -> Result<Targets, Error> {
+        parse_file(text, file, resolve)
+    }
+
     /// Builds the targets from the three URL flags.
     pub fn from_urls(primary: &str, secondary: &str, candidate: &str) -> Result<Targets, Error> {
         let leg = |role: Role, url: &str| {

@@ -98,25 +98,24 @@ fn every_prefix_of_the_framing_seeds_passes_its_check() {
 }
 
 #[test]
-fn the_targets_file_filter_skips_every_name_and_keeps_every_address() {
-    let rows = [
-        ("primary = http://127.0.0.1:9001", true),
-        ("primary = http://[::1]:9001/", true),
-        ("primary = https://[fe80::1%25eth0]", true),
-        ("primary = http://10.1:80", true),
-        ("primary = ftp://127.0.0.1", true),
-        ("no url at all", true),
-        ("primary = http://localhost:9001", false),
-        ("primary = http://a", false),
-        ("primary = http://1-2.3", false),
-        ("primary = http://x_y", false),
-        ("primary = https://example.com", false),
-        ("primary = http://127.0.0.1 secondary = http://evil", false),
-        ("primary = http://host\u{a0}x", false),
-    ];
-    for (text, offline) in rows {
-        assert_eq!(targets_check::resolves_nothing(text), offline, "{text:?}");
-    }
+fn the_targets_file_check_resolves_names_offline() {
+    let good = "primary = http://127.0.0.1:9001\nsecondary = http://[::1]:9002\n";
+    let named = format!("{good}candidate = http://backend.internal:9003\n");
+    let targets =
+        trident::targets::Targets::parse_with(&named, "t.conf", &targets_check::offline_resolve)
+            .expect("a name resolves");
+    let addrs: Vec<String> = targets.iter().map(|t| t.addr.to_string()).collect();
+    assert_eq!(addrs, ["127.0.0.1:9001", "[::1]:9002", "192.0.2.1:9003"]);
+    let unresolvable = format!("{good}candidate = http://gone.INVALID:9003\n");
+    let err = trident::targets::Targets::parse_with(
+        &unresolvable,
+        "t.conf",
+        &targets_check::offline_resolve,
+    )
+    .expect_err("a .invalid name does not resolve");
+    assert!(err.to_string().starts_with("t.conf:3: "), "{err}");
+    targets_check::check_targets_file(named.as_bytes());
+    targets_check::check_targets_file(unresolvable.as_bytes());
 }
 
 /// Writes the seeds that are not rows of `tests/smuggling.rs`
@@ -260,9 +259,9 @@ fn write_fuzz_seeds() {
         ),
     );
 
-    // Targets files: addresses only (see fuzz/targets_check.rs), valid and not.
+    // Targets files, valid and not; names resolve offline (see fuzz/targets_check.rs).
     let good = "primary = http://127.0.0.1:9001\nsecondary = http://127.0.0.1:9002\n";
-    let targets: [(&str, String); 12] = [
+    let targets: [(&str, String); 14] = [
         ("valid", format!("{good}candidate = http://127.0.0.1:9003\n")),
         (
             "valid-options",
@@ -278,6 +277,8 @@ fn write_fuzz_seeds() {
         ("userinfo", format!("{good}candidate = http://u@127.0.0.1:9003\n")),
         ("bad-port", format!("{good}candidate = http://127.0.0.1:99999\n")),
         ("ipv6-unbracketed", format!("{good}candidate = http://::1:9003\n")),
+        ("named", format!("{good}candidate = https://backend.internal host=target\n")),
+        ("unresolvable", format!("{good}candidate = http://gone.invalid:9003\n")),
     ];
     for (name, text) in &targets {
         write("targets_file", name, text.as_bytes());
