@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
@@ -105,13 +105,24 @@ pub struct Targets {
 }
 
 impl Targets {
-    /// Reads and parses a targets file; errors read `FILE:LINE: what is wrong`.
+    /// Reads and parses a targets file; errors read `FILE:LINE: what is wrong`. A file
+    /// beyond `MAX_FILE_BYTES` is refused unread: `--targets /dev/zero`, or a log file named
+    /// by mistake, must not fill memory at a SIGHUP.
     pub fn load(path: &Path) -> Result<Targets, Error> {
         let file = path.display().to_string();
-        match fs::read_to_string(path) {
-            Ok(text) => Targets::parse(&text, &file),
-            Err(err) => Err(Error::new(file, None, format!("cannot read: {err}"))),
+        let cannot_read = |err: io::Error| Error::new(&*file, None, format!("cannot read: {err}"));
+        let mut text = String::new();
+        fs::File::open(path)
+            .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_string(&mut text))
+            .map_err(cannot_read)?;
+        if text.len() as u64 > MAX_FILE_BYTES {
+            return Err(Error::new(
+                file,
+                None,
+                format!("larger than {MAX_FILE_BYTES} bytes: not a targets file"),
+            ));
         }
+        Targets::parse(&text, &file)
     }
 
     /// Parses targets-file text; `file` names it in errors.
@@ -186,6 +197,9 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// The largest targets file read: three lines and comments fit many times over.
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 /// The longest deadline trident accepts: a day. Anything longer is surely a typo, and a bound
 /// keeps `Instant + timeout` from overflowing (which would panic on the reactor).
@@ -820,6 +834,29 @@ mod tests {
             text.starts_with("/nonexistent/trident/targets.conf: cannot read: "),
             "{text}"
         );
+    }
+
+    #[test]
+    fn an_endless_or_huge_file_is_refused_unread() {
+        let err = Targets::load(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/dev/zero: larger than 1048576 bytes: not a targets file"
+        );
+        let path = std::env::temp_dir().join(format!("trident-huge-{}.conf", std::process::id()));
+        let mut text = format!("{GOOD_HEAD}candidate = http://127.0.0.1:9003\n");
+        text.push_str(&"#".repeat(MAX_FILE_BYTES as usize + 1 - text.len()));
+        fs::write(&path, &text).unwrap();
+        let too_big = Targets::load(&path);
+        text.pop();
+        fs::write(&path, &text).unwrap();
+        let just_fits = Targets::load(&path);
+        let _ = fs::remove_file(&path);
+        assert!(too_big
+            .unwrap_err()
+            .to_string()
+            .ends_with(": not a targets file"));
+        assert_eq!(just_fits.unwrap().get(Role::Candidate).addr, v4(9003));
     }
 
     #[test]
