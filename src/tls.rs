@@ -4,12 +4,14 @@
 //! the reactor's hot path.
 
 use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
@@ -52,10 +54,22 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The most of a PEM file read. CA bundles run to a few hundred KiB; the bound keeps
+/// `/dev/zero`, or a huge file named by mistake, from filling memory: past it, a file reads
+/// as one without PEM in it.
+const MAX_PEM_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A PEM file, opened to be read up to `MAX_PEM_BYTES`.
+fn pem_file(path: &Path) -> Result<io::Take<File>, pem::Error> {
+    File::open(path)
+        .map(|file| file.take(MAX_PEM_BYTES))
+        .map_err(pem::Error::Io)
+}
+
 /// The listener's configuration from a PEM certificate chain and a PEM private key.
 pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConfig>, Error> {
-    let certs = CertificateDer::pem_file_iter(cert_file)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+    let certs = pem_file(cert_file)
+        .and_then(|file| CertificateDer::pem_reader_iter(file).collect::<Result<Vec<_>, _>>())
         .map_err(|e| {
             Error(format!(
                 "{}: cannot read certificates: {e}",
@@ -68,12 +82,14 @@ pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConf
             cert_file.display()
         )));
     }
-    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| {
-        Error(format!(
-            "{}: cannot read a private key: {e}",
-            key_file.display()
-        ))
-    })?;
+    let key = pem_file(key_file)
+        .and_then(PrivateKeyDer::from_pem_reader)
+        .map_err(|e| {
+            Error(format!(
+                "{}: cannot read a private key: {e}",
+                key_file.display()
+            ))
+        })?;
     let config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error(format!("TLS: {e}")))?
@@ -105,8 +121,10 @@ pub fn client_configs(ca_file: Option<&Path>) -> Result<ClientConfigs, Error> {
     let mut roots = RootCertStore::empty();
     match ca_file {
         Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            let certs = pem_file(path)
+                .and_then(|file| {
+                    CertificateDer::pem_reader_iter(file).collect::<Result<Vec<_>, _>>()
+                })
                 .map_err(|e| Error(format!("{}: cannot read certificates: {e}", path.display())))?;
             let (added, _ignored) = roots.add_parsable_certificates(certs);
             if added == 0 {

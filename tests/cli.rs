@@ -180,6 +180,31 @@ fn a_missing_targets_file_exits_2_naming_it() {
 }
 
 #[test]
+fn endless_files_are_refused_without_filling_memory() {
+    // `/dev/zero` for a file never ends: each is read up to a bound, then refused.
+    let urls = [
+        "--primary",
+        NOWHERE,
+        "--secondary",
+        NOWHERE,
+        "--candidate",
+        NOWHERE,
+    ];
+    assert_rejected(
+        &["--targets", "/dev/zero"],
+        &["/dev/zero: larger than 1048576 bytes: not a targets file"],
+    );
+    let tls = [
+        &urls[..],
+        &["--tls-cert", "/dev/zero", "--tls-key", "/dev/zero"],
+    ]
+    .concat();
+    assert_rejected(&tls, &["/dev/zero: no PEM certificate in it"]);
+    let ca = [&urls[..], &["--ca-file", "/dev/zero"]].concat();
+    assert_rejected(&ca, &["/dev/zero: no usable CA certificate in it"]);
+}
+
+#[test]
 fn a_targets_file_with_comments_and_blank_lines_serves_traffic() {
     let (p, s, c) = three_named();
     let file = TargetsFile::new(&format!(
