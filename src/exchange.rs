@@ -490,7 +490,7 @@ impl Core {
                         "pooled connection to {} closed by the upstream",
                         up.key.addr
                     );
-                    self.pool.remove(&up.key, key);
+                    // Takes it out of the pool too.
                     self.close_conn(key);
                 }
             }

@@ -10,6 +10,15 @@ use support::*;
 
 const QUICK: Duration = Duration::from_secs(10);
 const NOWHERE: &str = "http://127.0.0.1:9";
+/// The three URL flags, every target `NOWHERE`.
+const URL_FLAGS: [&str; 6] = [
+    "--primary",
+    NOWHERE,
+    "--secondary",
+    NOWHERE,
+    "--candidate",
+    NOWHERE,
+];
 
 /// Asserts `args` exits 2 with a first stderr line containing one of `needles`
 /// (case-insensitive) and at most one more line (the usage hint).
@@ -69,34 +78,14 @@ fn version_prints_the_name_and_version_and_exits_zero() {
 
 #[test]
 fn unknown_flag_exits_2_naming_it() {
-    assert_rejected(
-        &[
-            "--bogus",
-            "--primary",
-            NOWHERE,
-            "--secondary",
-            NOWHERE,
-            "--candidate",
-            NOWHERE,
-        ],
-        &["bogus"],
-    );
+    assert_rejected(&[&["--bogus"][..], &URL_FLAGS].concat(), &["bogus"]);
 }
 
 #[test]
 fn both_target_forms_exit_2() {
     let file = TargetsFile::for_urls(NOWHERE, NOWHERE, NOWHERE);
     assert_rejected(
-        &[
-            "--targets",
-            file.arg(),
-            "--primary",
-            NOWHERE,
-            "--secondary",
-            NOWHERE,
-            "--candidate",
-            NOWHERE,
-        ],
+        &[&["--targets", file.arg()][..], &URL_FLAGS].concat(),
         &["--targets", "--primary"],
     );
 }
@@ -129,14 +118,7 @@ fn bad_values_exit_2_naming_the_flag_or_value() {
         (&["--primary", "ftp://x"], &["--primary", "ftp://x"]),
     ];
     for (bad, needles) in rows {
-        let mut args: Vec<&str> = vec![
-            "--primary",
-            NOWHERE,
-            "--secondary",
-            NOWHERE,
-            "--candidate",
-            NOWHERE,
-        ];
+        let mut args = URL_FLAGS.to_vec();
         // A repeated URL flag would be a different mistake: replace instead.
         if bad[0] == "--primary" {
             args[1] = bad[1];
@@ -182,25 +164,17 @@ fn a_missing_targets_file_exits_2_naming_it() {
 #[test]
 fn endless_files_are_refused_without_filling_memory() {
     // `/dev/zero` for a file never ends: each is read up to a bound, then refused.
-    let urls = [
-        "--primary",
-        NOWHERE,
-        "--secondary",
-        NOWHERE,
-        "--candidate",
-        NOWHERE,
-    ];
     assert_rejected(
         &["--targets", "/dev/zero"],
         &["/dev/zero: larger than 1048576 bytes: not a targets file"],
     );
     let tls = [
-        &urls[..],
+        &URL_FLAGS[..],
         &["--tls-cert", "/dev/zero", "--tls-key", "/dev/zero"],
     ]
     .concat();
     assert_rejected(&tls, &["/dev/zero: no PEM certificate in it"]);
-    let ca = [&urls[..], &["--ca-file", "/dev/zero"]].concat();
+    let ca = [&URL_FLAGS[..], &["--ca-file", "/dev/zero"]].concat();
     assert_rejected(&ca, &["/dev/zero: no usable CA certificate in it"]);
 }
 

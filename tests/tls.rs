@@ -480,6 +480,30 @@ fn check_shows_an_https_target_on_port_443_by_default() {
     assert!(candidate.contains(":443)"), "{candidate}");
 }
 
+/// trident in front of an https `primary` (certificate not verified) and two plain shadows.
+struct UnverifiedPrimary {
+    trident: Trident,
+    _file: TargetsFile,
+    _shadows: (Upstream, Upstream),
+}
+
+impl UnverifiedPrimary {
+    fn start(primary: &TlsUpstream) -> UnverifiedPrimary {
+        let (s, c) = (upstream("secondary", 0), upstream("candidate", 0));
+        let file = TargetsFile::new(&format!(
+            "primary = {} tls_verify=off\nsecondary = {}\ncandidate = {}\n",
+            primary.url(),
+            s.url(),
+            c.url()
+        ));
+        UnverifiedPrimary {
+            trident: Trident::spawn(&["--targets", file.arg()]),
+            _file: file,
+            _shadows: (s, c),
+        }
+    }
+}
+
 #[test]
 fn a_pooled_session_is_reused_after_its_upstream_sent_tls_records_without_data() {
     // A key update follows each response. TLS records are read in steps, so for some
@@ -491,14 +515,8 @@ fn a_pooled_session_is_reused_after_its_upstream_sent_tls_records_without_data()
         (200, pattern(size, 3))
     });
     p.rekey_after_responses();
-    let (s, c) = (upstream("secondary", 0), upstream("candidate", 0));
-    let file = TargetsFile::new(&format!(
-        "primary = {} tls_verify=off\nsecondary = {}\ncandidate = {}\n",
-        p.url(),
-        s.url(),
-        c.url()
-    ));
-    let trident = Trident::spawn(&["--targets", file.arg()]);
+    let scene = UnverifiedPrimary::start(&p);
+    let trident = &scene.trident;
     let mut client = trident.client();
     let sizes: Vec<usize> = (4000..4100).chain(16_250..16_350).collect();
     for size in &sizes {
@@ -521,14 +539,8 @@ fn a_pooled_session_the_upstream_closed_is_not_reused_for_a_post() {
     let leaf = self_signed(&["localhost"]);
     let p = TlsUpstream::named("primary", &leaf);
     p.close_after_responses();
-    let (s, c) = (upstream("secondary", 0), upstream("candidate", 0));
-    let file = TargetsFile::new(&format!(
-        "primary = {} tls_verify=off\nsecondary = {}\ncandidate = {}\n",
-        p.url(),
-        s.url(),
-        c.url()
-    ));
-    let trident = Trident::spawn(&["--targets", file.arg()]);
+    let scene = UnverifiedPrimary::start(&p);
+    let trident = &scene.trident;
     let mut client = trident.client();
     for i in 0..6 {
         let resp = client.exchange(&request(
@@ -538,9 +550,9 @@ fn a_pooled_session_the_upstream_closed_is_not_reused_for_a_post() {
             b"x",
         ));
         assert_eq!(resp.status, 200, "POST /p{i}\n{}", trident.output());
-        // Time for the close to arrive: one racing the next request is the unavoidable
-        // HTTP/1.1 case, which no proxy can tell from a live connection.
-        std::thread::sleep(Duration::from_millis(20));
+        // The close is sent before the next request: one racing the next request is the
+        // unavoidable HTTP/1.1 case, which no proxy can tell from a live connection.
+        p.wait_ended(i + 1, WAIT);
     }
     assert_eq!(p.connections(), 6, "one session per request");
 }

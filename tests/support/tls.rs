@@ -207,6 +207,8 @@ type TlsHandler = Arc<dyn Fn(&TlsRequest) -> (u16, Vec<u8>) + Send + Sync>;
 struct Shared {
     requests: Mutex<Vec<TlsRequest>>,
     accepted: AtomicUsize,
+    /// Connections this upstream has finished with (closed, or failed).
+    ended: AtomicUsize,
     /// Connections whose handshake failed (the peer refused the certificate, or spoke
     /// something else than TLS).
     handshake_failures: AtomicUsize,
@@ -251,6 +253,7 @@ impl TlsUpstream {
         let shared = Arc::new(Shared {
             requests: Mutex::new(Vec::new()),
             accepted: AtomicUsize::new(0),
+            ended: AtomicUsize::new(0),
             handshake_failures: AtomicUsize::new(0),
             rekey: AtomicBool::new(false),
             close_quietly: AtomicBool::new(false),
@@ -270,7 +273,10 @@ impl TlsUpstream {
                         Arc::clone(&config),
                         Arc::clone(&handler),
                     );
-                    thread::spawn(move || serve(stream, index, config, &shared, &handler));
+                    thread::spawn(move || {
+                        serve(stream, index, config, &shared, &handler);
+                        shared.ended.fetch_add(1, Ordering::SeqCst);
+                    });
                 }
             })
         };
@@ -310,6 +316,17 @@ impl TlsUpstream {
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.shared.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Waits until this upstream has closed (or given up on) `n` connections.
+    pub fn wait_ended(&self, n: usize, timeout: Duration) {
+        let ended = || self.shared.ended.load(Ordering::SeqCst);
+        assert!(
+            super::wait_until(timeout, || ended() >= n),
+            "TLS upstream {}: {} of {n} connections ended within {timeout:?}",
+            self.addr,
+            ended()
+        );
     }
 
     /// Connections whose TLS handshake failed so far.
