@@ -6,6 +6,7 @@ use std::fmt;
 use std::fs;
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::Duration;
 
@@ -107,13 +108,32 @@ pub struct Targets {
 impl Targets {
     /// Reads and parses a targets file; errors read `FILE:LINE: what is wrong`. A file
     /// beyond `MAX_FILE_BYTES` is refused unread: `--targets /dev/zero`, or a log file named
-    /// by mistake, must not fill memory at a SIGHUP.
+    /// by mistake, must not fill memory at a SIGHUP. A FIFO or socket is refused unread too:
+    /// reading one waits for a writer, and a reload thread stuck there takes every later
+    /// SIGHUP with it.
     pub fn load(path: &Path) -> Result<Targets, Error> {
         let file = path.display().to_string();
         let cannot_read = |err: io::Error| Error::new(&*file, None, format!("cannot read: {err}"));
+        // Non-blocking, so that opening a FIFO does not wait for a writer before its type
+        // can be seen; on a regular file the flag changes nothing.
+        let opened = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(cannot_read)?;
+        let kind = opened.metadata().map_err(cannot_read)?.file_type();
+        if kind.is_fifo() || kind.is_socket() {
+            let what = if kind.is_fifo() { "a FIFO" } else { "a socket" };
+            return Err(Error::new(
+                file,
+                None,
+                format!("{what}, not a file: reading it would wait for a writer"),
+            ));
+        }
         let mut text = String::new();
-        fs::File::open(path)
-            .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_string(&mut text))
+        opened
+            .take(MAX_FILE_BYTES + 1)
+            .read_to_string(&mut text)
             .map_err(cannot_read)?;
         if text.len() as u64 > MAX_FILE_BYTES {
             return Err(Error::new(

@@ -162,6 +162,17 @@ fn a_missing_targets_file_exits_2_naming_it() {
 }
 
 #[test]
+fn a_fifo_for_targets_file_is_refused_at_once() {
+    // A FIFO nobody writes to: opening it to read would wait for a writer.
+    let file = TargetsFile::new("");
+    file.replace_with_fifo();
+    assert_rejected(
+        &["--targets", file.arg()],
+        &[&format!("{}: a FIFO, not a file", file.arg())],
+    );
+}
+
+#[test]
 fn endless_files_are_refused_without_filling_memory() {
     // `/dev/zero` for a file never ends: each is read up to a bound, then refused.
     assert_rejected(

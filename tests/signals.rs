@@ -121,6 +121,29 @@ fn sighup_with_a_broken_targets_file_keeps_the_old_targets() {
 }
 
 #[test]
+fn sighup_with_a_fifo_for_targets_file_is_refused_and_later_reloads_still_work() {
+    let (p, s) = (Upstream::named("primary"), Upstream::named("secondary"));
+    let (old, new) = (Upstream::named("old"), Upstream::named("new"));
+    let file = TargetsFile::for_urls(&p.url(), &s.url(), &old.url());
+    let trident = Trident::spawn(&["--targets", file.arg()]);
+
+    // Nobody writes to the FIFO: a reload that opened or read it would wait forever, and
+    // take every later SIGHUP with it.
+    file.replace_with_fifo();
+    trident.signal("HUP");
+    trident.wait_stderr(&format!("{}: a FIFO, not a file", file.arg()), WAIT);
+    assert_eq!(trident.client().exchange(&get("/one")).status, 200);
+    assert_eq!(old.wait_requests(1, WAIT)[0].target, "/one");
+
+    file.write(&targets_text(&p.url(), &s.url(), &new.url()));
+    trident.signal("HUP");
+    trident.wait_stderr("targets reloaded", WAIT);
+    assert_eq!(trident.client().exchange(&get("/two")).status, 200);
+    assert_eq!(new.wait_requests(1, WAIT)[0].target, "/two");
+    trident.wait_blocks(2, WAIT);
+}
+
+#[test]
 fn sigterm_lets_the_request_in_flight_finish_and_exits_zero() {
     let slow = |_: &RecordedRequest| Reply::ok("slow answer").delay(Duration::from_millis(500));
     let (p, s, c) = three_serving(slow);

@@ -123,6 +123,17 @@ impl TargetsFile {
         &self.path
     }
 
+    /// Replaces the file with a FIFO that nobody writes to (by rename, as `write` does).
+    pub fn replace_with_fifo(&self) {
+        let tmp = self.path.with_extension("fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&tmp)
+            .status()
+            .expect("run mkfifo");
+        assert!(status.success(), "mkfifo {}: {status}", tmp.display());
+        std::fs::rename(&tmp, &self.path).expect("rename the FIFO over the targets file");
+    }
+
     /// The path as a `&str` for the command line.
     pub fn arg(&self) -> &str {
         self.path.to_str().expect("temp paths are UTF-8 here")
