@@ -404,6 +404,41 @@ fn gzip_bodies_are_compared_by_what_they_say() {
 }
 
 #[test]
+fn a_candidate_that_starts_sending_early_hints_differs() {
+    let plain = |_: &RecordedRequest| Reply::ok("page");
+    let hinted = |_: &RecordedRequest| {
+        Reply::ok("page").interim(103, "Early Hints", &[("Link", "</a.css>; rel=preload")])
+    };
+    let (p, s, c) = (
+        Upstream::start(plain),
+        Upstream::start(plain),
+        Upstream::start(hinted),
+    );
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let resp = trident.client().exchange(&get("/page"));
+    // The client hears the primary, which sent no hints.
+    assert!(resp.interim.is_empty(), "{:?}", resp.interim);
+    let block = trident.wait_blocks(1, WAIT).remove(0);
+    let compared = |leg: &Leg| match &leg.outcome {
+        Outcome::Response { compared, .. } => compared.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(block.candidate().interim(), Some(103), "{}", block.text);
+    assert_eq!(
+        compared(block.candidate()).as_deref(),
+        Some("differs: interim"),
+        "{}",
+        block.text
+    );
+    assert_eq!(
+        compared(block.secondary()).as_deref(),
+        Some("same"),
+        "{}",
+        block.text
+    );
+}
+
+#[test]
 fn format_json_writes_one_parsable_line_per_exchange_and_summary() {
     let (p, s, c) = upstreams(Flavour::EmailRegression);
     let mut trident = Trident::with_upstreams(&p, &s, &c, &["--format", "json"]);

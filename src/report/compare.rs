@@ -4,6 +4,9 @@
 //!
 //! - `status` when the status codes differ (then nothing else is compared: a 404 page and a
 //!   200 document differ everywhere, and the status says it);
+//! - `interim` when the last interim (1xx) status before the final one differs, or only one
+//!   leg sent one: a candidate that starts or stops sending `103 Early Hints` changes what
+//!   clients see before the response;
 //! - `header NAME` (value), `header NAME missing`, `header NAME extra`, by case-insensitive
 //!   name, skipping the ignore list (`DEFAULT_IGNORED_HEADERS` and `--ignore-header`);
 //! - `body PATH[ KIND]` for JSON bodies (see `json`), `body` for other bodies that differ,
@@ -234,18 +237,21 @@ fn identical(a: &LegOutcome, b: &LegOutcome) -> bool {
         (
             LegOutcome::Response {
                 status: status_a,
+                interim: interim_a,
                 fields: fields_a,
                 body: body_a,
                 ..
             },
             LegOutcome::Response {
                 status: status_b,
+                interim: interim_b,
                 fields: fields_b,
                 body: body_b,
                 ..
             },
         ) => {
             status_a == status_b
+                && interim_a == interim_b
                 && fields_a == fields_b
                 && !body_a.truncated
                 && !body_b.truncated
@@ -282,6 +288,7 @@ enum Leg<'a> {
 struct Response<'a> {
     status: u16,
     reason: &'a str,
+    interim: Option<u16>,
     /// `(name, value)` in order, values trimmed.
     fields: Vec<(&'a [u8], &'a [u8])>,
     body_bytes: u64,
@@ -298,6 +305,7 @@ impl<'a> Leg<'a> {
             LegOutcome::Response {
                 status,
                 reason,
+                interim,
                 body_bytes,
                 fields,
                 body,
@@ -319,6 +327,7 @@ impl<'a> Leg<'a> {
                 Leg::Response(Response {
                     status: *status,
                     reason,
+                    interim: *interim,
                     fields,
                     body_bytes: *body_bytes,
                     body,
@@ -390,6 +399,12 @@ fn compare(primary: &Leg<'_>, other: &Leg<'_>, rules: &Rules) -> Comparison {
             if p.status != o.status {
                 differences.push_with("status", || p.status_text(), || o.status_text());
             } else {
+                if p.interim != o.interim {
+                    let text = |interim: Option<u16>| {
+                        interim.map_or_else(|| "none".to_string(), |status| status.to_string())
+                    };
+                    differences.push_with("interim", || text(p.interim), || text(o.interim));
+                }
                 compare_headers(p, o, rules, &mut differences);
                 hashed = compare_bodies(p, o, rules, &mut differences);
             }
@@ -623,6 +638,14 @@ mod tests {
         }
     }
 
+    /// `outcome` (a response) after an interim response with `status`.
+    fn after(status: u16, mut outcome: LegOutcome) -> LegOutcome {
+        if let LegOutcome::Response { interim, .. } = &mut outcome {
+            *interim = Some(status);
+        }
+        outcome
+    }
+
     fn failed(error: LegError) -> LegOutcome {
         LegOutcome::Failed {
             error,
@@ -666,6 +689,7 @@ mod tests {
                 true,
             ),
             (response(404, "", b""), true),
+            (after(103, response(200, "", b"hinted")), true),
             (
                 response(200, "Content-Type: application/json\r\n", b"{\"a\":1}"),
                 true,
@@ -725,6 +749,12 @@ mod tests {
                 &["status"],
             ),
             (ok("A: 1\r\n"), ok("a:  1 \r\n"), &[]),
+            // Interim responses: sent by one leg only, or a different status.
+            (ok(""), after(103, ok("")), &["interim"]),
+            (after(103, ok("")), ok("A: 1\r\n"), &["interim", "header a extra"]),
+            (after(100, ok("")), after(103, ok("")), &["interim"]),
+            (after(103, ok("")), after(103, ok("")), &[]),
+            (ok(""), after(103, response(500, "", b"hi")), &["status"]),
             (ok("A: 1\r\n"), ok("A: 2\r\n"), &["header a"]),
             (ok("A: 1\r\nB: 2\r\n"), ok("B: 2\r\n"), &["header a missing"]),
             (ok(""), ok("New-Thing: 1\r\n"), &["header new-thing extra"]),
@@ -765,6 +795,28 @@ mod tests {
                 "{primary:?} / {candidate:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_interim_difference_names_both_statuses() {
+        let analysis = Analysis::of(
+            &record([
+                response(200, "", b"x"),
+                after(103, response(200, "", b"x")),
+                response(200, "", b"x"),
+            ]),
+            &rules(),
+        );
+        let noise: Vec<_> = analysis.noise.differences().unwrap().iter().collect();
+        assert_eq!(
+            (
+                noise[0].field.as_str(),
+                noise[0].primary.as_str(),
+                noise[0].other.as_str()
+            ),
+            ("interim", "none", "103")
+        );
+        assert!(analysis.raw.differences().unwrap().is_empty());
     }
 
     #[test]

@@ -177,9 +177,13 @@ mod tests {
         assert_eq!(v["primary"]["interim"], 103);
         assert!(v["secondary"].get("interim").is_none());
         assert_eq!(v["secondary"]["result"], "differs");
-        assert_eq!(v["secondary"]["differences"][0]["field"], "body ts");
-        assert_eq!(v["secondary"]["differences"][0]["primary"], "1");
-        assert_eq!(v["secondary"]["differences"][0]["secondary"], "2");
+        // Only the primary sent a 103: the secondary differs in that too.
+        assert_eq!(v["secondary"]["differences"][0]["field"], "interim");
+        assert_eq!(v["secondary"]["differences"][0]["primary"], "103");
+        assert_eq!(v["secondary"]["differences"][0]["secondary"], "none");
+        assert_eq!(v["secondary"]["differences"][1]["field"], "body ts");
+        assert_eq!(v["secondary"]["differences"][1]["primary"], "1");
+        assert_eq!(v["secondary"]["differences"][1]["secondary"], "2");
         assert_eq!(v["candidate"]["error"], "connection refused");
         assert_eq!(v["candidate"]["error_kind"], "refused");
         assert_eq!(v["candidate"]["result"], "differs");
