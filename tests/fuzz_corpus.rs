@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use trident::http::stream::FuzzInput;
 use trident::http::stream::{check_chunked, check_request_stream, check_response_stream};
+use trident::report::{check_report, encode_report_input};
 
 #[path = "../fuzz/targets_check.rs"]
 mod targets_check;
@@ -20,11 +21,12 @@ mod targets_check;
 type Check = fn(&[u8]);
 
 /// Each fuzz target and the check it runs.
-const TARGETS: [(&str, Check); 4] = [
+const TARGETS: [(&str, Check); 5] = [
     ("request_stream", check_request_stream),
     ("response_stream", check_response_stream),
     ("chunked", check_chunked),
     ("targets_file", targets_check::check_targets_file),
+    ("report", check_report),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -283,4 +285,136 @@ fn write_fuzz_seeds() {
     for (name, text) in &targets {
         write("targets_file", name, text.as_bytes());
     }
+
+    // Exchanges for the reporting thread: a request head, then three raw responses.
+    for (name, bytes) in report_seeds() {
+        write("report", name, &bytes);
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+/// The report seeds: what the comparison must survive from an upstream.
+fn report_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let get = b"GET /users/42?x=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+    let json = |body: &str| {
+        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{body}").into_bytes()
+    };
+    let with_body = |head: &str, body: &[u8]| [head.as_bytes(), body].concat();
+    let zipped = with_body(
+        "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Type: application/json\r\n\r\n",
+        &gzip(br#"{"user":{"name":"ada","ts":1}}"#),
+    );
+    let mut corrupt = zipped.clone();
+    let end = corrupt.len() - 12;
+    corrupt[end] ^= 0x55;
+    let bomb = with_body(
+        "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n",
+        &gzip(&vec![b'a'; 200_000]),
+    );
+    let deep = |depth: usize, leaf: &str| {
+        json(&format!("{}{leaf}{}", "[".repeat(depth), "]".repeat(depth)))
+    };
+    let plain = |body: &str| format!("HTTP/1.1 200 OK\r\n\r\n{body}").into_bytes();
+    let seed =
+        |small: bool, request: &[u8], legs: [&[u8]; 3]| encode_report_input(small, request, legs);
+    vec![
+        (
+            "json-regression",
+            seed(
+                false,
+                get,
+                [
+                    &json(r#"{"id":42,"email":"a@x","meta":{"ts":1},"tags":[1,2]}"#),
+                    &json(r#"{"id":42,"email":"a@x","meta":{"ts":2},"tags":[1,2]}"#),
+                    &json(r#"{"id":"42","email":{"local":"a"},"tags":[1]}"#),
+                ],
+            ),
+        ),
+        ("gzip-against-plain", seed(false, get, [&json(r#"{"user":{"name":"ada","ts":1}}"#), &zipped, &zipped])),
+        ("gzip-corrupt", seed(false, get, [&zipped, &zipped, &corrupt])),
+        ("gzip-bomb-small-cap", seed(true, get, [&plain("a"), &bomb, &bomb])),
+        (
+            "failed-and-skipped",
+            seed(false, get, [b"!\x03", b"-", b"!\x09no route to host"]),
+        ),
+        (
+            "interim",
+            seed(
+                false,
+                get,
+                [
+                    &plain("page"),
+                    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\npage",
+                    b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\n\r\npage",
+                ],
+            ),
+        ),
+        (
+            "json-keys-with-control-characters",
+            seed(
+                false,
+                get,
+                [
+                    &json(r#"{"a\nb":1,"c\r\nRESPONSE 9":[1],"\u0000":"x"}"#),
+                    &json(r#"{"a\nb":1,"c\r\nRESPONSE 9":[1],"\u0000":"x"}"#),
+                    &json(r#"{"a\nb":2,"c\r\nRESPONSE 9":{},"\u0000":"y","\t":1}"#),
+                ],
+            ),
+        ),
+        (
+            "obs-text-headers",
+            seed(
+                false,
+                get,
+                [
+                    b"HTTP/1.1 200 \xc3\xa9t\xe9\r\nX-Name: caf\xe9\r\nX-Gone: 1\r\n\r\nbody",
+                    b"HTTP/1.1 200 OK\r\nX-Name: caf\xc3\xa9\r\n\r\nbody",
+                    b"HTTP/1.1 200 OK\r\nx-name: \xff\xfe\r\nX-New: \x80\r\n\r\nb\xffdy",
+                ],
+            ),
+        ),
+        ("json-deep", seed(false, get, [&deep(120, "1"), &deep(120, "1"), &deep(127, "2")])),
+        (
+            "body-beyond-small-cap",
+            seed(
+                true,
+                get,
+                [
+                    &plain(&"x".repeat(100)),
+                    &plain(&"x".repeat(100)),
+                    &plain(&format!("{}y", "x".repeat(99))),
+                ],
+            ),
+        ),
+        (
+            "statuses",
+            seed(
+                false,
+                b"POST /orders HTTP/1.0\r\n\r\n",
+                [
+                    b"HTTP/1.1 599 \r\n\r\n",
+                    b"HTTP/1.0 204 No Content\r\n\r\n",
+                    b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\n\r\n<p>gone</p>",
+                ],
+            ),
+        ),
+        (
+            "malformed-legs",
+            seed(
+                false,
+                b"GET /%0A/\"q\" HTTP/1.1\r\nHost: \xff\r\n\r\n",
+                [
+                    &plain("ok"),
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                    b"HTTP/1.1 200 OK\r\nX: 1",
+                ],
+            ),
+        ),
+    ]
 }

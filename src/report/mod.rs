@@ -6,6 +6,7 @@
 //! Nothing here runs on the reactor, and the reactor never waits for it: if this thread falls
 //! behind, exchanges are dropped at the channel and counted as `not compared`.
 
+mod check;
 mod compare;
 mod console;
 mod decode;
@@ -29,6 +30,7 @@ use serde_json::{json, Value};
 use crate::failure::LegError;
 use crate::http::Version;
 
+pub use check::{check_report, encode_report_input};
 pub use compare::DEFAULT_IGNORED_HEADERS;
 pub use console::write_block;
 pub use endpoint::{looks_like_id, Pattern, PatternError};
