@@ -18,6 +18,7 @@ mod summary;
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -441,6 +442,8 @@ struct Reporter<'a> {
     pending: Vec<u8>,
     /// False once stdout refused a write: comparison and counting go on, writing stops.
     stdout_open: bool,
+    /// `compare::Analysis::of`; a field so that a test can make it panic.
+    analyze: fn(&ExchangeRecord, &compare::Rules) -> compare::Analysis,
 }
 
 impl<'a> Reporter<'a> {
@@ -460,6 +463,7 @@ impl<'a> Reporter<'a> {
             endpoint: String::new(),
             pending: Vec::with_capacity(WRITE_BATCH + 4096),
             stdout_open: true,
+            analyze: compare::Analysis::of,
         }
     }
 
@@ -467,12 +471,29 @@ impl<'a> Reporter<'a> {
         if record.epoch > self.epoch.number {
             self.close_epoch(record.epoch, out);
         }
-        let analysis = compare::Analysis::of(record, &self.rules);
+        // The comparison reads what upstreams sent. Should a response ever find a bug in it,
+        // that exchange goes uncompared, and the thread, with every later comparison, lives.
+        let analyze = self.analyze;
+        let rules = &self.rules;
+        let analysis = panic::catch_unwind(AssertUnwindSafe(|| analyze(record, rules)));
+        let compared = analysis.is_ok();
+        let analysis = analysis.unwrap_or_else(|_| {
+            log::error!(
+                "exchange {}: the comparison failed (a trident bug: please report it with \
+                 the three responses); the exchange counts as not compared",
+                record.id
+            );
+            self.backlog.not_compared.fetch_add(1, Ordering::Relaxed);
+            compare::Analysis {
+                noise: compare::Comparison::Skipped,
+                raw: compare::Comparison::Skipped,
+            }
+        });
         self.namer
             .name(&record.method, &record.target, &mut self.endpoint);
-        if record.epoch == self.epoch.number {
+        if compared && record.epoch == self.epoch.number {
             self.epoch.record(&self.endpoint, record, &analysis);
-        } else {
+        } else if compared {
             // It started before a reload and finished after its epoch was reported.
             self.epoch.late += 1;
         }
@@ -736,6 +757,31 @@ mod tests {
         }
         assert!(summary.contains("    UNDECIDED (too few samples) error:refused: candidate 3/3"));
         assert_eq!(verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn a_comparison_that_panics_leaves_its_exchange_uncompared_and_the_thread_alive() {
+        let settings = Settings::default();
+        let (_, receiver) = channel();
+        let mut reporter = Reporter::new(&settings, Arc::clone(receiver.backlog()));
+        reporter.analyze = |record, rules| {
+            assert_ne!(record.id, 2, "an injected comparison bug");
+            compare::Analysis::of(record, rules)
+        };
+        let mut out = Vec::new();
+        for id in 1..=3 {
+            reporter.handle(&record(id), &mut out);
+        }
+        reporter.finish(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        let (blocks, summary) = split_summary(&text);
+        // Exchange 2 is shown, without a result; the ones around it are compared.
+        let uncompared = block(2).replace(", same", "");
+        assert_eq!(blocks, [block(1), uncompared, block(3)].concat());
+        assert!(
+            summary.starts_with("SUMMARY epoch 0 (final): 2 exchanges, 1 not compared"),
+            "{summary}"
+        );
     }
 
     /// Thirty-five exchanges on `/users/N` where the candidate changed `email` and every leg
