@@ -181,13 +181,9 @@ fn a_regression_on_one_endpoint_is_flagged_and_noise_on_all_is_not() {
     let blocks = parse_blocks(&stdout).expect("console blocks and a summary");
     assert_eq!(blocks.len(), 300);
     for block in &blocks {
-        let compared = |leg: &Leg| match &leg.outcome {
-            Outcome::Response { compared, .. } => compared.clone().unwrap_or_default(),
-            other => panic!("{other:?}"),
-        };
         assert_eq!(
-            compared(block.secondary()),
-            "differs: header x-served-at, body request_id, body ts",
+            block.secondary().compared(),
+            Some("differs: header x-served-at, body request_id, body ts"),
             "{}",
             block.text
         );
@@ -196,7 +192,12 @@ fn a_regression_on_one_endpoint_is_flagged_and_noise_on_all_is_not() {
         } else {
             "same; noise: header x-served-at, body request_id, body ts"
         };
-        assert_eq!(compared(block.candidate()), expected, "{}", block.text);
+        assert_eq!(
+            block.candidate().compared(),
+            Some(expected),
+            "{}",
+            block.text
+        );
     }
 
     let summaries = summaries(&stdout);
@@ -329,13 +330,10 @@ fn ignored_headers_and_fields_are_not_differences() {
     drive(&trident, 40);
     assert_eq!(stop(&mut trident), Some(0), "{}", trident.output());
     let block = &trident.blocks()[0];
-    match &block.candidate().outcome {
-        Outcome::Response { compared, .. } => assert_eq!(
-            compared.as_deref(),
-            Some("same; noise: header x-served-at, body request_id, body ts")
-        ),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        block.candidate().compared(),
+        Some("same; noise: header x-served-at, body request_id, body ts")
+    );
 }
 
 #[test]
@@ -385,18 +383,14 @@ fn gzip_bodies_are_compared_by_what_they_say() {
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
     trident.client().exchange(&get("/gz"));
     let block = trident.wait_blocks(1, WAIT).remove(0);
-    let compared = |leg: &Leg| match &leg.outcome {
-        Outcome::Response { compared, .. } => compared.clone(),
-        other => panic!("{other:?}"),
-    };
     assert_eq!(
-        compared(block.secondary()).as_deref(),
+        block.secondary().compared(),
         Some("differs: header content-encoding extra"),
         "{}",
         block.text
     );
     assert_eq!(
-        compared(block.candidate()).as_deref(),
+        block.candidate().compared(),
         Some("differs: body user.name; noise: header content-encoding extra"),
         "{}",
         block.text
@@ -419,23 +413,14 @@ fn a_candidate_that_starts_sending_early_hints_differs() {
     // The client hears the primary, which sent no hints.
     assert!(resp.interim.is_empty(), "{:?}", resp.interim);
     let block = trident.wait_blocks(1, WAIT).remove(0);
-    let compared = |leg: &Leg| match &leg.outcome {
-        Outcome::Response { compared, .. } => compared.clone(),
-        other => panic!("{other:?}"),
-    };
     assert_eq!(block.candidate().interim(), Some(103), "{}", block.text);
     assert_eq!(
-        compared(block.candidate()).as_deref(),
+        block.candidate().compared(),
         Some("differs: interim"),
         "{}",
         block.text
     );
-    assert_eq!(
-        compared(block.secondary()).as_deref(),
-        Some("same"),
-        "{}",
-        block.text
-    );
+    assert_eq!(block.secondary().compared(), Some("same"), "{}", block.text);
 }
 
 #[test]

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use super::{channel, run, CapturedBody, ExchangeRecord, Format, LegOutcome, Settings};
+use super::{channel, run, CapturedBody, ExchangeRecord, Format, LegOutcome, Settings, Verdict};
 use super::{compare, SummarySignal};
 use crate::failure::LegError;
 use crate::http::{self, parse_request_head, parse_response_head, Limits, Version};
@@ -98,7 +98,7 @@ pub fn check_report(data: &[u8]) {
     }
 
     // Text: four lines per exchange, then the summary.
-    let text = run_all(&records, &settings);
+    let (text, _) = run_all(records.iter().cloned(), &settings);
     let blocks = text.find("SUMMARY ").map_or(&text[..], |at| &text[..at]);
     let lines: Vec<&str> = blocks.lines().collect();
     assert_eq!(lines.len(), 4 * records.len(), "blocks:\n{blocks}");
@@ -108,8 +108,8 @@ pub fn check_report(data: &[u8]) {
     }
 
     // JSON: one parsable line per exchange, then the summary's.
-    let json = run_all(
-        &records,
+    let (json, _) = run_all(
+        records.iter().cloned(),
         &Settings {
             format: Format::Json,
             ..settings.clone()
@@ -125,22 +125,16 @@ pub fn check_report(data: &[u8]) {
 }
 
 /// The sections of an input, at each `SEPARATOR`.
-fn split(mut rest: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut done = false;
+fn split(input: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(input);
     std::iter::from_fn(move || {
-        if done {
-            return None;
-        }
-        match rest.windows(SEPARATOR.len()).position(|w| w == SEPARATOR) {
+        let current = rest?;
+        match memchr::memmem::find(current, SEPARATOR) {
             Some(at) => {
-                let section = &rest[..at];
-                rest = &rest[at + SEPARATOR.len()..];
-                Some(section)
+                rest = Some(&current[at + SEPARATOR.len()..]);
+                Some(&current[..at])
             }
-            None => {
-                done = true;
-                Some(rest)
-            }
+            None => rest.take(),
         }
     })
 }
@@ -197,14 +191,37 @@ fn leg(section: Option<&[u8]>, cap: usize) -> LegOutcome {
     }
 }
 
-/// The reporting loop's output for `records`.
-fn run_all(records: &[ExchangeRecord], settings: &Settings) -> String {
+/// The reporting loop's output and verdict for `records` (senders dropped first); the
+/// module's unit tests use it too.
+pub(super) fn run_all(
+    records: impl IntoIterator<Item = ExchangeRecord>,
+    settings: &Settings,
+) -> (String, Verdict) {
     let (sender, receiver) = channel();
     for record in records {
-        assert!(sender.offer(record.clone()), "the channel took a record");
+        assert!(sender.offer(record), "the channel took a record");
     }
     drop(sender);
     let mut out = Vec::new();
-    run(receiver, &mut out, settings, &SummarySignal::manual());
-    String::from_utf8(out).expect("the reporter writes UTF-8")
+    let verdict = run(receiver, &mut out, settings, &SummarySignal::manual());
+    let text = String::from_utf8(out).expect("the reporter writes UTF-8");
+    (text, verdict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_encoded_input_splits_into_its_sections() {
+        let legs: [&[u8]; 3] = [b"HTTP/1.1 200 OK\r\n\r\nok", b"-", b""];
+        let input = encode_report_input(true, b"GET / HTTP/1.1\r\n\r\n", legs);
+        assert_eq!(input[0], 1);
+        let sections: Vec<&[u8]> = split(&input[1..]).collect();
+        assert_eq!(
+            sections,
+            [&b"GET / HTTP/1.1\r\n\r\n"[..], legs[0], legs[1], legs[2]]
+        );
+        assert_eq!(split(b"").collect::<Vec<_>>(), [&b""[..]]);
+    }
 }

@@ -473,30 +473,32 @@ impl<'a> Reporter<'a> {
         }
         // The comparison reads what upstreams sent. Should a response ever find a bug in it,
         // that exchange goes uncompared, and the thread, with every later comparison, lives.
-        let analyze = self.analyze;
-        let rules = &self.rules;
-        let analysis = panic::catch_unwind(AssertUnwindSafe(|| analyze(record, rules)));
-        let compared = analysis.is_ok();
-        let analysis = analysis.unwrap_or_else(|_| {
-            log::error!(
-                "exchange {}: the comparison failed (a trident bug: please report it with \
-                 the three responses); the exchange counts as not compared",
-                record.id
-            );
-            self.backlog.not_compared.fetch_add(1, Ordering::Relaxed);
-            compare::Analysis {
-                noise: compare::Comparison::Skipped,
-                raw: compare::Comparison::Skipped,
-            }
-        });
+        let (analyze, rules) = (self.analyze, &self.rules);
         self.namer
             .name(&record.method, &record.target, &mut self.endpoint);
-        if compared && record.epoch == self.epoch.number {
-            self.epoch.record(&self.endpoint, record, &analysis);
-        } else if compared {
-            // It started before a reload and finished after its epoch was reported.
-            self.epoch.late += 1;
-        }
+        let analysis = match panic::catch_unwind(AssertUnwindSafe(|| analyze(record, rules))) {
+            Ok(analysis) => {
+                if record.epoch == self.epoch.number {
+                    self.epoch.record(&self.endpoint, record, &analysis);
+                } else {
+                    // It started before a reload and finished after its epoch was reported.
+                    self.epoch.late += 1;
+                }
+                analysis
+            }
+            Err(_) => {
+                log::error!(
+                    "exchange {}: the comparison failed (a trident bug: please report it \
+                     with the three responses); the exchange counts as not compared",
+                    record.id
+                );
+                self.backlog.not_compared.fetch_add(1, Ordering::Relaxed);
+                compare::Analysis {
+                    noise: compare::Comparison::Skipped,
+                    raw: compare::Comparison::Skipped,
+                }
+            }
+        };
         match self.settings.format {
             Format::Text => console::write_block(record, Some(&analysis), &mut self.pending),
             Format::Json => {
@@ -636,6 +638,7 @@ fn stop_writing(err: &io::Error) {
 
 #[cfg(test)]
 mod tests {
+    use super::check::run_all;
     use super::*;
     use std::sync::Mutex;
     use std::time::Instant;
@@ -721,18 +724,6 @@ mod tests {
         )
     }
 
-    /// Runs the loop over `records` (senders dropped first) with `settings`.
-    fn run_all(records: Vec<ExchangeRecord>, settings: &Settings) -> (String, Verdict) {
-        let (sender, receiver) = channel();
-        for record in records {
-            assert!(sender.offer(record));
-        }
-        drop(sender);
-        let mut out = Vec::new();
-        let verdict = run(receiver, &mut out, settings, &SummarySignal::manual());
-        (String::from_utf8(out).unwrap(), verdict)
-    }
-
     /// The lines from the first `SUMMARY` to its `VERDICT`, and what came before.
     fn split_summary(text: &str) -> (&str, &str) {
         let at = text.find("SUMMARY ").expect("a summary");
@@ -741,7 +732,7 @@ mod tests {
 
     #[test]
     fn run_writes_blocks_in_receive_order_then_the_summary() {
-        let (text, verdict) = run_all((1..=3).map(record).collect(), &Settings::default());
+        let (text, verdict) = run_all((1..=3).map(record), &Settings::default());
         let (blocks, summary) = split_summary(&text);
         assert_eq!(blocks, (1..=3).map(block).collect::<String>());
         assert!(summary.starts_with("SUMMARY epoch 0 (final): 3 exchanges, 0 not compared"));

@@ -75,6 +75,15 @@ impl Leg {
         }
     }
 
+    /// The comparison result of a response line (`same`, `differs: ...`), if it has one;
+    /// panics if the line is not a response.
+    pub fn compared(&self) -> Option<&str> {
+        match &self.outcome {
+            Outcome::Response { compared, .. } => compared.as_deref(),
+            other => panic!("{} leg: expected a response, got {other:?}", self.role),
+        }
+    }
+
     /// The error text; panics if the line is not an error.
     pub fn error(&self) -> &str {
         match &self.outcome {
