@@ -76,8 +76,15 @@ fn upstreams(candidate: Flavour) -> (Upstream, Upstream, Upstream) {
     )
 }
 
-/// Sends `rounds` × (`/users/N`, `/items?page=N`) on two keep-alive connections at once.
+/// Sends `rounds` × (`/users/N`, `/items?page=N`) on two keep-alive connections at once and
+/// waits for their blocks.
 fn drive(trident: &Trident, rounds: usize) {
+    send_rounds(trident, rounds);
+    trident.wait_blocks(2 * rounds, WAIT);
+}
+
+/// `drive` without waiting for the blocks.
+fn send_rounds(trident: &Trident, rounds: usize) {
     let addr = trident.addr();
     let workers: Vec<_> = (0..2)
         .map(|w| {
@@ -96,7 +103,6 @@ fn drive(trident: &Trident, rounds: usize) {
     for worker in workers {
         worker.join().expect("a client thread failed");
     }
-    trident.wait_blocks(2 * rounds, WAIT);
 }
 
 /// A report file path in the temp dir, removed on drop.
@@ -490,6 +496,30 @@ fn sigusr1_prints_the_summary_so_far_and_writes_the_report() {
     assert_eq!(all.len(), 2);
     assert!(all[1][0].starts_with("SUMMARY epoch 0 (final): 41 exchanges"));
     assert_eq!(report.read()["written"], "shutdown");
+}
+
+#[test]
+fn sigterm_with_a_stalled_stdout_reader_writes_the_report_and_exits() {
+    let (p, s, c) = upstreams(Flavour::EmailRegression);
+    let report = ReportFile::new();
+    let mut trident = Trident::with_upstreams(&p, &s, &c, &["--report", report.arg()]);
+    // A reader that stops without closing (a paused pager, a wedged log shipper). 600 blocks
+    // are several times what the pipe holds, so the writes to stdout block.
+    trident.pause_stdout();
+    send_rounds(&trident, 300);
+    trident.signal("TERM");
+    let status = trident.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{}", trident.stderr());
+    assert!(
+        trident.stderr().contains("stdout accepted nothing for"),
+        "{}",
+        trident.stderr()
+    );
+    // Every exchange was compared, and the final summary reached the file.
+    let report = report.read();
+    assert_eq!(report["written"], "shutdown");
+    assert_eq!(report["epochs"][0]["exchanges"], 600, "{report}");
+    assert_eq!(report["verdict"], "FAIL", "{report}");
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! (`console`) or a JSON line (`jsonl`). Summaries and the verdict (`summary`) are written on
 //! SIGUSR1, when a reload starts a new epoch, and at shutdown, when the channel disconnects.
 //! Nothing here runs on the reactor, and the reactor never waits for it: if this thread falls
-//! behind, exchanges are dropped at the channel and counted as `not compared`.
+//! behind, exchanges are dropped at the channel and counted as `not compared`. Nor does this
+//! thread wait for stdout: `output` writes it from a thread of its own.
 
 mod check;
 mod compare;
@@ -13,6 +14,7 @@ mod decode;
 mod endpoint;
 mod json;
 mod jsonl;
+mod output;
 mod stats;
 mod summary;
 
@@ -362,19 +364,24 @@ impl Drop for SummarySignal {
     }
 }
 
-/// Starts the reporting thread writing to `out`. It ends when every sender is dropped, after
-/// comparing and writing everything it received and the final summary; joining it gives the
-/// verdict.
+/// Starts the reporting thread writing to `out` (through the stdout thread of `output`). It
+/// ends when every sender is dropped, after comparing everything it received and writing it
+/// and the final summary (or giving up on an `out` that takes nothing for `STALL_LIMIT`);
+/// joining it gives the verdict.
 pub fn spawn(
     out: Box<dyn Write + Send>,
     settings: Settings,
     signal: SummarySignal,
 ) -> io::Result<(ReportSender, JoinHandle<Verdict>)> {
     let (sender, records) = channel();
-    let mut out = out;
+    let mut out = output::Output::start(out)?;
     let thread = thread::Builder::new()
         .name("report".to_string())
-        .spawn(move || run(records, &mut *out, &settings, &signal))?;
+        .spawn(move || {
+            let verdict = run(records, &mut out, &settings, &signal);
+            out.close(output::STALL_LIMIT);
+            verdict
+        })?;
     Ok((sender, thread))
 }
 

@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -27,6 +28,8 @@ pub struct Trident {
     child: Child,
     addr: SocketAddr,
     stdout: Arc<Mutex<Vec<u8>>>,
+    /// While set, nothing reads trident's stdout: its pipe fills and its writes block.
+    stdout_paused: Arc<AtomicBool>,
     stderr: Arc<Mutex<String>>,
     readers: Vec<JoinHandle<()>>,
     exited: Option<ExitStatus>,
@@ -61,14 +64,20 @@ impl Trident {
             .spawn()
             .expect("start the trident binary");
         let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stdout_paused = Arc::new(AtomicBool::new(false));
         let stderr = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
         let out_reader = {
             let mut pipe = child.stdout.take().expect("stdout pipe");
             let stdout = Arc::clone(&stdout);
+            let paused = Arc::clone(&stdout_paused);
             thread::spawn(move || {
                 let mut chunk = [0u8; 16 * 1024];
-                while let Ok(n) = pipe.read(&mut chunk) {
+                loop {
+                    while paused.load(Ordering::Relaxed) {
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                    let Ok(n) = pipe.read(&mut chunk) else { break };
                     if n == 0 {
                         break;
                     }
@@ -104,6 +113,7 @@ impl Trident {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             stdout,
+            stdout_paused,
             stderr,
             readers: vec![out_reader, err_reader],
             exited: None,
@@ -244,6 +254,12 @@ impl Trident {
         }
     }
 
+    /// Stops reading trident's stdout, as a reader that stopped (not closed) would: once
+    /// the pipe is full, trident's writes to stdout block. Reading resumes once it exits.
+    pub fn pause_stdout(&self) {
+        self.stdout_paused.store(true, Ordering::Relaxed);
+    }
+
     /// Sends a signal by name (`HUP`, `TERM`, `INT`) with kill(1).
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
@@ -284,6 +300,7 @@ impl Trident {
     }
 
     fn join_readers(&mut self) {
+        self.stdout_paused.store(false, Ordering::Relaxed);
         for reader in self.readers.drain(..) {
             let _ = reader.join();
         }
