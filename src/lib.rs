@@ -15,6 +15,7 @@ pub mod demo;
 pub mod exchange;
 pub mod failure;
 pub mod http;
+pub mod output;
 pub mod reactor;
 pub mod report;
 pub mod targets;

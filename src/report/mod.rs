@@ -5,7 +5,7 @@
 //! SIGUSR1, when a reload starts a new epoch, and at shutdown, when the channel disconnects.
 //! Nothing here runs on the reactor, and the reactor never waits for it: if this thread falls
 //! behind, exchanges are dropped at the channel and counted as `not compared`. Nor does this
-//! thread wait for stdout: `output` writes it from a thread of its own.
+//! thread wait for stdout: `crate::output` writes it from a thread of its own.
 
 mod check;
 mod compare;
@@ -14,7 +14,6 @@ mod decode;
 mod endpoint;
 mod json;
 mod jsonl;
-mod output;
 mod stats;
 mod summary;
 
@@ -32,6 +31,7 @@ use serde_json::{json, Value};
 
 use crate::failure::LegError;
 use crate::http::Version;
+use crate::output::{self, Notice, Output};
 
 pub use check::{check_report, encode_report_input};
 pub use compare::DEFAULT_IGNORED_HEADERS;
@@ -374,7 +374,7 @@ pub fn spawn(
     signal: SummarySignal,
 ) -> io::Result<(ReportSender, JoinHandle<Verdict>)> {
     let (sender, records) = channel();
-    let mut out = output::Output::start(out)?;
+    let mut out = Output::start(out, "stdout", Notice::Logged)?;
     let thread = thread::Builder::new()
         .name("report".to_string())
         .spawn(move || {

@@ -1,8 +1,9 @@
-//! Stdout on a thread of its own. A reader that stops reading without closing (a paused
-//! pager, a wedged log shipper) blocks a write to a full pipe for as long as it likes; here
-//! that holds up only the writer thread. The reporting thread goes on comparing and counting,
-//! output beyond `MAX_QUEUED` is dropped in whole writes (whole blocks) and the lines counted,
-//! and at shutdown the wait for stdout ends once it has taken nothing for a while.
+//! A stream (stdout for the console, stderr for the log) written from a thread of its own.
+//! A reader that stops reading without closing (a paused pager, a wedged log shipper) blocks
+//! a write to a full pipe for as long as it likes; here that holds up only the writer thread,
+//! never the reactor or the reporting thread. Output beyond `MAX_QUEUED` is dropped in whole
+//! writes (whole console blocks, whole log lines) and the lines counted, and at shutdown the
+//! wait for the stream ends once it has taken nothing for a while.
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,23 +11,42 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The most output that may wait for stdout; a write that would go beyond it is dropped.
+/// The most output that may wait for the stream; a write that would go beyond it is dropped.
 pub const MAX_QUEUED: usize = 1024 * 1024;
-/// Shutdown gives up on stdout once it has taken nothing for this long.
+/// Shutdown gives up on a stream once it has taken nothing for this long.
 pub const STALL_LIMIT: Duration = Duration::from_secs(5);
-/// The writer hands stdout at most this much at a time, so that a slow reader's progress is
-/// seen as progress.
+/// The writer hands the stream at most this much at a time, so that a slow reader's progress
+/// is seen as progress.
 const CHUNK: usize = 64 * 1024;
 /// How often `close` looks at the writer's progress.
 const PROGRESS_POLL: Duration = Duration::from_millis(50);
 
-/// The reporting thread's end: `write` queues (or drops) and never blocks on stdout.
+/// Where dropped output is owned up to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// In the log: for stdout, whose console format must stay parseable.
+    Logged,
+    /// In the stream itself, once it catches up, as a log line: for stderr, where logging
+    /// about the log would feed the very queue that is full.
+    Inline,
+}
+
+/// The writing end: `write` queues (or drops) and never blocks on the stream.
 pub struct Output {
     shared: Arc<Shared>,
-    /// Lines dropped since stdout last kept up.
+    /// `stdout`, `stderr`: for the notices.
+    name: &'static str,
+    notice: Notice,
+    /// Lines dropped since the stream last kept up.
     dropped_lines: u64,
     /// Whether the writer's failure was handed to a `write` (and so reported by the caller).
     failure_returned: bool,
+}
+
+/// Waits for an `Output` that was handed away (to the logger) to be written.
+#[derive(Clone)]
+pub struct Closer {
+    shared: Arc<Shared>,
 }
 
 struct Shared {
@@ -35,7 +55,7 @@ struct Shared {
     ready: Condvar,
     /// Wakes `close`: the writer finished.
     finished: Condvar,
-    /// Bytes stdout has taken; `close` watches it move.
+    /// Bytes the stream has taken; `close` watches it move.
     written: AtomicU64,
 }
 
@@ -46,7 +66,7 @@ struct State {
     writer_waiting: bool,
     closing: bool,
     finished: bool,
-    /// Why stdout refused a write; nothing more is written.
+    /// Why the stream refused a write; nothing more is written.
     failed: Option<(io::ErrorKind, String)>,
 }
 
@@ -57,9 +77,22 @@ impl Shared {
     }
 }
 
+/// How `Closer::close` ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Closed {
+    /// Everything queued was written (or the stream failed, see `State::failed`).
+    Done,
+    /// The stream took nothing for the stall limit; this much was still queued.
+    Stalled { queued: usize },
+}
+
 impl Output {
-    /// Starts the writer thread on `out`.
-    pub fn start(mut out: Box<dyn Write + Send>) -> io::Result<Output> {
+    /// Starts a writer thread on `out`.
+    pub fn start(
+        mut out: Box<dyn Write + Send>,
+        name: &'static str,
+        notice: Notice,
+    ) -> io::Result<Output> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             ready: Condvar::new(),
@@ -68,20 +101,70 @@ impl Output {
         });
         let writer = Arc::clone(&shared);
         thread::Builder::new()
-            .name("stdout".to_string())
+            .name(name.to_string())
             .spawn(move || write_until_closed(&writer, &mut *out))?;
         Ok(Output {
             shared,
+            name,
+            notice,
             dropped_lines: 0,
             failure_returned: false,
         })
     }
 
-    /// Lets the writer write what is queued and waits for it, but only while stdout keeps
-    /// taking bytes: once it has taken nothing for `stall`, the rest is given up (the writer
-    /// thread stays blocked until the process exits).
+    /// A handle that can wait for this output once it is handed away.
+    pub fn closer(&self) -> Closer {
+        Closer {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// `Closer::close`, saying in the log what was lost (for `Notice::Logged`).
     pub fn close(mut self, stall: Duration) {
-        self.catch_up_note();
+        if self.notice == Notice::Logged {
+            self.caught_up();
+        }
+        let closed = self.closer().close_within(stall);
+        if self.notice != Notice::Logged {
+            return;
+        }
+        if let Closed::Stalled { queued } = closed {
+            log::warn!(
+                "{} accepted nothing for {} s: exiting without the rest of its output \
+                 ({queued} bytes or more)",
+                self.name,
+                stall.as_secs_f64()
+            );
+        }
+        if let (Some((_, text)), false) = (&self.shared.lock().failed, self.failure_returned) {
+            log::warn!(
+                "cannot write to {} ({text}); the end of its output is lost",
+                self.name
+            );
+        }
+    }
+
+    /// Once the stream keeps up again, says in the log how much it missed (`Notice::Logged`).
+    fn caught_up(&mut self) {
+        if self.notice == Notice::Logged && self.dropped_lines > 0 {
+            log::warn!(
+                "{} caught up; {} lines of its output were dropped while it was behind",
+                self.name,
+                std::mem::take(&mut self.dropped_lines)
+            );
+        }
+    }
+}
+
+impl Closer {
+    /// Lets the writer write what is queued and waits for it, but only while the stream
+    /// keeps taking bytes: once it has taken nothing for `stall`, the rest is given up (the
+    /// writer thread stays blocked until the process exits).
+    pub fn close(&self, stall: Duration) {
+        self.close_within(stall);
+    }
+
+    fn close_within(&self, stall: Duration) -> Closed {
         let mut state = self.shared.lock();
         state.closing = true;
         self.shared.ready.notify_one();
@@ -98,33 +181,17 @@ impl Output {
             if written != seen {
                 (seen, since) = (written, Instant::now());
             } else if !state.finished && since.elapsed() >= stall {
-                log::warn!(
-                    "stdout accepted nothing for {} s: exiting without the rest of the console \
-                     output ({} bytes or more)",
-                    stall.as_secs_f64(),
-                    state.queued.len()
-                );
-                return;
+                return Closed::Stalled {
+                    queued: state.queued.len(),
+                };
             }
         }
-        if let (Some((_, text)), false) = (&state.failed, self.failure_returned) {
-            log::warn!("cannot write to stdout ({text}); the end of the console output is lost");
-        }
-    }
-
-    /// Once stdout keeps up again, says how much it missed.
-    fn catch_up_note(&mut self) {
-        if self.dropped_lines > 0 {
-            log::warn!(
-                "stdout caught up; {} lines of console output were dropped while it was behind",
-                std::mem::take(&mut self.dropped_lines)
-            );
-        }
+        Closed::Done
     }
 }
 
 impl Write for Output {
-    /// Queues all of `buf`, or (stdout over `MAX_QUEUED` behind) none of it.
+    /// Queues all of `buf`, or (the stream over `MAX_QUEUED` behind) none of it.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut state = self.shared.lock();
         if let Some((kind, text)) = &state.failed {
@@ -133,15 +200,26 @@ impl Write for Output {
         }
         if state.queued.len() + buf.len() > MAX_QUEUED {
             drop(state);
-            if self.dropped_lines == 0 {
+            if self.dropped_lines == 0 && self.notice == Notice::Logged {
                 log::warn!(
-                    "stdout is over {} KiB behind: console output is dropped until it catches \
-                     up (exchanges are still compared and counted)",
+                    "{} is over {} KiB behind: its output is dropped until it catches up",
+                    self.name,
                     MAX_QUEUED / 1024
                 );
             }
-            self.dropped_lines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+            let lines = buf.iter().filter(|&&b| b == b'\n').count() as u64;
+            self.dropped_lines += lines.max(1);
             return Ok(buf.len());
+        }
+        if self.notice == Notice::Inline && self.dropped_lines > 0 {
+            // Owned up to in the stream itself, ahead of what comes next.
+            let note = format!(
+                "trident: WARN: {} caught up; {} lines of its output were dropped while it \
+                 was behind\n",
+                self.name,
+                std::mem::take(&mut self.dropped_lines)
+            );
+            state.queued.extend_from_slice(note.as_bytes());
         }
         state.queued.extend_from_slice(buf);
         if state.writer_waiting {
@@ -149,7 +227,7 @@ impl Write for Output {
             self.shared.ready.notify_one();
         }
         drop(state);
-        self.catch_up_note();
+        self.caught_up();
         Ok(buf.len())
     }
 
@@ -160,7 +238,7 @@ impl Write for Output {
 }
 
 /// The writer thread: takes everything queued at once, writes and flushes it, and repeats
-/// until closed with nothing left, or until stdout refuses a write.
+/// until closed with nothing left, or until the stream refuses a write.
 fn write_until_closed(shared: &Shared, out: &mut dyn Write) {
     let mut batch = Vec::new();
     loop {
@@ -229,14 +307,31 @@ mod tests {
         }
     }
 
-    fn gated() -> (Output, mpsc::Sender<()>, Arc<Mutex<Vec<u8>>>) {
+    fn gated_with(notice: Notice) -> (Output, mpsc::Sender<()>, Arc<Mutex<Vec<u8>>>) {
         let (permit, permits) = mpsc::channel();
         let taken = Arc::new(Mutex::new(Vec::new()));
         let out = Gated {
             permits,
             taken: Arc::clone(&taken),
         };
-        (Output::start(Box::new(out)).unwrap(), permit, taken)
+        let output = Output::start(Box::new(out), "test", notice).unwrap();
+        (output, permit, taken)
+    }
+
+    fn gated() -> (Output, mpsc::Sender<()>, Arc<Mutex<Vec<u8>>>) {
+        gated_with(Notice::Logged)
+    }
+
+    /// Writes line 0, waits until the writer has taken it (and is blocked writing it), then
+    /// writes `MAX_QUEUED` bytes of lines and `dropped` more.
+    fn fill(output: &mut Output, dropped: usize) {
+        output.write_all(&line(0)).unwrap();
+        while !output.shared.lock().queued.is_empty() {
+            thread::sleep(Duration::from_millis(1));
+        }
+        for n in 1..=(MAX_QUEUED / 1024 + dropped) {
+            output.write_all(&line(n)).unwrap();
+        }
     }
 
     fn line(n: usize) -> Vec<u8> {
@@ -263,19 +358,38 @@ mod tests {
         // and the 200 lines after them are dropped.
         let (mut output, _permit, taken) = gated();
         let started = Instant::now();
-        output.write_all(&line(0)).unwrap();
-        while !output.shared.lock().queued.is_empty() {
-            thread::sleep(Duration::from_millis(1));
-        }
-        for n in 1..=(MAX_QUEUED / 1024 + 200) {
-            output.write_all(&line(n)).unwrap();
-        }
+        fill(&mut output, 200);
         assert_eq!(output.dropped_lines, 200);
         assert_eq!(output.shared.lock().queued.len(), MAX_QUEUED);
         let stall = Duration::from_millis(300);
         output.close(stall);
         assert!(started.elapsed() < stall * 10, "{:?}", started.elapsed());
         assert!(taken.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_inline_notice_says_what_was_dropped_once_the_stream_catches_up() {
+        let (mut output, permit, taken) = gated_with(Notice::Inline);
+        fill(&mut output, 3);
+        for _ in 0..=MAX_QUEUED / CHUNK + 1 {
+            permit.send(()).unwrap();
+        }
+        while !output.shared.lock().queued.is_empty() {
+            thread::sleep(Duration::from_millis(1));
+        }
+        output.write_all(b"after\n").unwrap();
+        for _ in 0..2 {
+            permit.send(()).unwrap();
+        }
+        output.close(Duration::from_secs(5));
+        let taken = taken.lock().unwrap();
+        let expected: Vec<u8> = (0..=MAX_QUEUED / 1024).flat_map(line).collect();
+        assert_eq!(taken[..expected.len()], expected[..]);
+        assert_eq!(
+            String::from_utf8_lossy(&taken[expected.len()..]),
+            "trident: WARN: test caught up; 3 lines of its output were dropped while it was \
+             behind\nafter\n"
+        );
     }
 
     #[test]
