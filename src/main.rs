@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use env_logger::Env;
 use trident::cli::{self, Command, Config, TargetSource};
+use trident::output::{self, Closer, Notice, Output};
 use trident::report::{self, Verdict};
 use trident::targets::Targets;
 
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Demo(config) => {
-            start_logging();
+            let _log = start_logging();
             match trident::demo::run(&config) {
                 Ok(Verdict::Fail) if config.exit_code => ExitCode::from(1),
                 Ok(_) => ExitCode::SUCCESS,
@@ -42,7 +43,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Run(config) => {
-            start_logging();
+            let _log = start_logging();
             run(&config)
         }
         Command::Check(config) => check(&config),
@@ -97,11 +98,37 @@ fn set_nice(nice: i32) -> std::io::Result<()> {
     }
 }
 
-/// Logs go to stderr as `trident: LEVEL: message`, `info` and up unless RUST_LOG says otherwise.
-fn start_logging() {
-    env_logger::Builder::from_env(Env::default().default_filter_or("info"))
-        .format(|buf, record| writeln!(buf, "trident: {}: {}", record.level(), record.args()))
-        .init();
+/// Logs go to stderr as `trident: LEVEL: message`, `info` and up unless RUST_LOG says otherwise,
+/// through a writer thread of their own: a reader of stderr that stops reading must not stop
+/// the reactor, which logs. Dropping the guard waits for the log to be written (as long as
+/// stderr takes it).
+fn start_logging() -> LogGuard {
+    let mut builder = env_logger::Builder::from_env(Env::default().default_filter_or("info"));
+    builder.format(|buf, record| writeln!(buf, "trident: {}: {}", record.level(), record.args()));
+    let closer = match Output::start(Box::new(std::io::stderr()), "stderr", Notice::Inline) {
+        Ok(output) => {
+            let closer = output.closer();
+            builder.target(env_logger::Target::Pipe(Box::new(output)));
+            Some(closer)
+        }
+        Err(err) => {
+            eprintln!("trident: WARN: no thread for the log ({err}): writing it directly");
+            None
+        }
+    };
+    builder.init();
+    LogGuard(closer)
+}
+
+/// Waits, on drop, for the log to reach stderr.
+struct LogGuard(Option<Closer>);
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        if let Some(closer) = &self.0 {
+            closer.close(output::STALL_LIMIT);
+        }
+    }
 }
 
 /// Loads the targets, binds, and runs the proxy until a signal stops it.

@@ -264,3 +264,42 @@ fn a_shadow_that_stops_reading_is_cut_with_overflow_without_holding_the_client()
     );
     assert_eq!(blocks[0].primary().response().0, 200, "{}", blocks[0].text);
 }
+
+#[test]
+fn a_stalled_stderr_reader_holds_up_neither_the_proxy_nor_the_log() {
+    let (p, s) = (Upstream::named("primary"), Upstream::named("secondary"));
+    let refusing = support::hostile::Refusing::new();
+    let (primary, secondary) = (p.url(), s.url());
+    let candidate = format!("http://{}", refusing.addr());
+    let mut trident = Trident::spawn_at_log_level(
+        "debug",
+        &[
+            "--primary",
+            &primary,
+            "--secondary",
+            &secondary,
+            "--candidate",
+            &candidate,
+        ],
+    );
+    // At debug level each exchange logs its refused candidate: 2000 lines are a few times
+    // what the stderr pipe holds, and a reactor that wrote them itself would stop there.
+    trident.pause_stderr();
+    let mut client = trident.client();
+    for i in 0..2000 {
+        let resp = client.exchange(&get(&format!("/{i}")));
+        assert_eq!(resp.status, 200, "request {i}");
+    }
+    trident.wait_blocks(2000, WAIT);
+    // Nothing was lost: the log comes out whole once it is read again.
+    trident.resume_stderr();
+    let failed = trident.wait_stderr_count("candidate failed: connection refused", 2000, WAIT);
+    assert_eq!(failed.len(), 2000);
+    trident.signal("TERM");
+    assert_eq!(
+        trident.wait_exit(WAIT).code(),
+        Some(0),
+        "{}",
+        trident.stderr()
+    );
+}

@@ -28,8 +28,9 @@ pub struct Trident {
     child: Child,
     addr: SocketAddr,
     stdout: Arc<Mutex<Vec<u8>>>,
-    /// While set, nothing reads trident's stdout: its pipe fills and its writes block.
+    /// While set, nothing reads trident's stdout (stderr): its pipe fills and writes block.
     stdout_paused: Arc<AtomicBool>,
+    stderr_paused: Arc<AtomicBool>,
     stderr: Arc<Mutex<String>>,
     readers: Vec<JoinHandle<()>>,
     exited: Option<ExitStatus>,
@@ -54,10 +55,21 @@ impl Trident {
     /// Runs `trident ARGS...` with nothing added (ARGS must give a `--listen` address with
     /// port 0 or a free one), for tests of the defaults and of other listen addresses.
     pub fn spawn_exact(args: &[&str]) -> Trident {
+        Trident::spawn_logging(args, debug_log())
+    }
+
+    /// `spawn` with `RUST_LOG=LEVEL`.
+    pub fn spawn_at_log_level(level: &str, args: &[&str]) -> Trident {
+        let mut full = vec!["--listen", "127.0.0.1:0"];
+        full.extend_from_slice(args);
+        Trident::spawn_logging(&full, Some(("RUST_LOG", level.to_string())))
+    }
+
+    fn spawn_logging(args: &[&str], log: Option<(&'static str, String)>) -> Trident {
         let mut child = Command::new(binary())
             .args(args)
             .env_remove("RUST_LOG")
-            .envs(debug_log())
+            .envs(log)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -65,6 +77,7 @@ impl Trident {
             .expect("start the trident binary");
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stdout_paused = Arc::new(AtomicBool::new(false));
+        let stderr_paused = Arc::new(AtomicBool::new(false));
         let stderr = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
         let out_reader = {
@@ -88,11 +101,16 @@ impl Trident {
         let err_reader = {
             let pipe = child.stderr.take().expect("stderr pipe");
             let stderr = Arc::clone(&stderr);
+            let paused = Arc::clone(&stderr_paused);
             thread::spawn(move || {
-                let mut reader = BufReader::new(pipe);
+                // Small reads, so that a pause leaves the pipe to fill.
+                let mut reader = BufReader::with_capacity(256, pipe);
                 let mut line = Vec::new();
                 let mut announced = false;
                 loop {
+                    while paused.load(Ordering::Relaxed) {
+                        thread::sleep(Duration::from_millis(5));
+                    }
                     line.clear();
                     match reader.read_until(b'\n', &mut line) {
                         Ok(0) | Err(_) => break,
@@ -114,6 +132,7 @@ impl Trident {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             stdout,
             stdout_paused,
+            stderr_paused,
             stderr,
             readers: vec![out_reader, err_reader],
             exited: None,
@@ -260,6 +279,16 @@ impl Trident {
         self.stdout_paused.store(true, Ordering::Relaxed);
     }
 
+    /// `pause_stdout` for stderr.
+    pub fn pause_stderr(&self) {
+        self.stderr_paused.store(true, Ordering::Relaxed);
+    }
+
+    /// Reads stderr again after `pause_stderr`.
+    pub fn resume_stderr(&self) {
+        self.stderr_paused.store(false, Ordering::Relaxed);
+    }
+
     /// Sends a signal by name (`HUP`, `TERM`, `INT`) with kill(1).
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
@@ -301,6 +330,7 @@ impl Trident {
 
     fn join_readers(&mut self) {
         self.stdout_paused.store(false, Ordering::Relaxed);
+        self.stderr_paused.store(false, Ordering::Relaxed);
         for reader in self.readers.drain(..) {
             let _ = reader.join();
         }
