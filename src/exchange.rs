@@ -1145,6 +1145,13 @@ fn connect_result(stream: &TcpStream) -> io::Result<bool> {
         return Err(e);
     }
     match stream.peer_addr() {
+        // Connecting to a local port nobody listens on, the kernel may pick that very port
+        // as the ephemeral one, and TCP's simultaneous open connects the socket to itself:
+        // the request would come back as the response. It is a refusal in disguise.
+        Ok(peer) if stream.local_addr()? == peer => Err(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            "connected to itself: nothing listens there",
+        )),
         Ok(_) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
         Err(e) => Err(e),
@@ -1378,4 +1385,34 @@ fn continue_after_eof(
         }
     }
     Step::Complete
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socket2::{Domain, Socket, Type};
+
+    #[test]
+    fn a_socket_connected_to_itself_is_a_refusal() {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        socket
+            .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        let own = socket.local_addr().unwrap();
+        // What the kernel does when it picks the target's port as the ephemeral one.
+        socket.connect(&own).unwrap();
+        let stream = TcpStream::from_std(socket.into());
+        let refused = connect_result(&stream).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
+        assert_eq!(LegError::from_io(&refused), LegError::ConnectionRefused);
+    }
+
+    #[test]
+    fn a_socket_connected_to_a_listener_is_connected() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::from_std(
+            std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap(),
+        );
+        assert!(connect_result(&stream).unwrap());
+    }
 }
