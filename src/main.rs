@@ -87,10 +87,23 @@ fn load_targets(config: &Config) -> Result<Targets, ExitCode> {
 }
 
 /// `--nice`: Linux keeps a nice value per thread and a new thread starts with its creator's,
-/// so setting it before any thread is spawned covers the reactors and the report thread.
+/// so setting it before the reactors and the report thread start covers them. The threads
+/// already running (the log's writer) are set one by one, this one first.
 fn set_nice(nice: i32) -> std::io::Result<()> {
+    set_thread_nice(0, nice)?;
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let tid = task?.file_name().to_string_lossy().parse::<libc::id_t>();
+        if let Ok(tid) = tid {
+            set_thread_nice(tid, nice)?;
+        }
+    }
+    Ok(())
+}
+
+/// setpriority(2) for one thread (0: the calling one).
+fn set_thread_nice(tid: libc::id_t, nice: i32) -> std::io::Result<()> {
     // SAFETY: setpriority takes integers only and touches no memory of this process.
-    let status = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    let status = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) };
     if status == 0 {
         Ok(())
     } else {

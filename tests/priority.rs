@@ -79,9 +79,12 @@ fn every_thread_runs_at_the_nice_value_given() {
         trident.client().exchange(&get("/x")).body_text(),
         "primary GET /x"
     );
-    let threads = thread_nice(trident.pid(), &["trident", "reactor-1", "report"]);
+    let threads = thread_nice(
+        trident.pid(),
+        &["trident", "reactor-1", "report", "stdout", "stderr"],
+    );
     let names: Vec<&str> = threads.iter().map(|(name, _)| name.as_str()).collect();
-    for name in ["trident", "reactor-1", "report"] {
+    for name in ["trident", "reactor-1", "report", "stdout", "stderr"] {
         assert!(names.contains(&name), "no {name} thread in {threads:?}");
     }
     assert!(
