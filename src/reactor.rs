@@ -716,7 +716,16 @@ impl Proxy {
             }
             if let Some(reloader) = &reloader {
                 while let Ok(result) = reloader.results.try_recv() {
-                    match result {
+                    let checked =
+                        result.map_err(|e| e.to_string()).and_then(|targets| {
+                            match targets.loops_back(self.local_addr) {
+                                Ok(()) => Ok(targets),
+                                Err(looped) => {
+                                    Err(format!("{}: {looped}", reloader.path.display()))
+                                }
+                            }
+                        });
+                    match checked {
                         Ok(targets) => {
                             for follower in &self.followers {
                                 if follower.targets.send(targets.clone()).is_ok() {
@@ -875,6 +884,8 @@ impl Proxy {
 /// Reads the targets file on its own thread (a host name lookup may block), and hands the
 /// result back through a channel, waking the poll.
 struct Reloader {
+    /// The targets file, for messages.
+    path: PathBuf,
     requests: Sender<()>,
     results: Receiver<Result<Targets, targets::Error>>,
 }
@@ -884,9 +895,10 @@ impl Reloader {
         let (requests, request_rx) = crossbeam_channel::unbounded::<()>();
         let (result_tx, results) = crossbeam_channel::unbounded();
         let shared = Arc::clone(shared);
+        let file = path.clone();
         let spawned = thread::Builder::new().name("reload".into()).spawn(move || {
             while request_rx.recv().is_ok() {
-                let result = Targets::load(&path);
+                let result = Targets::load(&file);
                 if result_tx.send(result).is_err() {
                     break;
                 }
@@ -896,7 +908,11 @@ impl Reloader {
         if let Err(e) = spawned {
             error!("cannot start the reload thread: {e}; SIGHUP will be ignored");
         }
-        Reloader { requests, results }
+        Reloader {
+            path,
+            requests,
+            results,
+        }
     }
 
     fn request(&self) {

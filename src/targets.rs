@@ -185,6 +185,60 @@ impl Targets {
     pub fn iter(&self) -> impl Iterator<Item = &Target> {
         self.legs.iter()
     }
+
+    /// Refuses a target that is trident's own listener: every request sent there would come
+    /// back as a new exchange and fan out again, each round adding requests to the other
+    /// upstreams, without end. A port typed wrong must not multiply production traffic.
+    /// (A loop through another host, a load balancer say, is not seen here.)
+    pub fn loops_back(&self, listen: SocketAddr) -> Result<(), LoopBack> {
+        match self.iter().find(|t| is_listener(t.addr, listen)) {
+            Some(target) => Err(LoopBack {
+                role: target.role,
+                url: target.url.clone(),
+                listen,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A target that is trident itself (`Targets::loops_back`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopBack {
+    role: Role,
+    url: String,
+    listen: SocketAddr,
+}
+
+impl fmt::Display for LoopBack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} is trident's own listen address {}: its requests would come back to \
+             trident and fan out again without end",
+            self.role.name(),
+            self.url,
+            self.listen
+        )
+    }
+}
+
+/// Whether a connection to `target` reaches a listener on `listen`: the same port, and the
+/// same address, or any address of this host when `listen` is the wildcard.
+fn is_listener(target: SocketAddr, listen: SocketAddr) -> bool {
+    if target.port() != listen.port() || listen.port() == 0 {
+        return false;
+    }
+    if listen.is_ipv4() && target.is_ipv6() {
+        // An IPv4 listener, even the wildcard, takes no IPv6 connection.
+        return false;
+    }
+    if listen.ip().is_unspecified() {
+        // Binding succeeds only to an address this host has.
+        target.ip().is_loopback() || std::net::UdpSocket::bind((target.ip(), 0)).is_ok()
+    } else {
+        target.ip() == listen.ip()
+    }
 }
 
 /// What is wrong with a targets file or a target URL.
@@ -542,6 +596,40 @@ mod tests {
     }
 
     const GOOD_HEAD: &str = "primary = http://127.0.0.1:9001\nsecondary = http://127.0.0.1:9002\n";
+
+    #[test]
+    fn a_target_that_is_trident_itself_is_refused() {
+        // (listen, candidate URL, refused)
+        let cases = [
+            ("127.0.0.1:8080", "http://127.0.0.1:8080", true),
+            ("127.0.0.1:8080", "http://localhost:8080", true),
+            ("127.0.0.1:8080", "http://127.0.0.1:8081", false),
+            ("127.0.0.1:8080", "http://127.0.0.2:8080", false),
+            ("0.0.0.0:8080", "http://127.0.0.5:8080", true),
+            ("0.0.0.0:8080", "http://192.0.2.1:8080", false),
+            ("0.0.0.0:8080", "http://[::1]:8080", false),
+            ("[::]:8080", "http://127.0.0.1:8080", true),
+            ("[::1]:8080", "http://[::1]:8080", true),
+            ("127.0.0.1:0", "http://127.0.0.1:8080", false),
+        ];
+        for (listen, url, refused) in cases {
+            let targets =
+                Targets::from_urls("http://127.0.0.1:9001", "http://127.0.0.1:9002", url).unwrap();
+            let checked = targets.loops_back(listen.parse().unwrap());
+            assert_eq!(checked.is_err(), refused, "{listen} {url}: {checked:?}");
+        }
+        let targets = Targets::from_urls(
+            "http://127.0.0.1:9001",
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:9003",
+        )
+        .unwrap();
+        assert_eq!(
+            targets.loops_back(v4(8080)).unwrap_err().to_string(),
+            "secondary http://127.0.0.1:8080 is trident's own listen address 127.0.0.1:8080: its \
+             requests would come back to trident and fan out again without end"
+        );
+    }
 
     #[test]
     fn https_targets_speak_tls_to_their_host_name() {

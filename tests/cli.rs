@@ -173,6 +173,37 @@ fn a_fifo_for_targets_file_is_refused_at_once() {
 }
 
 #[test]
+fn a_target_that_is_trident_itself_is_refused_at_once() {
+    // Never bound: the targets are refused first.
+    let own = "http://127.0.0.1:9";
+    let flags = [
+        "--listen",
+        "127.0.0.1:9",
+        "--primary",
+        "http://127.0.0.1:1",
+        "--secondary",
+        "http://127.0.0.1:2",
+        "--candidate",
+        own,
+    ];
+    let expected = "candidate http://127.0.0.1:9 is trident's own listen address 127.0.0.1:9";
+    assert_rejected(&flags, &[expected]);
+    assert_rejected(&[&flags[..], &["--check"]].concat(), &[expected]);
+    let file = TargetsFile::new(&targets_text(
+        own,
+        "http://127.0.0.1:2",
+        "http://127.0.0.1:3",
+    ));
+    assert_rejected(
+        &["--listen", "0.0.0.0:9", "--targets", file.arg()],
+        &[&format!(
+            "{}: primary http://127.0.0.1:9 is trident's own listen address 0.0.0.0:9",
+            file.arg()
+        )],
+    );
+}
+
+#[test]
 fn endless_files_are_refused_without_filling_memory() {
     // `/dev/zero` for a file never ends: each is read up to a bound, then refused.
     assert_rejected(

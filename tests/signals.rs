@@ -144,6 +144,31 @@ fn sighup_with_a_fifo_for_targets_file_is_refused_and_later_reloads_still_work()
 }
 
 #[test]
+fn sighup_with_trident_itself_as_a_target_is_refused() {
+    let (p, s, c) = three_named();
+    let file = TargetsFile::for_urls(&p.url(), &s.url(), &c.url());
+    let trident = Trident::spawn(&["--targets", file.arg()]);
+    let own = format!("http://{}", trident.addr());
+    file.write(&targets_text(&p.url(), &s.url(), &own));
+    trident.signal("HUP");
+    trident.wait_stderr(
+        &format!(
+            "reload failed, keeping the old targets: {}: candidate {own} is trident's own \
+             listen address",
+            file.arg()
+        ),
+        WAIT,
+    );
+    // The old candidate still gets the shadow, and the request went round no loop.
+    assert_eq!(trident.client().exchange(&get("/once")).status, 200);
+    assert_eq!(c.wait_requests(1, WAIT)[0].target, "/once");
+    let blocks = trident.wait_blocks(1, WAIT);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(trident.blocks().len(), 1, "{:?}", blocks);
+    assert_eq!(p.requests().len(), 1);
+}
+
+#[test]
 fn sigterm_lets_the_request_in_flight_finish_and_exits_zero() {
     let slow = |_: &RecordedRequest| Reply::ok("slow answer").delay(Duration::from_millis(500));
     let (p, s, c) = three_serving(slow);
