@@ -21,7 +21,7 @@ use crate::client::{self, connection_field, write_own_response, ClientPhase};
 use crate::failure::LegError;
 use crate::http::{self, body, BodyDecoder, BodyLength, Framing, LegHead, RequestHead, Version};
 use crate::reactor::{Conn, Core};
-use crate::report::{CapturedBody, ExchangeRecord, LegOutcome};
+use crate::report::{CapturedBody, ExchangeRecord, Interim, LegOutcome};
 use crate::targets::{HostField, Role, Targets};
 use crate::timer::{Alarm, Deadline};
 use crate::transport::Transport;
@@ -124,9 +124,9 @@ pub struct Leg {
     pub response: LegResponse,
     /// A stale pooled connection was already replaced once.
     pub retried: bool,
-    /// The last interim (1xx) status the upstream sent before its final response. A
+    /// The last interim (1xx) response the upstream sent before its final one. A
     /// connection that sent one was not stale, whatever happens next.
-    pub interim: Option<u16>,
+    pub interim: Option<Interim>,
     /// Set once the leg is over; the exchange reports when all three are.
     pub outcome: Option<LegOutcome>,
 }
@@ -859,7 +859,7 @@ impl Core {
             reason,
             body_bytes: bytes,
             elapsed,
-            interim: leg.interim,
+            interim: leg.interim.take(),
             fields,
             body: capture,
         });
@@ -1229,7 +1229,6 @@ fn receive(
                         Ok(Some(head)) => {
                             up.input.consume(head.head_len);
                             if head.is_interim() {
-                                leg.interim = Some(head.status);
                                 // RFC 9110 §15.2: a proxy forwards 1xx, except one it caused
                                 // (trident answers `Expect` itself, so a 100 is not the
                                 // client's) and never to an HTTP/1.0 client. Then the final
@@ -1246,6 +1245,10 @@ fn receive(
                                         );
                                     }
                                 }
+                                leg.interim = Some(Interim {
+                                    status: head.status,
+                                    fields: head.fields,
+                                });
                                 continue;
                             }
                             if let Some((client, response, version)) = client.as_mut() {

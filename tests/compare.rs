@@ -430,6 +430,30 @@ fn a_candidate_that_starts_sending_early_hints_differs() {
 }
 
 #[test]
+fn a_candidate_hinting_other_resources_differs_in_the_hint() {
+    let hints = |link: &'static str| {
+        move |_: &RecordedRequest| Reply::ok("page").interim(103, "Early Hints", &[("Link", link)])
+    };
+    let (p, s, c) = (
+        Upstream::start(hints("</a.css>; rel=preload")),
+        Upstream::start(hints("</a.css>; rel=preload")),
+        Upstream::start(hints("</b.css>; rel=preload")),
+    );
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let resp = trident.client().exchange(&get("/page"));
+    // The client is relayed the primary's hints.
+    assert_eq!(resp.interim.len(), 1, "{:?}", resp.interim);
+    let block = trident.wait_blocks(1, WAIT).remove(0);
+    assert_eq!(
+        block.candidate().compared(),
+        Some("differs: interim header link"),
+        "{}",
+        block.text
+    );
+    assert_eq!(block.secondary().compared(), Some("same"), "{}", block.text);
+}
+
+#[test]
 fn format_json_writes_one_parsable_line_per_exchange_and_summary() {
     let (p, s, c) = upstreams(Flavour::EmailRegression);
     let mut trident = Trident::with_upstreams(&p, &s, &c, &["--format", "json"]);

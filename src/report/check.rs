@@ -14,7 +14,9 @@
 
 use std::time::Duration;
 
-use super::{channel, run, CapturedBody, ExchangeRecord, Format, LegOutcome, Settings, Verdict};
+use super::{
+    channel, run, CapturedBody, ExchangeRecord, Format, Interim, LegOutcome, Settings, Verdict,
+};
 use super::{compare, SummarySignal};
 use crate::failure::LegError;
 use crate::http::{self, parse_request_head, parse_response_head, Limits, Version};
@@ -168,8 +170,11 @@ fn leg(section: Option<&[u8]>, cap: usize) -> LegOutcome {
     loop {
         match parse_response_head(input, &Limits::default(), false) {
             Ok(Some(head)) if head.is_interim() => {
-                interim = Some(head.status);
                 input = &input[head.head_len..];
+                interim = Some(Interim {
+                    status: head.status,
+                    fields: head.fields,
+                });
             }
             Ok(Some(head)) => {
                 let body = &input[head.head_len..];

@@ -6,7 +6,8 @@
 //!   200 document differ everywhere, and the status says it);
 //! - `interim` when the last interim (1xx) status before the final one differs, or only one
 //!   leg sent one: a candidate that starts or stops sending `103 Early Hints` changes what
-//!   clients see before the response;
+//!   clients see before the response; with the same last interim status, its fields are
+//!   compared as headers are, named `interim header NAME...` (the `Link`s of hints);
 //! - `header NAME` (value), `header NAME missing`, `header NAME extra`, by case-insensitive
 //!   name, skipping the ignore list (`DEFAULT_IGNORED_HEADERS` and `--ignore-header`);
 //! - `body PATH[ KIND]` for JSON bodies (see `json`), `body` for other bodies that differ,
@@ -285,12 +286,15 @@ enum Leg<'a> {
     Skipped,
 }
 
+/// `(name, value)` in order, values trimmed.
+type Fields<'a> = Vec<(&'a [u8], &'a [u8])>;
+
 struct Response<'a> {
     status: u16,
     reason: &'a str,
-    interim: Option<u16>,
-    /// `(name, value)` in order, values trimmed.
-    fields: Vec<(&'a [u8], &'a [u8])>,
+    /// The last interim status and its fields.
+    interim: Option<(u16, Fields<'a>)>,
+    fields: Fields<'a>,
     body_bytes: u64,
     body: &'a CapturedBody,
     content_encoding: Option<String>,
@@ -327,7 +331,9 @@ impl<'a> Leg<'a> {
                 Leg::Response(Response {
                     status: *status,
                     reason,
-                    interim: *interim,
+                    interim: interim
+                        .as_ref()
+                        .map(|interim| (interim.status, split_fields(&interim.fields))),
                     fields,
                     body_bytes: *body_bytes,
                     body,
@@ -399,13 +405,26 @@ fn compare(primary: &Leg<'_>, other: &Leg<'_>, rules: &Rules) -> Comparison {
             if p.status != o.status {
                 differences.push_with("status", || p.status_text(), || o.status_text());
             } else {
-                if p.interim != o.interim {
-                    let text = |interim: Option<u16>| {
-                        interim.map_or_else(|| "none".to_string(), |status| status.to_string())
-                    };
-                    differences.push_with("interim", || text(p.interim), || text(o.interim));
+                let status = |r: &Response<'_>| r.interim.as_ref().map(|(status, _)| *status);
+                match (&p.interim, &o.interim) {
+                    (Some((a, p_fields)), Some((b, o_fields))) if a == b => {
+                        compare_headers(
+                            p_fields,
+                            o_fields,
+                            "interim header",
+                            rules,
+                            &mut differences,
+                        );
+                    }
+                    _ if status(p) != status(o) => {
+                        let text = |r: &Response<'_>| {
+                            status(r).map_or_else(|| "none".to_string(), |s| s.to_string())
+                        };
+                        differences.push_with("interim", || text(p), || text(o));
+                    }
+                    _ => {}
                 }
-                compare_headers(p, o, rules, &mut differences);
+                compare_headers(&p.fields, &o.fields, "header", rules, &mut differences);
                 hashed = compare_bodies(p, o, rules, &mut differences);
             }
         }
@@ -417,7 +436,7 @@ fn compare(primary: &Leg<'_>, other: &Leg<'_>, rules: &Rules) -> Comparison {
 }
 
 /// `Name: value\r\n` lines into `(name, trimmed value)` pairs.
-fn split_fields(fields: &[u8]) -> Vec<(&[u8], &[u8])> {
+fn split_fields(fields: &[u8]) -> Fields<'_> {
     fields
         .split(|&b| b == b'\n')
         .filter_map(|line| {
@@ -458,8 +477,14 @@ fn trim(mut bytes: &[u8]) -> &[u8] {
 }
 
 /// Compares every header the primary sent (all values of a name, in order) with the other
-/// leg's, then names the other's extra ones.
-fn compare_headers(p: &Response<'_>, o: &Response<'_>, rules: &Rules, out: &mut Differences) {
+/// leg's, then names the other's extra ones; each difference is named `KIND NAME...`.
+fn compare_headers(
+    p: &[(&[u8], &[u8])],
+    o: &[(&[u8], &[u8])],
+    kind: &str,
+    rules: &Rules,
+    out: &mut Differences,
+) {
     let first_of_name = |fields: &[(&[u8], &[u8])], i: usize| {
         !fields[..i]
             .iter()
@@ -469,28 +494,28 @@ fn compare_headers(p: &Response<'_>, o: &Response<'_>, rules: &Rules, out: &mut 
         |fields: &[(&[u8], &[u8])], name: &[u8]| abbreviate::text(&joined_values(fields, name));
     // Only a difference needs the name lower-cased: most headers are equal.
     let lower = |name: &[u8]| String::from_utf8_lossy(name).to_ascii_lowercase();
-    for (i, (name, _)) in p.fields.iter().enumerate() {
-        if rules.header_ignored(name) || !first_of_name(&p.fields, i) {
+    for (i, (name, _)) in p.iter().enumerate() {
+        if rules.header_ignored(name) || !first_of_name(p, i) {
             continue;
         }
-        let theirs = values_named(&o.fields, name);
+        let theirs = values_named(o, name);
         if theirs.clone().next().is_none() {
-            let field = format!("header {} missing", lower(name));
-            out.push_with(&field, || join(&p.fields, name), || "absent".to_string());
-        } else if !values_named(&p.fields, name).eq(theirs) {
-            let field = format!("header {}", lower(name));
-            out.push_with(&field, || join(&p.fields, name), || join(&o.fields, name));
+            let field = format!("{kind} {} missing", lower(name));
+            out.push_with(&field, || join(p, name), || "absent".to_string());
+        } else if !values_named(p, name).eq(theirs) {
+            let field = format!("{kind} {}", lower(name));
+            out.push_with(&field, || join(p, name), || join(o, name));
         }
     }
-    for (i, (name, _)) in o.fields.iter().enumerate() {
+    for (i, (name, _)) in o.iter().enumerate() {
         if rules.header_ignored(name)
-            || !first_of_name(&o.fields, i)
-            || p.fields.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+            || !first_of_name(o, i)
+            || p.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
         {
             continue;
         }
-        let field = format!("header {} extra", lower(name));
-        out.push_with(&field, || "absent".to_string(), || join(&o.fields, name));
+        let field = format!("{kind} {} extra", lower(name));
+        out.push_with(&field, || "absent".to_string(), || join(o, name));
     }
 }
 
@@ -619,6 +644,7 @@ pub mod abbreviate {
 mod tests {
     use super::*;
     use crate::http::Version;
+    use crate::report::Interim;
     use flate2::write::GzEncoder;
     use flate2::Compression;
     use std::io::Write;
@@ -638,10 +664,18 @@ mod tests {
         }
     }
 
-    /// `outcome` (a response) after an interim response with `status`.
-    fn after(status: u16, mut outcome: LegOutcome) -> LegOutcome {
+    /// `outcome` (a response) after an interim response with `status` and no fields.
+    fn after(status: u16, outcome: LegOutcome) -> LegOutcome {
+        hinted(status, "", outcome)
+    }
+
+    /// `outcome` (a response) after an interim response with `status` and `fields`.
+    fn hinted(status: u16, fields: &str, mut outcome: LegOutcome) -> LegOutcome {
         if let LegOutcome::Response { interim, .. } = &mut outcome {
-            *interim = Some(status);
+            *interim = Some(Interim {
+                status,
+                fields: fields.as_bytes().to_vec(),
+            });
         }
         outcome
     }
@@ -754,6 +788,22 @@ mod tests {
             (after(103, ok("")), ok("A: 1\r\n"), &["interim", "header a extra"]),
             (after(100, ok("")), after(103, ok("")), &["interim"]),
             (after(103, ok("")), after(103, ok("")), &[]),
+            // The same interim status: its fields are compared, under the same rules.
+            (
+                hinted(103, "Link: </a.css>; rel=preload\r\n", ok("")),
+                hinted(103, "Link: </b.css>; rel=preload\r\n", ok("")),
+                &["interim header link"],
+            ),
+            (
+                hinted(103, "Link: </a.css>\r\nDate: 1\r\n", ok("")),
+                hinted(103, "Date: 2\r\nX: 1\r\n", ok("")),
+                &["interim header link missing", "interim header x extra"],
+            ),
+            (
+                hinted(103, "Link: </a.css>\r\n", ok("")),
+                hinted(100, "", ok("")),
+                &["interim"],
+            ),
             (ok(""), after(103, response(500, "", b"hi")), &["status"]),
             (ok("A: 1\r\n"), ok("A: 2\r\n"), &["header a"]),
             (ok("A: 1\r\nB: 2\r\n"), ok("B: 2\r\n"), &["header a missing"]),

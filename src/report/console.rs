@@ -80,7 +80,7 @@ fn write_lines(
                 push_millis(out, *elapsed);
                 if let Some(interim) = interim {
                     out.extend_from_slice(b", after ");
-                    push_decimal(out, u64::from(*interim));
+                    push_decimal(out, u64::from(interim.status));
                 }
                 let comparison = analysis.and_then(|a| match role {
                     Role::Primary => None,

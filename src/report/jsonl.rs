@@ -71,7 +71,7 @@ fn outcome(leg: &LegOutcome) -> Value {
                 "elapsed_ms": ms(elapsed),
             });
             if let Some(interim) = interim {
-                leg["interim"] = json!(interim);
+                leg["interim"] = json!(interim.status);
             }
             leg
         }
@@ -126,6 +126,7 @@ mod tests {
     use crate::failure::LegError;
     use crate::http::Version;
     use crate::report::compare::Rules;
+    use crate::report::Interim;
     use std::time::Duration;
 
     fn json_leg(body: &str) -> LegOutcome {
@@ -136,7 +137,10 @@ mod tests {
     /// The leg, after a `103 Early Hints`.
     fn hinted(mut leg: LegOutcome) -> LegOutcome {
         if let LegOutcome::Response { interim, .. } = &mut leg {
-            *interim = Some(103);
+            *interim = Some(Interim {
+                status: 103,
+                fields: b"Link: </a.css>; rel=preload\r\n".to_vec(),
+            });
         }
         leg
     }

@@ -132,7 +132,14 @@ impl ExchangeRecord {
         self.legs
             .iter()
             .map(|leg| match leg {
-                LegOutcome::Response { fields, body, .. } => fields.len() + body.bytes.len(),
+                LegOutcome::Response {
+                    fields,
+                    body,
+                    interim,
+                    ..
+                } => {
+                    fields.len() + body.bytes.len() + interim.as_ref().map_or(0, |i| i.fields.len())
+                }
                 _ => 0,
             })
             .sum()
@@ -217,6 +224,14 @@ impl LegOutcome {
     }
 }
 
+/// An interim (1xx) response: what `103 Early Hints` told the client to fetch early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interim {
+    pub status: u16,
+    /// Its end-to-end fields (the `Link`s of hints), as `LegOutcome::Response::fields`.
+    pub fields: Vec<u8>,
+}
+
 /// What one leg of an exchange came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LegOutcome {
@@ -228,8 +243,8 @@ pub enum LegOutcome {
         body_bytes: u64,
         /// From the start of the exchange to the end of the response.
         elapsed: Duration,
-        /// The last interim (1xx) status that came before it, if any (`103` for hints).
-        interim: Option<u16>,
+        /// The last interim (1xx) response that came before it, if any (`103` for hints).
+        interim: Option<Interim>,
         /// End-to-end response fields, `Name: value\r\n` each, in order and case.
         fields: Vec<u8>,
         body: CapturedBody,
