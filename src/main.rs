@@ -80,18 +80,16 @@ fn load_targets(config: &Config) -> Result<Targets, ExitCode> {
             return Err(ExitCode::from(2));
         }
     };
-    let targets = loaded.map_err(|err| {
-        eprintln!("trident: {err}");
-        ExitCode::from(2)
-    })?;
-    if let Err(err) = targets.loops_back(config.listen) {
-        match &config.targets {
-            Some(TargetSource::File(path)) => eprintln!("trident: {}: {err}", path.display()),
-            _ => eprintln!("trident: {err}"),
-        }
-        return Err(ExitCode::from(2));
-    }
-    Ok(targets)
+    let file = match &config.targets {
+        Some(TargetSource::File(path)) => Some(path.as_path()),
+        _ => None,
+    };
+    loaded
+        .and_then(|targets| targets.loops_back(config.listen, file).map(|()| targets))
+        .map_err(|err| {
+            eprintln!("trident: {err}");
+            ExitCode::from(2)
+        })
 }
 
 /// `--nice`: Linux keeps a nice value per thread and a new thread starts with its creator's,

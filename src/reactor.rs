@@ -657,7 +657,7 @@ impl Proxy {
         let reloader = self
             .targets_file
             .clone()
-            .map(|path| Reloader::spawn(path, &self.shared));
+            .map(|path| Reloader::spawn(path, self.local_addr, &self.shared));
         let mut events = Events::with_capacity(1024);
         let mut accepting = Accepting::Open;
         let mut drain_deadline = None;
@@ -716,16 +716,7 @@ impl Proxy {
             }
             if let Some(reloader) = &reloader {
                 while let Ok(result) = reloader.results.try_recv() {
-                    let checked =
-                        result.map_err(|e| e.to_string()).and_then(|targets| {
-                            match targets.loops_back(self.local_addr) {
-                                Ok(()) => Ok(targets),
-                                Err(looped) => {
-                                    Err(format!("{}: {looped}", reloader.path.display()))
-                                }
-                            }
-                        });
-                    match checked {
+                    match result {
                         Ok(targets) => {
                             for follower in &self.followers {
                                 if follower.targets.send(targets.clone()).is_ok() {
@@ -884,21 +875,20 @@ impl Proxy {
 /// Reads the targets file on its own thread (a host name lookup may block), and hands the
 /// result back through a channel, waking the poll.
 struct Reloader {
-    /// The targets file, for messages.
-    path: PathBuf,
     requests: Sender<()>,
     results: Receiver<Result<Targets, targets::Error>>,
 }
 
 impl Reloader {
-    fn spawn(path: PathBuf, shared: &Arc<Shared>) -> Reloader {
+    fn spawn(path: PathBuf, listen: SocketAddr, shared: &Arc<Shared>) -> Reloader {
         let (requests, request_rx) = crossbeam_channel::unbounded::<()>();
         let (result_tx, results) = crossbeam_channel::unbounded();
         let shared = Arc::clone(shared);
-        let file = path.clone();
         let spawned = thread::Builder::new().name("reload".into()).spawn(move || {
             while request_rx.recv().is_ok() {
-                let result = Targets::load(&file);
+                // A file that names trident itself is refused like a broken one.
+                let result = Targets::load(&path)
+                    .and_then(|targets| targets.loops_back(listen, Some(&path)).map(|()| targets));
                 if result_tx.send(result).is_err() {
                     break;
                 }
@@ -908,11 +898,7 @@ impl Reloader {
         if let Err(e) = spawned {
             error!("cannot start the reload thread: {e}; SIGHUP will be ignored");
         }
-        Reloader {
-            path,
-            requests,
-            results,
-        }
+        Reloader { requests, results }
     }
 
     fn request(&self) {

@@ -189,37 +189,25 @@ impl Targets {
     /// Refuses a target that is trident's own listener: every request sent there would come
     /// back as a new exchange and fan out again, each round adding requests to the other
     /// upstreams, without end. A port typed wrong must not multiply production traffic.
-    /// (A loop through another host, a load balancer say, is not seen here.)
-    pub fn loops_back(&self, listen: SocketAddr) -> Result<(), LoopBack> {
-        match self.iter().find(|t| is_listener(t.addr, listen)) {
-            Some(target) => Err(LoopBack {
-                role: target.role,
-                url: target.url.clone(),
-                listen,
-            }),
-            None => Ok(()),
-        }
-    }
-}
-
-/// A target that is trident itself (`Targets::loops_back`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoopBack {
-    role: Role,
-    url: String,
-    listen: SocketAddr,
-}
-
-impl fmt::Display for LoopBack {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} is trident's own listen address {}: its requests would come back to \
+    /// (A loop through another host, a load balancer say, is not seen here.) `file`: where
+    /// the targets came from, for the error (else it names the role's flag).
+    pub fn loops_back(&self, listen: SocketAddr, file: Option<&Path>) -> Result<(), Error> {
+        let Some(target) = self.iter().find(|t| is_listener(t.addr, listen)) else {
+            return Ok(());
+        };
+        let (location, role) = match file {
+            Some(path) => (
+                path.display().to_string(),
+                format!("{} ", target.role.name()),
+            ),
+            None => (format!("--{}", target.role.name()), String::new()),
+        };
+        let message = format!(
+            "{role}{} is trident's own listen address {listen}: its requests would come back to \
              trident and fan out again without end",
-            self.role.name(),
-            self.url,
-            self.listen
-        )
+            target.url
+        );
+        Err(Error::new(location, None, message))
     }
 }
 
@@ -615,7 +603,7 @@ mod tests {
         for (listen, url, refused) in cases {
             let targets =
                 Targets::from_urls("http://127.0.0.1:9001", "http://127.0.0.1:9002", url).unwrap();
-            let checked = targets.loops_back(listen.parse().unwrap());
+            let checked = targets.loops_back(listen.parse().unwrap(), None);
             assert_eq!(checked.is_err(), refused, "{listen} {url}: {checked:?}");
         }
         let targets = Targets::from_urls(
@@ -625,8 +613,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            targets.loops_back(v4(8080)).unwrap_err().to_string(),
-            "secondary http://127.0.0.1:8080 is trident's own listen address 127.0.0.1:8080: its \
+            targets
+                .loops_back(v4(8080), Some(Path::new("t.conf")))
+                .unwrap_err()
+                .to_string(),
+            "t.conf: secondary http://127.0.0.1:8080 is trident's own listen address 127.0.0.1:8080: its \
              requests would come back to trident and fan out again without end"
         );
     }

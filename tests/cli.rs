@@ -186,7 +186,7 @@ fn a_target_that_is_trident_itself_is_refused_at_once() {
         "--candidate",
         own,
     ];
-    let expected = "candidate http://127.0.0.1:9 is trident's own listen address 127.0.0.1:9";
+    let expected = "--candidate: http://127.0.0.1:9 is trident's own listen address 127.0.0.1:9";
     assert_rejected(&flags, &[expected]);
     assert_rejected(&[&flags[..], &["--check"]].concat(), &[expected]);
     let file = TargetsFile::new(&targets_text(
