@@ -44,7 +44,6 @@ pub struct Output {
 }
 
 /// Waits for an `Output` that was handed away (to the logger) to be written.
-#[derive(Clone)]
 pub struct Closer {
     shared: Arc<Shared>,
 }
@@ -119,14 +118,19 @@ impl Output {
         }
     }
 
-    /// `Closer::close`, saying in the log what was lost (for `Notice::Logged`).
-    pub fn close(mut self, stall: Duration) {
-        if self.notice == Notice::Logged {
-            self.caught_up();
-        }
+    /// `Closer::close`, saying in the log what was lost (for `Notice::Logged`; a stream that
+    /// is the log has no one else to tell).
+    pub fn close(self, stall: Duration) {
         let closed = self.closer().close_within(stall);
         if self.notice != Notice::Logged {
             return;
+        }
+        if self.dropped_lines > 0 {
+            log::warn!(
+                "{} lines of {}'s output were dropped while it was behind",
+                self.dropped_lines,
+                self.name
+            );
         }
         if let Closed::Stalled { queued } = closed {
             log::warn!(
