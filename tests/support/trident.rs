@@ -41,28 +41,19 @@ impl Trident {
     /// is shadowed (`--shadow-methods all`) unless ARGS say otherwise, so that tests of
     /// bodies and failures see all three legs whatever the method.
     pub fn spawn(args: &[&str]) -> Trident {
-        let all_methods: &[&str] = if args.iter().any(|a| a.starts_with("--shadow-methods")) {
-            &[]
-        } else {
-            &["--shadow-methods", "all"]
-        };
-        let mut full = vec!["--listen", "127.0.0.1:0"];
-        full.extend_from_slice(all_methods);
-        full.extend_from_slice(args);
-        Trident::spawn_exact(&full)
+        Trident::spawn_exact(&with_test_defaults(args))
+    }
+
+    /// `spawn` with `RUST_LOG=LEVEL`.
+    pub fn spawn_at_log_level(level: &str, args: &[&str]) -> Trident {
+        let log = Some(("RUST_LOG", level.to_string()));
+        Trident::spawn_logging(&with_test_defaults(args), log)
     }
 
     /// Runs `trident ARGS...` with nothing added (ARGS must give a `--listen` address with
     /// port 0 or a free one), for tests of the defaults and of other listen addresses.
     pub fn spawn_exact(args: &[&str]) -> Trident {
         Trident::spawn_logging(args, debug_log())
-    }
-
-    /// `spawn` with `RUST_LOG=LEVEL`.
-    pub fn spawn_at_log_level(level: &str, args: &[&str]) -> Trident {
-        let mut full = vec!["--listen", "127.0.0.1:0"];
-        full.extend_from_slice(args);
-        Trident::spawn_logging(&full, Some(("RUST_LOG", level.to_string())))
     }
 
     fn spawn_logging(args: &[&str], log: Option<(&'static str, String)>) -> Trident {
@@ -103,8 +94,7 @@ impl Trident {
             let stderr = Arc::clone(&stderr);
             let paused = Arc::clone(&stderr_paused);
             thread::spawn(move || {
-                // Small reads, so that a pause leaves the pipe to fill.
-                let mut reader = BufReader::with_capacity(256, pipe);
+                let mut reader = BufReader::new(pipe);
                 let mut line = Vec::new();
                 let mut announced = false;
                 loop {
@@ -350,6 +340,16 @@ impl Drop for Trident {
             eprintln!("trident {} output:\n{}", self.addr, self.output());
         }
     }
+}
+
+/// `--listen 127.0.0.1:0`, and `--shadow-methods all` unless `args` say otherwise, then `args`.
+fn with_test_defaults<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut full = vec!["--listen", "127.0.0.1:0"];
+    if !args.iter().any(|a| a.starts_with("--shadow-methods")) {
+        full.extend_from_slice(&["--shadow-methods", "all"]);
+    }
+    full.extend_from_slice(args);
+    full
 }
 
 /// `TRIDENT_TEST_LOG=debug cargo test ...` runs the spawned proxies with `RUST_LOG=debug`
