@@ -221,11 +221,17 @@ fn is_listener(target: SocketAddr, listen: SocketAddr) -> bool {
         // An IPv4 listener, even the wildcard, takes no IPv6 connection.
         return false;
     }
+    // A connection to the wildcard address goes to the host's loopback address.
+    let to = match target.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
     if listen.ip().is_unspecified() {
         // Binding succeeds only to an address this host has.
-        target.ip().is_loopback() || std::net::UdpSocket::bind((target.ip(), 0)).is_ok()
+        to.is_loopback() || std::net::UdpSocket::bind((to, 0)).is_ok()
     } else {
-        target.ip() == listen.ip()
+        to == listen.ip()
     }
 }
 
@@ -598,6 +604,9 @@ mod tests {
             ("0.0.0.0:8080", "http://[::1]:8080", false),
             ("[::]:8080", "http://127.0.0.1:8080", true),
             ("[::1]:8080", "http://[::1]:8080", true),
+            ("127.0.0.1:8080", "http://0.0.0.0:8080", true),
+            ("[::1]:8080", "http://[::]:8080", true),
+            ("0.0.0.0:8080", "http://0.0.0.0:8080", true),
             ("127.0.0.1:0", "http://127.0.0.1:8080", false),
         ];
         for (listen, url, refused) in cases {
