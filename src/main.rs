@@ -145,7 +145,7 @@ struct LogGuard(Option<Closer>);
 impl Drop for LogGuard {
     fn drop(&mut self) {
         if let Some(closer) = &self.0 {
-            closer.close(output::STALL_LIMIT);
+            closer.close(output::SHUTDOWN);
         }
     }
 }

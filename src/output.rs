@@ -13,8 +13,20 @@ use std::time::{Duration, Instant};
 
 /// The most output that may wait for the stream; a write that would go beyond it is dropped.
 pub const MAX_QUEUED: usize = 1024 * 1024;
-/// Shutdown gives up on a stream once it has taken nothing for this long.
-pub const STALL_LIMIT: Duration = Duration::from_secs(5);
+/// How long `close` waits for a stream: while it takes bytes, but never `stall` without
+/// progress, nor `total` in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patience {
+    pub stall: Duration,
+    pub total: Duration,
+}
+
+/// At shutdown. A service manager's stop timeout is typically 90 s, and the log is waited
+/// for after stdout.
+pub const SHUTDOWN: Patience = Patience {
+    stall: Duration::from_secs(5),
+    total: Duration::from_secs(30),
+};
 /// The writer hands the stream at most this much at a time, so that a slow reader's progress
 /// is seen as progress.
 const CHUNK: usize = 64 * 1024;
@@ -81,8 +93,10 @@ impl Shared {
 enum Closed {
     /// Everything queued was written (or the stream failed, see `State::failed`).
     Done,
-    /// The stream took nothing for the stall limit; this much was still queued.
+    /// The stream took nothing for `Patience::stall`; this much was still queued.
     Stalled { queued: usize },
+    /// The stream was still behind after `Patience::total`.
+    TooSlow { queued: usize },
 }
 
 impl Output {
@@ -120,8 +134,8 @@ impl Output {
 
     /// `Closer::close`, saying in the log what was lost (for `Notice::Logged`; a stream that
     /// is the log has no one else to tell).
-    pub fn close(self, stall: Duration) {
-        let closed = self.closer().close_within(stall);
+    pub fn close(self, patience: Patience) {
+        let closed = self.closer().close_within(patience);
         if self.notice != Notice::Logged {
             return;
         }
@@ -132,14 +146,20 @@ impl Output {
                 self.name
             );
         }
-        if let Closed::Stalled { queued } = closed {
-            log::warn!(
-                "{} accepted nothing for {} s: exiting without the rest of its output \
-                 ({queued} bytes or more)",
-                self.name,
-                stall.as_secs_f64()
-            );
-        }
+        let (why, limit, queued) = match closed {
+            Closed::Done => return self.failure_note(),
+            Closed::Stalled { queued } => ("accepted nothing for", patience.stall, queued),
+            Closed::TooSlow { queued } => ("was still behind after", patience.total, queued),
+        };
+        log::warn!(
+            "{} {why} {} s: exiting without the rest of its output ({queued} bytes or more)",
+            self.name,
+            limit.as_secs_f64()
+        );
+    }
+
+    /// Says that the stream refused a write, unless a `write` already told the caller.
+    fn failure_note(&self) {
         if let (Some((_, text)), false) = (&self.shared.lock().failed, self.failure_returned) {
             log::warn!(
                 "cannot write to {} ({text}); the end of its output is lost",
@@ -161,19 +181,19 @@ impl Output {
 }
 
 impl Closer {
-    /// Lets the writer write what is queued and waits for it, but only while the stream
-    /// keeps taking bytes: once it has taken nothing for `stall`, the rest is given up (the
-    /// writer thread stays blocked until the process exits).
-    pub fn close(&self, stall: Duration) {
-        self.close_within(stall);
+    /// Lets the writer write what is queued and waits for it, as `patience` allows; what is
+    /// left then is given up (the writer thread stays blocked until the process exits).
+    pub fn close(&self, patience: Patience) {
+        self.close_within(patience);
     }
 
-    fn close_within(&self, stall: Duration) -> Closed {
+    fn close_within(&self, patience: Patience) -> Closed {
         let mut state = self.shared.lock();
         state.closing = true;
         self.shared.ready.notify_one();
         let mut seen = self.shared.written.load(Ordering::Relaxed);
-        let mut since = Instant::now();
+        let start = Instant::now();
+        let mut since = start;
         while !state.finished {
             state = self
                 .shared
@@ -182,12 +202,14 @@ impl Closer {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
             let written = self.shared.written.load(Ordering::Relaxed);
+            let queued = state.queued.len();
             if written != seen {
                 (seen, since) = (written, Instant::now());
-            } else if !state.finished && since.elapsed() >= stall {
-                return Closed::Stalled {
-                    queued: state.queued.len(),
-                };
+            } else if !state.finished && since.elapsed() >= patience.stall {
+                return Closed::Stalled { queued };
+            }
+            if !state.finished && start.elapsed() >= patience.total {
+                return Closed::TooSlow { queued };
             }
         }
         Closed::Done
@@ -322,6 +344,14 @@ mod tests {
         (output, permit, taken)
     }
 
+    /// Waits as long as any test takes.
+    fn patient() -> Patience {
+        Patience {
+            stall: Duration::from_secs(60),
+            total: Duration::from_secs(60),
+        }
+    }
+
     fn gated() -> (Output, mpsc::Sender<()>, Arc<Mutex<Vec<u8>>>) {
         gated_with(Notice::Logged)
     }
@@ -351,7 +381,7 @@ mod tests {
         for _ in 0..1000 {
             permit.send(()).unwrap();
         }
-        output.close(Duration::from_secs(5));
+        output.close(patient());
         let expected: Vec<u8> = (0..100).flat_map(line).collect();
         assert_eq!(*taken.lock().unwrap(), expected);
     }
@@ -366,7 +396,10 @@ mod tests {
         assert_eq!(output.dropped_lines, 200);
         assert_eq!(output.shared.lock().queued.len(), MAX_QUEUED);
         let stall = Duration::from_millis(300);
-        output.close(stall);
+        output.close(Patience {
+            stall,
+            total: Duration::from_secs(60),
+        });
         assert!(started.elapsed() < stall * 10, "{:?}", started.elapsed());
         assert!(taken.lock().unwrap().is_empty());
     }
@@ -385,7 +418,7 @@ mod tests {
         for _ in 0..2 {
             permit.send(()).unwrap();
         }
-        output.close(Duration::from_secs(5));
+        output.close(patient());
         let taken = taken.lock().unwrap();
         let expected: Vec<u8> = (0..=MAX_QUEUED / 1024).flat_map(line).collect();
         assert_eq!(taken[..expected.len()], expected[..]);
@@ -413,9 +446,41 @@ mod tests {
                 }
             }
         });
-        output.close(Duration::from_millis(300));
+        output.close(Patience {
+            stall: Duration::from_millis(300),
+            total: Duration::from_secs(60),
+        });
         feeder.join().unwrap();
         assert_eq!(taken.lock().unwrap().len(), lines * 1024);
+    }
+
+    #[test]
+    fn a_stream_that_trickles_is_given_up_after_the_total() {
+        let (mut output, permit, taken) = gated();
+        let lines = MAX_QUEUED / 1024;
+        for n in 0..lines {
+            output.write_all(&line(n)).unwrap();
+        }
+        // A chunk every 50 ms, until the writer is gone: never a stall, but 16 chunks take
+        // 800 ms, twice the total.
+        let feeder = thread::spawn(move || loop {
+            thread::sleep(Duration::from_millis(50));
+            if permit.send(()).is_err() {
+                break;
+            }
+        });
+        let started = Instant::now();
+        let closed = output.closer().close_within(Patience {
+            stall: Duration::from_millis(300),
+            total: Duration::from_millis(400),
+        });
+        let elapsed = started.elapsed();
+        assert!(matches!(closed, Closed::TooSlow { .. }), "{closed:?}");
+        assert!(elapsed < Duration::from_millis(700), "{elapsed:?}");
+        let written = taken.lock().unwrap().len();
+        assert!(written > 0 && written < lines * 1024, "{written}");
+        drop(output);
+        feeder.join().unwrap();
     }
 
     #[test]
@@ -428,6 +493,6 @@ mod tests {
             output.write_all(b"later\n").err()
         });
         assert_eq!(refused.map(|e| e.kind()), Some(io::ErrorKind::BrokenPipe));
-        output.close(Duration::from_secs(5));
+        output.close(patient());
     }
 }

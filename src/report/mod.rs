@@ -381,7 +381,7 @@ impl Drop for SummarySignal {
 
 /// Starts the reporting thread writing to `out` (through the stdout thread of `output`). It
 /// ends when every sender is dropped, after comparing everything it received and writing it
-/// and the final summary (or giving up on an `out` that takes nothing for `STALL_LIMIT`);
+/// and the final summary (or giving up on an `out` that keeps it waiting: `output::SHUTDOWN`);
 /// joining it gives the verdict.
 pub fn spawn(
     out: Box<dyn Write + Send>,
@@ -394,7 +394,7 @@ pub fn spawn(
         .name("report".to_string())
         .spawn(move || {
             let verdict = run(records, &mut out, &settings, &signal);
-            out.close(output::STALL_LIMIT);
+            out.close(output::SHUTDOWN);
             verdict
         })?;
     Ok((sender, thread))
