@@ -297,6 +297,8 @@ fn write_until_closed(shared: &Shared, out: &mut dyn Write) {
             })
             .and_then(|()| out.flush());
         batch.clear();
+        // What a reader that fell behind made grow is given back once it has caught up.
+        batch.shrink_to(4 * CHUNK);
         if let Err(err) = written {
             let mut state = shared.lock();
             state.failed = Some((err.kind(), err.to_string()));
