@@ -99,8 +99,10 @@ fn set_nice(nice: i32) -> std::io::Result<()> {
     set_thread_nice(0, nice)?;
     for task in std::fs::read_dir("/proc/self/task")? {
         let tid = task?.file_name().to_string_lossy().parse::<libc::id_t>();
-        if let Ok(tid) = tid {
-            set_thread_nice(tid, nice)?;
+        // The main thread (whose id is the process's) is set already.
+        match tid {
+            Ok(tid) if tid != std::process::id() => set_thread_nice(tid, nice)?,
+            _ => {}
         }
     }
     Ok(())

@@ -363,6 +363,14 @@ fn a_failing_candidate_is_a_difference_not_a_drop() {
         .any(|l| l == "    errors: primary 0, secondary 0, candidate 40 (refused 40)"));
 }
 
+/// One GET of `target` through a trident in front of the three: the client's response and
+/// the exchange's block.
+fn one_exchange(p: &Upstream, s: &Upstream, c: &Upstream, target: &str) -> (ClientResponse, Block) {
+    let trident = Trident::with_upstreams(p, s, c, &[]);
+    let response = trident.client().exchange(&get(target));
+    (response, trident.wait_blocks(1, WAIT).remove(0))
+}
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(bytes).expect("gzip");
@@ -385,10 +393,7 @@ fn gzip_bodies_are_compared_by_what_they_say() {
             .header("Content-Encoding", "gzip")
     };
     let (p, s) = (Upstream::start(plain), Upstream::start(zipped));
-    let c = Upstream::start(changed);
-    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
-    trident.client().exchange(&get("/gz"));
-    let block = trident.wait_blocks(1, WAIT).remove(0);
+    let (_, block) = one_exchange(&p, &s, &Upstream::start(changed), "/gz");
     assert_eq!(
         block.secondary().compared(),
         Some("differs: header content-encoding extra"),
@@ -414,11 +419,9 @@ fn a_candidate_that_starts_sending_early_hints_differs() {
         Upstream::start(plain),
         Upstream::start(hinted),
     );
-    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
-    let resp = trident.client().exchange(&get("/page"));
+    let (resp, block) = one_exchange(&p, &s, &c, "/page");
     // The client hears the primary, which sent no hints.
     assert!(resp.interim.is_empty(), "{:?}", resp.interim);
-    let block = trident.wait_blocks(1, WAIT).remove(0);
     assert_eq!(block.candidate().interim(), Some(103), "{}", block.text);
     assert_eq!(
         block.candidate().compared(),
@@ -439,11 +442,9 @@ fn a_candidate_hinting_other_resources_differs_in_the_hint() {
         Upstream::start(hints("</a.css>; rel=preload")),
         Upstream::start(hints("</b.css>; rel=preload")),
     );
-    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
-    let resp = trident.client().exchange(&get("/page"));
+    let (resp, block) = one_exchange(&p, &s, &c, "/page");
     // The client is relayed the primary's hints.
     assert_eq!(resp.interim.len(), 1, "{:?}", resp.interim);
-    let block = trident.wait_blocks(1, WAIT).remove(0);
     assert_eq!(
         block.candidate().compared(),
         Some("differs: interim header link"),

@@ -405,8 +405,8 @@ fn compare(primary: &Leg<'_>, other: &Leg<'_>, rules: &Rules) -> Comparison {
             if p.status != o.status {
                 differences.push_with("status", || p.status_text(), || o.status_text());
             } else {
-                let status = |r: &Response<'_>| r.interim.as_ref().map(|(status, _)| *status);
                 match (&p.interim, &o.interim) {
+                    (None, None) => {}
                     (Some((a, p_fields)), Some((b, o_fields))) if a == b => {
                         compare_headers(
                             p_fields,
@@ -416,13 +416,14 @@ fn compare(primary: &Leg<'_>, other: &Leg<'_>, rules: &Rules) -> Comparison {
                             &mut differences,
                         );
                     }
-                    _ if status(p) != status(o) => {
-                        let text = |r: &Response<'_>| {
-                            status(r).map_or_else(|| "none".to_string(), |s| s.to_string())
+                    (a, b) => {
+                        let text = |interim: &Option<(u16, Fields<'_>)>| {
+                            interim
+                                .as_ref()
+                                .map_or_else(|| "none".to_string(), |(s, _)| s.to_string())
                         };
-                        differences.push_with("interim", || text(p), || text(o));
+                        differences.push_with("interim", || text(a), || text(b));
                     }
-                    _ => {}
                 }
                 compare_headers(&p.fields, &o.fields, "header", rules, &mut differences);
                 hashed = compare_bodies(p, o, rules, &mut differences);
