@@ -38,6 +38,15 @@ pub fn check_targets_file(data: &[u8]) {
                     target.url.contains(&target.authority),
                     "authority of {target:?}"
                 );
+                // A rule never smuggles a line end (a field or a request of its own) into
+                // the heads it is written into.
+                for rule in &target.options.fields {
+                    let line = format!("{}: {}", rule.name, rule.value.as_deref().unwrap_or(""));
+                    assert!(
+                        !line.contains(['\r', '\n', '\0']) && !rule.name.contains([' ', ':']),
+                        "{rule:?}"
+                    );
+                }
             }
             assert_eq!(parse(), Ok(targets), "parsed twice");
         }

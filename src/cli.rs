@@ -566,6 +566,14 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
         if target.tls && o.tls_verify == Some(false) {
             out.push_str(" tls_verify=off");
         }
+        // Names only: a set value is often a credential, and --check output gets pasted.
+        for rule in &o.fields {
+            let option = match rule.value {
+                Some(_) => "set_header",
+                None => "drop_header",
+            };
+            let _ = write!(out, " {option}={}", rule.name);
+        }
         out.push('\n');
     }
     let methods = match &config.shadow_methods {

@@ -10,6 +10,8 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::http::FieldRule;
+
 /// The part an upstream plays in an exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
@@ -60,6 +62,9 @@ pub struct LegOptions {
     pub host: Option<HostField>,
     /// Verify an https target's certificate (`tls_verify=on|off`, default on).
     pub tls_verify: Option<bool>,
+    /// Request fields this leg gets in place of the client's (`set_header="NAME: VALUE"`) or
+    /// goes without (`drop_header=NAME`), one rule per name.
+    pub fields: Vec<FieldRule>,
 }
 
 /// What a leg's Host field says (`host=keep|target|NAME`).
@@ -350,17 +355,73 @@ fn parse_file(text: &str, file: &str, resolve: Resolver) -> Result<Targets, Erro
     }
 }
 
-/// Cuts a `#` comment: a whole line, or a `#` that follows whitespace. A `#` inside a word
-/// (`http://x/#frag`) stays, so that the URL check can reject it by name.
+/// Cuts a `#` comment: a whole line, or a `#` that follows whitespace outside quotes. A `#`
+/// inside a word (`http://x/#frag`) stays, so that the URL check can reject it by name.
 fn strip_comment(line: &str) -> &str {
     let mut previous_is_space = true;
+    let mut quoted = false;
+    let mut escaped = false;
     for (at, c) in line.char_indices() {
-        if c == '#' && previous_is_space {
+        if quoted {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
+            }
+        } else if c == '#' && previous_is_space {
             return &line[..at];
+        } else if c == '"' {
+            quoted = true;
         }
         previous_is_space = c.is_whitespace();
     }
     line
+}
+
+/// Splits what follows `role =` into words at whitespace. Double quotes keep whitespace in a
+/// word (`set_header="Authorization: Bearer x"`) and are removed; inside them `\"` and `\\`
+/// stand for `"` and `\`.
+fn split_words(text: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(escaped @ ('"' | '\\')) => word.push(escaped),
+                            Some(other) => {
+                                return Err(format!("unknown escape \"\\{other}\" in quotes"))
+                            }
+                            None => return Err("unterminated quote".to_string()),
+                        },
+                        Some(other) => word.push(other),
+                        None => return Err("unterminated quote".to_string()),
+                    }
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
 }
 
 /// Splits `role = rest` (spaces around `=` optional) into the role and what follows `=`.
@@ -397,13 +458,17 @@ fn set_once<T>(
 
 /// `URL [key=value ...]`, what follows `role =`.
 fn parse_target(role: Role, rest: &str, resolve: Resolver) -> Result<Target, String> {
-    let mut words = rest.split_whitespace();
-    let Some(url) = words.next() else {
+    // The URL is taken as written (quotes are for option values), so errors quote it as is.
+    let (url, rest) = rest
+        .trim_start()
+        .split_once(char::is_whitespace)
+        .unwrap_or((rest.trim_start(), ""));
+    if url.is_empty() {
         return Err(format!("missing URL after \"{role} =\""));
-    };
+    }
     let parsed = parse_url(url, resolve)?;
     let mut options = LegOptions::default();
-    for option in words {
+    for option in split_words(rest)?.iter().map(String::as_str) {
         let (key, value) = match option.split_once('=') {
             Some((key, value)) if !key.is_empty() && !value.is_empty() => (key, value),
             _ => return Err(format!("bad option \"{option}\" (expected KEY=VALUE)")),
@@ -435,6 +500,18 @@ fn parse_target(role: Role, rest: &str, resolve: Resolver) -> Result<Target, Str
                 "off" => Ok(false),
                 _ => Err(format!("tls_verify: \"{value}\" is not on or off")),
             })?,
+            "set_header" | "drop_header" => {
+                let rule = if key == "set_header" {
+                    FieldRule::parse_set(value)
+                } else {
+                    FieldRule::parse_drop(value)
+                }
+                .map_err(|why| format!("{key}: {why}"))?;
+                if options.fields.iter().any(|r| r.names(rule.name.as_bytes())) {
+                    return Err(format!("{key}: a second rule for \"{}\"", rule.name));
+                }
+                options.fields.push(rule);
+            }
             _ => return Err(format!("unknown option \"{key}\"")),
         }
     }
@@ -684,6 +761,7 @@ mod tests {
                             max_inflight: Some(8),
                             host: Some(HostField::Target),
                             tls_verify: None,
+                            fields: Vec::new(),
                         },
                     ),
                 ],
@@ -705,6 +783,33 @@ mod tests {
                             max_inflight: None,
                             host: None,
                             tls_verify: Some(false),
+                            fields: Vec::new(),
+                        },
+                    ),
+                ],
+            ),
+            (
+                // Field rules: quoted where the value has spaces (or a `#`), in any order
+                // among the other options.
+                format!(
+                    "{GOOD_HEAD}candidate = http://127.0.0.1:9003 \
+                     set_header=\"Authorization: Bearer st #1\" timeout=900 drop_header=Cookie \
+                     \"set_header=X-Quote: say \\\"hi\\\"\" # a comment\n"
+                ),
+                [
+                    ("127.0.0.1:9001", v4(9001), plain.clone()),
+                    ("127.0.0.1:9002", v4(9002), plain.clone()),
+                    (
+                        "127.0.0.1:9003",
+                        v4(9003),
+                        LegOptions {
+                            timeout: ms(900),
+                            fields: vec![
+                                FieldRule::parse_set("Authorization: Bearer st #1").unwrap(),
+                                FieldRule::parse_drop("Cookie").unwrap(),
+                                FieldRule::parse_set("X-Quote: say \"hi\"").unwrap(),
+                            ],
+                            ..LegOptions::default()
                         },
                     ),
                 ],
@@ -889,6 +994,34 @@ mod tests {
                 "candidate = http://127.0.0.1 timeout=1 timeout=2",
                 "targets.conf:3: duplicate option \"timeout\"",
             ),
+            (
+                "candidate = http://127.0.0.1 set_header=Authorization: Bearer x",
+                "targets.conf:3: set_header: \"Authorization\" has no value (quote one with spaces: set_header=\"Authorization: a b\"; drop_header=Authorization sends none)",
+            ),
+            (
+                "candidate = http://127.0.0.1 set_header=\"X-A: 1",
+                "targets.conf:3: unterminated quote",
+            ),
+            (
+                "candidate = \"http://127.0.0.1\"",
+                "targets.conf:3: bad URL \"\"http://127.0.0.1\"\": unsupported scheme \"\"http\" (expected http:// or https://)",
+            ),
+            (
+                "candidate = http://127.0.0.1 set_header=\"X-A: \\n\"",
+                "targets.conf:3: unknown escape \"\\n\" in quotes",
+            ),
+            (
+                "candidate = http://127.0.0.1 set_header=X-A:1 drop_header=x-a",
+                "targets.conf:3: drop_header: a second rule for \"x-a\"",
+            ),
+            (
+                "candidate = http://127.0.0.1 drop_header=Host",
+                "targets.conf:3: drop_header: Host is decided by the leg's host= option, not by a rule",
+            ),
+            (
+                "candidate = http://127.0.0.1 set_header=\"X-A: a\tb\u{7f}\"",
+                "targets.conf:3: set_header: the value of \"X-A\" holds the control byte 0x7f",
+            ),
             ("# no candidate", "targets.conf: missing role \"candidate\""),
         ];
         for (line, expected) in rows {
@@ -1046,9 +1179,34 @@ mod tests {
             ("http://x/#frag", "http://x/#frag"),
             ("a#b #c", "a#b "),
             ("plain", "plain"),
+            ("x=\"a #b\" #c", "x=\"a #b\" "),
+            ("x=\"a \\\" #b\" #c", "x=\"a \\\" #b\" "),
+            ("x=\"open #b", "x=\"open #b"),
         ];
         for (line, expected) in rows {
             assert_eq!(strip_comment(line), *expected, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn words_split_at_whitespace_outside_quotes() {
+        let rows: &[(&str, Result<&[&str], &str>)] = &[
+            ("", Ok(&[])),
+            ("  a \t b  ", Ok(&["a", "b"])),
+            ("k=\"a b\" c", Ok(&["k=a b", "c"])),
+            ("\"k=a b\"", Ok(&["k=a b"])),
+            ("a\"\"b \"\"", Ok(&["ab", ""])),
+            ("k=\"\\\"\\\\\"", Ok(&["k=\"\\"])),
+            ("k=a\\b", Ok(&["k=a\\b"])),
+            ("k=\"a", Err("unterminated quote")),
+            ("k=\"a\\", Err("unterminated quote")),
+            ("k=\"\\t\"", Err("unknown escape \"\\t\" in quotes")),
+        ];
+        for (text, expected) in rows {
+            let expected = expected
+                .map(|words| words.iter().map(|w| w.to_string()).collect::<Vec<_>>())
+                .map_err(str::to_string);
+            assert_eq!(split_words(text), expected, "{text:?}");
         }
     }
 }

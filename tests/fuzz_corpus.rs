@@ -263,7 +263,7 @@ fn write_fuzz_seeds() {
 
     // Targets files, valid and not; names resolve offline (see fuzz/targets_check.rs).
     let good = "primary = http://127.0.0.1:9001\nsecondary = http://127.0.0.1:9002\n";
-    let targets: [(&str, String); 14] = [
+    let targets: [(&str, String); 16] = [
         ("valid", format!("{good}candidate = http://127.0.0.1:9003\n")),
         (
             "valid-options",
@@ -281,6 +281,14 @@ fn write_fuzz_seeds() {
         ("ipv6-unbracketed", format!("{good}candidate = http://::1:9003\n")),
         ("named", format!("{good}candidate = https://backend.internal host=target\n")),
         ("unresolvable", format!("{good}candidate = http://gone.invalid:9003\n")),
+        (
+            "field-rules",
+            format!("{good}candidate = http://127.0.0.1:9003 set_header=\"Authorization: Bearer \\\"a #b\\\"\" drop_header=Cookie # c\n"),
+        ),
+        (
+            "field-rule-injection",
+            format!("{good}candidate = http://127.0.0.1:9003 \"set_header=X-A: 1\rX-B: 2\" timeout=\"5\n"),
+        ),
     ];
     for (name, text) in &targets {
         write("targets_file", name, text.as_bytes());

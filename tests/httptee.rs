@@ -389,6 +389,71 @@ fn host_per_leg_keep_target_and_literal() {
 }
 
 #[test]
+fn field_rules_per_leg_replace_and_drop_the_clients_fields_until_a_reload_removes_them() {
+    let (p, s, c) = three_named();
+    let with_rules = format!(
+        "primary   = {}\n\
+         secondary = {} drop_header=Cookie\n\
+         candidate = {} set_header=\"Authorization: Bearer staging #2\" drop_header=cookie \
+         set_header=X-Trident-Role:shadow-test   # the candidate's own credentials\n",
+        p.url(),
+        s.url(),
+        c.url()
+    );
+    let file = TargetsFile::new(&with_rules);
+    let trident = Trident::spawn(&["--targets", file.arg()]);
+    let fields = [
+        ("Host", "shop.example"),
+        ("Authorization", "Bearer prod"),
+        ("Cookie", "session=1"),
+        ("Accept", "*/*"),
+    ];
+    let resp = trident
+        .client()
+        .exchange(&request("GET", "/ruled", &fields, b""));
+    assert_eq!(resp.status, 200);
+    assert_eq!(
+        resp.body_text(),
+        "primary GET /ruled",
+        "the client's answer"
+    );
+    // (Authorization, Cookie, X-Trident-Role) each upstream received.
+    let expected: [(&Upstream, [&[&str]; 3]); 3] = [
+        (&p, [&["Bearer prod"], &["session=1"], &["primary"]]),
+        (&s, [&["Bearer prod"], &[], &["secondary"]]),
+        (&c, [&["Bearer staging #2"], &[], &["shadow-test"]]),
+    ];
+    let names = ["Authorization", "Cookie", "X-Trident-Role"];
+    for (up, values) in expected {
+        let got = up.wait_requests(1, WAIT);
+        let req = find(&got, "/ruled");
+        for (name, value) in names.iter().zip(values) {
+            assert_eq!(req.headers_named(name), value, "{name} at {}", up.addr());
+        }
+        assert_eq!(req.headers_named("Accept"), ["*/*"], "{}", up.addr());
+    }
+
+    // The rules are part of the targets: a reload without them sends the client's fields.
+    file.write(&format!(
+        "primary = {}\nsecondary = {}\ncandidate = {}\n",
+        p.url(),
+        s.url(),
+        c.url()
+    ));
+    trident.signal("HUP");
+    trident.wait_stderr("targets reloaded", WAIT);
+    let resp = trident
+        .client()
+        .exchange(&request("GET", "/plain", &fields, b""));
+    assert_eq!(resp.status, 200);
+    let got = c.wait_requests(2, WAIT);
+    let req = find(&got, "/plain");
+    assert_eq!(req.headers_named("Authorization"), ["Bearer prod"]);
+    assert_eq!(req.headers_named("Cookie"), ["session=1"]);
+    assert_eq!(req.headers_named("X-Trident-Role"), ["candidate"]);
+}
+
+#[test]
 fn http10_request_without_host_gets_each_targets_authority() {
     let (p, s, c) = three_named();
     let trident = Trident::with_upstreams(&p, &s, &c, &[]);
@@ -639,7 +704,8 @@ fn check_prints_the_configuration_and_says_ok() {
         "# staging\n\
          primary   = http://127.0.0.1:9001 timeout=2500 host=target\n\
          secondary = http://127.0.0.1:9002 max_inflight=10\n\
-         candidate = https://localhost:9443 tls_verify=off host=api.internal connect_timeout=300\n",
+         candidate = https://localhost:9443 tls_verify=off host=api.internal connect_timeout=300 \
+         set_header=\"Authorization: Bearer s3cret\" drop_header=Cookie\n",
     );
     let leaf = TestCa::new("check CA").issue(&["localhost"]);
     let (cert, key) = leaf.files();
@@ -692,12 +758,15 @@ fn check_prints_the_configuration_and_says_ok() {
         "connect_timeout=300ms",
         "host=api.internal",
         "tls_verify=off",
+        "set_header=Authorization",
+        "drop_header=Cookie",
     ] {
         assert!(
             candidate.contains(needle),
             "{needle:?} not in {candidate:?}"
         );
     }
+    assert!(!out.contains("s3cret"), "a set value is printed: {out}");
     let shadowing = line("shadowing");
     for needle in ["12.5%", "GET,POST", "X-User"] {
         assert!(

@@ -58,19 +58,31 @@ impl RequestHead {
     }
 
     /// Appends the head one upstream leg receives, as `write_upstream_head`, with the
-    /// leg's own Host and the client's address added to `X-Forwarded-For` and `Forwarded`.
+    /// leg's own Host, the client's address added to `X-Forwarded-For` and `Forwarded`, and
+    /// the leg's field rules applied.
     pub fn write_leg_head(&self, leg: &LegHead<'_>, out: &mut Vec<u8>) {
-        let extra_len: usize = leg.extra.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+        let set = leg
+            .rules
+            .iter()
+            .filter_map(|rule| Some((&rule.name, rule.value.as_ref()?)));
+        let extra_len: usize = leg
+            .extra
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum::<usize>()
+            + set.map(|(n, v)| n.len() + v.len() + 4).sum::<usize>();
         out.reserve(self.method.len() + self.target.len() + self.fields.len() + extra_len + 128);
         out.extend_from_slice(self.method.as_bytes());
         out.push(b' ');
         out.extend_from_slice(self.target.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        // A field trident sets itself (the role header) replaces the client's own.
+        // A field trident sets itself (the role header) or the leg's rules name replaces the
+        // client's own.
         let replaced = |name: &[u8]| {
             leg.extra
                 .iter()
                 .any(|(n, _)| name.eq_ignore_ascii_case(n.as_bytes()))
+                || leg.rules.iter().any(|rule| rule.names(name))
         };
         if leg.host.is_none()
             && leg.client_ip.is_none()
@@ -110,6 +122,11 @@ impl RequestHead {
         }
         for (name, value) in leg.extra {
             push_field(out, name.as_bytes(), value.as_bytes());
+        }
+        for rule in leg.rules {
+            if let Some(value) = &rule.value {
+                push_field(out, rule.name.as_bytes(), value.as_bytes());
+            }
         }
         match self.body {
             BodyLength::Length(n) => push_content_length(out, n),
@@ -153,6 +170,82 @@ pub struct LegHead<'a> {
     pub client_ip: Option<IpAddr>,
     /// Fields written after the client's (a role marker, `Connection: close`).
     pub extra: &'a [(&'a str, &'a str)],
+    /// The leg's own field rules from the targets file, applied after `extra`.
+    pub rules: &'a [FieldRule],
+}
+
+/// A change to the fields one leg's upstream receives, from the targets file:
+/// `set_header="NAME: VALUE"` sends one NAME field with VALUE in place of the client's, and
+/// `drop_header=NAME` sends none. An environment that needs its own credentials, or a
+/// candidate that must not see a cookie, is shadowed without touching the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldRule {
+    /// The field name as written.
+    pub name: String,
+    /// The value sent; `None`: the field is dropped.
+    pub value: Option<String>,
+}
+
+impl FieldRule {
+    /// `NAME: VALUE`, what `set_header=` says. The error says what is wrong, for the caller
+    /// to prefix with the option.
+    pub fn parse_set(text: &str) -> Result<FieldRule, String> {
+        let Some((name, value)) = text.split_once(':') else {
+            return Err(format!("\"{text}\" is not NAME: VALUE"));
+        };
+        let name = check_rule_name(name)?;
+        let value = value.trim_matches([' ', '\t']);
+        if value.is_empty() {
+            // Most likely an unquoted value with spaces, cut at the first one.
+            return Err(format!(
+                "\"{name}\" has no value (quote one with spaces: set_header=\"{name}: a b\"; \
+                 drop_header={name} sends none)"
+            ));
+        }
+        // RFC 9110 §5.5: visible characters, spaces, tabs and obs-text; never a line end,
+        // which would let the value start a field (or a request) of its own.
+        if let Some(bad) = value
+            .bytes()
+            .find(|&b| !(b == b' ' || b == b'\t' || b.is_ascii_graphic() || b >= 0x80))
+        {
+            return Err(format!(
+                "the value of \"{name}\" holds the control byte 0x{bad:02x}"
+            ));
+        }
+        Ok(FieldRule {
+            name: name.to_string(),
+            value: Some(value.to_string()),
+        })
+    }
+
+    /// `NAME`, what `drop_header=` says.
+    pub fn parse_drop(text: &str) -> Result<FieldRule, String> {
+        Ok(FieldRule {
+            name: check_rule_name(text)?.to_string(),
+            value: None,
+        })
+    }
+
+    /// Whether this rule is about the field `name` (case-insensitive, RFC 9110 §5.1).
+    pub fn names(&self, name: &[u8]) -> bool {
+        name.eq_ignore_ascii_case(self.name.as_bytes())
+    }
+}
+
+/// A field name a rule may change: a token, and not one whose value trident decides itself.
+fn check_rule_name(name: &str) -> Result<&str, String> {
+    if name.is_empty() || !name.bytes().all(is_tchar) {
+        return Err(format!("\"{name}\" is not a field name"));
+    }
+    let owner = match FieldKind::of(name) {
+        FieldKind::Host => "the leg's host= option",
+        FieldKind::ContentLength | FieldKind::TransferEncoding => "the request's framing",
+        FieldKind::Expect => "trident, which answers Expect itself",
+        FieldKind::Connection | FieldKind::HopByHop => "each hop (RFC 9110 §7.6.1)",
+        FieldKind::EndToEnd if is_forwarding_field(name.as_bytes()) => "--forward-client-ip",
+        FieldKind::EndToEnd => return Ok(name),
+    };
+    Err(format!("{name} is decided by {owner}, not by a rule"))
 }
 
 /// A client address as `X-Forwarded-For` and `Forwarded: for=` write it.
@@ -1273,12 +1366,115 @@ mod tests {
             host: Some("backend:80"),
             client_ip: Some("127.0.0.1".parse().unwrap()),
             extra: &[("Connection", "close")],
+            ..LegHead::default()
         };
         assert_eq!(
             leg_head(raw, &leg),
             "POST /p HTTP/1.1\r\nHost: backend:80\r\nX-Forwarded-For: 127.0.0.1\r\n\
              Forwarded: for=127.0.0.1\r\nConnection: close\r\nContent-Length: 2\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn a_legs_rules_replace_and_drop_the_clients_fields() {
+        let raw = b"GET /a HTTP/1.1\r\nHost: shop.example\r\nauthorization: Bearer client\r\n\
+                    Cookie: a=1\r\nAccept: */*\r\nCookie: b=2\r\n\r\n";
+        let rules = [
+            FieldRule::parse_set("Authorization: Bearer staging").unwrap(),
+            FieldRule::parse_drop("cookie").unwrap(),
+            FieldRule::parse_set("X-Env:staging").unwrap(),
+            FieldRule::parse_drop("X-Absent").unwrap(),
+        ];
+        let leg = LegHead {
+            extra: &[("X-Trident-Role", "candidate")],
+            rules: &rules,
+            ..LegHead::default()
+        };
+        assert_eq!(
+            leg_head(raw, &leg),
+            "GET /a HTTP/1.1\r\nHost: shop.example\r\nAccept: */*\r\n\
+             X-Trident-Role: candidate\r\nAuthorization: Bearer staging\r\nX-Env: staging\r\n\r\n"
+        );
+        // A client that sent none of the fields gets the set ones added all the same.
+        let bare = b"GET /b HTTP/1.1\r\nHost: shop.example\r\n\r\n";
+        assert_eq!(
+            leg_head(
+                bare,
+                &LegHead {
+                    rules: &rules,
+                    ..LegHead::default()
+                }
+            ),
+            "GET /b HTTP/1.1\r\nHost: shop.example\r\n\
+             Authorization: Bearer staging\r\nX-Env: staging\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn field_rules_are_checked_where_they_are_written() {
+        // (the option's text, the name and value it sets or the error)
+        type Row<'a> = (&'a str, Result<(&'a str, &'a str), &'a str>);
+        let set: [Row<'_>; 12] = [
+            ("X-Env: staging", Ok(("X-Env", "staging"))),
+            ("Authorization:Bearer a b\t", Ok(("Authorization", "Bearer a b"))),
+            ("X-Utf8: caf\u{e9}", Ok(("X-Utf8", "caf\u{e9}"))),
+            ("X-Env", Err("\"X-Env\" is not NAME: VALUE")),
+            ("X-Env:  ", Err("\"X-Env\" has no value (quote one with spaces: set_header=\"X-Env: a b\"; drop_header=X-Env sends none)")),
+            (" X-Env: a", Err("\" X-Env\" is not a field name")),
+            (": a", Err("\"\" is not a field name")),
+            ("X-A: a\r\nX-B: b", Err("the value of \"X-A\" holds the control byte 0x0d")),
+            ("X-A: a\0", Err("the value of \"X-A\" holds the control byte 0x00")),
+            ("host: a", Err("host is decided by the leg's host= option, not by a rule")),
+            ("Content-Length: 1", Err("Content-Length is decided by the request's framing, not by a rule")),
+            ("X-Forwarded-For: 1.2.3.4", Err("X-Forwarded-For is decided by --forward-client-ip, not by a rule")),
+        ];
+        for (text, expected) in set {
+            let got = FieldRule::parse_set(text);
+            match expected {
+                Ok((name, value)) => assert_eq!(
+                    got,
+                    Ok(FieldRule {
+                        name: name.to_string(),
+                        value: Some(value.to_string())
+                    }),
+                    "{text:?}"
+                ),
+                Err(why) => assert_eq!(got, Err(why.to_string()), "{text:?}"),
+            }
+        }
+        let dropped: [(&str, Result<(), &str>); 6] = [
+            ("Cookie", Ok(())),
+            (
+                "Connection",
+                Err("Connection is decided by each hop (RFC 9110 §7.6.1), not by a rule"),
+            ),
+            (
+                "TE",
+                Err("TE is decided by each hop (RFC 9110 §7.6.1), not by a rule"),
+            ),
+            (
+                "Expect",
+                Err("Expect is decided by trident, which answers Expect itself, not by a rule"),
+            ),
+            (
+                "Forwarded",
+                Err("Forwarded is decided by --forward-client-ip, not by a rule"),
+            ),
+            ("Bad Name", Err("\"Bad Name\" is not a field name")),
+        ];
+        for (text, expected) in dropped {
+            let got = FieldRule::parse_drop(text);
+            match expected {
+                Ok(()) => assert_eq!(
+                    got,
+                    Ok(FieldRule {
+                        name: text.to_string(),
+                        value: None
+                    })
+                ),
+                Err(why) => assert_eq!(got, Err(why.to_string()), "{text:?}"),
+            }
+        }
     }
 
     #[test]

@@ -14,11 +14,12 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
+use std::sync::LazyLock;
 
 use super::body::{write_chunk_head, CHUNK_TAIL, LAST_CHUNK};
 use super::{
     parse_request_head, parse_response_head, write_response_head, BodyDecoder, BodyLength,
-    Connection, Error, Framing, LegHead, Limits, RequestHead, ResponseHead, Version,
+    Connection, Error, FieldRule, Framing, LegHead, Limits, RequestHead, ResponseHead, Version,
 };
 
 /// The authority a leg names when the request had no Host (or when its target replaces it).
@@ -29,6 +30,20 @@ pub const CLIENT_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
 
 /// The role marker field a leg carries (`X-Trident-Role` by default).
 pub const ROLE_FIELD: (&str, &str) = ("X-Trident-Role", "primary");
+
+/// A leg's field rules (`set_header=`, `drop_header=`): one field replaced, one dropped.
+pub static LEG_RULES: LazyLock<[FieldRule; 2]> = LazyLock::new(|| {
+    [
+        FieldRule {
+            name: "Authorization".to_string(),
+            value: Some("Bearer leg".to_string()),
+        },
+        FieldRule {
+            name: "cookie".to_string(),
+            value: None,
+        },
+    ]
+});
 
 /// Inputs longer than this are not also fed one byte at a time (a head scan per byte).
 const BYTEWISE_MAX: usize = 2048;
@@ -80,8 +95,8 @@ pub struct RequestStream {
 pub enum LegPolicy {
     /// The default: the client's fields; a Host of `UPSTREAM_AUTHORITY` only if it sent none.
     Keep,
-    /// `host=target`, the client's address in `X-Forwarded-For` / `Forwarded`, a role field:
-    /// every rewrite `write_leg_head` knows.
+    /// `host=target`, the client's address in `X-Forwarded-For` / `Forwarded`, a role field,
+    /// `LEG_RULES`: every rewrite `write_leg_head` knows.
     Rewrite,
 }
 
@@ -93,11 +108,13 @@ impl LegPolicy {
                 host: head.host.is_none().then_some(UPSTREAM_AUTHORITY),
                 client_ip: None,
                 extra: &[],
+                rules: &[],
             },
             LegPolicy::Rewrite => LegHead {
                 host: Some(UPSTREAM_AUTHORITY),
                 client_ip: Some(CLIENT_IP),
                 extra: &[ROLE_FIELD],
+                rules: &LEG_RULES[..],
             },
         }
     }
@@ -890,10 +907,11 @@ fn assert_forwarded_as(accepted: &Request, forwarded: &Request, policy: LegPolic
 }
 
 /// The field block a leg should carry, written from the rules rather than from
-/// `write_leg_head`'s code: the client's fields named like an extra field dropped (a client
-/// cannot forge the role field), Host replaced in place (or added after the client's
-/// fields), `X-Forwarded-For` and `Forwarded` folded into one field each with the client
-/// last, then the extra fields. (A re-parse never has the framing fields.)
+/// `write_leg_head`'s code: the client's fields named like an extra field or a rule dropped
+/// (a client cannot forge the role field), Host replaced in place (or added after the
+/// client's fields), `X-Forwarded-For` and `Forwarded` folded into one field each with the
+/// client last, then the extra fields, then the rules' values. (A re-parse never has the
+/// framing fields.)
 fn expected_leg_fields(fields: &[u8], leg: &LegHead<'_>) -> Vec<u8> {
     let lines: Vec<(&[u8], &[u8])> = fields
         .split(|&b| b == b'\n')
@@ -915,7 +933,9 @@ fn expected_leg_fields(fields: &[u8], leg: &LegHead<'_>) -> Vec<u8> {
     };
     let mut host_written = false;
     for &(name, value) in &lines {
-        if leg.extra.iter().any(|(extra, _)| is(name, extra)) {
+        if leg.extra.iter().any(|(extra, _)| is(name, extra))
+            || leg.rules.iter().any(|rule| is(name, &rule.name))
+        {
             continue;
         }
         if let (Some(host), true) = (leg.host, is(name, "host")) {
@@ -951,6 +971,11 @@ fn expected_leg_fields(fields: &[u8], leg: &LegHead<'_>) -> Vec<u8> {
     }
     for (name, value) in leg.extra {
         push(&mut out, name.as_bytes(), value.as_bytes());
+    }
+    for rule in leg.rules {
+        if let Some(value) = &rule.value {
+            push(&mut out, rule.name.as_bytes(), value.as_bytes());
+        }
     }
     out
 }
