@@ -18,6 +18,9 @@ Scenarios (each starts its own processes on 127.0.0.1 free ports and stops them)
   reactors    keep-alive c16 with one reactor and with `--reactors 2`, interleaved
   nice        keep-alive c16 and c256 and paced c1 at the default priority and at
               `--nice -10`, interleaved (skipped without root or CAP_SYS_NICE)
+  json        JSON bodies (13 KiB and 130 KiB) that differ on every leg, as real ones do
+              (a timestamp, a request id; the candidate in one field more), keep-alive c16:
+              the share of exchanges the reporting thread compares, and its CPU per exchange
 
 Needs nginx and wrk (`apt-get install -y nginx wrk`), perf for `syscalls`. Python 3
 standard library only. Results go to stdout and to --out (default bench/results-extra.md,
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import re
 import resource
@@ -545,6 +549,68 @@ def scenario_nice(trident: str, root: str, seconds: float) -> list[str]:
     return rows
 
 
+def json_body(leg: int, items: int) -> bytes:
+    """A list response as services send them: per-response noise at the top, and the
+    candidate (leg 2) answering one item differently."""
+    rows = [{"id": k, "name": f"user {k}", "email": f"u{k}@example.com", "tags": ["a", "b"],
+             "score": k * 1.5, "active": (k % 2 == 0) != (leg == 2 and k == 7)}
+            for k in range(items)]
+    return json.dumps({"generated_at": f"2026-11-23T10:00:0{leg}Z", "request_id": f"req-{leg}",
+                       "items": rows}).encode()
+
+
+def thread_ticks(pid: int, name: str) -> int:
+    """utime + stime of the thread of `pid` called `name`, in clock ticks."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            if f.read().strip() == name:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                return int(fields[11]) + int(fields[12])
+    raise RuntimeError(f"no thread {name} in {pid}")
+
+
+def scenario_json(trident: str, root: str, seconds: float) -> list[str]:
+    rows = ["| body | req/s | compared | reporting thread CPU µs per compared exchange | "
+            "trident CPU µs/req |", "|---|---|---|---|---|"]
+    for items in (120, 1200):
+        procs = Procs()
+        try:
+            ports = [start_upstream(procs, root, f"j-{items}-{i}") for i in range(3)]
+            size = 0
+            for i in range(3):
+                body = json_body(i, items)
+                size = len(body)
+                with open(os.path.join(root, f"j-{items}-{i}", "www", "json"), "wb") as f:
+                    f.write(body)
+            port = free_port()
+            out_path = os.path.join(root, f"json-{items}.out")
+            with open(out_path, "w") as out:
+                tri = procs.start([trident, "--listen", f"127.0.0.1:{port}",
+                                   "--primary", f"http://127.0.0.1:{ports[0]}",
+                                   "--secondary", f"http://127.0.0.1:{ports[1]}",
+                                   "--candidate", f"http://127.0.0.1:{ports[2]}"],
+                                  stdout=out, stderr=subprocess.DEVNULL)
+            wait_port(port)
+            before = thread_ticks(tri.pid, "report")
+            r = measured(tri.pid, lambda: wrk(port, "/json", 16, seconds))
+            report_s = (thread_ticks(tri.pid, "report") - before) / CLK_TCK
+            tri.send_signal(signal.SIGTERM)
+            tri.wait(timeout=60)
+            with open(out_path) as f:
+                summary = re.search(r"SUMMARY epoch \d+ \(final\): (\d+) exchanges, (\d+) not compared",
+                                    f.read())
+            # `N exchanges` counts the compared ones; `M not compared` the rest.
+            compared, dropped = int(summary.group(1)), int(summary.group(2))
+            total = max(compared + dropped, 1)
+            compared = max(compared, 1)
+            rows.append(f"| {size / 1024:.0f} KiB | {r['rps']:.0f} | {100 * compared / total:.0f} % "
+                        f"| {report_s * 1e6 / compared:.0f} | {r['cpu_us_per_req']:.1f} |")
+        finally:
+            procs.stop()
+    return rows
+
+
 SCENARIOS = {
     "stalled": scenario_stalled,
     "bodies": scenario_bodies,
@@ -554,6 +620,7 @@ SCENARIOS = {
     "instructions": scenario_instructions,
     "reactors": scenario_reactors,
     "nice": scenario_nice,
+    "json": scenario_json,
 }
 
 
