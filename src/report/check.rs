@@ -89,6 +89,12 @@ pub fn check_report(data: &[u8]) {
             );
         }
     }
+    // Bodies are compared as trident's own JSON tree: it must be serde_json's reading.
+    for leg in &records[0].legs {
+        if let LegOutcome::Response { body, .. } = leg {
+            super::json::check_tree(&body.bytes);
+        }
+    }
     for record in &records {
         let analysis = compare::Analysis::of(record, &rules);
         for comparison in [&analysis.noise, &analysis.raw] {

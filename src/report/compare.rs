@@ -23,8 +23,6 @@
 use std::cell::OnceCell;
 use std::io;
 
-use serde_json::Value;
-
 use super::decode::{decode, Payload};
 use super::{json, CapturedBody, ExchangeRecord, LegOutcome};
 use crate::failure::LegError;
@@ -300,7 +298,8 @@ struct Response<'a> {
     content_encoding: Option<String>,
     is_json_type: bool,
     payload: OnceCell<Payload<'a>>,
-    json: OnceCell<Option<Value>>,
+    /// Boxed: a tree (a node and two buffers) would make every leg that much larger.
+    json: OnceCell<Option<Box<json::Tree>>>,
 }
 
 impl<'a> Leg<'a> {
@@ -356,21 +355,20 @@ impl<'a> Response<'a> {
     }
 
     /// The body as JSON, if it is JSON by its type or by its first byte, and parses.
-    fn json(&self, cap: usize) -> Option<&Value> {
-        self.json
-            .get_or_init(|| match self.payload(cap) {
-                Payload::Bytes(bytes) => {
-                    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-                    let sniffed = matches!(first, Some(b'{' | b'['));
-                    if self.is_json_type || sniffed {
-                        serde_json::from_slice(bytes).ok()
-                    } else {
-                        None
-                    }
-                }
-                Payload::TooLarge => None,
-            })
-            .as_ref()
+    fn json(&self, cap: usize) -> Option<json::Doc<'_>> {
+        let Payload::Bytes(bytes) = self.payload(cap) else {
+            return None;
+        };
+        let tree = self.json.get_or_init(|| {
+            let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+            let sniffed = matches!(first, Some(b'{' | b'['));
+            if self.is_json_type || sniffed {
+                json::parse(bytes).map(Box::new)
+            } else {
+                None
+            }
+        });
+        tree.as_ref().map(|tree| json::Doc::new(bytes, tree))
     }
 
     fn status_text(&self) -> String {

@@ -9,7 +9,11 @@
 //! the other leg does not), `extra` (the reverse), `length` (arrays of different lengths).
 //! The whole body, when it is not an object or array that matches, is `$`.
 
-use serde_json::{Map, Value};
+use std::cell::RefCell;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::Number;
 
 use super::compare::{abbreviate, Differences};
 
@@ -47,168 +51,618 @@ pub fn normalize_path(path: &str) -> String {
     path.replace("[]", "")
 }
 
+// ---------------------------------------------------------------------------------------------
+// The tree.
+
+/// A JSON body parsed for comparison. serde_json parses it (the same grammar, numbers and
+/// nesting limit as everywhere else), but into one flat list of nodes whose strings stay in
+/// the body's bytes unless they hold escapes: a few allocations per body where serde_json's
+/// `Value` makes one per node and per string, which cost the reporting thread 2-3 times the
+/// parse. Members of an object are sorted by key, and a repeated key keeps its last value:
+/// what `Value`'s map makes of them, so paths, their order and samples are unchanged.
+#[derive(Debug)]
+pub struct Tree {
+    root: Node,
+    /// The members of every array and object, each container's together, in post-order.
+    members: Vec<Member>,
+    /// The strings (and keys) that held escapes, unescaped.
+    owned: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    Null,
+    Bool(bool),
+    Number(Number),
+    String(Text),
+    Array(Members),
+    Object(Members),
+}
+
+/// A string: a span of the body's bytes, or one of the tree's unescaped strings. Offsets
+/// and counts are `u32` (a member is 40 bytes instead of 56): `parse` takes no body of
+/// 4 GiB or more, and a body holds fewer strings and members than bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Text {
+    Input { start: u32, len: u32 },
+    Owned(u32),
+}
+
+/// A container's members: `Tree::members[start..start + len]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Members {
+    start: u32,
+    len: u32,
+}
+
+/// An array element (with an empty key) or an object member.
+#[derive(Debug, Clone, PartialEq)]
+struct Member {
+    key: Text,
+    node: Node,
+}
+
+/// The key of array elements.
+const NO_KEY: Text = Text::Input { start: 0, len: 0 };
+
+/// Parses `bytes` as one JSON text; `None` if it is not one (or is 4 GiB or more: see
+/// `Text`; `--max-compare-bytes` would have to be set that high).
+pub fn parse(bytes: &[u8]) -> Option<Tree> {
+    u32::try_from(bytes.len()).ok()?;
+    let (members, stack) = SPARES.with_borrow_mut(|spares| {
+        (
+            spares.members.pop().unwrap_or_default(),
+            std::mem::take(&mut spares.stack),
+        )
+    });
+    let mut builder = Builder {
+        input: bytes,
+        members,
+        stack,
+        owned: Vec::new(),
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let root = NodeSeed(&mut builder)
+        .deserialize(&mut deserializer)
+        // Only whitespace may follow, as with `serde_json::from_slice`.
+        .and_then(|root| deserializer.end().map(|()| root));
+    let Builder {
+        members,
+        mut stack,
+        owned,
+        ..
+    } = builder;
+    if stack.capacity() <= SPARE_MEMBERS {
+        stack.clear();
+        SPARES.with_borrow_mut(|spares| spares.stack = stack);
+    }
+    let mut tree = Tree {
+        root: Node::Null,
+        members,
+        owned,
+    };
+    // On an error the tree is dropped here, and its buffer goes back to the spares.
+    tree.root = root.ok()?;
+    Some(tree)
+}
+
+/// The buffers of the trees dropped on this thread, for the next ones: the reporting thread
+/// parses up to three bodies per exchange, and reusing their buffers spares it growing new
+/// ones (and, for large bodies, the kernel's work of mapping them) every time.
+#[derive(Default)]
+struct Spares {
+    members: Vec<Vec<Member>>,
+    stack: Vec<Member>,
+}
+
+/// Most buffers kept: the three legs' trees of an exchange.
+const SPARE_BUFFERS: usize = 3;
+/// A buffer larger than this (members of a 1 MiB body, about) is freed, not kept: memory
+/// follows the bodies being compared, not the largest ever seen.
+const SPARE_MEMBERS: usize = 256 * 1024;
+
+thread_local! {
+    static SPARES: RefCell<Spares> = RefCell::default();
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let mut members = std::mem::take(&mut self.members);
+        if members.capacity() > SPARE_MEMBERS {
+            return;
+        }
+        members.clear();
+        // At thread exit the spares may be gone already: then the buffer is simply freed.
+        let _ = SPARES.try_with(|spares| {
+            let mut spares = spares.borrow_mut();
+            if spares.members.len() < SPARE_BUFFERS {
+                spares.members.push(members);
+            }
+        });
+    }
+}
+
+/// A parsed body with the bytes its strings point into.
+#[derive(Debug, Clone, Copy)]
+pub struct Doc<'t> {
+    input: &'t [u8],
+    tree: &'t Tree,
+}
+
+impl<'t> Doc<'t> {
+    /// `tree` as parsed from `input` (by `parse`).
+    pub fn new(input: &'t [u8], tree: &'t Tree) -> Doc<'t> {
+        Doc { input, tree }
+    }
+
+    fn text(self, text: Text) -> &'t [u8] {
+        text_bytes(self.input, &self.tree.owned, text)
+    }
+
+    fn members(self, members: Members) -> &'t [Member] {
+        let start = members.start as usize;
+        self.tree
+            .members
+            .get(start..start + members.len as usize)
+            .unwrap_or_default()
+    }
+}
+
+/// Skips the members of `rest` (sorted by key) named below `key`; the one named `key`, if it
+/// is next, is taken and returned. Called with keys in ascending order, it merges two lists.
+fn advance_to<'t>(doc: Doc<'t>, rest: &mut &'t [Member], key: &[u8]) -> Option<&'t Member> {
+    while let Some((member, tail)) = rest.split_first() {
+        match doc.text(member.key).cmp(key) {
+            std::cmp::Ordering::Less => *rest = tail,
+            std::cmp::Ordering::Equal => {
+                *rest = tail;
+                return Some(member);
+            }
+            std::cmp::Ordering::Greater => return None,
+        }
+    }
+    None
+}
+
+fn text_bytes<'a>(input: &'a [u8], owned: &'a [String], text: Text) -> &'a [u8] {
+    match text {
+        Text::Input { start, len } => {
+            let start = start as usize;
+            input.get(start..start + len as usize).unwrap_or_default()
+        }
+        Text::Owned(at) => owned.get(at as usize).map_or(&[][..], |s| s.as_bytes()),
+    }
+}
+
+/// The tree under construction: members of the containers still open wait on `stack`, and
+/// move to `members` when their container closes.
+struct Builder<'de> {
+    input: &'de [u8],
+    members: Vec<Member>,
+    stack: Vec<Member>,
+    owned: Vec<String>,
+}
+
+impl<'de> Builder<'de> {
+    /// A string serde_json found in the input without escapes: kept as a span of it.
+    fn borrowed(&mut self, s: &'de str) -> Text {
+        let start = (s.as_ptr() as usize).wrapping_sub(self.input.as_ptr() as usize);
+        match start.checked_add(s.len()) {
+            // Within the input, so both fit in u32 (`parse`).
+            Some(end) if end <= self.input.len() => Text::Input {
+                start: start as u32,
+                len: s.len() as u32,
+            },
+            _ => self.owned(s.to_owned()),
+        }
+    }
+
+    fn owned(&mut self, s: String) -> Text {
+        self.owned.push(s);
+        // Fewer strings than input bytes.
+        Text::Owned((self.owned.len() - 1) as u32)
+    }
+
+    /// Moves the members pushed since `mark` to the tree; an object's sorted by key, with
+    /// only the last of a repeated key.
+    fn close(&mut self, mark: usize, object: bool) -> Members {
+        let Builder {
+            input,
+            members,
+            stack,
+            owned,
+        } = self;
+        let start = members.len();
+        if object {
+            let key = |member: &Member| text_bytes(input, owned, member.key);
+            // Stable: of a repeated key, the last one stays last.
+            stack[mark..].sort_by(|a, b| key(a).cmp(key(b)));
+            let mut sorted = stack.drain(mark..).peekable();
+            while let Some(member) = sorted.next() {
+                if sorted.peek().is_some_and(|next| key(next) == key(&member)) {
+                    continue;
+                }
+                members.push(member);
+            }
+        } else {
+            members.extend(stack.drain(mark..));
+        }
+        // Fewer members than input bytes.
+        Members {
+            start: start as u32,
+            len: (members.len() - start) as u32,
+        }
+    }
+}
+
+/// Parses one value into the builder; its node is returned, its members are in the tree.
+struct NodeSeed<'b, 'de>(&'b mut Builder<'de>);
+
+impl<'de> DeserializeSeed<'de> for NodeSeed<'_, 'de> {
+    type Value = Node;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Node, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NodeSeed<'_, 'de> {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
+        Ok(Node::Bool(v))
+    }
+
+    // Numbers are made as serde_json's `Value` makes them, so `1` and `1.0` stay apart.
+    fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
+        Ok(Node::Number(v.into()))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
+        Ok(Node::Number(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
+        Ok(Number::from_f64(v).map_or(Node::Null, Node::Number))
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Node, E> {
+        Ok(Node::String(self.0.borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Node, E> {
+        Ok(Node::String(self.0.owned(v.to_owned())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Node, E> {
+        Ok(Node::String(self.0.owned(v)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mark = self.0.stack.len();
+        while let Some(node) = seq.next_element_seed(NodeSeed(&mut *self.0))? {
+            self.0.stack.push(Member { key: NO_KEY, node });
+        }
+        Ok(Node::Array(self.0.close(mark, false)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mark = self.0.stack.len();
+        while let Some(key) = map.next_key_seed(KeySeed(&mut *self.0))? {
+            let node = map.next_value_seed(NodeSeed(&mut *self.0))?;
+            self.0.stack.push(Member { key, node });
+        }
+        Ok(Node::Object(self.0.close(mark, true)))
+    }
+}
+
+/// Parses an object key into the builder.
+struct KeySeed<'b, 'de>(&'b mut Builder<'de>);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_, 'de> {
+    type Value = Text;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Text, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_, 'de> {
+    type Value = Text;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text, E> {
+        Ok(self.0.borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Text, E> {
+        Ok(self.0.owned(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Text, E> {
+        Ok(self.0.owned(v))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The comparison.
+
 /// Appends the differences between `primary` and `other` to `out`, as `body PATH[ KIND]`
 /// fields, skipping the paths in `ignore` (normalized with `normalize_path`) and everything
 /// under them.
-pub fn diff(primary: &Value, other: &Value, ignore: &[String], out: &mut Differences) {
+pub fn diff(primary: Doc<'_>, other: Doc<'_>, ignore: &[String], out: &mut Differences) {
     let mut walk = Walk {
-        path: String::new(),
+        a: primary,
+        b: other,
+        path: Vec::new(),
         field: String::new(),
         ignore,
         out,
     };
-    walk.value(primary, other);
+    walk.value(&primary.tree.root, &other.tree.root);
 }
 
-struct Walk<'a> {
-    /// The path of the current node, `user.emails[]`; empty at the root.
-    path: String,
+struct Walk<'t, 'o> {
+    /// The primary's body and the other leg's.
+    a: Doc<'t>,
+    b: Doc<'t>,
+    /// The path of the current node, `user.emails[]`; empty at the root. Bytes: keys are
+    /// compared as bytes, and only a difference makes the path text.
+    path: Vec<u8>,
     /// Scratch for the field name of a difference.
     field: String,
-    ignore: &'a [String],
-    out: &'a mut Differences,
+    ignore: &'o [String],
+    out: &'o mut Differences,
 }
 
-impl Walk<'_> {
-    fn value(&mut self, primary: &Value, other: &Value) {
+impl<'t> Walk<'t, '_> {
+    fn value(&mut self, x: &'t Node, y: &'t Node) {
         if self.out.is_full() {
             return;
         }
-        match (primary, other) {
-            (Value::Object(a), Value::Object(b)) => self.object(a, b),
-            (Value::Array(a), Value::Array(b)) => {
-                if a.len() != b.len() {
-                    self.record(Kind::Length, Some(primary), Some(other));
+        match (x, y) {
+            (Node::Object(a), Node::Object(b)) => self.object(*a, *b),
+            (Node::Array(a), Node::Array(b)) => {
+                if a.len != b.len {
+                    self.record(Kind::Length, Some(x), Some(y));
                     return;
                 }
                 let mark = self.path.len();
-                self.path.push_str("[]");
+                self.path.extend_from_slice(b"[]");
                 if !self.ignored() {
-                    for (x, y) in a.iter().zip(b) {
-                        self.value(x, y);
+                    let (da, db) = (self.a, self.b);
+                    for (m, n) in da.members(*a).iter().zip(db.members(*b)) {
+                        self.value(&m.node, &n.node);
                     }
                 }
                 self.path.truncate(mark);
             }
             // Diffy lifts integers to Long and the rest to Double: `1` and `1.0` differ in
             // type, as a strictly typed client would see them.
-            (Value::Number(x), Value::Number(y)) => {
-                if x != y {
-                    let kind = if x.is_f64() == y.is_f64() {
+            (Node::Number(m), Node::Number(n)) => {
+                if m != n {
+                    let kind = if m.is_f64() == n.is_f64() {
                         Kind::Value
                     } else {
                         Kind::Type
                     };
-                    self.record(kind, Some(primary), Some(other));
+                    self.record(kind, Some(x), Some(y));
                 }
             }
-            (Value::String(x), Value::String(y)) if x != y => {
-                self.record(Kind::Value, Some(primary), Some(other));
+            (Node::String(s), Node::String(t)) => {
+                if self.a.text(*s) != self.b.text(*t) {
+                    self.record(Kind::Value, Some(x), Some(y));
+                }
             }
-            (Value::Bool(x), Value::Bool(y)) if x != y => {
-                self.record(Kind::Value, Some(primary), Some(other));
+            (Node::Bool(p), Node::Bool(q)) => {
+                if p != q {
+                    self.record(Kind::Value, Some(x), Some(y));
+                }
             }
-            (Value::String(_), Value::String(_))
-            | (Value::Bool(_), Value::Bool(_))
-            | (Value::Null, Value::Null) => {}
-            _ => self.record(Kind::Type, Some(primary), Some(other)),
+            (Node::Null, Node::Null) => {}
+            _ => self.record(Kind::Type, Some(x), Some(y)),
         }
     }
 
-    fn object(&mut self, a: &Map<String, Value>, b: &Map<String, Value>) {
+    /// The primary's members in key order, each against the other's of the same key (or
+    /// `missing`), then the other's that the primary lacks (`extra`). Both lists are sorted,
+    /// so each pass is one merge; the second is skipped when every key was matched.
+    fn object(&mut self, a: Members, b: Members) {
+        let (da, db) = (self.a, self.b);
+        let (a, b) = (da.members(a), db.members(b));
         let mark = self.path.len();
-        if is_dynamic(a) || is_dynamic(b) {
-            // Keys are data: one path for all of them, as Diffy's MapDifference does.
-            self.push_key("*");
-            if !self.ignored() {
-                for (key, x) in a {
-                    match b.get(key) {
-                        Some(y) => self.value(x, y),
-                        None => self.record(Kind::Missing, Some(x), None),
-                    }
-                }
-                for (key, y) in b {
-                    if !a.contains_key(key) {
-                        self.record(Kind::Extra, None, Some(y));
-                    }
-                }
+        // Keys are data in a dynamic map: one path for all of them, as Diffy's
+        // MapDifference does.
+        let dynamic = is_dynamic(da, a) || is_dynamic(db, b);
+        if dynamic {
+            self.push_key(b"*");
+            if self.ignored() {
+                self.path.truncate(mark);
+                return;
             }
-            self.path.truncate(mark);
-            return;
         }
-        for (key, x) in a {
-            self.push_key(key);
-            if !self.ignored() {
-                match b.get(key) {
-                    Some(y) => self.value(x, y),
-                    None => self.record(Kind::Missing, Some(x), None),
-                }
-            }
-            self.path.truncate(mark);
-        }
-        for (key, y) in b {
-            if !a.contains_key(key) {
+        let mut matched = 0;
+        let mut rest = b;
+        for m in a {
+            let key = da.text(m.key);
+            let other = advance_to(db, &mut rest, key);
+            matched += usize::from(other.is_some());
+            if !dynamic {
                 self.push_key(key);
-                if !self.ignored() {
-                    self.record(Kind::Extra, None, Some(y));
+                if self.ignored() {
+                    self.path.truncate(mark);
+                    continue;
                 }
+            }
+            match other {
+                Some(n) => self.value(&m.node, &n.node),
+                None => self.record(Kind::Missing, Some(&m.node), None),
+            }
+            if !dynamic {
                 self.path.truncate(mark);
             }
         }
+        if matched < b.len() {
+            let mut rest = a;
+            for n in b {
+                let key = db.text(n.key);
+                if advance_to(da, &mut rest, key).is_some() {
+                    continue;
+                }
+                if dynamic {
+                    self.record(Kind::Extra, None, Some(&n.node));
+                } else {
+                    self.push_key(key);
+                    if !self.ignored() {
+                        self.record(Kind::Extra, None, Some(&n.node));
+                    }
+                    self.path.truncate(mark);
+                }
+            }
+        }
+        self.path.truncate(mark);
     }
 
-    fn push_key(&mut self, key: &str) {
+    fn push_key(&mut self, key: &[u8]) {
         if !self.path.is_empty() {
-            self.path.push('.');
+            self.path.push(b'.');
         }
-        self.path.push_str(key);
+        self.path.extend_from_slice(key);
     }
 
     fn ignored(&self) -> bool {
-        if self.ignore.is_empty() {
-            return false;
-        }
-        let normalized = self.path.replace("[]", "");
-        self.ignore.contains(&normalized)
+        self.ignore
+            .iter()
+            .any(|path| same_without_markers(&self.path, path.as_bytes()))
     }
 
-    fn record(&mut self, kind: Kind, primary: Option<&Value>, other: Option<&Value>) {
+    fn record(&mut self, kind: Kind, primary: Option<&Node>, other: Option<&Node>) {
         self.field.clear();
         self.field.push_str("body ");
-        self.field.push_str(if self.path.is_empty() {
-            "$"
+        if self.path.is_empty() {
+            self.field.push('$');
         } else {
-            &self.path
-        });
+            // Keys come from valid UTF-8 text, and the rest of a path is ASCII.
+            self.field.push_str(&String::from_utf8_lossy(&self.path));
+        }
         self.field.push_str(kind.suffix());
-        let text = |value: Option<&Value>| value.map_or_else(|| "absent".to_string(), render);
+        let text = |doc: Doc<'_>, node: Option<&Node>| {
+            node.map_or_else(|| "absent".to_string(), |node| render(doc, node))
+        };
+        let (da, db) = (self.a, self.b);
         self.out
-            .push_with(&self.field, || text(primary), || text(other));
+            .push_with(&self.field, || text(da, primary), || text(db, other));
     }
 }
 
+/// Whether `path` with every `[]` taken out (left to right, as `str::replace` does) is
+/// `normalized`: `normalize_path`'s form, without building the string at every node.
+fn same_without_markers(path: &[u8], normalized: &[u8]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while i < path.len() {
+        if path[i..].starts_with(b"[]") {
+            i += 2;
+            continue;
+        }
+        if normalized.get(j) != Some(&path[i]) {
+            return false;
+        }
+        i += 1;
+        j += 1;
+    }
+    j == normalized.len()
+}
+
 /// A value as JSON, cut to a sample's length.
-fn render(value: &Value) -> String {
+fn render(doc: Doc<'_>, node: &Node) -> String {
     let mut out = Vec::new();
     // The writer refuses bytes past the limit; the error only stops the serialisation.
-    let _ = serde_json::to_writer(abbreviate::Limited::new(&mut out), value);
+    let _ = serde_json::to_writer(abbreviate::Limited::new(&mut out), &Rendered { doc, node });
     abbreviate::finish(out)
+}
+
+/// A node serialised as serde_json writes the `Value` it would have parsed: the same text.
+struct Rendered<'t> {
+    doc: Doc<'t>,
+    node: &'t Node,
+}
+
+impl Serialize for Rendered<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let doc = self.doc;
+        let text = |text: Text| std::str::from_utf8(doc.text(text)).unwrap_or_default();
+        match self.node {
+            Node::Null => serializer.serialize_unit(),
+            Node::Bool(b) => serializer.serialize_bool(*b),
+            Node::Number(n) => n.serialize(serializer),
+            Node::String(s) => serializer.serialize_str(text(*s)),
+            Node::Array(members) => {
+                let members = doc.members(*members);
+                let mut seq = serializer.serialize_seq(Some(members.len()))?;
+                for m in members {
+                    seq.serialize_element(&Rendered { doc, node: &m.node })?;
+                }
+                seq.end()
+            }
+            Node::Object(members) => {
+                let members = doc.members(*members);
+                let mut map = serializer.serialize_map(Some(members.len()))?;
+                for m in members {
+                    map.serialize_entry(text(m.key), &Rendered { doc, node: &m.node })?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+/// The fuzz check's model test: `bytes` parse as a tree exactly when serde_json parses them
+/// as a `Value`, and the tree serialises to the same text.
+pub(super) fn check_tree(bytes: &[u8]) {
+    let value = serde_json::from_slice::<serde_json::Value>(bytes).ok();
+    let tree = parse(bytes);
+    let ours = tree.as_ref().map(|tree| {
+        let doc = Doc::new(bytes, tree);
+        serde_json::to_string(&Rendered {
+            doc,
+            node: &tree.root,
+        })
+        .unwrap_or_else(|err| panic!("the tree does not serialise: {err}"))
+    });
+    let theirs = value.map(|value| value.to_string());
+    assert!(
+        ours == theirs,
+        "the tree of {:?} is {ours:?}, serde_json's value {theirs:?}",
+        String::from_utf8_lossy(bytes)
+    );
 }
 
 /// An object is a dynamic map when its keys look like data: many of them, long ones, or
 /// ones that are not identifiers (`"7"`, `"2024-01-01"`, `"a b"`).
-fn is_dynamic(map: &Map<String, Value>) -> bool {
-    map.len() > MAX_NAMED_KEYS || map.keys().any(|key| !is_name(key))
+fn is_dynamic(doc: Doc<'_>, members: &[Member]) -> bool {
+    members.len() > MAX_NAMED_KEYS || members.iter().any(|m| !is_name(doc.text(m.key)))
 }
 
-fn is_name(key: &str) -> bool {
-    let mut bytes = key.bytes();
-    let Some(first) = bytes.next() else {
+fn is_name(key: &[u8]) -> bool {
+    let Some((&first, rest)) = key.split_first() else {
         return false;
     };
     key.len() <= MAX_KEY_LEN
         && (first.is_ascii_alphabetic() || matches!(first, b'_' | b'$' | b'@'))
-        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        && rest
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
 }
 
 #[cfg(test)]
@@ -221,12 +675,24 @@ mod tests {
     }
 
     fn fields_ignoring(primary: &str, other: &str, ignore: &[&str]) -> Vec<String> {
-        let p: Value = serde_json::from_str(primary).unwrap();
-        let o: Value = serde_json::from_str(other).unwrap();
         let ignore: Vec<String> = ignore.iter().map(|p| normalize_path(p)).collect();
+        differences(primary, other, &ignore)
+            .iter()
+            .map(|d| d.field.clone())
+            .collect()
+    }
+
+    fn differences(primary: &str, other: &str, ignore: &[String]) -> Differences {
+        let p = parse(primary.as_bytes()).unwrap();
+        let o = parse(other.as_bytes()).unwrap();
         let mut out = Differences::default();
-        diff(&p, &o, &ignore, &mut out);
-        out.iter().map(|d| d.field.clone()).collect()
+        diff(
+            Doc::new(primary.as_bytes(), &p),
+            Doc::new(other.as_bytes(), &o),
+            ignore,
+            &mut out,
+        );
+        out
     }
 
     #[test]
@@ -332,10 +798,11 @@ mod tests {
     #[test]
     fn samples_show_both_values_cut_short() {
         let long = "x".repeat(500);
-        let p: Value = serde_json::from_str(&format!(r#"{{"a":"{long}","b":1}}"#)).unwrap();
-        let o: Value = serde_json::from_str(r#"{"a":"short"}"#).unwrap();
-        let mut out = Differences::default();
-        diff(&p, &o, &[], &mut out);
+        let out = differences(
+            &format!(r#"{{"a":"{long}","b":1}}"#),
+            r#"{"a":"short"}"#,
+            &[],
+        );
         let got: Vec<_> = out.iter().collect();
         assert_eq!(got[0].field, "body a");
         assert!(got[0].primary.starts_with("\"xxxx"), "{}", got[0].primary);
@@ -362,11 +829,84 @@ mod tests {
                 fields.join(",")
             )
         };
-        let p: Value = serde_json::from_str(&object(1)).unwrap();
-        let o: Value = serde_json::from_str(&object(2)).unwrap();
-        let mut out = Differences::default();
-        diff(&p, &o, &[], &mut out);
+        let out = differences(&object(1), &object(2), &[]);
         assert!(out.is_full());
         assert!(out.len() <= crate::report::compare::MAX_DIFFERENCES);
+    }
+
+    /// Every JSON text here is parsed both ways: the tree must be what serde_json's `Value`
+    /// makes of it, down to the text a sample shows (sorted keys, the last of a repeated
+    /// key, `1` against `1.0`, escapes undone).
+    #[test]
+    fn the_tree_is_what_serde_json_makes_of_a_body() {
+        let texts = [
+            r#"{"b":1,"a":[1,2.5,-3,1e2,-0,18446744073709551615,18446744073709551616]}"#,
+            r#"{"k":1,"k":2,"j":{"x":null,"x":true}}"#,
+            r#"{"\u00e9t\u00e9":"caf\u00e9","plain":"no escapes","tab":"a\tb","q":"\"\\"}"#,
+            r#"[[],{},[[[]]],"",0,false]"#,
+            "  \"top\"  ",
+            "3.14",
+            r#"{"z":{"y":{"x":[{"w":"deep"}]}},"a":"first"}"#,
+        ];
+        for text in texts {
+            assert!(parse(text.as_bytes()).is_some(), "{text}");
+            check_tree(text.as_bytes());
+        }
+        for bad in [
+            "",
+            "{",
+            r#"{"a":1} x"#,
+            "[1,]",
+            r#"{"a" 1}"#,
+            "nul",
+            "\"\\x\"",
+        ] {
+            assert!(parse(bad.as_bytes()).is_none(), "{bad:?} parsed");
+            check_tree(bad.as_bytes());
+        }
+    }
+
+    #[test]
+    fn escaped_and_plain_texts_of_one_string_are_equal() {
+        assert_eq!(
+            fields(
+                r#"{"a":"A","\u0062":"é"}"#,
+                r#"{"\u0061":"\u0041","b":"\u00e9"}"#
+            ),
+            Vec::<String>::new()
+        );
+        // A repeated key counts with its last value, whichever leg repeats it.
+        assert_eq!(
+            fields(r#"{"a":1,"a":2}"#, r#"{"a":2}"#),
+            Vec::<String>::new()
+        );
+        assert_eq!(fields(r#"{"a":2,"a":1}"#, r#"{"a":2}"#), ["body a"]);
+    }
+
+    #[test]
+    fn ignore_paths_match_as_if_markers_were_taken_out() {
+        let rows: &[(&str, &str, bool)] = &[
+            ("items[].id", "items.id", true),
+            ("[].id", ".id", true),
+            ("a[][]", "a", true),
+            ("items[].id", "items[].id", false),
+            ("a", "ab", false),
+            ("ab", "a", false),
+            ("k[[]", "k[", true),
+            ("[[]]", "[]", true),
+            ("", "", true),
+        ];
+        for (path, normalized, expected) in rows {
+            assert_eq!(
+                same_without_markers(path.as_bytes(), normalized.as_bytes()),
+                *expected,
+                "{path:?} against {normalized:?}"
+            );
+            assert_eq!(
+                path.replace("[]", "") == *normalized,
+                *expected,
+                "the model"
+            );
+        }
     }
 }
