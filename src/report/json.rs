@@ -157,9 +157,9 @@ struct Spares {
 
 /// Most buffers kept: the three legs' trees of an exchange.
 const SPARE_BUFFERS: usize = 3;
-/// A buffer larger than this (members of a 1 MiB body, about) is freed, not kept: memory
-/// follows the bodies being compared, not the largest ever seen.
-const SPARE_MEMBERS: usize = 256 * 1024;
+/// A buffer for more members than this (640 KiB; a 200 KiB list response, about) is freed,
+/// not kept: what stays after a large body is at most 2.5 MiB, not its tree.
+const SPARE_MEMBERS: usize = 16 * 1024;
 
 thread_local! {
     static SPARES: RefCell<Spares> = RefCell::default();
