@@ -1,12 +1,19 @@
 //! `--nice N`: trident takes its scheduling priority before it starts any thread, so every
-//! thread (the reactors and the report thread) runs at it; a priority it may not take is a
-//! clear startup error, not a silent fallback.
+//! thread runs at it, except the report thread, which yields to the others by
+//! `REPORT_NICE` more; a priority it may not take is a clear startup error, not a silent
+//! fallback.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
+use ::trident::report::REPORT_NICE;
 use support::*;
+
+/// The nice value the report thread takes when trident runs at `nice`.
+fn report_nice(nice: i64) -> i64 {
+    (nice + i64::from(REPORT_NICE)).min(19)
+}
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -87,10 +94,33 @@ fn every_thread_runs_at_the_nice_value_given() {
     for name in ["trident", "reactor-1", "report", "stdout", "stderr"] {
         assert!(names.contains(&name), "no {name} thread in {threads:?}");
     }
-    assert!(
-        threads.iter().all(|(_, nice)| *nice == want),
-        "every thread at nice {want}: {threads:?}"
+    for (name, nice) in &threads {
+        let expected = if name == "report" {
+            report_nice(want)
+        } else {
+            want
+        };
+        assert_eq!(*nice, expected, "{name} in {threads:?}");
+    }
+}
+
+#[test]
+fn the_report_thread_yields_to_the_reactor_by_default() {
+    let (p, s, c) = three_named();
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    assert_eq!(
+        trident.client().exchange(&get("/x")).body_text(),
+        "primary GET /x"
     );
+    let threads = thread_nice(trident.pid(), &["trident", "report"]);
+    let nice = |name: &str| {
+        threads
+            .iter()
+            .find(|(comm, _)| comm == name)
+            .map(|(_, nice)| *nice)
+            .unwrap_or_else(|| panic!("no {name} thread in {threads:?}"))
+    };
+    assert_eq!(nice("report"), report_nice(nice("trident")), "{threads:?}");
 }
 
 #[test]
@@ -103,10 +133,14 @@ fn a_raised_priority_is_taken_or_refused_with_the_reason() {
             "primary GET /x"
         );
         let threads = thread_nice(trident.pid(), &["trident", "report"]);
-        assert!(
-            threads.iter().all(|(_, nice)| *nice == -5),
-            "every thread at nice -5: {threads:?}"
-        );
+        for (name, nice) in &threads {
+            let expected = if name == "report" {
+                report_nice(-5)
+            } else {
+                -5
+            };
+            assert_eq!(*nice, expected, "{name} in {threads:?}");
+        }
     } else {
         let nowhere = "http://127.0.0.1:9";
         let run = run(
