@@ -544,12 +544,16 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
     }
     for target in targets.iter() {
         let o = &target.options;
+        let mut addr = target.addr.to_string();
+        if !target.unused.is_empty() {
+            let unused: Vec<String> = target.unused.iter().map(|a| a.to_string()).collect();
+            let _ = write!(addr, "; not {}", unused.join(", "));
+        }
         let _ = write!(
             out,
-            "{:<19} {} ({}) timeout={}ms connect_timeout={}ms",
+            "{:<19} {} ({addr}) timeout={}ms connect_timeout={}ms",
             target.role.name(),
             target.url,
-            target.addr,
             ms(o.timeout.unwrap_or(config.timeout)),
             ms(o.connect_timeout.unwrap_or(config.connect_timeout)),
         );

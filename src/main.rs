@@ -158,6 +158,9 @@ fn run(config: &Config) -> ExitCode {
         Ok(targets) => targets,
         Err(code) => return code,
     };
+    for warning in targets.unused_addresses() {
+        log::warn!("{warning}");
+    }
     let tls = match trident::tls::Setup::load(config) {
         Ok(tls) => tls,
         Err(err) => {

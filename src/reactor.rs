@@ -889,6 +889,11 @@ impl Reloader {
                 // A file that names trident itself is refused like a broken one.
                 let result = Targets::load(&path)
                     .and_then(|targets| targets.loops_back(listen, Some(&path)).map(|()| targets));
+                if let Ok(targets) = &result {
+                    for warning in targets.unused_addresses() {
+                        warn!("{warning}");
+                    }
+                }
                 if result_tx.send(result).is_err() {
                     break;
                 }

@@ -89,6 +89,9 @@ pub struct Target {
     pub authority: String,
     /// The address the host resolved to when the targets were loaded.
     pub addr: SocketAddr,
+    /// The host's other addresses, which trident does not use (`localhost` as `::1` and
+    /// `127.0.0.1`): named at load time, so that a refusal on `addr` can be understood.
+    pub unused: Vec<SocketAddr>,
     /// An `https://` target: trident speaks TLS to it.
     pub tls: bool,
     /// The host as written in the URL (no brackets, no port): the TLS server name.
@@ -162,7 +165,9 @@ impl Targets {
         file: &str,
         resolve: &dyn Fn(&str, u16) -> io::Result<SocketAddr>,
     ) -> Result<Targets, Error> {
-        parse_file(text, file, resolve)
+        parse_file(text, file, &|host, port| {
+            resolve(host, port).map(|addr| vec![addr])
+        })
     }
 
     /// Builds the targets from the three URL flags.
@@ -189,6 +194,25 @@ impl Targets {
     /// All three, in `Role::ALL` order.
     pub fn iter(&self) -> impl Iterator<Item = &Target> {
         self.legs.iter()
+    }
+
+    /// A warning for each target whose host name has addresses trident does not use: it
+    /// connects to the first one only, and when that is the wrong one (`localhost` resolving
+    /// to `::1` first, for a service that listens on `127.0.0.1`) every connection is
+    /// refused while the service looks healthy to anything that tries both.
+    pub fn unused_addresses(&self) -> impl Iterator<Item = String> + '_ {
+        self.iter().filter(|t| !t.unused.is_empty()).map(|t| {
+            let unused: Vec<String> = t.unused.iter().map(SocketAddr::to_string).collect();
+            format!(
+                "{}: {} resolves to {} addresses; trident connects to {} only, never to {} \
+                 (write the address in the URL to choose another)",
+                t.role,
+                t.host,
+                t.unused.len() + 1,
+                t.addr,
+                unused.join(", ")
+            )
+        })
     }
 
     /// Refuses a target that is trident's own listener: every request sent there would come
@@ -299,16 +323,20 @@ pub fn parse_millis(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// Turns a host name and port into an address. Injected so that tests can fail a lookup
-/// without asking a real DNS server.
-type Resolver<'a> = &'a dyn Fn(&str, u16) -> io::Result<SocketAddr>;
+/// Turns a host name and port into its addresses, the one to use first. Injected so that
+/// tests can fail a lookup without asking a real DNS server.
+type Resolver<'a> = &'a dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>>;
 
-/// The system resolver, first address. Runs only when targets are loaded, never per request.
-fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
-    (host, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no addresses"))
+/// The system resolver, in its order, each address once. Runs only when targets are loaded,
+/// never per request.
+fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    for addr in (host, port).to_socket_addrs()? {
+        if !addrs.contains(&addr) {
+            addrs.push(addr);
+        }
+    }
+    Ok(addrs)
 }
 
 /// The targets file, line by line; the first problem found is the error.
@@ -525,6 +553,8 @@ fn parse_target(role: Role, rest: &str, resolve: Resolver) -> Result<Target, Str
 struct ParsedUrl {
     authority: String,
     addr: SocketAddr,
+    /// The host name's other addresses.
+    unused: Vec<SocketAddr>,
     /// `https://`.
     tls: bool,
     /// The host as written (no brackets, no port): the TLS server name.
@@ -538,6 +568,7 @@ impl ParsedUrl {
             url: url.to_string(),
             authority: self.authority,
             addr: self.addr,
+            unused: self.unused,
             tls: self.tls,
             host: self.host,
             options,
@@ -616,6 +647,7 @@ fn parse_url(url: &str, resolve: Resolver) -> Result<ParsedUrl, String> {
     let host_name = match host {
         Host::V6(inside) | Host::Plain(inside) => inside.to_string(),
     };
+    let mut unused = Vec::new();
     let addr = match host {
         Host::V6(inside) => match inside.parse::<Ipv6Addr>() {
             Ok(ip) => SocketAddr::new(IpAddr::V6(ip), port),
@@ -634,13 +666,21 @@ fn parse_url(url: &str, resolve: Resolver) -> Result<ParsedUrl, String> {
             {
                 return Err(bad(&format!("\"{host}\" is not a host name")));
             } else {
-                resolve(host, port).map_err(|err| format!("cannot resolve \"{host}\": {err}"))?
+                let mut addrs = resolve(host, port)
+                    .map_err(|err| format!("cannot resolve \"{host}\": {err}"))?
+                    .into_iter();
+                let Some(first) = addrs.next() else {
+                    return Err(format!("cannot resolve \"{host}\": no addresses"));
+                };
+                unused.extend(addrs);
+                first
             }
         }
     };
     Ok(ParsedUrl {
         authority: authority.to_string(),
         addr,
+        unused,
         tls,
         host: host_name,
     })
@@ -1055,7 +1095,7 @@ mod tests {
 
     #[test]
     fn failed_lookup_names_the_host() {
-        let refuse = |_: &str, _: u16| -> io::Result<SocketAddr> {
+        let refuse = |_: &str, _: u16| -> io::Result<Vec<SocketAddr>> {
             Err(io::Error::new(io::ErrorKind::NotFound, "no such host"))
         };
         let text = format!("{GOOD_HEAD}candidate = http://shadow.internal:8080\n");
@@ -1063,6 +1103,43 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "targets.conf:3: cannot resolve \"shadow.internal\": no such host"
+        );
+        let none = |_: &str, _: u16| -> io::Result<Vec<SocketAddr>> { Ok(Vec::new()) };
+        let err = parse_file(&text, "targets.conf", &none).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "targets.conf:3: cannot resolve \"shadow.internal\": no addresses"
+        );
+    }
+
+    #[test]
+    fn a_host_with_several_addresses_uses_the_first_and_names_the_others() {
+        let both = |_: &str, port: u16| -> io::Result<Vec<SocketAddr>> {
+            Ok(vec![
+                SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port),
+                SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port),
+            ])
+        };
+        let text = format!("{GOOD_HEAD}candidate = http://localhost:9003\n");
+        let targets = parse_file(&text, "targets.conf", &both).unwrap();
+        let candidate = targets.get(Role::Candidate);
+        assert_eq!(candidate.addr, "[::1]:9003".parse().unwrap());
+        assert_eq!(candidate.unused, ["127.0.0.1:9003".parse().unwrap()]);
+        let warnings: Vec<String> = targets.unused_addresses().collect();
+        assert_eq!(
+            warnings,
+            [
+                "candidate: localhost resolves to 2 addresses; trident connects to [::1]:9003 \
+              only, never to 127.0.0.1:9003 (write the address in the URL to choose another)"
+            ]
+        );
+        // Addresses written as such have no others.
+        assert!(targets.get(Role::Primary).unused.is_empty());
+        // --check shows both.
+        let described = crate::cli::describe(&crate::cli::Config::default(), &targets);
+        assert!(
+            described.contains("http://localhost:9003 ([::1]:9003; not 127.0.0.1:9003)"),
+            "{described}"
         );
     }
 

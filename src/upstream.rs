@@ -192,6 +192,7 @@ mod tests {
             url: String::new(),
             authority: String::new(),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            unused: Vec::new(),
             tls,
             host: host.to_string(),
             options: LegOptions {
