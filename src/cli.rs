@@ -546,8 +546,7 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
         let o = &target.options;
         let mut addr = target.addr.to_string();
         if !target.unused.is_empty() {
-            let unused: Vec<String> = target.unused.iter().map(|a| a.to_string()).collect();
-            let _ = write!(addr, "; not {}", unused.join(", "));
+            let _ = write!(addr, "; not {}", target.unused_list());
         }
         let _ = write!(
             out,

@@ -252,15 +252,11 @@ impl Core {
                 Some(HostField::Target) => Some(target.authority.as_str()),
                 Some(HostField::Literal(name)) => Some(name.as_str()),
             };
-            let rules = &target.options.fields;
             let mut extra = [("", ""); 2];
             let mut extras = 0;
             if let Some(name) = settings.role_header.as_deref() {
-                // A leg's own rule for the role field is the operator's word for that leg.
-                if !rules.iter().any(|rule| rule.names(name.as_bytes())) {
-                    extra[extras] = (name, role.name());
-                    extras += 1;
-                }
+                extra[extras] = (name, role.name());
+                extras += 1;
             }
             if settings.close_connections {
                 extra[extras] = ("Connection", "close");
@@ -272,7 +268,7 @@ impl Core {
                     host,
                     client_ip,
                     extra: &extra[..extras],
-                    rules,
+                    rules: &target.options.fields,
                 },
                 &mut leg_head,
             );

@@ -105,6 +105,12 @@ impl Target {
     pub fn verifies_tls(&self) -> bool {
         self.options.tls_verify != Some(false)
     }
+
+    /// `unused` as text, `127.0.0.1:9003, ...`, for the load-time warning and `--check`.
+    pub fn unused_list(&self) -> String {
+        let unused: Vec<String> = self.unused.iter().map(SocketAddr::to_string).collect();
+        unused.join(", ")
+    }
 }
 
 /// The three targets, one per role.
@@ -202,7 +208,6 @@ impl Targets {
     /// refused while the service looks healthy to anything that tries both.
     pub fn unused_addresses(&self) -> impl Iterator<Item = String> + '_ {
         self.iter().filter(|t| !t.unused.is_empty()).map(|t| {
-            let unused: Vec<String> = t.unused.iter().map(SocketAddr::to_string).collect();
             format!(
                 "{}: {} resolves to {} addresses; trident connects to {} only, never to {} \
                  (write the address in the URL to choose another)",
@@ -210,7 +215,7 @@ impl Targets {
                 t.host,
                 t.unused.len() + 1,
                 t.addr,
-                unused.join(", ")
+                t.unused_list()
             )
         })
     }

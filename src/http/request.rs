@@ -121,7 +121,10 @@ impl RequestHead {
             }
         }
         for (name, value) in leg.extra {
-            push_field(out, name.as_bytes(), value.as_bytes());
+            // A leg's own rule for the field (the role field, say) is the operator's word.
+            if !leg.rules.iter().any(|rule| rule.names(name.as_bytes())) {
+                push_field(out, name.as_bytes(), value.as_bytes());
+            }
         }
         for rule in leg.rules {
             if let Some(value) = &rule.value {
@@ -170,7 +173,8 @@ pub struct LegHead<'a> {
     pub client_ip: Option<IpAddr>,
     /// Fields written after the client's (a role marker, `Connection: close`).
     pub extra: &'a [(&'a str, &'a str)],
-    /// The leg's own field rules from the targets file, applied after `extra`.
+    /// The leg's own field rules from the targets file, written after `extra`; a rule for
+    /// an `extra` field replaces it.
     pub rules: &'a [FieldRule],
 }
 
@@ -1395,6 +1399,27 @@ mod tests {
             "GET /a HTTP/1.1\r\nHost: shop.example\r\nAccept: */*\r\n\
              X-Trident-Role: candidate\r\nAuthorization: Bearer staging\r\nX-Env: staging\r\n\r\n"
         );
+        // A rule for an extra field (the role field) replaces trident's value, or drops it.
+        for (rule, sent) in [
+            (
+                FieldRule::parse_set("x-trident-role: test").unwrap(),
+                "x-trident-role: test\r\n",
+            ),
+            (FieldRule::parse_drop("X-Trident-Role").unwrap(), ""),
+        ] {
+            let leg = LegHead {
+                extra: &[("X-Trident-Role", "candidate")],
+                rules: std::slice::from_ref(&rule),
+                ..LegHead::default()
+            };
+            assert_eq!(
+                leg_head(raw, &leg),
+                format!(
+                    "GET /a HTTP/1.1\r\nHost: shop.example\r\nauthorization: Bearer client\r\n\
+                     Cookie: a=1\r\nAccept: */*\r\nCookie: b=2\r\n{sent}\r\n"
+                )
+            );
+        }
         // A client that sent none of the fields gets the set ones added all the same.
         let bare = b"GET /b HTTP/1.1\r\nHost: shop.example\r\n\r\n";
         assert_eq!(

@@ -910,7 +910,7 @@ fn assert_forwarded_as(accepted: &Request, forwarded: &Request, policy: LegPolic
 /// `write_leg_head`'s code: the client's fields named like an extra field or a rule dropped
 /// (a client cannot forge the role field), Host replaced in place (or added after the
 /// client's fields), `X-Forwarded-For` and `Forwarded` folded into one field each with the
-/// client last, then the extra fields, then the rules' values. (A re-parse never has the
+/// client last, then the extra fields no rule names, then the rules' values. (A re-parse never has the
 /// framing fields.)
 fn expected_leg_fields(fields: &[u8], leg: &LegHead<'_>) -> Vec<u8> {
     let lines: Vec<(&[u8], &[u8])> = fields
@@ -970,7 +970,9 @@ fn expected_leg_fields(fields: &[u8], leg: &LegHead<'_>) -> Vec<u8> {
         }
     }
     for (name, value) in leg.extra {
-        push(&mut out, name.as_bytes(), value.as_bytes());
+        if !leg.rules.iter().any(|rule| is(name.as_bytes(), &rule.name)) {
+            push(&mut out, name.as_bytes(), value.as_bytes());
+        }
     }
     for rule in leg.rules {
         if let Some(value) = &rule.value {
