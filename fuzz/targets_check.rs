@@ -15,13 +15,23 @@ const FILE: &str = "fuzz.conf";
 /// Where every name resolves (TEST-NET-1, RFC 5737).
 const RESOLVED: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 
-/// A resolver without a network: a name under `.invalid` (RFC 6761) fails, any other
-/// resolves to `RESOLVED`, so both paths of a lookup are reachable.
-pub fn offline_resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
-    if host.to_ascii_lowercase().ends_with(".invalid") {
+/// A name's second address when it has two.
+const RESOLVED_TOO: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+
+/// A resolver without a network: a name under `.invalid` (RFC 6761) fails, one under
+/// `.test` resolves to `RESOLVED` and `RESOLVED_TOO`, any other to `RESOLVED`, so every
+/// path of a lookup is reachable.
+pub fn offline_resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    let host = host.to_ascii_lowercase();
+    if host.ends_with(".invalid") {
         Err(io::Error::new(io::ErrorKind::NotFound, "no such name"))
+    } else if host.ends_with(".test") {
+        Ok(vec![
+            SocketAddr::from((RESOLVED, port)),
+            SocketAddr::from((RESOLVED_TOO, port)),
+        ])
     } else {
-        Ok(SocketAddr::from((RESOLVED, port)))
+        Ok(vec![SocketAddr::from((RESOLVED, port))])
     }
 }
 
@@ -38,6 +48,14 @@ pub fn check_targets_file(data: &[u8]) {
                     target.url.contains(&target.authority),
                     "authority of {target:?}"
                 );
+                // Every address is tried once, in the resolver's order.
+                assert!(!target.fallbacks.contains(&target.addr), "{target:?}");
+                let mut addr = target.addr;
+                for &next in &target.fallbacks {
+                    addr = target.address_after(addr);
+                    assert_eq!(addr, next, "{target:?}");
+                }
+                assert_eq!(target.address_after(addr), target.addr, "{target:?}");
                 // A rule never smuggles a line end (a field or a request of its own) into
                 // the heads it is written into.
                 for rule in &target.options.fields {

@@ -545,8 +545,8 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
     for target in targets.iter() {
         let o = &target.options;
         let mut addr = target.addr.to_string();
-        if !target.unused.is_empty() {
-            let _ = write!(addr, "; not {}", target.unused_list());
+        if !target.fallbacks.is_empty() {
+            let _ = write!(addr, ", then {}", target.fallback_list());
         }
         let _ = write!(
             out,

@@ -9,10 +9,11 @@
 //! output at most `client::OUTPUT_CAP` plus one read.
 
 use std::io::{self, IoSlice, Write};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{debug, warn};
+use log::{debug, info, warn};
 use mio::net::TcpStream;
 use mio::Interest;
 
@@ -22,7 +23,7 @@ use crate::failure::LegError;
 use crate::http::{self, body, BodyDecoder, BodyLength, Framing, LegHead, RequestHead, Version};
 use crate::reactor::{Conn, Core};
 use crate::report::{CapturedBody, ExchangeRecord, Interim, LegOutcome};
-use crate::targets::{HostField, Role, Targets};
+use crate::targets::{HostField, Role, Target, Targets};
 use crate::timer::{Alarm, Deadline};
 use crate::transport::Transport;
 use crate::upstream::{PoolKey, Upstream, UpstreamState};
@@ -43,6 +44,9 @@ const TURNS_PER_DRIVE: usize = 16;
 const READS_PER_TURN: usize = 16;
 /// Bytes read from an upstream per read call.
 const UPSTREAM_READ_STEP: usize = 16 * 1024;
+/// Most addresses of a host name one leg tries. A name with more is a pool behind DNS, not
+/// a choice between address families; each try has its own connect deadline.
+const MAX_CONNECT_ATTEMPTS: usize = 8;
 
 /// The request as the client sent it, framed once for all legs.
 #[derive(Debug)]
@@ -124,6 +128,9 @@ pub struct Leg {
     pub response: LegResponse,
     /// A stale pooled connection was already replaced once.
     pub retried: bool,
+    /// Connections that failed before their handshake completed, each followed by one to
+    /// the target's next address.
+    pub failed_connects: u8,
     /// The last interim (1xx) response the upstream sent before its final one. A
     /// connection that sent one was not stale, whatever happens next.
     pub interim: Option<Interim>,
@@ -288,6 +295,7 @@ impl Core {
                 body_sent: 0,
                 response: LegResponse::Head,
                 retried: false,
+                failed_connects: 0,
                 interim: None,
                 outcome: match (role, shadow_skip) {
                     (Role::Primary, _) | (_, None) => None,
@@ -412,11 +420,56 @@ impl Core {
                 }
             }
         }
-        let pool_key = PoolKey::of(target);
-        match self.connect(pool_key, key, role) {
-            Ok(conn) => ex_leg(&mut self.exchanges, key, role).conn = Some(conn),
-            Err(e) => self.fail_leg(key, role, LegError::from_io(&e)),
+        let addr = first_address(self.preferred[role.index()], target);
+        self.connect_leg(key, role, addr);
+    }
+
+    /// Gives leg `role` a new connection to `addr`, going on through the target's next
+    /// addresses while connecting fails at once (no route to an IPv6 address, say); the last
+    /// failure fails the leg.
+    fn connect_leg(&mut self, key: usize, role: Role, mut addr: SocketAddr) {
+        loop {
+            let Some(ex) = self.exchanges.get(key) else {
+                return;
+            };
+            let pool_key = PoolKey::of(ex.targets.get(role), addr);
+            let error = match self.connect(pool_key, key, role) {
+                Ok(conn) => {
+                    ex_leg(&mut self.exchanges, key, role).conn = Some(conn);
+                    return;
+                }
+                Err(e) => LegError::from_io(&e),
+            };
+            match self.next_address(key, role, addr, &error) {
+                Some(next) => addr = next,
+                None => return self.fail_leg(key, role, error),
+            }
         }
+    }
+
+    /// The address leg `role` tries after a connection to `failed` failed with `error`
+    /// before its handshake completed: the target's next one, while the leg has one left.
+    fn next_address(
+        &mut self,
+        key: usize,
+        role: Role,
+        failed: SocketAddr,
+        error: &LegError,
+    ) -> Option<SocketAddr> {
+        let ex = self.exchanges.get_mut(key)?;
+        let target = ex.targets.get(role);
+        let leg = &mut ex.legs[role.index()];
+        let attempts = target.address_count().min(MAX_CONNECT_ATTEMPTS);
+        if !error.is_connect_failure() || usize::from(leg.failed_connects) + 1 >= attempts {
+            return None;
+        }
+        leg.failed_connects += 1;
+        let next = target.address_after(failed);
+        debug!(
+            "exchange {}: {role}: {failed}: {error}; trying {next}",
+            ex.id
+        );
+        Some(next)
     }
 
     /// Opens a non-blocking connection to `pool_key`'s address for leg `role` of exchange
@@ -502,6 +555,16 @@ impl Core {
                             up.connected = true;
                             if let Some(ex) = self.exchanges.get_mut(exchange) {
                                 ex.legs[role.index()].connect_deadline = None;
+                                let (target, addr) = (ex.targets.get(role), up.key.addr);
+                                let first = first_address(self.preferred[role.index()], target);
+                                if addr != first {
+                                    info!(
+                                        "{role}: connected to {} at {addr} after {first} failed; \
+                                         new connections go to {addr} first",
+                                        target.host
+                                    );
+                                    self.preferred[role.index()] = Some(addr);
+                                }
                             }
                         }
                         Ok(false) => return,
@@ -921,6 +984,11 @@ impl Core {
             return;
         }
         if let Some(conn) = leg.conn.take() {
+            // A connection whose handshake never completed carried nothing of the request.
+            let unconnected = match self.conns.get(conn) {
+                Some(Conn::Upstream(up)) if !up.connected => Some(up.key.addr),
+                _ => None,
+            };
             // Stale: a reused connection on which nothing came back for this request, not a
             // byte and not an interim response (an upstream that sent a 103 was alive).
             let stale = leg.interim.is_none()
@@ -940,20 +1008,25 @@ impl Core {
                 leg.body_sent = 0;
             }
             self.close_conn(conn);
-            if retryable {
+            // (A stale connection was connected, so at most one of the two applies.)
+            let again = if let Some(failed) = unconnected {
+                self.next_address(key, role, failed, &error)
+            } else if retryable {
                 debug!("exchange {id}: {role}: stale pooled connection, retrying");
                 let Some(ex) = self.exchanges.get(key) else {
                     return;
                 };
-                let pool_key = PoolKey::of(ex.targets.get(role));
-                match self.connect(pool_key, key, role) {
-                    Ok(conn) => {
-                        ex_leg(&mut self.exchanges, key, role).conn = Some(conn);
-                        self.arm_exchange(key);
-                        return;
-                    }
-                    Err(e) => return self.fail_leg(key, role, LegError::from_io(&e)),
-                }
+                Some(first_address(
+                    self.preferred[role.index()],
+                    ex.targets.get(role),
+                ))
+            } else {
+                None
+            };
+            if let Some(addr) = again {
+                self.connect_leg(key, role, addr);
+                self.arm_exchange(key);
+                return;
             }
         }
         let Some(ex) = self.exchanges.get_mut(key) else {
@@ -1138,6 +1211,15 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 fn ex_leg(exchanges: &mut slab::Slab<Exchange>, key: usize, role: Role) -> &mut Leg {
     &mut exchanges[key].legs[role.index()]
+}
+
+/// The address a new connection for `target` tries first: the one the reactor learned
+/// (`Core::preferred`) while the target still has it, else the one its name resolved to first.
+fn first_address(preferred: Option<SocketAddr>, target: &Target) -> SocketAddr {
+    match preferred {
+        Some(addr) if target.has_address(addr) => addr,
+        _ => target.addr,
+    }
 }
 
 /// Whether a non-blocking connect finished: Ok(true) connected, Ok(false) still going.

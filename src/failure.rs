@@ -54,6 +54,19 @@ impl LegError {
         }
     }
 
+    /// Said of a connection whose handshake never completed: this address cannot be reached
+    /// now, so the host name's next address may be (the request was not sent). A leg out of
+    /// time, or cut for another reason, is not a failure of the address.
+    pub fn is_connect_failure(&self) -> bool {
+        matches!(
+            self,
+            LegError::ConnectionRefused
+                | LegError::ConnectTimeout(_)
+                | LegError::ConnectionReset
+                | LegError::Io(_)
+        )
+    }
+
     /// The status the client gets when the primary fails this way before any byte reached it.
     pub fn gateway_status(&self) -> u16 {
         match self {

@@ -158,8 +158,8 @@ fn run(config: &Config) -> ExitCode {
         Ok(targets) => targets,
         Err(code) => return code,
     };
-    for warning in targets.unused_addresses() {
-        log::warn!("{warning}");
+    for note in targets.address_notes() {
+        log::info!("{note}");
     }
     let tls = match trident::tls::Setup::load(config) {
         Ok(tls) => tls,

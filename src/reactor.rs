@@ -241,6 +241,11 @@ pub(crate) struct Core {
     pub(crate) dropped_reports: u64,
     /// Legs in flight per role (`Role::index()`), for `max_inflight=`.
     pub(crate) inflight: [usize; 3],
+    /// Per role, the address new connections try first when it is one of the target's: set
+    /// when a connection is made to another address after the first choice failed, so that
+    /// one refusal (`localhost` as `::1` for a service on `127.0.0.1`) is not paid per
+    /// connection. Kept across reloads while the target still has the address.
+    pub(crate) preferred: [Option<SocketAddr>; 3],
     pub(crate) rng: Rng,
     pub(crate) tls: tls::Setup,
     /// Read-buffer storage lent to busy connections.
@@ -584,6 +589,7 @@ impl Proxy {
             draining: false,
             dropped_reports: 0,
             inflight: [0; 3],
+            preferred: [None; 3],
             rng: Rng::seeded(),
             tls,
             spares: Spares::default(),
@@ -890,8 +896,8 @@ impl Reloader {
                 let result = Targets::load(&path)
                     .and_then(|targets| targets.loops_back(listen, Some(&path)).map(|()| targets));
                 if let Ok(targets) = &result {
-                    for warning in targets.unused_addresses() {
-                        warn!("{warning}");
+                    for note in targets.address_notes() {
+                        info!("{note}");
                     }
                 }
                 if result_tx.send(result).is_err() {

@@ -87,11 +87,11 @@ pub struct Target {
     pub url: String,
     /// `host:port` from the URL, as written (without a port if the URL has none).
     pub authority: String,
-    /// The address the host resolved to when the targets were loaded.
+    /// The address the host resolved to first when the targets were loaded.
     pub addr: SocketAddr,
-    /// The host's other addresses, which trident does not use (`localhost` as `::1` and
-    /// `127.0.0.1`): named at load time, so that a refusal on `addr` can be understood.
-    pub unused: Vec<SocketAddr>,
+    /// The host name's other addresses, in the resolver's order (`localhost` as `::1`, then
+    /// `127.0.0.1`): a connection that cannot be made to one address is tried on the next.
+    pub fallbacks: Vec<SocketAddr>,
     /// An `https://` target: trident speaks TLS to it.
     pub tls: bool,
     /// The host as written in the URL (no brackets, no port): the TLS server name.
@@ -106,10 +106,30 @@ impl Target {
         self.options.tls_verify != Some(false)
     }
 
-    /// `unused` as text, `127.0.0.1:9003, ...`, for the load-time warning and `--check`.
-    pub fn unused_list(&self) -> String {
-        let unused: Vec<String> = self.unused.iter().map(SocketAddr::to_string).collect();
-        unused.join(", ")
+    /// How many addresses a connection may be tried on.
+    pub fn address_count(&self) -> usize {
+        1 + self.fallbacks.len()
+    }
+
+    /// Whether `addr` is one of the target's addresses (compared in place: this runs on
+    /// every pooled connection taken).
+    pub fn has_address(&self, addr: SocketAddr) -> bool {
+        self.addr == addr || (!self.fallbacks.is_empty() && self.fallbacks.contains(&addr))
+    }
+
+    /// The address tried after `addr` failed, wrapping around to the first.
+    pub fn address_after(&self, addr: SocketAddr) -> SocketAddr {
+        match self.fallbacks.iter().position(|&a| a == addr) {
+            Some(i) if i + 1 < self.fallbacks.len() => self.fallbacks[i + 1],
+            Some(_) => self.addr,
+            None => self.fallbacks.first().copied().unwrap_or(self.addr),
+        }
+    }
+
+    /// `fallbacks` as text, `127.0.0.1:9003, ...`, for the load-time note and `--check`.
+    pub fn fallback_list(&self) -> String {
+        let fallbacks: Vec<String> = self.fallbacks.iter().map(SocketAddr::to_string).collect();
+        fallbacks.join(", ")
     }
 }
 
@@ -164,16 +184,11 @@ impl Targets {
         parse_file(text, file, &resolve)
     }
 
-    /// `parse`, with host names looked up by `resolve` (host, port) instead of the system
-    /// resolver: the fuzz target parses names without sending them to DNS.
-    pub fn parse_with(
-        text: &str,
-        file: &str,
-        resolve: &dyn Fn(&str, u16) -> io::Result<SocketAddr>,
-    ) -> Result<Targets, Error> {
-        parse_file(text, file, &|host, port| {
-            resolve(host, port).map(|addr| vec![addr])
-        })
+    /// `parse`, with host names looked up by `resolve` (host, port: the addresses, in the
+    /// order to try them) instead of the system resolver: the fuzz target parses names
+    /// without sending them to DNS, and tests give a name addresses of their choosing.
+    pub fn parse_with(text: &str, file: &str, resolve: Resolver) -> Result<Targets, Error> {
+        parse_file(text, file, resolve)
     }
 
     /// Builds the targets from the three URL flags.
@@ -202,20 +217,19 @@ impl Targets {
         self.legs.iter()
     }
 
-    /// A warning for each target whose host name has addresses trident does not use: it
-    /// connects to the first one only, and when that is the wrong one (`localhost` resolving
-    /// to `::1` first, for a service that listens on `127.0.0.1`) every connection is
-    /// refused while the service looks healthy to anything that tries both.
-    pub fn unused_addresses(&self) -> impl Iterator<Item = String> + '_ {
-        self.iter().filter(|t| !t.unused.is_empty()).map(|t| {
+    /// A note for each target whose host name has several addresses: which one trident
+    /// tries first, and that the others follow when a connection cannot be made (so that a
+    /// refusal logged for `::1` while the service listens on `127.0.0.1` is understood).
+    pub fn address_notes(&self) -> impl Iterator<Item = String> + '_ {
+        self.iter().filter(|t| !t.fallbacks.is_empty()).map(|t| {
             format!(
-                "{}: {} resolves to {} addresses; trident connects to {} only, never to {} \
-                 (write the address in the URL to choose another)",
+                "{}: {} resolves to {} addresses; trident connects to {} first, then to {} \
+                 when a connection cannot be made",
                 t.role,
                 t.host,
-                t.unused.len() + 1,
+                t.address_count(),
                 t.addr,
-                t.unused_list()
+                t.fallback_list()
             )
         })
     }
@@ -226,7 +240,12 @@ impl Targets {
     /// (A loop through another host, a load balancer say, is not seen here.) `file`: where
     /// the targets came from, for the error (else it names the role's flag).
     pub fn loops_back(&self, listen: SocketAddr, file: Option<&Path>) -> Result<(), Error> {
-        let Some(target) = self.iter().find(|t| is_listener(t.addr, listen)) else {
+        // Any address counts: a refused first one sends connections on to the next.
+        let Some(target) = self.iter().find(|t| {
+            std::iter::once(&t.addr)
+                .chain(&t.fallbacks)
+                .any(|&addr| is_listener(addr, listen))
+        }) else {
             return Ok(());
         };
         let (location, role) = match file {
@@ -330,7 +349,7 @@ pub fn parse_millis(text: &str) -> Result<Duration, String> {
 
 /// Turns a host name and port into its addresses, the one to use first. Injected so that
 /// tests can fail a lookup without asking a real DNS server.
-type Resolver<'a> = &'a dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>>;
+pub type Resolver<'a> = &'a dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>>;
 
 /// The system resolver, in its order, each address once. Runs only when targets are loaded,
 /// never per request.
@@ -559,7 +578,7 @@ struct ParsedUrl {
     authority: String,
     addr: SocketAddr,
     /// The host name's other addresses.
-    unused: Vec<SocketAddr>,
+    fallbacks: Vec<SocketAddr>,
     /// `https://`.
     tls: bool,
     /// The host as written (no brackets, no port): the TLS server name.
@@ -573,7 +592,7 @@ impl ParsedUrl {
             url: url.to_string(),
             authority: self.authority,
             addr: self.addr,
-            unused: self.unused,
+            fallbacks: self.fallbacks,
             tls: self.tls,
             host: self.host,
             options,
@@ -652,7 +671,7 @@ fn parse_url(url: &str, resolve: Resolver) -> Result<ParsedUrl, String> {
     let host_name = match host {
         Host::V6(inside) | Host::Plain(inside) => inside.to_string(),
     };
-    let mut unused = Vec::new();
+    let mut fallbacks = Vec::new();
     let addr = match host {
         Host::V6(inside) => match inside.parse::<Ipv6Addr>() {
             Ok(ip) => SocketAddr::new(IpAddr::V6(ip), port),
@@ -677,7 +696,7 @@ fn parse_url(url: &str, resolve: Resolver) -> Result<ParsedUrl, String> {
                 let Some(first) = addrs.next() else {
                     return Err(format!("cannot resolve \"{host}\": no addresses"));
                 };
-                unused.extend(addrs);
+                fallbacks.extend(addrs);
                 first
             }
         }
@@ -685,7 +704,7 @@ fn parse_url(url: &str, resolve: Resolver) -> Result<ParsedUrl, String> {
     Ok(ParsedUrl {
         authority: authority.to_string(),
         addr,
-        unused,
+        fallbacks,
         tls,
         host: host_name,
     })
@@ -1118,7 +1137,7 @@ mod tests {
     }
 
     #[test]
-    fn a_host_with_several_addresses_uses_the_first_and_names_the_others() {
+    fn a_host_with_several_addresses_tries_them_in_order_and_names_them() {
         let both = |_: &str, port: u16| -> io::Result<Vec<SocketAddr>> {
             Ok(vec![
                 SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port),
@@ -1129,22 +1148,37 @@ mod tests {
         let targets = parse_file(&text, "targets.conf", &both).unwrap();
         let candidate = targets.get(Role::Candidate);
         assert_eq!(candidate.addr, "[::1]:9003".parse().unwrap());
-        assert_eq!(candidate.unused, ["127.0.0.1:9003".parse().unwrap()]);
-        let warnings: Vec<String> = targets.unused_addresses().collect();
+        assert_eq!(candidate.fallbacks, [v4(9003)]);
+        let notes: Vec<String> = targets.address_notes().collect();
         assert_eq!(
-            warnings,
+            notes,
             [
                 "candidate: localhost resolves to 2 addresses; trident connects to [::1]:9003 \
-              only, never to 127.0.0.1:9003 (write the address in the URL to choose another)"
+                 first, then to 127.0.0.1:9003 when a connection cannot be made"
             ]
         );
-        // Addresses written as such have no others.
-        assert!(targets.get(Role::Primary).unused.is_empty());
-        // --check shows both.
+        // Each address is followed by the next, the last by the first.
+        assert_eq!(candidate.address_after(candidate.addr), v4(9003));
+        assert_eq!(candidate.address_after(v4(9003)), candidate.addr);
+        assert!(candidate.has_address(v4(9003)) && candidate.has_address(candidate.addr));
+        assert!(!candidate.has_address(v4(9002)));
+        // Addresses written as such have no others, and follow themselves.
+        let primary = targets.get(Role::Primary);
+        assert!(primary.fallbacks.is_empty());
+        assert_eq!(primary.address_after(primary.addr), primary.addr);
+        // --check shows both, in order.
         let described = crate::cli::describe(&crate::cli::Config::default(), &targets);
         assert!(
-            described.contains("http://localhost:9003 ([::1]:9003; not 127.0.0.1:9003)"),
+            described.contains("http://localhost:9003 ([::1]:9003, then 127.0.0.1:9003)"),
             "{described}"
+        );
+        // trident listening on the second address is a loop: connections end up there when
+        // the first refuses.
+        let err = targets.loops_back(v4(9003), None).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--candidate: http://localhost:9003 is trident's own"),
+            "{err}"
         );
     }
 

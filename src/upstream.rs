@@ -75,8 +75,8 @@ impl Upstream {
     }
 }
 
-/// What a connection must have been opened for to carry a target's request: the address,
-/// and for an https target the TLS server name and whether the certificate was verified. A
+/// What a connection must have been opened for to carry a target's request: one of its
+/// addresses, and for an https target the TLS server name and whether the certificate was verified. A
 /// session is bound to the name it was opened for, so two https targets on one address (an
 /// ingress routing by SNI, or a leg with `tls_verify=off` beside one with it on) never take
 /// each other's connections; plain targets on one address share theirs.
@@ -88,10 +88,10 @@ pub struct PoolKey {
 }
 
 impl PoolKey {
-    /// The key of connections opened for `target`.
-    pub fn of(target: &Target) -> PoolKey {
+    /// The key of connections opened for `target` to `addr` (one of its addresses).
+    pub fn of(target: &Target, addr: SocketAddr) -> PoolKey {
         PoolKey {
-            addr: target.addr,
+            addr,
             tls: target
                 .tls
                 .then(|| (target.host.clone(), target.verifies_tls())),
@@ -101,7 +101,7 @@ impl PoolKey {
     /// A connection with this key may carry `target`'s requests (compared in place: no key
     /// is built per request).
     pub fn fits(&self, target: &Target) -> bool {
-        self.addr == target.addr
+        target.has_address(self.addr)
             && match &self.tls {
                 None => !target.tls,
                 Some((name, verified)) => {
@@ -130,10 +130,11 @@ impl Pool {
 
     /// Takes an idle connection that fits `target`, if there is one.
     pub fn take(&mut self, target: &Target) -> Option<usize> {
+        // A host name with several addresses has a list per address it connected to.
         self.idle
             .iter_mut()
-            .find(|(key, _)| key.fits(target))
-            .and_then(|(_, list)| list.pop())
+            .filter(|(key, _)| key.fits(target))
+            .find_map(|(_, list)| list.pop())
     }
 
     /// Parks connection `conn`, opened for `key`; false when that pool is full (close it
@@ -192,7 +193,7 @@ mod tests {
             url: String::new(),
             authority: String::new(),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            unused: Vec::new(),
+            fallbacks: Vec::new(),
             tls,
             host: host.to_string(),
             options: LegOptions {
@@ -205,7 +206,7 @@ mod tests {
     #[test]
     fn pool_is_lifo_per_target_and_drops_removed_targets() {
         let (a, b) = (target(1, false, "a", None), target(2, false, "b", None));
-        let (ka, kb) = (PoolKey::of(&a), PoolKey::of(&b));
+        let (ka, kb) = (PoolKey::of(&a, a.addr), PoolKey::of(&b, b.addr));
         let mut pool = Pool::new();
         assert!(pool.put(&ka, 1));
         assert!(pool.put(&ka, 2));
@@ -215,6 +216,24 @@ mod tests {
         assert_eq!(pool.take(&a), None);
         assert_eq!(pool.drain_unless(|key| key.fits(&a)), vec![3]);
         assert_eq!(pool.take(&b), None);
+    }
+
+    #[test]
+    fn a_connection_to_any_of_a_targets_addresses_fits_it() {
+        let mut named = target(1, false, "localhost", None);
+        named.fallbacks = vec![SocketAddr::from(([127, 0, 0, 2], 1))];
+        let to_second = PoolKey::of(&named, named.fallbacks[0]);
+        assert!(to_second.fits(&named));
+        // A target reloaded without that address does not take it.
+        assert!(!to_second.fits(&target(1, false, "localhost", None)));
+        // Taken past the first address's list, once that is empty.
+        let to_first = PoolKey::of(&named, named.addr);
+        let mut pool = Pool::new();
+        assert!(pool.put(&to_first, 6));
+        pool.remove(&to_first, 6);
+        assert!(pool.put(&to_second, 7));
+        assert_eq!(pool.take(&named), Some(7));
+        assert_eq!(pool.take(&named), None);
     }
 
     /// (a connection opened for, a target): whether the target may reuse it.
@@ -236,7 +255,7 @@ mod tests {
             (&https, target(1, true, "a.example", Some(false)), false),
         ];
         for (opened_for, other, fits) in rows {
-            let key = PoolKey::of(opened_for);
+            let key = PoolKey::of(opened_for, opened_for.addr);
             assert!(key.fits(opened_for), "{key:?}");
             assert_eq!(key.fits(&other), fits, "{key:?} for {other:?}");
         }

@@ -108,6 +108,13 @@ fn the_targets_file_check_resolves_names_offline() {
             .expect("a name resolves");
     let addrs: Vec<String> = targets.iter().map(|t| t.addr.to_string()).collect();
     assert_eq!(addrs, ["127.0.0.1:9001", "[::1]:9002", "192.0.2.1:9003"]);
+    let two = format!("{good}candidate = http://backend.test:9003\n");
+    let targets =
+        trident::targets::Targets::parse_with(&two, "t.conf", &targets_check::offline_resolve)
+            .expect("a .test name resolves");
+    let candidate = targets.get(trident::targets::Role::Candidate);
+    assert_eq!(candidate.fallbacks, ["192.0.2.2:9003".parse().unwrap()]);
+    targets_check::check_targets_file(two.as_bytes());
     let unresolvable = format!("{good}candidate = http://gone.INVALID:9003\n");
     let err = trident::targets::Targets::parse_with(
         &unresolvable,

@@ -1,0 +1,211 @@
+//! A host name with several addresses: a connection that cannot be made to one is made to
+//! the next, and the reactor remembers which one answered. The system resolver cannot be
+//! told what to answer (this host's `localhost` has one address), so these tests run the
+//! proxy in-process, its targets resolved by the test; upstreams and clients are real
+//! sockets as everywhere else.
+
+mod support;
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use support::hostile::Blackhole;
+use support::{get, parse_blocks, refused_addr, Block, Client, Outcome};
+use trident::cli::Config;
+use trident::report::{self, SummarySignal};
+use trident::targets::Targets;
+use trident::{Control, Proxy};
+
+/// The candidate's connect deadline in these tests.
+const CONNECT_TIMEOUT_MS: u64 = 300;
+
+/// stdout of the in-process proxy.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// trident in this process, its three targets named `primary.test`, `secondary.test` and
+/// `candidate.test`, each resolving to the addresses given, in that order.
+struct InProcess {
+    addr: SocketAddr,
+    control: Control,
+    proxy: JoinHandle<io::Result<()>>,
+    reporter: JoinHandle<report::Verdict>,
+    out: Captured,
+}
+
+impl InProcess {
+    fn start(addresses: [Vec<SocketAddr>; 3]) -> InProcess {
+        let text = format!(
+            "primary = http://primary.test\nsecondary = http://secondary.test\n\
+             candidate = http://candidate.test connect_timeout={CONNECT_TIMEOUT_MS}\n"
+        );
+        let resolve = |host: &str, _port: u16| -> io::Result<Vec<SocketAddr>> {
+            let index = ["primary.test", "secondary.test", "candidate.test"]
+                .iter()
+                .position(|name| *name == host)
+                .expect("a name of the test");
+            Ok(addresses[index].clone())
+        };
+        let targets = Targets::parse_with(&text, "t.conf", &resolve).expect("targets");
+        let config = Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            timeout: Duration::from_secs(5),
+            // A new upstream connection per exchange: each one chooses an address.
+            close_connections: true,
+            ..Config::default()
+        };
+        let proxy = Proxy::bind(&config, targets).expect("bind");
+        let addr = proxy.local_addr();
+        let control = proxy.control();
+        let out = Captured::default();
+        let (report_tx, reporter) = report::spawn(
+            Box::new(out.clone()),
+            config.report.clone(),
+            SummarySignal::manual(),
+        )
+        .expect("reporting thread");
+        let proxy = thread::spawn(move || proxy.run(report_tx));
+        InProcess {
+            addr,
+            control,
+            proxy,
+            reporter,
+            out,
+        }
+    }
+
+    /// Sends `n` GETs one after the other, each on its own connection, and returns the
+    /// primary's bodies as the clients saw them.
+    fn send(&self, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let mut client = Client::connect(self.addr);
+                let response = client.exchange(&get(&format!("/{i}")));
+                assert_eq!(
+                    response.status,
+                    200,
+                    "request {i}: {}",
+                    response.body_text()
+                );
+                response.body_text()
+            })
+            .collect()
+    }
+
+    /// Waits until `n` blocks are out (all three legs of `n` exchanges over).
+    fn wait_blocks(&self, n: usize) {
+        let printed = || {
+            let out = String::from_utf8_lossy(&self.out.0.lock().unwrap()).into_owned();
+            parse_blocks(&out).map_or(0, |blocks| blocks.len())
+        };
+        assert!(
+            support::wait_until(Duration::from_secs(5), || printed() >= n),
+            "{} blocks, not {n}",
+            printed()
+        );
+    }
+
+    /// Stops the proxy, lets it drain, and returns its blocks in exchange order.
+    fn stop(self) -> Vec<Block> {
+        self.control.shutdown();
+        self.proxy.join().expect("proxy thread").expect("proxy");
+        self.reporter.join().expect("reporting thread");
+        let out = String::from_utf8(self.out.0.lock().unwrap().clone()).expect("UTF-8");
+        let mut blocks = parse_blocks(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+        blocks.sort_by_key(|block| block.id);
+        blocks
+    }
+}
+
+/// A leg's time in ms, from its RESPONSE line; panics on an error line.
+fn elapsed_ms(block: &Block, leg: usize) -> f64 {
+    match &block.legs[leg].outcome {
+        Outcome::Response { elapsed, .. } => elapsed
+            .strip_suffix("ms")
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or_else(|| panic!("elapsed {elapsed:?}")),
+        other => panic!("{}\nexpected a response, got {other:?}", block.text),
+    }
+}
+
+#[test]
+fn a_name_whose_first_address_refuses_is_served_by_the_next() {
+    let (primary, secondary, candidate) = support::three_named();
+    let proxied = InProcess::start([
+        vec![refused_addr(), primary.addr()],
+        // connect(2) itself fails (TCP to the broadcast address): the next one is tried at once.
+        vec![
+            SocketAddr::from(([255, 255, 255, 255], 9)),
+            secondary.addr(),
+        ],
+        // Two addresses, neither answering: the leg fails once, with the last one's error.
+        vec![refused_addr(), refused_addr()],
+    ]);
+    let bodies = proxied.send(3);
+    let blocks = proxied.stop();
+    assert_eq!(
+        bodies,
+        ["primary GET /0", "primary GET /1", "primary GET /2"]
+    );
+    assert_eq!(blocks.len(), 3);
+    for block in &blocks {
+        assert_eq!(block.primary().response().0, 200, "{}", block.text);
+        assert_eq!(block.secondary().response().0, 200, "{}", block.text);
+        assert_eq!(
+            block.candidate().error(),
+            "connection refused",
+            "{}",
+            block.text
+        );
+    }
+    assert_eq!(primary.request_count(), 3);
+    assert_eq!(secondary.request_count(), 3);
+    assert_eq!(candidate.request_count(), 0);
+}
+
+#[test]
+fn a_name_whose_first_address_never_answers_costs_one_connect_deadline() {
+    let (primary, secondary, candidate) = support::three_named();
+    let blackhole = Blackhole::new();
+    let proxied = InProcess::start([
+        vec![primary.addr()],
+        vec![secondary.addr()],
+        vec![blackhole.addr(), candidate.addr()],
+    ]);
+    // The first exchange's candidate leg is over before the next exchange starts (the
+    // client waits for the primary only).
+    proxied.send(1);
+    proxied.wait_blocks(1);
+    proxied.send(3);
+    let blocks = proxied.stop();
+    assert_eq!(blocks.len(), 4);
+    let deadline = CONNECT_TIMEOUT_MS as f64;
+    // The first exchange waits out the silent address, then is served by the next ...
+    assert_eq!(
+        blocks[0].candidate().response().0,
+        200,
+        "{}",
+        blocks[0].text
+    );
+    assert!(elapsed_ms(&blocks[0], 2) >= deadline, "{}", blocks[0].text);
+    // ... which the later connections go to first.
+    for block in &blocks[1..] {
+        assert_eq!(block.candidate().response().0, 200, "{}", block.text);
+        assert!(elapsed_ms(block, 2) < deadline, "{}", block.text);
+    }
+    assert_eq!(candidate.request_count(), 4);
+    assert_eq!(candidate.connections(), 4);
+}
