@@ -66,6 +66,11 @@ pub fn check_targets_file(data: &[u8]) {
                     );
                 }
             }
+            // Looking the names up again with the same answers changes nothing (the same
+            // names and ports as the load looked up).
+            let (again, failures) = targets.looked_up_again(&offline_resolve);
+            assert_eq!(again, targets, "looked up again");
+            assert!(failures.is_empty(), "{failures:?}");
             assert_eq!(parse(), Ok(targets), "parsed twice");
         }
         Err(err) => {

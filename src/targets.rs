@@ -106,6 +106,11 @@ impl Target {
         self.options.tls_verify != Some(false)
     }
 
+    /// The URL names a host (not an address): its addresses can change while trident runs.
+    pub fn is_named(&self) -> bool {
+        self.host.parse::<IpAddr>().is_err()
+    }
+
     /// How many addresses a connection may be tried on.
     pub fn address_count(&self) -> usize {
         1 + self.fallbacks.len()
@@ -123,6 +128,15 @@ impl Target {
             Some(i) if i + 1 < self.fallbacks.len() => self.fallbacks[i + 1],
             Some(_) => self.addr,
             None => self.fallbacks.first().copied().unwrap_or(self.addr),
+        }
+    }
+
+    /// Every address as text, in the order tried, for the log.
+    pub fn address_list(&self) -> String {
+        if self.fallbacks.is_empty() {
+            self.addr.to_string()
+        } else {
+            format!("{}, {}", self.addr, self.fallback_list())
         }
     }
 
@@ -215,6 +229,25 @@ impl Targets {
     /// All three, in `Role::ALL` order.
     pub fn iter(&self) -> impl Iterator<Item = &Target> {
         self.legs.iter()
+    }
+
+    /// These targets with their host names looked up again by `resolve`, for the addresses a
+    /// redeployed service moved to. A name that cannot be looked up keeps its addresses; the
+    /// failures come back beside, with their role, for the caller to say.
+    pub fn looked_up_again(&self, resolve: Resolver) -> (Targets, Vec<(Role, String)>) {
+        let mut failures = Vec::new();
+        let mut targets = self.clone();
+        for target in targets.legs.iter_mut().filter(|t| t.is_named()) {
+            match resolve(&target.host, target.addr.port()) {
+                Ok(addrs) if !addrs.is_empty() => {
+                    target.addr = addrs[0];
+                    target.fallbacks = addrs[1..].to_vec();
+                }
+                Ok(_) => failures.push((target.role, "no addresses".to_string())),
+                Err(err) => failures.push((target.role, err.to_string())),
+            }
+        }
+        (targets, failures)
     }
 
     /// A note for each target whose host name has several addresses: which one trident
@@ -351,9 +384,9 @@ pub fn parse_millis(text: &str) -> Result<Duration, String> {
 /// tests can fail a lookup without asking a real DNS server.
 pub type Resolver<'a> = &'a dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>>;
 
-/// The system resolver, in its order, each address once. Runs only when targets are loaded,
-/// never per request.
-fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+/// The system resolver, in its order, each address once. Runs when targets are loaded and on
+/// the reload thread (`--dns-refresh`), never on a reactor.
+pub fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     let mut addrs: Vec<SocketAddr> = Vec::new();
     for addr in (host, port).to_socket_addrs()? {
         if !addrs.contains(&addr) {
@@ -1115,6 +1148,51 @@ mod tests {
             let err = Targets::parse(text, "t.conf").unwrap_err();
             assert_eq!(err.to_string(), *expected, "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_second_lookup_changes_the_addresses_of_names_only() {
+        let first = |host: &str, port: u16| -> io::Result<Vec<SocketAddr>> {
+            assert_eq!(host, "svc.internal", "an address is never looked up");
+            Ok(vec![SocketAddr::from(([10, 0, 0, 5], port))])
+        };
+        let text = format!("{GOOD_HEAD}candidate = http://svc.internal:9003 timeout=700\n");
+        let targets = parse_file(&text, "targets.conf", &first).unwrap();
+        let candidate = targets.get(Role::Candidate);
+        assert!(candidate.is_named() && !targets.get(Role::Primary).is_named());
+
+        // The same answer: the same targets.
+        let (again, failures) = targets.looked_up_again(&first);
+        assert_eq!((&again, failures.len()), (&targets, 0));
+
+        // Moved, and now two addresses: only they change.
+        let moved = |_: &str, port: u16| -> io::Result<Vec<SocketAddr>> {
+            Ok(vec![
+                SocketAddr::from(([10, 0, 0, 7], port)),
+                SocketAddr::from(([10, 0, 0, 8], port)),
+            ])
+        };
+        let (again, failures) = targets.looked_up_again(&moved);
+        assert!(failures.is_empty());
+        let after = again.get(Role::Candidate);
+        assert_eq!(after.address_list(), "10.0.0.7:9003, 10.0.0.8:9003");
+        assert_eq!(
+            (&after.url, &after.options),
+            (&candidate.url, &candidate.options)
+        );
+        assert_eq!(again.get(Role::Primary), targets.get(Role::Primary));
+
+        // A failed lookup keeps the addresses it had, and says so.
+        let gone = |_: &str, _: u16| -> io::Result<Vec<SocketAddr>> {
+            Err(io::Error::new(io::ErrorKind::NotFound, "no such host"))
+        };
+        let (kept, failures) = again.looked_up_again(&gone);
+        assert_eq!(kept, again);
+        assert_eq!(failures, [(Role::Candidate, "no such host".to_string())]);
+        let empty = |_: &str, _: u16| -> io::Result<Vec<SocketAddr>> { Ok(Vec::new()) };
+        let (kept, failures) = again.looked_up_again(&empty);
+        assert_eq!(kept, again);
+        assert_eq!(failures, [(Role::Candidate, "no addresses".to_string())]);
     }
 
     #[test]
