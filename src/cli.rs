@@ -32,6 +32,9 @@ pub struct Config {
     pub timeout: Duration,
     /// `--connect-timeout MS`, default 1000.
     pub connect_timeout: Duration,
+    /// `--dns-refresh MS|off`, default 10000: how often the targets' host names are looked
+    /// up again; `None`: only when the targets are loaded.
+    pub dns_refresh: Option<Duration>,
     /// `--header-timeout MS`, default 10000: a request head must be complete this long
     /// after its first byte (408 otherwise).
     pub header_timeout: Duration,
@@ -84,6 +87,7 @@ impl Default for Config {
             targets: None,
             timeout: Duration::from_millis(5000),
             connect_timeout: Duration::from_millis(1000),
+            dns_refresh: Some(DEFAULT_DNS_REFRESH),
             header_timeout: Duration::from_millis(10_000),
             idle_timeout: Duration::from_millis(60_000),
             send_timeout: Duration::from_millis(30_000),
@@ -125,6 +129,10 @@ pub enum Command {
 /// The three URL flags, in role order.
 const URL_FLAGS: [&str; 3] = ["primary", "secondary", "candidate"];
 
+/// `--dns-refresh`'s default. A service behind a name (a Kubernetes service, Consul) gets new
+/// addresses when it is redeployed; this is how long trident may still use the old ones.
+pub const DEFAULT_DNS_REFRESH: Duration = Duration::from_secs(10);
+
 /// `--help`: what trident is, every option, the targets-file format and the signals.
 const HELP: &str = "\
 trident: an HTTP/1.1 shadow-traffic proxy.
@@ -153,6 +161,8 @@ options:
                          milliseconds (default 5000)
   --connect-timeout MS   each upstream's deadline to connect, in milliseconds
                          (default 1000)
+  --dns-refresh MS       look the targets' host names up again this often, in
+                         milliseconds, or off (default 10000)
   --header-timeout MS    a request head must be complete this long after its
                          first byte, else 408 (default 10000)
   --idle-timeout MS      close a client idle this long (default 60000)
@@ -247,6 +257,7 @@ fn options() -> getopts::Options {
         .optopt("", "candidate", "candidate upstream", "URL")
         .optopt("", "timeout", "per-leg exchange deadline", "MS")
         .optopt("", "connect-timeout", "per-leg connect deadline", "MS")
+        .optopt("", "dns-refresh", "host name lookup interval", "MS")
         .optopt("", "header-timeout", "request head deadline", "MS")
         .optopt("", "idle-timeout", "keep-alive idle deadline", "MS")
         .optopt("", "send-timeout", "client send deadline", "MS")
@@ -309,6 +320,12 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
     }
     if let Some(value) = matches.opt_str("connect-timeout") {
         config.connect_timeout = millis("--connect-timeout", &value)?;
+    }
+    if let Some(value) = matches.opt_str("dns-refresh") {
+        config.dns_refresh = match value.as_str() {
+            "off" => None,
+            _ => Some(millis("--dns-refresh", &value)?),
+        };
     }
     for (flag, field) in [
         ("--header-timeout", &mut config.header_timeout),
@@ -592,6 +609,13 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
             .as_ref()
             .map(|k| format!(", sampled by {k}"))
             .unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
+        "dns refresh         {}",
+        config
+            .dns_refresh
+            .map_or_else(|| "off".to_string(), |d| format!("{}ms", ms(d)))
     );
     let _ = writeln!(
         out,
@@ -926,6 +950,22 @@ mod tests {
                 }),
             ),
             (
+                "--dns-refresh off --targets t.conf".into(),
+                Command::Run(Config {
+                    targets: file("t.conf"),
+                    dns_refresh: None,
+                    ..defaults.clone()
+                }),
+            ),
+            (
+                "--dns-refresh 500 --targets t.conf".into(),
+                Command::Run(Config {
+                    targets: file("t.conf"),
+                    dns_refresh: Some(ms(500)),
+                    ..defaults.clone()
+                }),
+            ),
+            (
                 "--nice -10 --targets t.conf".into(),
                 Command::Run(Config {
                     targets: file("t.conf"),
@@ -1026,6 +1066,10 @@ mod tests {
             (
                 "--targets t.conf --connect-timeout 1.5".into(),
                 "--connect-timeout: \"1.5\" is not a number of milliseconds",
+            ),
+            (
+                "--targets t.conf --dns-refresh 0".into(),
+                "--dns-refresh: \"0\" is not a positive number of milliseconds",
             ),
             (
                 "--targets t.conf --connect-timeout 100000000".into(),

@@ -1,19 +1,19 @@
 //! The mio event loop: one thread, one `Poll`, a slab of connections (clients and upstreams;
 //! a token is a slab key), a slab of exchanges, a heap of deadlines, and signals. It
 //! dispatches readiness to the connection state machines and never parses, prints or blocks:
-//! target files are re-read on a helper thread, and finished exchanges go to the reporting
-//! thread over a bounded channel.
+//! target files are re-read and host names looked up again on a helper thread, and finished
+//! exchanges go to the reporting thread over a bounded channel.
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream as StdUnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{debug, error, info, warn};
 use mio::event::Event;
 use mio::net::{TcpListener, UnixStream};
@@ -26,7 +26,7 @@ use crate::client::{Client, ClientPhase};
 use crate::exchange::Exchange;
 use crate::http::Limits;
 use crate::report::ReportSender;
-use crate::targets::{self, Targets};
+use crate::targets::{self, Target, Targets};
 use crate::timer::{Deadline, Timers};
 use crate::tls;
 use crate::transport::Transport;
@@ -50,6 +50,8 @@ pub struct Settings {
     pub send_timeout: Duration,
     /// A pooled upstream connection unused for this long is closed.
     pub pool_idle_timeout: Duration,
+    /// How often the targets' host names are looked up again; `None`: only at loads.
+    pub dns_refresh: Option<Duration>,
     /// Most client connections at once; beyond it trident stops accepting for a while.
     pub max_clients: usize,
     /// Response body bytes captured per leg for the comparison.
@@ -142,6 +144,7 @@ impl Settings {
             idle_timeout: config.idle_timeout,
             send_timeout: config.send_timeout,
             pool_idle_timeout: Duration::from_secs(30),
+            dns_refresh: config.dns_refresh,
             max_clients: config.max_clients,
             max_compare_bytes: config.report.max_compare_bytes,
             limits: Limits {
@@ -347,21 +350,29 @@ impl Core {
         }
     }
 
-    /// New targets take effect for new exchanges; idle connections to dropped targets close.
-    fn install_targets(&mut self, targets: Targets) {
+    /// New targets take effect for new exchanges; idle connections to addresses that are no
+    /// longer a target's close. A reload starts a new epoch (the report counts it apart); new
+    /// addresses for the same targets do not.
+    fn install(&mut self, install: Install) {
+        let (targets, reload) = match install {
+            Install::Reload(targets) => (targets, true),
+            Install::Addresses(targets) => (targets, false),
+        };
         for conn in self
             .pool
             .drain_unless(|key| targets.iter().any(|t| key.fits(t)))
         {
             self.close_conn(conn);
         }
-        let summary: Vec<String> = targets
-            .iter()
-            .map(|t| format!("{}={}", t.role, t.url))
-            .collect();
+        if reload {
+            let summary: Vec<String> = targets
+                .iter()
+                .map(|t| format!("{}={}", t.role, t.url))
+                .collect();
+            info!("targets reloaded: {}", summary.join(" "));
+            self.targets_epoch += 1;
+        }
         self.targets = Arc::new(targets);
-        self.targets_epoch += 1;
-        info!("targets reloaded: {}", summary.join(" "));
     }
 
     fn start_draining(&mut self) {
@@ -460,15 +471,17 @@ pub struct Proxy {
     core: Core,
     /// Reactors made by `follower`: this one hands them every reload and wakes them to stop.
     followers: Vec<Follower>,
-    /// A follower's way in for the targets its leader reloaded.
-    inbox: Option<Receiver<Targets>>,
+    /// A follower's way in for the targets its leader installed.
+    inbox: Option<Receiver<Install>>,
+    /// Looks the targets' host names up again (`--dns-refresh`); replaceable for tests.
+    resolver: SharedResolver,
     /// A follower's leader, woken if the follower stops first (a failed poll).
     leader: Option<Arc<Shared>>,
 }
 
 /// What a leader keeps of a follower reactor.
 struct Follower {
-    targets: Sender<Targets>,
+    targets: Sender<Install>,
     shared: Arc<Shared>,
 }
 
@@ -554,7 +567,7 @@ impl Proxy {
         stop: Arc<AtomicBool>,
         parts: CoreParts,
         targets_file: Option<PathBuf>,
-        inbox: Option<Receiver<Targets>>,
+        inbox: Option<Receiver<Install>>,
     ) -> io::Result<Proxy> {
         let poll = Poll::new()?;
         let local_addr = listener.local_addr()?;
@@ -608,6 +621,7 @@ impl Proxy {
             core,
             followers: Vec::new(),
             inbox,
+            resolver: Arc::new(targets::resolve),
             leader: None,
         })
     }
@@ -644,6 +658,15 @@ impl Proxy {
         Ok(())
     }
 
+    /// Looks host names up with `resolve` instead of the system resolver when `--dns-refresh`
+    /// comes round (for tests, and for an embedder with a service registry of its own).
+    pub fn set_resolver(
+        &mut self,
+        resolve: impl Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync + 'static,
+    ) {
+        self.resolver = Arc::new(resolve);
+    }
+
     /// A handle to reload or stop the proxy from another thread.
     pub fn control(&self) -> Control {
         Control {
@@ -658,12 +681,59 @@ impl Proxy {
         result
     }
 
+    /// The leader's reload thread, when there is a targets file to reload or names to look
+    /// up again.
+    fn spawn_reloader(&self) -> Option<Reloader> {
+        if self.inbox.is_some() {
+            return None;
+        }
+        // Targets from the command line never change, so without a name among them there
+        // is nothing to look up again; a targets file may bring names at a reload.
+        let has_names = self.core.targets.iter().any(Target::is_named);
+        let refresh = (self.targets_file.is_some() || has_names)
+            .then_some(self.core.settings.dns_refresh)
+            .flatten()
+            .map(|every| Refresh {
+                every,
+                resolve: Arc::clone(&self.resolver),
+            });
+        if self.targets_file.is_none() && refresh.is_none() {
+            return None;
+        }
+        let thread = ReloadThread {
+            path: self.targets_file.clone(),
+            listen: self.local_addr,
+            refresh,
+            installed: Arc::new(Mutex::new(Arc::clone(&self.core.targets))),
+        };
+        Some(Reloader::spawn(thread, &self.shared))
+    }
+
+    /// Installs what the reload thread loaded, here and in the followers, and tells the
+    /// thread what is installed now.
+    fn take_loaded(&mut self, loaded: Loaded, installed: &Mutex<Arc<Targets>>) {
+        let install = match loaded {
+            Loaded::Reload(Ok(targets)) => Install::Reload(targets),
+            Loaded::Reload(Err(e)) => {
+                error!("reload failed, keeping the old targets: {e}");
+                return;
+            }
+            // Looked up on targets a reload has replaced since: the reload's lookup stands.
+            Loaded::Addresses { base, .. } if !Arc::ptr_eq(&base, &self.core.targets) => return,
+            Loaded::Addresses { targets, .. } => Install::Addresses(targets),
+        };
+        for follower in &self.followers {
+            if follower.targets.send(install.clone()).is_ok() {
+                let _ = follower.shared.waker.wake();
+            }
+        }
+        self.core.install(install);
+        *installed.lock().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&self.core.targets);
+    }
+
     fn run_until_drained(&mut self, report: ReportSender) -> io::Result<()> {
         self.core.report = Some(report);
-        let reloader = self
-            .targets_file
-            .clone()
-            .map(|path| Reloader::spawn(path, self.local_addr, &self.shared));
+        let reloader = self.spawn_reloader();
         let mut events = Events::with_capacity(1024);
         let mut accepting = Accepting::Open;
         let mut drain_deadline = None;
@@ -715,29 +785,19 @@ impl Proxy {
             // Flags are read after the pipe is drained: a signal during a reload is one more
             // reload, never a lost one.
             if self.shared.reload.swap(false, Ordering::SeqCst) {
-                match &reloader {
-                    Some(reloader) => reloader.request(),
-                    None => warn!("reload asked, but the targets came from the command line"),
+                match (&reloader, &self.targets_file) {
+                    (Some(reloader), Some(_)) => reloader.request(),
+                    _ => warn!("reload asked, but the targets came from the command line"),
                 }
             }
             if let Some(reloader) = &reloader {
-                while let Ok(result) = reloader.results.try_recv() {
-                    match result {
-                        Ok(targets) => {
-                            for follower in &self.followers {
-                                if follower.targets.send(targets.clone()).is_ok() {
-                                    let _ = follower.shared.waker.wake();
-                                }
-                            }
-                            self.core.install_targets(targets);
-                        }
-                        Err(e) => error!("reload failed, keeping the old targets: {e}"),
-                    }
+                while let Ok(loaded) = reloader.results.try_recv() {
+                    self.take_loaded(loaded, &reloader.installed);
                 }
             }
             if let Some(inbox) = &self.inbox {
-                while let Ok(targets) = inbox.try_recv() {
-                    self.core.install_targets(targets);
+                while let Ok(install) = inbox.try_recv() {
+                    self.core.install(install);
                 }
             }
             if self.shared.stop.load(Ordering::SeqCst) && !self.core.draining {
@@ -878,41 +938,166 @@ impl Proxy {
     }
 }
 
-/// Reads the targets file on its own thread (a host name lookup may block), and hands the
-/// result back through a channel, waking the poll.
+/// Targets a leader hands its followers.
+#[derive(Clone)]
+enum Install {
+    /// A reload's: a new epoch.
+    Reload(Targets),
+    /// The same targets with their host names' new addresses: the epoch goes on.
+    Addresses(Targets),
+}
+
+/// What the reload thread hands the leader.
+enum Loaded {
+    /// The targets file read again (SIGHUP).
+    Reload(Result<Targets, targets::Error>),
+    /// `base`, the targets installed when the lookup began, with the addresses their host
+    /// names have now.
+    Addresses {
+        base: Arc<Targets>,
+        targets: Targets,
+    },
+}
+
+/// A host name resolver the reload thread can own.
+type SharedResolver = Arc<dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync>;
+
+/// `--dns-refresh`: how often, and with what.
+struct Refresh {
+    every: Duration,
+    resolve: SharedResolver,
+}
+
+/// The leader's end of the reload thread, which reads the targets file when asked and looks
+/// the host names up again every `--dns-refresh`: both may block (a slow DNS server), so
+/// neither runs on a reactor. Results come back through a channel, waking the poll.
 struct Reloader {
     requests: Sender<()>,
-    results: Receiver<Result<Targets, targets::Error>>,
+    results: Receiver<Loaded>,
+    /// The targets the leader runs on, for the next lookup.
+    installed: Arc<Mutex<Arc<Targets>>>,
+}
+
+/// What the reload thread works with.
+struct ReloadThread {
+    path: Option<PathBuf>,
+    /// trident's own address: targets that lead back to it are refused.
+    listen: SocketAddr,
+    refresh: Option<Refresh>,
+    installed: Arc<Mutex<Arc<Targets>>>,
 }
 
 impl Reloader {
-    fn spawn(path: PathBuf, listen: SocketAddr, shared: &Arc<Shared>) -> Reloader {
+    fn spawn(work: ReloadThread, shared: &Arc<Shared>) -> Reloader {
         let (requests, request_rx) = crossbeam_channel::unbounded::<()>();
         let (result_tx, results) = crossbeam_channel::unbounded();
         let shared = Arc::clone(shared);
+        let installed = Arc::clone(&work.installed);
         let spawned = thread::Builder::new().name("reload".into()).spawn(move || {
-            while request_rx.recv().is_ok() {
-                // A file that names trident itself is refused like a broken one.
-                let result = Targets::load(&path)
-                    .and_then(|targets| targets.loops_back(listen, Some(&path)).map(|()| targets));
-                if let Ok(targets) = &result {
-                    for note in targets.address_notes() {
-                        info!("{note}");
-                    }
+            // Roles whose name could not be looked up last time: said once, not every round.
+            let mut failing = [false; 3];
+            // A deadline, not a timeout per wait: SIGHUPs coming often do not put it off.
+            let mut next_lookup = work.refresh.as_ref().map(|r| Instant::now() + r.every);
+            loop {
+                let asked = match next_lookup {
+                    Some(at) => request_rx.recv_deadline(at),
+                    None => request_rx
+                        .recv()
+                        .map_err(|_| RecvTimeoutError::Disconnected),
+                };
+                if let (Err(RecvTimeoutError::Timeout), Some(refresh)) = (&asked, &work.refresh) {
+                    next_lookup = Some(Instant::now() + refresh.every);
                 }
-                if result_tx.send(result).is_err() {
+                let loaded = match (asked, &work.path, &work.refresh) {
+                    (Ok(()), Some(path), _) => Loaded::Reload(work.reload(path)),
+                    (Err(RecvTimeoutError::Timeout), _, Some(refresh)) => {
+                        match work.look_up_again(refresh, &mut failing) {
+                            Some(loaded) => loaded,
+                            None => continue,
+                        }
+                    }
+                    (Err(RecvTimeoutError::Disconnected), _, _) => break,
+                    _ => continue,
+                };
+                if result_tx.send(loaded).is_err() {
                     break;
                 }
                 let _ = shared.waker.wake();
             }
         });
         if let Err(e) = spawned {
-            error!("cannot start the reload thread: {e}; SIGHUP will be ignored");
+            error!("cannot start the reload thread: {e}; SIGHUP and --dns-refresh will be ignored");
         }
-        Reloader { requests, results }
+        Reloader {
+            requests,
+            results,
+            installed,
+        }
     }
 
     fn request(&self) {
         let _ = self.requests.send(());
+    }
+}
+
+impl ReloadThread {
+    /// The targets file read again. A file that names trident itself is refused like a
+    /// broken one.
+    fn reload(&self, path: &Path) -> Result<Targets, targets::Error> {
+        let targets = Targets::load(path)?;
+        targets.loops_back(self.listen, Some(path))?;
+        for note in targets.address_notes() {
+            info!("{note}");
+        }
+        Ok(targets)
+    }
+
+    /// The installed targets with their names looked up again, when an address changed.
+    /// Lookups that fail keep the addresses the name had; new addresses that lead back to
+    /// trident are refused like a reload that would.
+    fn look_up_again(&self, refresh: &Refresh, failing: &mut [bool; 3]) -> Option<Loaded> {
+        let base = Arc::clone(
+            &self
+                .installed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        let (targets, failures) = base.looked_up_again(&*refresh.resolve);
+        for target in base.iter() {
+            let failure = failures.iter().find(|(role, _)| *role == target.role);
+            let was_failing =
+                std::mem::replace(&mut failing[target.role.index()], failure.is_some());
+            match failure {
+                Some((_, why)) if !was_failing => warn!(
+                    "{}: cannot look {} up again ({why}); keeping {}",
+                    target.role,
+                    target.host,
+                    target.address_list()
+                ),
+                None if was_failing => {
+                    info!("{}: {} can be looked up again", target.role, target.host)
+                }
+                _ => {}
+            }
+        }
+        if targets == *base {
+            return None;
+        }
+        if let Err(e) = targets.loops_back(self.listen, self.path.as_deref()) {
+            error!("new addresses refused, keeping the old ones: {e}");
+            return None;
+        }
+        for (before, after) in base.iter().zip(targets.iter()) {
+            if before != after {
+                info!(
+                    "{}: {} now resolves to {} (was {})",
+                    after.role,
+                    after.host,
+                    after.address_list(),
+                    before.address_list()
+                );
+            }
+        }
+        Some(Loaded::Addresses { base, targets })
     }
 }

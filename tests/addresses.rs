@@ -13,7 +13,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use support::hostile::Blackhole;
-use support::{get, parse_blocks, refused_addr, Block, Client, Outcome};
+use support::{get, parse_blocks, refused_addr, Block, Client, Outcome, Upstream};
 use trident::cli::Config;
 use trident::report::{self, SummarySignal};
 use trident::targets::Targets;
@@ -41,23 +41,38 @@ impl Write for Captured {
 struct InProcess {
     addr: SocketAddr,
     control: Control,
-    proxy: JoinHandle<io::Result<()>>,
+    /// The leader first.
+    reactors: Vec<JoinHandle<io::Result<()>>>,
     reporter: JoinHandle<report::Verdict>,
     out: Captured,
 }
 
+/// What the test's resolver answers for `primary.test`, `secondary.test` and
+/// `candidate.test`; `None`: the lookup fails.
+type Answers = Arc<Mutex<[Option<Vec<SocketAddr>>; 3]>>;
+
 impl InProcess {
     fn start(addresses: [Vec<SocketAddr>; 3]) -> InProcess {
+        let answers = Arc::new(Mutex::new(addresses.map(Some)));
+        InProcess::resolving(&answers, None, 1)
+    }
+
+    /// The names resolve to what `answers` holds at each lookup: when the targets are loaded
+    /// and, with `dns_refresh`, every so often after. `reactors` as `--reactors`.
+    fn resolving(answers: &Answers, dns_refresh: Option<Duration>, reactors: usize) -> InProcess {
         let text = format!(
             "primary = http://primary.test\nsecondary = http://secondary.test\n\
              candidate = http://candidate.test connect_timeout={CONNECT_TIMEOUT_MS}\n"
         );
-        let resolve = |host: &str, _port: u16| -> io::Result<Vec<SocketAddr>> {
+        let answers = Arc::clone(answers);
+        let resolve = move |host: &str, _port: u16| -> io::Result<Vec<SocketAddr>> {
             let index = ["primary.test", "secondary.test", "candidate.test"]
                 .iter()
                 .position(|name| *name == host)
                 .expect("a name of the test");
-            Ok(addresses[index].clone())
+            answers.lock().unwrap()[index]
+                .clone()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such host"))
         };
         let targets = Targets::parse_with(&text, "t.conf", &resolve).expect("targets");
         let config = Config {
@@ -65,9 +80,12 @@ impl InProcess {
             timeout: Duration::from_secs(5),
             // A new upstream connection per exchange: each one chooses an address.
             close_connections: true,
+            dns_refresh,
+            reactors,
             ..Config::default()
         };
-        let proxy = Proxy::bind(&config, targets).expect("bind");
+        let mut proxy = Proxy::bind(&config, targets).expect("bind");
+        proxy.set_resolver(resolve);
         let addr = proxy.local_addr();
         let control = proxy.control();
         let out = Captured::default();
@@ -77,11 +95,19 @@ impl InProcess {
             SummarySignal::manual(),
         )
         .expect("reporting thread");
-        let proxy = thread::spawn(move || proxy.run(report_tx));
+        let followers: Vec<Proxy> = (1..reactors)
+            .map(|_| proxy.follower().expect("another reactor"))
+            .collect();
+        let mut running = vec![];
+        for follower in followers {
+            let report_tx = report_tx.clone();
+            running.push(thread::spawn(move || follower.run(report_tx)));
+        }
+        running.insert(0, thread::spawn(move || proxy.run(report_tx)));
         InProcess {
             addr,
             control,
-            proxy,
+            reactors: running,
             reporter,
             out,
         }
@@ -120,13 +146,20 @@ impl InProcess {
 
     /// Stops the proxy, lets it drain, and returns its blocks in exchange order.
     fn stop(self) -> Vec<Block> {
+        self.stop_with_output().0
+    }
+
+    /// `stop`, and stdout as written.
+    fn stop_with_output(self) -> (Vec<Block>, String) {
         self.control.shutdown();
-        self.proxy.join().expect("proxy thread").expect("proxy");
+        for reactor in self.reactors {
+            reactor.join().expect("reactor thread").expect("reactor");
+        }
         self.reporter.join().expect("reporting thread");
         let out = String::from_utf8(self.out.0.lock().unwrap().clone()).expect("UTF-8");
         let mut blocks = parse_blocks(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
         blocks.sort_by_key(|block| block.id);
-        blocks
+        (blocks, out)
     }
 }
 
@@ -208,4 +241,62 @@ fn a_name_whose_first_address_never_answers_costs_one_connect_deadline() {
     }
     assert_eq!(candidate.request_count(), 4);
     assert_eq!(candidate.connections(), 4);
+}
+
+#[test]
+fn a_name_that_moves_is_followed_without_a_reload() {
+    followed_without_a_reload(1);
+}
+
+#[test]
+fn a_name_that_moves_is_followed_by_every_reactor() {
+    followed_without_a_reload(2);
+}
+
+fn followed_without_a_reload(reactors: usize) {
+    let (primary, secondary, before) = support::three_named();
+    let after = Upstream::named("moved");
+    let answers: Answers = Arc::new(Mutex::new([
+        Some(vec![primary.addr()]),
+        Some(vec![secondary.addr()]),
+        Some(vec![before.addr()]),
+    ]));
+    let proxied = InProcess::resolving(&answers, Some(Duration::from_millis(50)), reactors);
+    proxied.send(2);
+    proxied.wait_blocks(2);
+    assert_eq!(before.request_count(), 2);
+
+    // The candidate is redeployed elsewhere: within a few lookups trident follows it.
+    answers.lock().unwrap()[2] = Some(vec![after.addr()]);
+    let mut sent = 2;
+    let followed = support::wait_until(Duration::from_secs(5), || {
+        proxied.send(1);
+        sent += 1;
+        proxied.wait_blocks(sent);
+        after.request_count() > 0
+    });
+    assert!(followed, "the candidate's new address got no request");
+    let moved_at = before.request_count();
+
+    // A lookup that fails keeps the address it had. Each request comes on a connection
+    // of its own, which the kernel gives either reactor: all of them moved.
+    answers.lock().unwrap()[2] = None;
+    thread::sleep(Duration::from_millis(200));
+    proxied.send(10);
+    sent += 10;
+    proxied.wait_blocks(sent);
+    let (blocks, out) = proxied.stop_with_output();
+    assert_eq!(blocks.len(), sent);
+    assert_eq!(
+        before.request_count(),
+        moved_at,
+        "the old address is not used again"
+    );
+    assert_eq!(after.request_count() + moved_at, sent);
+    for block in &blocks {
+        assert_eq!(block.candidate().response().0, 200, "{}", block.text);
+    }
+    // The same targets all along: one epoch, so one summary, at shutdown (a reload's
+    // epoch would have printed the first one's summary when the second began).
+    assert_eq!(out.matches("SUMMARY ").count(), 1, "{out}");
 }
