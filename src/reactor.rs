@@ -787,7 +787,11 @@ impl Proxy {
             if self.shared.reload.swap(false, Ordering::SeqCst) {
                 match (&reloader, &self.targets_file) {
                     (Some(reloader), Some(_)) => reloader.request(),
-                    _ => warn!("reload asked, but the targets came from the command line"),
+                    (Some(reloader), None) => {
+                        info!("reload asked: the targets came from the command line; looking their names up again");
+                        reloader.request();
+                    }
+                    (None, _) => warn!("reload asked, but the targets came from the command line"),
                 }
             }
             if let Some(reloader) = &reloader {
@@ -1010,7 +1014,9 @@ impl Reloader {
                 }
                 let loaded = match (asked, &work.path, &work.refresh) {
                     (Ok(()), Some(path), _) => Loaded::Reload(work.reload(path)),
-                    (Err(RecvTimeoutError::Timeout), _, Some(refresh)) => {
+                    // Command-line targets: a SIGHUP can only look their names up again.
+                    (Ok(()), None, Some(refresh))
+                    | (Err(RecvTimeoutError::Timeout), _, Some(refresh)) => {
                         match work.look_up_again(refresh, &mut failing) {
                             Some(loaded) => loaded,
                             None => continue,

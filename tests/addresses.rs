@@ -300,3 +300,30 @@ fn followed_without_a_reload(reactors: usize) {
     // epoch would have printed the first one's summary when the second began).
     assert_eq!(out.matches("SUMMARY ").count(), 1, "{out}");
 }
+
+#[test]
+fn a_reload_of_command_line_targets_looks_their_names_up_again() {
+    let (primary, secondary, before) = support::three_named();
+    let after = Upstream::named("moved");
+    let answers: Answers = Arc::new(Mutex::new([
+        Some(vec![primary.addr()]),
+        Some(vec![secondary.addr()]),
+        Some(vec![before.addr()]),
+    ]));
+    // No targets file, and no lookup due for an hour: only the reload can move it.
+    let proxied = InProcess::resolving(&answers, Some(Duration::from_secs(3600)), 1);
+    proxied.send(1);
+    proxied.wait_blocks(1);
+    answers.lock().unwrap()[2] = Some(vec![after.addr()]);
+    proxied.control.reload();
+    let mut sent = 1;
+    let followed = support::wait_until(Duration::from_secs(5), || {
+        proxied.send(1);
+        sent += 1;
+        proxied.wait_blocks(sent);
+        after.request_count() > 0
+    });
+    assert!(followed, "the candidate's new address got no request");
+    proxied.stop();
+    assert_eq!(before.request_count() + after.request_count(), sent);
+}
