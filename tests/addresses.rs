@@ -47,6 +47,27 @@ struct InProcess {
     out: Captured,
 }
 
+/// How the in-process proxy runs.
+struct Setup {
+    /// `--dns-refresh`.
+    dns_refresh: Option<Duration>,
+    /// `--reactors`.
+    reactors: usize,
+    /// Upstream connections are pooled; by default each exchange opens its own (so each
+    /// one chooses an address).
+    keep_alive: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Setup {
+        Setup {
+            dns_refresh: None,
+            reactors: 1,
+            keep_alive: false,
+        }
+    }
+}
+
 /// What the test's resolver answers for `primary.test`, `secondary.test` and
 /// `candidate.test`; `None`: the lookup fails.
 type Answers = Arc<Mutex<[Option<Vec<SocketAddr>>; 3]>>;
@@ -54,12 +75,12 @@ type Answers = Arc<Mutex<[Option<Vec<SocketAddr>>; 3]>>;
 impl InProcess {
     fn start(addresses: [Vec<SocketAddr>; 3]) -> InProcess {
         let answers = Arc::new(Mutex::new(addresses.map(Some)));
-        InProcess::resolving(&answers, None, 1)
+        InProcess::resolving(&answers, Setup::default())
     }
 
     /// The names resolve to what `answers` holds at each lookup: when the targets are loaded
-    /// and, with `dns_refresh`, every so often after. `reactors` as `--reactors`.
-    fn resolving(answers: &Answers, dns_refresh: Option<Duration>, reactors: usize) -> InProcess {
+    /// and, with `setup.dns_refresh`, every so often after.
+    fn resolving(answers: &Answers, setup: Setup) -> InProcess {
         let text = format!(
             "primary = http://primary.test\nsecondary = http://secondary.test\n\
              candidate = http://candidate.test connect_timeout={CONNECT_TIMEOUT_MS}\n"
@@ -78,10 +99,9 @@ impl InProcess {
         let config = Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             timeout: Duration::from_secs(5),
-            // A new upstream connection per exchange: each one chooses an address.
-            close_connections: true,
-            dns_refresh,
-            reactors,
+            close_connections: !setup.keep_alive,
+            dns_refresh: setup.dns_refresh,
+            reactors: setup.reactors,
             ..Config::default()
         };
         let mut proxy = Proxy::bind(&config, targets).expect("bind");
@@ -95,7 +115,7 @@ impl InProcess {
             SummarySignal::manual(),
         )
         .expect("reporting thread");
-        let followers: Vec<Proxy> = (1..reactors)
+        let followers: Vec<Proxy> = (1..setup.reactors)
             .map(|_| proxy.follower().expect("another reactor"))
             .collect();
         let mut running = vec![];
@@ -261,7 +281,12 @@ fn followed_without_a_reload(reactors: usize) {
         Some(vec![secondary.addr()]),
         Some(vec![before.addr()]),
     ]));
-    let proxied = InProcess::resolving(&answers, Some(Duration::from_millis(50)), reactors);
+    let setup = Setup {
+        dns_refresh: Some(Duration::from_millis(50)),
+        reactors,
+        ..Setup::default()
+    };
+    let proxied = InProcess::resolving(&answers, setup);
     proxied.send(2);
     proxied.wait_blocks(2);
     assert_eq!(before.request_count(), 2);
@@ -311,7 +336,11 @@ fn a_reload_of_command_line_targets_looks_their_names_up_again() {
         Some(vec![before.addr()]),
     ]));
     // No targets file, and no lookup due for an hour: only the reload can move it.
-    let proxied = InProcess::resolving(&answers, Some(Duration::from_secs(3600)), 1);
+    let setup = Setup {
+        dns_refresh: Some(Duration::from_secs(3600)),
+        ..Setup::default()
+    };
+    let proxied = InProcess::resolving(&answers, setup);
     proxied.send(1);
     proxied.wait_blocks(1);
     answers.lock().unwrap()[2] = Some(vec![after.addr()]);
@@ -326,4 +355,38 @@ fn a_reload_of_command_line_targets_looks_their_names_up_again() {
     assert!(followed, "the candidate's new address got no request");
     proxied.stop();
     assert_eq!(before.request_count() + after.request_count(), sent);
+}
+
+#[test]
+fn pooled_connections_to_an_address_a_name_left_are_closed() {
+    let (primary, secondary, before) = support::three_named();
+    let after = Upstream::named("moved");
+    let answers: Answers = Arc::new(Mutex::new([
+        Some(vec![primary.addr()]),
+        Some(vec![secondary.addr()]),
+        Some(vec![before.addr()]),
+    ]));
+    let setup = Setup {
+        dns_refresh: Some(Duration::from_millis(50)),
+        keep_alive: true,
+        ..Setup::default()
+    };
+    let proxied = InProcess::resolving(&answers, setup);
+    // Each exchange over (its candidate leg too) before the next: they reuse one pooled
+    // connection to the candidate.
+    for n in 1..=3 {
+        proxied.send(1);
+        proxied.wait_blocks(n);
+    }
+    assert_eq!(before.connections(), 1);
+    assert_eq!(before.closed_connections(), 0);
+
+    answers.lock().unwrap()[2] = Some(vec![after.addr()]);
+    // The idle connection to the old address closes at the lookup, not at its idle timeout.
+    before.wait_closed(1, Duration::from_secs(5));
+    proxied.send(2);
+    proxied.wait_blocks(5);
+    proxied.stop();
+    assert_eq!(before.request_count(), 3);
+    assert_eq!(after.request_count(), 2);
 }
