@@ -119,7 +119,7 @@ impl Target {
     /// Whether `addr` is one of the target's addresses (compared in place: this runs on
     /// every pooled connection taken).
     pub fn has_address(&self, addr: SocketAddr) -> bool {
-        self.addr == addr || (!self.fallbacks.is_empty() && self.fallbacks.contains(&addr))
+        self.addr == addr || self.fallbacks.contains(&addr)
     }
 
     /// The address tried after `addr` failed, wrapping around to the first.
@@ -131,19 +131,19 @@ impl Target {
         }
     }
 
-    /// Every address as text, in the order tried, for the log.
-    pub fn address_list(&self) -> String {
-        if self.fallbacks.is_empty() {
-            self.addr.to_string()
-        } else {
-            format!("{}, {}", self.addr, self.fallback_list())
-        }
+    /// Every address, in the order tried.
+    pub fn addresses(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        std::iter::once(self.addr).chain(self.fallbacks.iter().copied())
     }
 
-    /// `fallbacks` as text, `127.0.0.1:9003, ...`, for the load-time note and `--check`.
+    /// `addresses` as text, `[::1]:9003, 127.0.0.1:9003`, for the log.
+    pub fn address_list(&self) -> String {
+        join_addresses(self.addresses())
+    }
+
+    /// `fallbacks` as text, for the load-time note and `--check`.
     pub fn fallback_list(&self) -> String {
-        let fallbacks: Vec<String> = self.fallbacks.iter().map(SocketAddr::to_string).collect();
-        fallbacks.join(", ")
+        join_addresses(self.fallbacks.iter().copied())
     }
 }
 
@@ -274,11 +274,10 @@ impl Targets {
     /// the targets came from, for the error (else it names the role's flag).
     pub fn loops_back(&self, listen: SocketAddr, file: Option<&Path>) -> Result<(), Error> {
         // Any address counts: a refused first one sends connections on to the next.
-        let Some(target) = self.iter().find(|t| {
-            std::iter::once(&t.addr)
-                .chain(&t.fallbacks)
-                .any(|&addr| is_listener(addr, listen))
-        }) else {
+        let Some(target) = self
+            .iter()
+            .find(|t| t.addresses().any(|addr| is_listener(addr, listen)))
+        else {
             return Ok(());
         };
         let (location, role) = match file {
@@ -295,6 +294,12 @@ impl Targets {
         );
         Err(Error::new(location, None, message))
     }
+}
+
+/// Addresses as text, comma-separated.
+fn join_addresses(addrs: impl Iterator<Item = SocketAddr>) -> String {
+    let texts: Vec<String> = addrs.map(|addr| addr.to_string()).collect();
+    texts.join(", ")
 }
 
 /// Whether a connection to `target` reaches a listener on `listen`: the same port, and the

@@ -76,10 +76,10 @@ impl Upstream {
 }
 
 /// What a connection must have been opened for to carry a target's request: one of its
-/// addresses, and for an https target the TLS server name and whether the certificate was verified. A
-/// session is bound to the name it was opened for, so two https targets on one address (an
-/// ingress routing by SNI, or a leg with `tls_verify=off` beside one with it on) never take
-/// each other's connections; plain targets on one address share theirs.
+/// addresses, and for an https target the TLS server name and whether the certificate was
+/// verified. A session is bound to the name it was opened for, so two https targets on one
+/// address (an ingress routing by SNI, or a leg with `tls_verify=off` beside one with it on)
+/// never take each other's connections; plain targets on one address share theirs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolKey {
     pub addr: SocketAddr,
