@@ -727,6 +727,8 @@ fn check_prints_the_configuration_and_says_ok() {
         "X-Shadow",
         "--forward-client-ip",
         "--close-connections",
+        "--dns-refresh",
+        "2500",
         "--tls-cert",
         cert.arg(),
         "--tls-key",
@@ -774,6 +776,7 @@ fn check_prints_the_configuration_and_says_ok() {
             "{needle:?} not in {shadowing:?}"
         );
     }
+    assert_eq!(line("dns refresh"), "dns refresh         2500ms", "{out}");
     let headers = line("headers");
     for needle in [
         "X-Shadow",
