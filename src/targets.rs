@@ -233,12 +233,16 @@ impl Targets {
 
     /// These targets with their host names looked up again by `resolve`, for the addresses a
     /// redeployed service moved to. A name that cannot be looked up keeps its addresses; the
-    /// failures come back beside, with their role, for the caller to say.
+    /// failures come back beside, with their role, for the caller to say. The same addresses
+    /// in another order (a DNS server rotating its answers) are no change.
     pub fn looked_up_again(&self, resolve: Resolver) -> (Targets, Vec<(Role, String)>) {
         let mut failures = Vec::new();
         let mut targets = self.clone();
         for target in targets.legs.iter_mut().filter(|t| t.is_named()) {
             match resolve(&target.host, target.addr.port()) {
+                Ok(addrs)
+                    if addrs.iter().all(|&addr| target.has_address(addr))
+                        && target.addresses().all(|addr| addrs.contains(&addr)) => {}
                 Ok(addrs) if !addrs.is_empty() => {
                     target.addr = addrs[0];
                     target.fallbacks = addrs[1..].to_vec();
@@ -1186,6 +1190,16 @@ mod tests {
             (&candidate.url, &candidate.options)
         );
         assert_eq!(again.get(Role::Primary), targets.get(Role::Primary));
+
+        // A rotated answer is the same answer.
+        let rotated = |_: &str, port: u16| -> io::Result<Vec<SocketAddr>> {
+            Ok(vec![
+                SocketAddr::from(([10, 0, 0, 8], port)),
+                SocketAddr::from(([10, 0, 0, 7], port)),
+            ])
+        };
+        let (same, failures) = again.looked_up_again(&rotated);
+        assert_eq!((&same, failures.len()), (&again, 0));
 
         // A failed lookup keeps the addresses it had, and says so.
         let gone = |_: &str, _: u16| -> io::Result<Vec<SocketAddr>> {
