@@ -131,6 +131,9 @@ pub struct Leg {
     /// Connections that failed before their handshake completed, each followed by one to
     /// the target's next address.
     pub failed_connects: u8,
+    /// The address of the connection that carried the leg, or last tried to (`$upstream_addr`
+    /// in nginx's logs): which of a name's addresses answered.
+    pub upstream: Option<SocketAddr>,
     /// The last interim (1xx) response the upstream sent before its final one. A
     /// connection that sent one was not stale, whatever happens next.
     pub interim: Option<Interim>,
@@ -207,6 +210,7 @@ impl Exchange {
 
     fn record(self) -> ExchangeRecord {
         let head = self.request.head;
+        let upstreams = [0, 1, 2].map(|i| self.legs[i].upstream);
         let [p, s, c] = self
             .legs
             .map(|leg| leg.outcome.unwrap_or(LegOutcome::Skipped("unfinished")));
@@ -219,6 +223,7 @@ impl Exchange {
             request_body_bytes: self.request.body_bytes,
             epoch: self.epoch,
             legs: [p, s, c],
+            upstreams,
         }
     }
 }
@@ -296,6 +301,7 @@ impl Core {
                 response: LegResponse::Head,
                 retried: false,
                 failed_connects: 0,
+                upstream: None,
                 interim: None,
                 outcome: match (role, shadow_skip) {
                     (Role::Primary, _) | (_, None) => None,
@@ -415,7 +421,9 @@ impl Core {
                         role,
                     };
                     up.alarm.clear();
-                    ex.legs[role.index()].conn = Some(conn);
+                    let leg = &mut ex.legs[role.index()];
+                    leg.conn = Some(conn);
+                    leg.upstream = Some(up.key.addr);
                     return;
                 }
             }
@@ -429,9 +437,10 @@ impl Core {
     /// failure fails the leg.
     fn connect_leg(&mut self, key: usize, role: Role, mut addr: SocketAddr) {
         loop {
-            let Some(ex) = self.exchanges.get(key) else {
+            let Some(ex) = self.exchanges.get_mut(key) else {
                 return;
             };
+            ex.legs[role.index()].upstream = Some(addr);
             let pool_key = PoolKey::of(ex.targets.get(role), addr);
             let error = match self.connect(pool_key, key, role) {
                 Ok(conn) => {

@@ -56,6 +56,8 @@ struct Setup {
     /// Upstream connections are pooled; by default each exchange opens its own (so each
     /// one chooses an address).
     keep_alive: bool,
+    /// `--format json`.
+    json: bool,
 }
 
 impl Default for Setup {
@@ -64,6 +66,7 @@ impl Default for Setup {
             dns_refresh: None,
             reactors: 1,
             keep_alive: false,
+            json: false,
         }
     }
 }
@@ -103,6 +106,17 @@ impl InProcess {
             dns_refresh: setup.dns_refresh,
             reactors: setup.reactors,
             ..Config::default()
+        };
+        let config = Config {
+            report: report::Settings {
+                format: if setup.json {
+                    report::Format::Json
+                } else {
+                    report::Format::Text
+                },
+                ..config.report
+            },
+            ..config
         };
         let mut proxy = Proxy::bind(&config, targets).expect("bind");
         proxy.set_resolver(resolve);
@@ -171,15 +185,23 @@ impl InProcess {
 
     /// `stop`, and stdout as written.
     fn stop_with_output(self) -> (Vec<Block>, String) {
+        let out = self.stop_raw();
+        let mut blocks = parse_blocks(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+        blocks.sort_by_key(|block| block.id);
+        (blocks, out)
+    }
+}
+
+impl InProcess {
+    /// Stops the proxy, lets it drain, and returns stdout as written.
+    fn stop_raw(self) -> String {
         self.control.shutdown();
         for reactor in self.reactors {
             reactor.join().expect("reactor thread").expect("reactor");
         }
         self.reporter.join().expect("reporting thread");
-        let out = String::from_utf8(self.out.0.lock().unwrap().clone()).expect("UTF-8");
-        let mut blocks = parse_blocks(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
-        blocks.sort_by_key(|block| block.id);
-        (blocks, out)
+        let out = self.out.0.lock().unwrap().clone();
+        String::from_utf8(out).expect("UTF-8")
     }
 }
 
@@ -389,4 +411,37 @@ fn pooled_connections_to_an_address_a_name_left_are_closed() {
     proxied.stop();
     assert_eq!(before.request_count(), 3);
     assert_eq!(after.request_count(), 2);
+}
+
+#[test]
+fn the_json_line_names_the_address_each_leg_went_to() {
+    let (primary, secondary, _) = support::three_named();
+    let last = refused_addr();
+    let answers: Answers = Arc::new(Mutex::new([
+        Some(vec![refused_addr(), primary.addr()]),
+        Some(vec![secondary.addr()]),
+        Some(vec![refused_addr(), last]),
+    ]));
+    let setup = Setup {
+        json: true,
+        ..Setup::default()
+    };
+    let proxied = InProcess::resolving(&answers, setup);
+    proxied.send(1);
+    let out = proxied.stop_raw();
+    let line: serde_json::Value =
+        serde_json::from_str(out.lines().next().expect("a line")).expect("JSON");
+    // The address that answered, and for a leg whose every address refused, the last tried.
+    assert_eq!(
+        line["primary"]["upstream"],
+        primary.addr().to_string(),
+        "{line}"
+    );
+    assert_eq!(
+        line["secondary"]["upstream"],
+        secondary.addr().to_string(),
+        "{line}"
+    );
+    assert_eq!(line["candidate"]["upstream"], last.to_string(), "{line}");
+    assert_eq!(line["candidate"]["error_kind"], "refused", "{line}");
 }

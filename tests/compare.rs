@@ -476,6 +476,13 @@ fn format_json_writes_one_parsable_line_per_exchange_and_summary() {
         assert_eq!(line["type"], "exchange");
         assert_eq!(line["endpoint"], "GET /users/{id}");
         assert_eq!(line["primary"]["status"], 200);
+        for (role, upstream) in [("primary", &p), ("secondary", &s), ("candidate", &c)] {
+            assert_eq!(
+                line[role]["upstream"],
+                upstream.addr().to_string(),
+                "{line}"
+            );
+        }
         assert_eq!(line["secondary"]["result"], "differs");
         assert_eq!(line["candidate"]["result"], "differs");
         let fields: Vec<&str> = line["candidate"]["differences"]

@@ -185,6 +185,7 @@ mod tests {
             host: host.map(str::to_string),
             request_body_bytes: 0,
             epoch: 0,
+            upstreams: [None; 3],
             legs,
         }
     }

@@ -38,6 +38,9 @@ pub fn write_exchange(
     );
     for role in Role::ALL {
         let mut leg = outcome(&record.legs[role.index()]);
+        if let (Some(addr), Value::Object(map)) = (record.upstreams[role.index()], &mut leg) {
+            map.insert("upstream".into(), json!(addr.to_string()));
+        }
         let comparison = match role {
             Role::Primary => None,
             Role::Secondary => Some(&analysis.noise),
@@ -155,6 +158,11 @@ mod tests {
             host: Some("h".into()),
             request_body_bytes: 0,
             epoch: 2,
+            upstreams: [
+                Some("127.0.0.1:9001".parse().unwrap()),
+                None,
+                Some("[::1]:9003".parse().unwrap()),
+            ],
             legs: [
                 hinted(json_leg(r#"{"ts":1,"email":"a"}"#)),
                 json_leg(r#"{"ts":2,"email":"a"}"#),
@@ -178,6 +186,10 @@ mod tests {
         assert_eq!(v["primary"]["status"], 200);
         assert_eq!(v["primary"]["elapsed_ms"], 2.1);
         assert!(v["primary"].get("result").is_none());
+        // Which address served each leg; none known, none written.
+        assert_eq!(v["primary"]["upstream"], "127.0.0.1:9001");
+        assert!(v["secondary"].get("upstream").is_none());
+        assert_eq!(v["candidate"]["upstream"], "[::1]:9003");
         assert_eq!(v["primary"]["interim"], 103);
         assert!(v["secondary"].get("interim").is_none());
         assert_eq!(v["secondary"]["result"], "differs");

@@ -19,6 +19,7 @@ mod summary;
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -124,6 +125,9 @@ pub struct ExchangeRecord {
     pub epoch: u64,
     /// Indexed by `Role::index()`.
     pub legs: [LegOutcome; 3],
+    /// The address each leg's connection went to (the last one tried, for a leg whose
+    /// connects failed); `None` for a leg that never had one (skipped).
+    pub upstreams: [Option<SocketAddr>; 3],
 }
 
 impl ExchangeRecord {
@@ -723,6 +727,7 @@ mod tests {
             host: None,
             request_body_bytes: 0,
             epoch: 0,
+            upstreams: [None; 3],
             legs: [
                 ok_leg("ok"),
                 ok_leg("ok"),
@@ -751,6 +756,7 @@ mod tests {
             host: None,
             request_body_bytes: 0,
             epoch,
+            upstreams: [None; 3],
             legs: bodies.map(leg),
         }
     }

@@ -678,6 +678,7 @@ mod tests {
             host: None,
             request_body_bytes: 0,
             epoch: 0,
+            upstreams: [None; 3],
             legs,
         }
     }

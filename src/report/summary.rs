@@ -615,6 +615,7 @@ mod tests {
                 host: None,
                 request_body_bytes: 0,
                 epoch: 3,
+                upstreams: [None; 3],
                 legs: [
                     leg("a"),
                     leg(if i < noise { "b" } else { "a" }),
