@@ -99,24 +99,22 @@ impl InProcess {
                 .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such host"))
         };
         let targets = Targets::parse_with(&text, "t.conf", &resolve).expect("targets");
+        let format = if setup.json {
+            report::Format::Json
+        } else {
+            report::Format::Text
+        };
         let config = Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             timeout: Duration::from_secs(5),
             close_connections: !setup.keep_alive,
             dns_refresh: setup.dns_refresh,
             reactors: setup.reactors,
-            ..Config::default()
-        };
-        let config = Config {
             report: report::Settings {
-                format: if setup.json {
-                    report::Format::Json
-                } else {
-                    report::Format::Text
-                },
-                ..config.report
+                format,
+                ..report::Settings::default()
             },
-            ..config
+            ..Config::default()
         };
         let mut proxy = Proxy::bind(&config, targets).expect("bind");
         proxy.set_resolver(resolve);
@@ -190,9 +188,7 @@ impl InProcess {
         blocks.sort_by_key(|block| block.id);
         (blocks, out)
     }
-}
 
-impl InProcess {
     /// Stops the proxy, lets it drain, and returns stdout as written.
     fn stop_raw(self) -> String {
         self.control.shutdown();
