@@ -8,11 +8,13 @@ mod support;
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use support::hostile::Blackhole;
+use support::tls::{PemFile, TestCa, TlsUpstream};
 use support::{get, parse_blocks, refused_addr, Block, Client, Outcome, Upstream};
 use trident::cli::Config;
 use trident::report::{self, SummarySignal};
@@ -58,6 +60,8 @@ struct Setup {
     keep_alive: bool,
     /// `--format json`.
     json: bool,
+    /// The candidate is `https://candidate.test`, verified against this CA file.
+    https_candidate: Option<PathBuf>,
 }
 
 impl Default for Setup {
@@ -67,6 +71,7 @@ impl Default for Setup {
             reactors: 1,
             keep_alive: false,
             json: false,
+            https_candidate: None,
         }
     }
 }
@@ -84,9 +89,13 @@ impl InProcess {
     /// The names resolve to what `answers` holds at each lookup: when the targets are loaded
     /// and, with `setup.dns_refresh`, every so often after.
     fn resolving(answers: &Answers, setup: Setup) -> InProcess {
+        let scheme = match setup.https_candidate {
+            Some(_) => "https",
+            None => "http",
+        };
         let text = format!(
             "primary = http://primary.test\nsecondary = http://secondary.test\n\
-             candidate = http://candidate.test connect_timeout={CONNECT_TIMEOUT_MS}\n"
+             candidate = {scheme}://candidate.test connect_timeout={CONNECT_TIMEOUT_MS}\n"
         );
         let answers = Arc::clone(answers);
         let resolve = move |host: &str, _port: u16| -> io::Result<Vec<SocketAddr>> {
@@ -110,6 +119,7 @@ impl InProcess {
             close_connections: !setup.keep_alive,
             dns_refresh: setup.dns_refresh,
             reactors: setup.reactors,
+            ca_file: setup.https_candidate,
             report: report::Settings {
                 format,
                 ..report::Settings::default()
@@ -440,4 +450,35 @@ fn the_json_line_names_the_address_each_leg_went_to() {
     );
     assert_eq!(line["candidate"]["upstream"], last.to_string(), "{line}");
     assert_eq!(line["candidate"]["error_kind"], "refused", "{line}");
+}
+
+#[test]
+fn an_https_name_served_by_its_second_address_is_verified_and_pooled_by_its_name() {
+    let (primary, secondary, _) = support::three_named();
+    let ca = TestCa::new("addresses test CA");
+    let ca_file = PemFile::new("ca", &ca.pem());
+    let candidate = TlsUpstream::named("candidate", &ca.issue(&["candidate.test"]));
+    let answers: Answers = Arc::new(Mutex::new([
+        Some(vec![primary.addr()]),
+        Some(vec![secondary.addr()]),
+        Some(vec![refused_addr(), candidate.addr()]),
+    ]));
+    let setup = Setup {
+        keep_alive: true,
+        https_candidate: Some(ca_file.path().to_path_buf()),
+        ..Setup::default()
+    };
+    let proxied = InProcess::resolving(&answers, setup);
+    for n in 1..=3 {
+        proxied.send(1);
+        proxied.wait_blocks(n);
+    }
+    let blocks = proxied.stop();
+    // The certificate was checked for the name, whatever the address, and the session made
+    // to the second address served the later requests from the pool.
+    for block in &blocks {
+        assert_eq!(block.candidate().response().0, 200, "{}", block.text);
+    }
+    assert_eq!(candidate.requests().len(), 3);
+    assert_eq!(candidate.connections(), 1);
 }
