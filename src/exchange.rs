@@ -562,19 +562,8 @@ impl Core {
                     match connect_result(up.stream.tcp()) {
                         Ok(true) => {
                             up.connected = true;
-                            if let Some(ex) = self.exchanges.get_mut(exchange) {
-                                ex.legs[role.index()].connect_deadline = None;
-                                let (target, addr) = (ex.targets.get(role), up.key.addr);
-                                let first = first_address(self.preferred[role.index()], target);
-                                if addr != first {
-                                    info!(
-                                        "{role}: connected to {} at {addr} after {first} failed; \
-                                         new connections go to {addr} first",
-                                        target.host
-                                    );
-                                    self.preferred[role.index()] = Some(addr);
-                                }
-                            }
+                            let addr = up.key.addr;
+                            self.leg_connected(exchange, role, addr);
                         }
                         Ok(false) => return,
                         Err(e) => {
@@ -586,6 +575,26 @@ impl Core {
                 }
                 self.after_leg_event(exchange);
             }
+        }
+    }
+
+    /// Leg `role` of `exchange` completed its handshake with `addr`: its connect deadline is
+    /// off, and when `addr` is not where new connections go first, it becomes that (the
+    /// one before failed, or this leg would not have come here).
+    fn leg_connected(&mut self, exchange: usize, role: Role, addr: SocketAddr) {
+        let Some(ex) = self.exchanges.get_mut(exchange) else {
+            return;
+        };
+        ex.legs[role.index()].connect_deadline = None;
+        let target = ex.targets.get(role);
+        let first = first_address(self.preferred[role.index()], target);
+        if addr != first {
+            info!(
+                "{role}: connected to {} at {addr} after {first} failed; new connections go \
+                 to {addr} first",
+                target.host
+            );
+            self.preferred[role.index()] = Some(addr);
         }
     }
 

@@ -9,6 +9,7 @@ mod support;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -76,14 +77,53 @@ impl Default for Setup {
     }
 }
 
-/// What the test's resolver answers for `primary.test`, `secondary.test` and
-/// `candidate.test`; `None`: the lookup fails.
-type Answers = Arc<Mutex<[Option<Vec<SocketAddr>>; 3]>>;
+/// The test's resolver: what it answers for `primary.test`, `secondary.test` and
+/// `candidate.test` (`None`: the lookup fails), and how often it was asked for the candidate.
+#[derive(Clone)]
+struct Answers {
+    now: Arc<Mutex<[Option<Vec<SocketAddr>>; 3]>>,
+    candidate_lookups: Arc<AtomicUsize>,
+}
+
+impl Answers {
+    fn new(addresses: [Vec<SocketAddr>; 3]) -> Answers {
+        Answers {
+            now: Arc::new(Mutex::new(addresses.map(Some))),
+            candidate_lookups: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// From now on `candidate.test` resolves to `answer`.
+    fn set_candidate(&self, answer: Option<Vec<SocketAddr>>) {
+        self.now.lock().unwrap()[2] = answer;
+    }
+
+    fn resolve(&self, host: &str) -> io::Result<Vec<SocketAddr>> {
+        let index = ["primary.test", "secondary.test", "candidate.test"]
+            .iter()
+            .position(|name| *name == host)
+            .expect("a name of the test");
+        let answer = self.now.lock().unwrap()[index].clone();
+        if index == 2 {
+            self.candidate_lookups.fetch_add(1, Ordering::SeqCst);
+        }
+        answer.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such host"))
+    }
+
+    /// Waits until the candidate's name was looked up with the answer set now: two more
+    /// lookups than so far (one may have read the answer before).
+    fn wait_lookup(&self) {
+        let before = self.candidate_lookups.load(Ordering::SeqCst);
+        let looked_up = support::wait_until(Duration::from_secs(5), || {
+            self.candidate_lookups.load(Ordering::SeqCst) >= before + 2
+        });
+        assert!(looked_up, "the candidate's name was not looked up again");
+    }
+}
 
 impl InProcess {
     fn start(addresses: [Vec<SocketAddr>; 3]) -> InProcess {
-        let answers = Arc::new(Mutex::new(addresses.map(Some)));
-        InProcess::resolving(&answers, Setup::default())
+        InProcess::resolving(&Answers::new(addresses), Setup::default())
     }
 
     /// The names resolve to what `answers` holds at each lookup: when the targets are loaded
@@ -97,16 +137,8 @@ impl InProcess {
             "primary = http://primary.test\nsecondary = http://secondary.test\n\
              candidate = {scheme}://candidate.test connect_timeout={CONNECT_TIMEOUT_MS}\n"
         );
-        let answers = Arc::clone(answers);
-        let resolve = move |host: &str, _port: u16| -> io::Result<Vec<SocketAddr>> {
-            let index = ["primary.test", "secondary.test", "candidate.test"]
-                .iter()
-                .position(|name| *name == host)
-                .expect("a name of the test");
-            answers.lock().unwrap()[index]
-                .clone()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such host"))
-        };
+        let answers = answers.clone();
+        let resolve = move |host: &str, _port: u16| answers.resolve(host);
         let targets = Targets::parse_with(&text, "t.conf", &resolve).expect("targets");
         let format = if setup.json {
             report::Format::Json
@@ -171,6 +203,25 @@ impl InProcess {
                 response.body_text()
             })
             .collect()
+    }
+
+    /// Sends `n` GETs, each exchange over (all three legs) before the next starts; `sent`
+    /// counts the exchanges so far.
+    fn send_in_turn(&self, sent: &mut usize, n: usize) {
+        for _ in 0..n {
+            self.send(1);
+            *sent += 1;
+            self.wait_blocks(*sent);
+        }
+    }
+
+    /// Sends in turn until the candidate's `after` upstream got a request (5 s at most).
+    fn send_until_moved_to(&self, after: &Upstream, sent: &mut usize) {
+        let moved = support::wait_until(Duration::from_secs(5), || {
+            self.send_in_turn(sent, 1);
+            after.request_count() > 0
+        });
+        assert!(moved, "the candidate's new address got no request");
     }
 
     /// Waits until `n` blocks are out (all three legs of `n` exchanges over).
@@ -268,8 +319,8 @@ fn a_name_whose_first_address_never_answers_costs_one_connect_deadline() {
     ]);
     // The first exchange's candidate leg is over before the next exchange starts (the
     // client waits for the primary only).
-    proxied.send(1);
-    proxied.wait_blocks(1);
+    let mut sent = 0;
+    proxied.send_in_turn(&mut sent, 1);
     proxied.send(3);
     let blocks = proxied.stop();
     assert_eq!(blocks.len(), 4);
@@ -304,11 +355,11 @@ fn a_name_that_moves_is_followed_by_every_reactor() {
 fn followed_without_a_reload(reactors: usize) {
     let (primary, secondary, before) = support::three_named();
     let after = Upstream::named("moved");
-    let answers: Answers = Arc::new(Mutex::new([
-        Some(vec![primary.addr()]),
-        Some(vec![secondary.addr()]),
-        Some(vec![before.addr()]),
-    ]));
+    let answers = Answers::new([
+        vec![primary.addr()],
+        vec![secondary.addr()],
+        vec![before.addr()],
+    ]);
     let setup = Setup {
         dns_refresh: Some(Duration::from_millis(50)),
         reactors,
@@ -320,21 +371,15 @@ fn followed_without_a_reload(reactors: usize) {
     assert_eq!(before.request_count(), 2);
 
     // The candidate is redeployed elsewhere: within a few lookups trident follows it.
-    answers.lock().unwrap()[2] = Some(vec![after.addr()]);
+    answers.set_candidate(Some(vec![after.addr()]));
     let mut sent = 2;
-    let followed = support::wait_until(Duration::from_secs(5), || {
-        proxied.send(1);
-        sent += 1;
-        proxied.wait_blocks(sent);
-        after.request_count() > 0
-    });
-    assert!(followed, "the candidate's new address got no request");
+    proxied.send_until_moved_to(&after, &mut sent);
     let moved_at = before.request_count();
 
     // A lookup that fails keeps the address it had. Each request comes on a connection
     // of its own, which the kernel gives either reactor: all of them moved.
-    answers.lock().unwrap()[2] = None;
-    thread::sleep(Duration::from_millis(200));
+    answers.set_candidate(None);
+    answers.wait_lookup();
     proxied.send(10);
     sent += 10;
     proxied.wait_blocks(sent);
@@ -358,29 +403,22 @@ fn followed_without_a_reload(reactors: usize) {
 fn a_reload_of_command_line_targets_looks_their_names_up_again() {
     let (primary, secondary, before) = support::three_named();
     let after = Upstream::named("moved");
-    let answers: Answers = Arc::new(Mutex::new([
-        Some(vec![primary.addr()]),
-        Some(vec![secondary.addr()]),
-        Some(vec![before.addr()]),
-    ]));
+    let answers = Answers::new([
+        vec![primary.addr()],
+        vec![secondary.addr()],
+        vec![before.addr()],
+    ]);
     // No targets file, and no lookup due for an hour: only the reload can move it.
     let setup = Setup {
         dns_refresh: Some(Duration::from_secs(3600)),
         ..Setup::default()
     };
     let proxied = InProcess::resolving(&answers, setup);
-    proxied.send(1);
-    proxied.wait_blocks(1);
-    answers.lock().unwrap()[2] = Some(vec![after.addr()]);
+    let mut sent = 0;
+    proxied.send_in_turn(&mut sent, 1);
+    answers.set_candidate(Some(vec![after.addr()]));
     proxied.control.reload();
-    let mut sent = 1;
-    let followed = support::wait_until(Duration::from_secs(5), || {
-        proxied.send(1);
-        sent += 1;
-        proxied.wait_blocks(sent);
-        after.request_count() > 0
-    });
-    assert!(followed, "the candidate's new address got no request");
+    proxied.send_until_moved_to(&after, &mut sent);
     proxied.stop();
     assert_eq!(before.request_count() + after.request_count(), sent);
 }
@@ -389,11 +427,11 @@ fn a_reload_of_command_line_targets_looks_their_names_up_again() {
 fn pooled_connections_to_an_address_a_name_left_are_closed() {
     let (primary, secondary, before) = support::three_named();
     let after = Upstream::named("moved");
-    let answers: Answers = Arc::new(Mutex::new([
-        Some(vec![primary.addr()]),
-        Some(vec![secondary.addr()]),
-        Some(vec![before.addr()]),
-    ]));
+    let answers = Answers::new([
+        vec![primary.addr()],
+        vec![secondary.addr()],
+        vec![before.addr()],
+    ]);
     let setup = Setup {
         dns_refresh: Some(Duration::from_millis(50)),
         keep_alive: true,
@@ -402,14 +440,12 @@ fn pooled_connections_to_an_address_a_name_left_are_closed() {
     let proxied = InProcess::resolving(&answers, setup);
     // Each exchange over (its candidate leg too) before the next: they reuse one pooled
     // connection to the candidate.
-    for n in 1..=3 {
-        proxied.send(1);
-        proxied.wait_blocks(n);
-    }
+    let mut sent = 0;
+    proxied.send_in_turn(&mut sent, 3);
     assert_eq!(before.connections(), 1);
     assert_eq!(before.closed_connections(), 0);
 
-    answers.lock().unwrap()[2] = Some(vec![after.addr()]);
+    answers.set_candidate(Some(vec![after.addr()]));
     // The idle connection to the old address closes at the lookup, not at its idle timeout.
     before.wait_closed(1, Duration::from_secs(5));
     proxied.send(2);
@@ -423,11 +459,11 @@ fn pooled_connections_to_an_address_a_name_left_are_closed() {
 fn the_json_line_names_the_address_each_leg_went_to() {
     let (primary, secondary, _) = support::three_named();
     let last = refused_addr();
-    let answers: Answers = Arc::new(Mutex::new([
-        Some(vec![refused_addr(), primary.addr()]),
-        Some(vec![secondary.addr()]),
-        Some(vec![refused_addr(), last]),
-    ]));
+    let answers = Answers::new([
+        vec![refused_addr(), primary.addr()],
+        vec![secondary.addr()],
+        vec![refused_addr(), last],
+    ]);
     let setup = Setup {
         json: true,
         ..Setup::default()
@@ -458,21 +494,19 @@ fn an_https_name_served_by_its_second_address_is_verified_and_pooled_by_its_name
     let ca = TestCa::new("addresses test CA");
     let ca_file = PemFile::new("ca", &ca.pem());
     let candidate = TlsUpstream::named("candidate", &ca.issue(&["candidate.test"]));
-    let answers: Answers = Arc::new(Mutex::new([
-        Some(vec![primary.addr()]),
-        Some(vec![secondary.addr()]),
-        Some(vec![refused_addr(), candidate.addr()]),
-    ]));
+    let answers = Answers::new([
+        vec![primary.addr()],
+        vec![secondary.addr()],
+        vec![refused_addr(), candidate.addr()],
+    ]);
     let setup = Setup {
         keep_alive: true,
         https_candidate: Some(ca_file.path().to_path_buf()),
         ..Setup::default()
     };
     let proxied = InProcess::resolving(&answers, setup);
-    for n in 1..=3 {
-        proxied.send(1);
-        proxied.wait_blocks(n);
-    }
+    let mut sent = 0;
+    proxied.send_in_turn(&mut sent, 3);
     let blocks = proxied.stop();
     // The certificate was checked for the name, whatever the address, and the session made
     // to the second address served the later requests from the pool.
