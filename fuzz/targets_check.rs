@@ -7,7 +7,7 @@
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 
-use trident::targets::Targets;
+use trident::targets::{Role, Targets};
 
 /// The file name errors are reported against.
 const FILE: &str = "fuzz.conf";
@@ -48,14 +48,26 @@ pub fn check_targets_file(data: &[u8]) {
                     target.url.contains(&target.authority),
                     "authority of {target:?}"
                 );
+                // Only a shadow may be left unresolved, and then it says why.
+                assert_eq!(
+                    target.is_unresolved(),
+                    target.lookup_error.is_some(),
+                    "{target:?}"
+                );
+                assert!(
+                    !target.is_unresolved() || target.role != Role::Primary,
+                    "{target:?}"
+                );
                 // Every address is tried once, in the resolver's order.
-                assert!(!target.fallbacks.contains(&target.addr), "{target:?}");
-                let mut addr = target.addr;
-                for &next in &target.fallbacks {
-                    addr = target.address_after(addr);
-                    assert_eq!(addr, next, "{target:?}");
+                if let Some((&first, rest)) = target.addrs.split_first() {
+                    assert!(!rest.contains(&first), "{target:?}");
+                    let mut addr = first;
+                    for &next in rest {
+                        addr = target.address_after(addr);
+                        assert_eq!(addr, next, "{target:?}");
+                    }
+                    assert_eq!(target.address_after(addr), first, "{target:?}");
                 }
-                assert_eq!(target.address_after(addr), target.addr, "{target:?}");
                 // A rule never smuggles a line end (a field or a request of its own) into
                 // the heads it is written into.
                 for rule in &target.options.fields {
@@ -67,10 +79,16 @@ pub fn check_targets_file(data: &[u8]) {
                 }
             }
             // Looking the names up again with the same answers changes nothing (the same
-            // names and ports as the load looked up).
+            // names and ports as the load looked up), and fails for the unresolved alone.
             let (again, failures) = targets.looked_up_again(&offline_resolve);
             assert_eq!(again, targets, "looked up again");
-            assert!(failures.is_empty(), "{failures:?}");
+            let unresolved: Vec<Role> = targets
+                .iter()
+                .filter(|t| t.is_unresolved())
+                .map(|t| t.role)
+                .collect();
+            let failed: Vec<Role> = failures.iter().map(|(role, _)| *role).collect();
+            assert_eq!(failed, unresolved);
             assert_eq!(parse(), Ok(targets), "parsed twice");
         }
         Err(err) => {

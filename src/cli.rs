@@ -561,10 +561,16 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
     }
     for target in targets.iter() {
         let o = &target.options;
-        let mut addr = target.addr.to_string();
-        if !target.fallbacks.is_empty() {
-            let _ = write!(addr, ", then {}", target.fallback_list());
-        }
+        let addr = match target.first_address() {
+            None => format!(
+                "unresolved: {}",
+                target.lookup_error.as_deref().unwrap_or("no addresses")
+            ),
+            Some(first) if target.address_count() > 1 => {
+                format!("{first}, then {}", target.fallback_list())
+            }
+            Some(first) => first.to_string(),
+        };
         let _ = write!(
             out,
             "{:<19} {} ({addr}) timeout={}ms connect_timeout={}ms",

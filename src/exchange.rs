@@ -428,8 +428,10 @@ impl Core {
                 }
             }
         }
-        let addr = first_address(self.preferred[role.index()], target);
-        self.connect_leg(key, role, addr);
+        match first_address(self.preferred[role.index()], target) {
+            Some(addr) => self.connect_leg(key, role, addr),
+            None => self.fail_leg(key, role, LegError::Unresolved),
+        }
     }
 
     /// Gives leg `role` a new connection to `addr`, going on through the target's next
@@ -587,7 +589,10 @@ impl Core {
         };
         ex.legs[role.index()].connect_deadline = None;
         let target = ex.targets.get(role);
-        let first = first_address(self.preferred[role.index()], target);
+        // (A connected leg's target has addresses.)
+        let Some(first) = first_address(self.preferred[role.index()], target) else {
+            return;
+        };
         if addr != first {
             info!(
                 "{role}: connected to {} at {addr} after {first} failed; new connections go \
@@ -1034,10 +1039,7 @@ impl Core {
                 let Some(ex) = self.exchanges.get(key) else {
                     return;
                 };
-                Some(first_address(
-                    self.preferred[role.index()],
-                    ex.targets.get(role),
-                ))
+                first_address(self.preferred[role.index()], ex.targets.get(role))
             } else {
                 None
             };
@@ -1232,11 +1234,12 @@ fn ex_leg(exchanges: &mut slab::Slab<Exchange>, key: usize, role: Role) -> &mut 
 }
 
 /// The address a new connection for `target` tries first: the one the reactor learned
-/// (`Core::preferred`) while the target still has it, else the one its name resolved to first.
-fn first_address(preferred: Option<SocketAddr>, target: &Target) -> SocketAddr {
+/// (`Core::preferred`) while the target still has it, else the one its name resolved to first;
+/// none while a shadow's name is unresolved.
+fn first_address(preferred: Option<SocketAddr>, target: &Target) -> Option<SocketAddr> {
     match preferred {
-        Some(addr) if target.has_address(addr) => addr,
-        _ => target.addr,
+        Some(addr) if target.has_address(addr) => Some(addr),
+        _ => target.first_address(),
     }
 }
 

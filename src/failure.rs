@@ -33,6 +33,8 @@ pub enum LegError {
     Tls(String),
     /// Any other socket error, by its OS description.
     Io(String),
+    /// A shadow's host name has no addresses yet (the log says why); nothing was sent.
+    Unresolved,
 }
 
 impl LegError {
@@ -89,6 +91,7 @@ impl fmt::Display for LegError {
             LegError::ClientClosed => f.write_str("client closed before request complete"),
             LegError::Tls(e) => write!(f, "tls: {e}"),
             LegError::Io(e) => write!(f, "io: {e}"),
+            LegError::Unresolved => f.write_str("unresolved host name"),
         }
     }
 }
@@ -101,7 +104,7 @@ mod tests {
 
     #[test]
     fn console_names_are_stable() {
-        let rows: [(LegError, &str); 6] = [
+        let rows: [(LegError, &str); 7] = [
             (LegError::ConnectionRefused, "connection refused"),
             (
                 LegError::Timeout(Duration::from_millis(1500)),
@@ -114,6 +117,7 @@ mod tests {
                 LegError::ConnectTimeout(Duration::from_millis(1000)),
                 "connect timeout after 1000ms",
             ),
+            (LegError::Unresolved, "unresolved host name"),
         ];
         for (err, text) in rows {
             assert_eq!(err.to_string(), text);

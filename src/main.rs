@@ -61,6 +61,10 @@ fn check(config: &Config) -> ExitCode {
         return ExitCode::from(2);
     }
     print!("{}", trident::cli::describe(config, &targets));
+    // Not an error: trident would start, as it would with the service down.
+    for warning in targets.unresolved_warnings(config.dns_refresh) {
+        eprintln!("trident: warning: {warning}");
+    }
     println!("configuration ok");
     ExitCode::SUCCESS
 }
@@ -160,6 +164,9 @@ fn run(config: &Config) -> ExitCode {
     };
     for note in targets.address_notes() {
         log::info!("{note}");
+    }
+    for warning in targets.unresolved_warnings(config.dns_refresh) {
+        log::warn!("{warning}");
     }
     let tls = match trident::tls::Setup::load(config) {
         Ok(tls) => tls,

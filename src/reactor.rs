@@ -689,21 +689,14 @@ impl Proxy {
         }
         // Targets from the command line never change, so without a name among them there
         // is nothing to look up again; a targets file may bring names at a reload.
-        let has_names = self.core.targets.iter().any(Target::is_named);
-        let refresh = (self.targets_file.is_some() || has_names)
-            .then_some(self.core.settings.dns_refresh)
-            .flatten()
-            .map(|every| Refresh {
-                every,
-                resolve: Arc::clone(&self.resolver),
-            });
-        if self.targets_file.is_none() && refresh.is_none() {
+        if self.targets_file.is_none() && !self.core.targets.iter().any(Target::is_named) {
             return None;
         }
         let thread = ReloadThread {
             path: self.targets_file.clone(),
             listen: self.local_addr,
-            refresh,
+            refresh: self.core.settings.dns_refresh,
+            resolve: Arc::clone(&self.resolver),
             installed: Arc::new(Mutex::new(Arc::clone(&self.core.targets))),
         };
         Some(Reloader::spawn(thread, &self.shared))
@@ -966,12 +959,6 @@ enum Loaded {
 /// A host name resolver the reload thread can own.
 type SharedResolver = Arc<dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync>;
 
-/// `--dns-refresh`: how often, and with what.
-struct Refresh {
-    every: Duration,
-    resolve: SharedResolver,
-}
-
 /// The leader's end of the reload thread, which reads the targets file when asked and looks
 /// the host names up again every `--dns-refresh`: both may block (a slow DNS server), so
 /// neither runs on a reactor. Results come back through a channel, waking the poll.
@@ -987,7 +974,10 @@ struct ReloadThread {
     path: Option<PathBuf>,
     /// trident's own address: targets that lead back to it are refused.
     listen: SocketAddr,
-    refresh: Option<Refresh>,
+    /// `--dns-refresh`: how often the names are looked up again, if at all.
+    refresh: Option<Duration>,
+    /// What looks them up: at each refresh, and at SIGHUP for command-line targets.
+    resolve: SharedResolver,
     installed: Arc<Mutex<Arc<Targets>>>,
 }
 
@@ -1001,7 +991,7 @@ impl Reloader {
             // Roles whose name could not be looked up last time: said once, not every round.
             let mut failing = [false; 3];
             // A deadline, not a timeout per wait: SIGHUPs coming often do not put it off.
-            let mut next_lookup = work.refresh.as_ref().map(|r| Instant::now() + r.every);
+            let mut next_lookup = work.refresh.map(|every| Instant::now() + every);
             loop {
                 let asked = match next_lookup {
                     Some(at) => request_rx.recv_deadline(at),
@@ -1009,21 +999,19 @@ impl Reloader {
                         .recv()
                         .map_err(|_| RecvTimeoutError::Disconnected),
                 };
-                if let (Err(RecvTimeoutError::Timeout), Some(refresh)) = (&asked, &work.refresh) {
-                    next_lookup = Some(Instant::now() + refresh.every);
+                if let (Err(RecvTimeoutError::Timeout), Some(every)) = (&asked, work.refresh) {
+                    next_lookup = Some(Instant::now() + every);
                 }
-                let loaded = match (asked, &work.path, &work.refresh) {
-                    (Ok(()), Some(path), _) => Loaded::Reload(work.reload(path)),
+                let loaded = match (asked, &work.path) {
+                    (Ok(()), Some(path)) => Loaded::Reload(work.reload(path)),
                     // Command-line targets: a SIGHUP can only look their names up again.
-                    (Ok(()), None, Some(refresh))
-                    | (Err(RecvTimeoutError::Timeout), _, Some(refresh)) => {
-                        match work.look_up_again(refresh, &mut failing) {
+                    (Ok(()), None) | (Err(RecvTimeoutError::Timeout), _) => {
+                        match work.look_up_again(&mut failing) {
                             Some(loaded) => loaded,
                             None => continue,
                         }
                     }
-                    (Err(RecvTimeoutError::Disconnected), _, _) => break,
-                    _ => continue,
+                    (Err(RecvTimeoutError::Disconnected), _) => break,
                 };
                 if result_tx.send(loaded).is_err() {
                     break;
@@ -1055,25 +1043,30 @@ impl ReloadThread {
         for note in targets.address_notes() {
             info!("{note}");
         }
+        for warning in targets.unresolved_warnings(self.refresh) {
+            warn!("{warning}");
+        }
         Ok(targets)
     }
 
     /// The installed targets with their names looked up again, when an address changed.
     /// Lookups that fail keep the addresses the name had; new addresses that lead back to
     /// trident are refused like a reload that would.
-    fn look_up_again(&self, refresh: &Refresh, failing: &mut [bool; 3]) -> Option<Loaded> {
+    fn look_up_again(&self, failing: &mut [bool; 3]) -> Option<Loaded> {
         let base = Arc::clone(
             &self
                 .installed
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        let (targets, failures) = base.looked_up_again(&*refresh.resolve);
+        let (targets, failures) = base.looked_up_again(&*self.resolve);
         for target in base.iter() {
             let failure = failures.iter().find(|(role, _)| *role == target.role);
             let was_failing =
                 std::mem::replace(&mut failing[target.role.index()], failure.is_some());
             match failure {
+                // An unresolved name was warned of when it was loaded.
+                _ if target.is_unresolved() => {}
                 Some((_, why)) if !was_failing => warn!(
                     "{}: cannot look {} up again ({why}); keeping {}",
                     target.role,
@@ -1094,7 +1087,14 @@ impl ReloadThread {
             return None;
         }
         for (before, after) in base.iter().zip(targets.iter()) {
-            if before != after {
+            if before.is_unresolved() && !after.is_unresolved() {
+                info!(
+                    "{}: {} now resolves to {}; new exchanges connect there",
+                    after.role,
+                    after.host,
+                    after.address_list()
+                );
+            } else if before != after {
                 info!(
                     "{}: {} now resolves to {} (was {})",
                     after.role,

@@ -87,15 +87,21 @@ pub struct Target {
     pub url: String,
     /// `host:port` from the URL, as written (without a port if the URL has none).
     pub authority: String,
-    /// The address the host resolved to first when the targets were loaded.
-    pub addr: SocketAddr,
-    /// The host name's other addresses, in the resolver's order (`localhost` as `::1`, then
+    /// The host's addresses, in the resolver's order (`localhost` as `::1`, then
     /// `127.0.0.1`): a connection that cannot be made to one address is tried on the next.
-    pub fallbacks: Vec<SocketAddr>,
+    /// Empty only for a shadow whose name did not resolve (`lookup_error`).
+    pub addrs: Vec<SocketAddr>,
+    /// Why a shadow's host name did not resolve when the targets were loaded. Its leg fails
+    /// at once (`unresolved host name`) until a lookup (`--dns-refresh`, SIGHUP) gives it
+    /// addresses: a candidate not yet in DNS, or gone from it, must not keep trident from
+    /// starting and serving the primary.
+    pub lookup_error: Option<String>,
     /// An `https://` target: trident speaks TLS to it.
     pub tls: bool,
     /// The host as written in the URL (no brackets, no port): the TLS server name.
     pub host: String,
+    /// The port from the URL, or its scheme's.
+    pub port: u16,
     /// This leg's own options, over the command line's.
     pub options: LegOptions,
 }
@@ -113,27 +119,40 @@ impl Target {
 
     /// How many addresses a connection may be tried on.
     pub fn address_count(&self) -> usize {
-        1 + self.fallbacks.len()
+        self.addrs.len()
+    }
+
+    /// A shadow whose host name has no addresses yet.
+    pub fn is_unresolved(&self) -> bool {
+        self.addrs.is_empty()
+    }
+
+    /// The address tried first, unless the name is unresolved.
+    pub fn first_address(&self) -> Option<SocketAddr> {
+        self.addrs.first().copied()
     }
 
     /// Whether `addr` is one of the target's addresses (compared in place: this runs on
     /// every pooled connection taken).
     pub fn has_address(&self, addr: SocketAddr) -> bool {
-        self.addr == addr || self.fallbacks.contains(&addr)
+        self.addrs.contains(&addr)
     }
 
-    /// The address tried after `addr` failed, wrapping around to the first.
+    /// The address tried after `addr` failed, wrapping around to the first (the first,
+    /// too, for an address the target does not have). Called only for a target with
+    /// addresses: a connection was made to one.
     pub fn address_after(&self, addr: SocketAddr) -> SocketAddr {
-        match self.fallbacks.iter().position(|&a| a == addr) {
-            Some(i) if i + 1 < self.fallbacks.len() => self.fallbacks[i + 1],
-            Some(_) => self.addr,
-            None => self.fallbacks.first().copied().unwrap_or(self.addr),
-        }
+        let next = self
+            .addrs
+            .iter()
+            .position(|&a| a == addr)
+            .map_or(0, |i| i + 1);
+        self.addrs[next % self.addrs.len()]
     }
 
     /// Every address, in the order tried.
     pub fn addresses(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        std::iter::once(self.addr).chain(self.fallbacks.iter().copied())
+        self.addrs.iter().copied()
     }
 
     /// `addresses` as text, `[::1]:9003, 127.0.0.1:9003`, for the log.
@@ -141,9 +160,9 @@ impl Target {
         join_addresses(self.addresses())
     }
 
-    /// `fallbacks` as text, for the load-time note and `--check`.
+    /// The addresses after the first, as text, for the load-time note and `--check`.
     pub fn fallback_list(&self) -> String {
-        join_addresses(self.fallbacks.iter().copied())
+        join_addresses(self.addresses().skip(1))
     }
 }
 
@@ -207,18 +226,7 @@ impl Targets {
 
     /// Builds the targets from the three URL flags.
     pub fn from_urls(primary: &str, secondary: &str, candidate: &str) -> Result<Targets, Error> {
-        let leg = |role: Role, url: &str| {
-            let parsed = parse_url(url, &resolve)
-                .map_err(|message| Error::new(format!("--{role}"), None, message))?;
-            Ok(parsed.into_target(role, url, LegOptions::default()))
-        };
-        Ok(Targets {
-            legs: [
-                leg(Role::Primary, primary)?,
-                leg(Role::Secondary, secondary)?,
-                leg(Role::Candidate, candidate)?,
-            ],
-        })
+        from_urls_with([primary, secondary, candidate], &resolve)
     }
 
     /// The target playing `role`.
@@ -232,22 +240,25 @@ impl Targets {
     }
 
     /// These targets with their host names looked up again by `resolve`, for the addresses a
-    /// redeployed service moved to. A name that cannot be looked up keeps its addresses; the
-    /// failures come back beside, with their role, for the caller to say. The same addresses
-    /// in another order (a DNS server rotating its answers) are no change.
+    /// redeployed service moved to, or a shadow's unresolved name now has. A name that cannot
+    /// be looked up keeps its addresses (an unresolved one stays so, with the error it had);
+    /// the failures come back beside, with their role, for the caller to say. The same
+    /// addresses in another order (a DNS server rotating its answers) are no change.
     pub fn looked_up_again(&self, resolve: Resolver) -> (Targets, Vec<(Role, String)>) {
         let mut failures = Vec::new();
         let mut targets = self.clone();
         for target in targets.legs.iter_mut().filter(|t| t.is_named()) {
-            match resolve(&target.host, target.addr.port()) {
+            match resolve(&target.host, target.port) {
+                Ok(addrs) if addrs.is_empty() => {
+                    failures.push((target.role, "no addresses".to_string()))
+                }
                 Ok(addrs)
                     if addrs.iter().all(|&addr| target.has_address(addr))
                         && target.addresses().all(|addr| addrs.contains(&addr)) => {}
-                Ok(addrs) if !addrs.is_empty() => {
-                    target.addr = addrs[0];
-                    target.fallbacks = addrs[1..].to_vec();
+                Ok(addrs) => {
+                    target.addrs = addrs;
+                    target.lookup_error = None;
                 }
-                Ok(_) => failures.push((target.role, "no addresses".to_string())),
                 Err(err) => failures.push((target.role, err.to_string())),
             }
         }
@@ -258,15 +269,37 @@ impl Targets {
     /// tries first, and that the others follow when a connection cannot be made (so that a
     /// refusal logged for `::1` while the service listens on `127.0.0.1` is understood).
     pub fn address_notes(&self) -> impl Iterator<Item = String> + '_ {
-        self.iter().filter(|t| !t.fallbacks.is_empty()).map(|t| {
+        self.iter().filter(|t| t.address_count() > 1).map(|t| {
             format!(
                 "{}: {} resolves to {} addresses; trident connects to {} first, then to {} \
                  when a connection cannot be made",
                 t.role,
                 t.host,
                 t.address_count(),
-                t.addr,
+                t.addrs[0],
                 t.fallback_list()
+            )
+        })
+    }
+
+    /// A warning for each shadow whose host name did not resolve: its leg fails until the
+    /// name is looked up again with success, every `refresh` (`--dns-refresh`) or, without
+    /// one, at SIGHUP.
+    pub fn unresolved_warnings(
+        &self,
+        refresh: Option<Duration>,
+    ) -> impl Iterator<Item = String> + '_ {
+        let when = match refresh {
+            Some(every) => format!("looked up again every {}ms", every.as_millis()),
+            None => "looked up again at SIGHUP (--dns-refresh off)".to_string(),
+        };
+        self.iter().filter(|t| t.is_unresolved()).map(move |t| {
+            format!(
+                "{}: cannot resolve \"{}\" ({}); its leg fails (unresolved host name) until \
+                 the name resolves, {when}",
+                t.role,
+                t.host,
+                t.lookup_error.as_deref().unwrap_or("no addresses"),
             )
         })
     }
@@ -298,6 +331,23 @@ impl Targets {
         );
         Err(Error::new(location, None, message))
     }
+}
+
+/// `Targets::from_urls` with names looked up by `resolve`; errors name the role's flag.
+fn from_urls_with(urls: [&str; 3], resolve: Resolver) -> Result<Targets, Error> {
+    let leg = |role: Role| {
+        let url = urls[role.index()];
+        parse_url(url, resolve)
+            .and_then(|parsed| parsed.into_target(role, url, LegOptions::default()))
+            .map_err(|message| Error::new(format!("--{role}"), None, message))
+    };
+    Ok(Targets {
+        legs: [
+            leg(Role::Primary)?,
+            leg(Role::Secondary)?,
+            leg(Role::Candidate)?,
+        ],
+    })
 }
 
 /// Addresses as text, comma-separated.
@@ -609,18 +659,15 @@ fn parse_target(role: Role, rest: &str, resolve: Resolver) -> Result<Target, Str
             _ => return Err(format!("unknown option \"{key}\"")),
         }
     }
-    Ok(parsed.into_target(role, url, options))
+    parsed.into_target(role, url, options)
 }
 
-/// Checks `http://HOST[:PORT][/]` and resolves it: the authority as written, and the address.
-/// Anything a plain host:port target cannot honour (a path, a query, user info) is an error
-/// rather than silently dropped.
 /// What a target URL says.
 struct ParsedUrl {
     authority: String,
-    addr: SocketAddr,
-    /// The host name's other addresses.
-    fallbacks: Vec<SocketAddr>,
+    /// The addresses, in the resolver's order, or why the host name has none.
+    addrs: Result<Vec<SocketAddr>, String>,
+    port: u16,
     /// `https://`.
     tls: bool,
     /// The host as written (no brackets, no port): the TLS server name.
@@ -628,20 +675,34 @@ struct ParsedUrl {
 }
 
 impl ParsedUrl {
-    fn into_target(self, role: Role, url: &str, options: LegOptions) -> Target {
-        Target {
+    /// The target for `role`. A host name that did not resolve is an error for the primary,
+    /// the leg the client waits for; a shadow starts unresolved.
+    fn into_target(self, role: Role, url: &str, options: LegOptions) -> Result<Target, String> {
+        let (addrs, lookup_error) = match self.addrs {
+            Ok(addrs) => (addrs, None),
+            Err(why) if role == Role::Primary => {
+                return Err(format!("cannot resolve \"{}\": {why}", self.host))
+            }
+            Err(why) => (Vec::new(), Some(why)),
+        };
+        Ok(Target {
             role,
             url: url.to_string(),
             authority: self.authority,
-            addr: self.addr,
-            fallbacks: self.fallbacks,
+            addrs,
+            lookup_error,
+            port: self.port,
             tls: self.tls,
             host: self.host,
             options,
-        }
+        })
     }
 }
 
+/// Checks `http://HOST[:PORT][/]` and resolves it: the authority as written, and the
+/// addresses. Anything a plain host:port target cannot honour (a path, a query, user info)
+/// is an error rather than silently dropped; a name that does not resolve is for the caller
+/// to judge.
 fn parse_url(url: &str, resolve: Resolver) -> Result<ParsedUrl, String> {
     let bad = |why: &str| format!("bad URL \"{url}\": {why}");
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -713,16 +774,15 @@ fn parse_url(url: &str, resolve: Resolver) -> Result<ParsedUrl, String> {
     let host_name = match host {
         Host::V6(inside) | Host::Plain(inside) => inside.to_string(),
     };
-    let mut fallbacks = Vec::new();
-    let addr = match host {
+    let addrs = match host {
         Host::V6(inside) => match inside.parse::<Ipv6Addr>() {
-            Ok(ip) => SocketAddr::new(IpAddr::V6(ip), port),
+            Ok(ip) => Ok(vec![SocketAddr::new(IpAddr::V6(ip), port)]),
             Err(_) => return Err(bad(&format!("\"[{inside}]\" is not an IPv6 address"))),
         },
         Host::Plain("") => return Err(bad("missing host")),
         Host::Plain(host) => {
             if let Ok(ip) = host.parse::<Ipv4Addr>() {
-                SocketAddr::new(IpAddr::V4(ip), port)
+                Ok(vec![SocketAddr::new(IpAddr::V4(ip), port)])
             } else if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
                 // The resolver would take `10.1` as 10.0.0.1; a typo should not go that far.
                 return Err(bad(&format!("\"{host}\" is not an IPv4 address")));
@@ -732,21 +792,18 @@ fn parse_url(url: &str, resolve: Resolver) -> Result<ParsedUrl, String> {
             {
                 return Err(bad(&format!("\"{host}\" is not a host name")));
             } else {
-                let mut addrs = resolve(host, port)
-                    .map_err(|err| format!("cannot resolve \"{host}\": {err}"))?
-                    .into_iter();
-                let Some(first) = addrs.next() else {
-                    return Err(format!("cannot resolve \"{host}\": no addresses"));
-                };
-                fallbacks.extend(addrs);
-                first
+                match resolve(host, port) {
+                    Ok(addrs) if addrs.is_empty() => Err("no addresses".to_string()),
+                    Ok(addrs) => Ok(addrs),
+                    Err(err) => Err(err.to_string()),
+                }
             }
         }
     };
     Ok(ParsedUrl {
         authority: authority.to_string(),
-        addr,
-        fallbacks,
+        addrs,
+        port,
         tls,
         host: host_name,
     })
@@ -825,12 +882,9 @@ mod tests {
         let secondary = targets.get(Role::Secondary);
         assert!(secondary.tls);
         assert_eq!(secondary.host, "localhost");
-        assert_eq!(secondary.addr.port(), 8443);
+        assert_eq!(secondary.port, 8443);
         let candidate = targets.get(Role::Candidate);
-        assert_eq!(
-            (candidate.host.as_str(), candidate.addr.port()),
-            ("::1", 443)
-        );
+        assert_eq!((candidate.host.as_str(), candidate.port), ("::1", 443));
         assert!(!targets.get(Role::Primary).tls);
     }
 
@@ -931,7 +985,7 @@ mod tests {
             {
                 assert_eq!(target.role, role, "{text:?}");
                 assert_eq!(target.authority, authority, "{text:?}");
-                assert_eq!(target.addr, addr, "{text:?}");
+                assert_eq!(target.addrs, [addr], "{text:?}");
                 assert_eq!(target.options, options, "{text:?}");
                 assert_eq!(targets.get(role), target);
             }
@@ -951,8 +1005,12 @@ mod tests {
         let targets = Targets::parse(&text, "t").unwrap();
         let candidate = targets.get(Role::Candidate);
         assert_eq!(candidate.authority, "localhost:9003");
-        assert!(candidate.addr.ip().is_loopback(), "{}", candidate.addr);
-        assert_eq!(candidate.addr.port(), 9003);
+        assert!(
+            candidate.addrs[0].ip().is_loopback(),
+            "{:?}",
+            candidate.addrs
+        );
+        assert_eq!(candidate.port, 9003);
     }
 
     #[test]
@@ -1215,22 +1273,100 @@ mod tests {
     }
 
     #[test]
-    fn failed_lookup_names_the_host() {
+    fn a_primary_that_does_not_resolve_is_an_error_naming_the_host() {
         let refuse = |_: &str, _: u16| -> io::Result<Vec<SocketAddr>> {
             Err(io::Error::new(io::ErrorKind::NotFound, "no such host"))
         };
-        let text = format!("{GOOD_HEAD}candidate = http://shadow.internal:8080\n");
-        let err = parse_file(&text, "targets.conf", &refuse).unwrap_err();
+        let text = "primary = http://stable.internal:8080\n\
+                    secondary = http://127.0.0.1:9002\ncandidate = http://127.0.0.1:9003\n";
+        let err = parse_file(text, "targets.conf", &refuse).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "targets.conf:3: cannot resolve \"shadow.internal\": no such host"
+            "targets.conf:1: cannot resolve \"stable.internal\": no such host"
         );
         let none = |_: &str, _: u16| -> io::Result<Vec<SocketAddr>> { Ok(Vec::new()) };
-        let err = parse_file(&text, "targets.conf", &none).unwrap_err();
+        let err = parse_file(text, "targets.conf", &none).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "targets.conf:3: cannot resolve \"shadow.internal\": no addresses"
+            "targets.conf:1: cannot resolve \"stable.internal\": no addresses"
         );
+    }
+
+    #[test]
+    fn a_shadow_that_does_not_resolve_starts_unresolved_until_a_lookup_finds_it() {
+        let refuse = |_: &str, _: u16| -> io::Result<Vec<SocketAddr>> {
+            Err(io::Error::new(io::ErrorKind::NotFound, "no such host"))
+        };
+        let text = format!("{GOOD_HEAD}candidate = http://shadow.internal:8080 timeout=900\n");
+        let targets = parse_file(&text, "targets.conf", &refuse).unwrap();
+        let candidate = targets.get(Role::Candidate);
+        assert!(candidate.is_unresolved());
+        assert_eq!(candidate.first_address(), None);
+        assert_eq!(candidate.lookup_error.as_deref(), Some("no such host"));
+        assert_eq!(
+            (candidate.port, candidate.options.timeout),
+            (8080, Some(Duration::from_millis(900)))
+        );
+        let warnings: Vec<String> = targets
+            .unresolved_warnings(Some(Duration::from_secs(10)))
+            .collect();
+        assert_eq!(
+            warnings,
+            [
+                "candidate: cannot resolve \"shadow.internal\" (no such host); its leg fails \
+                 (unresolved host name) until the name resolves, looked up again every 10000ms"
+            ]
+        );
+        assert!(targets
+            .unresolved_warnings(None)
+            .all(|w| w.ends_with("at SIGHUP (--dns-refresh off)")));
+        // Nothing to loop back to.
+        assert!(targets.loops_back(v4(8080), None).is_ok());
+        let described = crate::cli::describe(&crate::cli::Config::default(), &targets);
+        assert!(
+            described.contains("http://shadow.internal:8080 (unresolved: no such host)"),
+            "{described}"
+        );
+
+        // Still failing: the same targets (the first error kept), the failure said.
+        let (again, failures) = targets.looked_up_again(&refuse);
+        assert_eq!(again, targets);
+        assert_eq!(failures, [(Role::Candidate, "no such host".to_string())]);
+        // Found: its addresses, and no error left.
+        let found = |_: &str, port: u16| -> io::Result<Vec<SocketAddr>> { Ok(vec![v4(port)]) };
+        let (found, failures) = targets.looked_up_again(&found);
+        assert!(failures.is_empty());
+        let candidate = found.get(Role::Candidate);
+        assert_eq!(
+            (&candidate.addrs[..], &candidate.lookup_error),
+            (&[v4(8080)][..], &None)
+        );
+        assert_eq!(found.unresolved_warnings(None).count(), 0);
+
+        // The URL flags too.
+        let err = from_urls_with(
+            [
+                "http://gone.internal:1",
+                "http://127.0.0.1:2",
+                "http://[::1]:3",
+            ],
+            &refuse,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--primary: cannot resolve \"gone.internal\": no such host"
+        );
+        let targets = from_urls_with(
+            [
+                "http://127.0.0.1:1",
+                "http://gone.internal:2",
+                "http://[::1]:3",
+            ],
+            &refuse,
+        )
+        .unwrap();
+        assert!(targets.get(Role::Secondary).is_unresolved());
     }
 
     #[test]
@@ -1244,8 +1380,8 @@ mod tests {
         let text = format!("{GOOD_HEAD}candidate = http://localhost:9003\n");
         let targets = parse_file(&text, "targets.conf", &both).unwrap();
         let candidate = targets.get(Role::Candidate);
-        assert_eq!(candidate.addr, "[::1]:9003".parse().unwrap());
-        assert_eq!(candidate.fallbacks, [v4(9003)]);
+        let v6: SocketAddr = "[::1]:9003".parse().unwrap();
+        assert_eq!(candidate.addrs, [v6, v4(9003)]);
         let notes: Vec<String> = targets.address_notes().collect();
         assert_eq!(
             notes,
@@ -1255,14 +1391,14 @@ mod tests {
             ]
         );
         // Each address is followed by the next, the last by the first.
-        assert_eq!(candidate.address_after(candidate.addr), v4(9003));
-        assert_eq!(candidate.address_after(v4(9003)), candidate.addr);
-        assert!(candidate.has_address(v4(9003)) && candidate.has_address(candidate.addr));
+        assert_eq!(candidate.address_after(v6), v4(9003));
+        assert_eq!(candidate.address_after(v4(9003)), v6);
+        assert!(candidate.has_address(v4(9003)) && candidate.has_address(v6));
         assert!(!candidate.has_address(v4(9002)));
         // Addresses written as such have no others, and follow themselves.
         let primary = targets.get(Role::Primary);
-        assert!(primary.fallbacks.is_empty());
-        assert_eq!(primary.address_after(primary.addr), primary.addr);
+        assert_eq!(primary.address_count(), 1);
+        assert_eq!(primary.address_after(primary.addrs[0]), primary.addrs[0]);
         // --check shows both, in order.
         let described = crate::cli::describe(&crate::cli::Config::default(), &targets);
         assert!(
@@ -1310,7 +1446,7 @@ mod tests {
             .unwrap_err()
             .to_string()
             .ends_with(": not a targets file"));
-        assert_eq!(just_fits.unwrap().get(Role::Candidate).addr, v4(9003));
+        assert_eq!(just_fits.unwrap().get(Role::Candidate).addrs, [v4(9003)]);
     }
 
     #[test]
@@ -1324,7 +1460,7 @@ mod tests {
         .unwrap();
         let loaded = Targets::load(&path);
         let _ = fs::remove_file(&path);
-        assert_eq!(loaded.unwrap().get(Role::Candidate).addr, v4(9003));
+        assert_eq!(loaded.unwrap().get(Role::Candidate).addrs, [v4(9003)]);
     }
 
     #[test]
@@ -1335,7 +1471,7 @@ mod tests {
             "http://[::1]:3",
         )
         .unwrap();
-        let ports: Vec<u16> = targets.iter().map(|t| t.addr.port()).collect();
+        let ports: Vec<u16> = targets.iter().map(|t| t.port).collect();
         assert_eq!(ports, [1, 2, 3]);
         assert_eq!(targets.get(Role::Secondary).url, "http://127.0.0.1:2/");
         assert_eq!(targets.get(Role::Candidate).options, LegOptions::default());

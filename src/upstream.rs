@@ -192,8 +192,9 @@ mod tests {
             role: Role::Candidate,
             url: String::new(),
             authority: String::new(),
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            fallbacks: Vec::new(),
+            addrs: vec![SocketAddr::from(([127, 0, 0, 1], port))],
+            lookup_error: None,
+            port,
             tls,
             host: host.to_string(),
             options: LegOptions {
@@ -206,7 +207,7 @@ mod tests {
     #[test]
     fn pool_is_lifo_per_target_and_drops_removed_targets() {
         let (a, b) = (target(1, false, "a", None), target(2, false, "b", None));
-        let (ka, kb) = (PoolKey::of(&a, a.addr), PoolKey::of(&b, b.addr));
+        let (ka, kb) = (PoolKey::of(&a, a.addrs[0]), PoolKey::of(&b, b.addrs[0]));
         let mut pool = Pool::new();
         assert!(pool.put(&ka, 1));
         assert!(pool.put(&ka, 2));
@@ -221,13 +222,13 @@ mod tests {
     #[test]
     fn a_connection_to_any_of_a_targets_addresses_fits_it() {
         let mut named = target(1, false, "localhost", None);
-        named.fallbacks = vec![SocketAddr::from(([127, 0, 0, 2], 1))];
-        let to_second = PoolKey::of(&named, named.fallbacks[0]);
+        named.addrs.push(SocketAddr::from(([127, 0, 0, 2], 1)));
+        let to_second = PoolKey::of(&named, named.addrs[1]);
         assert!(to_second.fits(&named));
         // A target reloaded without that address does not take it.
         assert!(!to_second.fits(&target(1, false, "localhost", None)));
         // Taken past the first address's list, once that is empty.
-        let to_first = PoolKey::of(&named, named.addr);
+        let to_first = PoolKey::of(&named, named.addrs[0]);
         let mut pool = Pool::new();
         assert!(pool.put(&to_first, 6));
         pool.remove(&to_first, 6);
@@ -255,7 +256,7 @@ mod tests {
             (&https, target(1, true, "a.example", Some(false)), false),
         ];
         for (opened_for, other, fits) in rows {
-            let key = PoolKey::of(opened_for, opened_for.addr);
+            let key = PoolKey::of(opened_for, opened_for.addrs[0]);
             assert!(key.fits(opened_for), "{key:?}");
             assert_eq!(key.fits(&other), fits, "{key:?} for {other:?}");
         }

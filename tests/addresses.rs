@@ -516,3 +516,51 @@ fn an_https_name_served_by_its_second_address_is_verified_and_pooled_by_its_name
     assert_eq!(candidate.requests().len(), 3);
     assert_eq!(candidate.connections(), 1);
 }
+
+#[test]
+fn a_candidate_not_yet_in_dns_is_followed_once_its_name_resolves() {
+    unresolved_at_start(Setup {
+        dns_refresh: Some(Duration::from_millis(50)),
+        ..Setup::default()
+    });
+}
+
+#[test]
+fn with_dns_refresh_off_a_reload_looks_an_unresolved_name_up() {
+    unresolved_at_start(Setup::default());
+}
+
+/// trident starts with the candidate's name unresolved: the primary serves every client and
+/// the candidate's leg fails at once, until the name resolves (at the next lookup, or with
+/// `--dns-refresh off` at a reload).
+fn unresolved_at_start(setup: Setup) {
+    let (primary, secondary, candidate) = support::three_named();
+    let answers = Answers::new([vec![primary.addr()], vec![secondary.addr()], vec![]]);
+    answers.set_candidate(None);
+    let refresh = setup.dns_refresh.is_some();
+    let proxied = InProcess::resolving(&answers, setup);
+    let mut sent = 0;
+    proxied.send_in_turn(&mut sent, 2);
+
+    answers.set_candidate(Some(vec![candidate.addr()]));
+    if !refresh {
+        proxied.control.reload();
+    }
+    proxied.send_until_moved_to(&candidate, &mut sent);
+    let (blocks, out) = proxied.stop_with_output();
+    assert_eq!(blocks.len(), sent);
+    for block in &blocks[..2] {
+        assert_eq!(block.primary().response().0, 200, "{}", block.text);
+        assert_eq!(block.secondary().response().0, 200, "{}", block.text);
+        assert_eq!(
+            block.candidate().error(),
+            "unresolved host name",
+            "{}",
+            block.text
+        );
+    }
+    assert_eq!(blocks[sent - 1].candidate().response().0, 200);
+    assert_eq!(primary.request_count(), sent);
+    // The same targets, now with an address: the comparison goes on in one epoch.
+    assert_eq!(out.matches("SUMMARY ").count(), 1, "{out}");
+}

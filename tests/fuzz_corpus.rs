@@ -8,6 +8,7 @@
 //! `tests/smuggling.rs` writes the seeds made of its own rows the same way.
 
 use std::fs;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use trident::http::stream::FuzzInput;
@@ -106,25 +107,45 @@ fn the_targets_file_check_resolves_names_offline() {
     let targets =
         trident::targets::Targets::parse_with(&named, "t.conf", &targets_check::offline_resolve)
             .expect("a name resolves");
-    let addrs: Vec<String> = targets.iter().map(|t| t.addr.to_string()).collect();
-    assert_eq!(addrs, ["127.0.0.1:9001", "[::1]:9002", "192.0.2.1:9003"]);
+    let addrs: Vec<Vec<SocketAddr>> = targets.iter().map(|t| t.addrs.clone()).collect();
+    let at = |text: &str| vec![text.parse::<SocketAddr>().unwrap()];
+    assert_eq!(
+        addrs,
+        [at("127.0.0.1:9001"), at("[::1]:9002"), at("192.0.2.1:9003")]
+    );
     let two = format!("{good}candidate = http://backend.test:9003\n");
     let targets =
         trident::targets::Targets::parse_with(&two, "t.conf", &targets_check::offline_resolve)
             .expect("a .test name resolves");
     let candidate = targets.get(trident::targets::Role::Candidate);
-    assert_eq!(candidate.fallbacks, ["192.0.2.2:9003".parse().unwrap()]);
+    assert_eq!(candidate.addrs[1..], at("192.0.2.2:9003"));
     targets_check::check_targets_file(two.as_bytes());
+    // A .invalid name does not resolve: the candidate starts unresolved, the primary cannot.
     let unresolvable = format!("{good}candidate = http://gone.INVALID:9003\n");
-    let err = trident::targets::Targets::parse_with(
+    let targets = trident::targets::Targets::parse_with(
         &unresolvable,
         "t.conf",
         &targets_check::offline_resolve,
     )
-    .expect_err("a .invalid name does not resolve");
-    assert!(err.to_string().starts_with("t.conf:3: "), "{err}");
+    .expect("a shadow may start unresolved");
+    assert!(targets
+        .get(trident::targets::Role::Candidate)
+        .is_unresolved());
+    let no_primary = "primary = http://gone.invalid:9001\nsecondary = http://[::1]:9002\n\
+                      candidate = http://backend.test:9003\n";
+    let err = trident::targets::Targets::parse_with(
+        no_primary,
+        "t.conf",
+        &targets_check::offline_resolve,
+    )
+    .expect_err("the primary must resolve");
+    assert!(
+        err.to_string().starts_with("t.conf:1: cannot resolve"),
+        "{err}"
+    );
     targets_check::check_targets_file(named.as_bytes());
     targets_check::check_targets_file(unresolvable.as_bytes());
+    targets_check::check_targets_file(no_primary.as_bytes());
 }
 
 /// Writes the seeds that are not rows of `tests/smuggling.rs`
@@ -270,7 +291,7 @@ fn write_fuzz_seeds() {
 
     // Targets files, valid and not; names resolve offline (see fuzz/targets_check.rs).
     let good = "primary = http://127.0.0.1:9001\nsecondary = http://127.0.0.1:9002\n";
-    let targets: [(&str, String); 16] = [
+    let targets: [(&str, String); 17] = [
         ("valid", format!("{good}candidate = http://127.0.0.1:9003\n")),
         (
             "valid-options",
@@ -288,6 +309,10 @@ fn write_fuzz_seeds() {
         ("ipv6-unbracketed", format!("{good}candidate = http://::1:9003\n")),
         ("named", format!("{good}candidate = https://backend.internal host=target\n")),
         ("unresolvable", format!("{good}candidate = http://gone.invalid:9003\n")),
+        (
+            "unresolvable-primary",
+            "primary = http://gone.invalid:9001\nsecondary = http://127.0.0.1:9002\ncandidate = http://127.0.0.1:9003\n".to_string(),
+        ),
         (
             "field-rules",
             format!("{good}candidate = http://127.0.0.1:9003 set_header=\"Authorization: Bearer \\\"a #b\\\"\" drop_header=Cookie # c\n"),

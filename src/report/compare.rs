@@ -273,6 +273,7 @@ pub fn error_kind(error: &LegError) -> &'static str {
         LegError::ClientClosed => "client-closed",
         LegError::Tls(_) => "tls",
         LegError::Io(_) => "io",
+        LegError::Unresolved => "unresolved",
     }
 }
 
