@@ -935,6 +935,16 @@ impl Proxy {
     }
 }
 
+/// What the reload thread's lookups have logged, so that a state that lasts is said once,
+/// not every `--dns-refresh`.
+#[derive(Default)]
+struct Said {
+    /// Roles whose name could not be looked up last time.
+    failing: [bool; 3],
+    /// New addresses refused last time because they lead back to trident.
+    refused: Option<Targets>,
+}
+
 /// Targets a leader hands its followers.
 #[derive(Clone)]
 enum Install {
@@ -988,8 +998,7 @@ impl Reloader {
         let shared = Arc::clone(shared);
         let installed = Arc::clone(&work.installed);
         let spawned = thread::Builder::new().name("reload".into()).spawn(move || {
-            // Roles whose name could not be looked up last time: said once, not every round.
-            let mut failing = [false; 3];
+            let mut said = Said::default();
             // A deadline, not a timeout per wait: SIGHUPs coming often do not put it off.
             let mut next_lookup = work.refresh.map(|every| Instant::now() + every);
             loop {
@@ -1006,7 +1015,7 @@ impl Reloader {
                     (Ok(()), Some(path)) => Loaded::Reload(work.reload(path)),
                     // Command-line targets: a SIGHUP can only look their names up again.
                     (Ok(()), None) | (Err(RecvTimeoutError::Timeout), _) => {
-                        match work.look_up_again(&mut failing) {
+                        match work.look_up_again(&mut said) {
                             Some(loaded) => loaded,
                             None => continue,
                         }
@@ -1052,7 +1061,7 @@ impl ReloadThread {
     /// The installed targets with their names looked up again, when an address changed.
     /// Lookups that fail keep the addresses the name had; new addresses that lead back to
     /// trident are refused like a reload that would.
-    fn look_up_again(&self, failing: &mut [bool; 3]) -> Option<Loaded> {
+    fn look_up_again(&self, said: &mut Said) -> Option<Loaded> {
         let base = Arc::clone(
             &self
                 .installed
@@ -1063,7 +1072,7 @@ impl ReloadThread {
         for target in base.iter() {
             let failure = failures.iter().find(|(role, _)| *role == target.role);
             let was_failing =
-                std::mem::replace(&mut failing[target.role.index()], failure.is_some());
+                std::mem::replace(&mut said.failing[target.role.index()], failure.is_some());
             match failure {
                 // An unresolved name was warned of when it was loaded.
                 _ if target.is_unresolved() => {}
@@ -1083,9 +1092,13 @@ impl ReloadThread {
             return None;
         }
         if let Err(e) = targets.loops_back(self.listen, self.path.as_deref()) {
-            error!("new addresses refused, keeping the old ones: {e}");
+            if said.refused.as_ref() != Some(&targets) {
+                error!("new addresses refused, keeping the old ones: {e}");
+                said.refused = Some(targets);
+            }
             return None;
         }
+        said.refused = None;
         for (before, after) in base.iter().zip(targets.iter()) {
             if before.is_unresolved() && !after.is_unresolved() {
                 info!(
@@ -1105,5 +1118,89 @@ impl ReloadThread {
             }
         }
         Some(Loaded::Addresses { base, targets })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::thread::ThreadId;
+
+    /// The log lines written on each thread: tests run side by side in one process, and a
+    /// test reads its own thread's.
+    struct Capture(Mutex<Vec<(ThreadId, String)>>);
+
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record) {
+            let line = record.args().to_string();
+            let mut lines = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            lines.push((thread::current().id(), line));
+        }
+        fn flush(&self) {}
+    }
+
+    static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
+
+    /// Lines logged on this thread so far (the first call installs the capture).
+    fn logged_here() -> Vec<String> {
+        if log::set_logger(&CAPTURE).is_ok() {
+            log::set_max_level(log::LevelFilter::Info);
+        }
+        let here = thread::current().id();
+        let lines = CAPTURE.0.lock().unwrap_or_else(PoisonError::into_inner);
+        lines
+            .iter()
+            .filter(|(thread, _)| *thread == here)
+            .map(|(_, line)| line.clone())
+            .collect()
+    }
+
+    #[test]
+    fn new_addresses_leading_back_to_trident_are_refused_and_said_once() {
+        logged_here();
+        let listen = SocketAddr::from(([127, 0, 0, 1], 48123));
+        let elsewhere = SocketAddr::from(([127, 0, 0, 1], 48124));
+        let answer = Arc::new(Mutex::new(elsewhere));
+        let resolve: SharedResolver = {
+            let answer = Arc::clone(&answer);
+            Arc::new(move |_: &str, _: u16| Ok(vec![*answer.lock().unwrap()]))
+        };
+        let text = "primary = http://127.0.0.1:1\nsecondary = http://127.0.0.1:2\n\
+                    candidate = http://candidate.test:48123\n";
+        let targets = Targets::parse_with(text, "t.conf", &*resolve).unwrap();
+        let thread = ReloadThread {
+            path: None,
+            listen,
+            refresh: None,
+            resolve,
+            installed: Arc::new(Mutex::new(Arc::new(targets))),
+        };
+        let mut said = Said::default();
+
+        // The name moves to trident's own address: refused, every round, said once.
+        *answer.lock().unwrap() = listen;
+        for _ in 0..3 {
+            assert!(thread.look_up_again(&mut said).is_none());
+        }
+        let refusals = |lines: &[String]| {
+            lines
+                .iter()
+                .filter(|line| line.starts_with("new addresses refused"))
+                .count()
+        };
+        assert_eq!(refusals(&logged_here()), 1, "{:?}", logged_here());
+
+        // Elsewhere again: taken. Back to trident: said again.
+        *answer.lock().unwrap() = SocketAddr::from(([127, 0, 0, 1], 48125));
+        assert!(matches!(
+            thread.look_up_again(&mut said),
+            Some(Loaded::Addresses { .. })
+        ));
+        *answer.lock().unwrap() = listen;
+        assert!(thread.look_up_again(&mut said).is_none());
+        assert_eq!(refusals(&logged_here()), 2, "{:?}", logged_here());
     }
 }
