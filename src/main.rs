@@ -162,12 +162,7 @@ fn run(config: &Config) -> ExitCode {
         Ok(targets) => targets,
         Err(code) => return code,
     };
-    for note in targets.address_notes() {
-        log::info!("{note}");
-    }
-    for warning in targets.unresolved_warnings(config.dns_refresh) {
-        log::warn!("{warning}");
-    }
+    targets.log_lookups(config.dns_refresh);
     let tls = match trident::tls::Setup::load(config) {
         Ok(tls) => tls,
         Err(err) => {

@@ -1049,12 +1049,7 @@ impl ReloadThread {
     fn reload(&self, path: &Path) -> Result<Targets, targets::Error> {
         let targets = Targets::load(path)?;
         targets.loops_back(self.listen, Some(path))?;
-        for note in targets.address_notes() {
-            info!("{note}");
-        }
-        for warning in targets.unresolved_warnings(self.refresh) {
-            warn!("{warning}");
-        }
+        targets.log_lookups(self.refresh);
         Ok(targets)
     }
 

@@ -282,6 +282,17 @@ impl Targets {
         })
     }
 
+    /// Logs what a load found about the names: `address_notes` as information,
+    /// `unresolved_warnings` as warnings. At start-up and at each reload.
+    pub fn log_lookups(&self, refresh: Option<Duration>) {
+        for note in self.address_notes() {
+            log::info!("{note}");
+        }
+        for warning in self.unresolved_warnings(refresh) {
+            log::warn!("{warning}");
+        }
+    }
+
     /// A warning for each shadow whose host name did not resolve: its leg fails until the
     /// name is looked up again with success, every `refresh` (`--dns-refresh`) or, without
     /// one, at SIGHUP.

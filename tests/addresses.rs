@@ -93,6 +93,11 @@ impl Answers {
         }
     }
 
+    /// Each name resolves to its upstream's one address.
+    fn each(upstreams: [&Upstream; 3]) -> Answers {
+        Answers::new(upstreams.map(|up| vec![up.addr()]))
+    }
+
     /// From now on `candidate.test` resolves to `answer`.
     fn set_candidate(&self, answer: Option<Vec<SocketAddr>>) {
         self.now.lock().unwrap()[2] = answer;
@@ -355,11 +360,7 @@ fn a_name_that_moves_is_followed_by_every_reactor() {
 fn followed_without_a_reload(reactors: usize) {
     let (primary, secondary, before) = support::three_named();
     let after = Upstream::named("moved");
-    let answers = Answers::new([
-        vec![primary.addr()],
-        vec![secondary.addr()],
-        vec![before.addr()],
-    ]);
+    let answers = Answers::each([&primary, &secondary, &before]);
     let setup = Setup {
         dns_refresh: Some(Duration::from_millis(50)),
         reactors,
@@ -403,11 +404,7 @@ fn followed_without_a_reload(reactors: usize) {
 fn a_reload_of_command_line_targets_looks_their_names_up_again() {
     let (primary, secondary, before) = support::three_named();
     let after = Upstream::named("moved");
-    let answers = Answers::new([
-        vec![primary.addr()],
-        vec![secondary.addr()],
-        vec![before.addr()],
-    ]);
+    let answers = Answers::each([&primary, &secondary, &before]);
     // No targets file, and no lookup due for an hour: only the reload can move it.
     let setup = Setup {
         dns_refresh: Some(Duration::from_secs(3600)),
@@ -427,11 +424,7 @@ fn a_reload_of_command_line_targets_looks_their_names_up_again() {
 fn pooled_connections_to_an_address_a_name_left_are_closed() {
     let (primary, secondary, before) = support::three_named();
     let after = Upstream::named("moved");
-    let answers = Answers::new([
-        vec![primary.addr()],
-        vec![secondary.addr()],
-        vec![before.addr()],
-    ]);
+    let answers = Answers::each([&primary, &secondary, &before]);
     let setup = Setup {
         dns_refresh: Some(Duration::from_millis(50)),
         keep_alive: true,
@@ -535,7 +528,7 @@ fn with_dns_refresh_off_a_reload_looks_an_unresolved_name_up() {
 /// `--dns-refresh off` at a reload).
 fn unresolved_at_start(setup: Setup) {
     let (primary, secondary, candidate) = support::three_named();
-    let answers = Answers::new([vec![primary.addr()], vec![secondary.addr()], vec![]]);
+    let answers = Answers::each([&primary, &secondary, &candidate]);
     answers.set_candidate(None);
     let refresh = setup.dns_refresh.is_some();
     let proxied = InProcess::resolving(&answers, setup);
