@@ -939,8 +939,9 @@ impl Proxy {
 /// not every `--dns-refresh`.
 #[derive(Default)]
 struct Said {
-    /// Roles whose name could not be looked up last time.
-    failing: [bool; 3],
+    /// Per role, the host name that could not be looked up last time. The name, not a flag:
+    /// after a reload that names another host, the new name's failure is news.
+    failing: [Option<String>; 3],
     /// New addresses refused last time because they lead back to trident.
     refused: Option<Targets>,
 }
@@ -1066,8 +1067,13 @@ impl ReloadThread {
         let (targets, failures) = base.looked_up_again(&*self.resolve);
         for target in base.iter() {
             let failure = failures.iter().find(|(role, _)| *role == target.role);
-            let was_failing =
-                std::mem::replace(&mut said.failing[target.role.index()], failure.is_some());
+            let remembered = &mut said.failing[target.role.index()];
+            let was_failing = remembered.as_deref() == Some(target.host.as_str());
+            match failure {
+                Some(_) if !was_failing => *remembered = Some(target.host.clone()),
+                None => *remembered = None,
+                _ => {}
+            }
             match failure {
                 // An unresolved name was warned of when it was loaded.
                 _ if target.is_unresolved() => {}
@@ -1197,5 +1203,68 @@ mod tests {
         *answer.lock().unwrap() = listen;
         assert!(thread.look_up_again(&mut said).is_none());
         assert_eq!(refusals(&logged_here()), 2, "{:?}", logged_here());
+    }
+
+    #[test]
+    fn a_failing_lookup_is_said_once_per_host_name() {
+        logged_here();
+        let listen = SocketAddr::from(([127, 0, 0, 1], 48133));
+        let failing = Arc::new(Mutex::new(false));
+        let resolve: SharedResolver = {
+            let failing = Arc::clone(&failing);
+            Arc::new(move |host: &str, _: u16| {
+                if *failing.lock().unwrap() {
+                    Err(io::Error::other(format!("{host}: no answer")))
+                } else {
+                    Ok(vec![SocketAddr::from(([127, 0, 0, 1], 48134))])
+                }
+            })
+        };
+        let load = |candidate: &str| {
+            let text = format!(
+                "primary = http://127.0.0.1:1\nsecondary = http://127.0.0.1:2\n\
+                 candidate = http://{candidate}:80\n"
+            );
+            Arc::new(Targets::parse_with(&text, "t.conf", &*resolve).unwrap())
+        };
+        let installed = Arc::new(Mutex::new(load("one.test")));
+        let thread = ReloadThread {
+            path: None,
+            listen,
+            refresh: None,
+            resolve: Arc::clone(&resolve),
+            installed: Arc::clone(&installed),
+        };
+        let mut said = Said::default();
+        let lines = |prefix: &str| {
+            logged_here()
+                .iter()
+                .filter(|line| line.starts_with(prefix))
+                .count()
+        };
+
+        // DNS stops answering: said once, however many rounds it lasts.
+        *failing.lock().unwrap() = true;
+        for _ in 0..3 {
+            assert!(thread.look_up_again(&mut said).is_none());
+        }
+        assert_eq!(lines("candidate: cannot look one.test up again"), 1);
+
+        // A reload names another host, which fails too: that is news.
+        *failing.lock().unwrap() = false;
+        *installed.lock().unwrap() = load("two.test");
+        *failing.lock().unwrap() = true;
+        for _ in 0..2 {
+            assert!(thread.look_up_again(&mut said).is_none());
+        }
+        assert_eq!(lines("candidate: cannot look two.test up again"), 1);
+
+        // It answers again: said once.
+        *failing.lock().unwrap() = false;
+        for _ in 0..2 {
+            assert!(thread.look_up_again(&mut said).is_none());
+        }
+        assert_eq!(lines("candidate: two.test can be looked up again"), 1);
+        assert_eq!(lines("candidate: one.test can be looked up again"), 0);
     }
 }
