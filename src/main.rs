@@ -5,10 +5,11 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 use env_logger::Env;
 use trident::cli::{self, Command, Config, TargetSource};
-use trident::output::{self, Closer, Notice, Output};
+use trident::output::{self, Closer, LogFormat, Notice, Output};
 use trident::report::{self, Verdict};
 use trident::targets::Targets;
 
@@ -123,14 +124,19 @@ fn set_thread_nice(tid: libc::id_t, nice: i32) -> std::io::Result<()> {
     }
 }
 
-/// Logs go to stderr as `trident: LEVEL: message`, `info` and up unless RUST_LOG says otherwise,
-/// through a writer thread of their own: a reader of stderr that stops reading must not stop
-/// the reactor, which logs. Dropping the guard waits for the log to be written (as long as
+/// Logs go to stderr as `TIME trident: LEVEL: message` (`output::LogFormat`), `info` and up
+/// unless RUST_LOG says otherwise, through a writer thread of their own: a reader of stderr
+/// that stops reading must not stop the reactor, which logs. Dropping the guard waits for the log to be written (as long as
 /// stderr takes it).
 fn start_logging() -> LogGuard {
     let mut builder = env_logger::Builder::from_env(Env::default().default_filter_or("info"));
-    builder.format(|buf, record| writeln!(buf, "trident: {}: {}", record.level(), record.args()));
-    let closer = match Output::start(Box::new(std::io::stderr()), "stderr", Notice::Inline) {
+    let format = LogFormat::for_stderr();
+    builder.format(move |buf, record| {
+        format.begin(buf, record.level(), SystemTime::now())?;
+        writeln!(buf, "{}", record.args())
+    });
+    let notice = Notice::Inline(format);
+    let closer = match Output::start(Box::new(std::io::stderr()), "stderr", notice) {
         Ok(output) => {
             let closer = output.closer();
             builder.target(env_logger::Target::Pipe(Box::new(output)));

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The most output that may wait for the stream; a write that would go beyond it is dropped.
 pub const MAX_QUEUED: usize = 1024 * 1024;
@@ -38,9 +38,78 @@ const PROGRESS_POLL: Duration = Duration::from_millis(50);
 pub enum Notice {
     /// In the log: for stdout, whose console format must stay parseable.
     Logged,
-    /// In the stream itself, once it catches up, as a log line: for stderr, where logging
-    /// about the log would feed the very queue that is full.
-    Inline,
+    /// In the stream itself, once it catches up, as a log line in this format: for stderr,
+    /// where logging about the log would feed the very queue that is full.
+    Inline(LogFormat),
+}
+
+/// How a log line begins: `2026-11-24T03:45:12.123Z trident: WARN: `, the time in UTC to the
+/// millisecond (a reload, a candidate going down, output dropped: when matters), or
+/// `trident: WARN: ` alone where the reader stamps each line itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogFormat {
+    pub timestamps: bool,
+}
+
+impl LogFormat {
+    /// Timestamps, unless stderr is the systemd journal: systemd names the stream it hands a
+    /// service in `JOURNAL_STREAM` (`DEVICE:INODE`), and a child whose stderr was sent
+    /// elsewhere inherits the variable but not the stream, hence the comparison.
+    pub fn for_stderr() -> LogFormat {
+        let journal = std::env::var("JOURNAL_STREAM").ok();
+        let stderr = std::fs::metadata("/proc/self/fd/2").ok();
+        let is_journal = match (journal, stderr) {
+            (Some(stream), Some(meta)) => {
+                use std::os::unix::fs::MetadataExt;
+                stream == format!("{}:{}", meta.dev(), meta.ino())
+            }
+            _ => false,
+        };
+        LogFormat {
+            timestamps: !is_journal,
+        }
+    }
+
+    /// Writes the beginning of a line logged at `level` (`INFO`, `WARN`...) at `now`.
+    pub fn begin(
+        &self,
+        out: &mut impl Write,
+        level: impl std::fmt::Display,
+        now: SystemTime,
+    ) -> io::Result<()> {
+        if self.timestamps {
+            write_utc(out, now)?;
+            out.write_all(b" ")?;
+        }
+        write!(out, "trident: {level}: ")
+    }
+}
+
+/// `now` as RFC 3339 in UTC with milliseconds: `2026-11-24T03:45:12.123Z`.
+fn write_utc(out: &mut impl Write, now: SystemTime) -> io::Result<()> {
+    // Before 1970 only on a clock set wrong; it shows as 1970.
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, in_day) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (never negative here).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3600,
+        in_day / 60 % 60,
+        in_day % 60,
+        since.subsec_millis()
+    )
 }
 
 /// The writing end: `write` queues (or drops) and never blocks on the stream.
@@ -237,15 +306,16 @@ impl Write for Output {
             self.dropped_lines += lines.max(1);
             return Ok(buf.len());
         }
-        if self.notice == Notice::Inline && self.dropped_lines > 0 {
+        if let (Notice::Inline(format), 1..) = (self.notice, self.dropped_lines) {
             // Owned up to in the stream itself, ahead of what comes next.
-            let note = format!(
-                "trident: WARN: {} caught up; {} lines of its output were dropped while it \
-                 was behind\n",
-                self.name,
-                std::mem::take(&mut self.dropped_lines)
+            let lines = std::mem::take(&mut self.dropped_lines);
+            let queued = &mut state.queued;
+            let _ = format.begin(queued, log::Level::Warn, SystemTime::now());
+            let _ = writeln!(
+                queued,
+                "{} caught up; {lines} lines of its output were dropped while it was behind",
+                self.name
             );
-            state.queued.extend_from_slice(note.as_bytes());
         }
         state.queued.extend_from_slice(buf);
         if state.writer_waiting {
@@ -408,7 +478,8 @@ mod tests {
 
     #[test]
     fn an_inline_notice_says_what_was_dropped_once_the_stream_catches_up() {
-        let (mut output, permit, taken) = gated_with(Notice::Inline);
+        let plain = LogFormat { timestamps: false };
+        let (mut output, permit, taken) = gated_with(Notice::Inline(plain));
         fill(&mut output, 3);
         for _ in 0..=MAX_QUEUED / CHUNK + 1 {
             permit.send(()).unwrap();
@@ -429,6 +500,33 @@ mod tests {
             "trident: WARN: test caught up; 3 lines of its output were dropped while it was \
              behind\nafter\n"
         );
+    }
+
+    #[test]
+    fn log_lines_begin_with_the_time_in_utc() {
+        let at = |secs: u64, millis: u64| {
+            let now = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis);
+            let mut out = Vec::new();
+            LogFormat { timestamps: true }
+                .begin(&mut out, log::Level::Info, now)
+                .unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        for (secs, millis, time) in [
+            (0, 0, "1970-01-01T00:00:00.000Z"),
+            (94_653_296, 7, "1972-12-31T12:34:56.007Z"),
+            (951_868_799, 999, "2000-02-29T23:59:59.999Z"),
+            (1_795_491_912, 123, "2026-11-24T03:45:12.123Z"),
+            (4_107_542_400, 0, "2100-03-01T00:00:00.000Z"),
+        ] {
+            assert_eq!(at(secs, millis), format!("{time} trident: INFO: "));
+        }
+        // Where the reader stamps lines itself (the journal): the level and message alone.
+        let mut out = Vec::new();
+        LogFormat { timestamps: false }
+            .begin(&mut out, log::Level::Warn, SystemTime::now())
+            .unwrap();
+        assert_eq!(out, b"trident: WARN: ");
     }
 
     #[test]

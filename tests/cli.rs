@@ -1,6 +1,6 @@
 //! The command line: help and version exit 0; every mistake (unknown flag, both target forms,
 //! neither, a missing role, a bad address, a bad targets file) exits 2 with one stderr line
-//! naming the problem (plus at most a usage hint) and nothing on stdout.
+//! naming the problem (plus at most a usage hint) and nothing on stdout; and how log lines begin.
 
 mod support;
 
@@ -266,4 +266,66 @@ fn demo_proxies_real_traffic_and_exits_zero() {
         run.stdout
     );
     assert!(blocks.iter().any(|b| b.method == "POST"), "{}", run.stdout);
+}
+
+/// Log lines start with the time in UTC, except where stderr is the systemd journal, which
+/// stamps lines itself: systemd names that stream in JOURNAL_STREAM as `DEVICE:INODE`.
+#[test]
+fn log_lines_carry_a_timestamp_unless_stderr_is_the_journal() {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::io::AsRawFd;
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+
+    // The demo's log, its stderr a pipe named (or not) as the journal.
+    let demo_log = |journal: bool| {
+        let (mut reader, writer) = std::io::pipe().expect("a pipe");
+        let meta = std::fs::metadata(format!("/proc/self/fd/{}", writer.as_raw_fd())).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_trident"));
+        command
+            .arg("--demo")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(writer);
+        // Not the journal: another stream's, inherited by a child whose stderr went elsewhere.
+        let inode = if journal { meta.ino() } else { meta.ino() + 1 };
+        command.env("JOURNAL_STREAM", format!("{}:{inode}", meta.dev()));
+        let mut child = command.spawn().expect("start the trident binary");
+        drop(command); // the parent's copy of the write end, so that the read ends
+        let read = std::thread::spawn(move || {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut reader, &mut text).map(|_| text)
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the demo did not finish in 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        read.join().unwrap().expect("the demo's stderr")
+    };
+
+    let stamped = demo_log(false);
+    let lines: Vec<&str> = stamped.lines().collect();
+    assert!(lines.len() >= 2, "{stamped}");
+    for line in lines {
+        // 2026-11-24T03:45:12.123Z trident: INFO: ...
+        let (time, rest) = line.split_once(' ').unwrap_or(("", line));
+        let shape: String = time
+            .chars()
+            .map(|c| if c.is_ascii_digit() { '9' } else { c })
+            .collect();
+        assert_eq!(shape, "9999-99-99T99:99:99.999Z", "{line}");
+        assert!(rest.starts_with("trident: INFO: "), "{line}");
+    }
+
+    let journal = demo_log(true);
+    assert!(journal.lines().count() >= 2, "{journal}");
+    for line in journal.lines() {
+        assert!(line.starts_with("trident: INFO: "), "{line}");
+    }
 }
