@@ -122,6 +122,9 @@ pub struct Output {
     dropped_lines: u64,
     /// Whether the writer's failure was handed to a `write` (and so reported by the caller).
     failure_returned: bool,
+    /// `Shared::written` when a patient write last gave up on the stream: if it has taken
+    /// nothing since, `close` does not wait for it all over again.
+    gave_up_at: Option<u64>,
 }
 
 /// Waits for an `Output` that was handed away (to the logger) to be written.
@@ -135,6 +138,8 @@ struct Shared {
     ready: Condvar,
     /// Wakes `close`: the writer finished.
     finished: Condvar,
+    /// Wakes a patient write: the stream took a chunk.
+    room: Condvar,
     /// Bytes the stream has taken; `close` watches it move.
     written: AtomicU64,
 }
@@ -142,8 +147,12 @@ struct Shared {
 #[derive(Default)]
 struct State {
     queued: Vec<u8>,
+    /// Bytes the writer took from `queued` and the stream has not taken yet: still behind.
+    in_hand: usize,
     /// The writer is waiting on `ready` (so a write must wake it).
     writer_waiting: bool,
+    /// A patient write is waiting on `room` (so the writer must wake it).
+    patient_waiting: bool,
     closing: bool,
     finished: bool,
     /// Why the stream refused a write; nothing more is written.
@@ -154,6 +163,13 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere cannot leave `State` half-updated: every change is one assignment.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    /// How far behind the stream is: queued, or taken by the writer and not yet written.
+    fn behind(&self) -> usize {
+        self.queued.len() + self.in_hand
     }
 }
 
@@ -179,6 +195,7 @@ impl Output {
             state: Mutex::new(State::default()),
             ready: Condvar::new(),
             finished: Condvar::new(),
+            room: Condvar::new(),
             written: AtomicU64::new(0),
         });
         let writer = Arc::clone(&shared);
@@ -191,6 +208,7 @@ impl Output {
             notice,
             dropped_lines: 0,
             failure_returned: false,
+            gave_up_at: None,
         })
     }
 
@@ -204,7 +222,17 @@ impl Output {
     /// `Closer::close`, saying in the log what was lost (for `Notice::Logged`; a stream that
     /// is the log has no one else to tell).
     pub fn close(self, patience: Patience) {
-        let closed = self.closer().close_within(patience);
+        let written = self.shared.written.load(Ordering::Relaxed);
+        let waited = if self.gave_up_at == Some(written) {
+            // A patient write waited `stall` for this stream already.
+            Patience {
+                stall: Duration::ZERO,
+                ..patience
+            }
+        } else {
+            patience
+        };
+        let closed = self.closer().close_within(waited);
         if self.notice != Notice::Logged {
             return;
         }
@@ -237,13 +265,56 @@ impl Output {
         }
     }
 
+    /// Queues all of `buf`, waiting for the stream when it is `MAX_QUEUED` behind instead of
+    /// dropping: for what must not be lost to a reader that is merely slower than trident (a
+    /// summary, which can be larger than `MAX_QUEUED` on its own). Waits as `patience` allows;
+    /// past it, the rest is dropped and counted as `write` would.
+    pub fn write_patiently(&mut self, mut buf: &[u8], patience: Patience) -> io::Result<()> {
+        let start = Instant::now();
+        let mut seen = self.shared.written.load(Ordering::Relaxed);
+        let mut since = start;
+        while !buf.is_empty() {
+            // Whole lines where there are any, so that what a give-up drops is whole lines.
+            let mut piece = buf.len().min(CHUNK);
+            if piece < buf.len() {
+                if let Some(newline) = buf[..piece].iter().rposition(|&b| b == b'\n') {
+                    piece = newline + 1;
+                }
+            }
+            let mut state = self.shared.lock();
+            while state.behind() + piece > MAX_QUEUED && state.failed.is_none() {
+                state.patient_waiting = true;
+                state = self
+                    .shared
+                    .room
+                    .wait_timeout(state, PROGRESS_POLL)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+                state.patient_waiting = false;
+                let written = self.shared.written.load(Ordering::Relaxed);
+                if written != seen {
+                    (seen, since) = (written, Instant::now());
+                } else if since.elapsed() >= patience.stall || start.elapsed() >= patience.total {
+                    self.gave_up_at = Some(written);
+                    break;
+                }
+            }
+            drop(state);
+            // Room, a failed stream (`write` says so) or no more patience (`write` drops).
+            self.write_all(&buf[..piece])?;
+            buf = &buf[piece..];
+        }
+        Ok(())
+    }
+
     /// Once the stream keeps up again, says in the log how much it missed (`Notice::Logged`).
     fn caught_up(&mut self) {
         if self.notice == Notice::Logged && self.dropped_lines > 0 {
+            // Taken outside the macro: its arguments are not evaluated when warnings are off.
+            let lines = std::mem::take(&mut self.dropped_lines);
             log::warn!(
-                "{} caught up; {} lines of its output were dropped while it was behind",
-                self.name,
-                std::mem::take(&mut self.dropped_lines)
+                "{} caught up; {lines} lines of its output were dropped while it was behind",
+                self.name
             );
         }
     }
@@ -271,7 +342,7 @@ impl Closer {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
             let written = self.shared.written.load(Ordering::Relaxed);
-            let queued = state.queued.len();
+            let queued = state.behind();
             if written != seen {
                 (seen, since) = (written, Instant::now());
             } else if !state.finished && since.elapsed() >= patience.stall {
@@ -293,7 +364,7 @@ impl Write for Output {
             self.failure_returned = true;
             return Err(io::Error::new(*kind, text.clone()));
         }
-        if state.queued.len() + buf.len() > MAX_QUEUED {
+        if state.behind() + buf.len() > MAX_QUEUED {
             drop(state);
             if self.dropped_lines == 0 && self.notice == Notice::Logged {
                 log::warn!(
@@ -355,6 +426,7 @@ fn write_until_closed(shared: &Shared, out: &mut dyn Write) {
             }
             // The two buffers swap roles: no allocation once both have grown.
             std::mem::swap(&mut state.queued, &mut batch);
+            state.in_hand = batch.len();
         }
         let written = batch
             .chunks(CHUNK)
@@ -363,6 +435,11 @@ fn write_until_closed(shared: &Shared, out: &mut dyn Write) {
                 shared
                     .written
                     .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                let mut state = shared.lock();
+                state.in_hand -= chunk.len();
+                if state.patient_waiting {
+                    shared.room.notify_one();
+                }
                 Ok(())
             })
             .and_then(|()| out.flush());
@@ -373,8 +450,10 @@ fn write_until_closed(shared: &Shared, out: &mut dyn Write) {
             let mut state = shared.lock();
             state.failed = Some((err.kind(), err.to_string()));
             state.queued = Vec::new();
+            state.in_hand = 0;
             state.finished = true;
             shared.finished.notify_all();
+            shared.room.notify_all();
             return;
         }
     }
@@ -429,13 +508,14 @@ mod tests {
     }
 
     /// Writes line 0, waits until the writer has taken it (and is blocked writing it), then
-    /// writes `MAX_QUEUED` bytes of lines and `dropped` more.
+    /// writes lines until the stream is `MAX_QUEUED` bytes behind (line 0 counts: the stream
+    /// has not taken it), and `dropped` more.
     fn fill(output: &mut Output, dropped: usize) {
         output.write_all(&line(0)).unwrap();
         while !output.shared.lock().queued.is_empty() {
             thread::sleep(Duration::from_millis(1));
         }
-        for n in 1..=(MAX_QUEUED / 1024 + dropped) {
+        for n in 1..(MAX_QUEUED / 1024 + dropped) {
             output.write_all(&line(n)).unwrap();
         }
     }
@@ -460,13 +540,13 @@ mod tests {
 
     #[test]
     fn a_stalled_stdout_drops_whole_writes_beyond_the_cap_and_close_gives_up() {
-        // The writer takes the first line and blocks writing it; MAX_QUEUED bytes then queue,
-        // and the 200 lines after them are dropped.
+        // The writer takes the first line and blocks writing it; lines then queue up to
+        // MAX_QUEUED bytes behind, and the 200 lines after them are dropped.
         let (mut output, _permit, taken) = gated();
         let started = Instant::now();
         fill(&mut output, 200);
         assert_eq!(output.dropped_lines, 200);
-        assert_eq!(output.shared.lock().queued.len(), MAX_QUEUED);
+        assert_eq!(output.shared.lock().behind(), MAX_QUEUED);
         let stall = Duration::from_millis(300);
         output.close(Patience {
             stall,
@@ -493,13 +573,83 @@ mod tests {
         }
         output.close(patient());
         let taken = taken.lock().unwrap();
-        let expected: Vec<u8> = (0..=MAX_QUEUED / 1024).flat_map(line).collect();
+        let expected: Vec<u8> = (0..MAX_QUEUED / 1024).flat_map(line).collect();
         assert_eq!(taken[..expected.len()], expected[..]);
         assert_eq!(
             String::from_utf8_lossy(&taken[expected.len()..]),
             "trident: WARN: test caught up; 3 lines of its output were dropped while it was \
              behind\nafter\n"
         );
+    }
+
+    #[test]
+    fn what_the_writer_holds_unwritten_counts_as_behind() {
+        // MAX_QUEUED bytes queued at once: the writer takes them all and blocks on the first
+        // chunk. The queue is empty, but the stream has taken nothing: a line more is dropped,
+        // and nothing is said to have caught up.
+        let (mut output, permit, taken) = gated();
+        let all: Vec<u8> = (0..MAX_QUEUED / 1024).flat_map(line).collect();
+        output.write_all(&all).unwrap();
+        while !output.shared.lock().queued.is_empty() {
+            thread::sleep(Duration::from_millis(1));
+        }
+        output.write_all(b"dropped\n").unwrap();
+        assert_eq!(output.dropped_lines, 1);
+        // One chunk written: room for a line, and the drop is owned up to.
+        permit.send(()).unwrap();
+        while output.shared.lock().behind() > MAX_QUEUED - CHUNK {
+            thread::sleep(Duration::from_millis(1));
+        }
+        output.write_all(b"kept\n").unwrap();
+        assert_eq!(output.dropped_lines, 0);
+        for _ in 0..MAX_QUEUED / CHUNK + 2 {
+            permit.send(()).unwrap();
+        }
+        output.close(patient());
+        let taken = taken.lock().unwrap();
+        assert_eq!(taken[..all.len()], all[..]);
+        assert_eq!(&taken[all.len()..], b"kept\n");
+    }
+
+    #[test]
+    fn a_patient_write_waits_for_a_slow_stream_instead_of_dropping() {
+        // Twice MAX_QUEUED in one write, to a stream that takes a chunk every millisecond.
+        let (mut output, permit, taken) = gated();
+        let all: Vec<u8> = (0..2 * MAX_QUEUED / 1024).flat_map(line).collect();
+        let feeder = thread::spawn(move || {
+            while permit.send(()).is_ok() {
+                thread::sleep(Duration::from_millis(1));
+            }
+        });
+        output.write_patiently(&all, patient()).unwrap();
+        assert_eq!(output.dropped_lines, 0);
+        output.close(patient());
+        assert_eq!(*taken.lock().unwrap(), all);
+        feeder.join().unwrap();
+    }
+
+    #[test]
+    fn a_patient_write_gives_up_on_a_stalled_stream_and_counts_what_it_dropped() {
+        let (mut output, _permit, taken) = gated();
+        let all: Vec<u8> = (0..2 * MAX_QUEUED / 1024).flat_map(line).collect();
+        let stall = Duration::from_millis(200);
+        let patience = Patience {
+            stall,
+            total: Duration::from_secs(60),
+        };
+        let started = Instant::now();
+        output.write_patiently(&all, patience).unwrap();
+        let waited = started.elapsed();
+        assert!(waited >= stall && waited < stall * 10, "{waited:?}");
+        // The writer holds the first chunk, MAX_QUEUED bytes are behind, the rest dropped
+        // in whole lines.
+        assert_eq!(output.shared.lock().behind(), MAX_QUEUED);
+        assert_eq!(output.dropped_lines, (MAX_QUEUED / 1024) as u64);
+        // Closing does not wait for the stalled stream all over again.
+        let closing = Instant::now();
+        output.close(patience);
+        assert!(closing.elapsed() < stall, "{:?}", closing.elapsed());
+        assert!(taken.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -300,6 +300,25 @@ impl ReportSender {
     }
 }
 
+/// Where the console goes: the stdout thread's `Output` in trident, any writer in tests.
+pub trait Console: Write {
+    /// Writes `text` whole, waiting for a reader that is slower than trident rather than
+    /// dropping it: a summary is what trident is run for, and one can be larger than the
+    /// stdout queue on its own (many endpoints, many fields).
+    fn write_whole(&mut self, text: &[u8]) -> io::Result<()> {
+        self.write_all(text)
+    }
+}
+
+impl Console for Output {
+    fn write_whole(&mut self, text: &[u8]) -> io::Result<()> {
+        self.write_patiently(text, output::SHUTDOWN)
+    }
+}
+
+impl Console for Vec<u8> {}
+impl Console for io::Sink {}
+
 /// The receiving side, for the reporting thread.
 #[derive(Debug)]
 pub struct ReportReceiver {
@@ -427,7 +446,7 @@ fn yield_to_the_reactors() {
 /// when the channel disconnects; returns the verdict.
 pub fn run(
     receiver: ReportReceiver,
-    out: &mut dyn Write,
+    out: &mut dyn Console,
     settings: &Settings,
     signal: &SummarySignal,
 ) -> Verdict {
@@ -511,7 +530,7 @@ impl<'a> Reporter<'a> {
         }
     }
 
-    fn handle(&mut self, record: &ExchangeRecord, out: &mut dyn Write) {
+    fn handle(&mut self, record: &ExchangeRecord, out: &mut dyn Console) {
         if record.epoch > self.epoch.number {
             self.close_epoch(record.epoch, out);
         }
@@ -555,7 +574,7 @@ impl<'a> Reporter<'a> {
     }
 
     /// Reports the current epoch (unless nothing happened in it) and starts `next`.
-    fn close_epoch(&mut self, next: u64, out: &mut dyn Write) {
+    fn close_epoch(&mut self, next: u64, out: &mut dyn Console) {
         if self.epoch.exchanges > 0 || self.epoch.late > 0 {
             let (json, fails) = self.summarize(summary::Trigger::Reload, out);
             if fails {
@@ -575,7 +594,9 @@ impl<'a> Reporter<'a> {
 
     /// Writes the current epoch's summary to the report file and stdout; returns its JSON and
     /// whether it fails.
-    fn summarize(&mut self, trigger: summary::Trigger, out: &mut dyn Write) -> (Value, bool) {
+    fn summarize(&mut self, trigger: summary::Trigger, out: &mut dyn Console) -> (Value, bool) {
+        // The blocks before it as usual; then the summary whole, however slow the reader.
+        self.write_out(out, false);
         let report = summary::EpochReport::new(
             &self.epoch,
             &self.settings.thresholds,
@@ -603,6 +624,13 @@ impl<'a> Reporter<'a> {
                 self.pending.push(b'\n');
             }
         }
+        if self.stdout_open {
+            if let Err(err) = out.write_whole(&self.pending) {
+                stop_writing(&err);
+                self.stdout_open = false;
+            }
+        }
+        self.pending.clear();
         self.write_out(out, true);
         (json, fails)
     }
@@ -630,7 +658,7 @@ impl<'a> Reporter<'a> {
     }
 
     /// The final summary; the verdict over every epoch.
-    fn finish(mut self, out: &mut dyn Write) -> Verdict {
+    fn finish(mut self, out: &mut dyn Console) -> Verdict {
         let (_, fails) = self.summarize(summary::Trigger::Final, out);
         if fails || !self.failed_epochs.is_empty() {
             Verdict::Fail
@@ -641,7 +669,7 @@ impl<'a> Reporter<'a> {
 
     /// Writes what is pending (and flushes if `flush`). Stdout gone: say so once, go on
     /// counting; senders use `try_send`, so the reactor is never held up by this thread.
-    fn write_out(&mut self, out: &mut dyn Write, flush: bool) {
+    fn write_out(&mut self, out: &mut dyn Console, flush: bool) {
         if self.stdout_open && !self.pending.is_empty() {
             if let Err(err) = out.write_all(&self.pending) {
                 stop_writing(&err);
@@ -1017,6 +1045,8 @@ mod tests {
         flushes: usize,
     }
 
+    impl Console for Recorder {}
+
     impl Write for Recorder {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             self.writes += 1;
@@ -1053,6 +1083,8 @@ mod tests {
 
     /// A stdout whose reader has gone.
     struct Closed;
+
+    impl Console for Closed {}
 
     impl Write for Closed {
         fn write(&mut self, _: &[u8]) -> io::Result<usize> {
