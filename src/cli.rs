@@ -472,10 +472,16 @@ fn shadow_options(matches: &getopts::Matches, config: &mut Config) -> Result<(),
     if let Some(name) = matches.opt_str("role-header") {
         config.role_header = if name.is_empty() {
             None
-        } else if is_token(&name) {
-            Some(name)
-        } else {
+        } else if !is_token(&name) {
             return Err(Error(Kind::BadName("role-header", name)));
+        } else if let Some(owner) = crate::http::request::field_owner(&name) {
+            // Content-Length: primary, Host: primary... would corrupt every leg's request.
+            return Err(Error(Kind::BadValue {
+                flag: "--role-header",
+                why: format!("{name} is decided by {owner}; name a field of its own"),
+            }));
+        } else {
+            Some(name)
         };
     }
     Ok(())

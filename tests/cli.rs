@@ -105,7 +105,7 @@ fn a_missing_role_flag_exits_2_naming_the_role() {
 
 #[test]
 fn bad_values_exit_2_naming_the_flag_or_value() {
-    let rows: [(&[&str], &[&str]); 4] = [
+    let rows: [(&[&str], &[&str]); 7] = [
         (
             &["--listen", "not-an-address"],
             &["--listen", "not-an-address"],
@@ -116,6 +116,19 @@ fn bad_values_exit_2_naming_the_flag_or_value() {
             &["--connect-timeout", "fast"],
         ),
         (&["--primary", "ftp://x"], &["--primary", "ftp://x"]),
+        // A role header in a field trident decides would corrupt every leg's request.
+        (
+            &["--role-header", "Content-Length"],
+            &["--role-header: Content-Length is decided by the request's framing"],
+        ),
+        (
+            &["--role-header", "Host"],
+            &["--role-header: Host is decided by the leg's host= option"],
+        ),
+        (
+            &["--role-header", "Transfer-Encoding"],
+            &["--role-header: Transfer-Encoding is decided by"],
+        ),
     ];
     for (bad, needles) in rows {
         let mut args = URL_FLAGS.to_vec();

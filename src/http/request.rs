@@ -241,15 +241,23 @@ fn check_rule_name(name: &str) -> Result<&str, String> {
     if name.is_empty() || !name.bytes().all(is_tchar) {
         return Err(format!("\"{name}\" is not a field name"));
     }
-    let owner = match FieldKind::of(name) {
+    match field_owner(name) {
+        None => Ok(name),
+        Some(owner) => Err(format!("{name} is decided by {owner}, not by a rule")),
+    }
+}
+
+/// What decides the value of the request field `name`, when it is not free for a rule or
+/// `--role-header` to set: the framing, the Host, a hop's own fields, the forwarding fields.
+pub fn field_owner(name: &str) -> Option<&'static str> {
+    Some(match FieldKind::of(name) {
         FieldKind::Host => "the leg's host= option",
         FieldKind::ContentLength | FieldKind::TransferEncoding => "the request's framing",
         FieldKind::Expect => "trident, which answers Expect itself",
         FieldKind::Connection | FieldKind::HopByHop => "each hop (RFC 9110 §7.6.1)",
         FieldKind::EndToEnd if is_forwarding_field(name.as_bytes()) => "--forward-client-ip",
-        FieldKind::EndToEnd => return Ok(name),
-    };
-    Err(format!("{name} is decided by {owner}, not by a rule"))
+        FieldKind::EndToEnd => return None,
+    })
 }
 
 /// A client address as `X-Forwarded-For` and `Forwarded: for=` write it.
