@@ -21,6 +21,11 @@ use super::compare::{abbreviate, Differences};
 const MAX_NAMED_KEYS: usize = 50;
 /// A key longer than this is data, not a name.
 const MAX_KEY_LEN: usize = 64;
+/// A path longer than this is cut (at a character boundary) and ends in `…`, so that every
+/// difference deeper down is one field: the statistics keep each field's name for the whole
+/// epoch, and a document nested a hundred levels deep in 64-byte keys would make every name
+/// kilobytes long (tens of thousands of them: a misbehaving candidate's way to grow memory).
+const MAX_PATH_LEN: usize = 256;
 
 /// What kind of difference a path has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -554,7 +559,14 @@ impl<'t> Walk<'t, '_> {
             self.field.push('$');
         } else {
             // Keys come from valid UTF-8 text, and the rest of a path is ASCII.
-            self.field.push_str(&String::from_utf8_lossy(&self.path));
+            // (ASCII in fact: keys in paths are names, `is_name`, so any cut is a boundary.)
+            let path = String::from_utf8_lossy(&self.path);
+            if path.len() > MAX_PATH_LEN && path.is_char_boundary(MAX_PATH_LEN) {
+                self.field.push_str(&path[..MAX_PATH_LEN]);
+                self.field.push('…');
+            } else {
+                self.field.push_str(&path);
+            }
         }
         self.field.push_str(kind.suffix());
         let text = |doc: Doc<'_>, node: Option<&Node>| {
@@ -693,6 +705,28 @@ mod tests {
             &mut out,
         );
         out
+    }
+
+    #[test]
+    fn a_path_past_the_length_limit_is_cut_and_what_lies_below_it_is_one_field() {
+        // 40 levels of 40-byte keys (about 1.6 KB of path), then two leaves that differ.
+        let key = "k".repeat(39);
+        let nest = |leaves: &str| {
+            let mut text = leaves.to_string();
+            for level in 0..40 {
+                text = format!(r#"{{"{key}{}":{text}}}"#, level % 10);
+            }
+            text
+        };
+        let found = fields(&nest(r#"{"a":1,"b":1}"#), &nest(r#"{"a":2,"b":2}"#));
+        assert_eq!(found.len(), 1, "{found:?}");
+        let field = &found[0];
+        assert!(
+            field.starts_with(&format!("body {key}9.{key}8.")),
+            "{field}"
+        );
+        assert!(field.ends_with('…'), "{field}");
+        assert_eq!(field.len(), "body ".len() + MAX_PATH_LEN + '…'.len_utf8());
     }
 
     #[test]
