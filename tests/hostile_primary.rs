@@ -576,6 +576,32 @@ fn primary_stale_pooled_connection_is_retried_for_a_get() {
     s.finish();
 }
 
+/// A PUT may be repeated (RFC 9110 §9.2.2): with its small body kept whole, it goes out again
+/// on a new connection, body and all.
+#[test]
+fn primary_stale_pooled_connection_is_retried_for_a_put_with_a_body() {
+    let mut s = scene(
+        Player::Hostile(Hostile::always(Behaviour::StaleKeepAlive)),
+        "",
+    );
+    let put = request("PUT", "/second", &[("Host", "t")], &pattern(3000, 7));
+    let started = Instant::now();
+    let got = s.client.exchange(&put);
+    assert!(started.elapsed() < PROMPT);
+    assert_eq!(got.status, 200, "{}", got.body_text());
+    let arrivals = s.stage.hostile(0).arrivals();
+    let retried: Vec<_> = arrivals
+        .iter()
+        .filter(|(a, _)| a.target == "/second")
+        .collect();
+    assert_eq!(retried.len(), 2, "{arrivals:?}");
+    let (again, _) = retried[1];
+    assert_eq!((again.method.as_str(), again.connection), ("PUT", 1));
+    // The upstream reads the whole announced body before it answers: the 200 (in time) is
+    // the body sent again in full.
+    s.finish();
+}
+
 /// A POST is not repeated: the stale connection's reset is the client's 502.
 #[test]
 fn primary_stale_pooled_connection_gives_502_for_a_post() {
