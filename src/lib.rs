@@ -12,6 +12,7 @@ pub mod buffer;
 pub mod cli;
 pub mod client;
 pub mod demo;
+pub mod descriptors;
 pub mod exchange;
 pub mod failure;
 pub mod http;

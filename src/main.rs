@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use env_logger::Env;
 use trident::cli::{self, Command, Config, TargetSource};
+use trident::descriptors;
 use trident::output::{self, Closer, LogFormat, Notice, Output};
 use trident::report::{self, Verdict};
 use trident::targets::Targets;
@@ -162,8 +163,44 @@ impl Drop for LogGuard {
     }
 }
 
+/// `config` with `--max-clients` lowered to what the open-file limit leaves room for (after
+/// raising the soft limit to the hard one), saying so when it was.
+fn fit_to_descriptors(config: &Config) -> Config {
+    let mut config = config.clone();
+    let limit = match descriptors::raise_limit() {
+        Ok(limit) => limit,
+        Err(err) => {
+            log::warn!("cannot read the open-file limit ({err}); --max-clients is not checked");
+            return config;
+        }
+    };
+    if limit.now > limit.was {
+        log::debug!("open-file limit raised from {} to {}", limit.was, limit.now);
+    }
+    let open = descriptors::open_now().unwrap_or(16);
+    let room = descriptors::clients_per_reactor(limit.now, open, config.reactors);
+    if room < config.max_clients {
+        let per_reactor = if config.reactors > 1 {
+            " per reactor"
+        } else {
+            ""
+        };
+        log::warn!(
+            "--max-clients {} is more than the open-file limit of {} leaves room for: at most \
+             {room} clients{per_reactor} at once (each may hold {} descriptors: its own and \
+             one per leg); raise the hard limit (ulimit -Hn, systemd's LimitNOFILE=) for more",
+            config.max_clients,
+            limit.now,
+            descriptors::PER_CLIENT
+        );
+        config.max_clients = room;
+    }
+    config
+}
+
 /// Loads the targets, binds, and runs the proxy until a signal stops it.
 fn run(config: &Config) -> ExitCode {
+    let config = &fit_to_descriptors(config);
     let targets = match load_targets(config) {
         Ok(targets) => targets,
         Err(code) => return code,

@@ -394,6 +394,51 @@ fn out_of_file_descriptors_trident_serves_its_clients_and_does_not_spin() {
     assert_eq!(client.exchange(&get("/still")).status, 200);
 }
 
+/// Started with few descriptors, trident accepts only the clients it has descriptors for
+/// (each may need four: itself and one connection per leg) and says so: the others wait in
+/// the listen backlog and are served as the first ones leave, and none gets a 502 for a
+/// descriptor its upstream connection could not have.
+#[test]
+fn with_few_descriptors_trident_accepts_only_the_clients_it_can_serve() {
+    let (p, s, c) = three_named();
+    let urls = [
+        format!("http://{}", p.addr()),
+        format!("http://{}", s.addr()),
+        format!("http://{}", c.addr()),
+    ];
+    let trident = Trident::spawn_with_open_file_limit(
+        64,
+        &[
+            "--primary",
+            &urls[0],
+            "--secondary",
+            &urls[1],
+            "--candidate",
+            &urls[2],
+        ],
+    );
+    trident.wait_stderr(
+        "is more than the open-file limit of 64 leaves room for",
+        WAIT,
+    );
+    // More clients than 64 descriptors could serve, each with a request waiting.
+    let mut clients: Vec<Client> = (0..30)
+        .map(|i| {
+            let mut client = trident.client();
+            client.set_read_timeout(WAIT);
+            client.send(&get(&format!("/crowd/{i}")));
+            client
+        })
+        .collect();
+    // In order: each is answered once enough of those before it have left.
+    for (i, mut client) in clients.drain(..).enumerate() {
+        let resp = client
+            .try_read_response(false)
+            .unwrap_or_else(|e| panic!("client {i}: {e}\n{}", trident.output()));
+        assert_eq!(resp.status, 200, "client {i}: {}", resp.body_text());
+    }
+}
+
 #[test]
 fn expect_100_continue_is_answered_by_trident_and_not_forwarded() {
     let (p, s, c) = three_named();

@@ -56,8 +56,26 @@ impl Trident {
         Trident::spawn_logging(args, debug_log())
     }
 
+    /// `spawn` with at most `files` open descriptors (soft and hard limit, through
+    /// util-linux's `prlimit`, which runs trident in its own process).
+    pub fn spawn_with_open_file_limit(files: u64, args: &[&str]) -> Trident {
+        let limit = format!("--nofile={files}:{files}");
+        let program = ["prlimit", &limit, "--", binary()];
+        Trident::spawn_program(&program, &with_test_defaults(args), debug_log())
+    }
+
     fn spawn_logging(args: &[&str], log: Option<(&'static str, String)>) -> Trident {
-        let mut child = Command::new(binary())
+        Trident::spawn_program(&[binary()], args, log)
+    }
+
+    /// Runs `program` (trident, or a command running it) with `args`.
+    fn spawn_program(
+        program: &[&str],
+        args: &[&str],
+        log: Option<(&'static str, String)>,
+    ) -> Trident {
+        let mut child = Command::new(program[0])
+            .args(&program[1..])
             .args(args)
             .env_remove("RUST_LOG")
             .envs(log)
