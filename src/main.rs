@@ -185,14 +185,19 @@ fn fit_to_descriptors(config: &Config) -> Config {
         } else {
             ""
         };
-        log::warn!(
-            "--max-clients {} is more than the open-file limit of {} leaves room for: at most \
-             {room} clients{per_reactor} at once (each may hold {} descriptors: its own and \
-             one per leg); raise the hard limit (ulimit -Hn, systemd's LimitNOFILE=) for more",
-            config.max_clients,
+        let text = format!(
+            "at most {room} clients{per_reactor} at once: the open-file limit of {} leaves \
+             room for no more (each may hold {} descriptors: its own and one per leg); raise \
+             the hard limit (ulimit -Hn, systemd's LimitNOFILE=) for more",
             limit.now,
             descriptors::PER_CLIENT
         );
+        // The default is a ceiling, not a wish: lowering it is news, not a problem.
+        if config.max_clients == Config::default().max_clients {
+            log::info!("{text}");
+        } else {
+            log::warn!("--max-clients {}: {text}", config.max_clients);
+        }
         config.max_clients = room;
     }
     config
@@ -200,7 +205,6 @@ fn fit_to_descriptors(config: &Config) -> Config {
 
 /// Loads the targets, binds, and runs the proxy until a signal stops it.
 fn run(config: &Config) -> ExitCode {
-    let config = &fit_to_descriptors(config);
     let targets = match load_targets(config) {
         Ok(targets) => targets,
         Err(code) => return code,
@@ -225,6 +229,7 @@ fn run(config: &Config) -> ExitCode {
             return ExitCode::from(1);
         }
     }
+    let config = &fit_to_descriptors(config);
     // Before the proxy announces its address: SIGUSR1's default action would end the process.
     let summary_signal = match report::SummarySignal::register() {
         Ok(signal) => signal,
