@@ -50,6 +50,37 @@ fn get_reaches_all_three_upstreams_and_the_client_gets_the_primarys_answer() {
     }
 }
 
+/// RFC 9112 §3.2.2: an absolute-form target's authority is the Host (the client's Host is
+/// ignored), and the upstreams, origin servers, get the origin form.
+#[test]
+fn an_absolute_form_target_reaches_the_upstreams_in_origin_form_with_its_host() {
+    let (p, s, c) = three_named();
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let mut client = trident.client();
+    let resp = client.exchange(&request(
+        "GET",
+        "http://public.example/admin?x=1",
+        &[("Host", "other.example"), ("X-Custom", "abc")],
+        b"",
+    ));
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body_text(), "primary GET /admin?x=1");
+    for up in [&p, &s, &c] {
+        let got = &up.wait_requests(1, WAIT)[0];
+        assert_eq!(got.target, "/admin?x=1");
+        assert_eq!(got.headers_named("Host"), ["public.example"]);
+        assert_eq!(got.header("X-Custom"), Some("abc"));
+    }
+    let block = &trident.wait_blocks(1, WAIT)[0];
+    assert!(
+        block
+            .text
+            .contains("GET /admin?x=1 HTTP/1.1 (host=public.example"),
+        "{}",
+        block.text
+    );
+}
+
 #[test]
 fn head_gets_no_body_back_and_the_connection_stays_in_step() {
     let handler = |req: &RecordedRequest| Reply::ok(format!("body of {}", req.target));

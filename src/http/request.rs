@@ -342,6 +342,7 @@ pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestH
     } else {
         Version::Http11
     };
+    let form = request_target(method, target)?;
     let headers: &[httparse::Header<'_>] = request.headers;
     let summary = FieldSummary::gather(headers, head.len());
 
@@ -359,19 +360,103 @@ pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestH
     // RFC 9112 §9.3: 1.1 persists unless `close`; 1.0 only when it asked for `keep-alive`.
     let keep_alive = !summary.close && (version == Version::Http11 || summary.keep_alive);
 
+    let expect_continue = summary.expect_continue;
+    let sent_host = summary.host;
+    let mut fields = summary.forwarded_fields(headers);
+    let (target, host) = match form {
+        TargetForm::AsSent => (
+            target.to_owned(),
+            sent_host.map(|host| String::from_utf8_lossy(host).into_owned()),
+        ),
+        // §3.2.2: the received Host is ignored and replaced with the target's authority,
+        // and an origin server is sent the origin form (§3.2.1).
+        TargetForm::Absolute { authority, rest } => {
+            fields = with_host(&fields, authority);
+            let target = if rest.starts_with('/') {
+                rest.to_owned()
+            } else {
+                format!("/{rest}")
+            };
+            (target, Some(authority.to_owned()))
+        }
+    };
     Ok(Some(RequestHead {
         method: method.to_owned(),
-        target: target.to_owned(),
+        target,
         version,
-        host: summary
-            .host
-            .map(|host| String::from_utf8_lossy(host).into_owned()),
+        host,
         body,
         keep_alive,
-        expect_continue: summary.expect_continue,
+        expect_continue,
         head_len: head.len(),
-        fields: summary.forwarded_fields(headers),
+        fields,
     }))
+}
+
+/// How a request names its target (RFC 9112 §3.2).
+#[derive(Debug, PartialEq, Eq)]
+enum TargetForm<'t> {
+    /// origin-form (`/path?query`), `*` for OPTIONS, or CONNECT's authority-form (which the
+    /// client refuses with 405): forwarded as sent.
+    AsSent,
+    /// absolute-form, `http://authority/path?query`: `rest` is what follows the authority.
+    Absolute { authority: &'t str, rest: &'t str },
+}
+
+/// The form of `target`, or why it is not one an origin server takes (400): a target that
+/// is not a path, `*` for another method than OPTIONS, another scheme than http(s), user
+/// information in the authority (RFC 9110 §4.2.4), or a fragment (never sent: §4.2.5 of
+/// RFC 3986 has the client strip it).
+fn request_target<'t>(method: &str, target: &'t str) -> Result<TargetForm<'t>, Error> {
+    if method == "CONNECT" {
+        return Ok(TargetForm::AsSent);
+    }
+    if target.contains('#') {
+        return Err(Error::Malformed("a fragment in the request target"));
+    }
+    if target.starts_with('/') {
+        return Ok(TargetForm::AsSent);
+    }
+    if target == "*" {
+        return match method {
+            "OPTIONS" => Ok(TargetForm::AsSent),
+            _ => Err(Error::Malformed("the target * is for OPTIONS only")),
+        };
+    }
+    let Some((scheme, after)) = target.split_once("://") else {
+        return Err(Error::Malformed("invalid request target"));
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(Error::Malformed("invalid request target"));
+    }
+    let end = after.find(['/', '?']).unwrap_or(after.len());
+    let (authority, rest) = after.split_at(end);
+    if authority.is_empty() || authority.contains('@') || !is_valid_host(authority.as_bytes()) {
+        return Err(Error::Malformed("invalid authority in the request target"));
+    }
+    Ok(TargetForm::Absolute { authority, rest })
+}
+
+/// `fields` with its Host field (the first, as there is only one) set to `host`, or with one
+/// added where there was none (HTTP/1.0).
+fn with_host(fields: &[u8], host: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(fields.len() + host.len() + 8);
+    let mut written = false;
+    for line in field_lines(fields) {
+        if field_name(line).eq_ignore_ascii_case(b"host") {
+            if !written {
+                push_field(&mut out, b"Host", host.as_bytes());
+                written = true;
+            }
+            continue;
+        }
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    if !written {
+        push_field(&mut out, b"Host", host.as_bytes());
+    }
+    out
 }
 
 /// RFC 9112 §6.1 and §6.3 items 3-7, for a request: the body length or why it is ambiguous.
@@ -1079,6 +1164,63 @@ mod tests {
     }
 
     /// (input, forwarded fields, expect_continue): RFC 9110 §7.6.1 hop-by-hop removal.
+    /// RFC 9112 §3.2: the target forms. absolute-form is forwarded in origin form with its
+    /// authority as the Host (the client's ignored, §3.2.2); `*` only with OPTIONS; no other
+    /// form, scheme, user information or fragment.
+    #[test]
+    fn request_target_forms() {
+        let accepted: &[(&str, &str, &str)] = &[
+            ("GET /a?b HTTP/1.1\r\nHost: h\r\n\r\n", "/a?b", "h"),
+            ("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", "*", "h"),
+            (
+                "GET http://public.example/admin?x=1 HTTP/1.1\r\nHost: other\r\nA: 1\r\n\r\n",
+                "/admin?x=1",
+                "public.example",
+            ),
+            (
+                "GET HTTPS://h.example:8443 HTTP/1.1\r\nHost: h\r\n\r\n",
+                "/",
+                "h.example:8443",
+            ),
+            (
+                "GET http://h.example?q HTTP/1.1\r\nHost: h\r\n\r\n",
+                "/?q",
+                "h.example",
+            ),
+            // HTTP/1.0 may send no Host: the authority supplies one.
+            ("GET http://h.example/ HTTP/1.0\r\n\r\n", "/", "h.example"),
+        ];
+        for (input, target, host) in accepted {
+            let head = parse(input.as_bytes()).unwrap().unwrap();
+            assert_eq!(
+                (head.target.as_str(), head.host.as_deref()),
+                (*target, Some(*host))
+            );
+            let hosts: Vec<&[u8]> = field_lines(&head.fields)
+                .filter(|line| field_name(line).eq_ignore_ascii_case(b"host"))
+                .collect();
+            assert_eq!(hosts, [format!("Host: {host}").as_bytes()], "{input:?}");
+        }
+        let with_a = parse(accepted[2].0.as_bytes()).unwrap().unwrap();
+        assert_eq!(with_a.fields, b"Host: public.example\r\nA: 1\r\n");
+        let refused = [
+            "GET * HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET x:80 HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET /f#frag HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET ftp://h/ HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET http:///path HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET http://user@h/ HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET http://h\"/ HTTP/1.1\r\nHost: h\r\n\r\n",
+        ];
+        for input in refused {
+            let err = parse(input.as_bytes()).unwrap_err();
+            assert_eq!(err.status(), 400, "{input:?}: {err:?}");
+        }
+        // CONNECT's authority-form is left to the client, which refuses CONNECT with 405.
+        let connect = parse(b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n");
+        assert_eq!(connect.unwrap().unwrap().target, "h:443");
+    }
+
     #[test]
     fn forwarded_fields() {
         let rows: [(&[u8], &[u8], bool); 7] = [
