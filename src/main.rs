@@ -127,8 +127,8 @@ fn set_thread_nice(tid: libc::id_t, nice: i32) -> std::io::Result<()> {
 
 /// Logs go to stderr as `TIME trident: LEVEL: message` (`output::LogFormat`), `info` and up
 /// unless RUST_LOG says otherwise, through a writer thread of their own: a reader of stderr
-/// that stops reading must not stop the reactor, which logs. Dropping the guard waits for the log to be written (as long as
-/// stderr takes it).
+/// that stops reading must not stop the reactor, which logs. Dropping the guard waits for the
+/// log to be written (as long as stderr takes it).
 fn start_logging() -> LogGuard {
     let mut builder = env_logger::Builder::from_env(Env::default().default_filter_or("info"));
     let format = LogFormat::for_stderr();

@@ -476,13 +476,13 @@ fn trim(mut bytes: &[u8]) -> &[u8] {
     bytes
 }
 
-/// Compares every header the primary sent (all values of a name, in order) with the other
-/// leg's, then names the other's extra ones; each difference is named `KIND NAME...`.
 /// A header name longer than this is cut in a field's name and ends in `…`: a hostile leg
 /// sending long names that change on every response would otherwise grow the statistics by
 /// each one (the response head may be 64 KiB).
 const MAX_HEADER_NAME_LEN: usize = 128;
 
+/// Compares every header the primary sent (all values of a name, in order) with the other
+/// leg's, then names the other's extra ones; each difference is named `KIND NAME...`.
 fn compare_headers(
     p: &[(&[u8], &[u8])],
     o: &[(&[u8], &[u8])],

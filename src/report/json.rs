@@ -21,10 +21,10 @@ use super::compare::{abbreviate, Differences};
 const MAX_NAMED_KEYS: usize = 50;
 /// A key longer than this is data, not a name.
 const MAX_KEY_LEN: usize = 64;
-/// A path longer than this is cut (at a character boundary) and ends in `…`, so that every
-/// difference deeper down is one field: the statistics keep each field's name for the whole
-/// epoch, and a document nested a hundred levels deep in 64-byte keys would make every name
-/// kilobytes long (tens of thousands of them: a misbehaving candidate's way to grow memory).
+/// A path longer than this is cut and ends in `…`, so that every difference deeper down is
+/// one field: the statistics keep each field's name for the whole epoch, and a document
+/// nested a hundred levels deep in 64-byte keys would make every name kilobytes long (tens of
+/// thousands of them: a misbehaving candidate's way to grow memory).
 const MAX_PATH_LEN: usize = 256;
 
 /// What kind of difference a path has.
@@ -558,8 +558,8 @@ impl<'t> Walk<'t, '_> {
         if self.path.is_empty() {
             self.field.push('$');
         } else {
-            // Keys come from valid UTF-8 text, and the rest of a path is ASCII.
-            // (ASCII in fact: keys in paths are names, `is_name`, so any cut is a boundary.)
+            // ASCII: the keys in a path are names (`is_name`), the rest `.`, `[]` and `*`; so
+            // any cut is at a character boundary, checked all the same.
             let path = String::from_utf8_lossy(&self.path);
             if path.len() > MAX_PATH_LEN && path.is_char_boundary(MAX_PATH_LEN) {
                 self.field.push_str(&path[..MAX_PATH_LEN]);
