@@ -181,6 +181,8 @@ pub struct Exchange {
     pub stall_spent: Duration,
     /// When the current stall runs out of budget.
     pub stall_deadline: Option<Instant>,
+    /// In `Core::again`, to be driven next turn (so it is put there once).
+    pub queued_again: bool,
 }
 
 impl Exchange {
@@ -336,6 +338,7 @@ impl Core {
             shadow_stall: None,
             stall_spent: Duration::ZERO,
             stall_deadline: None,
+            queued_again: false,
         };
         let key = self.exchanges.insert(exchange);
         if let Some(Conn::Client(client)) = self.conns.get_mut(client_key) {
@@ -652,8 +655,19 @@ impl Core {
             }
         }
         // Still moving: give every other socket and deadline a turn, then come back.
-        if let Some(ex) = self.exchanges.get(key) {
-            self.again.push((key, ex.id));
+        self.drive_later(key);
+    }
+
+    /// Exchange `key` stopped to give others a turn: drive it again next turn, once however
+    /// often it yielded. (An entry per yield grew the list by one every turn for as long as a
+    /// shadow kept sending, each entry another round of its reads: one endless body made
+    /// the reactor read thousands of times a turn, and every other client wait.)
+    pub(crate) fn drive_later(&mut self, key: usize) {
+        if let Some(ex) = self.exchanges.get_mut(key) {
+            if !ex.queued_again {
+                ex.queued_again = true;
+                self.again.push((key, ex.id));
+            }
         }
     }
 
@@ -920,11 +934,7 @@ impl Core {
             (_, Some(e)) => self.fail_leg(key, role, LegError::from_io(&e)),
             (Step::Failed(error), None) => self.fail_leg(key, role, error),
             (Step::Blocked, None) => {}
-            (Step::Yield, None) => {
-                if let Some(ex) = self.exchanges.get(key) {
-                    self.again.push((key, ex.id));
-                }
-            }
+            (Step::Yield, None) => self.drive_later(key),
         }
     }
 

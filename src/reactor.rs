@@ -771,7 +771,8 @@ impl Proxy {
                 }
             }
             for (key, id) in std::mem::take(&mut self.core.again) {
-                if self.core.exchanges.get(key).is_some_and(|ex| ex.id == id) {
+                if let Some(ex) = self.core.exchanges.get_mut(key).filter(|ex| ex.id == id) {
+                    ex.queued_again = false;
                     self.core.after_leg_event(key);
                 }
             }

@@ -542,7 +542,7 @@ fn compare_bodies(
     let by_hash = |out: &mut Differences| {
         if p.body_bytes != o.body_bytes || p.body.hash() != o.body.hash() {
             let describe =
-                |r: &Response<'_>| format!("{} bytes, fnv1a {:016x}", r.body_bytes, r.body.hash());
+                |r: &Response<'_>| format!("{} bytes, hash {:016x}", r.body_bytes, r.body.hash());
             out.push_with("body hash", || describe(p), || describe(o));
         }
         true
