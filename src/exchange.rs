@@ -880,6 +880,16 @@ impl Core {
         let Some(ex) = exchanges.get_mut(key) else {
             return;
         };
+        // A shadow's body that ran past the primary's whole one by more than the compare cap
+        // differs whatever follows; reading on would only spend the reactor (a candidate
+        // streaming without end, up to its deadline, on every request).
+        let max_body = match (role, &ex.legs[Role::Primary.index()].outcome) {
+            (Role::Primary, _) => None,
+            (_, Some(LegOutcome::Response { body_bytes, .. })) => {
+                Some(body_bytes + self.settings.max_compare_bytes as u64)
+            }
+            _ => None,
+        };
         let leg = &mut ex.legs[role.index()];
         let Some(conn) = leg.conn else {
             return;
@@ -923,7 +933,10 @@ impl Core {
             head_request,
             client.map(|c| (c, &mut ex.response, client_version)),
             self.draining,
-            self.settings.max_compare_bytes,
+            BodyBounds {
+                compare_cap: self.settings.max_compare_bytes,
+                max_body,
+            },
         );
         // Storage is held only while it holds bytes: under load most connections are
         // between reads, and memory follows the bytes in flight, not the connections.
@@ -1330,6 +1343,15 @@ fn send_request(leg: &mut Leg, up: &mut Upstream, request: &Request) -> io::Resu
     Ok(())
 }
 
+/// How much of a leg's response body is kept for the comparison, and read at all.
+#[derive(Debug, Clone, Copy)]
+struct BodyBounds {
+    /// `--max-compare-bytes`: kept; the rest is hashed.
+    compare_cap: usize,
+    /// A shadow's: past this many bytes it is cut (`LegError::TooLong`).
+    max_body: Option<u64>,
+}
+
 /// Reads and frames leg `leg`'s response. For the primary with a client still waiting,
 /// `client` receives the head and body, re-framed, as long as it has output room.
 fn receive(
@@ -1339,7 +1361,7 @@ fn receive(
     head_request: bool,
     mut client: Option<(&mut client::Client, &mut ClientResponse, Version)>,
     draining: bool,
-    compare_cap: usize,
+    bounds: BodyBounds,
 ) -> Step {
     let mut reads = 0;
     loop {
@@ -1438,7 +1460,10 @@ fn receive(
                     };
                     let payload = &up.input.data()[decoded.data.clone()];
                     *bytes += payload.len() as u64;
-                    capture.extend(payload, compare_cap);
+                    if bounds.max_body.is_some_and(|max| *bytes > max) {
+                        return Step::Failed(LegError::TooLong);
+                    }
+                    capture.extend(payload, bounds.compare_cap);
                     if let Some((client, response, _)) = client.as_mut() {
                         if !payload.is_empty() {
                             if **response == ClientResponse::Streaming(Framing::Chunked) {

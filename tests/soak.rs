@@ -85,8 +85,11 @@ fn fits(behaviour: Behaviour, method: &str, outcome: &Outcome) -> bool {
         // Nobody asks for strays here: the idle ones are healthy.
         Healthy | HealthyClose | AnswerBeforeBody | ContinueThenFinal | TrailingBytes
         | StrayWhileIdle | CloseWhileIdle => ok,
-        AcceptNoRead | ReadNoAnswer | Trickle | HeadersThenStall | EndlessChunked
-        | EndlessFlood | EndlessInterim => error(CANDIDATE_TIMEOUT),
+        AcceptNoRead | ReadNoAnswer | Trickle | HeadersThenStall | EndlessInterim => {
+            error(CANDIDATE_TIMEOUT)
+        }
+        // Cut once past the primary's (short) body by more than the compare cap.
+        EndlessChunked | EndlessFlood => error("body too long"),
         CloseBeforeStatus | CloseMidHeaders | CloseMidBodyLength | CloseMidBodyChunked
         | LengthOverstated => error("closed before response complete"),
         ResetMidResponse => error("connection reset"),

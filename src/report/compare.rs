@@ -274,6 +274,7 @@ pub fn error_kind(error: &LegError) -> &'static str {
         LegError::Tls(_) => "tls",
         LegError::Io(_) => "io",
         LegError::Unresolved => "unresolved",
+        LegError::TooLong => "too-long",
     }
 }
 
