@@ -62,7 +62,14 @@ fn check(config: &Config) -> ExitCode {
         eprintln!("trident: {err}");
         return ExitCode::from(2);
     }
-    print!("{}", trident::cli::describe(config, &targets));
+    // What trident would run with: --max-clients as the open-file limit leaves it.
+    let (config, lowered) = descriptor_room(config);
+    print!("{}", trident::cli::describe(&config, &targets));
+    match lowered {
+        Some(RoomMessage::Info(text)) => eprintln!("trident: note: {text}"),
+        Some(RoomMessage::Warning(text)) => eprintln!("trident: warning: {text}"),
+        None => {}
+    }
     // Not an error: trident would start, as it would with the service down.
     for warning in targets.unresolved_warnings(config.dns_refresh) {
         eprintln!("trident: warning: {warning}");
@@ -164,14 +171,34 @@ impl Drop for LogGuard {
 }
 
 /// `config` with `--max-clients` lowered to what the open-file limit leaves room for (after
-/// raising the soft limit to the hard one), saying so when it was.
+/// raising the soft limit to the hard one), logged when it was.
 fn fit_to_descriptors(config: &Config) -> Config {
+    let (config, lowered) = descriptor_room(config);
+    match lowered {
+        Some(RoomMessage::Info(text)) => log::info!("{text}"),
+        Some(RoomMessage::Warning(text)) => log::warn!("{text}"),
+        None => {}
+    }
+    config
+}
+
+/// What the descriptor check has to say: `--max-clients` lowered from its default is news, not
+/// a problem (the default is a ceiling, not a wish); lowered from a value the command line
+/// gave, or not checked at all, it is a warning.
+enum RoomMessage {
+    Info(String),
+    Warning(String),
+}
+
+/// `fit_to_descriptors` without the logging, for `--check` too.
+fn descriptor_room(config: &Config) -> (Config, Option<RoomMessage>) {
     let mut config = config.clone();
     let limit = match descriptors::raise_limit() {
         Ok(limit) => limit,
         Err(err) => {
-            log::warn!("cannot read the open-file limit ({err}); --max-clients is not checked");
-            return config;
+            let text =
+                format!("cannot read the open-file limit ({err}); --max-clients is not checked");
+            return (config, Some(RoomMessage::Warning(text)));
         }
     };
     if limit.now > limit.was {
@@ -192,15 +219,15 @@ fn fit_to_descriptors(config: &Config) -> Config {
             limit.now,
             descriptors::PER_CLIENT
         );
-        // The default is a ceiling, not a wish: lowering it is news, not a problem.
-        if config.max_clients == Config::default().max_clients {
-            log::info!("{text}");
+        let lowered = if config.max_clients == Config::default().max_clients {
+            RoomMessage::Info(text)
         } else {
-            log::warn!("--max-clients {}: {text}", config.max_clients);
-        }
+            RoomMessage::Warning(format!("--max-clients {}: {text}", config.max_clients))
+        };
         config.max_clients = room;
+        return (config, Some(lowered));
     }
-    config
+    (config, None)
 }
 
 /// Loads the targets, binds, and runs the proxy until a signal stops it.

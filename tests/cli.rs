@@ -342,3 +342,38 @@ fn log_lines_carry_a_timestamp_unless_stderr_is_the_journal() {
         assert!(line.starts_with("trident: INFO: "), "{line}");
     }
 }
+
+/// `--check` shows `--max-clients` as trident would run with it: lowered to what the
+/// open-file limit leaves room for, with a note saying why.
+#[test]
+fn check_shows_max_clients_as_the_open_file_limit_leaves_it() {
+    let limited = std::process::Command::new("prlimit")
+        .args([
+            "--nofile=64:64",
+            "--",
+            env!("CARGO_BIN_EXE_trident"),
+            "--check",
+        ])
+        .args(URL_FLAGS)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run prlimit (util-linux)");
+    let stdout = String::from_utf8_lossy(&limited.stdout);
+    let stderr = String::from_utf8_lossy(&limited.stderr);
+    assert_eq!(limited.status.code(), Some(0), "{stderr}");
+    let clients = stdout
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("max-clients="))
+        .expect("a max-clients= value");
+    let clients: usize = clients.parse().unwrap();
+    assert!(
+        (1..=12).contains(&clients),
+        "max-clients={clients}\n{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "trident: note: at most {clients} clients at once: the open-file limit of 64"
+        )),
+        "{stderr}"
+    );
+}
