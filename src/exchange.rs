@@ -1348,7 +1348,7 @@ fn send_request(leg: &mut Leg, up: &mut Upstream, request: &Request) -> io::Resu
 struct BodyBounds {
     /// `--max-compare-bytes`: kept; the rest is hashed.
     compare_cap: usize,
-    /// A shadow's: past this many bytes it is cut (`LegError::TooLong`).
+    /// A shadow's: past this many bytes it is cut short (`CapturedBody::cut`).
     max_body: Option<u64>,
 }
 
@@ -1438,6 +1438,7 @@ fn receive(
                 decoder,
                 bytes,
                 capture,
+                keep_alive,
                 ..
             } => {
                 if decoder.is_done() {
@@ -1460,10 +1461,15 @@ fn receive(
                     };
                     let payload = &up.input.data()[decoded.data.clone()];
                     *bytes += payload.len() as u64;
-                    if bounds.max_body.is_some_and(|max| *bytes > max) {
-                        return Step::Failed(LegError::TooLong);
-                    }
                     capture.extend(payload, bounds.compare_cap);
+                    if bounds.max_body.is_some_and(|max| *bytes > max) {
+                        // A response, cut short: it compares as the body it is (longer than
+                        // the primary's), as a shadow that finished first would. The rest
+                        // of it is never read, so the connection is not kept.
+                        capture.cut = true;
+                        *keep_alive = false;
+                        return Step::Complete;
+                    }
                     if let Some((client, response, _)) = client.as_mut() {
                         if !payload.is_empty() {
                             if **response == ClientResponse::Streaming(Framing::Chunked) {

@@ -35,10 +35,6 @@ pub enum LegError {
     Io(String),
     /// A shadow's host name has no addresses yet (the log says why); nothing was sent.
     Unresolved,
-    /// A shadow's body ran past the primary's whole body by more than the compare cap, and
-    /// was cut there: it differs whatever follows, and one that never ends would only spend
-    /// the reactor until the deadline.
-    TooLong,
 }
 
 impl LegError {
@@ -96,7 +92,6 @@ impl fmt::Display for LegError {
             LegError::Tls(e) => write!(f, "tls: {e}"),
             LegError::Io(e) => write!(f, "io: {e}"),
             LegError::Unresolved => f.write_str("unresolved host name"),
-            LegError::TooLong => f.write_str("body too long"),
         }
     }
 }
@@ -109,7 +104,7 @@ mod tests {
 
     #[test]
     fn console_names_are_stable() {
-        let rows: [(LegError, &str); 8] = [
+        let rows: [(LegError, &str); 7] = [
             (LegError::ConnectionRefused, "connection refused"),
             (
                 LegError::Timeout(Duration::from_millis(1500)),
@@ -123,7 +118,6 @@ mod tests {
                 "connect timeout after 1000ms",
             ),
             (LegError::Unresolved, "unresolved host name"),
-            (LegError::TooLong, "body too long"),
         ];
         for (err, text) in rows {
             assert_eq!(err.to_string(), text);

@@ -274,7 +274,6 @@ pub fn error_kind(error: &LegError) -> &'static str {
         LegError::Tls(_) => "tls",
         LegError::Io(_) => "io",
         LegError::Unresolved => "unresolved",
-        LegError::TooLong => "too-long",
     }
 }
 
@@ -758,6 +757,36 @@ mod tests {
             assert_eq!(analysis.raw, full, "{leg:?}");
             assert_eq!(analysis.noise, full, "{leg:?}");
         }
+    }
+
+    /// A shadow cut short once past the primary's body differs from it as a whole longer body
+    /// does (`body hash`), so one that finished before the primary did and one that was cut
+    /// mask each other as noise: whether a shadow is cut depends on when the primary ends.
+    #[test]
+    fn a_cut_shadow_body_is_a_body_difference_and_masked_by_a_whole_one() {
+        let long = |sent: usize, cut: bool| {
+            let mut body = CapturedBody::new();
+            body.extend(&vec![b'x'; sent], 16);
+            body.cut = cut;
+            LegOutcome::Response {
+                status: 200,
+                reason: "OK".to_string(),
+                body_bytes: sent as u64,
+                elapsed: Duration::from_millis(1),
+                interim: None,
+                fields: Vec::new(),
+                body,
+            }
+        };
+        let primary = response(200, "", b"short");
+        let whole = long(3000, false);
+        let cut = long(1100, true);
+        assert_eq!(pair(primary.clone(), cut.clone()), ["body hash"]);
+        assert_eq!(
+            raw(primary.clone(), whole.clone(), cut.clone()),
+            ["body hash (masked)"]
+        );
+        assert_eq!(raw(primary, cut, whole), ["body hash (masked)"]);
     }
 
     /// The candidate's differences as `field` or `field (masked)`.

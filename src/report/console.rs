@@ -67,6 +67,7 @@ fn write_lines(
                 body_bytes,
                 elapsed,
                 interim,
+                body,
                 ..
             } => {
                 push_decimal(out, u64::from(*status));
@@ -76,7 +77,7 @@ fn write_lines(
                 }
                 out.extend_from_slice(b" (body=");
                 push_decimal(out, *body_bytes);
-                out.extend_from_slice(b"B, ");
+                out.extend_from_slice(if body.cut { b"B cut, " } else { b"B, " });
                 push_millis(out, *elapsed);
                 if let Some(interim) = interim {
                     out.extend_from_slice(b", after ");

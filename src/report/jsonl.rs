@@ -65,6 +65,7 @@ fn outcome(leg: &LegOutcome) -> Value {
             body_bytes,
             elapsed,
             interim,
+            body,
             ..
         } => {
             let mut leg = json!({
@@ -75,6 +76,9 @@ fn outcome(leg: &LegOutcome) -> Value {
             });
             if let Some(interim) = interim {
                 leg["interim"] = json!(interim.status);
+            }
+            if body.cut {
+                leg["body_cut"] = json!(true);
             }
             leg
         }

@@ -157,6 +157,9 @@ pub struct CapturedBody {
     pub bytes: Vec<u8>,
     /// The body was longer than the cap: only `hash()` covers the whole of it.
     pub truncated: bool,
+    /// A shadow's body cut short once it ran past the primary's whole body by more than the
+    /// cap (it differs whatever follows): the size and hash are of what was read.
+    pub cut: bool,
     /// The hash of the whole payload, kept only once the body outgrew the cap: a body that
     /// fits is hashed from `bytes` when (rarely) a hash is asked for, so the reactor hashes
     /// nothing on the common path.

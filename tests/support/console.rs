@@ -46,6 +46,8 @@ pub enum Outcome {
         status: u16,
         reason: String,
         body: u64,
+        /// `body=12B cut`: a shadow's body cut short past the primary's.
+        cut: bool,
         elapsed: String,
         /// `after 103`: the last interim status before the final response.
         interim: Option<u16>,
@@ -63,6 +65,15 @@ impl Leg {
     pub fn response(&self) -> (u16, u64) {
         match &self.outcome {
             Outcome::Response { status, body, .. } => (*status, *body),
+            other => panic!("{} leg: expected a response, got {other:?}", self.role),
+        }
+    }
+
+    /// Whether a response line's body was cut short (`body=NB cut`); panics if the line is
+    /// not a response.
+    pub fn cut(&self) -> bool {
+        match &self.outcome {
+            Outcome::Response { cut, .. } => *cut,
             other => panic!("{} leg: expected a response, got {other:?}", self.role),
         }
     }
@@ -229,14 +240,17 @@ fn parse_response_line(line: &str, role: &str) -> Result<(u64, Leg), String> {
             rest = more;
         }
         let compared = rest.map(str::to_string);
-        let body = body
-            .strip_prefix("body=")
-            .and_then(parse_size)
-            .ok_or_else(|| bad("body="))?;
+        let body = body.strip_prefix("body=").ok_or_else(|| bad("body="))?;
+        let (body, cut) = match body.strip_suffix(" cut") {
+            Some(size) => (size, true),
+            None => (body, false),
+        };
+        let body = parse_size(body).ok_or_else(|| bad("body="))?;
         Outcome::Response {
             status,
             reason,
             body,
+            cut,
             elapsed: elapsed.to_string(),
             interim,
             compared,
