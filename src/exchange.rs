@@ -30,9 +30,10 @@ use crate::upstream::{PoolKey, Upstream, UpstreamState};
 
 /// Most framed request-body bytes held for the legs that have not written them yet.
 pub const REQUEST_BUFFER_CAP: usize = 256 * 1024;
-/// A request body up to this size, received whole, is kept until its exchange ends when the
-/// request may be repeated (RFC 9110 §9.2.2), so that a leg whose pooled connection turns out
-/// stale can send it again; larger ones stream through the buffer, and are not retried.
+/// A request body up to this size (payload), received whole, is kept until its exchange ends
+/// when the request may be repeated (RFC 9110 §9.2.2), so that a leg whose pooled connection
+/// turns out stale can send it again; larger ones stream through the buffer, and are not
+/// retried.
 const RETRY_BODY_KEPT: usize = 64 * 1024;
 /// How long a shadow leg may hold the primary back (the shared buffer full, the primary
 /// waiting for it) without writing a byte before it is cut.
@@ -852,10 +853,12 @@ impl Core {
         };
         // A small body, whole in the buffer, of a request that may be sent again: kept until
         // the exchange ends, so that a stale pooled connection can be replaced for it too.
+        // (The payload is what counts: a chunked body's framing can be several times it.)
         let request = &ex.request;
         if request.base == 0
             && request.is_done()
-            && request.buf.len() <= RETRY_BODY_KEPT
+            && request.body_bytes <= RETRY_BODY_KEPT as u64
+            && request.buf.len() <= REQUEST_BUFFER_CAP
             && request.head.is_idempotent()
         {
             return;
