@@ -290,9 +290,10 @@ fn log_lines_carry_a_timestamp_unless_stderr_is_the_journal() {
     use std::process::{Command, Stdio};
     use std::time::Instant;
 
-    // The demo's log, its stderr a pipe named (or not) as the journal.
+    // The demo's log, its stderr a socket named (or not) as the journal.
     let demo_log = |journal: bool| {
-        let (mut reader, writer) = std::io::pipe().expect("a pipe");
+        // A socket, as systemd hands a service (std's `io::pipe` is newer than the MSRV).
+        let (mut reader, writer) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
         let meta = std::fs::metadata(format!("/proc/self/fd/{}", writer.as_raw_fd())).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_trident"));
         command
@@ -300,7 +301,7 @@ fn log_lines_carry_a_timestamp_unless_stderr_is_the_journal() {
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(writer);
+            .stderr(std::os::fd::OwnedFd::from(writer));
         // Not the journal: another stream's, inherited by a child whose stderr went elsewhere.
         let inode = if journal { meta.ino() } else { meta.ino() + 1 };
         command.env("JOURNAL_STREAM", format!("{}:{inode}", meta.dev()));
