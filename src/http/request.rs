@@ -374,6 +374,9 @@ pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestH
             fields = with_host(&fields, authority);
             let target = if rest.starts_with('/') {
                 rest.to_owned()
+            } else if rest.is_empty() && method == "OPTIONS" {
+                // §3.2.4: the server itself, as the last proxy must send it.
+                "*".to_owned()
             } else {
                 format!("/{rest}")
             };
@@ -431,7 +434,7 @@ fn request_target<'t>(method: &str, target: &'t str) -> Result<TargetForm<'t>, E
     }
     let end = after.find(['/', '?']).unwrap_or(after.len());
     let (authority, rest) = after.split_at(end);
-    if authority.is_empty() || authority.contains('@') || !is_valid_host(authority.as_bytes()) {
+    if !is_valid_authority(authority.as_bytes()) {
         return Err(Error::Malformed("invalid authority in the request target"));
     }
     Ok(TargetForm::Absolute { authority, rest })
@@ -853,11 +856,41 @@ fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-/// RFC 9112 §3.2: Host = uri-host [ ":" port ] (reg-name, IPv4 or IP-literal); may be empty.
+/// RFC 9112 §3.2: Host = uri-host [ ":" port ], or empty (a target without an authority).
 /// Rejects spaces, `/`, `@` (userinfo) and anything that could mean another authority.
 fn is_valid_host(host: &[u8]) -> bool {
-    host.iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b))
+    host.is_empty() || is_valid_authority(host)
+}
+
+/// An http authority (RFC 3986 §3.2.2–3.2.3; RFC 9110 §4.2.1, which wants a host): a host
+/// that is a bracketed IP literal or a name of unreserved, percent-encoded and sub-delimiter
+/// characters, then an optional `:port` of digits. No user information (`@` is not among
+/// the characters), no empty host (`:8080`), no unclosed bracket (`[::1`), no letters in the
+/// port (`:8a`).
+fn is_valid_authority(authority: &[u8]) -> bool {
+    let name_char = |b: &u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(b);
+    let (host_ok, port) = match authority.strip_prefix(b"[") {
+        Some(literal) => {
+            let Some(close) = literal.iter().position(|&b| b == b']') else {
+                return false;
+            };
+            let (inside, rest) = (&literal[..close], &literal[close + 1..]);
+            let ok = !inside.is_empty() && inside.iter().all(|b| name_char(b) || *b == b':');
+            match rest {
+                [] => (ok, None),
+                [b':', port @ ..] => (ok, Some(port)),
+                _ => return false,
+            }
+        }
+        None => {
+            let (host, port) = match authority.iter().position(|&b| b == b':') {
+                Some(colon) => (&authority[..colon], Some(&authority[colon + 1..])),
+                None => (authority, None),
+            };
+            (!host.is_empty() && host.iter().all(name_char), port)
+        }
+    };
+    host_ok && port.map_or(true, |port| port.iter().all(u8::is_ascii_digit))
 }
 
 /// Appends `name: value\r\n`.
@@ -1189,6 +1222,27 @@ mod tests {
             ),
             // HTTP/1.0 may send no Host: the authority supplies one.
             ("GET http://h.example/ HTTP/1.0\r\n\r\n", "/", "h.example"),
+            (
+                "GET http://[::1]:8080/x HTTP/1.1\r\nHost: h\r\n\r\n",
+                "/x",
+                "[::1]:8080",
+            ),
+            (
+                "GET http://h.example:/x HTTP/1.1\r\nHost: h\r\n\r\n",
+                "/x",
+                "h.example:",
+            ),
+            // §3.2.4: OPTIONS for the server itself goes on as `*`; with a path, as the path.
+            (
+                "OPTIONS http://h.example HTTP/1.1\r\nHost: h\r\n\r\n",
+                "*",
+                "h.example",
+            ),
+            (
+                "OPTIONS http://h.example/ HTTP/1.1\r\nHost: h\r\n\r\n",
+                "/",
+                "h.example",
+            ),
         ];
         for (input, target, host) in accepted {
             let head = parse(input.as_bytes()).unwrap().unwrap();
@@ -1211,6 +1265,16 @@ mod tests {
             "GET http:///path HTTP/1.1\r\nHost: h\r\n\r\n",
             "GET http://user@h/ HTTP/1.1\r\nHost: h\r\n\r\n",
             "GET http://h\"/ HTTP/1.1\r\nHost: h\r\n\r\n",
+            // An empty host with a port, an unclosed bracket, letters in the port.
+            "GET http://:8080/x HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET http://[::1/x HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET http://h.example:8a/x HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET http://[]/x HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET http://[::1]x/ HTTP/1.1\r\nHost: h\r\n\r\n",
+            // The same in a Host field.
+            "GET / HTTP/1.1\r\nHost: :8080\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h:8a\r\n\r\n",
         ];
         for input in refused {
             let err = parse(input.as_bytes()).unwrap_err();
