@@ -63,12 +63,17 @@ pub fn open_now() -> io::Result<u64> {
 }
 
 /// The most clients per reactor that `limit` descriptors leave room for, `open` being in
-/// use already and each of `reactors` reactors holding three of its own (at least 1).
+/// use already and each of `reactors` reactors holding three of its own; 0 when there is no
+/// room for one (trident then refuses to start: a client it accepted could only get 502s).
 pub fn clients_per_reactor(limit: u64, open: u64, reactors: usize) -> usize {
-    let reactors = reactors.max(1) as u64;
-    let fixed = open + 3 * reactors + SPARE;
-    let room = limit.saturating_sub(fixed) / (PER_CLIENT * reactors);
-    usize::try_from(room).unwrap_or(usize::MAX).max(1)
+    let room =
+        limit.saturating_sub(reserved(open, reactors)) / (PER_CLIENT * reactors.max(1) as u64);
+    usize::try_from(room).unwrap_or(usize::MAX)
+}
+
+/// The descriptors trident keeps for itself: the `open` ones, three per reactor, and a spare.
+pub fn reserved(open: u64, reactors: usize) -> u64 {
+    open + 3 * reactors.max(1) as u64 + SPARE
 }
 
 #[cfg(test)]
@@ -81,8 +86,9 @@ mod tests {
         assert_eq!(clients_per_reactor(64, 10, 1), 8);
         // Two reactors share the room: (1024 - 10 - 6 - 16) / 8.
         assert_eq!(clients_per_reactor(1024, 10, 2), 124);
-        // Nothing left: one client still, or nothing could be served at all.
-        assert_eq!(clients_per_reactor(16, 10, 1), 1);
+        // No room for one client on each reactor.
+        assert_eq!(clients_per_reactor(16, 10, 1), 0);
+        assert_eq!(clients_per_reactor(72, 10, 8), 0);
         assert_eq!(clients_per_reactor(1 << 20, 10, 1), 262_136);
     }
 

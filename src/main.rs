@@ -63,7 +63,13 @@ fn check(config: &Config) -> ExitCode {
         return ExitCode::from(2);
     }
     // What trident would run with: --max-clients as the open-file limit leaves it.
-    let (config, lowered) = descriptor_room(config);
+    let (config, lowered) = match descriptor_room(config) {
+        Ok(fitted) => fitted,
+        Err(why) => {
+            eprintln!("trident: {why}");
+            return ExitCode::from(2);
+        }
+    };
     print!("{}", trident::cli::describe(&config, &targets));
     match lowered {
         Some(RoomMessage::Info(text)) => eprintln!("trident: note: {text}"),
@@ -171,15 +177,16 @@ impl Drop for LogGuard {
 }
 
 /// `config` with `--max-clients` lowered to what the open-file limit leaves room for (after
-/// raising the soft limit to the hard one), logged when it was.
-fn fit_to_descriptors(config: &Config) -> Config {
-    let (config, lowered) = descriptor_room(config);
+/// raising the soft limit to the hard one), logged when it was; why not, when the limit
+/// leaves no room for a client on each reactor.
+fn fit_to_descriptors(config: &Config) -> Result<Config, String> {
+    let (config, lowered) = descriptor_room(config)?;
     match lowered {
         Some(RoomMessage::Info(text)) => log::info!("{text}"),
         Some(RoomMessage::Warning(text)) => log::warn!("{text}"),
         None => {}
     }
-    config
+    Ok(config)
 }
 
 /// What the descriptor check has to say: `--max-clients` lowered from its default is news, not
@@ -191,14 +198,14 @@ enum RoomMessage {
 }
 
 /// `fit_to_descriptors` without the logging, for `--check` too.
-fn descriptor_room(config: &Config) -> (Config, Option<RoomMessage>) {
+fn descriptor_room(config: &Config) -> Result<(Config, Option<RoomMessage>), String> {
     let mut config = config.clone();
     let limit = match descriptors::raise_limit() {
         Ok(limit) => limit,
         Err(err) => {
             let text =
                 format!("cannot read the open-file limit ({err}); --max-clients is not checked");
-            return (config, Some(RoomMessage::Warning(text)));
+            return Ok((config, Some(RoomMessage::Warning(text))));
         }
     };
     if limit.now > limit.was {
@@ -206,6 +213,26 @@ fn descriptor_room(config: &Config) -> (Config, Option<RoomMessage>) {
     }
     let open = descriptors::open_now().unwrap_or(16);
     let room = descriptors::clients_per_reactor(limit.now, open, config.reactors);
+    if room == 0 {
+        let each = if config.reactors > 1 {
+            format!(" on each of {} reactors", config.reactors)
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "the open-file limit of {} leaves no room for a client{each} ({} descriptors \
+             each, its own and one per leg, after the {} trident keeps for itself); raise it \
+             (ulimit -n, systemd's LimitNOFILE=){}",
+            limit.now,
+            descriptors::PER_CLIENT,
+            descriptors::reserved(open, config.reactors),
+            if config.reactors > 1 {
+                " or use fewer --reactors"
+            } else {
+                ""
+            }
+        ));
+    }
     if room < config.max_clients {
         let per_reactor = if config.reactors > 1 {
             " per reactor"
@@ -225,9 +252,9 @@ fn descriptor_room(config: &Config) -> (Config, Option<RoomMessage>) {
             RoomMessage::Warning(format!("--max-clients {}: {text}", config.max_clients))
         };
         config.max_clients = room;
-        return (config, Some(lowered));
+        return Ok((config, Some(lowered)));
     }
-    (config, None)
+    Ok((config, None))
 }
 
 /// Loads the targets, binds, and runs the proxy until a signal stops it.
@@ -256,7 +283,13 @@ fn run(config: &Config) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    let config = &fit_to_descriptors(config);
+    let config = &match fit_to_descriptors(config) {
+        Ok(config) => config,
+        Err(why) => {
+            eprintln!("trident: {why}");
+            return ExitCode::from(1);
+        }
+    };
     // Before the proxy announces its address: SIGUSR1's default action would end the process.
     let summary_signal = match report::SummarySignal::register() {
         Ok(signal) => signal,

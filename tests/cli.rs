@@ -378,3 +378,24 @@ fn check_shows_max_clients_as_the_open_file_limit_leaves_it() {
         "{stderr}"
     );
 }
+
+/// An open-file limit with no room for a client on each reactor is refused: a client
+/// accepted then could only get 502s. `--check` says so with status 2, a start with 1.
+#[test]
+fn an_open_file_limit_without_room_for_a_client_is_refused() {
+    for (mode, status) in [(&["--check"][..], 2), (&["--listen", "127.0.0.1:0"][..], 1)] {
+        let refused = std::process::Command::new("prlimit")
+            .args(["--nofile=16:16", "--", env!("CARGO_BIN_EXE_trident")])
+            .args(mode)
+            .args(URL_FLAGS)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run prlimit (util-linux)");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(status), "{mode:?}: {stderr}");
+        assert!(
+            stderr.contains("trident: the open-file limit of 16 leaves no room for a client"),
+            "{mode:?}: {stderr}"
+        );
+    }
+}
