@@ -173,6 +173,47 @@ impl State {
     }
 }
 
+/// How a wait for the stream ran out of patience.
+enum OutOfPatience {
+    /// The stream took nothing for `Patience::stall`.
+    Stalled,
+    /// It was still behind after `Patience::total`.
+    TooSlow,
+}
+
+/// The stream's progress while something waits for it (a close, a patient write).
+struct Watch {
+    patience: Patience,
+    start: Instant,
+    /// When the stream last took bytes (or the wait began).
+    since: Instant,
+    /// `Shared::written` then.
+    seen: u64,
+}
+
+impl Watch {
+    fn new(shared: &Shared, patience: Patience) -> Watch {
+        let now = Instant::now();
+        Watch {
+            patience,
+            start: now,
+            since: now,
+            seen: shared.written.load(Ordering::Relaxed),
+        }
+    }
+
+    /// After a wait: whether patience has run out, and how.
+    fn out_of_patience(&mut self, shared: &Shared) -> Option<OutOfPatience> {
+        let written = shared.written.load(Ordering::Relaxed);
+        if written != self.seen {
+            (self.seen, self.since) = (written, Instant::now());
+        } else if self.since.elapsed() >= self.patience.stall {
+            return Some(OutOfPatience::Stalled);
+        }
+        (self.start.elapsed() >= self.patience.total).then_some(OutOfPatience::TooSlow)
+    }
+}
+
 /// How `Closer::close` ended.
 #[derive(Debug, PartialEq, Eq)]
 enum Closed {
@@ -270,9 +311,7 @@ impl Output {
     /// summary, which can be larger than `MAX_QUEUED` on its own). Waits as `patience` allows;
     /// past it, the rest is dropped and counted as `write` would.
     pub fn write_patiently(&mut self, mut buf: &[u8], patience: Patience) -> io::Result<()> {
-        let start = Instant::now();
-        let mut seen = self.shared.written.load(Ordering::Relaxed);
-        let mut since = start;
+        let mut watch = Watch::new(&self.shared, patience);
         while !buf.is_empty() {
             // Whole lines where there are any, so that what a give-up drops is whole lines.
             let mut piece = buf.len().min(CHUNK);
@@ -291,11 +330,8 @@ impl Output {
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
                 state.patient_waiting = false;
-                let written = self.shared.written.load(Ordering::Relaxed);
-                if written != seen {
-                    (seen, since) = (written, Instant::now());
-                } else if since.elapsed() >= patience.stall || start.elapsed() >= patience.total {
-                    self.gave_up_at = Some(written);
+                if watch.out_of_patience(&self.shared).is_some() {
+                    self.gave_up_at = Some(watch.seen);
                     break;
                 }
             }
@@ -331,9 +367,7 @@ impl Closer {
         let mut state = self.shared.lock();
         state.closing = true;
         self.shared.ready.notify_one();
-        let mut seen = self.shared.written.load(Ordering::Relaxed);
-        let start = Instant::now();
-        let mut since = start;
+        let mut watch = Watch::new(&self.shared, patience);
         while !state.finished {
             state = self
                 .shared
@@ -341,15 +375,14 @@ impl Closer {
                 .wait_timeout(state, PROGRESS_POLL)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
-            let written = self.shared.written.load(Ordering::Relaxed);
-            let queued = state.behind();
-            if written != seen {
-                (seen, since) = (written, Instant::now());
-            } else if !state.finished && since.elapsed() >= patience.stall {
-                return Closed::Stalled { queued };
+            if state.finished {
+                break;
             }
-            if !state.finished && start.elapsed() >= patience.total {
-                return Closed::TooSlow { queued };
+            let queued = state.behind();
+            match watch.out_of_patience(&self.shared) {
+                Some(OutOfPatience::Stalled) => return Closed::Stalled { queued },
+                Some(OutOfPatience::TooSlow) => return Closed::TooSlow { queued },
+                None => {}
             }
         }
         Closed::Done

@@ -1196,7 +1196,6 @@ mod tests {
         }
     }
 
-    /// (input, forwarded fields, expect_continue): RFC 9110 §7.6.1 hop-by-hop removal.
     /// RFC 9112 §3.2: the target forms. absolute-form is forwarded in origin form with its
     /// authority as the Host (the client's ignored, §3.2.2); `*` only with OPTIONS; no other
     /// form, scheme, user information or fragment.
@@ -1285,6 +1284,7 @@ mod tests {
         assert_eq!(connect.unwrap().unwrap().target, "h:443");
     }
 
+    /// (input, forwarded fields, expect_continue): RFC 9110 §7.6.1 hop-by-hop removal.
     #[test]
     fn forwarded_fields() {
         let rows: [(&[u8], &[u8], bool); 7] = [
