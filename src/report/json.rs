@@ -456,8 +456,10 @@ impl<'t> Walk<'t, '_> {
             // Diffy lifts integers to Long and the rest to Double: `1` and `1.0` differ in
             // type, as a strictly typed client would see them.
             (Node::Number(m), Node::Number(n)) => {
-                if m != n {
-                    let kind = if m.is_f64() == n.is_f64() {
+                // `-0` may be either type (below), so it differs only in value.
+                let signed_zero = negative_zero(m) || negative_zero(n);
+                if m != n && !(signed_zero && is_zero(m) && is_zero(n)) {
+                    let kind = if signed_zero || m.is_f64() == n.is_f64() {
                         Kind::Value
                     } else {
                         Kind::Type
@@ -580,6 +582,17 @@ impl<'t> Walk<'t, '_> {
 
 /// Whether `path` with every `[]` taken out (left to right, as `str::replace` does) is
 /// `normalized`: `normalize_path`'s form, without building the string at every node.
+/// `-0` and `-0.0` alike: serde_json has no negative integer zero, so both are the float
+/// -0.0. Go writes a negative zero float as `-0`, and Jackson (Diffy) reads `-0` as the
+/// integer 0, so a negative zero is taken as either type.
+fn negative_zero(n: &Number) -> bool {
+    n.as_f64().is_some_and(|v| v == 0.0 && v.is_sign_negative())
+}
+
+fn is_zero(n: &Number) -> bool {
+    n.as_f64() == Some(0.0)
+}
+
 fn same_without_markers(path: &[u8], normalized: &[u8]) -> bool {
     let (mut i, mut j) = (0, 0);
     while i < path.len() {
@@ -757,6 +770,14 @@ mod tests {
             (r#"{"n":1.5}"#, r#"{"n":2.5}"#, &["body n"]),
             (r#"{"n":-1}"#, r#"{"n":1}"#, &["body n"]),
             (r#"{"n":1e2}"#, r#"{"n":100.0}"#, &[]),
+            // `-0` is parsed as a float (serde_json has no negative integer zero), but Go
+            // writes a negative zero float as `-0` and Jackson reads it as the integer 0: it
+            // equals either zero. `0` and `0.0` still differ in type, as 1 and 1.0 do.
+            (r#"{"n":-0}"#, r#"{"n":0}"#, &[]),
+            (r#"{"n":0}"#, r#"{"n":-0.0}"#, &[]),
+            (r#"{"n":-0.0}"#, r#"{"n":0.0}"#, &[]),
+            (r#"{"n":0}"#, r#"{"n":0.0}"#, &["body n type"]),
+            (r#"{"n":-0}"#, r#"{"n":1}"#, &["body n"]),
             // Missing and extra fields.
             (r#"{"a":1,"b":2}"#, r#"{"a":1}"#, &["body b missing"]),
             (r#"{"a":1}"#, r#"{"a":1,"c":{"d":1}}"#, &["body c extra"]),
