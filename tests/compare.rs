@@ -616,28 +616,28 @@ fn a_reload_reports_the_old_epoch_and_starts_a_new_one() {
     assert_eq!(json["failed_epochs"], serde_json::json!([0]));
 }
 
-/// A summary larger than stdout's queue (1 MiB: 40 endpoints, each with 192 fields the
-/// candidate changes a third of at a time) reaches a reader that keeps reading, whole.
+/// A summary larger than stdout's queue (1 MiB: 500 endpoints, each with 17 long-named
+/// fields the candidate changes, 16 of them listed) reaches a reader that keeps reading,
+/// whole.
 #[test]
 fn a_summary_larger_than_the_stdout_queue_is_written_whole() {
-    const ENDPOINTS: usize = 40;
-    const ROUNDS: usize = 3;
-    // 192 fields in 4 objects of 48 (an object of more than 50 keys would be a map).
+    const ENDPOINTS: usize = 500;
+    const ROUNDS: usize = 1;
     let json_service = |changes: bool| {
-        let served = Arc::new(AtomicUsize::new(0));
         Upstream::start(move |_| {
-            let round = served.fetch_add(1, Ordering::Relaxed) / ENDPOINTS;
-            let changed = |field: usize| changes && field / 64 == round % 3;
-            let groups: Vec<String> = (0..4)
-                .map(|group| {
-                    let fields: Vec<String> = (group * 48..group * 48 + 48)
-                        .map(|field| format!(r#""field_{field:03}":{}"#, u8::from(changed(field))))
-                        .collect();
-                    format!(r#""group_{group}":{{{}}}"#, fields.join(","))
+            let fields: Vec<String> = (0..17)
+                .map(|field| {
+                    format!(
+                        r#""a_field_with_a_long_descriptive_name_like_some_services_have_{field:03}":{}"#,
+                        u8::from(changes)
+                    )
                 })
                 .collect();
-            Reply::ok(format!("{{{}}}", groups.join(",")))
-                .header("Content-Type", "application/json")
+            Reply::ok(format!(
+                r#"{{"a_record_with_a_long_name":{{{}}}}}"#,
+                fields.join(",")
+            ))
+            .header("Content-Type", "application/json")
         })
     };
     let (p, s, c) = (json_service(false), json_service(false), json_service(true));
@@ -660,7 +660,7 @@ fn a_summary_larger_than_the_stdout_queue_is_written_whole() {
     assert!(summary.len() > 1024 * 1024, "{} bytes", summary.len());
     assert_eq!(summaries(&stdout).len(), 1);
     assert!(
-        summary.ends_with("VERDICT candidate: PASS (40 endpoints undecided: too few samples)\n"),
+        summary.ends_with("VERDICT candidate: PASS (500 endpoints undecided: too few samples)\n"),
         "{}",
         &summary[summary.len() - 200..]
     );

@@ -24,6 +24,9 @@ use crate::targets::Role;
 const TEXT_ENDPOINTS: usize = 50;
 /// Most names in a `within noise:` line.
 const NOISE_NAMES: usize = 8;
+/// Most field lines the text summary gives an endpoint (regressions first); a candidate
+/// that changes a large document can have hundreds, and the JSON report has them all.
+const TEXT_FIELDS: usize = 16;
 
 /// What one field came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -383,11 +386,18 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
     }
     out.push('\n');
     let mut noise = Vec::new();
+    let mut shown = 0;
+    let mut unshown = [0u64; 4];
     for field in &endpoint.fields {
         if field.verdict == FieldVerdict::Noise {
             noise.push(field.stats.name.as_str());
             continue;
         }
+        if shown == TEXT_FIELDS {
+            unshown[field.verdict as usize] += 1;
+            continue;
+        }
+        shown += 1;
         let f = field.stats;
         let _ = writeln!(
             out,
@@ -416,6 +426,33 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
                 " (not significant)"
             },
         );
+    }
+    if unshown.iter().any(|&n| n > 0) {
+        let _ = write!(
+            out,
+            "    … and {} more fields (",
+            unshown.iter().sum::<u64>()
+        );
+        let verdicts = [
+            FieldVerdict::Regression,
+            FieldVerdict::TooFewSamples,
+            FieldVerdict::NotSignificant,
+            FieldVerdict::BelowThresholds,
+        ];
+        let mut first = true;
+        for verdict in verdicts {
+            let n = unshown[verdict as usize];
+            if n > 0 {
+                let _ = write!(
+                    out,
+                    "{}{n} {}",
+                    if first { "" } else { ", " },
+                    verdict.label()
+                );
+                first = false;
+            }
+        }
+        out.push_str("; all of them in --report FILE)\n");
     }
     if !noise.is_empty() {
         let _ = write!(
@@ -627,6 +664,40 @@ mod tests {
         epoch
     }
 
+    /// An epoch of `n` exchanges on `GET /e` where the candidate answers a JSON object with
+    /// `keys` members, each different from the primary's and the secondary's.
+    fn json_epoch(n: u64, keys: usize) -> Epoch {
+        let rules = Rules::new(&[], &[], 1024);
+        let mut epoch = Epoch::new(3, 1000, 0);
+        let object = |value: u32| {
+            let members: Vec<String> = (0..keys).map(|k| format!("\"k{k:02}\":{value}")).collect();
+            format!("{{{}}}", members.join(","))
+        };
+        let json = |body: &str| {
+            LegOutcome::ok_for_test(
+                body,
+                b"Content-Type: application/json\r\n",
+                Duration::from_millis(3),
+            )
+        };
+        let (stable, changed) = (object(1), object(2));
+        for i in 0..n {
+            let record = ExchangeRecord {
+                id: i + 1,
+                method: "GET".into(),
+                target: "/e".into(),
+                version: Version::Http11,
+                host: None,
+                request_body_bytes: 0,
+                epoch: 3,
+                upstreams: [None; 3],
+                legs: [json(&stable), json(&stable), json(&changed)],
+            };
+            epoch.record("GET /e", &record, &Analysis::of(&record, &rules));
+        }
+        epoch
+    }
+
     fn judge(e: &Epoch) -> EpochReport<'_> {
         EpochReport::new(e, &Thresholds::default(), 0)
     }
@@ -714,6 +785,30 @@ mod tests {
             text.lines().skip(1).collect::<Vec<_>>(),
             ["  no exchanges compared", "VERDICT candidate: PASS"]
         );
+    }
+
+    #[test]
+    fn the_text_summary_lists_a_bounded_number_of_fields_per_endpoint() {
+        let e = json_epoch(40, 40);
+        let mut text = String::new();
+        write_text(&judge(&e), Trigger::Final, &[], &mut text);
+        let lines: Vec<&str> = text.lines().collect();
+        let listed: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with("    REGRESSION body k"))
+            .collect();
+        assert_eq!(listed.len(), TEXT_FIELDS, "{text}");
+        assert!(listed[0].starts_with("    REGRESSION body k00:"), "{text}");
+        assert!(
+            lines.contains(
+                &"    … and 24 more fields (24 REGRESSION; all of them in --report FILE)"
+            ),
+            "{text}"
+        );
+        // The JSON report keeps every field.
+        let report = judge(&e);
+        assert_eq!(report.endpoints[0].fields.len(), 40);
     }
 
     #[test]
