@@ -45,6 +45,10 @@ pub struct Config {
     pub send_timeout: Duration,
     /// `--max-clients N`, default 10000: beyond it trident stops accepting for a while.
     pub max_clients: usize,
+    /// Most exchanges each shadow leg may have in flight per reactor, as the open-file limit
+    /// leaves room for beside `max_clients` (set at start-up, not by a flag; it bounds
+    /// `max_inflight=`); None: not checked.
+    pub shadow_room: Option<usize>,
     /// `--reactors N`, default 1: reactor threads, each with its own listener on the same
     /// address (SO_REUSEPORT); the kernel spreads new connections across them.
     pub reactors: usize,
@@ -92,6 +96,7 @@ impl Default for Config {
             idle_timeout: Duration::from_millis(60_000),
             send_timeout: Duration::from_millis(30_000),
             max_clients: 10_000,
+            shadow_room: None,
             reactors: 1,
             nice: None,
             max_request_line: 8 * 1024,
@@ -586,7 +591,17 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
             ms(o.connect_timeout.unwrap_or(config.connect_timeout)),
         );
         if target.role != crate::targets::Role::Primary {
-            let _ = write!(out, " max_inflight={}", o.max_inflight.unwrap_or(256));
+            let given = o
+                .max_inflight
+                .unwrap_or(crate::exchange::DEFAULT_MAX_INFLIGHT);
+            let _ = write!(
+                out,
+                " max_inflight={}",
+                given.min(config.shadow_room.unwrap_or(given))
+            );
+            if config.shadow_room.is_some_and(|room| room < given) {
+                out.push_str(" (the open-file limit's)");
+            }
         }
         match &o.host {
             None | Some(crate::targets::HostField::Keep) => {}

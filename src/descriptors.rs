@@ -66,8 +66,23 @@ pub fn open_now() -> io::Result<u64> {
 /// use already and each of `reactors` reactors holding three of its own; 0 when there is no
 /// room for one (trident then refuses to start: a client it accepted could only get 502s).
 pub fn clients_per_reactor(limit: u64, open: u64, reactors: usize) -> usize {
-    let room =
-        limit.saturating_sub(reserved(open, reactors)) / (PER_CLIENT * reactors.max(1) as u64);
+    let room = per_reactor(limit, open, reactors) / PER_CLIENT;
+    usize::try_from(room).unwrap_or(usize::MAX)
+}
+
+/// The descriptors each reactor has for clients and upstream connections.
+pub fn per_reactor(limit: u64, open: u64, reactors: usize) -> u64 {
+    limit.saturating_sub(reserved(open, reactors)) / reactors.max(1) as u64
+}
+
+/// The most exchanges each shadow leg may have in flight on a reactor with `per_reactor`
+/// descriptors and up to `max_clients` clients, each holding two (its own and its primary
+/// leg's): the rest is split between the two shadow targets. A shadow that answers slowly
+/// holds a descriptor per exchange until its deadline while the client goes on to its next
+/// request; past this bound it is skipped (`saturated`) instead of taking the descriptors new
+/// clients and their primary legs need.
+pub fn shadow_legs_per_reactor(per_reactor: u64, max_clients: usize) -> usize {
+    let room = per_reactor.saturating_sub(2 * max_clients as u64) / 2;
     usize::try_from(room).unwrap_or(usize::MAX)
 }
 
@@ -90,6 +105,22 @@ mod tests {
         assert_eq!(clients_per_reactor(16, 10, 1), 0);
         assert_eq!(clients_per_reactor(72, 10, 8), 0);
         assert_eq!(clients_per_reactor(1 << 20, 10, 1), 262_136);
+    }
+
+    #[test]
+    fn shadow_legs_get_what_clients_and_their_primaries_leave() {
+        // 128 descriptors, 10 open: 99 for the reactor, 24 clients, 25 exchanges per shadow.
+        assert_eq!(per_reactor(128, 10, 1), 99);
+        assert_eq!(shadow_legs_per_reactor(99, 24), 25);
+        // Fewer clients leave the shadows more.
+        assert_eq!(shadow_legs_per_reactor(99, 4), 45);
+        assert_eq!(shadow_legs_per_reactor(99, 60), 0);
+        // Clients at the room that is left always leave each shadow at least one per client.
+        for limit in [40, 64, 100, 1024, 4096] {
+            let per = per_reactor(limit, 10, 2);
+            let clients = clients_per_reactor(limit, 10, 2);
+            assert!(shadow_legs_per_reactor(per, clients) >= clients, "{limit}");
+        }
     }
 
     #[test]

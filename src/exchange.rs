@@ -361,7 +361,8 @@ impl Core {
             if leg.is_finished() {
                 continue;
             }
-            if role != Role::Primary && self.inflight[role.index()] >= leg.max_inflight {
+            let most = leg.max_inflight.min(self.settings.shadow_room);
+            if role != Role::Primary && self.inflight[role.index()] >= most {
                 // A saturated shadow leg is skipped, never queued: the primary is never
                 // skipped and never waits.
                 leg.outcome = Some(LegOutcome::Skipped("saturated"));

@@ -212,6 +212,7 @@ fn descriptor_room(config: &Config) -> Result<(Config, Option<RoomMessage>), Str
         log::debug!("open-file limit raised from {} to {}", limit.was, limit.now);
     }
     let open = descriptors::open_now().unwrap_or(16);
+    let per_reactor_room = descriptors::per_reactor(limit.now, open, config.reactors);
     let room = descriptors::clients_per_reactor(limit.now, open, config.reactors);
     if room == 0 {
         let each = if config.reactors > 1 {
@@ -233,16 +234,27 @@ fn descriptor_room(config: &Config) -> Result<(Config, Option<RoomMessage>), Str
             }
         ));
     }
+    let per_reactor = if config.reactors > 1 {
+        " per reactor"
+    } else {
+        ""
+    };
+    let clients = room.min(config.max_clients);
+    let shadow_room = descriptors::shadow_legs_per_reactor(per_reactor_room, clients);
+    config.shadow_room = Some(shadow_room);
+    let shadows = if shadow_room < trident::exchange::DEFAULT_MAX_INFLIGHT {
+        format!(
+            ", and each shadow leg at most {shadow_room} exchanges in flight{per_reactor} \
+             (beyond, it is skipped as saturated)"
+        )
+    } else {
+        String::new()
+    };
     if room < config.max_clients {
-        let per_reactor = if config.reactors > 1 {
-            " per reactor"
-        } else {
-            ""
-        };
         let text = format!(
-            "at most {room} clients{per_reactor} at once: the open-file limit of {} leaves \
-             room for no more (each may hold {} descriptors: its own and one per leg); raise \
-             the hard limit (ulimit -Hn, systemd's LimitNOFILE=) for more",
+            "at most {room} clients{per_reactor} at once{shadows}: the open-file limit of {} \
+             leaves room for no more (each client may hold {} descriptors: its own and one per \
+             leg); raise the hard limit (ulimit -Hn, systemd's LimitNOFILE=) for more",
             limit.now,
             descriptors::PER_CLIENT
         );
@@ -253,6 +265,18 @@ fn descriptor_room(config: &Config) -> Result<(Config, Option<RoomMessage>), Str
         };
         config.max_clients = room;
         return Ok((config, Some(lowered)));
+    }
+    if !shadows.is_empty() {
+        // A slow shadow holds a descriptor per exchange: bounded, it never takes those of
+        // new clients and their primary legs.
+        let text = format!(
+            "each shadow leg at most {shadow_room} exchanges in flight{per_reactor} (beyond, it \
+             is skipped as saturated): the open-file limit of {} leaves room for no more beside \
+             {} clients; raise the hard limit (ulimit -Hn, systemd's LimitNOFILE=) or lower \
+             --max-clients for more",
+            limit.now, config.max_clients
+        );
+        return Ok((config, Some(RoomMessage::Info(text))));
     }
     Ok((config, None))
 }

@@ -54,6 +54,9 @@ pub struct Settings {
     pub dns_refresh: Option<Duration>,
     /// Most client connections at once; beyond it trident stops accepting for a while.
     pub max_clients: usize,
+    /// Most exchanges a shadow leg may have in flight, whatever its `max_inflight=`: what
+    /// the open-file limit leaves beside the clients (`descriptors::shadow_legs_per_reactor`).
+    pub shadow_room: usize,
     /// Response body bytes captured per leg for the comparison.
     pub max_compare_bytes: usize,
     pub limits: Limits,
@@ -146,6 +149,7 @@ impl Settings {
             pool_idle_timeout: Duration::from_secs(30),
             dns_refresh: config.dns_refresh,
             max_clients: config.max_clients,
+            shadow_room: config.shadow_room.unwrap_or(usize::MAX),
             max_compare_bytes: config.report.max_compare_bytes,
             limits: Limits {
                 max_request_line: config.max_request_line,

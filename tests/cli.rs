@@ -344,10 +344,10 @@ fn log_lines_carry_a_timestamp_unless_stderr_is_the_journal() {
     }
 }
 
-/// `--check` shows `--max-clients` as trident would run with it: lowered to what the
-/// open-file limit leaves room for, with a note saying why.
+/// `--check` shows `--max-clients` and the shadow legs' `max_inflight=` as trident would run
+/// with them: lowered to what the open-file limit leaves room for, with a note saying why.
 #[test]
-fn check_shows_max_clients_as_the_open_file_limit_leaves_it() {
+fn check_shows_max_clients_and_max_inflight_as_the_open_file_limit_leaves_them() {
     let limited = std::process::Command::new("prlimit")
         .args([
             "--nofile=64:64",
@@ -371,9 +371,23 @@ fn check_shows_max_clients_as_the_open_file_limit_leaves_it() {
         (1..=12).contains(&clients),
         "max-clients={clients}\n{stdout}"
     );
+    let inflight: Vec<usize> = stdout
+        .lines()
+        .filter_map(|line| {
+            let rest = line.split("max_inflight=").nth(1)?;
+            let (n, note) = rest.split_once(' ')?;
+            assert!(note.starts_with("(the open-file limit's)"), "{line}");
+            n.parse().ok()
+        })
+        .collect();
+    assert_eq!(inflight.len(), 2, "{stdout}");
+    let shadows = inflight[0];
+    assert!(shadows >= clients && shadows < 256, "{stdout}");
     assert!(
         stderr.contains(&format!(
-            "trident: note: at most {clients} clients at once: the open-file limit of 64"
+            "trident: note: at most {clients} clients at once, and each shadow leg at most \
+             {shadows} exchanges in flight (beyond, it is skipped as saturated): the open-file \
+             limit of 64"
         )),
         "{stderr}"
     );

@@ -17,6 +17,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use support::hostile::{Behaviour, Hostile};
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -434,6 +435,61 @@ fn with_few_descriptors_trident_accepts_only_the_clients_it_can_serve() {
             .unwrap_or_else(|e| panic!("client {i}: {e}\n{}", trident.output()));
         assert_eq!(resp.status, 200, "client {i}: {}", resp.body_text());
     }
+}
+
+/// A shadow that never answers holds a descriptor per exchange until its deadline, while each
+/// client goes on to its next request. With few descriptors each shadow leg is bounded to what
+/// the clients and their primary legs leave (beyond, it is skipped as saturated), so a silent
+/// candidate never takes the descriptors that new clients need: each is accepted at once.
+#[test]
+fn with_few_descriptors_a_silent_candidate_leaves_the_clients_their_descriptors() {
+    let (p, s, _) = three_named();
+    let c = Hostile::start(Behaviour::ReadNoAnswer);
+    let urls = [
+        format!("http://{}", p.addr()),
+        format!("http://{}", s.addr()),
+        format!("http://{}", c.addr()),
+    ];
+    let trident = Trident::spawn_with_open_file_limit(
+        64,
+        &[
+            "--primary",
+            &urls[0],
+            "--secondary",
+            &urls[1],
+            "--candidate",
+            &urls[2],
+        ],
+    );
+    trident.wait_stderr("each shadow leg at most", WAIT);
+    // One client connection after another, more than the descriptors left for the candidate:
+    // every candidate leg is still waiting for its 5 s deadline when the last one comes.
+    let started = Instant::now();
+    for i in 0..40 {
+        let mut client = trident.client();
+        client.set_read_timeout(WAIT);
+        client.send(&request(
+            "GET",
+            &format!("/silent/{i}"),
+            &[("Host", "test.local"), ("Connection", "close")],
+            b"",
+        ));
+        let resp = client
+            .try_read_response(false)
+            .unwrap_or_else(|e| panic!("client {i}: {e}\n{}", trident.output()));
+        assert_eq!(resp.status, 200, "client {i}: {}", resp.body_text());
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the clients were not served before the candidate's deadline"
+    );
+    let output = trident.output();
+    assert!(!output.contains("accept failed"), "{output}");
+    assert!(!output.contains("Too many open files"), "{output}");
+    assert!(
+        trident.stdout().contains("candidate => skipped: saturated"),
+        "{output}"
+    );
 }
 
 #[test]
