@@ -1,8 +1,8 @@
 //! Structural comparison of two JSON bodies, Diffy's way: key order does not matter, and
 //! each difference is named by a field path (`user.email`) that stays bounded however large
 //! the bodies are. Array elements share one path without their index (`items[].price`), and
-//! an object whose keys are data rather than names (ids, dates, more than 50 keys) is a
-//! dynamic map whose keys all become `*` (`scores.*`), so paths cannot explode in number.
+//! an object whose keys are data rather than names (ids, dates) is a dynamic map whose keys
+//! all become `*` (`scores.*`), so paths cannot explode in number.
 //!
 //! A path is followed by the kind of difference when it is not a plain change of value:
 //! `type` (a string became an object; `1` became `1.0`), `missing` (the primary has the field,
@@ -17,7 +17,8 @@ use serde_json::Number;
 
 use super::compare::{abbreviate, Differences};
 
-/// Keys beyond this many make an object a dynamic map (OpenDiffy's rule).
+/// Beyond this many keys, one that is not a name makes an object a dynamic map (below it,
+/// most of them must be data).
 const MAX_NAMED_KEYS: usize = 50;
 /// A key longer than this is data, not a name.
 const MAX_KEY_LEN: usize = 64;
@@ -673,21 +674,25 @@ pub(super) fn check_tree(bytes: &[u8]) {
     );
 }
 
-/// An object is a dynamic map when its keys look like data: many of them, long ones, or
-/// ones that are not identifiers (`"7"`, `"2024-01-01"`, `"a b"`).
+/// An object is a dynamic map when its keys look like data rather than names (`"7"`,
+/// `"2024-01-01"`, `"a b"`, long ones): most of them, or any of more than 50. Not on one odd
+/// key among names, nor on many names: all of a record's fields would become one, `*`, and
+/// a noisy one (a timestamp, an `@odata.etag`) would hide every real change beside it.
 fn is_dynamic(doc: Doc<'_>, members: &[Member]) -> bool {
-    members.len() > MAX_NAMED_KEYS || members.iter().any(|m| !is_name(doc.text(m.key)))
+    let data = members.iter().filter(|m| !is_name(doc.text(m.key))).count();
+    data * 2 > members.len() || (data > 0 && members.len() > MAX_NAMED_KEYS)
 }
 
+/// An identifier as APIs name fields: `user_id`, `@odata.etag`, `$ref`, `xml:lang`.
 fn is_name(key: &[u8]) -> bool {
     let Some((&first, rest)) = key.split_first() else {
         return false;
     };
     key.len() <= MAX_KEY_LEN
         && (first.is_ascii_alphabetic() || matches!(first, b'_' | b'$' | b'@'))
-        && rest
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        && rest.iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'@' | b'$')
+        })
 }
 
 #[cfg(test)]
@@ -828,7 +833,33 @@ mod tests {
             format!("{{{}}}", fields.join(","))
         };
         assert_eq!(fields(&object(10, 99), &object(10, 3)), ["body k3"]);
-        assert_eq!(fields(&object(51, 99), &object(51, 3)), ["body *"]);
+        // A wide record keeps its field names...
+        assert_eq!(fields(&object(61, 99), &object(61, 3)), ["body k3"]);
+        // ... unless a key among more than 50 is data.
+        let with_data = |changed: usize| object(51, changed).replacen("\"k0\"", "\"7\"", 1);
+        assert_eq!(fields(&with_data(99), &with_data(3)), ["body *"]);
+    }
+
+    /// One key that is data, or a name with dots, among a record's names does not make the
+    /// record a map: its noisy field would hide every real change beside it (all `*`).
+    #[test]
+    fn a_record_with_an_odd_key_keeps_its_field_names() {
+        assert_eq!(
+            fields(
+                r#"{"@odata.etag":"W/1","id":1,"total":5}"#,
+                r#"{"@odata.etag":"W/2","id":1,"total":6}"#
+            ),
+            ["body @odata.etag", "body total"]
+        );
+        assert_eq!(
+            fields(r#"{"id":1,"7":2,"total":5}"#, r#"{"id":1,"7":3,"total":6}"#),
+            ["body 7", "body total"]
+        );
+        // Most keys data: a map.
+        assert_eq!(
+            fields(r#"{"id":1,"7":2,"8":5}"#, r#"{"id":1,"7":3,"8":6}"#),
+            ["body *"]
+        );
     }
 
     #[test]
