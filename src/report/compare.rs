@@ -168,6 +168,10 @@ pub enum Comparison {
         differences: Differences,
         /// A body was beyond the compare cap and compared by hash and size.
         hashed: bool,
+        /// Both legs answered with the same status, so their header fields and bodies were
+        /// compared too (otherwise only the status or the error was): what a header or body
+        /// field's rate is counted over.
+        contents: bool,
     },
 }
 
@@ -183,6 +187,17 @@ impl Comparison {
     pub fn hashed(&self) -> bool {
         matches!(self, Comparison::Compared { hashed: true, .. })
     }
+
+    /// The leg's header fields and body were compared with the primary's.
+    pub fn contents_compared(&self) -> bool {
+        matches!(self, Comparison::Compared { contents: true, .. })
+    }
+}
+
+/// A field seen on every compared exchange (a status or an error), not only on those whose
+/// header fields and bodies were compared.
+pub fn is_outcome_field(field: &str) -> bool {
+    field == "status" || field.starts_with("error:")
 }
 
 /// Both comparisons of one exchange.
@@ -205,6 +220,7 @@ impl Analysis {
             let same = || Comparison::Compared {
                 differences: Differences::default(),
                 hashed: false,
+                contents: true,
             };
             return Analysis {
                 noise: same(),
@@ -384,6 +400,7 @@ impl<'a> Response<'a> {
 fn compare(primary: &Leg<'_>, other: &Leg<'_>, rules: &Rules) -> Comparison {
     let mut differences = Differences::default();
     let mut hashed = false;
+    let mut contents = false;
     match (primary, other) {
         (Leg::Skipped, _) | (_, Leg::Skipped) => return Comparison::Skipped,
         (Leg::Failed(a), Leg::Failed(b)) => {
@@ -426,12 +443,14 @@ fn compare(primary: &Leg<'_>, other: &Leg<'_>, rules: &Rules) -> Comparison {
                 }
                 compare_headers(&p.fields, &o.fields, "header", rules, &mut differences);
                 hashed = compare_bodies(p, o, rules, &mut differences);
+                contents = true;
             }
         }
     }
     Comparison::Compared {
         differences,
         hashed,
+        contents,
     }
 }
 

@@ -95,6 +95,7 @@ fn add_comparison(comparison: &Comparison, role: Role, leg: &mut Map<String, Val
     let Comparison::Compared {
         differences,
         hashed,
+        ..
     } = comparison
     else {
         leg.insert("result".into(), json!("not compared"));

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use super::compare::{abbreviate, error_kind, Analysis};
+use super::compare::{abbreviate, error_kind, is_outcome_field, Analysis};
 use super::endpoint;
 use super::{ExchangeRecord, LegOutcome};
 
@@ -131,32 +131,51 @@ pub struct DiffyRule {
     pub flagged: bool,
 }
 
-/// Diffy's rule for a field that differed `raw` times between candidate and primary and
-/// `noise` times between secondary and primary, over `total` exchanges.
-pub fn diffy(raw: u64, noise: u64, total: u64, thresholds: &Thresholds) -> DiffyRule {
-    let gap = raw.abs_diff(noise) as f64;
-    let relative = if raw + noise == 0 {
+/// Diffy's rule for a field that differed `raw` times between candidate and primary out of
+/// `n_raw` exchanges, and `noise` times between secondary and primary out of `n_noise` (a
+/// header or body field is counted only over the exchanges whose contents were compared,
+/// fewer for a leg that failed more often). In Diffy both are out of the same total; here the
+/// counts become rates, cross-multiplied so that equal totals give Diffy's numbers exactly:
+/// `raw × n_noise` against `noise × n_raw`.
+pub fn diffy_over(
+    raw: u64,
+    n_raw: u64,
+    noise: u64,
+    n_noise: u64,
+    thresholds: &Thresholds,
+) -> DiffyRule {
+    // No exchange to count over is a rate of 0 (0 of 1): a candidate that differs where the
+    // secondary was never compared is flagged, and then undecided for too few samples.
+    let (n_raw, n_noise) = (n_raw.max(1), n_noise.max(1));
+    let (a, b) = (
+        u128::from(raw) * u128::from(n_noise),
+        u128::from(noise) * u128::from(n_raw),
+    );
+    let (gap, sum, total) = (
+        a.abs_diff(b),
+        a + b,
+        u128::from(n_raw) * u128::from(n_noise),
+    );
+    let relative = if sum == 0 {
         0.0
     } else {
-        gap / (raw + noise) as f64 * 100.0
+        gap as f64 / sum as f64 * 100.0
     };
     let absolute = if total == 0 {
         0.0
     } else {
-        gap / total as f64 * 100.0
+        gap as f64 / total as f64 * 100.0
     };
     // The flag in integers: `gap / n × 100 > units / SCALE` ⇔ `gap × 100 × SCALE > units × n`,
     // so that 3 in 10 000 is exactly 0.03 % and not a rounding error above it.
-    let above = |threshold: Percent, n: u64| {
-        u128::from(raw.abs_diff(noise)) * 100 * u128::from(Percent::SCALE)
-            > u128::from(threshold.0) * u128::from(n)
+    let above = |threshold: Percent, n: u128| {
+        gap.saturating_mul(100 * u128::from(Percent::SCALE))
+            > u128::from(threshold.0).saturating_mul(n)
     };
     DiffyRule {
         relative,
         absolute,
-        flagged: raw > noise
-            && above(thresholds.relative, raw + noise)
-            && above(thresholds.absolute, total),
+        flagged: a > b && above(thresholds.relative, sum) && above(thresholds.absolute, total),
     }
 }
 
@@ -342,6 +361,12 @@ pub struct EndpointStats {
     pub raw_compared: u64,
     /// Exchanges where the secondary was compared.
     pub noise_compared: u64,
+    /// Exchanges where the candidate's header fields and body were compared (it answered
+    /// with the primary's status): what its header and body fields are counted over.
+    pub raw_contents: u64,
+    /// The same for the secondary: a secondary that failed or answered another status says
+    /// nothing of the noise in a body, so it must not count as one without noise.
+    pub noise_contents: u64,
     /// Exchanges where the candidate differed in at least one field.
     pub raw_differs: u64,
     /// ... in at least one field the secondary did not differ in (after masking).
@@ -365,6 +390,8 @@ impl EndpointStats {
             requests: 0,
             raw_compared: 0,
             noise_compared: 0,
+            raw_contents: 0,
+            noise_contents: 0,
             raw_differs: 0,
             raw_beyond_noise: 0,
             noise_differs: 0,
@@ -373,6 +400,17 @@ impl EndpointStats {
             legs: Default::default(),
             fields: Vec::new(),
             index: HashMap::new(),
+        }
+    }
+
+    /// The exchanges `field` could differ in, for the candidate and the secondary: all
+    /// compared ones for a status or an error, those whose contents were compared for a
+    /// header or body field.
+    pub fn compared_for(&self, field: &FieldStats) -> (u64, u64) {
+        if is_outcome_field(&field.name) {
+            (self.raw_compared, self.noise_compared)
+        } else {
+            (self.raw_contents, self.noise_contents)
         }
     }
 
@@ -463,6 +501,7 @@ impl Epoch {
         }
         if let Some(differences) = analysis.noise.differences() {
             stats.noise_compared += 1;
+            stats.noise_contents += u64::from(analysis.noise.contents_compared());
             if !differences.is_empty() {
                 stats.noise_differs += 1;
             }
@@ -472,6 +511,7 @@ impl Epoch {
         }
         if let Some(differences) = analysis.raw.differences() {
             stats.raw_compared += 1;
+            stats.raw_contents += u64::from(analysis.raw.contents_compared());
             if !differences.is_empty() {
                 stats.raw_differs += 1;
             }
@@ -532,6 +572,11 @@ mod tests {
     use crate::http::Version;
     use crate::report::compare::{Analysis, Rules};
 
+    /// Diffy's own form: both counts out of the same `total` exchanges.
+    fn diffy(raw: u64, noise: u64, total: u64, thresholds: &Thresholds) -> DiffyRule {
+        diffy_over(raw, total, noise, total, thresholds)
+    }
+
     #[test]
     fn diffy_worked_examples() {
         let t = Thresholds::default();
@@ -573,6 +618,28 @@ mod tests {
         };
         assert!(diffy(1000, 990, 1000, &loose).flagged);
         assert!(diffy(1, 0, 10_000, &loose).flagged);
+    }
+
+    /// Counts out of different totals are compared as rates.
+    #[test]
+    fn diffys_rule_over_different_totals() {
+        let t = Thresholds::default();
+        // A timestamp the candidate always changes, and the secondary on each of the 50
+        // exchanges whose bodies it could be compared in (it failed on the other 50): noise.
+        let rule = diffy_over(100, 100, 50, 50, &t);
+        assert!(!rule.flagged, "{rule:?}");
+        assert_eq!((rule.relative, rule.absolute), (0.0, 0.0));
+        // Counted over all 100, the same secondary would seem to differ half as often.
+        assert!(diffy(100, 50, 100, &t).flagged);
+        // A real change still shows: 50 % against 10 %.
+        let rule = diffy_over(50, 100, 5, 50, &t);
+        assert!(rule.flagged, "{rule:?}");
+        assert!((rule.absolute - 40.0).abs() < 1e-9);
+        assert!((rule.relative - 40.0 / 60.0 * 100.0).abs() < 1e-9);
+        // The secondary never compared: no noise seen, so the candidate's change is flagged
+        // (and, with too few samples, undecided rather than passed).
+        assert!(diffy_over(100, 100, 0, 0, &t).flagged);
+        assert!(!diffy_over(0, 0, 0, 0, &t).flagged);
     }
 
     #[test]

@@ -14,8 +14,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::stats::{
-    diffy, proportion_test, DiffyRule, EndpointStats, Epoch, FieldStats, LegStats, ProportionTest,
-    Thresholds,
+    diffy_over, proportion_test, DiffyRule, EndpointStats, Epoch, FieldStats, LegStats,
+    ProportionTest, Thresholds,
 };
 use crate::targets::Role;
 
@@ -88,6 +88,9 @@ impl EndpointVerdict {
 #[derive(Debug, Clone)]
 pub struct FieldReport<'a> {
     pub stats: &'a FieldStats,
+    /// The exchanges the field could differ in, for the candidate and the secondary
+    /// (`EndpointStats::compared_for`).
+    pub compared: (u64, u64),
     pub diffy: DiffyRule,
     pub test: ProportionTest,
     pub verdict: FieldVerdict,
@@ -185,14 +188,17 @@ fn judge_endpoint<'a>(stats: &'a EndpointStats, thresholds: &Thresholds) -> Endp
         .fields
         .iter()
         .map(|field| {
-            let diffy = diffy(field.raw, field.noise, stats.raw_compared, thresholds);
+            let (n_raw, n_noise) = stats.compared_for(field);
+            let diffy = diffy_over(field.raw, n_raw, field.noise, n_noise, thresholds);
             let test = proportion_test(
                 field.raw,
-                stats.raw_compared,
+                n_raw,
                 field.noise,
-                stats.noise_compared,
+                n_noise,
                 thresholds.confidence,
             );
+            let enough_samples =
+                n_raw >= thresholds.min_samples && n_noise >= thresholds.min_samples;
             let verdict = match (enough_samples, test.significant, diffy.flagged) {
                 (false, _, true) => FieldVerdict::TooFewSamples,
                 (false, _, false) => FieldVerdict::Noise,
@@ -203,6 +209,7 @@ fn judge_endpoint<'a>(stats: &'a EndpointStats, thresholds: &Thresholds) -> Endp
             };
             FieldReport {
                 stats: field,
+                compared: (n_raw, n_noise),
                 diffy,
                 test,
                 verdict,
@@ -399,6 +406,7 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
         }
         shown += 1;
         let f = field.stats;
+        let (n_raw, n_noise) = field.compared;
         let _ = writeln!(
             out,
             "    {} {}: candidate {}/{} ({}), secondary {}/{} ({}); Diffy relative {:.1}%, \
@@ -406,11 +414,11 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
             field.verdict.label(),
             f.name,
             f.raw,
-            s.raw_compared,
-            rate(f.raw, s.raw_compared),
+            n_raw,
+            rate(f.raw, n_raw),
             f.noise,
-            s.noise_compared,
-            rate(f.noise, s.noise_compared),
+            n_noise,
+            rate(f.noise, n_noise),
             field.diffy.relative,
             field.diffy.absolute,
             if field.diffy.flagged {
@@ -577,7 +585,9 @@ fn endpoint_json(endpoint: &EndpointReport<'_>) -> Value {
                 "field": f.name,
                 "verdict": field.verdict.name(),
                 "raw": f.raw,
+                "raw_compared": field.compared.0,
                 "noise": f.noise,
+                "noise_compared": field.compared.1,
                 "masked": f.masked,
                 "diffy": {
                     "relative_percent": round(field.diffy.relative),
@@ -698,6 +708,27 @@ mod tests {
         epoch
     }
 
+    /// An epoch of `n` exchanges on `GET /e`, each leg's outcome made by `legs(i)`.
+    fn epoch_of(n: u64, legs: impl Fn(u64) -> [LegOutcome; 3]) -> Epoch {
+        let rules = Rules::new(&[], &[], 1024);
+        let mut epoch = Epoch::new(3, 1000, 0);
+        for i in 0..n {
+            let record = ExchangeRecord {
+                id: i + 1,
+                method: "GET".into(),
+                target: "/e".into(),
+                version: Version::Http11,
+                host: None,
+                request_body_bytes: 0,
+                epoch: 3,
+                upstreams: [None; 3],
+                legs: legs(i),
+            };
+            epoch.record("GET /e", &record, &Analysis::of(&record, &rules));
+        }
+        epoch
+    }
+
     fn judge(e: &Epoch) -> EpochReport<'_> {
         EpochReport::new(e, &Thresholds::default(), 0)
     }
@@ -809,6 +840,78 @@ mod tests {
         // The JSON report keeps every field.
         let report = judge(&e);
         assert_eq!(report.endpoints[0].fields.len(), 40);
+    }
+
+    /// A secondary that fails or answers another status says nothing of the noise in a body:
+    /// such exchanges do not count as ones where it saw none, or the candidate's noisy fields
+    /// would become regressions.
+    #[test]
+    fn a_failing_secondary_does_not_make_noise_a_regression() {
+        let json = |ts: u64| {
+            LegOutcome::ok_for_test(
+                &format!(r#"{{"ts":{ts},"v":1}}"#),
+                b"Content-Type: application/json\r\n",
+                Duration::from_millis(3),
+            )
+        };
+        let unavailable = || {
+            let mut leg = leg("busy");
+            if let LegOutcome::Response { status, .. } = &mut leg {
+                *status = 503;
+            }
+            leg
+        };
+        let refused = || LegOutcome::Failed {
+            error: crate::failure::LegError::ConnectionRefused,
+            elapsed: Duration::from_millis(1),
+        };
+        // Half the secondary's answers are 503s, the other half differ in `ts` as the
+        // candidate's all do: noise.
+        let e = epoch_of(100, |i| {
+            let secondary = if i % 2 == 0 {
+                unavailable()
+            } else {
+                json(i + 1000)
+            };
+            [json(i), secondary, json(i + 2000)]
+        });
+        let report = judge(&e);
+        assert!(!report.fails());
+        let ts = report.endpoints[0]
+            .fields
+            .iter()
+            .find(|f| f.stats.name == "body ts")
+            .expect("the ts field");
+        assert_eq!(ts.compared, (100, 50));
+        assert_eq!(ts.verdict, FieldVerdict::Noise);
+        // The secondary down: nothing says whether `ts` is noise, so the endpoint is
+        // undecided, not failed (and not passed).
+        let e = epoch_of(100, |i| [json(i), refused(), json(i + 2000)]);
+        let report = judge(&e);
+        assert!(!report.fails());
+        assert_eq!(report.undecided, 1);
+        // A real change is still seen over the exchanges the secondary answered.
+        let e = epoch_of(100, |i| {
+            let secondary = if i % 2 == 0 {
+                unavailable()
+            } else {
+                json(i + 1000)
+            };
+            let candidate = LegOutcome::ok_for_test(
+                &format!(r#"{{"ts":{},"v":2}}"#, i + 2000),
+                b"Content-Type: application/json\r\n",
+                Duration::from_millis(3),
+            );
+            [json(i), secondary, candidate]
+        });
+        let report = judge(&e);
+        assert!(report.fails());
+        let mut text = String::new();
+        write_text(&report, Trigger::Final, &[], &mut text);
+        assert!(
+            text.contains("REGRESSION body v: candidate 100/100 (100.0%), secondary 0/50 (0.0%)"),
+            "{text}"
+        );
     }
 
     #[test]
