@@ -54,7 +54,7 @@ pub const DEFAULT_IGNORED_HEADERS: &[&str] = &[
 
 /// Most distinct differing fields kept per comparison; a body that differs everywhere is
 /// reported by its first fields, not by thousands.
-pub const MAX_DIFFERENCES: usize = 64;
+pub const MAX_DIFFERENCES: usize = 256;
 
 /// What the comparison is told by the command line.
 #[derive(Debug, Clone)]

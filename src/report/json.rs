@@ -434,7 +434,8 @@ struct Walk<'t, 'o> {
 
 impl<'t> Walk<'t, '_> {
     fn value(&mut self, x: &'t Node, y: &'t Node) {
-        if self.out.is_full() {
+        // Once full, walking on only to learn that there is `more`.
+        if self.out.more {
             return;
         }
         match (x, y) {
@@ -909,14 +910,14 @@ mod tests {
     fn differences_are_bounded() {
         let object = |v: usize| {
             let fields: Vec<String> = (0..50).map(|i| format!(r#""a{i}":{v}"#)).collect();
-            format!(
-                r#"{{"o":{{{}}},"p":{{{}}}}}"#,
-                fields.join(","),
-                fields.join(",")
-            )
+            let groups: Vec<String> = (0..6)
+                .map(|g| format!(r#""g{g}":{{{}}}"#, fields.join(",")))
+                .collect();
+            format!("{{{}}}", groups.join(","))
         };
         let out = differences(&object(1), &object(2), &[]);
         assert!(out.is_full());
+        assert!(out.more);
         assert!(out.len() <= crate::report::compare::MAX_DIFFERENCES);
     }
 

@@ -505,8 +505,20 @@ impl Epoch {
             if !differences.is_empty() {
                 stats.noise_differs += 1;
             }
+            // `other fields` stands for many: counted once per exchange, like any field.
+            let mut other_counted = false;
             for difference in differences.iter() {
-                stats.field(&difference.field, fields_left).noise += 1;
+                let field = stats.field(&difference.field, fields_left);
+                if field.name == OTHER_FIELDS {
+                    if other_counted {
+                        continue;
+                    }
+                    other_counted = true;
+                }
+                field.noise += 1;
+            }
+            if differences.more && !other_counted {
+                stats.field(OTHER_FIELDS, fields_left).noise += 1;
             }
         }
         if let Some(differences) = analysis.raw.differences() {
@@ -515,14 +527,31 @@ impl Epoch {
             if !differences.is_empty() {
                 stats.raw_differs += 1;
             }
-            if differences.iter().any(|d| !d.masked) {
+            let noise_more = analysis.noise.differences().is_some_and(|noise| noise.more);
+            if differences.iter().any(|d| !d.masked) || (differences.more && !noise_more) {
                 stats.raw_beyond_noise += 1;
+            }
+            let mut other_counted = false;
+            if differences.more {
+                // Fields past the most one comparison keeps: not named, but not lost either.
+                let field = stats.field(OTHER_FIELDS, fields_left);
+                field.raw += 1;
+                if noise_more {
+                    field.masked += 1;
+                }
+                other_counted = true;
             }
             for difference in differences.iter() {
                 if difference.masked {
                     stats.masked += 1;
                 }
                 let field = stats.field(&difference.field, fields_left);
+                if field.name == OTHER_FIELDS {
+                    if other_counted {
+                        continue;
+                    }
+                    other_counted = true;
+                }
                 field.raw += 1;
                 if difference.masked {
                     field.masked += 1;
@@ -748,6 +777,70 @@ mod tests {
             upstreams: [None; 3],
             legs,
         }
+    }
+
+    /// A JSON answer captured whole (`ok` keeps 1 KiB).
+    fn ok_whole(body: &str) -> LegOutcome {
+        let mut capture = crate::report::CapturedBody::new();
+        capture.extend(body.as_bytes(), 1 << 20);
+        LegOutcome::Response {
+            status: 200,
+            reason: "OK".to_string(),
+            body_bytes: body.len() as u64,
+            elapsed: Duration::from_millis(2),
+            interim: None,
+            fields: b"Content-Type: application/json\r\n".to_vec(),
+            body: capture,
+        }
+    }
+
+    /// A regression beside many noisy fields is kept (a comparison keeps 256 fields), and the
+    /// fields beyond that count once per exchange under `other fields`, never dropped.
+    #[test]
+    fn fields_beyond_a_comparisons_bound_are_counted_not_lost() {
+        let rules = Rules::new(&[], &[], 1 << 20);
+        let object = |noise: u64, total: u64, fields: usize| {
+            let members: Vec<String> = (0..fields)
+                .map(|k| format!(r#""updated_at_{k:03}":{noise}"#))
+                .collect();
+            format!(r#"{{"g":{{{}}},"zz_total":{total}}}"#, members.join(","))
+        };
+        let mut epoch = Epoch::new(0, 1000, 0);
+        for id in 1..=4u64 {
+            // 70 noisy timestamps in both shadows, and a real change in the candidate.
+            let legs = [
+                ok_whole(&object(id, 1, 70)),
+                ok_whole(&object(id + 100, 1, 70)),
+                ok_whole(&object(id + 200, 2, 70)),
+            ];
+            let record = record(id, legs);
+            epoch.record("GET /a", &record, &Analysis::of(&record, &rules));
+        }
+        let stats = &epoch.endpoints[0];
+        let total = stats.fields.iter().find(|f| f.name == "body zz_total");
+        assert_eq!(total.map(|f| (f.raw, f.noise)), Some((4, 0)));
+        assert_eq!(stats.raw_beyond_noise, 4);
+        // 300 differing fields: the first named, the rest once per exchange under `other
+        // fields`.
+        let mut epoch = Epoch::new(0, 1000, 0);
+        for id in 1..=4u64 {
+            let legs = [
+                ok_whole(&object(1, 1, 300)),
+                ok_whole(&object(1, 1, 300)),
+                ok_whole(&object(2, 1, 300)),
+            ];
+            let record = record(id, legs);
+            epoch.record("GET /b", &record, &Analysis::of(&record, &rules));
+        }
+        let stats = &epoch.endpoints[0];
+        assert!(
+            (256..=257).contains(&stats.fields.len()),
+            "{}",
+            stats.fields.len()
+        );
+        let other = stats.fields.iter().find(|f| f.name == OTHER_FIELDS);
+        assert_eq!(other.map(|f| (f.raw, f.noise)), Some((4, 0)));
+        assert_eq!(stats.raw_beyond_noise, 4);
     }
 
     #[test]
