@@ -201,12 +201,14 @@ pub fn connection_field(version: Version, keep_alive: bool) -> Connection {
     }
 }
 
-/// Appends a complete short plain-text response made by trident itself.
+/// Appends a complete short plain-text response made by trident itself; to a HEAD request
+/// (`head_only`), its head alone: a body there would be read as the next response's start.
 pub fn write_own_response(
     status: u16,
     text: &str,
     version: Version,
     keep_alive: bool,
+    head_only: bool,
     out: &mut Vec<u8>,
 ) {
     let fields = b"Content-Type: text/plain; charset=utf-8\r\n";
@@ -219,8 +221,10 @@ pub fn write_own_response(
         connection_field(version, keep_alive),
         out,
     );
-    out.extend_from_slice(text.as_bytes());
-    out.push(b'\n');
+    if !head_only {
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'\n');
+    }
 }
 
 /// The reason phrase for the statuses trident sends itself.
@@ -369,7 +373,9 @@ impl Core {
     /// Answers a request trident will not forward, then closes the connection.
     pub(crate) fn reject_request(&mut self, key: usize, status: u16, text: &str) {
         if let Some(Conn::Client(client)) = self.conns.get_mut(key) {
-            write_own_response(status, text, Version::Http11, false, &mut client.out);
+            // The method is not known (or not trusted): no HEAD exception, and the connection
+            // closes after it, so nothing could be read as a next response.
+            write_own_response(status, text, Version::Http11, false, false, &mut client.out);
             client.phase = ClientPhase::Closing;
             client.input.clear();
         }

@@ -1124,6 +1124,7 @@ impl Core {
                     text,
                     ex.request.head.version,
                     keep_alive,
+                    ex.request.head.method == "HEAD",
                     &mut client.out,
                 );
                 if !keep_alive {

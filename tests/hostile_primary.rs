@@ -261,6 +261,29 @@ fn primary_closing_before_the_status_line_gives_502() {
     );
 }
 
+/// trident's own answer to a HEAD request is a head alone, as every HEAD response is (RFC
+/// 9110 §9.3.2): a body after it would be read as the start of the next response on the
+/// connection, which stays open.
+#[test]
+fn a_gateway_error_answering_head_has_no_body() {
+    let mut s = scene(hostile(Behaviour::CloseBeforeStatus), "");
+    let mut pipelined = request("HEAD", "/bad-head", &[("Host", "test.local")], b"");
+    pipelined.extend_from_slice(&get("/bad-after"));
+    s.client.send(&pipelined);
+    let (status, headers) = s.client.head().expect("the HEAD's answer");
+    assert_eq!(status, 502);
+    assert!(wire::field(&headers, "content-length").is_some());
+    assert!(wire::field(&headers, "connection").is_none());
+    // The next bytes are the next response's.
+    let resp = s.client.response();
+    assert_eq!(resp.status, 502);
+    assert_eq!(
+        resp.body_text(),
+        "trident: primary closed before response complete\n"
+    );
+    s.finish();
+}
+
 #[test]
 fn primary_closing_mid_headers_gives_502() {
     prompt_502(
