@@ -284,6 +284,30 @@ fn a_gateway_error_answering_head_has_no_body() {
     s.finish();
 }
 
+/// An upstream that answers HEAD like GET, the body in a second write, has its connection
+/// closed after the head rather than pooled: the late body would otherwise be read as the
+/// answer to the next request sent on it (another client's).
+#[test]
+fn a_head_answer_announcing_a_body_is_not_followed_by_another_request() {
+    let mut s = scene(hostile(Behaviour::LateHeadBody), "");
+    s.client
+        .send(&request("HEAD", "/late", &[("Host", "test.local")], b""));
+    let (status, headers) = s.client.head().expect("the HEAD's answer");
+    assert_eq!(status, 200);
+    assert_eq!(
+        wire::field(&headers, "content-length"),
+        Some(HEALTHY_BODY.len().to_string().as_str())
+    );
+    // At once, before the late body is written.
+    let mut other = s.stage.client();
+    let resp = other.exchange(&get("/next"));
+    assert_eq!((resp.status, resp.body.as_slice()), (200, HEALTHY_BODY));
+    let block = s.block("/next");
+    assert_eq!(block.primary().response().0, 200, "{}", block.text);
+    drop(other);
+    s.finish();
+}
+
 #[test]
 fn primary_closing_mid_headers_gives_502() {
     prompt_502(

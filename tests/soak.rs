@@ -82,9 +82,9 @@ fn fits(behaviour: Behaviour, method: &str, outcome: &Outcome) -> bool {
         return true;
     }
     match behaviour {
-        // Nobody asks for strays here: the idle ones are healthy.
+        // Nobody asks for strays here: the idle ones are healthy (and nobody sends HEAD).
         Healthy | HealthyClose | AnswerBeforeBody | ContinueThenFinal | TrailingBytes
-        | StrayWhileIdle | CloseWhileIdle => ok,
+        | StrayWhileIdle | CloseWhileIdle | LateHeadBody => ok,
         AcceptNoRead | ReadNoAnswer | Trickle | HeadersThenStall | EndlessInterim => {
             error(CANDIDATE_TIMEOUT)
         }

@@ -135,10 +135,21 @@ pub fn parse_response_head(
     // RFC 9112 §9.3: 1.1 persists unless `close`; 1.0 only with `keep-alive`. A body
     // delimited by close ends the connection; RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0
     // message is faulty framing, so the connection is not reused after it.
+    //
+    // A final response that announces a body it must not carry (to HEAD; a 204 or 304) is
+    // not followed by another request either: an upstream that answers HEAD like GET may
+    // write that body late, after the next request went out, and it would be read as the
+    // answer to that request, another client's (a reflected value becomes their response).
+    // What it costs is a connection per such response.
+    let announces_unsent_body = !(100..200).contains(&status)
+        && body == BodyLength::Empty
+        && (summary.codings.present
+            || matches!(summary.content_length, ContentLength::Valid(n) if n > 0));
     let keep_alive = !summary.close
         && (version == Version::Http11 || summary.keep_alive)
         && body != BodyLength::UntilClose
-        && !(version == Version::Http10 && summary.codings.present);
+        && !(version == Version::Http10 && summary.codings.present)
+        && !announces_unsent_body;
 
     Ok(Some(ResponseHead {
         version,
@@ -576,7 +587,21 @@ mod tests {
     /// (request was HEAD, input, keep_alive): RFC 9112 §9.3, never after a close-delimited body.
     #[test]
     fn persistence() {
-        let rows: [(bool, &[u8], bool); 11] = [
+        let rows: [(bool, &[u8], bool); 16] = [
+            // A body announced but not sent (HEAD, 204, 304) might still come, late.
+            (true, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", false),
+            (true, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true),
+            (
+                true,
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+            ),
+            (
+                false,
+                b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+                false,
+            ),
+            (false, b"HTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n", true),
             (false, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true),
             (
                 false,

@@ -45,6 +45,8 @@ pub const TRAILING: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nwrong"
 pub const OVERSTATED_LENGTH: usize = 100;
 /// ... and sends only these.
 pub const UNDERSENT_BODY: &[u8] = b"only twenty bytes!!!";
+/// `LateHeadBody` writes the body a HEAD must not have this long after the head.
+const LATE_BODY_AFTER: Duration = Duration::from_millis(150);
 /// `Trickle` sends one byte per this interval.
 pub const TRICKLE_EVERY: Duration = Duration::from_millis(100);
 /// `ResetMidResponse` waits this long between its partial response and the reset, so the
@@ -119,6 +121,9 @@ pub enum Behaviour {
     /// The healthy answer, keeping the connection; later (when `send_stray` says so) while
     /// the connection is idle, a close, as an upstream's idle timeout would.
     CloseWhileIdle,
+    /// The healthy answer, keeping the connection; to HEAD, its head, then `LATE_BODY_AFTER`
+    /// later the body anyway, as a server answering HEAD like GET in two writes would.
+    LateHeadBody,
     /// The first request of a connection is answered healthily and the connection kept;
     /// a later one is met with a close (a reset: it is left unread) the moment it arrives,
     /// as an upstream's idle timeout racing a proxy's reuse would.
@@ -127,7 +132,7 @@ pub enum Behaviour {
 
 impl Behaviour {
     /// Every behaviour, healthy ones first.
-    pub const ALL: [Behaviour; 26] = [
+    pub const ALL: [Behaviour; 27] = [
         Behaviour::Healthy,
         Behaviour::HealthyClose,
         Behaviour::AcceptNoRead,
@@ -154,6 +159,7 @@ impl Behaviour {
         Behaviour::StrayWhileIdle,
         Behaviour::CloseWhileIdle,
         Behaviour::StaleKeepAlive,
+        Behaviour::LateHeadBody,
     ];
 
     /// A short name, usable in a request target (`/soak/3/reset-mid-response`).
@@ -185,6 +191,7 @@ impl Behaviour {
             Behaviour::StrayWhileIdle => "stray-while-idle",
             Behaviour::CloseWhileIdle => "close-while-idle",
             Behaviour::StaleKeepAlive => "stale-keep-alive",
+            Behaviour::LateHeadBody => "late-head-body",
         }
     }
 
@@ -479,6 +486,21 @@ impl Conn<'_> {
                 self.read_request(head)?;
                 self.send(&healthy_response(true))?;
                 Ok(Next::Close)
+            }
+            LateHeadBody => {
+                self.read_request(head)?;
+                let response = healthy_response(false);
+                if head.method == "HEAD" {
+                    let split = response.len() - HEALTHY_BODY.len();
+                    self.send(&response[..split])?;
+                    if !self.pause(LATE_BODY_AFTER) {
+                        return Ok(Next::Close);
+                    }
+                    self.send(&response[split..])?;
+                } else {
+                    self.send(&response)?;
+                }
+                Ok(Next::KeepServing)
             }
             AcceptNoRead => {
                 let until = Instant::now() + MAX_HOLD;
