@@ -144,11 +144,23 @@ pub struct Leg {
     pub interim: Option<Interim>,
     /// Set once the leg is over; the exchange reports when all three are.
     pub outcome: Option<LegOutcome>,
+    /// The primary waits on its client since then: for request body bytes the client has not
+    /// sent yet, or for room for the response it is reading slowly. That time is the
+    /// client's, not the upstream's: it moves the deadline on (`--send-timeout` bounds a
+    /// client that takes nothing).
+    pub held_since: Option<Instant>,
 }
 
 impl Leg {
     fn is_finished(&self) -> bool {
         self.outcome.is_some()
+    }
+
+    /// The wait on the client, if any, is over at `now`: the deadline moves on by its length.
+    fn release(&mut self, now: Instant) {
+        if let Some(since) = self.held_since.take() {
+            self.deadline += now.saturating_duration_since(since);
+        }
     }
 
     /// Still has request bytes to write (so it pins the shared buffer).
@@ -314,6 +326,7 @@ impl Core {
                     (Role::Primary, _) | (_, None) => None,
                     (_, Some(reason)) => Some(LegOutcome::Skipped(reason)),
                 },
+                held_since: None,
             }
         });
         let decoder = BodyDecoder::new(head.body, &self.settings.limits);
@@ -918,11 +931,25 @@ impl Core {
         if !up.connected {
             return;
         }
+        // Driven again: whatever the primary waited on its client for has come (or the
+        // wait goes on, and starts again below).
+        if leg.held_since.is_some() {
+            leg.release(Instant::now());
+        }
         spares.lend(&mut up.input);
         let request = &ex.request;
         // A write can fail because the upstream answered early and closed (RFC 9112 §9.5):
         // its answer is still in the socket, so read before giving up.
         let write_error = send_request(leg, up, request).err();
+        if client.is_some()
+            && !request.is_done()
+            && matches!(leg.response, LegResponse::Head)
+            && leg.head_sent == leg.head.len()
+            && leg.body_sent == request.end()
+        {
+            // All of the body the client has sent is out: the rest is the client's to send.
+            leg.held_since.get_or_insert_with(Instant::now);
+        }
         if write_error.is_some() {
             // Whatever the upstream sent before it closed is readable now, event or not.
             up.readable = true;
@@ -1188,17 +1215,24 @@ impl Core {
             return;
         }
         for role in Role::ALL {
-            let Some(ex) = self.exchanges.get(key) else {
+            let Some(ex) = self.exchanges.get_mut(key) else {
                 return;
             };
-            let leg = &ex.legs[role.index()];
+            let leg = &mut ex.legs[role.index()];
             if leg.is_finished() {
                 continue;
             }
+            if leg.deadline <= now && leg.held_since.is_some() {
+                // Still waiting on the client: that time is not the upstream's. The wait
+                // goes on from now.
+                leg.release(now);
+                leg.held_since = Some(now);
+            }
+            let (timeout, connect_timeout) = (leg.timeout, leg.connect_timeout);
             if leg.deadline <= now {
-                self.fail_leg(key, role, LegError::Timeout(leg.timeout));
+                self.fail_leg(key, role, LegError::Timeout(timeout));
             } else if leg.connect_deadline.is_some_and(|at| at <= now) {
-                self.fail_leg(key, role, LegError::ConnectTimeout(leg.connect_timeout));
+                self.fail_leg(key, role, LegError::ConnectTimeout(connect_timeout));
             }
         }
         self.arm_exchange(key);
@@ -1376,6 +1410,7 @@ fn receive(
                     if let Some((client, _, _)) = client.as_ref() {
                         // An interim head may be relayed: an upstream sending endless 1xx
                         // waits for the client like a body does.
+                        // (Not the client's time: a final answer is still owed.)
                         if !client.has_output_room() {
                             return Step::Blocked;
                         }
@@ -1457,6 +1492,8 @@ fn receive(
                 if !up.input.is_empty() {
                     if let Some((client, _, _)) = client.as_ref() {
                         if !client.has_output_room() {
+                            // The client reads slowly: its time, not the upstream's.
+                            leg.held_since.get_or_insert_with(Instant::now);
                             return Step::Blocked;
                         }
                     }

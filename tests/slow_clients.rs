@@ -224,6 +224,82 @@ fn big_primary() -> Upstream {
     })
 }
 
+/// `--timeout` is the upstream's time: while trident waits for a client that reads a large
+/// answer steadily but slowly (it reads the primary only as fast as the client drains), the
+/// primary's deadline does not run, so the download is not cut and the primary not blamed.
+#[test]
+fn a_slow_but_steady_download_outlasts_the_primarys_deadline() {
+    let primary = big_primary();
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let trident = Trident::with_upstreams(&primary, &s, &c, &["--timeout", "400"]);
+    let mut client = raw(trident.addr(), WAIT);
+    client.write_all(&get("/greedy")).expect("send the request");
+    // About 20 MB/s: well over a second for 32 MiB, most of it past what the kernel buffers.
+    let started = Instant::now();
+    let mut got = Vec::with_capacity(GREEDY_BODY + 1024);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match client.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("reading after {} bytes: {e}", got.len()),
+        }
+        if got.len() >= GREEDY_BODY {
+            let head_end = got
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .expect("a head");
+            if got.len() - (head_end + 4) >= GREEDY_BODY {
+                break;
+            }
+        }
+        thread::sleep(Duration::from_millis(3));
+    }
+    let elapsed = started.elapsed();
+    let head_end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert_eq!(got.len() - (head_end + 4), GREEDY_BODY, "after {elapsed:?}");
+    assert!(
+        elapsed > Duration::from_millis(800),
+        "read in {elapsed:?}: the download did not outlast the deadline, the test measured nothing"
+    );
+    let blocks = trident.wait_blocks(1, WAIT);
+    let primary_leg = blocks[0].primary();
+    assert_eq!(primary_leg.response().0, 200, "{}", blocks[0].text);
+}
+
+/// The same for an upload the client sends steadily but slowly: the time the primary waits
+/// for the body's next bytes is the client's.
+#[test]
+fn a_slow_but_steady_upload_outlasts_the_primarys_deadline() {
+    let (p, s, c) = three_named();
+    let trident = Trident::with_upstreams(&p, &s, &c, &["--timeout", "400"]);
+    let mut client = trident.client();
+    client.set_read_timeout(WAIT);
+    let body = pattern(1 << 20, 3);
+    let started = Instant::now();
+    client.send(
+        format!(
+            "PUT /upload HTTP/1.1\r\nHost: test.local\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    for piece in body.chunks(64 * 1024) {
+        client.send(piece);
+        thread::sleep(Duration::from_millis(60));
+    }
+    let resp = client
+        .try_read_response(false)
+        .unwrap_or_else(|e| panic!("{e}\n{}", trident.output()));
+    assert!(started.elapsed() > Duration::from_millis(800));
+    assert_eq!(resp.status, 200, "{}", resp.body_text());
+    assert_eq!(p.wait_requests(1, WAIT)[0].body, body);
+}
+
 #[test]
 fn a_client_that_stops_reading_is_dropped_after_the_send_timeout_in_bounded_memory() {
     let primary = big_primary();
