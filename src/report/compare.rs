@@ -376,6 +376,8 @@ impl<'a> Response<'a> {
         let Payload::Bytes(bytes) = self.payload(cap) else {
             return None;
         };
+        // RFC 8259 §8.1: a parser may ignore a byte order mark, and some services send one.
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         let tree = self.json.get_or_init(|| {
             let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
             let sniffed = matches!(first, Some(b'{' | b'['));
@@ -534,7 +536,7 @@ fn compare_headers(
         if theirs.clone().next().is_none() {
             let field = format!("{kind} {} missing", lower(name));
             out.push_with(&field, || join(p, name), || "absent".to_string());
-        } else if !values_named(p, name).eq(theirs) {
+        } else if !list_elements(values_named(p, name)).eq(list_elements(theirs)) {
             let field = format!("{kind} {}", lower(name));
             out.push_with(&field, || join(p, name), || join(o, name));
         }
@@ -549,6 +551,16 @@ fn compare_headers(
         let field = format!("{kind} {} extra", lower(name));
         out.push_with(&field, || "absent".to_string(), || join(o, name));
     }
+}
+
+/// The comma-separated elements of a field's values, trimmed, empty ones left out: a field
+/// repeated is the same as its values joined by commas (RFC 9110 §5.3), and the whitespace
+/// around the commas means nothing (§5.6.1).
+fn list_elements<'a>(values: impl Iterator<Item = &'a [u8]>) -> impl Iterator<Item = &'a [u8]> {
+    values
+        .flat_map(|value| value.split(|&b| b == b','))
+        .map(trim)
+        .filter(|element| !element.is_empty())
 }
 
 /// Compares the bodies; true when they could only be compared by hash.
@@ -846,6 +858,10 @@ mod tests {
                 &["status"],
             ),
             (ok("A: 1\r\n"), ok("a:  1 \r\n"), &[]),
+            // A repeated field is its values joined by commas (RFC 9110 §5.3).
+            (ok("A: 1\r\nA: 2\r\n"), ok("A: 1, 2\r\n"), &[]),
+            (ok("A: 1\r\nA: 2\r\n"), ok("A: 1,2\r\n"), &[]),
+            (ok("A: 1\r\nA: 2\r\n"), ok("A: 2, 1\r\n"), &["header a"]),
             // Interim responses: sent by one leg only, or a different status.
             (ok(""), after(103, ok("")), &["interim"]),
             (after(103, ok("")), ok("A: 1\r\n"), &["interim", "header a extra"]),
@@ -973,6 +989,17 @@ mod tests {
             (
                 response(200, "", b" {\"a\":1}"),
                 response(200, "", b"{\"a\":2}"),
+                &["body a"],
+            ),
+            // A byte order mark before the JSON is ignored (RFC 8259 §8.1), on either side.
+            (
+                response(200, JSON, b"\xEF\xBB\xBF{\"a\":1,\"b\":2}"),
+                response(200, JSON, b"\xEF\xBB\xBF{\"b\":2,\"a\":1}"),
+                &[],
+            ),
+            (
+                response(200, JSON, b"\xEF\xBB\xBF{\"a\":1}"),
+                response(200, JSON, b"{\"a\":2}"),
                 &["body a"],
             ),
             // Content type says JSON but it is not: compared as bytes.
