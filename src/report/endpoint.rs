@@ -48,7 +48,9 @@ impl Pattern {
                 if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
                     return Err(bad("does not start with a method or a /"));
                 }
-                (Some(method.to_string()), path.trim_start())
+                // As --shadow-methods: `get /x` means GET (a lower-case method is its own,
+                // RFC 9110 §9.1, but nobody means one in a template, and it would never match).
+                (Some(method.to_ascii_uppercase()), path.trim_start())
             }
             None => (None, text),
         };
@@ -264,6 +266,7 @@ mod tests {
             Pattern::parse("/users/{name}/posts").unwrap(),
             Pattern::parse("POST /users/{name}").unwrap(),
             Pattern::parse("/static/{file}").unwrap(),
+            Pattern::parse("delete /items/{item}").unwrap(),
         ]);
         let rows: &[(&str, &str, &str)] = &[
             ("GET", "/users/alice/posts", "GET /users/{name}/posts"),
@@ -277,6 +280,7 @@ mod tests {
                 "GET /users/alice/posts/extra",
             ),
             ("GET", "/static/app.js", "GET /static/{file}"),
+            ("DELETE", "/items/x1", "DELETE /items/{item}"),
         ];
         for (method, target, expected) in rows {
             assert_eq!(name(&namer, method, target), *expected, "{target}");
