@@ -37,6 +37,7 @@ fn main() -> ExitCode {
             let _log = start_logging();
             match trident::demo::run(&config) {
                 Ok(Verdict::Fail) if config.exit_code => ExitCode::from(1),
+                Ok(Verdict::Undecided) if config.exit_code => ExitCode::from(3),
                 Ok(_) => ExitCode::SUCCESS,
                 Err(err) => {
                     log::error!("demo failed: {err}");
@@ -397,6 +398,13 @@ fn run(config: &Config) -> ExitCode {
         (Ok(()), Ok(Verdict::Fail)) if config.exit_code => {
             log::info!("the candidate's verdict is FAIL: exit status 1 (--exit-code)");
             ExitCode::from(1)
+        }
+        (Ok(()), Ok(Verdict::Undecided)) if config.exit_code => {
+            log::info!(
+                "the candidate's verdict is UNDECIDED (too few samples to decide): exit status 3 \
+                 (--exit-code)"
+            );
+            ExitCode::from(3)
         }
         (Ok(()), Ok(_)) => ExitCode::SUCCESS,
     }

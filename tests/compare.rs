@@ -304,6 +304,25 @@ fn exit_code_is_zero_when_the_candidate_passes() {
     );
 }
 
+/// Too few requests to decide anything is no evidence of a pass: UNDECIDED, status 3.
+#[test]
+fn exit_code_is_three_when_nothing_could_be_decided() {
+    let (p, s, c) = upstreams(Flavour::Stable);
+    let mut trident = Trident::with_upstreams(&p, &s, &c, &["--exit-code"]);
+    drive(&trident, 4);
+    assert_eq!(stop(&mut trident), Some(3), "{}", trident.output());
+    let summary = summaries(&trident.stdout()).pop().expect("a summary");
+    let verdict = summary.last().expect("a verdict line");
+    assert!(
+        verdict.starts_with(
+            "VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a verdict \
+             needs"
+        ),
+        "{verdict}"
+    );
+    assert!(trident.stderr().contains("exit status 3 (--exit-code)"));
+}
+
 #[test]
 fn ignored_headers_and_fields_are_not_differences() {
     let (p, s, c) = upstreams(Flavour::Debugging);
@@ -497,8 +516,8 @@ fn format_json_writes_one_parsable_line_per_exchange_and_summary() {
     assert_eq!(lines[5]["type"], "summary");
     assert_eq!(lines[5]["epoch"], 0);
     assert_eq!(lines[5]["exchanges"], 5);
-    // Five requests are too few to fail the candidate.
-    assert_eq!(lines[5]["verdict"]["candidate"], "PASS");
+    // Five requests are too few to fail the candidate, or to pass it.
+    assert_eq!(lines[5]["verdict"]["candidate"], "UNDECIDED");
     assert_eq!(lines[5]["verdict"]["undecided_endpoints"], 1);
 }
 
@@ -660,7 +679,10 @@ fn a_summary_larger_than_the_stdout_queue_is_written_whole() {
     assert!(summary.len() > 1024 * 1024, "{} bytes", summary.len());
     assert_eq!(summaries(&stdout).len(), 1);
     assert!(
-        summary.ends_with("VERDICT candidate: PASS (500 endpoints undecided: too few samples)\n"),
+        summary.ends_with(
+            "VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a verdict \
+             needs (500 endpoints undecided: too few samples)\n"
+        ),
         "{}",
         &summary[summary.len() - 200..]
     );

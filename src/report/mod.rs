@@ -104,10 +104,24 @@ impl Default for Settings {
 /// The candidate's verdict at shutdown, for `--exit-code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// No endpoint regressed in any epoch.
+    /// No endpoint regressed in any epoch, and at least one had the samples to tell.
     Pass,
     /// At least one endpoint regressed in at least one epoch.
     Fail,
+    /// Nothing regressed, but no endpoint of any epoch had `--min-samples` compared
+    /// exchanges: no evidence either way (no traffic, every endpoint in a long tail, the
+    /// shadows down).
+    Undecided,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Undecided => "UNDECIDED",
+        }
+    }
 }
 
 /// One finished exchange: the request and what each leg did. Sent to the reporting thread.
@@ -556,7 +570,8 @@ struct Reporter<'a> {
     /// JSON summaries of closed epochs, oldest first, at most `KEPT_EPOCHS`.
     closed: VecDeque<Value>,
     /// Closed epochs whose verdict was FAIL.
-    failed_epochs: Vec<u64>,
+    /// What the closed epochs came to.
+    earlier: summary::Earlier,
     /// Scratch for the endpoint name of each record.
     endpoint: String,
     pending: Vec<u8>,
@@ -579,7 +594,7 @@ impl<'a> Reporter<'a> {
             settings,
             backlog,
             closed: VecDeque::new(),
-            failed_epochs: Vec::new(),
+            earlier: summary::Earlier::default(),
             endpoint: String::new(),
             pending: Vec::with_capacity(WRITE_BATCH + 4096),
             stdout_open: true,
@@ -633,10 +648,11 @@ impl<'a> Reporter<'a> {
     /// Reports the current epoch (unless nothing happened in it) and starts `next`.
     fn close_epoch(&mut self, next: u64, out: &mut dyn Console) {
         if self.epoch.exchanges > 0 || self.epoch.late > 0 {
-            let (json, fails) = self.summarize(summary::Trigger::Reload, out);
+            let (json, fails, decides) = self.summarize(summary::Trigger::Reload, out);
             if fails {
-                self.failed_epochs.push(self.epoch.number);
+                self.earlier.failed.push(self.epoch.number);
             }
+            self.earlier.decided |= decides;
             if self.closed.len() == KEPT_EPOCHS {
                 self.closed.pop_front();
             }
@@ -651,7 +667,11 @@ impl<'a> Reporter<'a> {
 
     /// Writes the current epoch's summary to the report file and stdout; returns its JSON and
     /// whether it fails.
-    fn summarize(&mut self, trigger: summary::Trigger, out: &mut dyn Console) -> (Value, bool) {
+    fn summarize(
+        &mut self,
+        trigger: summary::Trigger,
+        out: &mut dyn Console,
+    ) -> (Value, bool, bool) {
         // The blocks before it as usual; then the summary whole, however slow the reader.
         self.write_out(out, false);
         let report = summary::EpochReport::new(
@@ -659,8 +679,8 @@ impl<'a> Reporter<'a> {
             &self.settings.thresholds,
             self.backlog.not_compared(),
         );
-        let json = summary::to_json(&report, trigger, &self.failed_epochs);
-        let fails = report.fails();
+        let json = summary::to_json(&report, trigger, &self.earlier);
+        let (fails, decides) = (report.fails(), report.decides());
         // The file first: once the summary shows on stdout, the file says the same.
         if let Some(path) = &self.settings.report_file {
             write_report_file(path, &self.report_json(trigger, &json));
@@ -668,7 +688,7 @@ impl<'a> Reporter<'a> {
         match self.settings.format {
             Format::Text => {
                 let mut text = String::new();
-                summary::write_text(&report, trigger, &self.failed_epochs, &mut text);
+                summary::write_text(&report, trigger, &self.earlier, &mut text);
                 self.pending.extend_from_slice(text.as_bytes());
             }
             Format::Json => {
@@ -689,13 +709,13 @@ impl<'a> Reporter<'a> {
         }
         self.pending.clear();
         self.write_out(out, true);
-        (json, fails)
+        (json, fails, decides)
     }
 
     /// The whole `--report` document: every kept closed epoch, then `current` (the one
     /// being reported).
     fn report_json(&self, trigger: summary::Trigger, current: &Value) -> Value {
-        let mut failed = self.failed_epochs.clone();
+        let mut failed = self.earlier.failed.clone();
         if current["verdict"]["epoch_fails"] == json!(true) {
             failed.push(self.epoch.number);
         }
@@ -708,7 +728,7 @@ impl<'a> Reporter<'a> {
                 summary::Trigger::Reload => "reload",
                 summary::Trigger::Final => "shutdown",
             },
-            "verdict": if failed.is_empty() { "PASS" } else { "FAIL" },
+            "verdict": current["verdict"]["candidate"].clone(),
             "failed_epochs": failed,
             "epochs": epochs,
         })
@@ -716,11 +736,13 @@ impl<'a> Reporter<'a> {
 
     /// The final summary; the verdict over every epoch.
     fn finish(mut self, out: &mut dyn Console) -> Verdict {
-        let (_, fails) = self.summarize(summary::Trigger::Final, out);
-        if fails || !self.failed_epochs.is_empty() {
+        let (_, fails, decides) = self.summarize(summary::Trigger::Final, out);
+        if fails || !self.earlier.failed.is_empty() {
             Verdict::Fail
-        } else {
+        } else if decides || self.earlier.decided {
             Verdict::Pass
+        } else {
+            Verdict::Undecided
         }
     }
 
@@ -912,12 +934,12 @@ mod tests {
             "  GET /{id}: 3 requests; candidate differs 100.0% (100.0% beyond noise), secondary differs 0.0%; too few samples to test (3 < 30)",
             "    latency p50/p99: primary 1.5ms/1.5ms, secondary 1.5ms/1.5ms, candidate -/-",
             "    errors: primary 0, secondary 0, candidate 3 (refused 3)",
-            "VERDICT candidate: PASS (1 endpoint undecided: too few samples)",
+            "VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a verdict needs (1 endpoint undecided: too few samples)",
         ] {
             assert!(summary.lines().any(|l| l == line), "{line}\n{summary}");
         }
         assert!(summary.contains("    UNDECIDED (too few samples) error:refused: candidate 3/3"));
-        assert_eq!(verdict, Verdict::Pass);
+        assert_eq!(verdict, Verdict::Undecided);
     }
 
     #[test]
@@ -1012,7 +1034,7 @@ mod tests {
         records.truncate(20);
         let (text, verdict) = run_all(records, &Settings::default());
         let (_, summary) = split_summary(&text);
-        assert_eq!(verdict, Verdict::Pass);
+        assert_eq!(verdict, Verdict::Undecided);
         assert!(
             summary.contains("too few samples to test (10 < 30)"),
             "{summary}"
@@ -1022,7 +1044,10 @@ mod tests {
             "{summary}"
         );
         assert!(
-            summary.ends_with("VERDICT candidate: PASS (1 endpoint undecided: too few samples)\n"),
+            summary.ends_with(
+                "VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a \
+                 verdict needs (1 endpoint undecided: too few samples)\n"
+            ),
             "{summary}"
         );
         // With a lower bar the same samples decide.
@@ -1261,11 +1286,11 @@ mod tests {
             .text()
             .contains("SUMMARY epoch 0 (SIGUSR1): 10 exchanges"));
         drop(sender);
-        assert_eq!(thread.join().unwrap(), Verdict::Pass);
+        assert_eq!(thread.join().unwrap(), Verdict::Undecided);
         let text = out.text();
         assert!(text.starts_with(&(1..=10).map(block).collect::<String>()));
         assert_eq!(text.matches("SUMMARY").count(), 2);
-        assert!(text.ends_with("VERDICT candidate: PASS (1 endpoint undecided: too few samples)\n"));
+        assert!(text.ends_with("VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a verdict needs (1 endpoint undecided: too few samples)\n"));
     }
 
     /// Not a correctness test: how many small exchanges per second the reporting thread

@@ -17,6 +17,7 @@ use super::stats::{
     diffy_over, proportion_test, DiffyRule, EndpointStats, Epoch, FieldStats, LegStats,
     ProportionTest, Thresholds,
 };
+use super::Verdict;
 use crate::targets::Role;
 
 /// Most endpoints the text summary lists (all regressing and undecided ones are always
@@ -179,6 +180,31 @@ impl<'a> EpochReport<'a> {
     pub fn fails(&self) -> bool {
         self.regressing > 0
     }
+
+    /// Some endpoint had the samples to decide: a pass is one with evidence.
+    pub fn decides(&self) -> bool {
+        self.endpoints.iter().any(|e| e.enough_samples)
+    }
+
+    /// The verdict over this epoch and the `earlier` ones.
+    pub fn verdict(&self, earlier: &Earlier) -> Verdict {
+        if self.fails() || !earlier.failed.is_empty() {
+            Verdict::Fail
+        } else if self.decides() || earlier.decided {
+            Verdict::Pass
+        } else {
+            Verdict::Undecided
+        }
+    }
+}
+
+/// What the epochs before a reload came to, for the verdict over all of them.
+#[derive(Debug, Clone, Default)]
+pub struct Earlier {
+    /// The epochs that failed.
+    pub failed: Vec<u64>,
+    /// Some endpoint of some epoch had the samples to decide.
+    pub decided: bool,
 }
 
 fn judge_endpoint<'a>(stats: &'a EndpointStats, thresholds: &Thresholds) -> EndpointReport<'a> {
@@ -240,7 +266,7 @@ fn judge_endpoint<'a>(stats: &'a EndpointStats, thresholds: &Thresholds) -> Endp
 }
 
 /// The verdict line: this epoch's, and earlier epochs' failures (`earlier_failed`).
-pub fn verdict_line(report: &EpochReport<'_>, earlier_failed: &[u64]) -> String {
+pub fn verdict_line(report: &EpochReport<'_>, earlier: &Earlier) -> String {
     let mut line = String::from("VERDICT candidate: ");
     if report.fails() {
         let n = report.regressing;
@@ -253,11 +279,17 @@ pub fn verdict_line(report: &EpochReport<'_>, earlier_failed: &[u64]) -> String 
                 "endpoints regress"
             }
         );
-    } else if let Some(first) = earlier_failed.first() {
+    } else if let Some(first) = earlier.failed.first() {
         let _ = write!(
             line,
             "FAIL — epoch {first} regressed (epoch {} passes)",
             report.epoch.number
+        );
+    } else if report.verdict(earlier) == Verdict::Undecided {
+        let _ = write!(
+            line,
+            "UNDECIDED — no endpoint has the {} compared exchanges a verdict needs",
+            report.thresholds.min_samples
         );
     } else {
         line.push_str("PASS");
@@ -275,12 +307,7 @@ pub fn verdict_line(report: &EpochReport<'_>, earlier_failed: &[u64]) -> String 
 
 /// Appends the text summary: a `SUMMARY` line, the endpoints, and the `VERDICT` line last
 /// (every summary ends with exactly one).
-pub fn write_text(
-    report: &EpochReport<'_>,
-    trigger: Trigger,
-    earlier_failed: &[u64],
-    out: &mut String,
-) {
+pub fn write_text(report: &EpochReport<'_>, trigger: Trigger, earlier: &Earlier, out: &mut String) {
     let epoch = report.epoch;
     let t = &report.thresholds;
     let _ = write!(
@@ -314,7 +341,7 @@ pub fn write_text(
         }
         write_endpoint(endpoint, t.min_samples, out);
     }
-    out.push_str(&verdict_line(report, earlier_failed));
+    out.push_str(&verdict_line(report, earlier));
     out.push('\n');
 }
 
@@ -524,7 +551,7 @@ fn fraction(count: u64, total: u64) -> Value {
 }
 
 /// The epoch as JSON, for `--report FILE` and `--format json`.
-pub fn to_json(report: &EpochReport<'_>, trigger: Trigger, earlier_failed: &[u64]) -> Value {
+pub fn to_json(report: &EpochReport<'_>, trigger: Trigger, earlier: &Earlier) -> Value {
     let epoch = report.epoch;
     let t = &report.thresholds;
     let endpoints: Vec<Value> = report.endpoints.iter().map(endpoint_json).collect();
@@ -541,12 +568,12 @@ pub fn to_json(report: &EpochReport<'_>, trigger: Trigger, earlier_failed: &[u64
             "min_samples": t.min_samples,
         },
         "verdict": {
-            "candidate": if report.fails() || !earlier_failed.is_empty() { "FAIL" } else { "PASS" },
+            "candidate": report.verdict(earlier).name(),
             "epoch_fails": report.fails(),
             "regressing_endpoints": report.regressing,
             "undecided_endpoints": report.undecided,
-            "earlier_failed_epochs": earlier_failed,
-            "line": verdict_line(report, earlier_failed),
+            "earlier_failed_epochs": earlier.failed,
+            "line": verdict_line(report, earlier),
         },
         "endpoints": endpoints,
     })
@@ -764,26 +791,58 @@ mod tests {
         let failing = epoch(100, 100, 0);
         let passing = epoch(100, 0, 0);
         let few = epoch(5, 5, 0);
-        let rows: Vec<(&Epoch, &[u64], &str)> = vec![
+        let quiet = epoch(5, 0, 0);
+        let empty = Epoch::new(3, 1000, 0);
+        let rows: Vec<(&Epoch, &[u64], bool, &str)> = vec![
             (
                 &failing,
                 &[],
+                false,
                 "VERDICT candidate: FAIL — 1 endpoint regresses",
             ),
-            (&passing, &[], "VERDICT candidate: PASS"),
+            (&passing, &[], false, "VERDICT candidate: PASS"),
             (
                 &passing,
                 &[1],
+                true,
                 "VERDICT candidate: FAIL — epoch 1 regressed (epoch 3 passes)",
             ),
+            // Too few samples anywhere: no evidence either way, not a pass.
             (
                 &few,
                 &[],
+                false,
+                "VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a \
+                 verdict needs (1 endpoint undecided: too few samples)",
+            ),
+            (
+                &quiet,
+                &[],
+                false,
+                "VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a \
+                 verdict needs",
+            ),
+            (
+                &empty,
+                &[],
+                false,
+                "VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a \
+                 verdict needs",
+            ),
+            // An earlier epoch decided: this one's long tail does not undo its pass.
+            (
+                &few,
+                &[],
+                true,
                 "VERDICT candidate: PASS (1 endpoint undecided: too few samples)",
             ),
         ];
-        for (e, earlier, line) in rows {
-            assert_eq!(verdict_line(&judge(e), earlier), line);
+        for (e, failed, decided, line) in rows {
+            let earlier = Earlier {
+                failed: failed.to_vec(),
+                decided,
+            };
+            assert_eq!(verdict_line(&judge(e), &earlier), line);
         }
     }
 
@@ -791,7 +850,7 @@ mod tests {
     fn text_summary_reads_at_a_glance() {
         let e = epoch(100, 100, 0);
         let mut text = String::new();
-        write_text(&judge(&e), Trigger::Final, &[], &mut text);
+        write_text(&judge(&e), Trigger::Final, &Earlier::default(), &mut text);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines,
@@ -811,10 +870,19 @@ mod tests {
         );
         let empty = Epoch::new(0, 1000, 0);
         let mut text = String::new();
-        write_text(&judge(&empty), Trigger::Signal, &[], &mut text);
+        write_text(
+            &judge(&empty),
+            Trigger::Signal,
+            &Earlier::default(),
+            &mut text,
+        );
         assert_eq!(
             text.lines().skip(1).collect::<Vec<_>>(),
-            ["  no exchanges compared", "VERDICT candidate: PASS"]
+            [
+                "  no exchanges compared",
+                "VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a \
+                 verdict needs"
+            ]
         );
     }
 
@@ -822,7 +890,7 @@ mod tests {
     fn the_text_summary_lists_a_bounded_number_of_fields_per_endpoint() {
         let e = json_epoch(40, 40);
         let mut text = String::new();
-        write_text(&judge(&e), Trigger::Final, &[], &mut text);
+        write_text(&judge(&e), Trigger::Final, &Earlier::default(), &mut text);
         let lines: Vec<&str> = text.lines().collect();
         let listed: Vec<&str> = lines
             .iter()
@@ -907,7 +975,7 @@ mod tests {
         let report = judge(&e);
         assert!(report.fails());
         let mut text = String::new();
-        write_text(&report, Trigger::Final, &[], &mut text);
+        write_text(&report, Trigger::Final, &Earlier::default(), &mut text);
         assert!(
             text.contains("REGRESSION body v: candidate 100/100 (100.0%), secondary 0/50 (0.0%)"),
             "{text}"
@@ -917,7 +985,7 @@ mod tests {
     #[test]
     fn json_summary_has_the_numbers() {
         let e = epoch(100, 100, 0);
-        let json = to_json(&judge(&e), Trigger::Final, &[]);
+        let json = to_json(&judge(&e), Trigger::Final, &Earlier::default());
         assert_eq!(json["epoch"], 3);
         assert_eq!(json["verdict"]["candidate"], "FAIL");
         let endpoint = &json["endpoints"][0];
