@@ -65,6 +65,10 @@ pub struct Client {
     pub send_alarm: Alarm,
     /// Close once the current response is out (client asked, HTTP/1.0, error, shutdown).
     pub close_after: bool,
+    /// The response was cut short where its framing cannot show it (a body delimited by the
+    /// close, to an HTTP/1.0 client): the connection is reset, not closed, so the client
+    /// sees an error and not a complete message.
+    pub cut_short: bool,
 }
 
 impl Client {
@@ -85,6 +89,7 @@ impl Client {
             alarm: Alarm::default(),
             send_alarm: Alarm::default(),
             close_after: false,
+            cut_short: false,
         }
     }
 

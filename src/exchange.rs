@@ -1164,9 +1164,10 @@ impl Core {
                     client.phase = ClientPhase::Closing;
                 }
             }
-            ClientResponse::Streaming(_) => {
+            ClientResponse::Streaming(framing) => {
                 // Part of the response is out: the client must see a truncated message,
-                // never a wrong one.
+                // never a wrong one; a body that ends at the close needs a reset to say so.
+                client.cut_short = framing == Framing::Close;
                 ex.response = ClientResponse::Abandoned;
                 ex.client = None;
                 client.phase = ClientPhase::Closing;

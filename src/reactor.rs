@@ -294,7 +294,11 @@ impl Core {
                         self.clients -= 1;
                         c.input.clear();
                         self.spares.reclaim(&mut c.input);
-                        c.stream.close_notify();
+                        if c.cut_short {
+                            c.stream.reset_on_close();
+                        } else {
+                            c.stream.close_notify();
+                        }
                         self.registry.deregister(c.stream.tcp_mut())
                     }
                     Conn::Upstream(mut u) => {

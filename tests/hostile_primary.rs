@@ -308,6 +308,24 @@ fn a_head_answer_announcing_a_body_is_not_followed_by_another_request() {
     s.finish();
 }
 
+/// To an HTTP/1.0 client a chunked body goes out delimited by the close, which cannot show
+/// that it was cut short: the connection is reset instead, so the client sees an error, not a
+/// complete body.
+#[test]
+fn a_body_cut_short_to_an_http_1_0_client_ends_in_a_reset() {
+    let mut s = scene(hostile(Behaviour::CloseMidBodyChunked), "");
+    s.client
+        .send(b"GET /cut HTTP/1.0\r\nHost: test.local\r\n\r\n");
+    let (status, headers) = s.client.head().expect("the head is relayed");
+    assert_eq!(status, 200);
+    assert!(!wire::is_chunked(&headers));
+    assert!(wire::field(&headers, "content-length").is_none());
+    let (_, end) = s.client.rest_until_closed();
+    assert_eq!(end, End::Reset);
+    s.assert_primary_error("/cut", "closed before response complete");
+    s.finish();
+}
+
 #[test]
 fn primary_closing_mid_headers_gives_502() {
     prompt_502(
