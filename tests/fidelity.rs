@@ -197,6 +197,8 @@ fn odd_status_codes_and_reason_phrases_reach_the_client_unchanged() {
     let handler = |req: &RecordedRequest| match req.target.as_str() {
         "/odd" => Reply::new(299, "Odd Thing").body("odd"),
         "/teapot" => Reply::new(418, "I'm a teapot").body("short and stout"),
+        // obs-text (RFC 9112 §4), in UTF-8.
+        "/echec" => Reply::new(503, "Échec temporaire").body("plus tard"),
         _ => Reply::new(599, "Network Connect Timeout Error"),
     };
     let (p, s, c) = three_serving(handler);
@@ -211,12 +213,17 @@ fn odd_status_codes_and_reason_phrases_reach_the_client_unchanged() {
         (418, "I'm a teapot")
     );
     assert_eq!(teapot.body_text(), "short and stout");
+    let echec = client.exchange(&get("/echec"));
+    assert_eq!(
+        (echec.status, echec.reason.as_str()),
+        (503, "Échec temporaire")
+    );
     let other = client.exchange(&get("/other"));
     assert_eq!(
         (other.status, other.reason.as_str()),
         (599, "Network Connect Timeout Error")
     );
-    let mut blocks = trident.wait_blocks(3, WAIT);
+    let mut blocks = trident.wait_blocks(4, WAIT);
     blocks.sort_by_key(|b| b.id);
     match &blocks[0].primary().outcome {
         Outcome::Response { status, reason, .. } => {

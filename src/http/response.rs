@@ -151,6 +151,18 @@ pub fn parse_response_head(
         && !(version == Version::Http10 && summary.codings.present)
         && !announces_unsent_body;
 
+    // httparse gives an empty reason for one with obs-text (bytes from 0x80, RFC 9112 §4):
+    // taken from the line itself when it is UTF-8 (`Échec`), which goes out as it came.
+    // Other bytes (Latin-1) stay out: a reason is informational, and a String holds UTF-8.
+    let reason = if reason.is_empty() {
+        let line = &head[bounds.start..bounds.first_line_end];
+        line.get(STATUS_LINE_PREFIX..)
+            .and_then(|raw| std::str::from_utf8(raw).ok())
+            .unwrap_or("")
+    } else {
+        reason
+    };
+
     Ok(Some(ResponseHead {
         version,
         status,
@@ -165,6 +177,9 @@ pub fn parse_response_head(
         fields: summary.forwarded_fields(headers),
     }))
 }
+
+/// `HTTP/1.1 200 `: what comes before the reason phrase in a status line httparse accepted.
+const STATUS_LINE_PREFIX: usize = 13;
 
 /// The length of a response body, by RFC 9112 §6.3, step by step.
 fn response_body_length(
@@ -538,6 +553,22 @@ mod tests {
             let mut longer = input.to_vec();
             longer.extend_from_slice(b"HTTP/1.1 200 OK\n\r\n");
             assert_eq!(parse(&longer, *head_request), full);
+        }
+    }
+
+    /// The reason phrase as sent: ASCII, UTF-8 obs-text; Latin-1 obs-text is left out.
+    #[test]
+    fn reason_phrases() {
+        let rows: [(&[u8], &str); 5] = [
+            (b"HTTP/1.1 404 Not Found\r\n\r\n", "Not Found"),
+            (b"HTTP/1.1 404  Not  Found \r\n\r\n", " Not  Found "),
+            (b"HTTP/1.1 418 \xC3\x89chec\r\n\r\n", "\u{c9}chec"),
+            (b"HTTP/1.1 404 Nicht gefunden \xFC\r\n\r\n", ""),
+            (b"HTTP/1.1 204 \r\n\r\n", ""),
+        ];
+        for (input, reason) in rows {
+            let head = parse(input, false).unwrap().unwrap();
+            assert_eq!(head.reason, reason, "{:?}", String::from_utf8_lossy(input));
         }
     }
 
