@@ -597,11 +597,8 @@ fn compare_bodies(
         json::diff(a, b, &rules.ignore_fields, out);
         return false;
     }
-    out.push_with(
-        "body",
-        || abbreviate::bytes(mine),
-        || abbreviate::bytes(theirs),
-    );
+    let (primary, other) = abbreviate::bytes_pair(mine, theirs);
+    out.push_with("body", || primary, || other);
     false
 }
 
@@ -659,6 +656,34 @@ pub mod abbreviate {
         let mut out = lossy[..cut].to_string();
         out.push('…');
         out
+    }
+
+    /// Two bodies that are not JSON, each as `bytes` gives it, unless they first differ past
+    /// what a sample shows: then each from a little before that byte (`…` in front), or for
+    /// binary bodies where they part, so that the two samples never read the same.
+    pub fn bytes_pair(a: &[u8], b: &[u8]) -> (String, String) {
+        const CONTEXT: usize = 20;
+        let same = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+        if same + CONTEXT <= LIMIT {
+            return (bytes(a), bytes(b));
+        }
+        // The bytes before `same` are the same on both sides: one boundary for both.
+        let mut start = same - CONTEXT;
+        while start > 0 && (a[start] & 0xC0) == 0x80 {
+            start -= 1;
+        }
+        let from = |body: &[u8]| {
+            let sample = bytes(&body[start..]);
+            let size = match body.len() {
+                1 => "1 byte".to_string(),
+                n => format!("{n} bytes"),
+            };
+            match sample.split_once(": ") {
+                Some((_, text)) if !sample.ends_with("(binary)") => format!("{size}: …{text}"),
+                _ => format!("{size} (binary, differing from byte {same})"),
+            }
+        };
+        (from(a), from(b))
     }
 
     /// A body that is not JSON: its size and, if it is text, its start.
@@ -1158,5 +1183,19 @@ mod tests {
         assert!(multibyte.ends_with('…'));
         assert_eq!(abbreviate::bytes(b"hello"), "5 bytes: hello");
         assert_eq!(abbreviate::bytes(&[0, 1, 2, 255]), "4 bytes (binary)");
+        // Bodies that part early show their starts; late, from a little before the byte.
+        let (a, b) = abbreviate::bytes_pair(b"status=ok", b"status=no");
+        assert_eq!(
+            (a.as_str(), b.as_str()),
+            ("9 bytes: status=ok", "9 bytes: status=no")
+        );
+        let long = |end: &str| format!("{}é{end}", "x".repeat(150));
+        let (a, b) = abbreviate::bytes_pair(long("A").as_bytes(), long("B").as_bytes());
+        assert_eq!(a, format!("153 bytes: …{}éA", "x".repeat(18)));
+        assert_eq!(b, format!("153 bytes: …{}éB", "x".repeat(18)));
+        let binary = |end: u8| [vec![0u8; 200], vec![end]].concat();
+        let (a, b) = abbreviate::bytes_pair(&binary(1), &binary(2));
+        assert_eq!(a, "201 bytes (binary, differing from byte 200)");
+        assert_eq!(b, "201 bytes (binary, differing from byte 200)");
     }
 }
