@@ -146,9 +146,11 @@ pub struct Leg {
     pub outcome: Option<LegOutcome>,
     /// The primary waits on its client since then: for request body bytes the client has not
     /// sent yet, or for room for the response it is reading slowly. That time is the
-    /// client's, not the upstream's: it moves the deadline on (`--send-timeout` bounds a
-    /// client that takes nothing).
+    /// client's, not the upstream's: it moves the deadline on, up to `--send-timeout` of one
+    /// wait (a client that stalls is not waited on forever).
     pub held_since: Option<Instant>,
+    /// Of the current wait, what the deadline was already moved on by when it came first.
+    pub held_credited: Duration,
 }
 
 impl Leg {
@@ -159,7 +161,21 @@ impl Leg {
     /// The wait on the client, if any, is over at `now`: the deadline moves on by its length.
     fn release(&mut self, now: Instant) {
         if let Some(since) = self.held_since.take() {
-            self.deadline += now.saturating_duration_since(since);
+            let waited = now.saturating_duration_since(since);
+            self.deadline += waited.saturating_sub(self.held_credited);
+            self.held_credited = Duration::ZERO;
+        }
+    }
+
+    /// The deadline came during a wait on the client: moved on by the wait so far, unless
+    /// the client has been stalled for `patience` (then it stands, and the leg times out).
+    fn credit_wait(&mut self, now: Instant, patience: Duration) {
+        if let Some(since) = self.held_since {
+            let waited = now.saturating_duration_since(since);
+            if waited < patience {
+                self.deadline += waited.saturating_sub(self.held_credited);
+                self.held_credited = waited;
+            }
         }
     }
 
@@ -327,6 +343,7 @@ impl Core {
                     (_, Some(reason)) => Some(LegOutcome::Skipped(reason)),
                 },
                 held_since: None,
+                held_credited: Duration::ZERO,
             }
         });
         let decoder = BodyDecoder::new(head.body, &self.settings.limits);
@@ -931,24 +948,28 @@ impl Core {
         if !up.connected {
             return;
         }
-        // Driven again: whatever the primary waited on its client for has come (or the
-        // wait goes on, and starts again below).
-        if leg.held_since.is_some() {
-            leg.release(Instant::now());
-        }
         spares.lend(&mut up.input);
         let request = &ex.request;
         // A write can fail because the upstream answered early and closed (RFC 9112 §9.5):
         // its answer is still in the socket, so read before giving up.
+        let body_sent_before = leg.body_sent;
         let write_error = send_request(leg, up, request).err();
+        if leg.body_sent > body_sent_before && leg.held_since.is_some() {
+            // The client sent more: the wait it caused is over, whatever comes next.
+            leg.release(Instant::now());
+        }
         if client.is_some()
             && !request.is_done()
             && matches!(leg.response, LegResponse::Head)
             && leg.head_sent == leg.head.len()
             && leg.body_sent == request.end()
         {
-            // All of the body the client has sent is out: the rest is the client's to send.
+            // All of the body the client has sent is out: the rest is the client's to send
+            // (the same wait goes on however often the exchange is driven meanwhile).
             leg.held_since.get_or_insert_with(Instant::now);
+        } else if leg.held_since.is_some() {
+            // The wait is over (a slow reader's starts again below if it goes on).
+            leg.release(Instant::now());
         }
         if write_error.is_some() {
             // Whatever the upstream sent before it closed is readable now, event or not.
@@ -1208,6 +1229,7 @@ impl Core {
     /// The exchange's alarm fired: fail the legs whose connect or whole deadline passed.
     pub(crate) fn exchange_deadline(&mut self, key: usize, id: u64) {
         let now = Instant::now();
+        let send_timeout = self.settings.send_timeout;
         let Some(ex) = self.exchanges.get_mut(key) else {
             return;
         };
@@ -1223,11 +1245,9 @@ impl Core {
             if leg.is_finished() {
                 continue;
             }
-            if leg.deadline <= now && leg.held_since.is_some() {
-                // Still waiting on the client: that time is not the upstream's. The wait
-                // goes on from now.
-                leg.release(now);
-                leg.held_since = Some(now);
+            if leg.deadline <= now {
+                // Still waiting on the client: that time is not the upstream's.
+                leg.credit_wait(now, send_timeout);
             }
             let (timeout, connect_timeout) = (leg.timeout, leg.connect_timeout);
             if leg.deadline <= now {

@@ -272,11 +272,13 @@ fn a_slow_but_steady_download_outlasts_the_primarys_deadline() {
 }
 
 /// The same for an upload the client sends steadily but slowly: the time the primary waits
-/// for the body's next bytes is the client's.
+/// for the body's next bytes is the client's, and each piece that comes starts the wait
+/// afresh (the whole upload takes longer than `--send-timeout`, no pause does).
 #[test]
 fn a_slow_but_steady_upload_outlasts_the_primarys_deadline() {
     let (p, s, c) = three_named();
-    let trident = Trident::with_upstreams(&p, &s, &c, &["--timeout", "400"]);
+    let trident =
+        Trident::with_upstreams(&p, &s, &c, &["--timeout", "400", "--send-timeout", "500"]);
     let mut client = trident.client();
     client.set_read_timeout(WAIT);
     let body = pattern(1 << 20, 3);
@@ -298,6 +300,29 @@ fn a_slow_but_steady_upload_outlasts_the_primarys_deadline() {
     assert!(started.elapsed() > Duration::from_millis(800));
     assert_eq!(resp.status, 200, "{}", resp.body_text());
     assert_eq!(p.wait_requests(1, WAIT)[0].body, body);
+}
+
+/// A client that stops sending in the middle of its upload is waited on for no longer than
+/// `--send-timeout`: then the primary's deadline stands and the client gets a 504.
+#[test]
+fn a_client_stalled_mid_upload_is_waited_on_for_the_send_timeout() {
+    let (p, s, c) = three_named();
+    let trident =
+        Trident::with_upstreams(&p, &s, &c, &["--timeout", "300", "--send-timeout", "1000"]);
+    let mut client = trident.client();
+    client.set_read_timeout(WAIT);
+    let started = Instant::now();
+    client.send(b"PUT /stalled HTTP/1.1\r\nHost: test.local\r\nContent-Length: 1000000\r\n\r\n");
+    client.send(&pattern(64 * 1024, 4));
+    let resp = client
+        .try_read_response(false)
+        .unwrap_or_else(|e| panic!("{e}\n{}", trident.output()));
+    let elapsed = started.elapsed();
+    assert_eq!(resp.status, 504, "{}", resp.body_text());
+    assert!(
+        elapsed >= Duration::from_millis(1000) && elapsed < Duration::from_millis(2500),
+        "answered after {elapsed:?}"
+    );
 }
 
 #[test]
