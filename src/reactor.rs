@@ -359,8 +359,9 @@ impl Core {
     }
 
     /// New targets take effect for new exchanges; idle connections to addresses that are no
-    /// longer a target's close. A reload starts a new epoch (the report counts it apart); new
-    /// addresses for the same targets do not.
+    /// longer a target's close. A reload that changes a target starts a new epoch (the
+    /// report counts it apart); new addresses for the same targets do not, and neither does
+    /// a reload of an unchanged file (the same candidate: its counts go on).
     fn install(&mut self, install: Install) {
         let (targets, reload) = match install {
             Install::Reload(targets) => (targets, true),
@@ -377,8 +378,21 @@ impl Core {
                 .iter()
                 .map(|t| format!("{}={}", t.role, t.url))
                 .collect();
-            info!("targets reloaded: {}", summary.join(" "));
-            self.targets_epoch += 1;
+            let config = |t: &Target| (t.role, t.url.clone(), t.options.clone());
+            if self
+                .targets
+                .iter()
+                .map(config)
+                .eq(targets.iter().map(config))
+            {
+                info!(
+                    "targets reloaded, unchanged: {} (the comparison goes on)",
+                    summary.join(" ")
+                );
+            } else {
+                info!("targets reloaded: {}", summary.join(" "));
+                self.targets_epoch += 1;
+            }
         }
         self.targets = Arc::new(targets);
     }

@@ -573,6 +573,31 @@ fn sigterm_with_a_stalled_stdout_reader_writes_the_report_and_exits() {
     assert_eq!(report["verdict"], "FAIL", "{report}");
 }
 
+/// A SIGHUP with the targets file unchanged keeps the same candidate: no new epoch, so its
+/// counts go on and a run split by reloads decides as one would.
+#[test]
+fn a_reload_of_an_unchanged_file_keeps_the_epoch() {
+    let (p, s, c) = upstreams(Flavour::EmailRegression);
+    let file = TargetsFile::for_urls(&p.url(), &s.url(), &c.url());
+    let mut trident = Trident::spawn(&["--targets", file.arg(), "--exit-code"]);
+    for _ in 0..3 {
+        let mut client = trident.client();
+        for i in 0..12 {
+            client.exchange(&get(&format!("/users/{i}")));
+        }
+        trident.signal("HUP");
+        trident.wait_stderr("targets reloaded, unchanged", WAIT);
+    }
+    trident.wait_blocks(36, WAIT);
+    assert_eq!(stop(&mut trident), Some(1), "{}", trident.output());
+    let all = summaries(&trident.stdout());
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert!(
+        all[0][0].starts_with("SUMMARY epoch 0 (final): 36 exchanges"),
+        "{all:?}"
+    );
+}
+
 #[test]
 fn a_reload_reports_the_old_epoch_and_starts_a_new_one() {
     let clock = Arc::new(AtomicU64::new(1));

@@ -648,11 +648,10 @@ impl<'a> Reporter<'a> {
     /// Reports the current epoch (unless nothing happened in it) and starts `next`.
     fn close_epoch(&mut self, next: u64, out: &mut dyn Console) {
         if self.epoch.exchanges > 0 || self.epoch.late > 0 {
-            let (json, fails, decides) = self.summarize(summary::Trigger::Reload, out);
+            let (json, fails, _) = self.summarize(summary::Trigger::Reload, out);
             if fails {
                 self.earlier.failed.push(self.epoch.number);
             }
-            self.earlier.decided |= decides;
             if self.closed.len() == KEPT_EPOCHS {
                 self.closed.pop_front();
             }
@@ -739,7 +738,7 @@ impl<'a> Reporter<'a> {
         let (_, fails, decides) = self.summarize(summary::Trigger::Final, out);
         if fails || !self.earlier.failed.is_empty() {
             Verdict::Fail
-        } else if decides || self.earlier.decided {
+        } else if decides {
             Verdict::Pass
         } else {
             Verdict::Undecided

@@ -104,6 +104,10 @@ pub struct EndpointReport<'a> {
     /// Most severe first.
     pub fields: Vec<FieldReport<'a>>,
     pub enough_samples: bool,
+    /// Enough exchanges had their header fields and bodies compared on both shadow legs
+    /// (each answered with the primary's status) for a pass to mean anything: shadows down,
+    /// or answering errors, compare statuses and nothing else.
+    pub contents_decided: bool,
     pub verdict: EndpointVerdict,
 }
 
@@ -181,16 +185,19 @@ impl<'a> EpochReport<'a> {
         self.regressing > 0
     }
 
-    /// Some endpoint had the samples to decide: a pass is one with evidence.
+    /// Some endpoint had the samples to compare the contents of responses: a pass is one
+    /// with evidence.
     pub fn decides(&self) -> bool {
-        self.endpoints.iter().any(|e| e.enough_samples)
+        self.endpoints.iter().any(|e| e.contents_decided)
     }
 
-    /// The verdict over this epoch and the `earlier` ones.
+    /// The verdict over this epoch and the `earlier` ones: FAIL if any failed; otherwise
+    /// this epoch's, since it is the current candidate's (an earlier candidate's evidence
+    /// says nothing of one a reload brought in).
     pub fn verdict(&self, earlier: &Earlier) -> Verdict {
         if self.fails() || !earlier.failed.is_empty() {
             Verdict::Fail
-        } else if self.decides() || earlier.decided {
+        } else if self.decides() {
             Verdict::Pass
         } else {
             Verdict::Undecided
@@ -203,13 +210,13 @@ impl<'a> EpochReport<'a> {
 pub struct Earlier {
     /// The epochs that failed.
     pub failed: Vec<u64>,
-    /// Some endpoint of some epoch had the samples to decide.
-    pub decided: bool,
 }
 
 fn judge_endpoint<'a>(stats: &'a EndpointStats, thresholds: &Thresholds) -> EndpointReport<'a> {
     let enough_samples = stats.raw_compared >= thresholds.min_samples
         && stats.noise_compared >= thresholds.min_samples;
+    let contents_decided = stats.raw_contents >= thresholds.min_samples
+        && stats.noise_contents >= thresholds.min_samples;
     let mut fields: Vec<FieldReport<'a>> = stats
         .fields
         .iter()
@@ -261,6 +268,7 @@ fn judge_endpoint<'a>(stats: &'a EndpointStats, thresholds: &Thresholds) -> Endp
         stats,
         fields,
         enough_samples,
+        contents_decided,
         verdict,
     }
 }
@@ -282,8 +290,13 @@ pub fn verdict_line(report: &EpochReport<'_>, earlier: &Earlier) -> String {
     } else if let Some(first) = earlier.failed.first() {
         let _ = write!(
             line,
-            "FAIL — epoch {first} regressed (epoch {} passes)",
-            report.epoch.number
+            "FAIL — epoch {first} regressed (epoch {} {})",
+            report.epoch.number,
+            if report.decides() {
+                "passes"
+            } else {
+                "undecided"
+            }
         );
     } else if report.verdict(earlier) == Verdict::Undecided {
         let _ = write!(
@@ -381,6 +394,13 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
         if !endpoint.enough_samples {
             let n = s.raw_compared.min(s.noise_compared);
             let _ = write!(out, "; too few samples to test ({n} < {min_samples})");
+        } else if !endpoint.contents_decided {
+            let n = s.raw_contents.min(s.noise_contents);
+            let _ = write!(
+                out,
+                "; too few answers with the primary's status to compare headers and bodies \
+                 ({n} < {min_samples})"
+            );
         }
     }
     out.push('\n');
@@ -634,6 +654,7 @@ fn endpoint_json(endpoint: &EndpointReport<'_>) -> Value {
         "endpoint": s.name,
         "verdict": endpoint.verdict.name(),
         "enough_samples": endpoint.enough_samples,
+        "contents_decided": endpoint.contents_decided,
         "requests": s.requests,
         "candidate": {
             "compared": s.raw_compared,
@@ -793,54 +814,47 @@ mod tests {
         let few = epoch(5, 5, 0);
         let quiet = epoch(5, 0, 0);
         let empty = Epoch::new(3, 1000, 0);
-        let rows: Vec<(&Epoch, &[u64], bool, &str)> = vec![
+        let rows: Vec<(&Epoch, &[u64], &str)> = vec![
             (
                 &failing,
                 &[],
-                false,
                 "VERDICT candidate: FAIL — 1 endpoint regresses",
             ),
-            (&passing, &[], false, "VERDICT candidate: PASS"),
+            (&passing, &[], "VERDICT candidate: PASS"),
             (
                 &passing,
                 &[1],
-                true,
                 "VERDICT candidate: FAIL — epoch 1 regressed (epoch 3 passes)",
+            ),
+            (
+                &few,
+                &[1],
+                "VERDICT candidate: FAIL — epoch 1 regressed (epoch 3 undecided) (1 endpoint \
+                 undecided: too few samples)",
             ),
             // Too few samples anywhere: no evidence either way, not a pass.
             (
                 &few,
                 &[],
-                false,
                 "VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a \
                  verdict needs (1 endpoint undecided: too few samples)",
             ),
             (
                 &quiet,
                 &[],
-                false,
                 "VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a \
                  verdict needs",
             ),
             (
                 &empty,
                 &[],
-                false,
                 "VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a \
                  verdict needs",
             ),
-            // An earlier epoch decided: this one's long tail does not undo its pass.
-            (
-                &few,
-                &[],
-                true,
-                "VERDICT candidate: PASS (1 endpoint undecided: too few samples)",
-            ),
         ];
-        for (e, failed, decided, line) in rows {
+        for (e, failed, line) in rows {
             let earlier = Earlier {
                 failed: failed.to_vec(),
-                decided,
             };
             assert_eq!(verdict_line(&judge(e), &earlier), line);
         }
@@ -958,6 +972,22 @@ mod tests {
         let report = judge(&e);
         assert!(!report.fails());
         assert_eq!(report.undecided, 1);
+        assert_eq!(report.verdict(&Earlier::default()), Verdict::Undecided);
+        // Both shadows failing alike (or both answering errors) compare statuses, and
+        // nothing else: no evidence of a pass.
+        let e = epoch_of(100, |i| [json(i), refused(), refused()]);
+        assert_eq!(judge(&e).verdict(&Earlier::default()), Verdict::Undecided);
+        let e = epoch_of(100, |i| [json(i), unavailable(), unavailable()]);
+        let report = judge(&e);
+        assert_eq!(report.verdict(&Earlier::default()), Verdict::Undecided);
+        let mut text = String::new();
+        write_text(&report, Trigger::Final, &Earlier::default(), &mut text);
+        assert!(
+            text.contains(
+                "too few answers with the primary's status to compare headers and bodies (0 < 30)"
+            ),
+            "{text}"
+        );
         // A real change is still seen over the exchanges the secondary answered.
         let e = epoch_of(100, |i| {
             let secondary = if i % 2 == 0 {
