@@ -1,7 +1,7 @@
 //! Structural comparison of two JSON bodies, Diffy's way: key order does not matter, and
 //! each difference is named by a field path (`user.email`) that stays bounded however large
 //! the bodies are. Array elements share one path without their index (`items[].price`), and
-//! an object whose keys are data rather than names (ids, dates) is a dynamic map whose keys
+//! an object whose keys are mostly data rather than names (ids, dates) is a dynamic map whose keys
 //! all become `*` (`scores.*`), so paths cannot explode in number.
 //!
 //! A path is followed by the kind of difference when it is not a plain change of value:
@@ -17,9 +17,6 @@ use serde_json::Number;
 
 use super::compare::{abbreviate, Differences};
 
-/// Beyond this many keys, one that is not a name makes an object a dynamic map (below it,
-/// most of them must be data).
-const MAX_NAMED_KEYS: usize = 50;
 /// A key longer than this is data, not a name.
 const MAX_KEY_LEN: usize = 64;
 /// A path longer than this is cut and ends in `…`, so that every difference deeper down is
@@ -675,13 +672,13 @@ pub(super) fn check_tree(bytes: &[u8]) {
     );
 }
 
-/// An object is a dynamic map when its keys look like data rather than names (`"7"`,
-/// `"2024-01-01"`, `"a b"`, long ones): most of them, or any of more than 50. Not on one odd
-/// key among names, nor on many names: all of a record's fields would become one, `*`, and
-/// a noisy one (a timestamp, an `@odata.etag`) would hide every real change beside it.
+/// An object is a dynamic map when most of its keys look like data rather than names (`"7"`,
+/// `"2024-01-01"`, `"a b"`, long ones). Not on a few odd keys among names, nor on many names:
+/// all of a record's fields would become one, `*`, and a noisy one (a timestamp, an
+/// `@odata.etag`) would hide every real change beside it.
 fn is_dynamic(doc: Doc<'_>, members: &[Member]) -> bool {
     let data = members.iter().filter(|m| !is_name(doc.text(m.key))).count();
-    data * 2 > members.len() || (data > 0 && members.len() > MAX_NAMED_KEYS)
+    data * 2 > members.len()
 }
 
 /// An identifier as APIs name fields: `user_id`, `@odata.etag`, `$ref`, `xml:lang`.
@@ -834,11 +831,10 @@ mod tests {
             format!("{{{}}}", fields.join(","))
         };
         assert_eq!(fields(&object(10, 99), &object(10, 3)), ["body k3"]);
-        // A wide record keeps its field names...
+        // A wide record keeps its field names, a data key among them too.
         assert_eq!(fields(&object(61, 99), &object(61, 3)), ["body k3"]);
-        // ... unless a key among more than 50 is data.
-        let with_data = |changed: usize| object(51, changed).replacen("\"k0\"", "\"7\"", 1);
-        assert_eq!(fields(&with_data(99), &with_data(3)), ["body *"]);
+        let with_data = |changed: usize| object(61, changed).replacen("\"k0\"", "\"7\"", 1);
+        assert_eq!(fields(&with_data(99), &with_data(3)), ["body k3"]);
     }
 
     /// One key that is data, or a name with dots, among a record's names does not make the
