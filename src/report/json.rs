@@ -1,8 +1,8 @@
 //! Structural comparison of two JSON bodies, Diffy's way: key order does not matter, and
 //! each difference is named by a field path (`user.email`) that stays bounded however large
 //! the bodies are. Array elements share one path without their index (`items[].price`), and
-//! an object whose keys are mostly data rather than names (ids, dates) is a dynamic map whose keys
-//! all become `*` (`scores.*`), so paths cannot explode in number.
+//! an object whose keys are mostly data rather than names (ids, dates) is a dynamic map whose
+//! keys all become `*` (`scores.*`), so paths cannot explode in number.
 //!
 //! A path is followed by the kind of difference when it is not a plain change of value:
 //! `type` (a string became an object; `1` became `1.0`), `missing` (the primary has the field,
