@@ -55,6 +55,8 @@ pub const DEFAULT_IGNORED_HEADERS: &[&str] = &[
 /// Most distinct differing fields kept per comparison; a body that differs everywhere is
 /// reported by its first fields, not by thousands.
 pub const MAX_DIFFERENCES: usize = 256;
+/// ... for the secondary, whose fields mask the candidate's: twice as many.
+const MAX_NOISE_DIFFERENCES: usize = 2 * MAX_DIFFERENCES;
 
 /// What the comparison is told by the command line.
 #[derive(Debug, Clone)]
@@ -106,15 +108,65 @@ pub struct Difference {
     pub masked: bool,
 }
 
-/// The distinct fields one comparison found, in the order found, at most `MAX_DIFFERENCES`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The distinct fields one comparison found, in the order found, at most `MAX_DIFFERENCES`
+/// that are not masked (and as many that are).
+#[derive(Debug, Clone)]
 pub struct Differences {
     list: Vec<Difference>,
-    /// More fields differed than were kept.
+    /// More fields differed than were kept (not counting masked ones).
     pub more: bool,
+    /// The candidate's comparison: the fields the secondary differed in (sorted). They are
+    /// kept apart, so that noise in hundreds of fields cannot push a real change out.
+    mask: Vec<String>,
+    /// Entries of `list` not in `mask`.
+    unmasked: usize,
+    /// Most entries kept, of each kind.
+    cap: usize,
+}
+
+/// Equal when they found the same: how they were bounded is not part of it.
+impl PartialEq for Differences {
+    fn eq(&self, other: &Differences) -> bool {
+        self.list == other.list && self.more == other.more
+    }
+}
+
+impl Eq for Differences {}
+
+impl Default for Differences {
+    /// An empty list keeping `MAX_DIFFERENCES` fields.
+    fn default() -> Differences {
+        Differences::with_cap(MAX_DIFFERENCES)
+    }
 }
 
 impl Differences {
+    /// The secondary's comparison keeps more than the candidate's, so that the candidate's
+    /// noise past its own bound is still known as noise.
+    fn noise() -> Differences {
+        Differences::with_cap(MAX_NOISE_DIFFERENCES)
+    }
+
+    fn with_cap(cap: usize) -> Differences {
+        Differences {
+            list: Vec::new(),
+            more: false,
+            mask: Vec::new(),
+            unmasked: 0,
+            cap,
+        }
+    }
+
+    /// The candidate's comparison, with the fields in `noise` kept apart (masked).
+    fn masked_by(noise: &Differences) -> Differences {
+        let mut mask: Vec<String> = noise.list.iter().map(|d| d.field.clone()).collect();
+        mask.sort_unstable();
+        Differences {
+            mask,
+            ..Differences::default()
+        }
+    }
+
     /// Adds `field` unless it is already there (array elements share a path: one count per
     /// exchange); the values are only computed when it is added.
     pub fn push_with(
@@ -126,15 +178,27 @@ impl Differences {
         if self.contains(field) {
             return;
         }
-        if self.is_full() {
+        let masked = !self.mask.is_empty()
+            && self
+                .mask
+                .binary_search_by(|m| m.as_str().cmp(field))
+                .is_ok();
+        if masked {
+            if self.list.len() - self.unmasked >= self.cap {
+                // More noise than is kept: nothing is lost that the statistics need.
+                return;
+            }
+        } else if self.is_full() {
             self.more = true;
             return;
+        } else {
+            self.unmasked += 1;
         }
         self.list.push(Difference {
             field: field.to_string(),
             primary: primary(),
             other: other(),
-            masked: false,
+            masked,
         });
     }
 
@@ -142,8 +206,9 @@ impl Differences {
         self.list.iter().any(|d| d.field == field)
     }
 
+    /// As many fields as are kept differ (not counting masked ones).
     pub fn is_full(&self) -> bool {
-        self.list.len() >= MAX_DIFFERENCES
+        self.unmasked >= self.cap
     }
 
     pub fn len(&self) -> usize {
@@ -228,19 +293,13 @@ impl Analysis {
             };
         }
         let (primary, secondary, candidate) = (Leg::new(p), Leg::new(s), Leg::new(c));
-        let noise = compare(&primary, &secondary, rules);
-        let mut raw = compare(&primary, &candidate, rules);
-        if let (
-            Comparison::Compared {
-                differences: noisy, ..
-            },
-            Comparison::Compared { differences, .. },
-        ) = (&noise, &mut raw)
-        {
-            for difference in &mut differences.list {
-                difference.masked = noisy.contains(&difference.field);
-            }
-        }
+        let noise = compare(&primary, &secondary, rules, Differences::noise());
+        // The secondary's fields mask the candidate's as they are found.
+        let mask = match &noise {
+            Comparison::Compared { differences, .. } => Differences::masked_by(differences),
+            Comparison::Skipped => Differences::default(),
+        };
+        let raw = compare(&primary, &candidate, rules, mask);
         Analysis { noise, raw }
     }
 }
@@ -399,8 +458,14 @@ impl<'a> Response<'a> {
     }
 }
 
-fn compare(primary: &Leg<'_>, other: &Leg<'_>, rules: &Rules) -> Comparison {
-    let mut differences = Differences::default();
+/// Compares `other` with the primary, its differences gathered in `differences` (empty).
+fn compare(
+    primary: &Leg<'_>,
+    other: &Leg<'_>,
+    rules: &Rules,
+    differences: Differences,
+) -> Comparison {
+    let mut differences = differences;
     let mut hashed = false;
     let mut contents = false;
     match (primary, other) {
@@ -808,7 +873,12 @@ mod tests {
         ];
         for (leg, short) in rows {
             assert_eq!(identical(&leg, &leg), short, "{leg:?}");
-            let full = compare(&Leg::new(&leg), &Leg::new(&leg), &rules());
+            let full = compare(
+                &Leg::new(&leg),
+                &Leg::new(&leg),
+                &rules(),
+                Differences::default(),
+            );
             let analysis = Analysis::of(&record([leg.clone(), leg.clone(), leg.clone()]), &rules());
             assert_eq!(analysis.raw, full, "{leg:?}");
             assert_eq!(analysis.noise, full, "{leg:?}");

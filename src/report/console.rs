@@ -140,10 +140,12 @@ fn write_list<'a>(
         listed += 1;
     }
     let separator = if listed > 0 { ", " } else { "" };
-    if hidden > 0 {
-        write!(out, "{separator}+{hidden} more")?;
-    } else if more {
-        write!(out, "{separator}more")?;
+    // `more`: fields past what one comparison keeps, not counted.
+    match (hidden, more) {
+        (0, false) => {}
+        (0, true) => write!(out, "{separator}more fields")?,
+        (_, false) => write!(out, "{separator}+{hidden} more")?,
+        (_, true) => write!(out, "{separator}+{hidden} more and others")?,
     }
     Ok(())
 }

@@ -499,28 +499,8 @@ impl Epoch {
         if analysis.raw.hashed() || analysis.noise.hashed() {
             stats.hashed += 1;
         }
-        if let Some(differences) = analysis.noise.differences() {
-            stats.noise_compared += 1;
-            stats.noise_contents += u64::from(analysis.noise.contents_compared());
-            if !differences.is_empty() {
-                stats.noise_differs += 1;
-            }
-            // `other fields` stands for many: counted once per exchange, like any field.
-            let mut other_counted = false;
-            for difference in differences.iter() {
-                let field = stats.field(&difference.field, fields_left);
-                if field.name == OTHER_FIELDS {
-                    if other_counted {
-                        continue;
-                    }
-                    other_counted = true;
-                }
-                field.noise += 1;
-            }
-            if differences.more && !other_counted {
-                stats.field(OTHER_FIELDS, fields_left).noise += 1;
-            }
-        }
+        // The candidate's fields first: when an endpoint's table of field names fills up,
+        // they have the names, and the noise goes under `other fields`.
         if let Some(differences) = analysis.raw.differences() {
             stats.raw_compared += 1;
             stats.raw_contents += u64::from(analysis.raw.contents_compared());
@@ -541,7 +521,12 @@ impl Epoch {
                 }
                 other_counted = true;
             }
-            for difference in differences.iter() {
+            // Those beyond noise first, for the same reason.
+            let (real, noisy) = (
+                differences.iter().filter(|d| !d.masked),
+                differences.iter().filter(|d| d.masked),
+            );
+            for difference in real.chain(noisy) {
                 if difference.masked {
                     stats.masked += 1;
                 }
@@ -571,6 +556,28 @@ impl Epoch {
                         masked: difference.masked,
                     });
                 }
+            }
+        }
+        if let Some(differences) = analysis.noise.differences() {
+            stats.noise_compared += 1;
+            stats.noise_contents += u64::from(analysis.noise.contents_compared());
+            if !differences.is_empty() {
+                stats.noise_differs += 1;
+            }
+            // `other fields` stands for many: counted once per exchange, like any field.
+            let mut other_counted = false;
+            for difference in differences.iter() {
+                let field = stats.field(&difference.field, fields_left);
+                if field.name == OTHER_FIELDS {
+                    if other_counted {
+                        continue;
+                    }
+                    other_counted = true;
+                }
+                field.noise += 1;
+            }
+            if differences.more && !other_counted {
+                stats.field(OTHER_FIELDS, fields_left).noise += 1;
             }
         }
     }
@@ -841,6 +848,25 @@ mod tests {
         let other = stats.fields.iter().find(|f| f.name == OTHER_FIELDS);
         assert_eq!(other.map(|f| (f.raw, f.noise)), Some((4, 0)));
         assert_eq!(stats.raw_beyond_noise, 4);
+        // Noise in more fields than the candidate's comparison keeps does not push a real
+        // change out either: the secondary's fields are kept apart from the rest.
+        let mut epoch = Epoch::new(0, 1000, 0);
+        for id in 1..=4u64 {
+            let changed = object(id + 200, 1, 300).replace("\"zz_total\":1", "\"zz_total\":\"1\"");
+            let legs = [
+                ok_whole(&object(id, 1, 300)),
+                ok_whole(&object(id + 100, 1, 300)),
+                ok_whole(&changed),
+            ];
+            let record = record(id, legs);
+            epoch.record("GET /c", &record, &Analysis::of(&record, &rules));
+        }
+        let stats = &epoch.endpoints[0];
+        let total = stats.fields.iter().find(|f| f.name == "body zz_total type");
+        assert_eq!(total.map(|f| (f.raw, f.noise)), Some((4, 0)));
+        assert_eq!(stats.raw_beyond_noise, 4);
+        let other = stats.fields.iter().find(|f| f.name == OTHER_FIELDS);
+        assert!(other.map_or(true, |f| f.raw == f.masked), "{other:?}");
     }
 
     #[test]
