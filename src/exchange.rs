@@ -144,9 +144,9 @@ pub struct Leg {
     pub interim: Option<Interim>,
     /// Set once the leg is over; the exchange reports when all three are.
     pub outcome: Option<LegOutcome>,
-    /// The primary waits on its client since then: for request body bytes the client has not
-    /// sent yet, or for room for the response it is reading slowly. That time is the
-    /// client's, not the upstream's: it moves the deadline on, up to `--send-timeout` of one
+    /// The leg waits on its client since then: for request body bytes the client has not sent
+    /// yet (any leg), or for room for the response it is reading slowly (the primary). That
+    /// time is the client's, not the upstream's: it moves the deadline on, up to `--send-timeout` of one
     /// wait (a client that stalls is not waited on forever).
     pub held_since: Option<Instant>,
     /// Of the current wait, what the deadline was already moved on by when it came first.
@@ -958,8 +958,8 @@ impl Core {
             // The client sent more: the wait it caused is over, whatever comes next.
             leg.release(Instant::now());
         }
-        if client.is_some()
-            && !request.is_done()
+        // Any leg, shadows too: their deadlines are theirs, not the uploading client's.
+        if !request.is_done()
             && matches!(leg.response, LegResponse::Head)
             && leg.head_sent == leg.head.len()
             && leg.body_sent == request.end()
