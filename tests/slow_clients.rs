@@ -300,6 +300,10 @@ fn a_slow_but_steady_upload_outlasts_the_primarys_deadline() {
     assert!(started.elapsed() > Duration::from_millis(800));
     assert_eq!(resp.status, 200, "{}", resp.body_text());
     assert_eq!(p.wait_requests(1, WAIT)[0].body, body);
+    // The shadows' deadlines do not count the client's time either.
+    let block = trident.wait_blocks(1, WAIT).remove(0);
+    assert_eq!(block.secondary().response().0, 200, "{}", block.text);
+    assert_eq!(block.candidate().response().0, 200, "{}", block.text);
 }
 
 /// A client that stops sending in the middle of its upload is waited on for no longer than
@@ -587,8 +591,11 @@ fn with_few_descriptors_a_silent_candidate_leaves_the_clients_their_descriptors(
     let output = trident.output();
     assert!(!output.contains("accept failed"), "{output}");
     assert!(!output.contains("Too many open files"), "{output}");
+    // Blocks come through the reporting thread: wait for them.
     assert!(
-        trident.stdout().contains("candidate => skipped: saturated"),
+        wait_until(WAIT, || trident
+            .stdout()
+            .contains("candidate => skipped: saturated")),
         "{output}"
     );
 }
