@@ -601,7 +601,7 @@ fn compare_headers(
         if theirs.clone().next().is_none() {
             let field = format!("{kind} {} missing", lower(name));
             out.push_with(&field, || join(p, name), || "absent".to_string());
-        } else if !list_elements(values_named(p, name)).eq(list_elements(theirs)) {
+        } else if !joined(values_named(p, name)).eq(joined(theirs)) {
             let field = format!("{kind} {}", lower(name));
             out.push_with(&field, || join(p, name), || join(o, name));
         }
@@ -618,14 +618,14 @@ fn compare_headers(
     }
 }
 
-/// The comma-separated elements of a field's values, trimmed, empty ones left out: a field
-/// repeated is the same as its values joined by commas (RFC 9110 §5.3), and the whitespace
-/// around the commas means nothing (§5.6.1).
-fn list_elements<'a>(values: impl Iterator<Item = &'a [u8]>) -> impl Iterator<Item = &'a [u8]> {
-    values
-        .flat_map(|value| value.split(|&b| b == b','))
-        .map(trim)
-        .filter(|element| !element.is_empty())
+/// A field's values as one, joined by `, `: a field repeated is the same as its values
+/// joined by commas (RFC 9110 §5.3). Commas inside a value (a quoted string, a URL) stay as
+/// they are, so `charset="a,b"` and `charset="a, b"` still differ.
+fn joined<'a>(values: impl Iterator<Item = &'a [u8]> + 'a) -> impl Iterator<Item = u8> + 'a {
+    values.enumerate().flat_map(|(i, value)| {
+        let separator: &[u8] = if i == 0 { b"" } else { b", " };
+        separator.iter().chain(value).copied()
+    })
 }
 
 /// Compares the bodies; true when they could only be compared by hash.
@@ -955,7 +955,12 @@ mod tests {
             (ok("A: 1\r\n"), ok("a:  1 \r\n"), &[]),
             // A repeated field is its values joined by commas (RFC 9110 §5.3).
             (ok("A: 1\r\nA: 2\r\n"), ok("A: 1, 2\r\n"), &[]),
-            (ok("A: 1\r\nA: 2\r\n"), ok("A: 1,2\r\n"), &[]),
+            (ok("A: 1\r\nA: 2\r\n"), ok("A: 1,2\r\n"), &["header a"]),
+            (
+                ok("Content-Type: text/html; charset=\"a,b\"\r\n"),
+                ok("Content-Type: text/html; charset=\"a, b\"\r\n"),
+                &["header content-type"],
+            ),
             (ok("A: 1\r\nA: 2\r\n"), ok("A: 2, 1\r\n"), &["header a"]),
             // Interim responses: sent by one leg only, or a different status.
             (ok(""), after(103, ok("")), &["interim"]),
