@@ -33,6 +33,8 @@ use crate::transport::Transport;
 use crate::upstream::{Pool, Upstream, UpstreamState};
 
 const LISTENER: Token = Token(usize::MAX - 1);
+/// How often reaching `--max-clients` is logged, at most.
+const FULL_LOG_INTERVAL: Duration = Duration::from_secs(60);
 const SIGNALS: Token = Token(usize::MAX - 2);
 const WAKER: Token = Token(usize::MAX - 3);
 
@@ -499,6 +501,9 @@ pub struct Proxy {
     resolver: SharedResolver,
     /// A follower's leader, woken if the follower stops first (a failed poll).
     leader: Option<Arc<Shared>>,
+    /// When `--max-clients` was last logged as reached: at most once a minute, however often
+    /// the load goes over it and back.
+    full_logged: Option<Instant>,
 }
 
 /// What a leader keeps of a follower reactor.
@@ -645,6 +650,7 @@ impl Proxy {
             inbox,
             resolver: Arc::new(targets::resolve),
             leader: None,
+            full_logged: None,
         })
     }
 
@@ -885,11 +891,16 @@ impl Proxy {
     fn accept(&mut self, was: Accepting) -> Accepting {
         loop {
             if self.core.clients >= self.core.settings.max_clients {
-                if was != Accepting::Full {
+                let quiet = self
+                    .full_logged
+                    .is_some_and(|at| at.elapsed() < FULL_LOG_INTERVAL);
+                if was != Accepting::Full && !quiet {
                     warn!(
-                        "{} client connections: not accepting more until some close",
+                        "{} client connections: not accepting more until some close (said at \
+                         most once a minute)",
                         self.core.clients
                     );
+                    self.full_logged = Some(Instant::now());
                 }
                 return Accepting::Full;
             }

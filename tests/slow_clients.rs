@@ -600,6 +600,25 @@ fn with_few_descriptors_a_silent_candidate_leaves_the_clients_their_descriptors(
     );
 }
 
+/// Load that goes over `--max-clients` and back, again and again, is logged once (a minute),
+/// not once per time.
+#[test]
+fn reaching_max_clients_again_and_again_is_logged_once() {
+    let (p, s, c) = three_named();
+    let mut trident = Trident::with_upstreams(&p, &s, &c, &["--max-clients", "1"]);
+    for i in 0..20 {
+        let mut client = trident.client();
+        client.set_read_timeout(WAIT);
+        assert_eq!(client.exchange(&get(&format!("/full/{i}"))).status, 200);
+    }
+    trident.wait_blocks(20, WAIT);
+    // Every log line written: stop it.
+    trident.signal("TERM");
+    assert!(trident.wait_exit(WAIT).success());
+    let said = trident.stderr().matches("not accepting more").count();
+    assert_eq!(said, 1, "{}", trident.stderr());
+}
+
 #[test]
 fn expect_100_continue_is_answered_by_trident_and_not_forwarded() {
     let (p, s, c) = three_named();
