@@ -435,8 +435,13 @@ impl<'a> Response<'a> {
         let Payload::Bytes(bytes) = self.payload(cap) else {
             return None;
         };
-        // RFC 8259 §8.1: a parser may ignore a byte order mark, and some services send one.
-        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        // RFC 8259 §8.1: a parser may ignore a byte order mark, and some services send one
+        // (with a JSON media type: otherwise the first byte is what sniffing looks at). One
+        // leg sending it and the other not is a difference of its own (`body bom`).
+        let bytes = match bytes.strip_prefix(BOM) {
+            Some(rest) if self.is_json_type => rest,
+            _ => bytes,
+        };
         let tree = self.json.get_or_init(|| {
             let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
             let sniffed = matches!(first, Some(b'{' | b'['));
@@ -628,6 +633,9 @@ fn joined<'a>(values: impl Iterator<Item = &'a [u8]> + 'a) -> impl Iterator<Item
     })
 }
 
+/// A UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Compares the bodies; true when they could only be compared by hash.
 fn compare_bodies(
     p: &Response<'_>,
@@ -659,6 +667,11 @@ fn compare_bodies(
         return false;
     }
     if let (Some(a), Some(b)) = (p.json(rules.cap), o.json(rules.cap)) {
+        let bom = |bytes: &[u8]| bytes.starts_with(BOM);
+        if bom(mine) != bom(theirs) {
+            let says = |present: bool| if present { "present" } else { "absent" }.to_string();
+            out.push_with("body bom", || says(bom(mine)), || says(bom(theirs)));
+        }
         json::diff(a, b, &rules.ignore_fields, out);
         return false;
     }
@@ -1100,7 +1113,13 @@ mod tests {
             (
                 response(200, JSON, b"\xEF\xBB\xBF{\"a\":1}"),
                 response(200, JSON, b"{\"a\":2}"),
-                &["body a"],
+                &["body bom", "body a"],
+            ),
+            // Without a JSON media type a BOM is a first byte like any other: not sniffed.
+            (
+                response(200, "", b"\xEF\xBB\xBF{\"a\":1}"),
+                response(200, "", b"\xEF\xBB\xBF{\"a\":2}"),
+                &["body"],
             ),
             // Content type says JSON but it is not: compared as bytes.
             (
