@@ -696,64 +696,13 @@ mod tests {
         LegOutcome::ok_for_test(body, b"", Duration::from_millis(3))
     }
 
-    /// An epoch of `n` exchanges on `GET /e` where the candidate answers `b` `raw` times and
-    /// the secondary `noise` times (`a` otherwise).
-    fn epoch(n: u64, raw: u64, noise: u64) -> Epoch {
-        let rules = Rules::new(&[], &[], 1024);
-        let mut epoch = Epoch::new(3, 1000, 0);
-        for i in 0..n {
-            let record = ExchangeRecord {
-                id: i + 1,
-                method: "GET".into(),
-                target: "/e".into(),
-                version: Version::Http11,
-                host: None,
-                request_body_bytes: 0,
-                epoch: 3,
-                upstreams: [None; 3],
-                legs: [
-                    leg("a"),
-                    leg(if i < noise { "b" } else { "a" }),
-                    leg(if i < raw { "b" } else { "a" }),
-                ],
-            };
-            epoch.record("GET /e", &record, &Analysis::of(&record, &rules));
-        }
-        epoch
-    }
-
-    /// An epoch of `n` exchanges on `GET /e` where the candidate answers a JSON object with
-    /// `keys` members, each different from the primary's and the secondary's.
-    fn json_epoch(n: u64, keys: usize) -> Epoch {
-        let rules = Rules::new(&[], &[], 1024);
-        let mut epoch = Epoch::new(3, 1000, 0);
-        let object = |value: u32| {
-            let members: Vec<String> = (0..keys).map(|k| format!("\"k{k:02}\":{value}")).collect();
-            format!("{{{}}}", members.join(","))
-        };
-        let json = |body: &str| {
-            LegOutcome::ok_for_test(
-                body,
-                b"Content-Type: application/json\r\n",
-                Duration::from_millis(3),
-            )
-        };
-        let (stable, changed) = (object(1), object(2));
-        for i in 0..n {
-            let record = ExchangeRecord {
-                id: i + 1,
-                method: "GET".into(),
-                target: "/e".into(),
-                version: Version::Http11,
-                host: None,
-                request_body_bytes: 0,
-                epoch: 3,
-                upstreams: [None; 3],
-                legs: [json(&stable), json(&stable), json(&changed)],
-            };
-            epoch.record("GET /e", &record, &Analysis::of(&record, &rules));
-        }
-        epoch
+    /// A JSON answer.
+    fn json_leg(body: &str) -> LegOutcome {
+        LegOutcome::ok_for_test(
+            body,
+            b"Content-Type: application/json\r\n",
+            Duration::from_millis(3),
+        )
     }
 
     /// An epoch of `n` exchanges on `GET /e`, each leg's outcome made by `legs(i)`.
@@ -775,6 +724,31 @@ mod tests {
             epoch.record("GET /e", &record, &Analysis::of(&record, &rules));
         }
         epoch
+    }
+
+    /// An epoch of `n` exchanges on `GET /e` where the candidate answers `b` `raw` times and
+    /// the secondary `noise` times (`a` otherwise).
+    fn epoch(n: u64, raw: u64, noise: u64) -> Epoch {
+        epoch_of(n, |i| {
+            [
+                leg("a"),
+                leg(if i < noise { "b" } else { "a" }),
+                leg(if i < raw { "b" } else { "a" }),
+            ]
+        })
+    }
+
+    /// An epoch of `n` exchanges on `GET /e` where the candidate answers a JSON object with
+    /// `keys` members, each different from the primary's and the secondary's.
+    fn json_epoch(n: u64, keys: usize) -> Epoch {
+        let object = |value: u32| {
+            let members: Vec<String> = (0..keys).map(|k| format!("\"k{k:02}\":{value}")).collect();
+            format!("{{{}}}", members.join(","))
+        };
+        let (stable, changed) = (object(1), object(2));
+        epoch_of(n, |_| {
+            [json_leg(&stable), json_leg(&stable), json_leg(&changed)]
+        })
     }
 
     fn judge(e: &Epoch) -> EpochReport<'_> {
@@ -929,13 +903,7 @@ mod tests {
     /// would become regressions.
     #[test]
     fn a_failing_secondary_does_not_make_noise_a_regression() {
-        let json = |ts: u64| {
-            LegOutcome::ok_for_test(
-                &format!(r#"{{"ts":{ts},"v":1}}"#),
-                b"Content-Type: application/json\r\n",
-                Duration::from_millis(3),
-            )
-        };
+        let json = |ts: u64| json_leg(&format!(r#"{{"ts":{ts},"v":1}}"#));
         let unavailable = || {
             let mut leg = leg("busy");
             if let LegOutcome::Response { status, .. } = &mut leg {
@@ -995,11 +963,7 @@ mod tests {
             } else {
                 json(i + 1000)
             };
-            let candidate = LegOutcome::ok_for_test(
-                &format!(r#"{{"ts":{},"v":2}}"#, i + 2000),
-                b"Content-Type: application/json\r\n",
-                Duration::from_millis(3),
-            );
+            let candidate = json_leg(&format!(r#"{{"ts":{},"v":2}}"#, i + 2000));
             [json(i), secondary, candidate]
         });
         let report = judge(&e);
