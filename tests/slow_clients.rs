@@ -500,6 +500,16 @@ fn out_of_file_descriptors_trident_serves_its_clients_and_does_not_spin() {
     assert_eq!(client.exchange(&get("/still")).status, 200);
 }
 
+/// trident in front of `addrs` (primary, secondary, candidate) with at most `files` open
+/// descriptors.
+fn with_open_file_limit(files: u64, addrs: [SocketAddr; 3]) -> Trident {
+    let [p, s, c] = addrs.map(|addr| format!("http://{addr}"));
+    Trident::spawn_with_open_file_limit(
+        files,
+        &["--primary", &p, "--secondary", &s, "--candidate", &c],
+    )
+}
+
 /// Started with few descriptors, trident accepts only the clients it has descriptors for
 /// (each may need four: itself and one connection per leg) and says so: the others wait in
 /// the listen backlog and are served as the first ones leave, and none gets a 502 for a
@@ -507,22 +517,7 @@ fn out_of_file_descriptors_trident_serves_its_clients_and_does_not_spin() {
 #[test]
 fn with_few_descriptors_trident_accepts_only_the_clients_it_can_serve() {
     let (p, s, c) = three_named();
-    let urls = [
-        format!("http://{}", p.addr()),
-        format!("http://{}", s.addr()),
-        format!("http://{}", c.addr()),
-    ];
-    let trident = Trident::spawn_with_open_file_limit(
-        64,
-        &[
-            "--primary",
-            &urls[0],
-            "--secondary",
-            &urls[1],
-            "--candidate",
-            &urls[2],
-        ],
-    );
+    let trident = with_open_file_limit(64, [p.addr(), s.addr(), c.addr()]);
     trident.wait_stderr("the open-file limit of 64 leaves room for no more", WAIT);
     // More clients than 64 descriptors could serve, each with a request waiting.
     let mut clients: Vec<Client> = (0..30)
@@ -550,22 +545,7 @@ fn with_few_descriptors_trident_accepts_only_the_clients_it_can_serve() {
 fn with_few_descriptors_a_silent_candidate_leaves_the_clients_their_descriptors() {
     let (p, s, _) = three_named();
     let c = Hostile::start(Behaviour::ReadNoAnswer);
-    let urls = [
-        format!("http://{}", p.addr()),
-        format!("http://{}", s.addr()),
-        format!("http://{}", c.addr()),
-    ];
-    let trident = Trident::spawn_with_open_file_limit(
-        64,
-        &[
-            "--primary",
-            &urls[0],
-            "--secondary",
-            &urls[1],
-            "--candidate",
-            &urls[2],
-        ],
-    );
+    let trident = with_open_file_limit(64, [p.addr(), s.addr(), c.addr()]);
     trident.wait_stderr("each shadow leg at most", WAIT);
     // One client connection after another, more than the descriptors left for the candidate:
     // every candidate leg is still waiting for its 5 s deadline when the last one comes.
