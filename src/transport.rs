@@ -121,29 +121,15 @@ impl Transport {
         false
     }
 
-    /// Starts a TLS close (close_notify), best effort, before the socket is dropped: a client
-    /// reading a close-delimited body then knows it got all of it.
     /// Makes the coming close a reset (`SO_LINGER` 0): what is unsent is dropped and the
     /// peer gets an error rather than a clean end of the stream.
     pub fn reset_on_close(&mut self) {
-        use std::os::fd::AsRawFd;
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        // SAFETY: setsockopt reads `linger` for the length given, during the call only; the
-        // descriptor is this stream's own.
-        let _ = unsafe {
-            libc::setsockopt(
-                self.tcp_mut().as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                std::ptr::addr_of!(linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            )
-        };
+        let _ =
+            socket2::SockRef::from(&*self.tcp_mut()).set_linger(Some(std::time::Duration::ZERO));
     }
 
+    /// Starts a TLS close (close_notify), best effort, before the socket is dropped: a client
+    /// reading a close-delimited body then knows it got all of it.
     pub fn close_notify(&mut self) {
         if let Transport::Tls(tls) = self {
             tls.session.send_close_notify();
