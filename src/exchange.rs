@@ -146,8 +146,8 @@ pub struct Leg {
     pub outcome: Option<LegOutcome>,
     /// The leg waits on its client since then: for request body bytes the client has not sent
     /// yet (any leg), or for room for the response it is reading slowly (the primary). That
-    /// time is the client's, not the upstream's: it moves the deadline on, up to `--send-timeout` of one
-    /// wait (a client that stalls is not waited on forever).
+    /// time is the client's, not the upstream's: it moves the deadline on, up to
+    /// `--send-timeout` of one wait (a client that stalls is not waited on forever).
     pub held_since: Option<Instant>,
     /// Of the current wait, what the deadline was already moved on by when it came first.
     pub held_credited: Duration,
@@ -954,22 +954,20 @@ impl Core {
         // its answer is still in the socket, so read before giving up.
         let body_sent_before = leg.body_sent;
         let write_error = send_request(leg, up, request).err();
-        if leg.body_sent > body_sent_before && leg.held_since.is_some() {
-            // The client sent more: the wait it caused is over, whatever comes next.
-            leg.release(Instant::now());
-        }
-        // Any leg, shadows too: their deadlines are theirs, not the uploading client's.
-        if !request.is_done()
+        // All of the body the client has sent is out: the rest is the client's to send. Any
+        // leg, shadows too: their deadlines are theirs, not the uploading client's.
+        let awaiting_body = !request.is_done()
             && matches!(leg.response, LegResponse::Head)
             && leg.head_sent == leg.head.len()
-            && leg.body_sent == request.end()
-        {
-            // All of the body the client has sent is out: the rest is the client's to send
-            // (the same wait goes on however often the exchange is driven meanwhile).
-            leg.held_since.get_or_insert_with(Instant::now);
-        } else if leg.held_since.is_some() {
-            // The wait is over (a slow reader's starts again below if it goes on).
+            && leg.body_sent == request.end();
+        // A wait is over once the client sent more, or when it is no longer for the body (a
+        // slow reader's starts again in `receive` if it goes on); driven meanwhile for other
+        // reasons, the same wait goes on.
+        if leg.held_since.is_some() && (leg.body_sent > body_sent_before || !awaiting_body) {
             leg.release(Instant::now());
+        }
+        if awaiting_body {
+            leg.held_since.get_or_insert_with(Instant::now);
         }
         if write_error.is_some() {
             // Whatever the upstream sent before it closed is readable now, event or not.
