@@ -750,39 +750,40 @@ pub mod abbreviate {
         while start > 0 && (a[start] & 0xC0) == 0x80 {
             start -= 1;
         }
-        let from = |body: &[u8]| {
-            let sample = bytes(&body[start..]);
-            let size = match body.len() {
-                1 => "1 byte".to_string(),
-                n => format!("{n} bytes"),
-            };
-            match sample.split_once(": ") {
-                Some((_, text)) if !sample.ends_with("(binary)") => format!("{size}: …{text}"),
-                _ => format!("{size} (binary, differing from byte {same})"),
-            }
+        let from = |body: &[u8]| match text_sample(&body[start..]) {
+            Some(text) => format!("{}: …{text}", size(body.len())),
+            None => format!("{} (binary, differing from byte {same})", size(body.len())),
         };
         (from(a), from(b))
     }
 
     /// A body that is not JSON: its size and, if it is text, its start.
     pub fn bytes(body: &[u8]) -> String {
+        match text_sample(body) {
+            Some(text) => format!("{}: {text}", size(body.len())),
+            None => format!("{} (binary)", size(body.len())),
+        }
+    }
+
+    /// `text` of `body` if its start reads as text; None for binary.
+    fn text_sample(body: &[u8]) -> Option<String> {
         let printable = body
             .iter()
             .take(LIMIT)
             .all(|&b| b.is_ascii_graphic() || b == b' ' || b >= 0x80 || b.is_ascii_whitespace());
-        let size = match body.len() {
-            1 => "1 byte".to_string(),
-            n => format!("{n} bytes"),
-        };
         // A prefix cut inside a character is still text (`error_len` is None then).
         let utf8 = match std::str::from_utf8(&body[..body.len().min(LIMIT)]) {
             Ok(_) => true,
             Err(err) => err.error_len().is_none(),
         };
-        if printable && utf8 {
-            format!("{size}: {}", text(body))
-        } else {
-            format!("{size} (binary)")
+        (printable && utf8).then(|| text(body))
+    }
+
+    /// `1 byte`, `N bytes`.
+    fn size(len: usize) -> String {
+        match len {
+            1 => "1 byte".to_string(),
+            n => format!("{n} bytes"),
         }
     }
 }
