@@ -822,8 +822,10 @@ mod tests {
         }
     }
 
+    /// A record with many fields, one of them data, is still a record: only keys that are
+    /// mostly data make a map.
     #[test]
-    fn many_keys_make_a_dynamic_map() {
+    fn many_names_stay_fields_however_many_there_are() {
         let object = |n: usize, changed: usize| {
             let fields: Vec<String> = (0..n)
                 .map(|i| format!(r#""k{i}":{}"#, if i == changed { 1 } else { 0 }))
