@@ -570,8 +570,8 @@ struct Reporter<'a> {
     /// JSON summaries of closed epochs, oldest first, at most `KEPT_EPOCHS`.
     closed: VecDeque<Value>,
     /// Closed epochs whose verdict was FAIL.
-    /// What the closed epochs came to.
-    earlier: summary::Earlier,
+    /// The closed epochs that failed.
+    failed_epochs: Vec<u64>,
     /// Scratch for the endpoint name of each record.
     endpoint: String,
     pending: Vec<u8>,
@@ -594,7 +594,7 @@ impl<'a> Reporter<'a> {
             settings,
             backlog,
             closed: VecDeque::new(),
-            earlier: summary::Earlier::default(),
+            failed_epochs: Vec::new(),
             endpoint: String::new(),
             pending: Vec::with_capacity(WRITE_BATCH + 4096),
             stdout_open: true,
@@ -650,7 +650,7 @@ impl<'a> Reporter<'a> {
         if self.epoch.exchanges > 0 || self.epoch.late > 0 {
             let (json, fails, _) = self.summarize(summary::Trigger::Reload, out);
             if fails {
-                self.earlier.failed.push(self.epoch.number);
+                self.failed_epochs.push(self.epoch.number);
             }
             if self.closed.len() == KEPT_EPOCHS {
                 self.closed.pop_front();
@@ -664,13 +664,13 @@ impl<'a> Reporter<'a> {
         );
     }
 
-    /// Writes the current epoch's summary to the report file and stdout; returns its JSON and
-    /// whether it fails.
+    /// Writes the current epoch's summary to the report file and stdout; returns its JSON,
+    /// whether it fails, and the verdict over every epoch so far.
     fn summarize(
         &mut self,
         trigger: summary::Trigger,
         out: &mut dyn Console,
-    ) -> (Value, bool, bool) {
+    ) -> (Value, bool, Verdict) {
         // The blocks before it as usual; then the summary whole, however slow the reader.
         self.write_out(out, false);
         let report = summary::EpochReport::new(
@@ -678,8 +678,8 @@ impl<'a> Reporter<'a> {
             &self.settings.thresholds,
             self.backlog.not_compared(),
         );
-        let json = summary::to_json(&report, trigger, &self.earlier);
-        let (fails, decides) = (report.fails(), report.decides());
+        let json = summary::to_json(&report, trigger, &self.failed_epochs);
+        let (fails, verdict) = (report.fails(), report.verdict(&self.failed_epochs));
         // The file first: once the summary shows on stdout, the file says the same.
         if let Some(path) = &self.settings.report_file {
             write_report_file(path, &self.report_json(trigger, &json));
@@ -687,7 +687,7 @@ impl<'a> Reporter<'a> {
         match self.settings.format {
             Format::Text => {
                 let mut text = String::new();
-                summary::write_text(&report, trigger, &self.earlier, &mut text);
+                summary::write_text(&report, trigger, &self.failed_epochs, &mut text);
                 self.pending.extend_from_slice(text.as_bytes());
             }
             Format::Json => {
@@ -708,13 +708,13 @@ impl<'a> Reporter<'a> {
         }
         self.pending.clear();
         self.write_out(out, true);
-        (json, fails, decides)
+        (json, fails, verdict)
     }
 
     /// The whole `--report` document: every kept closed epoch, then `current` (the one
     /// being reported).
     fn report_json(&self, trigger: summary::Trigger, current: &Value) -> Value {
-        let mut failed = self.earlier.failed.clone();
+        let mut failed = self.failed_epochs.clone();
         if current["verdict"]["epoch_fails"] == json!(true) {
             failed.push(self.epoch.number);
         }
@@ -735,14 +735,7 @@ impl<'a> Reporter<'a> {
 
     /// The final summary; the verdict over every epoch.
     fn finish(mut self, out: &mut dyn Console) -> Verdict {
-        let (_, fails, decides) = self.summarize(summary::Trigger::Final, out);
-        if fails || !self.earlier.failed.is_empty() {
-            Verdict::Fail
-        } else if decides {
-            Verdict::Pass
-        } else {
-            Verdict::Undecided
-        }
+        self.summarize(summary::Trigger::Final, out).2
     }
 
     /// Writes what is pending (and flushes if `flush`). Stdout gone: say so once, go on

@@ -191,11 +191,11 @@ impl<'a> EpochReport<'a> {
         self.endpoints.iter().any(|e| e.contents_decided)
     }
 
-    /// The verdict over this epoch and the `earlier` ones: FAIL if any failed; otherwise
+    /// The verdict over this epoch and the earlier ones that failed: FAIL if any did; else
     /// this epoch's, since it is the current candidate's (an earlier candidate's evidence
     /// says nothing of one a reload brought in).
-    pub fn verdict(&self, earlier: &Earlier) -> Verdict {
-        if self.fails() || !earlier.failed.is_empty() {
+    pub fn verdict(&self, earlier_failed: &[u64]) -> Verdict {
+        if self.fails() || !earlier_failed.is_empty() {
             Verdict::Fail
         } else if self.decides() {
             Verdict::Pass
@@ -203,13 +203,6 @@ impl<'a> EpochReport<'a> {
             Verdict::Undecided
         }
     }
-}
-
-/// What the epochs before a reload came to, for the verdict over all of them.
-#[derive(Debug, Clone, Default)]
-pub struct Earlier {
-    /// The epochs that failed.
-    pub failed: Vec<u64>,
 }
 
 fn judge_endpoint<'a>(stats: &'a EndpointStats, thresholds: &Thresholds) -> EndpointReport<'a> {
@@ -274,7 +267,7 @@ fn judge_endpoint<'a>(stats: &'a EndpointStats, thresholds: &Thresholds) -> Endp
 }
 
 /// The verdict line: this epoch's, and earlier epochs' failures (`earlier_failed`).
-pub fn verdict_line(report: &EpochReport<'_>, earlier: &Earlier) -> String {
+pub fn verdict_line(report: &EpochReport<'_>, earlier_failed: &[u64]) -> String {
     let mut line = String::from("VERDICT candidate: ");
     if report.fails() {
         let n = report.regressing;
@@ -287,7 +280,7 @@ pub fn verdict_line(report: &EpochReport<'_>, earlier: &Earlier) -> String {
                 "endpoints regress"
             }
         );
-    } else if let Some(first) = earlier.failed.first() {
+    } else if let Some(first) = earlier_failed.first() {
         let _ = write!(
             line,
             "FAIL — epoch {first} regressed (epoch {} {})",
@@ -298,7 +291,7 @@ pub fn verdict_line(report: &EpochReport<'_>, earlier: &Earlier) -> String {
                 "undecided"
             }
         );
-    } else if report.verdict(earlier) == Verdict::Undecided {
+    } else if report.verdict(earlier_failed) == Verdict::Undecided {
         let _ = write!(
             line,
             "UNDECIDED — no endpoint has the {} compared exchanges a verdict needs",
@@ -320,7 +313,12 @@ pub fn verdict_line(report: &EpochReport<'_>, earlier: &Earlier) -> String {
 
 /// Appends the text summary: a `SUMMARY` line, the endpoints, and the `VERDICT` line last
 /// (every summary ends with exactly one).
-pub fn write_text(report: &EpochReport<'_>, trigger: Trigger, earlier: &Earlier, out: &mut String) {
+pub fn write_text(
+    report: &EpochReport<'_>,
+    trigger: Trigger,
+    earlier_failed: &[u64],
+    out: &mut String,
+) {
     let epoch = report.epoch;
     let t = &report.thresholds;
     let _ = write!(
@@ -354,7 +352,7 @@ pub fn write_text(report: &EpochReport<'_>, trigger: Trigger, earlier: &Earlier,
         }
         write_endpoint(endpoint, t.min_samples, out);
     }
-    out.push_str(&verdict_line(report, earlier));
+    out.push_str(&verdict_line(report, earlier_failed));
     out.push('\n');
 }
 
@@ -571,7 +569,7 @@ fn fraction(count: u64, total: u64) -> Value {
 }
 
 /// The epoch as JSON, for `--report FILE` and `--format json`.
-pub fn to_json(report: &EpochReport<'_>, trigger: Trigger, earlier: &Earlier) -> Value {
+pub fn to_json(report: &EpochReport<'_>, trigger: Trigger, earlier_failed: &[u64]) -> Value {
     let epoch = report.epoch;
     let t = &report.thresholds;
     let endpoints: Vec<Value> = report.endpoints.iter().map(endpoint_json).collect();
@@ -588,12 +586,12 @@ pub fn to_json(report: &EpochReport<'_>, trigger: Trigger, earlier: &Earlier) ->
             "min_samples": t.min_samples,
         },
         "verdict": {
-            "candidate": report.verdict(earlier).name(),
+            "candidate": report.verdict(earlier_failed).name(),
             "epoch_fails": report.fails(),
             "regressing_endpoints": report.regressing,
             "undecided_endpoints": report.undecided,
-            "earlier_failed_epochs": earlier.failed,
-            "line": verdict_line(report, earlier),
+            "earlier_failed_epochs": earlier_failed,
+            "line": verdict_line(report, earlier_failed),
         },
         "endpoints": endpoints,
     })
@@ -827,10 +825,7 @@ mod tests {
             ),
         ];
         for (e, failed, line) in rows {
-            let earlier = Earlier {
-                failed: failed.to_vec(),
-            };
-            assert_eq!(verdict_line(&judge(e), &earlier), line);
+            assert_eq!(verdict_line(&judge(e), failed), line);
         }
     }
 
@@ -838,7 +833,7 @@ mod tests {
     fn text_summary_reads_at_a_glance() {
         let e = epoch(100, 100, 0);
         let mut text = String::new();
-        write_text(&judge(&e), Trigger::Final, &Earlier::default(), &mut text);
+        write_text(&judge(&e), Trigger::Final, &[], &mut text);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines,
@@ -858,12 +853,7 @@ mod tests {
         );
         let empty = Epoch::new(0, 1000, 0);
         let mut text = String::new();
-        write_text(
-            &judge(&empty),
-            Trigger::Signal,
-            &Earlier::default(),
-            &mut text,
-        );
+        write_text(&judge(&empty), Trigger::Signal, &[], &mut text);
         assert_eq!(
             text.lines().skip(1).collect::<Vec<_>>(),
             [
@@ -878,7 +868,7 @@ mod tests {
     fn the_text_summary_lists_a_bounded_number_of_fields_per_endpoint() {
         let e = json_epoch(40, 40);
         let mut text = String::new();
-        write_text(&judge(&e), Trigger::Final, &Earlier::default(), &mut text);
+        write_text(&judge(&e), Trigger::Final, &[], &mut text);
         let lines: Vec<&str> = text.lines().collect();
         let listed: Vec<&str> = lines
             .iter()
@@ -940,16 +930,16 @@ mod tests {
         let report = judge(&e);
         assert!(!report.fails());
         assert_eq!(report.undecided, 1);
-        assert_eq!(report.verdict(&Earlier::default()), Verdict::Undecided);
+        assert_eq!(report.verdict(&[]), Verdict::Undecided);
         // Both shadows failing alike (or both answering errors) compare statuses, and
         // nothing else: no evidence of a pass.
         let e = epoch_of(100, |i| [json(i), refused(), refused()]);
-        assert_eq!(judge(&e).verdict(&Earlier::default()), Verdict::Undecided);
+        assert_eq!(judge(&e).verdict(&[]), Verdict::Undecided);
         let e = epoch_of(100, |i| [json(i), unavailable(), unavailable()]);
         let report = judge(&e);
-        assert_eq!(report.verdict(&Earlier::default()), Verdict::Undecided);
+        assert_eq!(report.verdict(&[]), Verdict::Undecided);
         let mut text = String::new();
-        write_text(&report, Trigger::Final, &Earlier::default(), &mut text);
+        write_text(&report, Trigger::Final, &[], &mut text);
         assert!(
             text.contains(
                 "too few answers with the primary's status to compare headers and bodies (0 < 30)"
@@ -969,7 +959,7 @@ mod tests {
         let report = judge(&e);
         assert!(report.fails());
         let mut text = String::new();
-        write_text(&report, Trigger::Final, &Earlier::default(), &mut text);
+        write_text(&report, Trigger::Final, &[], &mut text);
         assert!(
             text.contains("REGRESSION body v: candidate 100/100 (100.0%), secondary 0/50 (0.0%)"),
             "{text}"
@@ -979,7 +969,7 @@ mod tests {
     #[test]
     fn json_summary_has_the_numbers() {
         let e = epoch(100, 100, 0);
-        let json = to_json(&judge(&e), Trigger::Final, &Earlier::default());
+        let json = to_json(&judge(&e), Trigger::Final, &[]);
         assert_eq!(json["epoch"], 3);
         assert_eq!(json["verdict"]["candidate"], "FAIL");
         let endpoint = &json["endpoints"][0];
