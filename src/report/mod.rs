@@ -104,13 +104,14 @@ impl Default for Settings {
 /// The candidate's verdict at shutdown, for `--exit-code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// No endpoint regressed in any epoch, and at least one had the samples to tell.
+    /// No endpoint regressed in any epoch, and one of the current epoch had the samples to
+    /// tell (its headers and bodies compared on both shadows `--min-samples` times).
     Pass,
     /// At least one endpoint regressed in at least one epoch.
     Fail,
-    /// Nothing regressed, but no endpoint of any epoch had `--min-samples` compared
-    /// exchanges: no evidence either way (no traffic, every endpoint in a long tail, the
-    /// shadows down).
+    /// Nothing regressed, but no endpoint of the current epoch had those samples: no
+    /// evidence either way (no traffic, every endpoint in a long tail, the shadows down or
+    /// answering errors).
     Undecided,
 }
 
