@@ -664,6 +664,7 @@ fn primary_stale_pooled_connection_is_retried_for_a_put_with_a_body() {
     assert_eq!((again.method.as_str(), again.connection), ("PUT", 1));
     // The upstream reads the whole announced body before it answers: the 200 (in time) is
     // the body sent again in full.
+
     // A chunked body in 1-byte chunks: 12 000 bytes of payload, several times that framed.
     let chunked = chunked_request(
         "PUT",
