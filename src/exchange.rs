@@ -1460,6 +1460,9 @@ fn receive(
                                 });
                                 continue;
                             }
+                            if head.unsent_body {
+                                up.stream.reset_on_close();
+                            }
                             if let Some((client, response, version)) = client.as_mut() {
                                 let framing = head.client_framing(*version);
                                 let keep_alive =

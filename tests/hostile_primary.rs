@@ -7,6 +7,8 @@
 
 mod support;
 
+use std::io::{self, Read, Write};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -306,6 +308,44 @@ fn a_head_answer_announcing_a_body_is_not_followed_by_another_request() {
     assert_eq!(block.primary().response().0, 200, "{}", block.text);
     drop(other);
     s.finish();
+}
+
+/// trident closes such a connection first, so it resets it: a TIME_WAIT on trident's side
+/// for every HEAD would use up its local ports at a few hundred HEADs a second.
+#[test]
+fn a_connection_not_reused_after_a_head_answer_ends_in_a_reset() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let primary = thread::spawn(move || -> io::Result<usize> {
+        let (mut conn, _) = listener.accept()?;
+        conn.set_read_timeout(Some(WAIT))?;
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = conn.read(&mut buf)?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")?;
+        // How the connection ends: Ok(0) for a close, an error for a reset.
+        conn.read(&mut buf)
+    });
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let trident = Trident::with_addrs(addr, s.addr(), c.addr(), &[]);
+    let mut client = trident.client();
+    client.send(&request("HEAD", "/h", &[("Host", "test.local")], b""));
+    let resp = client.read_response(true);
+    assert_eq!(
+        (resp.status, resp.header("content-length")),
+        (200, Some("5"))
+    );
+    let end = primary.join().expect("the primary's thread");
+    assert_eq!(
+        end.map_err(|e| e.kind()),
+        Err(io::ErrorKind::ConnectionReset)
+    );
 }
 
 /// To an HTTP/1.0 client a chunked body goes out delimited by the close, which cannot show

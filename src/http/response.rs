@@ -27,6 +27,10 @@ pub struct ResponseHead {
     pub declared_length: Option<u64>,
     /// The upstream connection may carry another request after this response.
     pub keep_alive: bool,
+    /// A final response that announces a body it must not carry (to HEAD; a 204 or 304).
+    /// Its connection is not reused, and is closed with a reset: trident closes first, and
+    /// a TIME_WAIT per such response would use up local ports at a few hundred a second.
+    pub unsent_body: bool,
     /// End-to-end field lines, `Name: value\r\n` each, in order and case, without hop-by-hop
     /// fields and without Content-Length / Transfer-Encoding (trident frames the message).
     pub fields: Vec<u8>,
@@ -180,6 +184,7 @@ pub fn parse_response_head(
             _ => None,
         },
         keep_alive,
+        unsent_body: announces_unsent_body,
         head_len: head.len(),
         fields: summary.forwarded_fields(headers),
     }))
@@ -594,6 +599,7 @@ mod tests {
                 body: BodyLength::Length(2),
                 declared_length: Some(2),
                 keep_alive: true,
+                unsent_body: false,
                 fields: b"Location: /x\r\n".to_vec(),
                 head_len: input.len() - 2,
             }
