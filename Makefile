@@ -7,9 +7,10 @@ CARGO ?= cargo
 build:
 	$(CARGO) build --release
 
-# --quiet keeps one line of dots per test binary, and every "test result:" summary.
+# --quiet keeps one line of dots per test binary, and every "test result:" summary;
+# --no-fail-fast runs every test binary even when one fails, so one run shows every failure.
 test:
-	$(CARGO) test --all-targets --quiet
+	$(CARGO) test --all-targets --quiet --no-fail-fast
 
 demo:
 	$(CARGO) run --release --quiet -- --demo
