@@ -706,7 +706,7 @@ fn a_summary_larger_than_the_stdout_queue_is_written_whole() {
     assert!(
         summary.ends_with(
             "VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a verdict \
-             needs (500 endpoints undecided: too few samples)\n"
+             needs (500 endpoints flagged on too few samples)\n"
         ),
         "{}",
         &summary[summary.len() - 200..]

@@ -927,7 +927,7 @@ mod tests {
             "  GET /{id}: 3 requests; candidate differs 100.0% (100.0% beyond noise), secondary differs 0.0%; too few samples to test (3 < 30)",
             "    latency p50/p99: primary 1.5ms/1.5ms, secondary 1.5ms/1.5ms, candidate -/-",
             "    errors: primary 0, secondary 0, candidate 3 (refused 3)",
-            "VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a verdict needs (1 endpoint undecided: too few samples)",
+            "VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a verdict needs (1 endpoint flagged on too few samples)",
         ] {
             assert!(summary.lines().any(|l| l == line), "{line}\n{summary}");
         }
@@ -1039,7 +1039,7 @@ mod tests {
         assert!(
             summary.ends_with(
                 "VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a \
-                 verdict needs (1 endpoint undecided: too few samples)\n"
+                 verdict needs (1 endpoint flagged on too few samples)\n"
             ),
             "{summary}"
         );
@@ -1283,7 +1283,7 @@ mod tests {
         let text = out.text();
         assert!(text.starts_with(&(1..=10).map(block).collect::<String>()));
         assert_eq!(text.matches("SUMMARY").count(), 2);
-        assert!(text.ends_with("VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a verdict needs (1 endpoint undecided: too few samples)\n"));
+        assert!(text.ends_with("VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a verdict needs (1 endpoint flagged on too few samples)\n"));
     }
 
     /// Not a correctness test: how many small exchanges per second the reporting thread

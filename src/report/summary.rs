@@ -20,8 +20,8 @@ use super::stats::{
 use super::Verdict;
 use crate::targets::Role;
 
-/// Most endpoints the text summary lists (all regressing and undecided ones are always
-/// listed); the JSON report has them all.
+/// Most endpoints the text summary lists (all regressing ones, and undecided ones with a
+/// flagged field, are always listed); the JSON report has them all.
 const TEXT_ENDPOINTS: usize = 50;
 /// Most names in a `within noise:` line.
 const NOISE_NAMES: usize = 8;
@@ -70,8 +70,11 @@ impl FieldVerdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum EndpointVerdict {
     Regresses,
-    /// Too few samples, and Diffy's rule flags a field.
+    /// Too few samples: Diffy's rule flags a field, or too few exchanges had their headers
+    /// and bodies compared for a pass to mean anything (the shadows skipped, down, or
+    /// answering with another status).
     Undecided,
+    /// Enough compared exchanges, and no regression.
     Passes,
 }
 
@@ -111,6 +114,26 @@ pub struct EndpointReport<'a> {
     pub verdict: EndpointVerdict,
 }
 
+impl EndpointReport<'_> {
+    /// A field is flagged by Diffy's rule, but the samples are too few to test it.
+    fn flagged_unsure(&self) -> bool {
+        self.fields
+            .iter()
+            .any(|f| f.verdict == FieldVerdict::TooFewSamples)
+    }
+
+    /// The order endpoints are listed in: regressing ones, then those with a flagged field
+    /// they have too few samples for; the rest (passing, or with too little compared, like a
+    /// long tail of rare paths) by requests, so the busiest are listed.
+    fn rank(&self) -> u8 {
+        match self.verdict {
+            EndpointVerdict::Regresses => 0,
+            EndpointVerdict::Undecided if self.flagged_unsure() => 1,
+            _ => 2,
+        }
+    }
+}
+
 /// Why a summary is being written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -136,12 +159,14 @@ impl Trigger {
 #[derive(Debug, Clone)]
 pub struct EpochReport<'a> {
     pub epoch: &'a Epoch,
-    /// Regressing first, then undecided, then by requests.
+    /// In `EndpointReport::rank` order.
     pub endpoints: Vec<EndpointReport<'a>>,
     /// Exchanges dropped because the reporting thread was behind, in this epoch.
     pub not_compared: u64,
     pub regressing: usize,
     pub undecided: usize,
+    /// Undecided endpoints with a field Diffy's rule flags: the ones to watch.
+    pub flagged_unsure: usize,
     pub thresholds: Thresholds,
 }
 
@@ -158,22 +183,18 @@ impl<'a> EpochReport<'a> {
             .map(|stats| judge_endpoint(stats, thresholds))
             .collect();
         endpoints.sort_by(|a, b| {
-            (
-                a.verdict,
-                std::cmp::Reverse(a.stats.requests),
-                &a.stats.name,
-            )
-                .cmp(&(
-                    b.verdict,
-                    std::cmp::Reverse(b.stats.requests),
-                    &b.stats.name,
-                ))
+            (a.rank(), std::cmp::Reverse(a.stats.requests), &a.stats.name).cmp(&(
+                b.rank(),
+                std::cmp::Reverse(b.stats.requests),
+                &b.stats.name,
+            ))
         });
         let count = |v: EndpointVerdict| endpoints.iter().filter(|e| e.verdict == v).count();
         EpochReport {
             epoch,
             regressing: count(EndpointVerdict::Regresses),
             undecided: count(EndpointVerdict::Undecided),
+            flagged_unsure: endpoints.iter().filter(|e| e.flagged_unsure()).count(),
             endpoints,
             not_compared: not_compared_now.saturating_sub(epoch.not_compared_before),
             thresholds: *thresholds,
@@ -252,7 +273,7 @@ fn judge_endpoint<'a>(stats: &'a EndpointStats, thresholds: &Thresholds) -> Endp
     let any = |v: FieldVerdict| fields.iter().any(|f| f.verdict == v);
     let verdict = if any(FieldVerdict::Regression) {
         EndpointVerdict::Regresses
-    } else if any(FieldVerdict::TooFewSamples) {
+    } else if any(FieldVerdict::TooFewSamples) || !contents_decided {
         EndpointVerdict::Undecided
     } else {
         EndpointVerdict::Passes
@@ -292,19 +313,29 @@ pub fn verdict_line(report: &EpochReport<'_>, earlier_failed: &[u64]) -> String 
             }
         );
     } else if report.verdict(earlier_failed) == Verdict::Undecided {
-        let _ = write!(
-            line,
-            "UNDECIDED — no endpoint has the {} compared exchanges a verdict needs",
-            report.thresholds.min_samples
-        );
+        let n = report.thresholds.min_samples;
+        if report.endpoints.iter().any(|e| e.enough_samples) {
+            // Statuses were compared, and nothing else: say why, or it reads as no traffic.
+            let _ = write!(
+                line,
+                "UNDECIDED — no endpoint has the {n} exchanges with headers and bodies \
+                 compared a verdict needs (the shadows failed, or answered with another \
+                 status than the primary)"
+            );
+        } else {
+            let _ = write!(
+                line,
+                "UNDECIDED — no endpoint has the {n} compared exchanges a verdict needs"
+            );
+        }
     } else {
         line.push_str("PASS");
     }
-    if report.undecided > 0 {
-        let n = report.undecided;
+    if report.flagged_unsure > 0 {
+        let n = report.flagged_unsure;
         let _ = write!(
             line,
-            " ({n} {} undecided: too few samples)",
+            " ({n} {} flagged on too few samples)",
             if n == 1 { "endpoint" } else { "endpoints" }
         );
     }
@@ -342,11 +373,11 @@ pub fn write_text(
         out.push_str("  no exchanges compared\n");
     }
     for (shown, endpoint) in report.endpoints.iter().enumerate() {
-        if endpoint.verdict == EndpointVerdict::Passes && shown >= TEXT_ENDPOINTS {
+        if endpoint.rank() == 2 && shown >= TEXT_ENDPOINTS {
             let rest = report.endpoints.len() - shown;
             let _ = writeln!(
                 out,
-                "  … and {rest} more passing endpoints (all of them in --report FILE)"
+                "  … and {rest} more endpoints, none regressing (all of them in --report FILE)"
             );
             break;
         }
@@ -590,6 +621,7 @@ pub fn to_json(report: &EpochReport<'_>, trigger: Trigger, earlier_failed: &[u64
             "epoch_fails": report.fails(),
             "regressing_endpoints": report.regressing,
             "undecided_endpoints": report.undecided,
+            "flagged_undecided_endpoints": report.flagged_unsure,
             "earlier_failed_epochs": earlier_failed,
             "line": verdict_line(report, earlier_failed),
         },
@@ -786,6 +818,11 @@ mod tests {
         let few = epoch(5, 5, 0);
         let quiet = epoch(5, 0, 0);
         let empty = Epoch::new(3, 1000, 0);
+        let refused = || LegOutcome::Failed {
+            error: crate::failure::LegError::ConnectionRefused,
+            elapsed: Duration::from_millis(1),
+        };
+        let shadows_down = epoch_of(100, |_| [leg("ok"), refused(), refused()]);
         let rows: Vec<(&Epoch, &[u64], &str)> = vec![
             (
                 &failing,
@@ -802,14 +839,14 @@ mod tests {
                 &few,
                 &[1],
                 "VERDICT candidate: FAIL — epoch 1 regressed (epoch 3 undecided) (1 endpoint \
-                 undecided: too few samples)",
+                 flagged on too few samples)",
             ),
             // Too few samples anywhere: no evidence either way, not a pass.
             (
                 &few,
                 &[],
                 "VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a \
-                 verdict needs (1 endpoint undecided: too few samples)",
+                 verdict needs (1 endpoint flagged on too few samples)",
             ),
             (
                 &quiet,
@@ -822,6 +859,13 @@ mod tests {
                 &[],
                 "VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a \
                  verdict needs",
+            ),
+            (
+                &shadows_down,
+                &[],
+                "VERDICT candidate: UNDECIDED — no endpoint has the 30 exchanges with headers \
+                 and bodies compared a verdict needs (the shadows failed, or answered with \
+                 another status than the primary)",
             ),
         ];
         for (e, failed, line) in rows {
@@ -934,7 +978,11 @@ mod tests {
         // Both shadows failing alike (or both answering errors) compare statuses, and
         // nothing else: no evidence of a pass.
         let e = epoch_of(100, |i| [json(i), refused(), refused()]);
-        assert_eq!(judge(&e).verdict(&[]), Verdict::Undecided);
+        let report = judge(&e);
+        assert_eq!(report.verdict(&[]), Verdict::Undecided);
+        // The endpoint says so too: nothing flagged, and nothing to pass it on.
+        assert_eq!(report.endpoints[0].verdict, EndpointVerdict::Undecided);
+        assert_eq!((report.undecided, report.flagged_unsure), (1, 0));
         let e = epoch_of(100, |i| [json(i), unavailable(), unavailable()]);
         let report = judge(&e);
         assert_eq!(report.verdict(&[]), Verdict::Undecided);
