@@ -519,6 +519,46 @@ fn body_rows() -> Vec<Row> {
 /// Rows forwarded, and what the upstreams must see.
 fn accepted_rows() -> Vec<Row> {
     vec![
+        // A framing field's look-alike (`_` for `-`) is dropped: a server that reads it as the
+        // field itself would frame the request otherwise than trident, and smuggle.
+        forwarded(
+            "te-underscore-lookalike",
+            post(
+                "/ok-te-underscore",
+                "Transfer_Encoding: chunked\r\nContent-Length: 5\r\n",
+                "hello",
+            ),
+            Forwarded {
+                absent: &["Transfer-Encoding", "Transfer_Encoding"],
+                ..hello_by_length("/ok-te-underscore")
+            },
+        ),
+        forwarded(
+            "cl-underscore-lookalike",
+            post(
+                "/ok-cl-underscore",
+                "Content_Length: 40\r\nContent-Length: 5\r\n",
+                "hello",
+            ),
+            Forwarded {
+                absent: &["Transfer-Encoding", "Content_Length"],
+                ..hello_by_length("/ok-cl-underscore")
+            },
+        ),
+        // The role header's look-alike too (it would forge the role); other names with `_`
+        // are the client's own.
+        forwarded(
+            "role-underscore-lookalike",
+            get_with(
+                "/ok-role-underscore",
+                "X_Trident_Role: primary\r\nX_Other: kept\r\n",
+            ),
+            Forwarded {
+                fields: &[("X_Other", "kept")],
+                absent: &["X_Trident_Role", "Transfer-Encoding", "Content-Length"],
+                ..plain("/ok-role-underscore")
+            },
+        ),
         // RFC 9110 §8.6: identical lengths may be merged; trident sends one.
         forwarded(
             "cl-duplicate-identical",

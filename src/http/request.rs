@@ -78,10 +78,12 @@ impl RequestHead {
         out.extend_from_slice(b" HTTP/1.1\r\n");
         // A field trident sets itself (the role header) or the leg's rules name replaces the
         // client's own.
+        // `_` reads as `-` here: the role header cannot be forged as `X_Trident_Role` to a
+        // server that reads them alike.
         let replaced = |name: &[u8]| {
             leg.extra
                 .iter()
-                .any(|(n, _)| name.eq_ignore_ascii_case(n.as_bytes()))
+                .any(|(n, _)| same_field_name(name, n.as_bytes()))
                 || leg.rules.iter().any(|rule| rule.names(name))
         };
         if leg.host.is_none()
@@ -230,9 +232,11 @@ impl FieldRule {
         })
     }
 
-    /// Whether this rule is about the field `name` (case-insensitive, RFC 9110 §5.1).
+    /// Whether this rule is about the field `name` (case-insensitive, RFC 9110 §5.1; and
+    /// `_` as `-`, so that a client cannot slip the field past the rule to a server that
+    /// reads them alike).
     pub fn names(&self, name: &[u8]) -> bool {
-        name.eq_ignore_ascii_case(self.name.as_bytes())
+        same_field_name(name, self.name.as_bytes())
     }
 }
 
@@ -250,13 +254,14 @@ fn check_rule_name(name: &str) -> Result<&str, String> {
 /// What decides the value of the request field `name`, when it is not free for a rule or
 /// `--role-header` to set: the framing, the Host, a hop's own fields, the forwarding fields.
 pub fn field_owner(name: &str) -> Option<&'static str> {
-    Some(match FieldKind::of(name) {
+    // `_` as `-`: a rule for a look-alike would be a rule for the field itself to some servers.
+    Some(match FieldKind::named(name, same_field_name) {
         FieldKind::Host => "the leg's host= option",
         FieldKind::ContentLength | FieldKind::TransferEncoding => "the request's framing",
         FieldKind::Expect => "trident, which answers Expect itself",
         FieldKind::Connection | FieldKind::HopByHop => "each hop (RFC 9110 §7.6.1)",
         FieldKind::EndToEnd if is_forwarding_field(name.as_bytes()) => "--forward-client-ip",
-        FieldKind::EndToEnd => return None,
+        FieldKind::EndToEnd | FieldKind::Lookalike => return None,
     })
 }
 
@@ -276,8 +281,10 @@ impl fmt::Display for ForwardedNode {
     }
 }
 
+/// `X-Forwarded-For` or `Forwarded`, whose values `--forward-client-ip` folds into its own, or
+/// `X_Forwarded_For`, which it drops: it would forge the address to a server reading `_` as `-`.
 fn is_forwarding_field(name: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(b"x-forwarded-for") || name.eq_ignore_ascii_case(b"forwarded")
+    same_field_name(name, b"x-forwarded-for") || name.eq_ignore_ascii_case(b"forwarded")
 }
 
 /// The `Name: value` lines of a serialised field block (without their CRLF).
@@ -749,7 +756,7 @@ impl<'b> FieldSummary<'b> {
                 FieldKind::Expect => {
                     summary.expect_continue |= header.value.eq_ignore_ascii_case(b"100-continue");
                 }
-                FieldKind::HopByHop | FieldKind::EndToEnd => {}
+                FieldKind::HopByHop | FieldKind::Lookalike | FieldKind::EndToEnd => {}
             }
         }
         summary
@@ -777,14 +784,31 @@ enum FieldKind {
     Expect,
     /// Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade (RFC 9110 §7.6.1).
     HopByHop,
+    /// One of the above with `_` for `-` (`Transfer_Encoding`): dropped, as nginx does by
+    /// default. A server that reads `_` as `-` (CGI-style header mapping) would otherwise
+    /// frame the request differently from trident, and a pooled connection would carry a
+    /// smuggled request whose answer goes to the next client.
+    Lookalike,
     /// Forwarded as is (unless Connection names it).
     EndToEnd,
 }
 
 impl FieldKind {
-    /// Dispatches on the name's length first: most fields are settled by one comparison.
     fn of(name: &str) -> FieldKind {
-        let is = |known: &str| name.eq_ignore_ascii_case(known);
+        match FieldKind::named(name, |a, b| a.eq_ignore_ascii_case(b)) {
+            FieldKind::EndToEnd
+                if name.as_bytes().contains(&b'_')
+                    && FieldKind::named(name, same_field_name) != FieldKind::EndToEnd =>
+            {
+                FieldKind::Lookalike
+            }
+            kind => kind,
+        }
+    }
+
+    /// Dispatches on the name's length first: most fields are settled by one comparison.
+    fn named(name: &str, eq: impl Fn(&[u8], &[u8]) -> bool) -> FieldKind {
+        let is = |known: &str| eq(name.as_bytes(), known.as_bytes());
         match name.len() {
             2 if is("te") => FieldKind::HopByHop,
             4 if is("host") => FieldKind::Host,
@@ -798,6 +822,19 @@ impl FieldKind {
             _ => FieldKind::EndToEnd,
         }
     }
+}
+
+/// Whether two field names are the same to a server that ignores case and reads `_` as `-`
+/// (as CGI-style header mapping does: both become `HTTP_X_FORWARDED_FOR`).
+fn same_field_name(a: &[u8], b: &[u8]) -> bool {
+    let fold = |c: u8| {
+        if c == b'_' {
+            b'-'
+        } else {
+            c.to_ascii_lowercase()
+        }
+    };
+    a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| fold(x) == fold(y))
 }
 
 /// The end-to-end field lines of a head whose Connection field names other fields.
@@ -1575,6 +1612,37 @@ mod tests {
         for (leg, expected) in rows {
             assert_eq!(leg_head(raw, &leg), expected);
         }
+    }
+
+    /// A server that reads `_` as `-` (CGI-style) must not get a field trident decides, or
+    /// replaces, under another spelling.
+    #[test]
+    fn look_alikes_of_the_fields_trident_decides_do_not_pass() {
+        assert_eq!(FieldKind::of("Transfer_Encoding"), FieldKind::Lookalike);
+        assert_eq!(FieldKind::of("content_length"), FieldKind::Lookalike);
+        assert_eq!(FieldKind::of("Proxy_Connection"), FieldKind::Lookalike);
+        assert_eq!(FieldKind::of("X_Custom"), FieldKind::EndToEnd);
+        assert_eq!(
+            FieldKind::of("Transfer-Encoding"),
+            FieldKind::TransferEncoding
+        );
+        assert_eq!(field_owner("Content_Length"), Some("the request's framing"));
+        assert_eq!(field_owner("X_Forwarded_For"), Some("--forward-client-ip"));
+        assert!(FieldRule::parse_drop("X-Api-Key")
+            .unwrap()
+            .names(b"x_api_key"));
+        let raw = b"GET /a HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\n\
+                    X_Trident_Role: primary\r\nX_Forwarded_For: 10.0.0.9\r\nX_Kept: k\r\n\r\n";
+        let leg = LegHead {
+            client_ip: Some("192.0.2.7".parse().unwrap()),
+            extra: &[("X-Trident-Role", "candidate")],
+            ..LegHead::default()
+        };
+        assert_eq!(
+            leg_head(raw, &leg),
+            "GET /a HTTP/1.1\r\nHost: a\r\nX_Kept: k\r\nX-Forwarded-For: 192.0.2.7\r\n\
+             Forwarded: for=192.0.2.7\r\nX-Trident-Role: candidate\r\n\r\n"
+        );
     }
 
     #[test]
