@@ -80,7 +80,7 @@ pub struct Config {
     /// What the reporting thread is told: `--format`, `--ignore-header`, `--ignore-field`,
     /// `--endpoint`, `--max-endpoints`, the thresholds, `--report` and `--max-compare-bytes`.
     pub report: Settings,
-    /// `--exit-code`: exit 1 at shutdown when the candidate's verdict is FAIL.
+    /// `--exit-code`: exit 1 at shutdown when the candidate's verdict is FAIL, 3 UNDECIDED.
     pub exit_code: bool,
 }
 
@@ -159,7 +159,7 @@ options:
   --listen ADDR          accept clients on ADDR (default 127.0.0.1:8080;
                          port 0 picks a free port; IPv6 as [::1]:8080)
   --targets FILE         read the three upstreams from FILE (re-read on SIGHUP)
-  --primary URL          the primary upstream, http://HOST[:PORT]
+  --primary URL          the primary upstream, http://HOST[:PORT] (or https://)
   --secondary URL        the secondary upstream
   --candidate URL        the candidate upstream
   --timeout MS           each upstream's deadline for a whole exchange, in
@@ -226,18 +226,22 @@ comparison (candidate vs primary, against secondary vs primary as noise):
                          fail the candidate (default 30)
   --report FILE          write the summary as JSON to FILE at shutdown, on
                          SIGUSR1 and on reload, with sample differences
-  --exit-code            exit 1 at shutdown if the verdict is FAIL
+  --exit-code            exit 1 at shutdown if the verdict is FAIL, 3 if it is
+                         UNDECIDED (2: a mistake in the options; 4: trident
+                         itself failed)
   --format FORMAT        text (default) or json: one JSON line per exchange
 
 targets file: one upstream per line, ROLE = URL [OPTION=VALUE ...]
   ROLE     primary, secondary or candidate, each exactly once
-  URL      http://HOST[:PORT], port 80 if omitted; HOST is an IPv4 address,
-           an IPv6 address in brackets, or a name resolved when the file is
-           loaded
+  URL      http://HOST[:PORT] or https://HOST[:PORT], port 80 (443) if
+           omitted; HOST is an IPv4 address, an IPv6 address in brackets,
+           or a name resolved when the file is loaded
   OPTION   timeout=MS, connect_timeout=MS: this upstream's own deadlines;
            max_inflight=N: most exchanges in flight (shadows; default 256);
            host=keep|target|NAME: the Host header it gets;
-           tls_verify=on|off: check an https target's certificate
+           tls_verify=on|off: check an https target's certificate;
+           set_header=\"NAME: VALUE\", drop_header=NAME: this leg's request
+           fields (repeatable)
   A # after whitespace starts a comment; blank lines are ignored. For example:
 
     # targets.conf
@@ -246,10 +250,12 @@ targets file: one upstream per line, ROLE = URL [OPTION=VALUE ...]
     candidate = http://localhost:9003  timeout=1500   # the new build
 
 signals:
-  SIGHUP            re-read the targets file; a new statistics epoch begins
-                    (the old one's summary is printed first)
+  SIGHUP            re-read the targets file; if a target changed, a new
+                    statistics epoch begins (the old one's summary first)
   SIGUSR1           print the summary so far (and rewrite --report FILE)
-  SIGTERM, SIGINT   stop accepting, finish the exchanges in flight, exit 0
+  SIGTERM, SIGINT   stop accepting, finish the exchanges in flight, print the
+                    summary, exit; a second abandons what is in flight, a
+                    third exits at once without the summary (status 4)
 ";
 
 /// The option table: getopts does the tokenizing, `parse_args` the meaning.
@@ -292,7 +298,11 @@ fn options() -> getopts::Options {
         .optopt("", "confidence", "z-test confidence", "P")
         .optopt("", "min-samples", "samples needed to decide", "N")
         .optopt("", "report", "JSON report file", "FILE")
-        .optflag("", "exit-code", "exit 1 when the verdict is FAIL")
+        .optflag(
+            "",
+            "exit-code",
+            "exit 1 when the verdict is FAIL, 3 UNDECIDED",
+        )
         .optopt("", "format", "text or json", "FORMAT")
         .optflag("", "demo", "built-in upstreams and client")
         .optflag("h", "help", "print help")

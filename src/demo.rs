@@ -88,7 +88,7 @@ pub fn run(config: &Config) -> io::Result<report::Verdict> {
     let proxied = proxy_thread
         .join()
         .map_err(|_| io::Error::other("demo: the proxy thread panicked"))?;
-    let verdict = reporter
+    let finished = reporter
         .join()
         .map_err(|_| io::Error::other("demo: the reporting thread panicked"))?;
     for upstream in upstreams {
@@ -97,8 +97,13 @@ pub fn run(config: &Config) -> io::Result<report::Verdict> {
 
     proxied.map_err(|e| io::Error::new(e.kind(), format!("demo: proxy: {e}")))?;
     driven?;
+    if finished.report_failed {
+        return Err(io::Error::other(
+            "demo: the report file could not be written",
+        ));
+    }
     log::info!("demo: {} requests sent, all answered", script.len());
-    Ok(verdict)
+    Ok(finished.verdict)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -26,3 +26,9 @@ pub mod transport;
 pub mod upstream;
 
 pub use reactor::{Control, Proxy};
+
+/// The exit status when trident itself fails: it cannot listen, a thread cannot start, the
+/// report cannot be written, or a third SIGTERM/SIGINT ends it without its summary. Apart from
+/// the verdict's (`--exit-code`: 1 FAIL, 3 UNDECIDED) and a mistake in the command line or the
+/// targets (2), so that a CI job can tell a failing candidate from a run that did not happen.
+pub const EXIT_TROUBLE: u8 = 4;

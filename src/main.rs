@@ -1,7 +1,8 @@
 //! The `trident` binary, kept thin: parse the command line, start logging, run the proxy (or
-//! the demo). Exit codes are decided here and nowhere else: 0 done, 1 a runtime failure or
-//! (with `--exit-code`) a FAIL verdict on the candidate, 2 a mistake in the command line or
-//! the targets.
+//! the demo). Exit codes are decided here (and for a third SIGTERM in the signal handler): 0
+//! done, 1 (with `--exit-code`) a FAIL verdict on the candidate, 2 a mistake in the command
+//! line, the targets or the files named, 3 (with `--exit-code`) UNDECIDED, 4 trident itself
+//! failed (`trident::EXIT_TROUBLE`).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -13,6 +14,7 @@ use trident::descriptors;
 use trident::output::{self, Closer, LogFormat, Notice, Output};
 use trident::report::{self, Verdict};
 use trident::targets::Targets;
+use trident::EXIT_TROUBLE;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,7 +43,7 @@ fn main() -> ExitCode {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(err) => {
                     log::error!("demo failed: {err}");
-                    ExitCode::from(1)
+                    ExitCode::from(EXIT_TROUBLE)
                 }
             }
         }
@@ -60,6 +62,10 @@ fn check(config: &Config) -> ExitCode {
         Err(code) => return code,
     };
     if let Err(err) = trident::tls::Setup::load(config) {
+        eprintln!("trident: {err}");
+        return ExitCode::from(2);
+    }
+    if let Err(err) = check_report_path(config) {
         eprintln!("trident: {err}");
         return ExitCode::from(2);
     }
@@ -83,6 +89,14 @@ fn check(config: &Config) -> ExitCode {
     }
     println!("configuration ok");
     ExitCode::SUCCESS
+}
+
+/// `--report FILE` can be written (checked before anything starts).
+fn check_report_path(config: &Config) -> Result<(), String> {
+    match &config.report.report_file {
+        Some(path) => report::check_report_path(path),
+        None => Ok(()),
+    }
 }
 
 /// The targets named by the command line; errors are printed and give exit status 2.
@@ -296,6 +310,10 @@ fn run(config: &Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(err) = check_report_path(config) {
+        eprintln!("trident: {err}");
+        return ExitCode::from(2);
+    }
     if let Some(nice) = config.nice {
         if let Err(err) = set_nice(nice) {
             let hint = match err.kind() {
@@ -305,14 +323,14 @@ fn run(config: &Config) -> ExitCode {
                 _ => "",
             };
             eprintln!("trident: --nice {nice}: {err}{hint}");
-            return ExitCode::from(1);
+            return ExitCode::from(EXIT_TROUBLE);
         }
     }
     let config = &match fit_to_descriptors(config) {
         Ok(config) => config,
         Err(why) => {
             eprintln!("trident: {why}");
-            return ExitCode::from(1);
+            return ExitCode::from(EXIT_TROUBLE);
         }
     };
     // Before the proxy announces its address: SIGUSR1's default action would end the process.
@@ -320,19 +338,19 @@ fn run(config: &Config) -> ExitCode {
         Ok(signal) => signal,
         Err(err) => {
             log::error!("cannot install the SIGUSR1 handler: {err}");
-            return ExitCode::from(1);
+            return ExitCode::from(EXIT_TROUBLE);
         }
     };
     let mut proxy = match trident::Proxy::bind_with_tls(config, targets, tls) {
         Ok(proxy) => proxy,
         Err(err) => {
             eprintln!("trident: cannot listen on {}: {err}", config.listen);
-            return ExitCode::from(1);
+            return ExitCode::from(EXIT_TROUBLE);
         }
     };
     if let Err(err) = proxy.handle_signals() {
         log::error!("cannot install signal handlers: {err}");
-        return ExitCode::from(1);
+        return ExitCode::from(EXIT_TROUBLE);
     }
     let mut followers = Vec::new();
     for _ in 1..config.reactors {
@@ -343,7 +361,7 @@ fn run(config: &Config) -> ExitCode {
                     "cannot start another reactor on {}: {err}",
                     proxy.local_addr()
                 );
-                return ExitCode::from(1);
+                return ExitCode::from(EXIT_TROUBLE);
             }
         }
     }
@@ -360,7 +378,7 @@ fn run(config: &Config) -> ExitCode {
             Ok(started) => started,
             Err(err) => {
                 log::error!("cannot start the report thread: {err}");
-                return ExitCode::from(1);
+                return ExitCode::from(EXIT_TROUBLE);
             }
         };
     let mut running = Vec::new();
@@ -385,21 +403,25 @@ fn run(config: &Config) -> ExitCode {
     }
     // Every `run` has dropped its sender, so the report thread ends after the last block
     // and the final summary.
-    let verdict = reporter.join();
-    match (outcome, verdict) {
+    let finished = reporter.join();
+    match (outcome, finished.map(|f| (f.verdict, f.report_failed))) {
         (Err(err), _) => {
             log::error!("proxy stopped: {err}");
-            ExitCode::from(1)
+            ExitCode::from(EXIT_TROUBLE)
         }
         (Ok(()), Err(_)) => {
             log::error!("the report thread panicked; some exchanges were not reported");
-            ExitCode::from(1)
+            ExitCode::from(EXIT_TROUBLE)
         }
-        (Ok(()), Ok(Verdict::Fail)) if config.exit_code => {
+        (Ok(()), Ok((_, true))) => {
+            log::error!("the final report could not be written: exit status {EXIT_TROUBLE}");
+            ExitCode::from(EXIT_TROUBLE)
+        }
+        (Ok(()), Ok((Verdict::Fail, _))) if config.exit_code => {
             log::info!("the candidate's verdict is FAIL: exit status 1 (--exit-code)");
             ExitCode::from(1)
         }
-        (Ok(()), Ok(Verdict::Undecided)) if config.exit_code => {
+        (Ok(()), Ok((Verdict::Undecided, _))) if config.exit_code => {
             log::info!(
                 "the candidate's verdict is UNDECIDED (too few samples to decide): exit status 3 \
                  (--exit-code)"

@@ -204,6 +204,9 @@ impl Conn {
 struct Shared {
     reload: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
+    /// A second SIGTERM/SIGINT: stop draining, abandon what is in flight, and go on to the
+    /// summary (a third exits at once).
+    hurry: Arc<AtomicBool>,
     waker: Waker,
 }
 
@@ -560,8 +563,11 @@ impl Proxy {
             tls,
             ids: Arc::new(AtomicU64::new(0)),
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        let proxy = Proxy::assemble(listener, stop, core, targets_file, None)?;
+        let flags = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let proxy = Proxy::assemble(listener, flags, core, targets_file, None)?;
         info!("listening on {}", proxy.local_addr);
         Ok(proxy)
     }
@@ -579,8 +585,11 @@ impl Proxy {
             ids: Arc::clone(&self.core.ids),
         };
         let (sender, inbox) = crossbeam_channel::unbounded();
-        let stop = Arc::clone(&self.shared.stop);
-        let mut follower = Proxy::assemble(listener, stop, core, None, Some(inbox))?;
+        let flags = (
+            Arc::clone(&self.shared.stop),
+            Arc::clone(&self.shared.hurry),
+        );
+        let mut follower = Proxy::assemble(listener, flags, core, None, Some(inbox))?;
         follower.leader = Some(Arc::clone(&self.shared));
         self.followers.push(Follower {
             targets: sender,
@@ -591,7 +600,7 @@ impl Proxy {
 
     fn assemble(
         mut listener: TcpListener,
-        stop: Arc<AtomicBool>,
+        (stop, hurry): (Arc<AtomicBool>, Arc<AtomicBool>),
         parts: CoreParts,
         targets_file: Option<PathBuf>,
         inbox: Option<Receiver<Install>>,
@@ -604,6 +613,7 @@ impl Proxy {
         let shared = Arc::new(Shared {
             reload: Arc::new(AtomicBool::new(false)),
             stop,
+            hurry,
             waker,
         });
         let CoreParts {
@@ -659,20 +669,26 @@ impl Proxy {
         self.local_addr
     }
 
-    /// SIGHUP reloads, SIGTERM/SIGINT drain and stop; a second SIGTERM/SIGINT exits at once.
+    /// SIGHUP reloads, SIGTERM/SIGINT drain and stop. A second SIGTERM/SIGINT stops the
+    /// draining: what is in flight is abandoned, and the summary and report are written. A
+    /// third exits at once, with status `EXIT_TROUBLE` and no summary (the way out when stdout
+    /// does not take it).
     pub fn handle_signals(&mut self) -> io::Result<()> {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         let (read_end, write_end) = StdUnixStream::pair()?;
         read_end.set_nonblocking(true)?;
         write_end.set_nonblocking(true)?;
         for sig in [SIGTERM, SIGINT] {
-            // Registered first, so it sees the flag as it was before this signal set it.
-            signal_hook::flag::register_conditional_shutdown(
-                sig,
-                1,
-                Arc::clone(&self.shared.stop),
-            )?;
-            signal_hook::flag::register(sig, Arc::clone(&self.shared.stop))?;
+            let stop = Arc::clone(&self.shared.stop);
+            let hurry = Arc::clone(&self.shared.hurry);
+            let action = move || {
+                if stop.swap(true, Ordering::SeqCst) && hurry.swap(true, Ordering::SeqCst) {
+                    signal_hook::low_level::exit(i32::from(crate::EXIT_TROUBLE));
+                }
+            };
+            // SAFETY: the action is async-signal-safe: it only swaps atomics and calls
+            // `_exit` (`low_level::exit`); it neither allocates nor takes a lock.
+            unsafe { signal_hook::low_level::register(sig, action) }?;
         }
         signal_hook::flag::register(SIGHUP, Arc::clone(&self.shared.reload))?;
         for sig in [SIGHUP, SIGTERM, SIGINT] {
@@ -867,6 +883,15 @@ impl Proxy {
                         "shutdown deadline: {} exchanges still in flight, abandoned",
                         self.core.exchanges.len()
                     );
+                    break;
+                }
+                if self.shared.hurry.load(Ordering::SeqCst) {
+                    warn!(
+                        "stopping at once (a second SIGTERM/SIGINT): {} exchanges in flight \
+                         abandoned; the summary follows (a third signal exits without it)",
+                        self.core.exchanges.len()
+                    );
+                    self.stop_the_others();
                     break;
                 }
             }

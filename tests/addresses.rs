@@ -46,7 +46,7 @@ struct InProcess {
     control: Control,
     /// The leader first.
     reactors: Vec<JoinHandle<io::Result<()>>>,
-    reporter: JoinHandle<report::Verdict>,
+    reporter: JoinHandle<report::Finished>,
     out: Captured,
 }
 

@@ -394,10 +394,10 @@ fn check_shows_max_clients_and_max_inflight_as_the_open_file_limit_leaves_them()
 }
 
 /// An open-file limit with no room for a client on each reactor is refused: a client
-/// accepted then could only get 502s. `--check` says so with status 2, a start with 1.
+/// accepted then could only get 502s. `--check` says so with status 2, a start with 4.
 #[test]
 fn an_open_file_limit_without_room_for_a_client_is_refused() {
-    for (mode, status) in [(&["--check"][..], 2), (&["--listen", "127.0.0.1:0"][..], 1)] {
+    for (mode, status) in [(&["--check"][..], 2), (&["--listen", "127.0.0.1:0"][..], 4)] {
         let refused = std::process::Command::new("prlimit")
             .args(["--nofile=16:16", "--", env!("CARGO_BIN_EXE_trident")])
             .args(mode)
@@ -411,5 +411,19 @@ fn an_open_file_limit_without_room_for_a_client_is_refused() {
             stderr.contains("trident: the open-file limit of 16 leaves no room for a client"),
             "{mode:?}: {stderr}"
         );
+    }
+}
+
+/// A `--report` path that cannot be written is refused before anything starts, by `--check`
+/// and by a real start: found only at shutdown, the whole run's report would be lost.
+#[test]
+fn a_report_path_that_cannot_be_written_is_refused_at_start_up() {
+    let missing = std::env::temp_dir().join("trident-no-such-dir/report.json");
+    let dir = std::env::temp_dir();
+    for path in [missing.to_str().unwrap(), dir.to_str().unwrap()] {
+        for mode in [&["--check"][..], &["--listen", "127.0.0.1:0"][..]] {
+            let args = [mode, &["--report", path][..], &URL_FLAGS].concat();
+            assert_rejected(&args, &["--report"]);
+        }
     }
 }

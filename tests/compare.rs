@@ -7,8 +7,7 @@
 mod support;
 
 use std::io::Write as _;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,35 +101,6 @@ fn send_rounds(trident: &Trident, rounds: usize) {
         .collect();
     for worker in workers {
         worker.join().expect("a client thread failed");
-    }
-}
-
-/// A report file path in the temp dir, removed on drop.
-struct ReportFile(PathBuf);
-
-impl ReportFile {
-    fn new() -> ReportFile {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        ReportFile(std::env::temp_dir().join(format!(
-            "trident-compare-{}-{}.json",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        )))
-    }
-
-    fn arg(&self) -> &str {
-        self.0.to_str().expect("temp paths are UTF-8 here")
-    }
-
-    fn read(&self) -> serde_json::Value {
-        let bytes = std::fs::read(&self.0).expect("the report file exists");
-        serde_json::from_slice(&bytes).expect("the report file is JSON")
-    }
-}
-
-impl Drop for ReportFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 

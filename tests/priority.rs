@@ -158,7 +158,7 @@ fn a_raised_priority_is_taken_or_refused_with_the_reason() {
             ],
             WAIT,
         );
-        assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+        assert_eq!(run.status.code(), Some(4), "{}", run.stderr);
         assert!(
             run.stderr.contains("--nice -5") && run.stderr.contains("CAP_SYS_NICE"),
             "the refusal names the flag and what it needs: {}",

@@ -1,6 +1,6 @@
 //! Signals against the real binary: SIGHUP re-reads the targets file (a valid one takes effect
 //! for new exchanges, a broken one is logged with FILE:LINE and ignored), and SIGTERM/SIGINT
-//! drain what is in flight and exit 0.
+//! drain what is in flight and exit 0; a second abandons it, a third exits at once (4).
 
 mod support;
 
@@ -226,4 +226,106 @@ fn sigterm_with_an_idle_keepalive_client_exits_promptly() {
         started.elapsed()
     );
     client.expect_closed();
+}
+
+/// Ctrl-C twice: the second signal stops waiting for what is in flight (a primary that never
+/// answers, under a long `--timeout`), and the summary and the report are written still.
+#[test]
+fn a_second_sigterm_abandons_what_is_in_flight_and_still_writes_the_summary() {
+    let (p, s, c) = (
+        Upstream::hung(),
+        Upstream::named("secondary"),
+        Upstream::named("candidate"),
+    );
+    let report = ReportFile::new();
+    let mut trident = Trident::with_upstreams(
+        &p,
+        &s,
+        &c,
+        &["--timeout", "60000", "--report", report.arg()],
+    );
+    let mut client = trident.client();
+    client.send(&get("/never"));
+    p.wait_requests(1, WAIT);
+    trident.signal("TERM");
+    trident.wait_stderr("shutting down", WAIT);
+    let started = Instant::now();
+    trident.signal("TERM");
+    let status = trident.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(0), "{}", trident.output());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        trident.stderr().contains(
+            "stopping at once (a second SIGTERM/SIGINT): 1 exchanges in flight abandoned"
+        ),
+        "{}",
+        trident.stderr()
+    );
+    assert!(
+        trident.stdout().contains("VERDICT candidate: "),
+        "{}",
+        trident.output()
+    );
+    assert_eq!(report.read()["written"], "shutdown");
+}
+
+/// A third signal is the way out when the summary cannot be written (stdout's reader has
+/// stopped): trident exits at once, with status 4 and without it.
+#[test]
+fn a_third_sigterm_exits_at_once_with_status_4() {
+    let (p, s, c) = three_named();
+    let mut trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    trident.pause_stdout();
+    // Blocks enough to fill the pipe (some 200 KiB), so that the final summary waits on the
+    // reader (up to 5 s).
+    let mut client = trident.client();
+    let long = format!("/{}", "x".repeat(2000));
+    for _ in 0..100 {
+        assert_eq!(client.exchange(&get(&long)).status, 200);
+    }
+    trident.signal("TERM");
+    trident.wait_stderr("stopped after", WAIT);
+    let started = Instant::now();
+    trident.signal("TERM");
+    trident.signal("TERM");
+    let status = trident.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(4), "{}", trident.stderr());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        !trident.stdout().contains("VERDICT"),
+        "{}",
+        trident.stderr()
+    );
+}
+
+/// A final report that cannot be written (its directory went away during the run) is
+/// trident's failure, status 4, whatever the verdict: a CI job must not take the run as done.
+#[test]
+fn a_final_report_that_cannot_be_written_exits_4() {
+    let dir = std::env::temp_dir().join(format!("trident-report-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("make the report's directory");
+    let path = dir.join("report.json");
+    let (p, s, c) = three_named();
+    let mut trident = Trident::with_upstreams(&p, &s, &c, &["--report", path.to_str().unwrap()]);
+    assert_eq!(trident.client().exchange(&get("/x")).status, 200);
+    trident.wait_blocks(1, WAIT);
+    std::fs::remove_dir_all(&dir).expect("remove the report's directory");
+    trident.signal("TERM");
+    let status = trident.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(4), "{}", trident.stderr());
+    assert!(
+        trident
+            .stderr()
+            .contains("the final report could not be written"),
+        "{}",
+        trident.stderr()
+    );
 }

@@ -217,7 +217,7 @@ pub(super) fn run_all(
     }
     drop(sender);
     let mut out = Vec::new();
-    let verdict = run(receiver, &mut out, settings, &SummarySignal::manual());
+    let verdict = run(receiver, &mut out, settings, &SummarySignal::manual()).verdict;
     let text = String::from_utf8(out).expect("the reporter writes UTF-8");
     (text, verdict)
 }

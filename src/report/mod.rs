@@ -101,6 +101,14 @@ impl Default for Settings {
     }
 }
 
+/// How the reporting thread ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    pub verdict: Verdict,
+    /// The last write of `--report FILE` (the final one) failed.
+    pub report_failed: bool,
+}
+
 /// The candidate's verdict at shutdown, for `--exit-code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -482,16 +490,16 @@ pub fn spawn(
     out: Box<dyn Write + Send>,
     settings: Settings,
     signal: SummarySignal,
-) -> io::Result<(ReportSender, JoinHandle<Verdict>)> {
+) -> io::Result<(ReportSender, JoinHandle<Finished>)> {
     let (sender, records) = channel();
     let mut out = Output::start(out, "stdout", Notice::Logged)?;
     let thread = thread::Builder::new()
         .name("report".to_string())
         .spawn(move || {
             yield_to_the_reactors();
-            let verdict = run(records, &mut out, &settings, &signal);
+            let finished = run(records, &mut out, &settings, &signal);
             out.close(output::SHUTDOWN);
-            verdict
+            finished
         })?;
     Ok((sender, thread))
 }
@@ -521,7 +529,7 @@ pub fn run(
     out: &mut dyn Console,
     settings: &Settings,
     signal: &SummarySignal,
-) -> Verdict {
+) -> Finished {
     let mut reporter = Reporter::new(settings, Arc::clone(&receiver.backlog));
     let records = &receiver.records;
     // Records arrived since the last pause: while they keep coming, this thread sleeps a
@@ -570,9 +578,10 @@ struct Reporter<'a> {
     epoch: stats::Epoch,
     /// JSON summaries of closed epochs, oldest first, at most `KEPT_EPOCHS`.
     closed: VecDeque<Value>,
-    /// Closed epochs whose verdict was FAIL.
     /// The closed epochs that failed.
     failed_epochs: Vec<u64>,
+    /// The last write of `--report FILE` failed.
+    report_failed: bool,
     /// Scratch for the endpoint name of each record.
     endpoint: String,
     pending: Vec<u8>,
@@ -596,6 +605,7 @@ impl<'a> Reporter<'a> {
             backlog,
             closed: VecDeque::new(),
             failed_epochs: Vec::new(),
+            report_failed: false,
             endpoint: String::new(),
             pending: Vec::with_capacity(WRITE_BATCH + 4096),
             stdout_open: true,
@@ -683,7 +693,7 @@ impl<'a> Reporter<'a> {
         let (fails, verdict) = (report.fails(), report.verdict(&self.failed_epochs));
         // The file first: once the summary shows on stdout, the file says the same.
         if let Some(path) = &self.settings.report_file {
-            write_report_file(path, &self.report_json(trigger, &json));
+            self.report_failed = !write_report_file(path, &self.report_json(trigger, &json));
         }
         match self.settings.format {
             Format::Text => {
@@ -735,8 +745,12 @@ impl<'a> Reporter<'a> {
     }
 
     /// The final summary; the verdict over every epoch.
-    fn finish(mut self, out: &mut dyn Console) -> Verdict {
-        self.summarize(summary::Trigger::Final, out).2
+    fn finish(mut self, out: &mut dyn Console) -> Finished {
+        let verdict = self.summarize(summary::Trigger::Final, out).2;
+        Finished {
+            verdict,
+            report_failed: self.report_failed,
+        }
     }
 
     /// Writes what is pending (and flushes if `flush`). Stdout gone: say so once, go on
@@ -759,8 +773,8 @@ impl<'a> Reporter<'a> {
 }
 
 /// Replaces `path` with `report` whole: written beside it, then renamed over it, so a reader
-/// never sees half a file.
-fn write_report_file(path: &Path, report: &Value) {
+/// never sees half a file. False (and a warning) when it could not be written.
+fn write_report_file(path: &Path, report: &Value) -> bool {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -771,9 +785,27 @@ fn write_report_file(path: &Path, report: &Value) {
             std::fs::write(&tmp, bytes)
         })
         .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(err) = written {
-        log::warn!("cannot write the report to {}: {err}", path.display());
+    match written {
+        Ok(()) => true,
+        Err(err) => {
+            log::warn!("cannot write the report to {}: {err}", path.display());
+            false
+        }
     }
+}
+
+/// Checks at start-up (and for `--check`) that the report can be written where `--report`
+/// says: by writing its temporary file beside it, and removing that. A run whose report is
+/// lost only at shutdown would have been for nothing.
+pub fn check_report_path(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err(format!("--report {}: is a directory", path.display()));
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, b"")
+        .and_then(|()| std::fs::remove_file(&tmp))
+        .map_err(|err| format!("--report {}: cannot write beside it: {err}", path.display()))
 }
 
 fn stop_writing(err: &io::Error) {
@@ -1222,7 +1254,7 @@ mod tests {
             &Settings::default(),
             &SummarySignal::manual(),
         );
-        assert_eq!(verdict, Verdict::Fail);
+        assert_eq!(verdict.verdict, Verdict::Fail);
     }
 
     /// A writer the test can read back while and after the thread that owns it runs.
@@ -1279,7 +1311,7 @@ mod tests {
             .text()
             .contains("SUMMARY epoch 0 (SIGUSR1): 10 exchanges"));
         drop(sender);
-        assert_eq!(thread.join().unwrap(), Verdict::Undecided);
+        assert_eq!(thread.join().unwrap().verdict, Verdict::Undecided);
         let text = out.text();
         assert!(text.starts_with(&(1..=10).map(block).collect::<String>()));
         assert_eq!(text.matches("SUMMARY").count(), 2);

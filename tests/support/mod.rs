@@ -83,6 +83,39 @@ pub fn assert_same_bytes(what: &str, expected: &[u8], got: &[u8]) {
     );
 }
 
+/// A report file path in the temp dir, removed on drop.
+pub struct ReportFile(PathBuf);
+
+impl ReportFile {
+    pub fn new() -> ReportFile {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        ReportFile(std::env::temp_dir().join(format!(
+            "trident-report-{}-{}.json",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        )))
+    }
+
+    pub fn arg(&self) -> &str {
+        self.0.to_str().expect("temp paths are UTF-8 here")
+    }
+
+    pub fn exists(&self) -> bool {
+        self.0.exists()
+    }
+
+    pub fn read(&self) -> serde_json::Value {
+        let bytes = std::fs::read(&self.0).expect("the report file exists");
+        serde_json::from_slice(&bytes).expect("the report file is JSON")
+    }
+}
+
+impl Drop for ReportFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// A targets file in the temp dir, removed on drop.
 pub struct TargetsFile {
     path: PathBuf,
