@@ -395,8 +395,22 @@ impl Core {
                     summary.join(" ")
                 );
             } else {
-                info!("targets reloaded: {}", summary.join(" "));
                 self.targets_epoch += 1;
+                // Say what changed: a changed option alone leaves the URLs as they were.
+                let changed: Vec<String> = targets
+                    .iter()
+                    .filter(|t| !self.targets.iter().any(|old| config(old) == config(t)))
+                    .map(|t| t.role.to_string())
+                    .collect();
+                info!(
+                    "targets reloaded: {} (changed: {}; statistics epoch {} begins)",
+                    summary.join(" "),
+                    changed.join(", "),
+                    self.targets_epoch
+                );
+                if let Some(report) = &self.report {
+                    report.announce_epoch(self.targets_epoch);
+                }
             }
         }
         self.targets = Arc::new(targets);

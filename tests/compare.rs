@@ -568,6 +568,30 @@ fn a_reload_of_an_unchanged_file_keeps_the_epoch() {
     );
 }
 
+/// On a quiet service no exchange of the new epoch comes to close the old one: its summary
+/// and report come a moment after the reload anyway.
+#[test]
+fn a_reload_reports_the_old_epoch_without_waiting_for_the_next_request() {
+    let (p, s, c) = upstreams(Flavour::EmailRegression);
+    let file = TargetsFile::for_urls(&p.url(), &s.url(), &c.url());
+    let report = ReportFile::new();
+    let mut trident = Trident::spawn(&["--targets", file.arg(), "--report", report.arg()]);
+    drive(&trident, 5);
+    trident.wait_blocks(5, WAIT);
+    file.write(&targets_text(&p.url(), &s.url(), &s.url()));
+    trident.signal("HUP");
+    trident.wait_stderr("(changed: candidate; statistics epoch 1 begins)", WAIT);
+    assert!(
+        wait_until(WAIT, || trident
+            .stdout()
+            .contains("SUMMARY epoch 0 (reloaded)")),
+        "{}",
+        trident.output()
+    );
+    assert_eq!(report.read()["written"], "reload");
+    assert_eq!(stop(&mut trident), Some(0), "{}", trident.output());
+}
+
 #[test]
 fn a_reload_reports_the_old_epoch_and_starts_a_new_one() {
     let clock = Arc::new(AtomicU64::new(1));

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use serde_json::{json, Value};
@@ -48,6 +48,10 @@ pub const CHANNEL_CAPACITY: usize = 4096;
 pub const BACKLOG_BYTES: usize = 64 * 1024 * 1024;
 /// How often the idle reporting thread looks at the SIGUSR1 flag.
 const SIGNAL_POLL: Duration = Duration::from_millis(200);
+/// After a reload that begins an epoch, how long no exchange may come before the old epoch is
+/// closed (summary and report) without waiting for the new epoch's first: time for the old
+/// epoch's exchanges still in flight to arrive and be counted in it.
+const EPOCH_GRACE: Duration = Duration::from_secs(1);
 /// How long the reporting thread sleeps between batches while records keep coming.
 const BATCH_PAUSE: Duration = Duration::from_millis(5);
 /// Output is written in batches of whole blocks up to about this size (or sooner, whenever
@@ -344,6 +348,9 @@ pub enum LegOutcome {
 pub struct Backlog {
     queued_bytes: AtomicUsize,
     not_compared: AtomicU64,
+    /// The newest epoch a reload began: a quiet service sends no exchange of it to close the
+    /// old one, so the reporting thread closes it itself (`EPOCH_GRACE`).
+    announced_epoch: AtomicU64,
 }
 
 impl Backlog {
@@ -361,6 +368,13 @@ pub struct ReportSender {
 }
 
 impl ReportSender {
+    /// A reload began epoch `epoch` (every reactor says so; the newest counts).
+    pub fn announce_epoch(&self, epoch: u64) {
+        self.backlog
+            .announced_epoch
+            .fetch_max(epoch, Ordering::Relaxed);
+    }
+
     /// Hands `record` to the reporting thread if it has room (in count and in bytes);
     /// otherwise drops it and counts it. False when dropped.
     pub fn offer(&self, record: ExchangeRecord) -> bool {
@@ -556,13 +570,16 @@ pub fn run(
             }
             Err(TryRecvError::Disconnected) => break,
         };
-        if let Some(record) = next {
+        if let Some(record) = &next {
             busy = true;
-            receiver.done_with(&record);
-            reporter.handle(&record, out);
+            receiver.done_with(record);
+            reporter.handle(record, out);
         }
         if signal.take() {
             reporter.summarize(summary::Trigger::Signal, out);
+        }
+        if next.is_none() {
+            reporter.close_announced_epoch(out);
         }
     }
     reporter.finish(out)
@@ -582,6 +599,8 @@ struct Reporter<'a> {
     failed_epochs: Vec<u64>,
     /// The last write of `--report FILE` failed.
     report_failed: bool,
+    /// When the last record came (`close_announced_epoch`).
+    last_record: Instant,
     /// Scratch for the endpoint name of each record.
     endpoint: String,
     pending: Vec<u8>,
@@ -606,6 +625,7 @@ impl<'a> Reporter<'a> {
             closed: VecDeque::new(),
             failed_epochs: Vec::new(),
             report_failed: false,
+            last_record: Instant::now(),
             endpoint: String::new(),
             pending: Vec::with_capacity(WRITE_BATCH + 4096),
             stdout_open: true,
@@ -614,6 +634,7 @@ impl<'a> Reporter<'a> {
     }
 
     fn handle(&mut self, record: &ExchangeRecord, out: &mut dyn Console) {
+        self.last_record = Instant::now();
         if record.epoch > self.epoch.number {
             self.close_epoch(record.epoch, out);
         }
@@ -653,6 +674,16 @@ impl<'a> Reporter<'a> {
         }
         if self.pending.len() >= WRITE_BATCH {
             self.write_out(out, false);
+        }
+    }
+
+    /// Closes the current epoch once a reload began a newer one and no exchange came for
+    /// `EPOCH_GRACE`: on a quiet service the old candidate's summary and report come now, not
+    /// with the next request.
+    fn close_announced_epoch(&mut self, out: &mut dyn Console) {
+        let announced = self.backlog.announced_epoch.load(Ordering::Relaxed);
+        if announced > self.epoch.number && self.last_record.elapsed() >= EPOCH_GRACE {
+            self.close_epoch(announced, out);
         }
     }
 
