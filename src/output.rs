@@ -397,7 +397,15 @@ impl Write for Output {
             self.failure_returned = true;
             return Err(io::Error::new(*kind, text.clone()));
         }
-        if state.behind() + buf.len() > MAX_QUEUED {
+        // Once dropping, only half the cap lets output in again: the stream has then really
+        // taken something. At the cap itself a small line would fit where a larger one did
+        // not, and "caught up" would be said of a reader that read nothing.
+        let cap = if self.dropped_lines > 0 {
+            MAX_QUEUED / 2
+        } else {
+            MAX_QUEUED
+        };
+        if state.behind() + buf.len() > cap {
             drop(state);
             if self.dropped_lines == 0 && self.notice == Notice::Logged {
                 log::warn!(
@@ -589,6 +597,33 @@ mod tests {
         assert!(taken.lock().unwrap().is_empty());
     }
 
+    /// A smaller write fitting under the cap where a larger one did not is no catching up: the
+    /// stream has taken nothing.
+    #[test]
+    fn output_stays_dropped_until_the_stream_has_taken_half_the_cap() {
+        let (mut output, permit, _taken) = gated();
+        fill(&mut output, 0);
+        // Room for half a line: a full line is dropped, and a short one that would fit is
+        // not let in.
+        {
+            let queued = &mut output.shared.lock().queued;
+            queued.truncate(queued.len() - 512);
+        }
+        output.write_all(&line(9)).unwrap();
+        output.write_all(b"short\n").unwrap();
+        assert_eq!(output.dropped_lines, 2);
+        // Once the stream has taken more than half the cap, output goes in again.
+        for _ in 0..=MAX_QUEUED / CHUNK / 2 + 1 {
+            permit.send(()).unwrap();
+        }
+        while output.shared.lock().behind() > MAX_QUEUED / 2 - 64 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        output.write_all(b"short\n").unwrap();
+        assert_eq!(output.dropped_lines, 0);
+        drop(permit);
+    }
+
     #[test]
     fn an_inline_notice_says_what_was_dropped_once_the_stream_catches_up() {
         let plain = LogFormat { timestamps: false };
@@ -628,9 +663,11 @@ mod tests {
         }
         output.write_all(b"dropped\n").unwrap();
         assert_eq!(output.dropped_lines, 1);
-        // One chunk written: room for a line, and the drop is owned up to.
-        permit.send(()).unwrap();
-        while output.shared.lock().behind() > MAX_QUEUED - CHUNK {
+        // Over half written: room again, and the drop is owned up to.
+        for _ in 0..=MAX_QUEUED / CHUNK / 2 {
+            permit.send(()).unwrap();
+        }
+        while output.shared.lock().behind() > MAX_QUEUED / 2 - CHUNK {
             thread::sleep(Duration::from_millis(1));
         }
         output.write_all(b"kept\n").unwrap();
