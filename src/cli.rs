@@ -203,7 +203,7 @@ options:
                          exit 0 (or 2 on an error); use before a SIGHUP
   --demo                 run three built-in upstreams and a client against
                          them, and show the blocks (not with --listen,
-                         --reactors, --nice, --tls-cert, --tls-key)
+                         --reactors, --nice, --tls-cert, --tls-key, --check)
   -h, --help             print this help
   -V, --version          print the version
 
@@ -413,7 +413,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
         }
         // The demo's proxy is its own: a plain listener on a free port, one reactor. An
         // option it would ignore is refused rather than silently dropped.
-        let unused = ["listen", "reactors", "nice", "tls-cert", "tls-key"];
+        let unused = ["listen", "reactors", "nice", "tls-cert", "tls-key", "check"];
         if let Some(flag) = unused.into_iter().find(|flag| matches.opt_present(flag)) {
             return Err(Error(Kind::DemoWithProxyOption(flag)));
         }
@@ -480,6 +480,12 @@ fn shadow_options(matches: &getopts::Matches, config: &mut Config) -> Result<(),
                 .collect();
             if let Some(bad) = methods.iter().find(|m| !is_token(m)) {
                 return Err(Error(Kind::BadName("shadow-methods", bad.clone())));
+            }
+            if methods.iter().any(|m| m == "ALL") {
+                return Err(Error(Kind::BadValue {
+                    flag: "--shadow-methods",
+                    why: format!("\"{list}\": all stands alone, not in a list of methods"),
+                }));
             }
             Some(methods)
         };
@@ -1176,6 +1182,11 @@ mod tests {
                 "--demo runs its own plain-HTTP proxy on a free local port, one reactor: \
                  --tls-cert cannot be used with it",
             ),
+            (
+                "--demo --check".into(),
+                "--demo runs its own plain-HTTP proxy on a free local port, one reactor: \
+                 --check cannot be used with it",
+            ),
         ];
         for (line, expected) in rows {
             assert_eq!(parse(&line), Err(expected.to_string()), "{line}");
@@ -1276,6 +1287,10 @@ mod tests {
 
         let bad: &[(&str, &str)] = &[
             ("--ignore-header a:b", "--ignore-header: \"a:b\" is not a valid HTTP name"),
+            (
+                "--shadow-methods all,GET",
+                "--shadow-methods: \"all,GET\": all stands alone, not in a list of methods",
+            ),
             ("--endpoint users", "--endpoint: \"users\" is not a path starting with /"),
             ("--max-endpoints 0", "--max-endpoints: \"0\" is not between 1 and 100000"),
             (

@@ -670,6 +670,17 @@ fn parse_target(role: Role, rest: &str, resolve: Resolver) -> Result<Target, Str
             _ => return Err(format!("unknown option \"{key}\"")),
         }
     }
+    // An option that would do nothing is refused, not silently kept.
+    if role == Role::Primary && options.max_inflight.is_some() {
+        return Err(
+            "max_inflight: the primary has no bound (every client request goes to it); \
+                    it is for the secondary and the candidate"
+                .to_string(),
+        );
+    }
+    if !parsed.tls && options.tls_verify.is_some() {
+        return Err("tls_verify: only an https:// target has a certificate to check".to_string());
+    }
     parsed.into_target(role, url, options)
 }
 
@@ -1198,7 +1209,23 @@ mod tests {
                 "targets.conf:3: set_header: the value of \"X-A\" holds the control byte 0x7f",
             ),
             ("# no candidate", "targets.conf: missing role \"candidate\""),
+            (
+                "candidate = http://127.0.0.1 tls_verify=off",
+                "targets.conf:3: tls_verify: only an https:// target has a certificate to check",
+            ),
         ];
+        let primary_bound = "primary = http://127.0.0.1:9001 max_inflight=5\n\
+                             secondary = http://127.0.0.1:9002\ncandidate = http://127.0.0.1:9003\n";
+        assert_eq!(
+            Targets::parse(primary_bound, "targets.conf")
+                .err()
+                .map(|e| e.to_string()),
+            Some(
+                "targets.conf:1: max_inflight: the primary has no bound (every client request \
+                 goes to it); it is for the secondary and the candidate"
+                    .to_string()
+            )
+        );
         for (line, expected) in rows {
             let text = format!("{GOOD_HEAD}{line}\n");
             match Targets::parse(&text, "targets.conf") {
