@@ -10,10 +10,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{verify_server_name, WebPkiServerVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::server::ParsedCertificate;
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
 
 /// Why a TLS configuration could not be built; names the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +124,7 @@ pub struct ClientConfigs {
 /// and a warning: https targets then fail with a clear error on their leg.
 pub fn client_configs(ca_file: Option<&Path>) -> Result<ClientConfigs, Error> {
     let mut roots = RootCertStore::empty();
+    let mut listed = Vec::new();
     match ca_file {
         Some(path) => {
             let certs = pem_file(path)
@@ -126,6 +132,7 @@ pub fn client_configs(ca_file: Option<&Path>) -> Result<ClientConfigs, Error> {
                     CertificateDer::pem_reader_iter(file).collect::<Result<Vec<_>, _>>()
                 })
                 .map_err(|e| Error(format!("{}: cannot read certificates: {e}", path.display())))?;
+            listed.clone_from(&certs);
             let (added, _ignored) = roots.add_parsable_certificates(certs);
             if added == 0 {
                 return Err(Error(format!(
@@ -143,11 +150,20 @@ pub fn client_configs(ca_file: Option<&Path>) -> Result<ClientConfigs, Error> {
             }
         }
     }
-    let verified = ClientConfig::builder_with_provider(provider())
+    let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .map_err(|e| Error(format!("TLS: {e}")))?;
+    let verified = if listed.is_empty() {
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| Error(format!("TLS: {e}")))?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(CaOrListed { webpki, listed }))
+            .with_no_client_auth()
+    };
     let unverified = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error(format!("TLS: {e}")))?
@@ -163,6 +179,77 @@ pub fn client_configs(ca_file: Option<&Path>) -> Result<ClientConfigs, Error> {
 /// The server name a target is verified against (its host as written in the URL).
 pub fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
     ServerName::try_from(host.to_string()).map_err(|e| Error(format!("\"{host}\": {e}")))
+}
+
+/// `--ca-file`: a certificate issued by one of its CAs, as usual, or one it lists itself (a
+/// self-signed service certificate, as `curl --cacert` takes it), for the names it holds.
+/// webpki alone refuses the latter: no CA issued it (`UnknownIssuer`), or it is a CA's own
+/// (`CaUsedAsEndEntity`, as `openssl req -x509` makes them).
+#[derive(Debug)]
+struct CaOrListed {
+    webpki: Arc<WebPkiServerVerifier>,
+    listed: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for CaOrListed {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let by_ca = self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        // Only a want of an issuer is made up for: an expired or misnamed certificate stays
+        // refused, listed or not.
+        let no_issuer = |problem: &CertificateError| match problem {
+            CertificateError::UnknownIssuer => true,
+            CertificateError::Other(other) => format!("{other:?}").contains("CaUsedAsEndEntity"),
+            _ => false,
+        };
+        match by_ca {
+            Err(rustls::Error::InvalidCertificate(problem))
+                if no_issuer(&problem)
+                    && self
+                        .listed
+                        .iter()
+                        .any(|c| c.as_ref() == end_entity.as_ref()) =>
+            {
+                verify_server_name(&ParsedCertificate::try_from(end_entity)?, server_name)?;
+                Ok(ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
 }
 
 /// `tls_verify=off`: any certificate is accepted, for test environments with self-signed

@@ -31,8 +31,33 @@ pub struct TlsStream {
 pub struct TlsFailure(pub rustls::Error);
 
 impl fmt::Display for TlsFailure {
+    /// A refused certificate in words (rustls says `invalid peer certificate: Other(OtherError(
+    /// CaUsedAsEndEntity))`), with what to do about it; other failures as rustls says them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        use rustls::CertificateError as E;
+        let rustls::Error::InvalidCertificate(problem) = &self.0 else {
+            return write!(f, "{}", self.0);
+        };
+        const TRUST: &str = "--ca-file takes its CA, or the certificate itself; tls_verify=off \
+                             accepts any";
+        f.write_str("certificate refused: ")?;
+        match problem {
+            E::UnknownIssuer => write!(f, "not issued by a trusted CA ({TRUST})"),
+            E::NotValidForName | E::NotValidForNameContext { .. } => {
+                f.write_str("not valid for the target's host name")
+            }
+            E::Expired | E::ExpiredContext { .. } => f.write_str("expired"),
+            E::NotValidYet | E::NotValidYetContext { .. } => f.write_str("not valid yet"),
+            E::Revoked => f.write_str("revoked"),
+            E::BadSignature => f.write_str("bad signature"),
+            // rustls carries webpki's reason as text only.
+            E::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => write!(
+                f,
+                "a CA certificate used as the server's own, as a self-signed `openssl req \
+                 -x509` one is ({TRUST})"
+            ),
+            other => write!(f, "{other:?}"),
+        }
     }
 }
 

@@ -72,6 +72,16 @@ pub fn self_signed(names: &[&str]) -> Leaf {
     Leaf::new(&cert, &key)
 }
 
+/// A self-signed certificate that is also a CA's (`CA:TRUE`), as `openssl req -x509` makes
+/// them, for `names`.
+pub fn self_signed_ca(names: &[&str]) -> Leaf {
+    let key = KeyPair::generate().expect("key");
+    let mut params = leaf_params(names);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).expect("self-sign");
+    Leaf::new(&cert, &key)
+}
+
 fn common_name(name: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, name);
