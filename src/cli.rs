@@ -586,6 +586,9 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
             key.display()
         );
     }
+    if let Some(ca_file) = &config.ca_file {
+        let _ = writeln!(out, "ca-file             {}", ca_file.display());
+    }
     for target in targets.iter() {
         let o = &target.options;
         let addr = match target.first_address() {

@@ -314,6 +314,7 @@ fn run(config: &Config) -> ExitCode {
         eprintln!("trident: {err}");
         return ExitCode::from(2);
     }
+    log::info!("targets: {}", targets.labels());
     if let Some(nice) = config.nice {
         if let Err(err) = set_nice(nice) {
             let hint = match err.kind() {

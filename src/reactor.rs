@@ -379,10 +379,7 @@ impl Core {
             self.close_conn(conn);
         }
         if reload {
-            let summary: Vec<String> = targets
-                .iter()
-                .map(|t| format!("{}={}", t.role, t.url))
-                .collect();
+            let summary = targets.labels();
             let config = |t: &Target| (t.role, t.url.clone(), t.options.clone());
             if self
                 .targets
@@ -390,10 +387,7 @@ impl Core {
                 .map(config)
                 .eq(targets.iter().map(config))
             {
-                info!(
-                    "targets reloaded, unchanged: {} (the comparison goes on)",
-                    summary.join(" ")
-                );
+                info!("targets reloaded, unchanged: {summary} (the comparison goes on)");
             } else {
                 self.targets_epoch += 1;
                 // Say what changed: a changed option alone leaves the URLs as they were.
@@ -403,8 +397,7 @@ impl Core {
                     .map(|t| t.role.to_string())
                     .collect();
                 info!(
-                    "targets reloaded: {} (changed: {}; statistics epoch {} begins)",
-                    summary.join(" "),
+                    "targets reloaded: {summary} (changed: {}; statistics epoch {} begins)",
                     changed.join(", "),
                     self.targets_epoch
                 );
@@ -910,7 +903,21 @@ impl Proxy {
                 }
             }
         }
-        info!("stopped after {} exchanges", self.core.started);
+        let n = self.core.started;
+        let exchanges = if n == 1 { "exchange" } else { "exchanges" };
+        if self.leader.is_none() && self.followers.is_empty() {
+            info!("stopped after {n} {exchanges}");
+        } else {
+            // One line per reactor: each says it is one, or they read as contradicting totals.
+            let name = match self.leader {
+                Some(_) => std::thread::current()
+                    .name()
+                    .unwrap_or("reactor")
+                    .to_string(),
+                None => "reactor-0".to_string(),
+            };
+            info!("{name} stopped after {n} {exchanges}");
+        }
         Ok(())
     }
 

@@ -117,6 +117,16 @@ impl Target {
         self.host.parse::<IpAddr>().is_err()
     }
 
+    /// `role=URL` for the log, with the address tried first when the URL names a host
+    /// (`candidate=http://api.internal:8080 (10.0.0.3:8080)`).
+    pub fn label(&self) -> String {
+        match (self.is_named(), self.first_address()) {
+            (true, Some(addr)) => format!("{}={} ({addr})", self.role, self.url),
+            (true, None) => format!("{}={} (unresolved)", self.role, self.url),
+            (false, _) => format!("{}={}", self.role, self.url),
+        }
+    }
+
     /// How many addresses a connection may be tried on.
     pub fn address_count(&self) -> usize {
         self.addrs.len()
@@ -173,6 +183,11 @@ pub struct Targets {
 }
 
 impl Targets {
+    /// Every target's `label`, for the log.
+    pub fn labels(&self) -> String {
+        self.iter().map(Target::label).collect::<Vec<_>>().join(" ")
+    }
+
     /// Reads and parses a targets file; errors read `FILE:LINE: what is wrong`. A file
     /// beyond `MAX_FILE_BYTES` is refused unread: `--targets /dev/zero`, or a log file named
     /// by mistake, must not fill memory at a SIGHUP. A FIFO or socket is refused unread too:
@@ -197,11 +212,23 @@ impl Targets {
                 format!("{what}, not a file: reading it would wait for a writer"),
             ));
         }
-        let mut text = String::new();
+        let mut bytes = Vec::new();
         opened
             .take(MAX_FILE_BYTES + 1)
-            .read_to_string(&mut text)
+            .read_to_end(&mut bytes)
             .map_err(cannot_read)?;
+        if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+            return Err(Error::new(
+                file,
+                None,
+                "UTF-16 text (as some Windows editors save it): save it as UTF-8".to_string(),
+            ));
+        }
+        let text = String::from_utf8(bytes).map_err(|err| {
+            let at = err.utf8_error().valid_up_to();
+            let line = err.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            Error::new(&*file, Some(line), "not UTF-8 text".to_string())
+        })?;
         if text.len() as u64 > MAX_FILE_BYTES {
             return Err(Error::new(
                 file,
@@ -493,6 +520,13 @@ fn parse_file(text: &str, file: &str, resolve: Resolver) -> Result<Targets, Erro
         (Some(primary), Some(secondary), Some(candidate)) => Ok(Targets {
             legs: [primary, secondary, candidate],
         }),
+        (None, None, None) => Err(Error::new(
+            file,
+            None,
+            "no targets in it: one line each for primary, secondary and candidate \
+             (ROLE = URL)"
+                .to_string(),
+        )),
         (primary, secondary, _) => {
             let missing = if primary.is_none() {
                 Role::Primary
@@ -590,7 +624,7 @@ fn split_role(line: &str) -> Result<(Role, &str), String> {
         "secondary" => Role::Secondary,
         "candidate" => Role::Candidate,
         "" => return Err("expected \"ROLE = URL\"".to_string()),
-        other => return Err(format!("unknown role \"{other}\"")),
+        other => return Err(format!("unknown role \"{}\"", other.escape_debug())),
     };
     match rest.trim_start().strip_prefix('=') {
         Some(rest) => Ok((role, rest.trim_start())),
@@ -1238,8 +1272,17 @@ mod tests {
     #[test]
     fn missing_roles_are_named_in_role_order() {
         let rows: &[(&str, &str)] = &[
-            ("", "t.conf: missing role \"primary\""),
-            ("# nothing\n\n", "t.conf: missing role \"primary\""),
+            (
+                "",
+                "t.conf: no targets in it: one line each for primary, secondary and candidate \
+                 (ROLE = URL)",
+            ),
+            (
+                "# nothing\n\n",
+                "t.conf: no targets in it: one line each for primary, secondary and candidate \
+                 (ROLE = URL)",
+            ),
+            ("\0 = http://127.0.0.1:1", "t.conf:1: unknown role \"\\0\""),
             (
                 "candidate = http://127.0.0.1:3",
                 "t.conf: missing role \"primary\"",
@@ -1497,8 +1540,19 @@ mod tests {
         )
         .unwrap();
         let loaded = Targets::load(&path);
-        let _ = fs::remove_file(&path);
         assert_eq!(loaded.unwrap().get(Role::Candidate).addrs, [v4(9003)]);
+        // What an editor may save instead of UTF-8 is named as such.
+        let utf16: Vec<u8> = [0xff, 0xfe]
+            .into_iter()
+            .chain(GOOD_HEAD.bytes().flat_map(|b| [b, 0]))
+            .collect();
+        fs::write(&path, utf16).unwrap();
+        let err = Targets::load(&path).unwrap_err().to_string();
+        assert!(err.ends_with(": UTF-16 text (as some Windows editors save it): save it as UTF-8"));
+        fs::write(&path, b"# ok\nprimary = http://h\xe9:1\n").unwrap();
+        let err = Targets::load(&path).unwrap_err().to_string();
+        assert!(err.ends_with(":2: not UTF-8 text"), "{err}");
+        let _ = fs::remove_file(&path);
     }
 
     #[test]

@@ -427,3 +427,23 @@ fn a_report_path_that_cannot_be_written_is_refused_at_start_up() {
         }
     }
 }
+
+/// The log says at start-up which targets trident uses, with the address a host name gave.
+#[test]
+fn the_targets_are_logged_at_start_up_with_the_addresses_of_names() {
+    let (p, s, c) = three_named();
+    let candidate = format!("http://localhost:{}", c.addr().port());
+    let (pu, su) = (p.url(), s.url());
+    let trident = Trident::spawn(&[
+        "--primary",
+        &pu,
+        "--secondary",
+        &su,
+        "--candidate",
+        &candidate,
+    ]);
+    let line = trident.wait_stderr("targets: ", Duration::from_secs(5));
+    let expected = format!("targets: primary={pu} secondary={su} candidate={candidate} (");
+    assert!(line.contains(&expected), "{line}");
+    assert!(line.contains(&format!(":{})", c.addr().port())), "{line}");
+}

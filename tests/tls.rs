@@ -503,6 +503,7 @@ fn tls_listener_with_close_connections_sends_the_whole_response_then_closes() {
 
 #[test]
 fn check_shows_an_https_target_on_port_443_by_default() {
+    let trusted = Trusted::new();
     let done = run(
         &[
             "--check",
@@ -512,10 +513,18 @@ fn check_shows_an_https_target_on_port_443_by_default() {
             "http://127.0.0.1:9002",
             "--candidate",
             "https://localhost",
+            "--ca-file",
+            trusted.file.arg(),
         ],
         WAIT,
     );
     assert_eq!(done.status.code(), Some(0), "{done:?}");
+    assert!(
+        done.stdout
+            .contains(&format!("ca-file             {}\n", trusted.file.arg())),
+        "{}",
+        done.stdout
+    );
     let candidate = done
         .stdout
         .lines()
