@@ -103,6 +103,11 @@ pub fn run(config: &Config) -> io::Result<report::Verdict> {
         ));
     }
     log::info!("demo: {} requests sent, all answered", script.len());
+    log::info!(
+        "demo: how to read the summary: 'candidate differs 100% (0% beyond noise)' is noise, \
+         the secondary differs as often; a REGRESSION line is a difference the secondary does \
+         not show; the POSTs are not shadowed (--shadow-methods). More in docs/comparison.md"
+    );
     Ok(finished.verdict)
 }
 

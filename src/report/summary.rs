@@ -403,6 +403,10 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
     if s.raw_compared == 0 && s.noise_compared == 0 {
         out.push_str("; nothing compared (the shadow legs were skipped)");
     } else {
+        if s.raw_compared < s.requests {
+            // Sampling, skipped methods or saturation: the rates below are of these.
+            let _ = write!(out, " ({} compared)", s.raw_compared);
+        }
         let _ = write!(
             out,
             "; candidate differs {} ({} beyond noise), secondary differs {}",
@@ -457,8 +461,9 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
         write_error_kinds(leg, out);
     }
     if s.legs.iter().any(|leg| leg.skipped > 0) {
+        // The primary is never skipped.
         out.push_str("; skipped:");
-        for (i, role) in Role::ALL.iter().enumerate() {
+        for (i, role) in Role::ALL[1..].iter().enumerate() {
             let _ = write!(
                 out,
                 "{} {role} {}",
