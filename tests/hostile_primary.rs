@@ -743,32 +743,6 @@ fn primary_stale_pooled_connection_gives_502_for_a_post() {
     s.finish();
 }
 
-// --- max_inflight= ---
-
-/// `max_inflight=` does not apply to the primary: with a hung primary and
-/// `max_inflight=1`, two concurrent exchanges both wait for it and get their 504.
-#[test]
-fn the_primary_is_never_skipped_for_max_inflight() {
-    let s = scene(
-        hostile(Behaviour::ReadNoAnswer),
-        "timeout=600 max_inflight=1",
-    );
-    let clients: Vec<_> = (0..2)
-        .map(|i| {
-            let mut client = s.stage.client();
-            client.send(&get(&format!("/hung/{i}")));
-            client
-        })
-        .collect();
-    s.stage.hostile(0).wait_arrivals(3, WAIT);
-    for (i, mut client) in clients.into_iter().enumerate() {
-        let resp = client.response();
-        assert_eq!(resp.status, 504, "{}", resp.body_text());
-        s.assert_primary_error(&format!("/hung/{i}"), "timeout after 600ms");
-    }
-    s.finish();
-}
-
 /// An upstream that rejects an upload as soon as it sees the head (a size limit: `413` with
 /// `Connection: close`, then a close without reading the body, which is a reset) has
 /// answered: the client gets that answer, not a 502 for the write that failed after it.
