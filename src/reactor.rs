@@ -497,7 +497,9 @@ struct Signals {
 /// A bound, not yet running proxy.
 pub struct Proxy {
     poll: Poll,
-    listener: TcpListener,
+    /// Closed (None) once draining: new connections are refused, not left in the backlog
+    /// to be reset at exit.
+    listener: Option<TcpListener>,
     local_addr: SocketAddr,
     shared: Arc<Shared>,
     signals: Option<Signals>,
@@ -657,7 +659,7 @@ impl Proxy {
         };
         Ok(Proxy {
             poll,
-            listener,
+            listener: Some(listener),
             local_addr,
             shared,
             signals: None,
@@ -850,8 +852,10 @@ impl Proxy {
                 }
             }
             if self.shared.stop.load(Ordering::SeqCst) && !self.core.draining {
-                if let Err(e) = self.poll.registry().deregister(&mut self.listener) {
-                    debug!("deregister listener: {e}");
+                if let Some(mut listener) = self.listener.take() {
+                    if let Err(e) = self.poll.registry().deregister(&mut listener) {
+                        debug!("deregister listener: {e}");
+                    }
                 }
                 self.core.start_draining();
                 self.stop_the_others();
@@ -950,7 +954,10 @@ impl Proxy {
                 }
                 return Accepting::Full;
             }
-            match self.listener.accept() {
+            let Some(listener) = &self.listener else {
+                return was;
+            };
+            match listener.accept() {
                 Ok((stream, peer)) => {
                     if let Err(e) = stream.set_nodelay(true) {
                         debug!("set_nodelay: {e}");

@@ -329,3 +329,26 @@ fn a_final_report_that_cannot_be_written_exits_4() {
         trident.stderr()
     );
 }
+
+/// While trident drains, its listener is closed: a new client is refused at once (and can
+/// go elsewhere), not left in the backlog to be reset when trident exits.
+#[test]
+fn a_draining_trident_refuses_new_connections() {
+    let slow = |_: &RecordedRequest| Reply::ok("slow").delay(Duration::from_millis(1500));
+    let (p, s, c) = three_serving(slow);
+    let mut trident = Trident::with_upstreams(&p, &s, &c, &["--timeout", "3000"]);
+    let mut client = trident.client();
+    client.send(&get("/in-flight"));
+    p.wait_requests(1, WAIT);
+    trident.signal("TERM");
+    trident.wait_stderr("shutting down", WAIT);
+    let refused = std::net::TcpStream::connect(trident.addr()).map_err(|e| e.kind());
+    assert_eq!(
+        refused.err(),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "{}",
+        trident.stderr()
+    );
+    assert_eq!(client.read_response(false).status, 200);
+    assert_eq!(trident.wait_exit(WAIT).code(), Some(0));
+}
