@@ -263,17 +263,7 @@ impl Output {
     /// `Closer::close`, saying in the log what was lost (for `Notice::Logged`; a stream that
     /// is the log has no one else to tell).
     pub fn close(self, patience: Patience) {
-        let written = self.shared.written.load(Ordering::Relaxed);
-        let waited = if self.gave_up_at == Some(written) {
-            // A patient write waited `stall` for this stream already.
-            Patience {
-                stall: Duration::ZERO,
-                ..patience
-            }
-        } else {
-            patience
-        };
-        let closed = self.closer().close_within(waited);
+        let closed = self.closer().close_within(self.unless_given_up(patience));
         if self.notice != Notice::Logged {
             return;
         }
@@ -311,7 +301,7 @@ impl Output {
     /// summary, which can be larger than `MAX_QUEUED` on its own). Waits as `patience` allows;
     /// past it, the rest is dropped and counted as `write` would.
     pub fn write_patiently(&mut self, mut buf: &[u8], patience: Patience) -> io::Result<()> {
-        let mut watch = Watch::new(&self.shared, patience);
+        let mut watch = Watch::new(&self.shared, self.unless_given_up(patience));
         while !buf.is_empty() {
             // Whole lines where there are any, so that what a give-up drops is whole lines.
             let mut piece = buf.len().min(CHUNK);
@@ -341,6 +331,21 @@ impl Output {
             buf = &buf[piece..];
         }
         Ok(())
+    }
+
+    /// `patience`, with no wait for progress if a patient write gave up on this stream and it
+    /// has taken nothing since: each SIGUSR1 summary to a wedged stdout would otherwise hold
+    /// the reporting thread `stall` again, while exchanges pile up uncompared.
+    fn unless_given_up(&self, patience: Patience) -> Patience {
+        let written = self.shared.written.load(Ordering::Relaxed);
+        if self.gave_up_at == Some(written) {
+            Patience {
+                stall: Duration::ZERO,
+                ..patience
+            }
+        } else {
+            patience
+        }
     }
 
     /// Once the stream keeps up again, says in the log how much it missed (`Notice::Logged`).
@@ -632,7 +637,8 @@ mod tests {
         for _ in 0..=MAX_QUEUED / CHUNK + 1 {
             permit.send(()).unwrap();
         }
-        while !output.shared.lock().queued.is_empty() {
+        // All of it taken by the stream, not only by the writer.
+        while output.shared.lock().behind() > 0 {
             thread::sleep(Duration::from_millis(1));
         }
         output.write_all(b"after\n").unwrap();
@@ -715,6 +721,10 @@ mod tests {
         // in whole lines.
         assert_eq!(output.shared.lock().behind(), MAX_QUEUED);
         assert_eq!(output.dropped_lines, (MAX_QUEUED / 1024) as u64);
+        // Nor does another patient write (a second summary), while the stream takes nothing.
+        let again = Instant::now();
+        output.write_patiently(&line(1), patience).unwrap();
+        assert!(again.elapsed() < stall, "{:?}", again.elapsed());
         // Closing does not wait for the stalled stream all over again.
         let closing = Instant::now();
         output.close(patience);
