@@ -154,6 +154,14 @@ pub struct Leg {
 }
 
 impl Leg {
+    /// Body bytes its response keeps for the comparison so far.
+    fn captured_len(&self) -> usize {
+        match &self.response {
+            LegResponse::Body { capture, .. } => capture.bytes.len(),
+            LegResponse::Head => 0,
+        }
+    }
+
     fn is_finished(&self) -> bool {
         self.outcome.is_some()
     }
@@ -212,6 +220,8 @@ pub struct Exchange {
     pub stall_deadline: Option<Instant>,
     /// In `Core::again`, to be driven next turn (so it is put there once).
     pub queued_again: bool,
+    /// Response body bytes its legs keep for the comparison, counted in `Core::captured`.
+    pub captured: usize,
 }
 
 impl Exchange {
@@ -370,6 +380,7 @@ impl Core {
             stall_spent: Duration::ZERO,
             stall_deadline: None,
             queued_again: false,
+            captured: 0,
         };
         let key = self.exchanges.insert(exchange);
         if let Some(Conn::Client(client)) = self.conns.get_mut(client_key) {
@@ -909,6 +920,7 @@ impl Core {
             conns,
             exchanges,
             spares,
+            captured,
             ..
         } = self;
         let Some(ex) = exchanges.get_mut(key) else {
@@ -976,6 +988,13 @@ impl Core {
         }
         let head_request = request.head.method == "HEAD";
         let client_version = request.head.version;
+        let kept_before = leg.captured_len();
+        // What this capture may keep: `--max-compare-bytes`, as far as the budget of all the
+        // exchanges in flight leaves room (past it, bodies are compared by hash).
+        let compare_cap = self
+            .settings
+            .max_compare_bytes
+            .min(kept_before + CAPTURE_BUDGET.saturating_sub(*captured));
         let step = receive(
             leg,
             up,
@@ -984,10 +1003,13 @@ impl Core {
             client.map(|c| (c, &mut ex.response, client_version)),
             self.draining,
             BodyBounds {
-                compare_cap: self.settings.max_compare_bytes,
+                compare_cap,
                 max_body,
             },
         );
+        let kept = leg.captured_len().saturating_sub(kept_before);
+        ex.captured += kept;
+        *captured += kept;
         // Storage is held only while it holds bytes: under load most connections are
         // between reads, and memory follows the bytes in flight, not the connections.
         spares.reclaim(&mut up.input);
@@ -1268,6 +1290,7 @@ impl Core {
             return;
         }
         let mut ex = self.exchanges.remove(key);
+        self.captured -= ex.captured;
         for leg in &mut ex.legs {
             self.scratch.give(std::mem::take(&mut leg.head));
         }
@@ -1400,6 +1423,12 @@ fn send_request(leg: &mut Leg, up: &mut Upstream, request: &Request) -> io::Resu
     }
     Ok(())
 }
+
+/// Most response body bytes the exchanges in flight on one reactor keep for the comparison
+/// (each leg up to `--max-compare-bytes`). Exchanges held up by a stalled shadow keep their
+/// other legs' bodies until its deadline: 256 of them (`max_inflight`) with 1 MB bodies held
+/// 554 MiB. Past the budget, bodies are compared by their hash (`compared by hash`).
+pub const CAPTURE_BUDGET: usize = 64 * 1024 * 1024;
 
 /// How much of a leg's response body is kept for the comparison, and read at all.
 #[derive(Debug, Clone, Copy)]

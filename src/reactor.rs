@@ -251,6 +251,9 @@ pub(crate) struct Core {
     /// Shutting down: no new requests; connections close once their exchange is done.
     pub(crate) draining: bool,
     pub(crate) dropped_reports: u64,
+    /// Response body bytes the exchanges in flight keep for the comparison
+    /// (`exchange::CAPTURE_BUDGET` bounds it).
+    pub(crate) captured: usize,
     /// Legs in flight per role (`Role::index()`), for `max_inflight=`.
     pub(crate) inflight: [usize; 3],
     /// Per role, the address new connections try first when it is one of the target's: set
@@ -647,6 +650,7 @@ impl Proxy {
             next_serial: 0,
             draining: false,
             dropped_reports: 0,
+            captured: 0,
             inflight: [0; 3],
             preferred: [None; 3],
             rng: Rng::seeded(),

@@ -831,3 +831,39 @@ fn a_flooding_candidate_does_not_stall_other_clients() {
         .expect("a block");
     assert!(flood.candidate().cut(), "{}", flood.text);
 }
+
+/// Exchanges held up by a stalled candidate keep the other legs' bodies for the comparison
+/// until its deadline. What they keep in all is bounded (`CAPTURE_BUDGET`, 64 MiB): past it,
+/// bodies are compared by their hash. 40 exchanges of 1 MiB bodies would keep 80 MiB.
+#[test]
+fn bodies_kept_for_exchanges_waiting_on_a_stalled_candidate_are_bounded() {
+    let body = pattern(1 << 20, 5);
+    let serve = move |_: &RecordedRequest| Reply::ok(body.clone());
+    let (p, s, c) = (
+        Upstream::start(serve.clone()),
+        Upstream::start(serve),
+        Upstream::hung(),
+    );
+    let mut trident = Trident::with_upstreams(&p, &s, &c, &["--timeout", "3000"]);
+    let mut client = trident.client();
+    for i in 0..40 {
+        assert_eq!(client.exchange(&get(&format!("/big/{i}"))).status, 200);
+    }
+    trident.wait_blocks(40, Duration::from_secs(10));
+    trident.signal("TERM");
+    assert_eq!(trident.wait_exit(WAIT).code(), Some(0));
+    let stdout = trident.stdout();
+    let endpoint = stdout
+        .lines()
+        .find(|l| l.starts_with("  GET /big/{id}: 40 requests"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let hashed: u64 = endpoint
+        .split("; ")
+        .find_map(|part| part.strip_suffix(" compared by hash (beyond --max-compare-bytes)"))
+        .unwrap_or_else(|| panic!("nothing compared by hash: {endpoint}"))
+        .parse()
+        .expect("a count");
+    // 64 MiB keeps 32 exchanges' two bodies whole; the other 8 are hashed (fewer if some
+    // timed out, and let go of theirs, before the last requests came).
+    assert!((4..=40).contains(&hashed), "{endpoint}");
+}
