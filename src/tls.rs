@@ -209,14 +209,10 @@ impl ServerCertVerifier for CaOrListed {
         );
         // Only a want of an issuer is made up for: an expired or misnamed certificate stays
         // refused, listed or not.
-        let no_issuer = |problem: &CertificateError| match problem {
-            CertificateError::UnknownIssuer => true,
-            CertificateError::Other(other) => format!("{other:?}").contains("CaUsedAsEndEntity"),
-            _ => false,
-        };
         match by_ca {
             Err(rustls::Error::InvalidCertificate(problem))
-                if no_issuer(&problem)
+                if (problem == CertificateError::UnknownIssuer
+                    || is_ca_used_as_end_entity(&problem))
                     && self
                         .listed
                         .iter()
@@ -250,6 +246,13 @@ impl ServerCertVerifier for CaOrListed {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.webpki.supported_verify_schemes()
     }
+}
+
+/// webpki refused a CA's certificate as a server's own (`openssl req -x509` makes them so).
+/// rustls carries that reason only as text inside `CertificateError::Other`.
+pub fn is_ca_used_as_end_entity(problem: &CertificateError) -> bool {
+    matches!(problem, CertificateError::Other(other)
+        if format!("{other:?}").contains("CaUsedAsEndEntity"))
 }
 
 /// `tls_verify=off`: any certificate is accepted, for test environments with self-signed

@@ -50,8 +50,7 @@ impl fmt::Display for TlsFailure {
             E::NotValidYet | E::NotValidYetContext { .. } => f.write_str("not valid yet"),
             E::Revoked => f.write_str("revoked"),
             E::BadSignature => f.write_str("bad signature"),
-            // rustls carries webpki's reason as text only.
-            E::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => write!(
+            other if crate::tls::is_ca_used_as_end_entity(other) => write!(
                 f,
                 "a CA certificate used as the server's own, as a self-signed `openssl req \
                  -x509` one is ({TRUST})"

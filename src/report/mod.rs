@@ -599,8 +599,9 @@ struct Reporter<'a> {
     failed_epochs: Vec<u64>,
     /// The last write of `--report FILE` failed.
     report_failed: bool,
-    /// When the last record came (`close_announced_epoch`).
-    last_record: Instant,
+    /// Since when no record came, once a wait for one found none (`close_announced_epoch`;
+    /// a record clears it, so a busy thread reads no clock for it).
+    idle_since: Option<Instant>,
     /// Scratch for the endpoint name of each record.
     endpoint: String,
     pending: Vec<u8>,
@@ -625,7 +626,7 @@ impl<'a> Reporter<'a> {
             closed: VecDeque::new(),
             failed_epochs: Vec::new(),
             report_failed: false,
-            last_record: Instant::now(),
+            idle_since: None,
             endpoint: String::new(),
             pending: Vec::with_capacity(WRITE_BATCH + 4096),
             stdout_open: true,
@@ -634,7 +635,7 @@ impl<'a> Reporter<'a> {
     }
 
     fn handle(&mut self, record: &ExchangeRecord, out: &mut dyn Console) {
-        self.last_record = Instant::now();
+        self.idle_since = None;
         if record.epoch > self.epoch.number {
             self.close_epoch(record.epoch, out);
         }
@@ -682,7 +683,11 @@ impl<'a> Reporter<'a> {
     /// with the next request.
     fn close_announced_epoch(&mut self, out: &mut dyn Console) {
         let announced = self.backlog.announced_epoch.load(Ordering::Relaxed);
-        if announced > self.epoch.number && self.last_record.elapsed() >= EPOCH_GRACE {
+        if announced <= self.epoch.number {
+            return;
+        }
+        let idle = self.idle_since.get_or_insert_with(Instant::now);
+        if idle.elapsed() >= EPOCH_GRACE {
             self.close_epoch(announced, out);
         }
     }

@@ -111,24 +111,19 @@ pub struct EndpointReport<'a> {
     /// (each answered with the primary's status) for a pass to mean anything: shadows down,
     /// or answering errors, compare statuses and nothing else.
     pub contents_decided: bool,
+    /// A field is flagged by Diffy's rule, but the samples are too few to test it.
+    pub flagged_unsure: bool,
     pub verdict: EndpointVerdict,
 }
 
 impl EndpointReport<'_> {
-    /// A field is flagged by Diffy's rule, but the samples are too few to test it.
-    fn flagged_unsure(&self) -> bool {
-        self.fields
-            .iter()
-            .any(|f| f.verdict == FieldVerdict::TooFewSamples)
-    }
-
     /// The order endpoints are listed in: regressing ones, then those with a flagged field
     /// they have too few samples for; the rest (passing, or with too little compared, like a
     /// long tail of rare paths) by requests, so the busiest are listed.
     fn rank(&self) -> u8 {
         match self.verdict {
             EndpointVerdict::Regresses => 0,
-            EndpointVerdict::Undecided if self.flagged_unsure() => 1,
+            EndpointVerdict::Undecided if self.flagged_unsure => 1,
             _ => 2,
         }
     }
@@ -194,7 +189,7 @@ impl<'a> EpochReport<'a> {
             epoch,
             regressing: count(EndpointVerdict::Regresses),
             undecided: count(EndpointVerdict::Undecided),
-            flagged_unsure: endpoints.iter().filter(|e| e.flagged_unsure()).count(),
+            flagged_unsure: endpoints.iter().filter(|e| e.flagged_unsure).count(),
             endpoints,
             not_compared: not_compared_now.saturating_sub(epoch.not_compared_before),
             thresholds: *thresholds,
@@ -271,9 +266,10 @@ fn judge_endpoint<'a>(stats: &'a EndpointStats, thresholds: &Thresholds) -> Endp
         ))
     });
     let any = |v: FieldVerdict| fields.iter().any(|f| f.verdict == v);
+    let flagged_unsure = any(FieldVerdict::TooFewSamples);
     let verdict = if any(FieldVerdict::Regression) {
         EndpointVerdict::Regresses
-    } else if any(FieldVerdict::TooFewSamples) || !contents_decided {
+    } else if flagged_unsure || !contents_decided {
         EndpointVerdict::Undecided
     } else {
         EndpointVerdict::Passes
@@ -283,6 +279,7 @@ fn judge_endpoint<'a>(stats: &'a EndpointStats, thresholds: &Thresholds) -> Endp
         fields,
         enough_samples,
         contents_decided,
+        flagged_unsure,
         verdict,
     }
 }
