@@ -434,14 +434,7 @@ fn the_targets_are_logged_at_start_up_with_the_addresses_of_names() {
     let (p, s, c) = three_named();
     let candidate = format!("http://localhost:{}", c.addr().port());
     let (pu, su) = (p.url(), s.url());
-    let trident = Trident::spawn(&[
-        "--primary",
-        &pu,
-        "--secondary",
-        &su,
-        "--candidate",
-        &candidate,
-    ]);
+    let trident = Trident::with_urls(&pu, &su, &candidate, &[]);
     let line = trident.wait_stderr("targets: ", Duration::from_secs(5));
     let expected = format!("targets: primary={pu} secondary={su} candidate={candidate} (");
     assert!(line.contains(&expected), "{line}");

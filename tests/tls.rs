@@ -167,16 +167,7 @@ fn https_targets_verified_with_ca_file() {
     let s = TlsUpstream::start(&leaf, body_for("secondary"));
     let c = TlsUpstream::start(&leaf, body_for("candidate"));
     let (pu, su, cu) = (p.url(), s.url(), c.url());
-    let trident = Trident::spawn(&[
-        "--primary",
-        &pu,
-        "--secondary",
-        &su,
-        "--candidate",
-        &cu,
-        "--ca-file",
-        trusted.file.arg(),
-    ]);
+    let trident = Trident::with_urls(&pu, &su, &cu, &["--ca-file", trusted.file.arg()]);
     let mut client = trident.client();
     let resp = client.exchange(&get("/a"));
     assert_eq!(
@@ -267,17 +258,8 @@ fn a_self_signed_certificate_listed_in_ca_file_is_trusted_for_its_names() {
         let c = TlsUpstream::named("candidate", &other);
         // The secondary by an address its certificate does not name.
         let secondary = format!("https://127.0.0.1:{}", s.addr().port());
-        let (pu, cu) = (p.url(), c.url());
-        let trident = Trident::spawn(&[
-            "--primary",
-            &pu,
-            "--secondary",
-            &secondary,
-            "--candidate",
-            &cu,
-            "--ca-file",
-            listed.arg(),
-        ]);
+        let trident =
+            Trident::with_urls(&p.url(), &secondary, &c.url(), &["--ca-file", listed.arg()]);
         let resp = trident.client().exchange(&get("/self"));
         assert_eq!(resp.body_text(), "primary GET /self");
         let block = &trident.wait_blocks(1, WAIT)[0];
@@ -369,16 +351,7 @@ fn a_bad_upstream_certificate_is_refused_on_that_leg_and_the_client_still_answer
     let s = TlsUpstream::named("secondary", &unknown);
     let c = TlsUpstream::named("candidate", &wrong_name);
     let (pu, su, cu) = (p.url(), s.url(), c.url());
-    let trident = Trident::spawn(&[
-        "--primary",
-        &pu,
-        "--secondary",
-        &su,
-        "--candidate",
-        &cu,
-        "--ca-file",
-        trusted.file.arg(),
-    ]);
+    let trident = Trident::with_urls(&pu, &su, &cu, &["--ca-file", trusted.file.arg()]);
     let mut client = trident.client();
     for i in 0..2 {
         let resp = client.exchange(&get(&format!("/bad{i}")));
@@ -410,16 +383,7 @@ fn a_primary_with_a_refused_certificate_gets_the_client_a_502() {
     let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
     let pu = p.url();
     let (su, cu) = (s.url(), c.url());
-    let trident = Trident::spawn(&[
-        "--primary",
-        &pu,
-        "--secondary",
-        &su,
-        "--candidate",
-        &cu,
-        "--ca-file",
-        trusted.file.arg(),
-    ]);
+    let trident = Trident::with_urls(&pu, &su, &cu, &["--ca-file", trusted.file.arg()]);
     let resp = trident.client().exchange(&get("/p"));
     assert_eq!(resp.status, 502);
     let block = &trident.wait_blocks(1, WAIT)[0];
@@ -436,20 +400,19 @@ fn tls_client_with_an_https_primary_and_two_plain_shadows() {
     let p = TlsUpstream::named("primary", &leaf);
     let (s, c) = (upstream("secondary", 0), upstream("candidate", 0));
     let (pu, su, cu) = (p.url(), s.url(), c.url());
-    let trident = Trident::spawn(&[
-        "--primary",
+    let trident = Trident::with_urls(
         &pu,
-        "--secondary",
         &su,
-        "--candidate",
         &cu,
-        "--ca-file",
-        trusted.file.arg(),
-        "--tls-cert",
-        cert.arg(),
-        "--tls-key",
-        key.arg(),
-    ]);
+        &[
+            "--ca-file",
+            trusted.file.arg(),
+            "--tls-cert",
+            cert.arg(),
+            "--tls-key",
+            key.arg(),
+        ],
+    );
     let mut client = tls_client(&trident, &trusted.ca);
     assert_eq!(client.exchange(&get("/m1")).body_text(), "primary GET /m1");
     let body = pattern(70_000, 11);

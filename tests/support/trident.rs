@@ -172,12 +172,24 @@ impl Trident {
         candidate: SocketAddr,
         extra: &[&str],
     ) -> Trident {
-        let (p, s, c) = (
-            format!("http://{primary}"),
-            format!("http://{secondary}"),
-            format!("http://{candidate}"),
-        );
-        let mut args = vec!["--primary", &p, "--secondary", &s, "--candidate", &c];
+        Trident::with_urls(
+            &format!("http://{primary}"),
+            &format!("http://{secondary}"),
+            &format!("http://{candidate}"),
+            extra,
+        )
+    }
+
+    /// Runs trident with these three URL flags (http:// or https://), plus `extra`.
+    pub fn with_urls(primary: &str, secondary: &str, candidate: &str, extra: &[&str]) -> Trident {
+        let mut args = vec![
+            "--primary",
+            primary,
+            "--secondary",
+            secondary,
+            "--candidate",
+            candidate,
+        ];
         args.extend_from_slice(extra);
         Trident::spawn(&args)
     }
