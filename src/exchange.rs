@@ -43,6 +43,54 @@ pub const SHADOW_STALL_GRACE: Duration = Duration::from_millis(100);
 pub const SHADOW_STALL_BUDGET: Duration = Duration::from_millis(1000);
 /// Most exchanges a shadow leg may have in flight unless `max_inflight=` says otherwise.
 pub const DEFAULT_MAX_INFLIGHT: usize = 256;
+/// Legs in flight per role, for `max_inflight=`. A reload that changes a role's target
+/// retires that role's count: the new target's bound starts from zero rather than waiting
+/// for legs to a target no longer in use (a hung candidate's, up to `--timeout`), while the
+/// retired legs still count against the descriptor room until they end.
+#[derive(Debug, Default)]
+pub(crate) struct Inflight {
+    /// Legs to each role's current target.
+    current: [usize; 3],
+    /// Legs to targets a reload replaced, still in flight.
+    retired: [usize; 3],
+    /// Bumped per role by each reload that changes its target.
+    generation: [u32; 3],
+}
+
+impl Inflight {
+    /// Counts a leg in, unless `room` (its target's `max_inflight`, then the descriptor room
+    /// for all of the role's legs) is full; returns the generation to release it under.
+    pub(crate) fn admit(&mut self, role: Role, room: Option<(usize, usize)>) -> Option<u32> {
+        let i = role.index();
+        if let Some((target_room, descriptor_room)) = room {
+            if self.current[i] >= target_room
+                || self.current[i] + self.retired[i] >= descriptor_room
+            {
+                return None;
+            }
+        }
+        self.current[i] += 1;
+        Some(self.generation[i])
+    }
+
+    /// A leg counted in under `generation` is over.
+    pub(crate) fn release(&mut self, role: Role, generation: u32) {
+        let i = role.index();
+        if generation == self.generation[i] {
+            self.current[i] -= 1;
+        } else {
+            self.retired[i] -= 1;
+        }
+    }
+
+    /// `role`'s target was replaced: its legs in flight go on, counted apart.
+    pub(crate) fn retire(&mut self, role: Role) {
+        let i = role.index();
+        self.retired[i] += std::mem::take(&mut self.current[i]);
+        self.generation[i] = self.generation[i].wrapping_add(1);
+    }
+}
+
 /// Rounds of `drive_exchange` per turn of the event loop.
 const TURNS_PER_DRIVE: usize = 16;
 /// Reads of one upstream per turn of the event loop.
@@ -119,6 +167,8 @@ pub struct Leg {
     pub connect_timeout: Duration,
     /// Most exchanges this leg's role may have in flight before it is skipped.
     pub max_inflight: usize,
+    /// The role's target generation the leg was counted under (`Inflight`).
+    pub generation: u32,
     /// When the whole leg must be over.
     pub deadline: Instant,
     /// When its TCP connect must be done, while it is connecting.
@@ -337,6 +387,7 @@ impl Core {
                     .connect_timeout
                     .unwrap_or(settings.connect_timeout),
                 max_inflight: target.options.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT),
+                generation: 0,
                 deadline: now + timeout,
                 connect_deadline: None,
                 conn: None,
@@ -402,14 +453,17 @@ impl Core {
             if leg.is_finished() {
                 continue;
             }
-            let most = leg.max_inflight.min(self.settings.shadow_room);
-            if role != Role::Primary && self.inflight[role.index()] >= most {
+            let room = match role {
+                Role::Primary => None,
+                _ => Some((leg.max_inflight, self.settings.shadow_room)),
+            };
+            let Some(generation) = self.inflight.admit(role, room) else {
                 // A saturated shadow leg is skipped, never queued: the primary is never
                 // skipped and never waits.
                 leg.outcome = Some(LegOutcome::Skipped("saturated"));
                 continue;
-            }
-            self.inflight[role.index()] += 1;
+            };
+            leg.generation = generation;
             self.attach_upstream(key, role);
         }
         self.arm_exchange(key);
@@ -1049,7 +1103,7 @@ impl Core {
         else {
             return;
         };
-        self.inflight[role.index()] -= 1;
+        self.inflight.release(role, leg.generation);
         leg.outcome = Some(LegOutcome::Response {
             status,
             reason,
@@ -1165,8 +1219,9 @@ impl Core {
         debug!("exchange {}: {role} failed: {error}", ex.id);
         let status = error.gateway_status();
         let text = format!("trident: primary {error}");
-        ex.legs[role.index()].outcome = Some(LegOutcome::Failed { error, elapsed });
-        self.inflight[role.index()] -= 1;
+        let leg = &mut ex.legs[role.index()];
+        leg.outcome = Some(LegOutcome::Failed { error, elapsed });
+        self.inflight.release(role, leg.generation);
         if role == Role::Primary {
             self.respond_to_client_with_error(key, status, &text);
         }
@@ -1646,6 +1701,46 @@ fn continue_after_eof(
 mod tests {
     use super::*;
     use socket2::{Domain, Socket, Type};
+
+    /// A retired target's legs leave its `max_inflight` to the new target, but still count
+    /// against the descriptor room until they end; the primary is never refused.
+    #[test]
+    fn inflight_counts_per_target_and_retired_legs_keep_their_descriptors() {
+        let mut inflight = Inflight::default();
+        let room = Some((2, 3));
+        let old: Vec<u32> = (0..2)
+            .map(|_| inflight.admit(Role::Candidate, room).expect("room"))
+            .collect();
+        assert_eq!(inflight.admit(Role::Candidate, room), None, "max_inflight");
+        inflight.retire(Role::Candidate);
+        let new = inflight
+            .admit(Role::Candidate, room)
+            .expect("a new target's own bound");
+        assert_ne!(new, old[0]);
+        assert_eq!(
+            inflight.admit(Role::Candidate, room),
+            None,
+            "descriptor room"
+        );
+        inflight.release(Role::Candidate, old[0]);
+        let second = inflight
+            .admit(Role::Candidate, room)
+            .expect("a retired leg ended");
+        assert_eq!(
+            inflight.admit(Role::Candidate, room),
+            None,
+            "max_inflight again"
+        );
+        for generation in [old[1], new, second] {
+            inflight.release(Role::Candidate, generation);
+        }
+        assert_eq!((inflight.current, inflight.retired), ([0; 3], [0; 3]));
+        assert!((0..1000).all(|_| inflight.admit(Role::Primary, None).is_some()));
+        assert_eq!(
+            inflight.admit(Role::Secondary, room),
+            inflight.generation.get(1).copied()
+        );
+    }
 
     #[test]
     fn a_socket_connected_to_itself_is_a_refusal() {

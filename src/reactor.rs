@@ -23,10 +23,10 @@ use slab::Slab;
 use crate::buffer::{Scratch, Spares};
 use crate::cli::{Config, TargetSource};
 use crate::client::{Client, ClientPhase};
-use crate::exchange::Exchange;
+use crate::exchange::{Exchange, Inflight};
 use crate::http::Limits;
 use crate::report::ReportSender;
-use crate::targets::{self, Target, Targets};
+use crate::targets::{self, Role, Target, Targets};
 use crate::timer::{Deadline, Timers};
 use crate::tls;
 use crate::transport::Transport;
@@ -254,8 +254,8 @@ pub(crate) struct Core {
     /// Response body bytes the exchanges in flight keep for the comparison
     /// (`exchange::CAPTURE_BUDGET` bounds it).
     pub(crate) captured: usize,
-    /// Legs in flight per role (`Role::index()`), for `max_inflight=`.
-    pub(crate) inflight: [usize; 3],
+    /// Legs in flight per role, for `max_inflight=`.
+    pub(crate) inflight: Inflight,
     /// Per role, the address new connections try first when it is one of the target's: set
     /// when a connection is made to another address after the first choice failed, so that
     /// one refusal (`localhost` as `::1` for a service on `127.0.0.1`) is not paid per
@@ -394,11 +394,15 @@ impl Core {
             } else {
                 self.targets_epoch += 1;
                 // Say what changed: a changed option alone leaves the URLs as they were.
-                let changed: Vec<String> = targets
+                let changed: Vec<Role> = targets
                     .iter()
                     .filter(|t| !self.targets.iter().any(|old| config(old) == config(t)))
-                    .map(|t| t.role.to_string())
+                    .map(|t| t.role)
                     .collect();
+                for &role in &changed {
+                    self.inflight.retire(role);
+                }
+                let changed: Vec<String> = changed.iter().map(Role::to_string).collect();
                 info!(
                     "targets reloaded: {summary} (changed: {}; statistics epoch {} begins)",
                     changed.join(", "),
@@ -651,7 +655,7 @@ impl Proxy {
             draining: false,
             dropped_reports: 0,
             captured: 0,
-            inflight: [0; 3],
+            inflight: Inflight::default(),
             preferred: [None; 3],
             rng: Rng::seeded(),
             tls,

@@ -80,6 +80,52 @@ fn sighup_lets_exchanges_in_flight_finish_on_the_old_targets() {
     assert_eq!(old.request_count(), 1);
 }
 
+/// `max_inflight=` bounds the legs to a target, not to a role: after a reload away from a
+/// candidate whose legs hang, the new candidate takes requests at once rather than being
+/// skipped as saturated until the old legs time out.
+#[test]
+fn sighup_away_from_a_saturated_candidate_uses_the_new_one_at_once() {
+    let (p, s) = (Upstream::named("primary"), Upstream::named("secondary"));
+    let old = Upstream::start(|_| Reply::ok("old, slowly").delay(Duration::from_millis(2500)));
+    let new = Upstream::named("new");
+    let bounded = |url: String| format!("{url} max_inflight=1");
+    let file = TargetsFile::for_urls(&p.url(), &s.url(), &bounded(old.url()));
+    let trident = Trident::spawn(&["--targets", file.arg(), "--timeout", "4000"]);
+    let mut client = trident.client();
+    assert_eq!(client.exchange(&get("/hung")).status, 200);
+    old.wait_requests(1, WAIT);
+    // The old candidate's one slot is taken: a second request would skip it.
+    assert_eq!(client.exchange(&get("/saturated")).status, 200);
+    let saturated = trident.wait_blocks(1, WAIT);
+    assert_eq!(
+        saturated[0].candidate().outcome,
+        Outcome::Other("skipped: saturated".to_string()),
+        "{}",
+        saturated[0].text
+    );
+
+    file.write(&targets_text(&p.url(), &s.url(), &bounded(new.url())));
+    trident.signal("HUP");
+    trident.wait_stderr("targets reloaded", WAIT);
+    let started = Instant::now();
+    assert_eq!(client.exchange(&get("/after")).status, 200);
+    let after = trident
+        .wait_blocks(2, WAIT)
+        .into_iter()
+        .find(|b| b.target == "/after")
+        .expect("the exchange after the reload is reported");
+    assert_eq!(after.candidate().response().0, 200, "{}", after.text);
+    assert!(
+        started.elapsed() < Duration::from_millis(2000),
+        "the new candidate waited for the old one's leg"
+    );
+    assert_eq!(new.wait_requests(1, WAIT)[0].target, "/after");
+    // The old leg still ends on its own.
+    let blocks = trident.wait_blocks(3, WAIT);
+    let hung = blocks.iter().find(|b| b.target == "/hung").expect("/hung");
+    assert_eq!(hung.candidate().response().0, 200, "{}", hung.text);
+}
+
 #[test]
 fn sighup_with_a_broken_targets_file_keeps_the_old_targets() {
     let (p, s) = (Upstream::named("primary"), Upstream::named("secondary"));
