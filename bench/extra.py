@@ -6,7 +6,8 @@
 Scenarios (each starts its own processes on 127.0.0.1 free ports and stops them):
   stalled     primary throughput with the candidate stalled (accepts, never answers)
               against the healthy run, and trident's RSS over the stalled run
-  bodies      keep-alive throughput, CPU and peak RSS with 100 B, 16 KiB and 1 MiB bodies
+  bodies      keep-alive throughput, CPU and peak RSS with 100 B, 16 KiB and 1 MiB bodies,
+              and RSS after a 3 s lull (freed memory handed back)
   idle        RSS per idle keep-alive client connection (1000 and 10 000 clients)
   syscalls    system calls per keep-alive request in steady state (perf tracepoints)
   floor       trident against `floor` (bench/floor.rs, `cargo build --release --example
@@ -238,7 +239,7 @@ def scenario_stalled(trident: str, root: str, seconds: float) -> list[str]:
 
 
 def scenario_bodies(trident: str, root: str, seconds: float) -> list[str]:
-    rows = ["| body | req/s | CPU µs/req | peak RSS MiB |", "|---|---|---|---|"]
+    rows = ["| body | req/s | CPU µs/req | peak RSS MiB | RSS 3 s after MiB |", "|---|---|---|---|---|"]
     procs = Procs()
     try:
         ports = [start_upstream(procs, root, f"b-{i}") for i in range(3)]
@@ -248,8 +249,10 @@ def scenario_bodies(trident: str, root: str, seconds: float) -> list[str]:
             r = measured(tri.pid, lambda: wrk(port, path, conns, seconds))
             if r["non2xx"]:
                 raise RuntimeError(f"{label}: {r['non2xx']} responses were not 2xx")
+            time.sleep(3)  # a lull: trident hands freed memory back after 1 s of it
+            idle = status_kib(tri.pid, "VmRSS") / 1024
             rows.append(f"| {label} (c{conns}) | {r['rps']:.0f} | {r['cpu_us_per_req']:.1f} | "
-                        f"{r['hwm_mib']:.1f} |")
+                        f"{r['hwm_mib']:.1f} | {idle:.1f} |")
             tri.send_signal(signal.SIGTERM)
             tri.wait(timeout=10)
     finally:

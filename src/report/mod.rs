@@ -52,6 +52,8 @@ const SIGNAL_POLL: Duration = Duration::from_millis(200);
 /// closed (summary and report) without waiting for the new epoch's first: time for the old
 /// epoch's exchanges still in flight to arrive and be counted in it.
 const EPOCH_GRACE: Duration = Duration::from_secs(1);
+/// After how long without an exchange the freed memory of a burst goes back to the system.
+const IDLE_TRIM: Duration = Duration::from_secs(1);
 /// How long the reporting thread sleeps between batches while records keep coming.
 const BATCH_PAUSE: Duration = Duration::from_millis(5);
 /// Output is written in batches of whole blocks up to about this size (or sooner, whenever
@@ -535,6 +537,16 @@ fn yield_to_the_reactors() {
     let _ = unsafe { libc::nice(REPORT_NICE) };
 }
 
+/// Returns the heap's free memory to the system, where the allocator keeps it otherwise.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim(3) takes a size and works on glibc's own heap under its own
+    // locks; it is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The reporting loop (public for tests and benchmarks): compares, counts and writes each
 /// record; writes a summary when `signal` asks, when a record of a new epoch arrives, and
 /// when the channel disconnects; returns the verdict.
@@ -580,6 +592,7 @@ pub fn run(
         }
         if next.is_none() {
             reporter.close_announced_epoch(out);
+            reporter.return_memory_when_idle();
         }
     }
     reporter.finish(out)
@@ -599,9 +612,11 @@ struct Reporter<'a> {
     failed_epochs: Vec<u64>,
     /// The last write of `--report FILE` failed.
     report_failed: bool,
-    /// Since when no record came, once a wait for one found none (`close_announced_epoch`;
-    /// a record clears it, so a busy thread reads no clock for it).
+    /// Since when no record came, once a wait for one found none (`close_announced_epoch`,
+    /// `return_memory_when_idle`; a record clears it).
     idle_since: Option<Instant>,
+    /// No record came since freed memory was last returned to the system.
+    memory_returned: bool,
     /// Scratch for the endpoint name of each record.
     endpoint: String,
     pending: Vec<u8>,
@@ -627,6 +642,7 @@ impl<'a> Reporter<'a> {
             failed_epochs: Vec::new(),
             report_failed: false,
             idle_since: None,
+            memory_returned: true,
             endpoint: String::new(),
             pending: Vec::with_capacity(WRITE_BATCH + 4096),
             stdout_open: true,
@@ -636,6 +652,7 @@ impl<'a> Reporter<'a> {
 
     fn handle(&mut self, record: &ExchangeRecord, out: &mut dyn Console) {
         self.idle_since = None;
+        self.memory_returned = false;
         if record.epoch > self.epoch.number {
             self.close_epoch(record.epoch, out);
         }
@@ -689,6 +706,22 @@ impl<'a> Reporter<'a> {
         let idle = self.idle_since.get_or_insert_with(Instant::now);
         if idle.elapsed() >= EPOCH_GRACE {
             self.close_epoch(announced, out);
+        }
+    }
+
+    /// Once no exchange came for `IDLE_TRIM` after some did, hands the memory the burst freed
+    /// back to the system. glibc's malloc keeps freed memory in its arenas: after a load of
+    /// 256 clients with 16 KiB and 1 MiB bodies, trident stayed at 51 MiB resident, idle,
+    /// where `malloc_trim` brings it to 9 MiB. Process-wide, so this thread does it for the
+    /// reactors too, off their path; it runs once per lull.
+    fn return_memory_when_idle(&mut self) {
+        if self.memory_returned {
+            return;
+        }
+        let idle = self.idle_since.get_or_insert_with(Instant::now);
+        if idle.elapsed() >= IDLE_TRIM {
+            self.memory_returned = true;
+            trim_heap();
         }
     }
 
