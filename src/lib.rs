@@ -27,6 +27,16 @@ pub mod upstream;
 
 pub use reactor::{Control, Proxy};
 
+/// A count with its noun, singular or plural, for messages: "1 exchange", "3 exchanges".
+pub(crate) struct Counted(pub usize, pub &'static str);
+
+impl std::fmt::Display for Counted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = if self.0 == 1 { "" } else { "s" };
+        write!(f, "{} {}{s}", self.0, self.1)
+    }
+}
+
 /// The exit status when trident itself fails: it cannot listen, a thread cannot start, the
 /// report cannot be written, or a third SIGTERM/SIGINT ends it without its summary. Apart from
 /// the verdict's (`--exit-code`: 1 FAIL, 3 UNDECIDED) and a mistake in the command line or the

@@ -31,6 +31,7 @@ use crate::timer::{Deadline, Timers};
 use crate::tls;
 use crate::transport::Transport;
 use crate::upstream::{Pool, Upstream, UpstreamState};
+use crate::Counted;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 /// How often reaching `--max-clients` is logged, at most.
@@ -422,8 +423,8 @@ impl Core {
         }
         self.draining = true;
         info!(
-            "shutting down: {} exchanges in flight",
-            self.exchanges.len()
+            "shutting down: {} in flight",
+            Counted(self.exchanges.len(), "exchange")
         );
         for conn in self.pool.drain_all() {
             self.close_conn(conn);
@@ -899,26 +900,25 @@ impl Proxy {
                 }
                 if drain_deadline.is_some_and(|d| Instant::now() >= d) {
                     warn!(
-                        "shutdown deadline: {} exchanges still in flight, abandoned",
-                        self.core.exchanges.len()
+                        "shutdown deadline: {} still in flight, abandoned",
+                        Counted(self.core.exchanges.len(), "exchange")
                     );
                     break;
                 }
                 if self.shared.hurry.load(Ordering::SeqCst) {
                     warn!(
-                        "stopping at once (a second SIGTERM/SIGINT): {} exchanges in flight \
+                        "stopping at once (a second SIGTERM/SIGINT): {} in flight \
                          abandoned; the summary follows (a third signal exits without it)",
-                        self.core.exchanges.len()
+                        Counted(self.core.exchanges.len(), "exchange")
                     );
                     self.stop_the_others();
                     break;
                 }
             }
         }
-        let n = self.core.started;
-        let exchanges = if n == 1 { "exchange" } else { "exchanges" };
+        let exchanges = Counted(self.core.started as usize, "exchange");
         if self.leader.is_none() && self.followers.is_empty() {
-            info!("stopped after {n} {exchanges}");
+            info!("stopped after {exchanges}");
         } else {
             // One line per reactor: each says it is one, or they read as contradicting totals.
             let name = match self.leader {
@@ -928,7 +928,7 @@ impl Proxy {
                     .to_string(),
                 None => "reactor-0".to_string(),
             };
-            info!("{name} stopped after {n} {exchanges}");
+            info!("{name} stopped after {exchanges}");
         }
         Ok(())
     }

@@ -305,9 +305,9 @@ fn a_second_sigterm_abandons_what_is_in_flight_and_still_writes_the_summary() {
         started.elapsed()
     );
     assert!(
-        trident.stderr().contains(
-            "stopping at once (a second SIGTERM/SIGINT): 1 exchanges in flight abandoned"
-        ),
+        trident
+            .stderr()
+            .contains("stopping at once (a second SIGTERM/SIGINT): 1 exchange in flight abandoned"),
         "{}",
         trident.stderr()
     );

@@ -19,6 +19,7 @@ use super::stats::{
 };
 use super::Verdict;
 use crate::targets::Role;
+use crate::Counted;
 
 /// Most endpoints the text summary lists (all regressing ones, and undecided ones with a
 /// flagged field, are always listed); the JSON report has them all.
@@ -351,10 +352,10 @@ pub fn write_text(
     let t = &report.thresholds;
     let _ = write!(
         out,
-        "SUMMARY epoch {} ({}): {} exchanges, {} not compared",
+        "SUMMARY epoch {} ({}): {}, {} not compared",
         epoch.number,
         trigger.name(),
-        epoch.exchanges,
+        Counted(epoch.exchanges as usize, "exchange"),
         report.not_compared
     );
     if epoch.late > 0 {
