@@ -125,6 +125,9 @@ pub struct Output {
     /// `Shared::written` when a patient write last gave up on the stream: if it has taken
     /// nothing since, `close` does not wait for it all over again.
     gave_up_at: Option<u64>,
+    /// Since when `write` drops, and `Shared::written` then: a stream that has taken nothing
+    /// since for a patience's `stall` counts as given up on before any patient write waits.
+    dropping_since: Option<(Instant, u64)>,
 }
 
 /// Waits for an `Output` that was handed away (to the logger) to be written.
@@ -250,6 +253,7 @@ impl Output {
             dropped_lines: 0,
             failure_returned: false,
             gave_up_at: None,
+            dropping_since: None,
         })
     }
 
@@ -333,12 +337,16 @@ impl Output {
         Ok(())
     }
 
-    /// `patience`, with no wait for progress if a patient write gave up on this stream and it
-    /// has taken nothing since: each SIGUSR1 summary to a wedged stdout would otherwise hold
-    /// the reporting thread `stall` again, while exchanges pile up uncompared.
+    /// `patience`, with no wait for progress if a patient write gave up on this stream, or
+    /// `write` began dropping at least `stall` ago, and it has taken nothing since: each
+    /// SIGUSR1 summary to a wedged stdout would otherwise hold the reporting thread `stall`
+    /// (again), while exchanges pile up uncompared.
     fn unless_given_up(&self, patience: Patience) -> Patience {
         let written = self.shared.written.load(Ordering::Relaxed);
-        if self.gave_up_at == Some(written) {
+        let stalled_while_dropping = self
+            .dropping_since
+            .is_some_and(|(since, seen)| seen == written && since.elapsed() >= patience.stall);
+        if self.gave_up_at == Some(written) || stalled_while_dropping {
             Patience {
                 stall: Duration::ZERO,
                 ..patience
@@ -421,8 +429,13 @@ impl Write for Output {
             }
             let lines = buf.iter().filter(|&&b| b == b'\n').count() as u64;
             self.dropped_lines += lines.max(1);
+            if self.dropping_since.is_none() {
+                let written = self.shared.written.load(Ordering::Relaxed);
+                self.dropping_since = Some((Instant::now(), written));
+            }
             return Ok(buf.len());
         }
+        self.dropping_since = None;
         if let (Notice::Inline(format), 1..) = (self.notice, self.dropped_lines) {
             // Owned up to in the stream itself, ahead of what comes next.
             let lines = std::mem::take(&mut self.dropped_lines);
@@ -702,6 +715,30 @@ mod tests {
         output.close(patient());
         assert_eq!(*taken.lock().unwrap(), all);
         feeder.join().unwrap();
+    }
+
+    /// A stream that took nothing since `write` began dropping, for longer than the stall
+    /// patience, is not waited on by the first patient write (the first SIGUSR1 summary to a
+    /// wedged stdout); one that only just began dropping still is.
+    #[test]
+    fn a_patient_write_does_not_wait_on_a_stream_stalled_since_dropping_began() {
+        let stall = Duration::from_millis(200);
+        let patience = Patience {
+            stall,
+            total: Duration::from_secs(60),
+        };
+        let (mut output, _permit, _taken) = gated();
+        fill(&mut output, 1);
+        let started = Instant::now();
+        output.write_patiently(&line(1), patience).unwrap();
+        assert!(started.elapsed() >= stall, "{:?}", started.elapsed());
+
+        let (mut output, _permit, _taken) = gated();
+        fill(&mut output, 1);
+        thread::sleep(stall);
+        let started = Instant::now();
+        output.write_patiently(&line(1), patience).unwrap();
+        assert!(started.elapsed() < stall, "{:?}", started.elapsed());
     }
 
     #[test]
