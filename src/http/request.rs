@@ -902,8 +902,8 @@ fn is_valid_host(host: &[u8]) -> bool {
 /// An http authority (RFC 3986 §3.2.2–3.2.3; RFC 9110 §4.2.1, which wants a host): a host
 /// that is a bracketed IP literal or a name of unreserved, percent-encoded and sub-delimiter
 /// characters, then an optional `:port` of digits. No user information (`@` is not among
-/// the characters), no empty host (`:8080`), no unclosed bracket (`[::1`), no letters in the
-/// port (`:8a`).
+/// the characters), no empty host (`:8080`), no unclosed bracket (`[::1`), no `%` but as a
+/// percent-encoding (`%2e`, not `%zz`), no letters in the port (`:8a`).
 fn is_valid_authority(authority: &[u8]) -> bool {
     let name_char = |b: &u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(b);
     let (host_ok, port) = match authority.strip_prefix(b"[") {
@@ -927,7 +927,19 @@ fn is_valid_authority(authority: &[u8]) -> bool {
             (!host.is_empty() && host.iter().all(name_char), port)
         }
     };
-    host_ok && port.map_or(true, |port| port.iter().all(u8::is_ascii_digit))
+    host_ok
+        && percent_encodings_are_whole(authority)
+        && port.map_or(true, |port| port.iter().all(u8::is_ascii_digit))
+}
+
+/// Every `%` starts a percent-encoding: two hex digits follow (RFC 3986 §2.1).
+fn percent_encodings_are_whole(bytes: &[u8]) -> bool {
+    bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    })
 }
 
 /// Appends `name: value\r\n`.
@@ -1104,6 +1116,8 @@ mod tests {
         (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", Err(Error::BadHost)),
         (b"GET / HTTP/1.1\r\nHost:\r\n\r\n", Ok(BodyLength::Empty)),
         (b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", Ok(BodyLength::Empty)),
+        (b"GET / HTTP/1.1\r\nHost: h%2Dx.example\r\n\r\n", Ok(BodyLength::Empty)),
+        (b"GET / HTTP/1.1\r\nHost: [fe80::1%25eth0]\r\n\r\n", Ok(BodyLength::Empty)),
         (b"GET / HTTP/1.0\r\nHost: a\r\n\r\n", Ok(BodyLength::Empty)),
         // Versions.
         (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", Err(Error::UnsupportedVersion)),
@@ -1311,6 +1325,10 @@ mod tests {
             "GET / HTTP/1.1\r\nHost: :8080\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: h:8a\r\n\r\n",
+            // A `%` that is not a percent-encoding.
+            "GET / HTTP/1.1\r\nHost: h%zz.example\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h%2\r\n\r\n",
+            "GET http://h%/x HTTP/1.1\r\nHost: h\r\n\r\n",
         ];
         for input in refused {
             let err = parse(input.as_bytes()).unwrap_err();
