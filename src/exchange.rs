@@ -1048,7 +1048,7 @@ impl Core {
         let compare_cap = self
             .settings
             .max_compare_bytes
-            .min(kept_before + CAPTURE_BUDGET.saturating_sub(*captured));
+            .min(kept_before + self.settings.capture_budget.saturating_sub(*captured));
         let step = receive(
             leg,
             up,
@@ -1479,8 +1479,8 @@ fn send_request(leg: &mut Leg, up: &mut Upstream, request: &Request) -> io::Resu
     Ok(())
 }
 
-/// Most response body bytes the exchanges in flight on one reactor keep for the comparison
-/// (each leg up to `--max-compare-bytes`). Exchanges held up by a stalled shadow keep their
+/// Most response body bytes the exchanges in flight keep for the comparison (each leg up to
+/// `--max-compare-bytes`), shared out between the reactors. Exchanges held up by a stalled shadow keep their
 /// other legs' bodies until its deadline: 256 of them (`max_inflight`) with 1 MB bodies held
 /// 554 MiB. Past the budget, bodies are compared by their hash (`compared by hash`).
 pub const CAPTURE_BUDGET: usize = 64 * 1024 * 1024;

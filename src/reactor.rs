@@ -23,7 +23,7 @@ use slab::Slab;
 use crate::buffer::{Scratch, Spares};
 use crate::cli::{Config, TargetSource};
 use crate::client::{Client, ClientPhase};
-use crate::exchange::{Exchange, Inflight};
+use crate::exchange::{Exchange, Inflight, CAPTURE_BUDGET};
 use crate::http::Limits;
 use crate::report::ReportSender;
 use crate::targets::{self, Role, Target, Targets};
@@ -62,6 +62,9 @@ pub struct Settings {
     pub shadow_room: usize,
     /// Response body bytes captured per leg for the comparison.
     pub max_compare_bytes: usize,
+    /// Response body bytes all of this reactor's exchanges in flight may keep for the
+    /// comparison: its share of `exchange::CAPTURE_BUDGET`.
+    pub capture_budget: usize,
     pub limits: Limits,
     /// Which requests go to the secondary and the candidate.
     pub shadow: ShadowPolicy,
@@ -154,6 +157,7 @@ impl Settings {
             max_clients: config.max_clients,
             shadow_room: config.shadow_room.unwrap_or(usize::MAX),
             max_compare_bytes: config.report.max_compare_bytes,
+            capture_budget: CAPTURE_BUDGET / config.reactors.max(1),
             limits: Limits {
                 max_request_line: config.max_request_line,
                 max_head: config.max_header_bytes,
@@ -253,7 +257,7 @@ pub(crate) struct Core {
     pub(crate) draining: bool,
     pub(crate) dropped_reports: u64,
     /// Response body bytes the exchanges in flight keep for the comparison
-    /// (`exchange::CAPTURE_BUDGET` bounds it).
+    /// (`Settings::capture_budget` bounds it).
     pub(crate) captured: usize,
     /// Legs in flight per role, for `max_inflight=`.
     pub(crate) inflight: Inflight,

@@ -837,6 +837,24 @@ fn a_flooding_candidate_does_not_stall_other_clients() {
 /// bodies are compared by their hash. 40 exchanges of 1 MiB bodies would keep 80 MiB.
 #[test]
 fn bodies_kept_for_exchanges_waiting_on_a_stalled_candidate_are_bounded() {
+    let (hashed, endpoint) = hashed_while_the_candidate_stalls(40, &[]);
+    // 64 MiB keeps 32 exchanges' two bodies whole; the other 8 are hashed (fewer if some
+    // timed out, and let go of theirs, before the last requests came).
+    assert!((4..=40).contains(&hashed), "{endpoint}");
+}
+
+/// The budget is trident's, not each reactor's: with `--reactors 2`, 24 exchanges of 1 MiB
+/// bodies on one connection (so on one reactor) would keep 48 MiB, over that reactor's half.
+#[test]
+fn the_capture_budget_is_shared_out_between_reactors() {
+    let (hashed, endpoint) = hashed_while_the_candidate_stalls(24, &["--reactors", "2"]);
+    // 32 MiB keeps 16 exchanges' two bodies whole; the other 8 are hashed.
+    assert!((1..=24).contains(&hashed), "{endpoint}");
+}
+
+/// Sends `n` requests for 1 MiB bodies on one connection while the candidate hangs; returns
+/// how many exchanges were compared by hash, and the endpoint's summary line.
+fn hashed_while_the_candidate_stalls(n: usize, args: &[&str]) -> (u64, String) {
     let body = pattern(1 << 20, 5);
     let serve = move |_: &RecordedRequest| Reply::ok(body.clone());
     let (p, s, c) = (
@@ -844,26 +862,26 @@ fn bodies_kept_for_exchanges_waiting_on_a_stalled_candidate_are_bounded() {
         Upstream::start(serve),
         Upstream::hung(),
     );
-    let mut trident = Trident::with_upstreams(&p, &s, &c, &["--timeout", "3000"]);
+    let args = [&["--timeout", "3000"], args].concat();
+    let mut trident = Trident::with_upstreams(&p, &s, &c, &args);
     let mut client = trident.client();
-    for i in 0..40 {
+    for i in 0..n {
         assert_eq!(client.exchange(&get(&format!("/big/{i}"))).status, 200);
     }
-    trident.wait_blocks(40, Duration::from_secs(10));
+    trident.wait_blocks(n, Duration::from_secs(10));
     trident.signal("TERM");
     assert_eq!(trident.wait_exit(WAIT).code(), Some(0));
     let stdout = trident.stdout();
     let endpoint = stdout
         .lines()
-        .find(|l| l.starts_with("  GET /big/{id}: 40 requests"))
-        .unwrap_or_else(|| panic!("{stdout}"));
+        .find(|l| l.starts_with(&format!("  GET /big/{{id}}: {n} requests")))
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .to_string();
     let hashed: u64 = endpoint
         .split("; ")
         .find_map(|part| part.strip_suffix(" compared by hash (beyond --max-compare-bytes)"))
         .unwrap_or_else(|| panic!("nothing compared by hash: {endpoint}"))
         .parse()
         .expect("a count");
-    // 64 MiB keeps 32 exchanges' two bodies whole; the other 8 are hashed (fewer if some
-    // timed out, and let go of theirs, before the last requests came).
-    assert!((4..=40).contains(&hashed), "{endpoint}");
+    (hashed, endpoint)
 }
