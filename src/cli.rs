@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::report::{Format, Pattern, Percent, Settings};
+use crate::report::{ignore_path_error, Format, Pattern, Percent, Settings};
 
 /// Where the targets come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -517,10 +517,10 @@ fn compare_options(matches: &getopts::Matches, config: &mut Config) -> Result<()
         config.report.ignore_headers.push(name);
     }
     for path in matches.opt_strs("ignore-field") {
-        if path.is_empty() || path.contains(char::is_whitespace) {
+        if let Some(why) = ignore_path_error(&path) {
             return Err(Error(Kind::BadValue {
                 flag: "--ignore-field",
-                why: format!("\"{path}\" is not a JSON path like user.email or items[].id"),
+                why: format!("\"{path}\" is not a JSON path like user.email or items[].id ({why})"),
             }));
         }
         config.report.ignore_fields.push(path);

@@ -23,8 +23,8 @@
 use std::cell::OnceCell;
 use std::io;
 
-use super::decode::{decode, Payload};
-use super::{json, CapturedBody, ExchangeRecord, LegOutcome};
+use super::decode::{decode, decoded_hash, Payload};
+use super::{json, BodyHash, CapturedBody, ExchangeRecord, LegOutcome};
 use crate::failure::LegError;
 
 /// Response fields that differ between healthy instances by design, never compared: dates,
@@ -652,7 +652,7 @@ fn compare_bodies(
         true
     };
     if p.body.truncated || o.body.truncated {
-        return by_hash(out);
+        return by_decoded_hash(p, o, rules, out).unwrap_or_else(|| by_hash(out));
     }
     // The common case: the same bytes in the same coding mean the same body.
     if p.content_encoding == o.content_encoding && p.body.bytes == o.body.bytes {
@@ -661,7 +661,7 @@ fn compare_bodies(
     let (Payload::Bytes(mine), Payload::Bytes(theirs)) =
         (p.payload(rules.cap), o.payload(rules.cap))
     else {
-        return by_hash(out);
+        return by_decoded_hash(p, o, rules, out).unwrap_or_else(|| by_hash(out));
     };
     if mine == theirs {
         return false;
@@ -678,6 +678,45 @@ fn compare_bodies(
     let (primary, other) = abbreviate::bytes_pair(mine, theirs);
     out.push_with("body", || primary, || other);
     false
+}
+
+/// Most bytes a body is decoded to for `by_decoded_hash`: beyond, it is compared by the hash
+/// of its bytes as sent (a zip bomb costs the reporting thread this much inflating, no more).
+const DECODED_HASH_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Bodies of which one is past the cap, compared by the length and hash of what they decode
+/// to: the same content compressed at another level, or not compressed, is the same body.
+/// `None` when that cannot be known: a body compressed past the cap was kept only as the
+/// hash of its bytes as sent, and one may not decode within `DECODED_HASH_LIMIT`.
+fn by_decoded_hash(
+    p: &Response<'_>,
+    o: &Response<'_>,
+    rules: &Rules,
+    out: &mut Differences,
+) -> Option<bool> {
+    let digest = |r: &Response<'_>| {
+        if r.body.truncated {
+            // Hashed as it came: its content's hash unless it was encoded.
+            return r
+                .content_encoding
+                .is_none()
+                .then(|| (r.body_bytes, r.body.hash()));
+        }
+        match r.payload(rules.cap) {
+            Payload::Bytes(bytes) => Some((bytes.len() as u64, BodyHash::of(bytes))),
+            Payload::TooLarge => decoded_hash(
+                r.content_encoding.as_deref(),
+                &r.body.bytes,
+                DECODED_HASH_LIMIT,
+            ),
+        }
+    };
+    let (mine, theirs) = (digest(p)?, digest(o)?);
+    if mine != theirs {
+        let describe = |(len, hash): (u64, u64)| format!("{len} bytes, hash {hash:016x}");
+        out.push_with("body hash", || describe(mine), || describe(theirs));
+    }
+    Some(true)
 }
 
 /// Values cut to a sample's length: a bounded writer for serialisers, and text helpers.
@@ -1241,6 +1280,70 @@ mod tests {
         let analysis = Analysis::of(&record([gz(&bomb), gz(&bomb), gz(&small)]), &rules());
         assert!(analysis.raw.hashed());
         assert_eq!(analysis.raw.differences().unwrap().len(), 1);
+    }
+
+    /// A body that decodes past the cap is compared on what it decodes to: the same content
+    /// compressed at another level, or not at all, is no difference; other content is.
+    #[test]
+    fn bodies_decoding_past_the_cap_compare_by_what_they_decode_to() {
+        let cap = 64 * 1024;
+        let leg = |encoding: Option<&str>, body: &[u8]| {
+            let mut capture = CapturedBody::new();
+            capture.extend(body, cap);
+            let fields = encoding.map_or_else(Vec::new, |e| {
+                format!("Content-Encoding: {e}\r\n").into_bytes()
+            });
+            LegOutcome::Response {
+                status: 200,
+                reason: "OK".to_string(),
+                body_bytes: body.len() as u64,
+                elapsed: Duration::ZERO,
+                interim: None,
+                fields,
+                body: capture,
+            }
+        };
+        let level = |body: &[u8], level: u32| {
+            let mut enc = GzEncoder::new(Vec::new(), Compression::new(level));
+            enc.write_all(body).unwrap();
+            enc.finish().unwrap()
+        };
+        let content: Vec<u8> = (0..20_000u32)
+            .flat_map(|i| format!("{{\"n\":{i}}},").into_bytes())
+            .collect();
+        assert!(content.len() > cap && level(&content, 1).len() < cap);
+        let mut changed = content.clone();
+        changed[content.len() - 3] = b'x';
+        let rules = Rules::new(&[], &[], cap);
+        let fields = |candidate: LegOutcome| -> Vec<String> {
+            let primary = leg(Some("gzip"), &level(&content, 6));
+            let secondary = leg(Some("gzip"), &level(&content, 6));
+            let analysis = Analysis::of(&record([primary, secondary, candidate]), &rules);
+            assert!(analysis.raw.hashed());
+            let differences = analysis.raw.differences().unwrap().iter();
+            // (A coding another leg did not use is a header difference of its own.)
+            differences
+                .map(|d| d.field.clone())
+                .filter(|f| f.starts_with("body"))
+                .collect()
+        };
+        assert_eq!(
+            fields(leg(Some("gzip"), &level(&content, 1))),
+            Vec::<String>::new()
+        );
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), Compression::default());
+        zlib.write_all(&content).unwrap();
+        assert_eq!(
+            fields(leg(Some("deflate"), &zlib.finish().unwrap())),
+            Vec::<String>::new()
+        );
+        // Not compressed: kept as a hash of its bytes as they came, which are its content.
+        assert_eq!(fields(leg(None, &content)), Vec::<String>::new());
+        assert_eq!(fields(leg(None, &changed)), ["body hash"]);
+        assert_eq!(
+            fields(leg(Some("gzip"), &level(&changed, 1))),
+            ["body hash"]
+        );
     }
 
     #[test]

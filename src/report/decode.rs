@@ -8,6 +8,8 @@ use std::io::{self, Read};
 
 use flate2::read::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
 
+use super::BodyHash;
+
 /// Most codings undone in one body (`gzip, gzip` is legal and pointless; more is an attack).
 const MAX_LAYERS: usize = 2;
 
@@ -55,6 +57,45 @@ pub fn decode<'a>(content_encoding: Option<&str>, body: &'a [u8], cap: usize) ->
         }
     }
     Payload::Bytes(current)
+}
+
+/// The length and hash of what a body decodes to, for one that decodes past the cap: streamed
+/// through the hash, never kept. `None` past `limit` decoded bytes (a zip bomb), for more
+/// than one coding, or for data that does not decode.
+pub fn decoded_hash(content_encoding: Option<&str>, body: &[u8], limit: u64) -> Option<(u64, u64)> {
+    let coding = content_encoding?.trim();
+    let mut decoder: Box<dyn Read + '_> =
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            Box::new(MultiGzDecoder::new(body))
+        } else if coding.eq_ignore_ascii_case("deflate") {
+            // zlib-wrapped (RFC 1950: its two-byte header is a multiple of 31), else raw.
+            let zlib = body.len() >= 2
+                && body[0] & 0x0f == 8
+                && (u16::from(body[0]) << 8 | u16::from(body[1])) % 31 == 0;
+            if zlib {
+                Box::new(ZlibDecoder::new(body))
+            } else {
+                Box::new(DeflateDecoder::new(body))
+            }
+        } else {
+            return None;
+        };
+    let (mut hash, mut len) = (BodyHash::default(), 0u64);
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match decoder.read(&mut buf) {
+            Ok(0) => return Some((len, hash.finish())),
+            Ok(n) => {
+                len += n as u64;
+                if len > limit {
+                    return None;
+                }
+                hash.update(&buf[..n]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
 }
 
 /// Reads the decoder to its end, or `None` as soon as it has produced more than `cap` bytes.

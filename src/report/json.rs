@@ -10,6 +10,7 @@
 //! The whole body, when it is not an object or array that matches, is `$`.
 
 use std::cell::RefCell;
+use std::io::Write as _;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
@@ -47,11 +48,51 @@ impl Kind {
     }
 }
 
-/// An `--ignore-field` path in the form paths are matched in: without `[]` markers and
-/// without a leading `$.` (so `items.id`, `items[].id` and `$.items[].id` are the same).
+/// An `--ignore-field` path in the form paths are matched in: without the report's `body `
+/// in front, without `[]` markers and without a leading `$` (so `items.id`, `items[].id`,
+/// `$.items[].id` and `body items[].id` are the same; `$`, the root, is the whole body).
 pub fn normalize_path(path: &str) -> String {
-    let path = path.strip_prefix("$.").unwrap_or(path);
-    path.replace("[]", "")
+    without_root(path).replace("[]", "")
+}
+
+/// `path` without `body ` and the root's `$` in front.
+fn without_root(path: &str) -> &str {
+    let path = path.strip_prefix("body ").unwrap_or(path);
+    match path.strip_prefix('$') {
+        Some(rest) if rest.is_empty() || rest.starts_with('[') => rest,
+        Some(rest) if rest.starts_with('.') => &rest[1..],
+        // `$id` is a key.
+        _ => path,
+    }
+}
+
+/// Why `path` is no `--ignore-field` path, if it is not: one that could never match a field
+/// (`a..b`, `items[0].id`: paths have no indexes) is refused rather than ignoring nothing.
+pub fn ignore_path_error(path: &str) -> Option<&'static str> {
+    let rest = without_root(path);
+    if path.is_empty() {
+        return Some("it is empty");
+    }
+    if rest.contains(char::is_whitespace) {
+        return Some("a path has no spaces");
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    for (i, segment) in rest.split('.').enumerate() {
+        let mut name = segment;
+        while let Some(inner) = name.strip_suffix("[]") {
+            name = inner;
+        }
+        if name.contains(['[', ']']) {
+            return Some("arrays are written [] (every element: paths have no indexes)");
+        }
+        // Only a root array's path starts with `[]` (`[].id`).
+        if name.is_empty() && (i > 0 || segment.is_empty()) {
+            return Some("a path has a name between its dots");
+        }
+    }
+    None
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -413,7 +454,10 @@ pub fn diff(primary: Doc<'_>, other: Doc<'_>, ignore: &[String], out: &mut Diffe
         ignore,
         out,
     };
-    walk.value(&primary.tree.root, &other.tree.root);
+    // `--ignore-field $` leaves the whole body out.
+    if !walk.ignored() {
+        walk.value(&primary.tree.root, &other.tree.root);
+    }
 }
 
 struct Walk<'t, 'o> {
@@ -544,7 +588,7 @@ impl<'t> Walk<'t, '_> {
         if !self.path.is_empty() {
             self.path.push(b'.');
         }
-        self.path.extend_from_slice(key);
+        push_escaped(&mut self.path, key);
     }
 
     fn ignored(&self) -> bool {
@@ -559,11 +603,14 @@ impl<'t> Walk<'t, '_> {
         if self.path.is_empty() {
             self.field.push('$');
         } else {
-            // ASCII: the keys in a path are names (`is_name`), the rest `.`, `[]` and `*`; so
-            // any cut is at a character boundary, checked all the same.
             let path = String::from_utf8_lossy(&self.path);
-            if path.len() > MAX_PATH_LEN && path.is_char_boundary(MAX_PATH_LEN) {
-                self.field.push_str(&path[..MAX_PATH_LEN]);
+            if path.len() > MAX_PATH_LEN {
+                // Keys may be any text: the cut goes back to a character's start.
+                let mut cut = MAX_PATH_LEN;
+                while !path.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                self.field.push_str(&path[..cut]);
                 self.field.push('…');
             } else {
                 self.field.push_str(&path);
@@ -682,6 +729,30 @@ fn is_dynamic(doc: Doc<'_>, members: &[Member]) -> bool {
 }
 
 /// An identifier as APIs name fields: `user_id`, `@odata.etag`, `$ref`, `xml:lang`.
+/// Appends `key` to a path, with control characters (a newline would forge a line of the
+/// console output, an escape sequence drive the terminal), bidirectional overrides and `\`
+/// written as JSON escapes: a key is the upstream's text.
+fn push_escaped(path: &mut Vec<u8>, key: &[u8]) {
+    if key.iter().all(|&b| (0x20..0x7f).contains(&b) && b != b'\\') {
+        path.extend_from_slice(key);
+        return;
+    }
+    for c in String::from_utf8_lossy(key).chars() {
+        match c {
+            '\\' => path.extend_from_slice(b"\\\\"),
+            '\n' => path.extend_from_slice(b"\\n"),
+            '\r' => path.extend_from_slice(b"\\r"),
+            '\t' => path.extend_from_slice(b"\\t"),
+            c if c.is_control()
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
+                let _ = write!(path, "\\u{:04x}", u32::from(c));
+            }
+            c => path.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+}
+
 fn is_name(key: &[u8]) -> bool {
     let Some((&first, rest)) = key.split_first() else {
         return false;
@@ -966,6 +1037,112 @@ mod tests {
             Vec::<String>::new()
         );
         assert_eq!(fields(r#"{"a":2,"a":1}"#, r#"{"a":2}"#), ["body a"]);
+    }
+
+    /// Paths are written as the report names them, with or without `body ` and `$`; `$` is
+    /// the whole body, a root array's elements are `[]`.
+    #[test]
+    fn ignore_paths_in_the_reports_forms_and_the_root() {
+        let (p, o) = (r#"{"a":1,"b":{"c":1}}"#, r#"{"a":2,"b":{"c":2}}"#);
+        assert_eq!(fields_ignoring(p, o, &["body a"]), ["body b.c"]);
+        assert_eq!(fields_ignoring(p, o, &["$.b.c"]), ["body a"]);
+        for root in ["$", "body $"] {
+            assert_eq!(
+                fields_ignoring(p, o, &[root]),
+                Vec::<String>::new(),
+                "{root}"
+            );
+        }
+        let (p, o) = (r#"[{"id":1,"v":1}]"#, r#"[{"id":2,"v":2}]"#);
+        assert_eq!(fields(p, o), ["body [].id", "body [].v"]);
+        for id in ["[].id", "$[].id", "body [].id"] {
+            assert_eq!(fields_ignoring(p, o, &[id]), ["body [].v"], "{id}");
+        }
+        for all in ["$[]", "[]"] {
+            assert_eq!(fields_ignoring(p, o, &[all]), Vec::<String>::new(), "{all}");
+        }
+        // `$id` is a key, not the root.
+        let (p, o) = (r#"{"$id":1,"id":1}"#, r#"{"$id":2,"id":2}"#);
+        assert_eq!(fields_ignoring(p, o, &["$id"]), ["body id"]);
+    }
+
+    /// A path that could never name a field is refused, not accepted to ignore nothing.
+    #[test]
+    fn ignore_paths_that_name_no_field_are_refused() {
+        for good in [
+            "a",
+            "a.b",
+            "items[].id",
+            "[].id",
+            "$",
+            "$[]",
+            "$[].id",
+            "$.a",
+            "body a.b",
+            "scores.*.v",
+            "@odata.etag",
+            "a[][]",
+            "$id",
+        ] {
+            assert_eq!(ignore_path_error(good), None, "{good}");
+        }
+        for bad in [
+            "",
+            "a..b",
+            "a.",
+            ".a",
+            "a[0]",
+            "items[1].id",
+            "a]",
+            "a b",
+            "a.[]",
+            "[]..a",
+        ] {
+            assert!(ignore_path_error(bad).is_some(), "{bad}");
+        }
+    }
+
+    /// A key is the upstream's text: control characters in it are escaped, so that no key
+    /// can start a line of its own on the console or drive the terminal.
+    #[test]
+    fn keys_with_control_characters_are_escaped_in_paths() {
+        // As JSON escapes in the body: a newline, ESC, a backslash, a right-to-left override.
+        let key = r"x\nVERDICT candidate: PASS\n\u001b[2J\\\u202e";
+        let p = format!(r#"{{"a":0,"b":0,"c":0,"{key}":0}}"#);
+        let o = format!(r#"{{"a":0,"b":0,"c":0,"{key}":1}}"#);
+        assert_eq!(
+            fields(&p, &o),
+            [r"body x\nVERDICT candidate: PASS\n\u001b[2J\\\u202e"]
+        );
+        // Names and other text as they are.
+        let (p, o) = (r#"{"prénom":"a","b":0}"#, r#"{"prénom":"b","b":0}"#);
+        assert_eq!(fields(p, o), ["body prénom"]);
+    }
+
+    /// A long path cut where byte 256 falls inside a character is cut before it.
+    #[test]
+    fn a_long_path_of_other_scripts_is_cut_at_a_character() {
+        let key = "é".repeat(15); // 30 bytes: byte 256 falls inside a character
+        let nest = |leaf: &str| {
+            let mut text = leaf.to_string();
+            for level in 0..20 {
+                text = format!(r#"{{"{key}{level}":{text},"b":0}}"#);
+            }
+            text
+        };
+        let found = fields(&nest("1"), &nest("2"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].ends_with('…'), "{}", found[0]);
+        let path = found[0]
+            .strip_prefix("body ")
+            .unwrap()
+            .strip_suffix('…')
+            .unwrap();
+        assert!(
+            path.len() <= MAX_PATH_LEN && path.len() > MAX_PATH_LEN - 4,
+            "{}",
+            path.len()
+        );
     }
 
     #[test]

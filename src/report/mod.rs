@@ -38,6 +38,7 @@ pub use check::{check_report, encode_report_input};
 pub use compare::DEFAULT_IGNORED_HEADERS;
 pub use console::write_block;
 pub use endpoint::{looks_like_id, Pattern, PatternError};
+pub use json::ignore_path_error;
 pub use stats::{Percent, Thresholds};
 
 /// How many finished exchanges may wait for the reporting thread before new ones are dropped.
@@ -222,9 +223,7 @@ impl CapturedBody {
         if self.truncated {
             self.streamed.finish()
         } else {
-            let mut hash = BodyHash::default();
-            hash.update(&self.bytes);
-            hash.finish()
+            BodyHash::of(&self.bytes)
         }
     }
 }
@@ -255,6 +254,13 @@ impl Default for BodyHash {
 
 impl BodyHash {
     const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    /// The hash of `bytes`, whole.
+    fn of(bytes: &[u8]) -> u64 {
+        let mut hash = BodyHash::default();
+        hash.update(bytes);
+        hash.finish()
+    }
 
     fn update(&mut self, mut bytes: &[u8]) {
         if self.pending_len > 0 {
