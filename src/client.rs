@@ -444,6 +444,7 @@ impl Core {
             return false;
         }
         let pending = client.pending_output();
+        self.sent_to_clients += before.saturating_sub(pending) as u64;
         if pending == 0 {
             client.send_alarm.clear();
         } else if pending < before || !client.send_alarm.is_set() {

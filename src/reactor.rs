@@ -38,6 +38,9 @@ const LISTENER: Token = Token(usize::MAX - 1);
 const FULL_LOG_INTERVAL: Duration = Duration::from_secs(60);
 const SIGNALS: Token = Token(usize::MAX - 2);
 const WAKER: Token = Token(usize::MAX - 3);
+/// How long a drain waits past the latest leg deadline in flight, and then again while
+/// responses still flow to their clients.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// Timing and size settings the reactor runs with.
 #[derive(Debug, Clone)]
@@ -259,6 +262,8 @@ pub(crate) struct Core {
     /// Response body bytes the exchanges in flight keep for the comparison
     /// (`Settings::capture_budget` bounds it).
     pub(crate) captured: usize,
+    /// Response bytes clients have taken: a drain past its deadline goes on while it moves.
+    pub(crate) sent_to_clients: u64,
     /// Legs in flight per role, for `max_inflight=`.
     pub(crate) inflight: Inflight,
     /// Per role, the address new connections try first when it is one of the target's: set
@@ -479,6 +484,28 @@ impl Core {
     fn drained(&self) -> bool {
         self.exchanges.is_empty() && self.clients == 0
     }
+
+    /// The exchanges in flight are given up at shutdown: they count as not compared, so that
+    /// the summary shows them.
+    fn count_abandoned(&self) {
+        if let Some(report) = &self.report {
+            report.not_compared(self.exchanges.len() as u64);
+        }
+    }
+
+    /// When the drain gives up on what is in flight: a second after the latest deadline of a
+    /// leg in flight (each leg's own, `timeout=` included), not `--timeout`'s.
+    fn drain_deadline(&self, now: Instant) -> Instant {
+        let latest = self
+            .exchanges
+            .iter()
+            .flat_map(|(_, ex)| ex.legs.iter())
+            .filter(|leg| leg.outcome.is_none())
+            .map(|leg| leg.deadline)
+            .max()
+            .unwrap_or(now);
+        latest.max(now) + DRAIN_GRACE
+    }
 }
 
 /// Whether the listener is being served.
@@ -660,6 +687,7 @@ impl Proxy {
             draining: false,
             dropped_reports: 0,
             captured: 0,
+            sent_to_clients: 0,
             inflight: Inflight::default(),
             preferred: [None; 3],
             rng: Rng::seeded(),
@@ -872,11 +900,9 @@ impl Proxy {
                 }
                 self.core.start_draining();
                 self.stop_the_others();
-                let grace = self.core.settings.timeout + Duration::from_secs(1);
-                drain_deadline = Some(Instant::now() + grace);
-                self.core
-                    .timers
-                    .set(Instant::now() + grace, Deadline::Drain);
+                let deadline = self.core.drain_deadline(Instant::now());
+                drain_deadline = Some((deadline, self.core.sent_to_clients));
+                self.core.timers.set(deadline, Deadline::Drain);
             }
             let now = Instant::now();
             while let Some(deadline) = self.core.timers.pop_due(now) {
@@ -902,7 +928,18 @@ impl Proxy {
                 if self.core.drained() {
                     break;
                 }
-                if drain_deadline.is_some_and(|d| Instant::now() >= d) {
+                let now = Instant::now();
+                if let Some((deadline, sent)) = drain_deadline.filter(|(d, _)| now >= *d) {
+                    // A response still flowing to its client is waited on (its leg's deadline
+                    // moves on while the client reads it slowly): a steady download is not cut
+                    // by shutting down either.
+                    if self.core.sent_to_clients != sent {
+                        let later = self.core.drain_deadline(now).max(deadline + DRAIN_GRACE);
+                        drain_deadline = Some((later, self.core.sent_to_clients));
+                        self.core.timers.set(later, Deadline::Drain);
+                        continue;
+                    }
+                    self.core.count_abandoned();
                     warn!(
                         "shutdown deadline: {} still in flight, abandoned",
                         Counted(self.core.exchanges.len(), "exchange")
@@ -910,6 +947,7 @@ impl Proxy {
                     break;
                 }
                 if self.shared.hurry.load(Ordering::SeqCst) {
+                    self.core.count_abandoned();
                     warn!(
                         "stopping at once (a second SIGTERM/SIGINT): {} in flight \
                          abandoned; the summary follows (a third signal exits without it)",

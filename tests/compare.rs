@@ -592,6 +592,90 @@ fn a_reload_reports_the_old_epoch_without_waiting_for_the_next_request() {
     assert_eq!(stop(&mut trident), Some(0), "{}", trident.output());
 }
 
+/// Stopped within the grace of a reload, trident still closes the old epoch: the final
+/// verdict is the new candidate's (nothing compared yet: UNDECIDED, 3), not the old one's.
+#[test]
+fn a_stop_just_after_a_reload_judges_the_new_candidate() {
+    let clock = Arc::new(AtomicU64::new(1));
+    let (p, s) = (
+        service(Flavour::Stable, Arc::clone(&clock)),
+        service(Flavour::Stable, Arc::clone(&clock)),
+    );
+    let (old, new) = (
+        service(Flavour::Stable, Arc::clone(&clock)),
+        service(Flavour::Stable, clock),
+    );
+    let file = TargetsFile::for_urls(&p.url(), &s.url(), &old.url());
+    let mut trident = Trident::spawn(&["--targets", file.arg(), "--exit-code"]);
+    drive(&trident, 40);
+    trident.wait_blocks(80, WAIT);
+    file.write(&targets_text(&p.url(), &s.url(), &new.url()));
+    trident.signal("HUP");
+    trident.wait_stderr("statistics epoch 1 begins", WAIT);
+    assert_eq!(stop(&mut trident), Some(3), "{}", trident.output());
+    let all = summaries(&trident.stdout());
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(
+        all[0][0].starts_with("SUMMARY epoch 0 (reloaded): 80 exchanges"),
+        "{all:?}"
+    );
+    assert!(
+        all[1][0].starts_with("SUMMARY epoch 1 (final): 0 exchanges"),
+        "{all:?}"
+    );
+    assert!(
+        all[1]
+            .last()
+            .is_some_and(|v| v.starts_with("VERDICT candidate: UNDECIDED")),
+        "{all:?}"
+    );
+}
+
+/// Each reload's old epoch gets its own grace: after a first reload on a quiet service, an
+/// exchange in flight at the second is still counted in the epoch it began in.
+#[test]
+fn a_second_quiet_reload_still_waits_for_the_old_epochs_exchanges() {
+    let (p, s) = (Upstream::named("primary"), Upstream::named("secondary"));
+    let slow = Upstream::start(|_| Reply::ok("slowly").delay(Duration::from_millis(500)));
+    let (first, second) = (Upstream::named("first"), Upstream::named("second"));
+    let file = TargetsFile::for_urls(&p.url(), &s.url(), &first.url());
+    let mut trident = Trident::spawn(&["--targets", file.arg()]);
+    trident.client().exchange(&get("/epoch-0"));
+    trident.wait_blocks(1, WAIT);
+    file.write(&targets_text(&p.url(), &s.url(), &slow.url()));
+    trident.signal("HUP");
+    assert!(
+        wait_until(WAIT, || trident
+            .stdout()
+            .contains("SUMMARY epoch 0 (reloaded)")),
+        "{}",
+        trident.output()
+    );
+    // Quiet a while, then an exchange in epoch 1 still in flight when epoch 2 begins.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut client = trident.client();
+    client.send(&get("/epoch-1"));
+    slow.wait_requests(1, WAIT);
+    file.write(&targets_text(&p.url(), &s.url(), &second.url()));
+    trident.signal("HUP");
+    trident.wait_stderr("statistics epoch 2 begins", WAIT);
+    assert_eq!(client.read_response(false).status, 200);
+    assert!(
+        wait_until(WAIT, || trident
+            .stdout()
+            .contains("SUMMARY epoch 1 (reloaded)")),
+        "{}",
+        trident.output()
+    );
+    assert_eq!(stop(&mut trident), Some(0), "{}", trident.output());
+    let all = summaries(&trident.stdout());
+    assert!(
+        all[1][0].starts_with("SUMMARY epoch 1 (reloaded): 1 exchange,"),
+        "{all:?}"
+    );
+    assert!(!all[1][0].contains("earlier epoch"), "{all:?}");
+}
+
 #[test]
 fn a_reload_reports_the_old_epoch_and_starts_a_new_one() {
     let clock = Arc::new(AtomicU64::new(1));

@@ -316,7 +316,43 @@ fn a_second_sigterm_abandons_what_is_in_flight_and_still_writes_the_summary() {
         "{}",
         trident.output()
     );
+    // The abandoned exchange is counted, as not compared.
+    assert!(
+        trident
+            .stdout()
+            .contains("SUMMARY epoch 0 (final): 0 exchanges, 1 not compared"),
+        "{}",
+        trident.output()
+    );
     assert_eq!(report.read()["written"], "shutdown");
+}
+
+/// The drain waits for each leg's own deadline: a candidate line's `timeout=` longer than
+/// `--timeout` is not cut short by shutting down.
+#[test]
+fn sigterm_waits_for_a_leg_with_a_longer_timeout_of_its_own() {
+    let (p, s) = (Upstream::named("primary"), Upstream::named("secondary"));
+    let c = Upstream::start(|_| Reply::ok("late").delay(Duration::from_millis(2000)));
+    let candidate = format!("{} timeout=6000", c.url());
+    let file = TargetsFile::for_urls(&p.url(), &s.url(), &candidate);
+    let mut trident = Trident::spawn(&["--targets", file.arg(), "--timeout", "500"]);
+    assert_eq!(trident.client().exchange(&get("/late")).status, 200);
+    c.wait_requests(1, WAIT);
+    trident.signal("TERM");
+    assert_eq!(
+        trident.wait_exit(WAIT).code(),
+        Some(0),
+        "{}",
+        trident.output()
+    );
+    let blocks = parse_blocks(&trident.stdout()).expect("blocks");
+    assert_eq!(blocks.len(), 1, "{}", trident.output());
+    assert_eq!(
+        blocks[0].candidate().response(),
+        (200, 4),
+        "{}",
+        blocks[0].text
+    );
 }
 
 /// A third signal is the way out when the summary cannot be written (stdout's reader has

@@ -234,17 +234,30 @@ fn a_slow_but_steady_download_outlasts_the_primarys_deadline() {
     // The deadline has room to spare: on a loaded machine the time trident spends waiting on
     // the primary (not on the client) adds up to a fair share of the download's.
     let trident = Trident::with_upstreams(&primary, &s, &c, &["--timeout", "1500"]);
+    slow_download(&trident, || {});
+    let blocks = trident.wait_blocks(1, WAIT);
+    let primary_leg = blocks[0].primary();
+    assert_eq!(primary_leg.response().0, 200, "{}", blocks[0].text);
+}
+
+/// Reads a `GREEDY_BODY` download from `trident` at about 10 MB/s, calling `meanwhile` once
+/// the first bytes came; asserts it came whole and took longer than the deadlines at stake.
+fn slow_download(trident: &Trident, meanwhile: impl FnOnce()) {
     let mut client = raw(trident.addr(), WAIT);
     client.write_all(&get("/greedy")).expect("send the request");
     // About 10 MB/s: some three seconds for 32 MiB, most of it past what the kernel buffers.
     let started = Instant::now();
     let mut got = Vec::with_capacity(GREEDY_BODY + 1024);
     let mut buf = vec![0u8; 64 * 1024];
+    let mut meanwhile = Some(meanwhile);
     loop {
         match client.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => got.extend_from_slice(&buf[..n]),
             Err(e) => panic!("reading after {} bytes: {e}", got.len()),
+        }
+        if let Some(meanwhile) = meanwhile.take() {
+            meanwhile();
         }
         if got.len() >= GREEDY_BODY {
             let head_end = got
@@ -268,9 +281,25 @@ fn a_slow_but_steady_download_outlasts_the_primarys_deadline() {
         elapsed > Duration::from_millis(2000),
         "read in {elapsed:?}: the download did not outlast the deadline, the test measured nothing"
     );
-    let blocks = trident.wait_blocks(1, WAIT);
-    let primary_leg = blocks[0].primary();
-    assert_eq!(primary_leg.response().0, 200, "{}", blocks[0].text);
+}
+
+/// Shutting down waits for a download still flowing to its client, past the drain's first
+/// deadline (`--timeout` and a second): a steady download is not cut by a SIGTERM either.
+#[test]
+fn a_steady_download_in_flight_at_sigterm_is_not_cut() {
+    let primary = big_primary();
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let mut trident = Trident::with_upstreams(&primary, &s, &c, &["--timeout", "500"]);
+    slow_download(&trident, || trident.signal("TERM"));
+    assert_eq!(
+        trident.wait_exit(WAIT).code(),
+        Some(0),
+        "{}",
+        trident.output()
+    );
+    let blocks = parse_blocks(&trident.stdout()).expect("blocks");
+    assert_eq!(blocks.len(), 1, "{}", trident.output());
+    assert_eq!(blocks[0].primary().response().0, 200, "{}", blocks[0].text);
 }
 
 /// The same for an upload the client sends steadily but slowly: the time the primary waits

@@ -376,6 +376,11 @@ pub struct ReportSender {
 }
 
 impl ReportSender {
+    /// `n` exchanges will never be reported (abandoned at shutdown): counted as not compared.
+    pub fn not_compared(&self, n: u64) {
+        self.backlog.not_compared.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// A reload began epoch `epoch` (every reactor says so; the newest counts).
     pub fn announce_epoch(&self, epoch: u64) {
         self.backlog
@@ -618,10 +623,11 @@ struct Reporter<'a> {
     failed_epochs: Vec<u64>,
     /// The last write of `--report FILE` failed.
     report_failed: bool,
-    /// Since when no record came, once a wait for one found none (`close_announced_epoch`,
-    /// `return_memory_when_idle`; a record clears it).
+    /// Since when no record came, once a wait for one found none with a reload pending
+    /// (`close_announced_epoch`; a record or a closed epoch clears it).
     idle_since: Option<Instant>,
-    /// No record came since freed memory was last returned to the system.
+    /// The same for `return_memory_when_idle`, and whether it was done since the last record.
+    lull_since: Option<Instant>,
     memory_returned: bool,
     /// Scratch for the endpoint name of each record.
     endpoint: String,
@@ -648,6 +654,7 @@ impl<'a> Reporter<'a> {
             failed_epochs: Vec::new(),
             report_failed: false,
             idle_since: None,
+            lull_since: None,
             memory_returned: true,
             endpoint: String::new(),
             pending: Vec::with_capacity(WRITE_BATCH + 4096),
@@ -658,6 +665,7 @@ impl<'a> Reporter<'a> {
 
     fn handle(&mut self, record: &ExchangeRecord, out: &mut dyn Console) {
         self.idle_since = None;
+        self.lull_since = None;
         self.memory_returned = false;
         if record.epoch > self.epoch.number {
             self.close_epoch(record.epoch, out);
@@ -724,8 +732,8 @@ impl<'a> Reporter<'a> {
         if self.memory_returned {
             return;
         }
-        let idle = self.idle_since.get_or_insert_with(Instant::now);
-        if idle.elapsed() >= IDLE_TRIM {
+        let lull = self.lull_since.get_or_insert_with(Instant::now);
+        if lull.elapsed() >= IDLE_TRIM {
             self.memory_returned = true;
             trim_heap();
         }
@@ -733,6 +741,8 @@ impl<'a> Reporter<'a> {
 
     /// Reports the current epoch (unless nothing happened in it) and starts `next`.
     fn close_epoch(&mut self, next: u64, out: &mut dyn Console) {
+        // The next reload's grace counts from its own announcement, not from this lull.
+        self.idle_since = None;
         if self.epoch.exchanges > 0 || self.epoch.late > 0 {
             let (json, fails, _) = self.summarize(summary::Trigger::Reload, out);
             if fails {
@@ -821,6 +831,13 @@ impl<'a> Reporter<'a> {
 
     /// The final summary; the verdict over every epoch.
     fn finish(mut self, out: &mut dyn Console) -> Finished {
+        // A reload just before the stop began an epoch its grace had not closed yet: every
+        // exchange has arrived, so close it now, and the final verdict is the new
+        // candidate's (UNDECIDED with nothing in it), not the old one's.
+        let announced = self.backlog.announced_epoch.load(Ordering::Relaxed);
+        if announced > self.epoch.number {
+            self.close_epoch(announced, out);
+        }
         let verdict = self.summarize(summary::Trigger::Final, out).2;
         Finished {
             verdict,
