@@ -867,6 +867,7 @@ impl<'a> Reporter<'a> {
 /// Replaces `path` with `report` whole: written beside it, then renamed over it, so a reader
 /// never sees half a file. False (and a warning) when it could not be written.
 fn write_report_file(path: &Path, report: &Value) -> bool {
+    let path = &report_target(path);
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -890,14 +891,36 @@ fn write_report_file(path: &Path, report: &Value) -> bool {
 /// says: by writing its temporary file beside it, and removing that. A run whose report is
 /// lost only at shutdown would have been for nothing.
 pub fn check_report_path(path: &Path) -> Result<(), String> {
-    if path.is_dir() {
-        return Err(format!("--report {}: is a directory", path.display()));
+    let shown = path.display();
+    let target = report_target(path);
+    match std::fs::metadata(&target) {
+        Ok(meta) if meta.is_dir() => return Err(format!("--report {shown}: is a directory")),
+        // Renamed over, a device (`/dev/null`) or a FIFO would be replaced by a plain file.
+        Ok(meta) if !meta.is_file() => {
+            return Err(format!(
+                "--report {shown}: is not a regular file (a device, FIFO or socket): the \
+                 report is written beside it and renamed over it"
+            ))
+        }
+        _ => {}
     }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, b"")
-        .and_then(|()| std::fs::remove_file(&tmp))
-        .map_err(|err| format!("--report {}: cannot write beside it: {err}", path.display()))
+    // A name of its own, so that no file of the user's (`FILE.tmp`) is touched.
+    let mut probe = target.as_os_str().to_owned();
+    probe.push(format!(".trident-check-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|err| format!("--report {shown}: cannot write beside it: {err}"))
+}
+
+/// Where the report goes: through a symbolic link to the file it names, so that the link is
+/// kept (renaming over it would replace the link with a file).
+fn report_target(path: &Path) -> PathBuf {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+        }
+        _ => path.to_owned(),
+    }
 }
 
 fn stop_writing(err: &io::Error) {
@@ -910,6 +933,43 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
     use std::time::Instant;
+
+    /// The report path: a link is written through (and kept), a FIFO or device is refused
+    /// rather than replaced by a file, and the check touches no file of the user's.
+    #[test]
+    fn report_paths_keep_links_refuse_special_files_and_spare_the_users_files() {
+        let dir = std::env::temp_dir().join(format!("trident-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (file, link) = (dir.join("report.json"), dir.join("link.json"));
+        std::fs::write(&file, b"{}").unwrap();
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let users = dir.join("link.json.tmp");
+        std::fs::write(&users, b"mine").unwrap();
+        assert_eq!(check_report_path(&link), Ok(()));
+        assert_eq!(std::fs::read(&users).unwrap(), b"mine");
+        assert!(write_report_file(
+            &link,
+            &serde_json::json!({"written": "test"})
+        ));
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("\"written\": \"test\""));
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let refused = check_report_path(&fifo).unwrap_err();
+        assert!(refused.contains("is not a regular file"), "{refused}");
+        let refused = check_report_path(Path::new("/dev/null")).unwrap_err();
+        assert!(refused.contains("is not a regular file"), "{refused}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn capture_keeps_up_to_the_cap_and_hashes_everything() {
