@@ -380,7 +380,7 @@ impl Core {
     /// longer a target's close. A reload that changes a target starts a new epoch (the
     /// report counts it apart); new addresses for the same targets do not, and neither does
     /// a reload of an unchanged file (the same candidate: its counts go on).
-    fn install(&mut self, install: Install) {
+    fn install(&mut self, install: Install, log: bool) {
         let (targets, reload) = match install {
             Install::Reload(targets) => (targets, true),
             Install::Addresses(targets) => (targets, false),
@@ -400,7 +400,9 @@ impl Core {
                 .map(config)
                 .eq(targets.iter().map(config))
             {
-                info!("targets reloaded, unchanged: {summary} (the comparison goes on)");
+                if log {
+                    info!("targets reloaded, unchanged: {summary} (the comparison goes on)");
+                }
             } else {
                 self.targets_epoch += 1;
                 // Say what changed: a changed option alone leaves the URLs as they were.
@@ -413,11 +415,13 @@ impl Core {
                     self.inflight.retire(role);
                 }
                 let changed: Vec<String> = changed.iter().map(Role::to_string).collect();
-                info!(
-                    "targets reloaded: {summary} (changed: {}; statistics epoch {} begins)",
-                    changed.join(", "),
-                    self.targets_epoch
-                );
+                if log {
+                    info!(
+                        "targets reloaded: {summary} (changed: {}; statistics epoch {} begins)",
+                        changed.join(", "),
+                        self.targets_epoch
+                    );
+                }
                 if let Some(report) = &self.report {
                     report.announce_epoch(self.targets_epoch);
                 }
@@ -814,7 +818,7 @@ impl Proxy {
                 let _ = follower.shared.waker.wake();
             }
         }
-        self.core.install(install);
+        self.core.install(install, true);
         *installed.lock().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&self.core.targets);
     }
 
@@ -889,7 +893,12 @@ impl Proxy {
             }
             if let Some(inbox) = &self.inbox {
                 while let Ok(install) = inbox.try_recv() {
-                    self.core.install(install);
+                    // The leader has logged it, once for all the reactors.
+                    self.core.install(install, false);
+                    debug!(
+                        "{}: targets installed",
+                        thread::current().name().unwrap_or("reactor")
+                    );
                 }
             }
             if self.shared.stop.load(Ordering::SeqCst) && !self.core.draining {
