@@ -393,7 +393,11 @@ impl Core {
         }
         if reload {
             let summary = targets.labels();
-            let config = |t: &Target| (t.role, t.url.clone(), t.options.clone());
+            // (`http://h/` is `http://h`: a reload that only adds the `/` changes nothing.)
+            let config = |t: &Target| {
+                let url = t.url.strip_suffix('/').unwrap_or(&t.url).to_owned();
+                (t.role, url, t.options.clone())
+            };
             if self
                 .targets
                 .iter()
