@@ -63,6 +63,9 @@ pub struct Client {
     pub alarm: Alarm,
     /// The send deadline, while output waits for a client that does not read.
     pub send_alarm: Alarm,
+    /// The socket's unacknowledged bytes when the send deadline was set: if fewer wait when
+    /// it fires, the client has been reading what the kernel holds, and is not dropped.
+    pub unacknowledged: Option<u32>,
     /// Close once the current response is out (client asked, HTTP/1.0, error, shutdown).
     pub close_after: bool,
     /// The response was cut short where its framing cannot show it (a body delimited by the
@@ -88,6 +91,7 @@ impl Client {
             phase: ClientPhase::Idle { head_started: None },
             alarm: Alarm::default(),
             send_alarm: Alarm::default(),
+            unacknowledged: None,
             close_after: false,
             cut_short: false,
         }
@@ -117,8 +121,10 @@ impl Client {
         self.pending_output() < OUTPUT_CAP
     }
 
-    /// Writes pending output until done or `WouldBlock`. Err: the client is gone.
-    fn flush(&mut self) -> io::Result<()> {
+    /// Writes pending output until done or `WouldBlock`; true if the socket took any.
+    /// Err: the client is gone.
+    fn flush(&mut self) -> io::Result<bool> {
+        let (out_pos, tls_sent) = (self.out_pos, self.stream.tls_bytes_sent());
         while self.out_pos < self.out.len() && self.writable {
             match self.stream.write(&self.out[self.out_pos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -141,6 +147,7 @@ impl Client {
                 other => other?,
             }
         }
+        let moved = self.out_pos > out_pos || self.stream.tls_bytes_sent() != tls_sent;
         if self.out_pos == self.out.len() {
             self.out.clear();
             self.out_pos = 0;
@@ -148,7 +155,7 @@ impl Client {
             self.out.drain(..self.out_pos);
             self.out_pos = 0;
         }
-        Ok(())
+        Ok(moved)
     }
 
     /// Reads more request bytes. `Ok(false)`: nothing more for now.
@@ -438,17 +445,21 @@ impl Core {
             return false;
         };
         let before = client.pending_output();
-        if let Err(e) = client.flush() {
-            debug!("client {}: write failed: {e}", client.peer);
-            self.client_gone(key);
-            return false;
-        }
-        let pending = client.pending_output();
-        self.sent_to_clients += before.saturating_sub(pending) as u64;
-        if pending == 0 {
+        let moved = match client.flush() {
+            Ok(moved) => moved,
+            Err(e) => {
+                debug!("client {}: write failed: {e}", client.peer);
+                self.client_gone(key);
+                return false;
+            }
+        };
+        self.sent_to_clients += before.saturating_sub(client.pending_output()) as u64;
+        if client.all_sent() {
             client.send_alarm.clear();
-        } else if pending < before || !client.send_alarm.is_set() {
-            // Progress (or the first wait) restarts the send deadline.
+        } else if moved || !client.send_alarm.is_set() {
+            // Progress (or the first wait) restarts the send deadline. What waits may be TLS
+            // bytes alone (the response all in the session): they count as output too.
+            client.unacknowledged = client.stream.unacknowledged();
             let deadline = Deadline::ClientSend {
                 conn: key,
                 serial: client.serial,
@@ -468,12 +479,27 @@ impl Core {
             return;
         };
         let deadline = Deadline::ClientSend { conn: key, serial };
+        let now = Instant::now();
         if client.serial == serial
             && self
                 .timers
-                .fire_alarm(&mut client.send_alarm, Instant::now(), deadline)
-            && client.pending_output() > 0
+                .fire_alarm(&mut client.send_alarm, now, deadline)
+            && !client.all_sent()
         {
+            // trident wrote nothing for that long, but the kernel's send buffer may have: a
+            // client reading steadily from megabytes of it is not stalled.
+            let unacknowledged = client.stream.unacknowledged();
+            let reading = matches!(
+                (unacknowledged, client.unacknowledged),
+                (Some(left), Some(before)) if left < before
+            );
+            if reading {
+                client.unacknowledged = unacknowledged;
+                let next = now + self.settings.send_timeout;
+                self.timers
+                    .set_alarm(&mut client.send_alarm, next, deadline);
+                return;
+            }
             debug!("client {}: not reading its response, dropped", client.peer);
             self.client_gone(key);
         }

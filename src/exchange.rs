@@ -1670,10 +1670,16 @@ fn receive(
                 return match &mut leg.response {
                     LegResponse::Head if up.input.is_empty() => Step::Failed(LegError::ClosedEarly),
                     LegResponse::Head => Step::Failed(LegError::ClosedEarly),
-                    LegResponse::Body { decoder, .. } => match decoder.finish_at_eof() {
-                        Ok(()) => continue_after_eof(leg, client),
-                        Err(_) => Step::Failed(LegError::ClosedEarly),
-                    },
+                    LegResponse::Body { decoder, .. } => {
+                        // RFC 9112 §9.8: over TLS, a body delimited by the close is whole
+                        // only if a close_notify ended it; a bare TCP close may be a cut.
+                        let cut = matches!(decoder, BodyDecoder::UntilClose)
+                            && up.stream.closed_without_notify();
+                        match decoder.finish_at_eof() {
+                            Ok(()) if !cut => continue_after_eof(leg, client),
+                            _ => Step::Failed(LegError::ClosedEarly),
+                        }
+                    }
                 };
             }
             Err(e) => return Step::Failed(LegError::from_io(&e)),

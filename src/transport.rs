@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
 
 use mio::net::TcpStream;
 use rustls::Connection;
@@ -23,6 +24,12 @@ pub struct TlsStream {
     session: Connection,
     /// The TCP peer closed its side.
     eof: bool,
+    /// The peer closed TCP without a close_notify: a body delimited by the close may have
+    /// been cut (RFC 9112 §9.8).
+    unclean_close: bool,
+    /// TLS bytes written to the socket: a client's progress where its response has all gone
+    /// into the session and only encrypted bytes wait.
+    sent: u64,
 }
 
 /// A TLS failure (a bad certificate, a protocol error), carried inside an `io::Error` so the
@@ -69,7 +76,40 @@ impl Transport {
             tcp,
             session,
             eof: false,
+            unclean_close: false,
+            sent: 0,
         }))
+    }
+
+    /// The TLS peer closed without close_notify, so the end of what it sent cannot be told
+    /// from a cut (false for plain TCP, where a close is all there is).
+    pub fn closed_without_notify(&self) -> bool {
+        matches!(self, Transport::Tls(tls) if tls.unclean_close)
+    }
+
+    /// TLS bytes written to the socket so far (0 for plain TCP).
+    pub fn tls_bytes_sent(&self) -> u64 {
+        match self {
+            Transport::Plain(_) => 0,
+            Transport::Tls(tls) => tls.sent,
+        }
+    }
+
+    /// Bytes the kernel holds in the socket's send queue, not yet acknowledged by the peer:
+    /// it shrinks as the peer reads, even while trident writes nothing (a send buffer of
+    /// megabytes takes a long time to make room for more). `None` if the kernel will not say.
+    pub fn unacknowledged(&self) -> Option<u32> {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int through the pointer, which points to a
+        // live c_int; the descriptor is this socket's, open for as long as `self` is.
+        let done = unsafe {
+            libc::ioctl(
+                self.tcp().as_raw_fd(),
+                libc::TIOCOUTQ,
+                &mut queued as *mut libc::c_int,
+            )
+        };
+        (done == 0).then(|| u32::try_from(queued).unwrap_or(0))
     }
 
     pub fn tcp(&self) -> &TcpStream {
@@ -165,7 +205,7 @@ impl Transport {
 impl TlsStream {
     fn send_pending(&mut self) -> io::Result<()> {
         while self.session.wants_write() {
-            self.session.write_tls(&mut self.tcp)?;
+            self.sent += self.session.write_tls(&mut self.tcp)? as u64;
         }
         Ok(())
     }
@@ -190,11 +230,16 @@ impl Read for Transport {
             match tls.session.reader().read(buf) {
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // The peer closed without close_notify: for HTTP framing, a plain close.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                // The peer closed without close_notify: for HTTP framing, a close, which only
+                // a body delimited by the close must not take as its end.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    tls.unclean_close = true;
+                    return Ok(0);
+                }
                 Err(e) => return Err(e),
             }
             if tls.eof {
+                tls.unclean_close = true;
                 return Ok(0);
             }
             if tls.session.read_tls(&mut tls.tcp)? == 0 {

@@ -714,3 +714,38 @@ fn http10_closes_unless_keep_alive_was_asked_and_then_announces_it() {
         }
     }
 }
+
+/// `--send-timeout` drops a client that takes nothing; one reading steadily is not dropped
+/// though trident writes nothing for longer: the kernel's send buffer (megabytes, once it
+/// has grown) makes room for more only in large steps, and the client reads from it
+/// meanwhile.
+#[test]
+fn a_client_reading_steadily_from_the_kernels_buffer_is_not_dropped() {
+    const BODY: usize = 4 << 20;
+    let primary = Upstream::start(|_| Reply::ok(pattern(BODY, 3)));
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let trident = Trident::with_upstreams(&primary, &s, &c, &["--send-timeout", "300"]);
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket.set_recv_buffer_size(8192).expect("SO_RCVBUF");
+    socket
+        .connect_timeout(&trident.addr().into(), WAIT)
+        .expect("connect");
+    let mut client: TcpStream = socket.into();
+    client.set_read_timeout(Some(WAIT)).expect("read timeout");
+    client.write_all(&get("/steady")).expect("send the request");
+    // About 800 KB/s, without a pause longer than a few milliseconds.
+    let mut got = 0;
+    let mut buf = [0u8; 8192];
+    while got < BODY {
+        match client.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => panic!("reading after {got} bytes: {e}"),
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert!(got >= BODY, "cut after {got} bytes\n{}", trident.output());
+    let blocks = trident.wait_blocks(1, WAIT);
+    assert_eq!(blocks[0].primary().response().0, 200, "{}", blocks[0].text);
+}

@@ -9,7 +9,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use support::tls::{
-    client_config, self_signed, self_signed_ca, PemFile, TestCa, TlsClient, TlsUpstream,
+    client_config, self_signed, self_signed_ca, CloseDelimited, PemFile, TestCa, TlsClient,
+    TlsUpstream,
 };
 use support::*;
 
@@ -572,4 +573,120 @@ fn a_pooled_session_the_upstream_closed_is_not_reused_for_a_post() {
         p.wait_ended(i + 1, WAIT);
     }
     assert_eq!(p.connections(), 6, "one session per request");
+}
+
+/// RFC 9112 §9.8: over TLS, a body delimited by the close is whole only when a close_notify
+/// ends it. A bare TCP close may be a cut (a crashed upstream, an attacker's FIN), and is an
+/// error on that leg, as a short Content-Length body is.
+#[test]
+fn a_close_delimited_body_over_tls_needs_a_close_notify() {
+    let leaf = self_signed(&["localhost"]);
+    let c = TlsUpstream::start(&leaf, |_| (200, b"partial-body".to_vec()));
+    let (p, s) = (upstream("primary", 0), upstream("secondary", 0));
+    let file = TargetsFile::new(&format!(
+        "primary = {}\nsecondary = {}\ncandidate = {} tls_verify=off\n",
+        p.url(),
+        s.url(),
+        c.url()
+    ));
+    let trident = Trident::spawn(&["--targets", file.arg()]);
+    let mut client = trident.client();
+    c.close_delimited(CloseDelimited::WithCloseNotify);
+    assert_eq!(client.exchange(&get("/notified")).status, 200);
+    let blocks = trident.wait_blocks(1, WAIT);
+    assert_eq!(
+        blocks[0].candidate().response(),
+        (200, 12),
+        "{}",
+        blocks[0].text
+    );
+    c.close_delimited(CloseDelimited::BareClose);
+    assert_eq!(client.exchange(&get("/bare")).status, 200);
+    let blocks = trident.wait_blocks(2, WAIT);
+    let bare = blocks.iter().find(|b| b.target == "/bare").expect("/bare");
+    assert_eq!(
+        bare.candidate().error(),
+        "closed before response complete",
+        "{}",
+        bare.text
+    );
+}
+
+/// A TLS client that asks for a large answer and reads none of it is let go after
+/// `--send-timeout`, also when the answer has all gone into the TLS session and only
+/// encrypted bytes wait for the socket. Sizes around where the socket buffers fill put the
+/// end of some answers there. Held, such a client would keep its `--max-clients` slot.
+#[test]
+fn a_tls_client_that_reads_nothing_is_dropped_even_with_only_tls_bytes_waiting() {
+    let trusted = Trusted::new();
+    let (cert, key) = trusted.ca.issue(&["localhost"]).files();
+    let sized = |req: &RecordedRequest| {
+        let size = req.target.trim_start_matches("/big").parse().unwrap_or(0);
+        Reply::ok(pattern(size, 7))
+    };
+    let (p, s, c) = (
+        Upstream::start(sized),
+        Upstream::start(sized),
+        Upstream::start(sized),
+    );
+    let urls = [p.url(), s.url(), c.url()];
+    let args = [
+        "--primary",
+        &urls[0],
+        "--secondary",
+        &urls[1],
+        "--candidate",
+        &urls[2],
+        "--tls-cert",
+        cert.arg(),
+        "--tls-key",
+        key.arg(),
+        "--send-timeout",
+        "300",
+        "--idle-timeout",
+        "60000",
+    ];
+    let trident = Trident::spawn_at_log_level("debug", &args);
+    let sizes: Vec<usize> = (0..11).map(|i| 2_950_000 + i * 10_000).collect();
+    let mut clients = Vec::new();
+    for size in &sizes {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        socket
+            .connect_timeout(&trident.addr().into(), WAIT)
+            .expect("connect");
+        let mut client =
+            TlsClient::over(socket.into(), client_config(trusted.ca.der()), "localhost")
+                .expect("TLS handshake");
+        client.send(
+            format!("GET /big{size} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        clients.push(client);
+    }
+    // Each answer is either dropped for want of a reader, or all in the kernel's buffers and
+    // its connection closed by trident (FIN_WAIT1 then, no longer ESTABLISHED): none is held.
+    let port = trident.addr().port();
+    assert!(
+        wait_until(WAIT, || established_from(port) == 0),
+        "{} client connections held\n{}",
+        established_from(port),
+        trident.output()
+    );
+    drop(clients);
+}
+
+/// TCP connections in state ESTABLISHED whose local port (on 127.0.0.1) is `port`, as
+/// /proc/net/tcp lists them.
+fn established_from(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let local = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"01")
+        })
+        .count()
 }

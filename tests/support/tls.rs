@@ -228,7 +228,19 @@ struct Shared {
     /// Close each connection (close_notify, then FIN) after its response, unannounced, as
     /// a server whose keep-alive timeout is shorter than a client's gap does.
     close_quietly: AtomicBool,
+    /// Frame each response by closing the connection (no Content-Length), ending with a
+    /// close_notify or not (`CloseDelimited`).
+    close_delimited: Mutex<Option<CloseDelimited>>,
     stop: AtomicBool,
+}
+
+/// How a close-delimited response ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseDelimited {
+    /// close_notify, then FIN: the body is known to be whole.
+    WithCloseNotify,
+    /// FIN alone, as a crashed server or a cut connection looks.
+    BareClose,
 }
 
 /// A TLS HTTP/1.1 server on `localhost()`; stopped on drop.
@@ -267,6 +279,7 @@ impl TlsUpstream {
             handshake_failures: AtomicUsize::new(0),
             rekey: AtomicBool::new(false),
             close_quietly: AtomicBool::new(false),
+            close_delimited: Mutex::new(None),
             stop: AtomicBool::new(false),
         });
         let acceptor = {
@@ -311,6 +324,12 @@ impl TlsUpstream {
     /// close` field: the client learns of it only from the TLS close.
     pub fn close_after_responses(&self) {
         self.shared.close_quietly.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on, sends each body delimited by the close of its connection, ended as `end`
+    /// says.
+    pub fn close_delimited(&self, end: CloseDelimited) {
+        *self.shared.close_delimited.lock().unwrap() = Some(end);
     }
 
     /// `https://localhost:PORT`: the name its certificate is for.
@@ -429,6 +448,18 @@ fn serve(
         };
         shared.requests.lock().unwrap().push(request.clone());
         let (status, body) = handler(&request);
+        let until_close = *shared.close_delimited.lock().unwrap();
+        if let Some(end) = until_close {
+            let mut out = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+            out.extend_from_slice(&body);
+            let _ = reader.stream.write_all(&out);
+            if end == CloseDelimited::WithCloseNotify {
+                reader.stream.conn.send_close_notify();
+            }
+            let _ = reader.stream.flush();
+            let _ = reader.stream.sock.shutdown(Shutdown::Both);
+            return;
+        }
         let close = wire::lists_token(&request.headers, "connection", "close");
         let mut out = format!(
             "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\n{}\r\n",
@@ -500,6 +531,15 @@ impl TlsClient {
         server_name: &str,
     ) -> io::Result<TlsClient> {
         let tcp = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+        TlsClient::over(tcp, config, server_name)
+    }
+
+    /// The same over a connection the caller made (with socket options of its own).
+    pub fn over(
+        tcp: TcpStream,
+        config: Arc<ClientConfig>,
+        server_name: &str,
+    ) -> io::Result<TlsClient> {
         tcp.set_read_timeout(Some(IO_TIMEOUT))?;
         tcp.set_write_timeout(Some(IO_TIMEOUT))?;
         let _ = tcp.set_nodelay(true);
