@@ -71,6 +71,16 @@ fn pem_file(path: &Path) -> Result<io::Take<File>, pem::Error> {
         .map_err(pem::Error::Io)
 }
 
+/// Whether `file` holds a PEM key that is encrypted (PKCS#8 `ENCRYPTED PRIVATE KEY`, or an
+/// OpenSSL `Proc-Type: 4,ENCRYPTED` header), which rustls does not read.
+fn holds_encrypted_key(file: &Path) -> bool {
+    let mut text = Vec::new();
+    pem_file(file).is_ok_and(|mut f| f.read_to_end(&mut text).is_ok())
+        && [&b"ENCRYPTED PRIVATE KEY"[..], b"Proc-Type: 4,ENCRYPTED"]
+            .iter()
+            .any(|marker| text.windows(marker.len()).any(|w| w == *marker))
+}
+
 /// The listener's configuration from a PEM certificate chain and a PEM private key.
 pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConfig>, Error> {
     let certs = pem_file(cert_file)
@@ -90,10 +100,16 @@ pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConf
     let key = pem_file(key_file)
         .and_then(PrivateKeyDer::from_pem_reader)
         .map_err(|e| {
-            Error(format!(
-                "{}: cannot read a private key: {e}",
-                key_file.display()
-            ))
+            let why = match e {
+                pem::Error::NoItemsFound if holds_encrypted_key(key_file) => {
+                    "the key is encrypted; trident needs it unencrypted (openssl pkey -in KEY \
+                     -out PLAIN.key)"
+                        .to_string()
+                }
+                pem::Error::NoItemsFound => "no PEM private key in it".to_string(),
+                e => format!("cannot read a private key: {e}"),
+            };
+            Error(format!("{}: {why}", key_file.display()))
         })?;
     let config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()

@@ -856,6 +856,10 @@ fn check_refuses_tls_files_it_cannot_use_and_names_them() {
     let (cert, key) = leaf.files();
     let other_key = PemFile::new("other-key", &other.key_pem);
     let garbage = PemFile::new("garbage", "this is not PEM\n");
+    let encrypted = PemFile::new(
+        "encrypted",
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBvTBXBgkqhkiG9w0BBQ0w\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    );
     let missing = std::env::temp_dir().join(format!("trident-missing-{}.pem", std::process::id()));
     let missing = missing.to_str().unwrap();
     let targets = TargetsFile::for_urls(
@@ -887,7 +891,11 @@ fn check_refuses_tls_files_it_cannot_use_and_names_them() {
         ),
         (
             vec!["--tls-cert", cert.arg(), "--tls-key", garbage.arg()],
-            vec![garbage.arg()],
+            vec![garbage.arg(), "no PEM private key in it"],
+        ),
+        (
+            vec!["--tls-cert", cert.arg(), "--tls-key", encrypted.arg()],
+            vec![encrypted.arg(), "the key is encrypted"],
         ),
         // A key that is not the certificate's.
         (
