@@ -165,7 +165,7 @@ pub struct Leg {
     pub role: Role,
     pub timeout: Duration,
     pub connect_timeout: Duration,
-    /// Most exchanges this leg's role may have in flight before it is skipped.
+    /// Most exchanges this leg's target may have in flight before it is skipped.
     pub max_inflight: usize,
     /// The role's target generation the leg was counted under (`Inflight`).
     pub generation: u32,
@@ -1480,9 +1480,10 @@ fn send_request(leg: &mut Leg, up: &mut Upstream, request: &Request) -> io::Resu
 }
 
 /// Most response body bytes the exchanges in flight keep for the comparison (each leg up to
-/// `--max-compare-bytes`), shared out between the reactors. Exchanges held up by a stalled shadow keep their
-/// other legs' bodies until its deadline: 256 of them (`max_inflight`) with 1 MB bodies held
-/// 554 MiB. Past the budget, bodies are compared by their hash (`compared by hash`).
+/// `--max-compare-bytes`), shared out between the reactors. Exchanges held up by a stalled
+/// shadow keep their other legs' bodies until its deadline: 256 of them (`max_inflight`)
+/// with 1 MB bodies held 554 MiB. Past the budget, bodies are compared by their hash
+/// (`compared by hash`).
 pub const CAPTURE_BUDGET: usize = 64 * 1024 * 1024;
 
 /// How much of a leg's response body is kept for the comparison, and read at all.
