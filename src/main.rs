@@ -302,7 +302,6 @@ fn run(config: &Config) -> ExitCode {
         Ok(targets) => targets,
         Err(code) => return code,
     };
-    targets.log_lookups(config.dns_refresh);
     let tls = match trident::tls::Setup::load(config) {
         Ok(tls) => tls,
         Err(err) => {
@@ -314,6 +313,9 @@ fn run(config: &Config) -> ExitCode {
         eprintln!("trident: {err}");
         return ExitCode::from(2);
     }
+    // After the checks that may refuse to start: a warning about a name that did not resolve
+    // would otherwise come before the error that ends the run.
+    targets.log_lookups(config.dns_refresh);
     log::info!("targets: {}", targets.labels());
     if let Some(nice) = config.nice {
         if let Err(err) = set_nice(nice) {
