@@ -192,6 +192,8 @@ pub struct Leg {
     /// The last interim (1xx) response the upstream sent before its final one. A
     /// connection that sent one was not stale, whatever happens next.
     pub interim: Option<Interim>,
+    /// How many interim responses came (`Core::progress`).
+    pub interims: u32,
     /// Set once the leg is over; the exchange reports when all three are.
     pub outcome: Option<LegOutcome>,
     /// The leg waits on its client since then: for request body bytes the client has not sent
@@ -399,6 +401,7 @@ impl Core {
                 failed_connects: 0,
                 upstream: None,
                 interim: None,
+                interims: 0,
                 outcome: match (role, shadow_skip) {
                     (Role::Primary, _) | (_, None) => None,
                     (_, Some(reason)) => Some(LegOutcome::Skipped(reason)),
@@ -770,16 +773,19 @@ impl Core {
 
     /// A fingerprint of how far exchange `key` and its client have come; equal fingerprints
     /// mean nothing moved.
-    fn progress(&self, key: usize) -> Option<(u64, u64, u64, usize)> {
+    fn progress(&self, key: usize) -> Option<(u64, u64, (u32, u64), usize)> {
         let ex = self.exchanges.get(key)?;
         let sent: u64 = ex
             .legs
             .iter()
             .map(|leg| leg.head_sent as u64 + leg.body_sent + u64::from(leg.is_finished()))
             .sum();
-        let relayed = match &ex.legs[Role::Primary.index()].response {
-            LegResponse::Body { bytes, .. } => *bytes + 1,
-            LegResponse::Head => 0,
+        // Interim heads count too: relayed and written out within one round, they leave the
+        // client's output as it was, and the round would look idle while more wait.
+        let primary = &ex.legs[Role::Primary.index()];
+        let relayed = match &primary.response {
+            LegResponse::Body { bytes, .. } => (primary.interims, *bytes + 1),
+            LegResponse::Head => (primary.interims, 0),
         };
         let output = match ex.client.and_then(|c| self.conns.get(c)) {
             Some(Conn::Client(client)) => client.out_pos + client.out.len(),
@@ -1543,6 +1549,7 @@ fn receive(
                                     status: head.status,
                                     fields: head.fields,
                                 });
+                                leg.interims = leg.interims.wrapping_add(1);
                                 continue;
                             }
                             if head.unsent_body {

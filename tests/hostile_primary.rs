@@ -581,6 +581,38 @@ fn primary_sending_endless_interim_responses_is_held_to_the_clients_pace() {
     s.finish();
 }
 
+/// A burst of interim responses with the final one right behind, read by a client as fast
+/// as it comes, reaches it at once: relayed and written out within one round, the interim
+/// heads left the client's output as it was, the round looked idle, and the rest waited for
+/// the deadline (504) or an unrelated wake-up a second later.
+#[test]
+fn a_burst_of_interim_responses_then_the_answer_reaches_a_reading_client_at_once() {
+    let mut burst = Vec::new();
+    for _ in 0..5000 {
+        burst.extend_from_slice(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n");
+    }
+    burst.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+    let primary = Upstream::start(move |_| Reply::garbage(burst.clone()));
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let trident = Trident::with_upstreams(&primary, &s, &c, &["--timeout", "3000"]);
+    // The stall came in about one run of three: several runs make a pass mean something.
+    for run in 0..6 {
+        let mut client = trident.client();
+        let started = Instant::now();
+        let response = client.exchange(&get(&format!("/burst/{run}")));
+        assert_eq!(
+            (response.status, response.interim.len()),
+            (200, 5000),
+            "run {run}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "run {run} took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
 // --- odd but legal ---
 
 /// An answer that comes before the upload is read reaches the client at once, and the
