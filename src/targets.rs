@@ -2,6 +2,7 @@
 //! `FILE:LINE` errors, and re-read on SIGHUP. Host names are resolved when the file is loaded,
 //! never on the reactor at request time.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::fs;
 use std::io::{self, Read};
@@ -11,6 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::http::FieldRule;
+use crate::report::without_controls;
 
 /// The part an upstream plays in an exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -430,6 +432,12 @@ pub struct Error {
 
 impl Error {
     fn new(location: impl Into<String>, line: Option<usize>, message: String) -> Error {
+        // Messages quote the file's text: a control character in it (an escape sequence)
+        // must not reach the terminal or the log as it is.
+        let message = match without_controls(&message) {
+            Cow::Borrowed(_) => message,
+            Cow::Owned(escaped) => escaped,
+        };
         Error {
             location: location.into(),
             line,
@@ -624,7 +632,7 @@ fn split_role(line: &str) -> Result<(Role, &str), String> {
         "secondary" => Role::Secondary,
         "candidate" => Role::Candidate,
         "" => return Err("expected \"ROLE = URL\"".to_string()),
-        other => return Err(format!("unknown role \"{}\"", other.escape_debug())),
+        other => return Err(format!("unknown role \"{other}\"")),
     };
     match rest.trim_start().strip_prefix('=') {
         Some(rest) => Ok((role, rest.trim_start())),
@@ -1282,7 +1290,16 @@ mod tests {
                 "t.conf: no targets in it: one line each for primary, secondary and candidate \
                  (ROLE = URL)",
             ),
-            ("\0 = http://127.0.0.1:1", "t.conf:1: unknown role \"\\0\""),
+            ("\0 = http://127.0.0.1:1", "t.conf:1: unknown role \"\\u0000\""),
+            // The file's text is quoted with its control characters escaped.
+            (
+                "primary = http://127.0.0.1:1 host=a\x1b[2Jb",
+                "t.conf:1: host: \"a\\u001b[2Jb\" is not keep, target or a host name",
+            ),
+            (
+                "primary = http://h\x1b]0;x\x07y",
+                "t.conf:1: bad URL \"http://h\\u001b]0;x\\u0007y\": \"h\\u001b]0;x\\u0007y\" is not a host name",
+            ),
             (
                 "candidate = http://127.0.0.1:3",
                 "t.conf: missing role \"primary\"",

@@ -162,12 +162,14 @@ pub fn parse_response_head(
         let line = &head[bounds.start..bounds.first_line_end];
         line.get(STATUS_LINE_PREFIX..)
             .and_then(|raw| std::str::from_utf8(raw).ok())
-            // No C1 controls or line separators (U+0085, U+2028): the reason is printed
-            // in each exchange's block, whose lines a reader splits.
+            // No C1 controls, line separators (U+0085, U+2028) or bidirectional overrides:
+            // the reason is printed in each exchange's block, whose lines a reader splits
+            // and reads as they are.
             .filter(|text| {
-                !text
-                    .chars()
-                    .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+                !text.chars().any(|c| {
+                    c.is_control()
+                        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+                })
             })
             .unwrap_or("")
     } else {
@@ -569,10 +571,11 @@ mod tests {
     }
 
     /// The reason phrase as sent: ASCII, UTF-8 obs-text; Latin-1 obs-text, and UTF-8 with
-    /// C1 controls or line separators, is left out.
+    /// C1 controls, line separators or bidirectional overrides, is left out.
     #[test]
     fn reason_phrases() {
-        let rows: [(&[u8], &str); 7] = [
+        let rows: [(&[u8], &str); 8] = [
+            (b"HTTP/1.1 200 OK\xE2\x80\xAEKO\r\n\r\n", ""),
             (b"HTTP/1.1 418 a\xC2\x85b\r\n\r\n", ""),
             (b"HTTP/1.1 418 a\xE2\x80\xA8b\r\n\r\n", ""),
             (b"HTTP/1.1 404 Not Found\r\n\r\n", "Not Found"),

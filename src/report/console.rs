@@ -21,7 +21,7 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use super::compare::{Analysis, Comparison, Difference};
-use super::{ExchangeRecord, LegOutcome};
+use super::{printable, ExchangeRecord, LegOutcome};
 use crate::http::request::push_decimal;
 use crate::targets::Role;
 
@@ -45,9 +45,12 @@ fn write_lines(
     let id = record.id;
     out.extend_from_slice(b"REQUEST ");
     push_decimal(out, id);
-    for piece in [" => ", &record.method, " ", &record.target, " "] {
+    for piece in [" => ", &record.method, " "] {
         out.extend_from_slice(piece.as_bytes());
     }
+    // The client's text: anything that could break the line is escaped.
+    out.extend_from_slice(printable(&record.target).as_bytes());
+    out.push(b' ');
     out.extend_from_slice(record.version.as_str().as_bytes());
     out.extend_from_slice(b" (host=");
     out.extend_from_slice(record.host.as_deref().unwrap_or("-").as_bytes());
@@ -279,6 +282,20 @@ mod tests {
             "REQUEST 42 => POST /upload?x=1 HTTP/1.0 (host=-, body=1048576B)"
         );
         assert!(text.contains("RESPONSE 42 candidate => 201 Created (body=0B, 1.0ms)\n"));
+        // The client's target, with what a reader would take for a line break or a
+        // terminal command escaped.
+        post.target =
+            "/a\u{85}VERDICT\u{a0}candidate:\u{a0}PASS\u{2028}\u{9b}2J\u{202e}\\é".to_string();
+        let escaped = self::text(&post);
+        assert_eq!(
+            escaped.lines().next().unwrap(),
+            [
+                r"REQUEST 42 => POST /a\u0085VERDICT",
+                "\u{a0}candidate:\u{a0}PASS",
+                r"\u2028\u009b2J\u202e\\é HTTP/1.0 (host=-, body=1048576B)",
+            ]
+            .concat()
+        );
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! `/users/7` and `/users/8` count together. `--endpoint` templates (`/users/{name}/posts`)
 //! come first. The table of endpoints lives in `stats`; this module only names them.
 
+use std::borrow::Cow;
 use std::fmt;
+
+use super::printable;
 
 /// The name of the bucket for exchanges beyond `--max-endpoints`.
 pub const OTHER: &str = "other";
@@ -143,6 +146,10 @@ impl Namer {
         } else {
             out.push_str(path);
         }
+        // The client's text, as the console shows it: nothing in it may break a line.
+        if let Cow::Owned(escaped) = printable(out) {
+            *out = escaped;
+        }
         if out.len() > MAX_NAME {
             let mut cut = MAX_NAME;
             while !out.is_char_boundary(cut) {
@@ -254,6 +261,8 @@ mod tests {
             ("GET", "http://example.com/users/9?q", "GET /users/{id}"),
             ("GET", "http://example.com", "GET /"),
             ("OPTIONS", "*", "OPTIONS *"),
+            // The client's text, escaped where it could break or reorder a line.
+            ("GET", "/a\u{2028}b/\u{202e}x", r"GET /a\u2028b/\u202ex"),
         ];
         for (method, target, expected) in rows {
             assert_eq!(name(&namer, method, target), *expected, "{target}");

@@ -10,13 +10,13 @@
 //! The whole body, when it is not an object or array that matches, is `$`.
 
 use std::cell::RefCell;
-use std::io::Write as _;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Number;
 
 use super::compare::{abbreviate, Differences};
+use super::printable;
 
 /// A key longer than this is data, not a name.
 const MAX_KEY_LEN: usize = 64;
@@ -729,28 +729,14 @@ fn is_dynamic(doc: Doc<'_>, members: &[Member]) -> bool {
 }
 
 /// An identifier as APIs name fields: `user_id`, `@odata.etag`, `$ref`, `xml:lang`.
-/// Appends `key` to a path, with control characters (a newline would forge a line of the
-/// console output, an escape sequence drive the terminal), bidirectional overrides and `\`
-/// written as JSON escapes: a key is the upstream's text.
+/// Appends `key` to a path, `printable`: a key is the upstream's text, and a newline in it
+/// must not start a line of the console output.
 fn push_escaped(path: &mut Vec<u8>, key: &[u8]) {
     if key.iter().all(|&b| (0x20..0x7f).contains(&b) && b != b'\\') {
         path.extend_from_slice(key);
         return;
     }
-    for c in String::from_utf8_lossy(key).chars() {
-        match c {
-            '\\' => path.extend_from_slice(b"\\\\"),
-            '\n' => path.extend_from_slice(b"\\n"),
-            '\r' => path.extend_from_slice(b"\\r"),
-            '\t' => path.extend_from_slice(b"\\t"),
-            c if c.is_control()
-                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
-            {
-                let _ = write!(path, "\\u{:04x}", u32::from(c));
-            }
-            c => path.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
-        }
-    }
+    path.extend_from_slice(printable(&String::from_utf8_lossy(key)).as_bytes());
 }
 
 fn is_name(key: &[u8]) -> bool {

@@ -17,6 +17,7 @@ mod jsonl;
 mod stats;
 mod summary;
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -546,6 +547,48 @@ fn yield_to_the_reactors() {
     // changes the calling thread only. Lowering a priority needs no privilege, and should
     // it fail anyway, the thread runs at the reactors' priority, as it always did.
     let _ = unsafe { libc::nice(REPORT_NICE) };
+}
+
+/// `text` as it may appear in a line of output: control characters (C0, DEL and C1: a newline
+/// would start a line of its own, an escape drive the terminal), line and paragraph
+/// separators (U+2028, U+2029: tools that split on Unicode line breaks), bidirectional
+/// overrides (they reorder how the line reads) and `\` are written as JSON escapes (`\n`,
+/// `\u0085`). Request targets and JSON keys are the client's and the upstreams' text.
+pub(crate) fn printable(text: &str) -> Cow<'_, str> {
+    escaped(text, true)
+}
+
+/// `printable`, with `\` kept: for a message quoting the user's own text (a targets file's
+/// line), where a doubled backslash would misquote it.
+pub(crate) fn without_controls(text: &str) -> Cow<'_, str> {
+    escaped(text, false)
+}
+
+fn escaped(text: &str, backslash: bool) -> Cow<'_, str> {
+    use std::fmt::Write as _;
+    let breaks_a_line = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    let plain = |c: char| !(breaks_a_line(c) || backslash && c == '\\');
+    let ascii = text.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if (ascii && !(backslash && text.contains('\\'))) || text.chars().all(plain) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if plain(c) => out.push(c),
+            '\\' => out.push_str("\\\\"),
+            c => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Returns the heap's free memory to the system, where the allocator keeps it otherwise.
