@@ -444,7 +444,6 @@ impl Core {
         let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
             return false;
         };
-        let before = client.pending_output();
         let moved = match client.flush() {
             Ok(moved) => moved,
             Err(e) => {
@@ -453,7 +452,6 @@ impl Core {
                 return false;
             }
         };
-        self.sent_to_clients += before.saturating_sub(client.pending_output()) as u64;
         if client.all_sent() {
             client.send_alarm.clear();
         } else if moved || !client.send_alarm.is_set() {

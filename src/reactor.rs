@@ -262,8 +262,6 @@ pub(crate) struct Core {
     /// Response body bytes the exchanges in flight keep for the comparison
     /// (`Settings::capture_budget` bounds it).
     pub(crate) captured: usize,
-    /// Response bytes clients have taken: a drain past its deadline goes on while it moves.
-    pub(crate) sent_to_clients: u64,
     /// Legs in flight per role, for `max_inflight=`.
     pub(crate) inflight: Inflight,
     /// Per role, the address new connections try first when it is one of the target's: set
@@ -501,8 +499,22 @@ impl Core {
         }
     }
 
-    /// When the drain gives up on what is in flight: a second after the latest deadline of a
-    /// leg in flight (each leg's own, `timeout=` included), not `--timeout`'s.
+    /// Whether something in flight is still bounded by a deadline of its own: a leg (its
+    /// deadline moves on only while it waits on a client that keeps moving), or a client
+    /// taking its response (`--send-timeout`, which counts what the kernel hands it).
+    fn in_flight_is_live(&self) -> bool {
+        let legs = self
+            .exchanges
+            .iter()
+            .any(|(_, ex)| ex.legs.iter().any(|leg| leg.outcome.is_none()));
+        legs || self
+            .conns
+            .iter()
+            .any(|(_, conn)| matches!(conn, Conn::Client(c) if c.send_alarm.is_set()))
+    }
+
+    /// When the drain first looks at what is in flight: a second after the latest deadline
+    /// of a leg in flight (each leg's own, `timeout=` included), not `--timeout`'s.
     fn drain_deadline(&self, now: Instant) -> Instant {
         let latest = self
             .exchanges
@@ -695,7 +707,6 @@ impl Proxy {
             draining: false,
             dropped_reports: 0,
             captured: 0,
-            sent_to_clients: 0,
             inflight: Inflight::default(),
             preferred: [None; 3],
             rng: Rng::seeded(),
@@ -914,7 +925,7 @@ impl Proxy {
                 self.core.start_draining();
                 self.stop_the_others();
                 let deadline = self.core.drain_deadline(Instant::now());
-                drain_deadline = Some((deadline, self.core.sent_to_clients));
+                drain_deadline = Some(deadline);
                 self.core.timers.set(deadline, Deadline::Drain);
             }
             let now = Instant::now();
@@ -942,13 +953,13 @@ impl Proxy {
                     break;
                 }
                 let now = Instant::now();
-                if let Some((deadline, sent)) = drain_deadline.filter(|(d, _)| now >= *d) {
-                    // A response still flowing to its client is waited on (its leg's deadline
-                    // moves on while the client reads it slowly): a steady download is not cut
-                    // by shutting down either.
-                    if self.core.sent_to_clients != sent {
+                if let Some(deadline) = drain_deadline.filter(|d| now >= *d) {
+                    // What is still live ends on its own deadlines, which move on while a
+                    // client downloads or uploads steadily: a steady transfer is not cut by
+                    // shutting down either. Only what nothing bounds any more is given up.
+                    if self.core.in_flight_is_live() {
                         let later = self.core.drain_deadline(now).max(deadline + DRAIN_GRACE);
-                        drain_deadline = Some((later, self.core.sent_to_clients));
+                        drain_deadline = Some(later);
                         self.core.timers.set(later, Deadline::Drain);
                         continue;
                     }

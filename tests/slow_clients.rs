@@ -337,6 +337,49 @@ fn a_slow_but_steady_upload_outlasts_the_primarys_deadline() {
     assert_eq!(block.candidate().response().0, 200, "{}", block.text);
 }
 
+/// Shutting down waits for an upload still coming in steadily, past the drain's first look
+/// (the leg deadlines then, and a second): its legs' deadlines move on while they wait on
+/// the client, so it is still live.
+#[test]
+fn a_steady_upload_in_flight_at_sigterm_is_not_cut() {
+    let (p, s, c) = three_named();
+    let mut trident =
+        Trident::with_upstreams(&p, &s, &c, &["--timeout", "400", "--send-timeout", "500"]);
+    let mut client = trident.client();
+    client.set_read_timeout(WAIT);
+    let body = pattern(1 << 20, 3);
+    client.send(
+        format!(
+            "PUT /upload HTTP/1.1\r\nHost: test.local\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let started = Instant::now();
+    for (i, piece) in body.chunks(64 * 1024).enumerate() {
+        client.send(piece);
+        if i == 0 {
+            trident.signal("TERM");
+        }
+        thread::sleep(Duration::from_millis(150));
+    }
+    assert!(
+        started.elapsed() > Duration::from_millis(2000),
+        "the upload was too quick"
+    );
+    let resp = client
+        .try_read_response(false)
+        .unwrap_or_else(|e| panic!("{e}\n{}", trident.output()));
+    assert_eq!(resp.status, 200, "{}", resp.body_text());
+    assert_eq!(p.wait_requests(1, WAIT)[0].body, body);
+    assert_eq!(
+        trident.wait_exit(WAIT).code(),
+        Some(0),
+        "{}",
+        trident.output()
+    );
+}
+
 /// A client that stops sending in the middle of its upload is waited on for no longer than
 /// `--send-timeout`: then the primary's deadline stands and the client gets a 504.
 #[test]
