@@ -91,6 +91,19 @@ impl Inflight {
     }
 }
 
+/// How far a shadow's body may run when the primary's was compressed, before it is cut: the
+/// comparison decodes that much (`report::compare`), and a shadow sending the same content
+/// uncompressed is the same answer.
+const ENCODED_SHADOW_ROOM: u64 = 64 * 1024 * 1024;
+
+/// Whether response field lines (`Name: value\r\n` each) hold a Content-Encoding.
+fn has_content_encoding(fields: &[u8]) -> bool {
+    const NAME: &[u8] = b"content-encoding:";
+    fields
+        .split(|&b| b == b'\n')
+        .any(|line| line.len() > NAME.len() && line[..NAME.len()].eq_ignore_ascii_case(NAME))
+}
+
 /// Rounds of `drive_exchange` per turn of the event loop.
 const TURNS_PER_DRIVE: usize = 16;
 /// Reads of one upstream per turn of the event loop.
@@ -274,6 +287,9 @@ pub struct Exchange {
     pub queued_again: bool,
     /// Response body bytes its legs keep for the comparison, counted in `Core::captured`.
     pub captured: usize,
+    /// The primary's whole response came with a Content-Encoding: its size as sent says
+    /// little of a shadow's that is not encoded alike (see `ENCODED_SHADOW_ROOM`).
+    pub primary_encoded: bool,
 }
 
 impl Exchange {
@@ -435,6 +451,7 @@ impl Core {
             stall_deadline: None,
             queued_again: false,
             captured: 0,
+            primary_encoded: false,
         };
         let key = self.exchanges.insert(exchange);
         if let Some(Conn::Client(client)) = self.conns.get_mut(client_key) {
@@ -992,7 +1009,13 @@ impl Core {
         let max_body = match (role, &ex.legs[Role::Primary.index()].outcome) {
             (Role::Primary, _) => None,
             (_, Some(LegOutcome::Response { body_bytes, .. })) => {
-                Some(body_bytes + self.settings.max_compare_bytes as u64)
+                let past = body_bytes + self.settings.max_compare_bytes as u64;
+                // A compressed primary's content may be many times its size as sent.
+                Some(if ex.primary_encoded {
+                    past.max(ENCODED_SHADOW_ROOM)
+                } else {
+                    past
+                })
             }
             _ => None,
         };
@@ -1110,6 +1133,9 @@ impl Core {
             return;
         };
         self.inflight.release(role, leg.generation);
+        if role == Role::Primary {
+            ex.primary_encoded = has_content_encoding(&fields);
+        }
         leg.outcome = Some(LegOutcome::Response {
             status,
             reason,

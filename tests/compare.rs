@@ -397,6 +397,41 @@ fn gzip_bodies_are_compared_by_what_they_say() {
     );
 }
 
+/// A compressed primary's body as sent says little of the content's size: a shadow sending
+/// the same content uncompressed, far past the primary's bytes plus `--max-compare-bytes`,
+/// is read whole (not cut short) and compares equal on what both decode to.
+#[test]
+fn an_uncompressed_shadow_of_a_compressed_primary_is_not_cut_short() {
+    let content = "a".repeat(30_000);
+    let zipped = {
+        let content = content.clone();
+        move |_: &RecordedRequest| {
+            Reply::ok(gzip(content.as_bytes())).header("Content-Encoding", "gzip")
+        }
+    };
+    let plain = move |_: &RecordedRequest| Reply::ok(content.clone());
+    let (p, s, c) = (
+        Upstream::start(zipped.clone()),
+        Upstream::start(zipped),
+        Upstream::start(plain),
+    );
+    let trident = Trident::with_upstreams(&p, &s, &c, &["--max-compare-bytes", "1000"]);
+    assert_eq!(trident.client().exchange(&get("/gz")).status, 200);
+    let block = trident.wait_blocks(1, WAIT).remove(0);
+    assert_eq!(
+        block.candidate().response(),
+        (200, 30_000),
+        "{}",
+        block.text
+    );
+    assert_eq!(
+        block.candidate().compared(),
+        Some("differs: header content-encoding missing"),
+        "{}",
+        block.text
+    );
+}
+
 #[test]
 fn a_candidate_that_starts_sending_early_hints_differs() {
     let plain = |_: &RecordedRequest| Reply::ok("page");
