@@ -911,8 +911,9 @@ impl<'a> Reporter<'a> {
 /// never sees half a file. False (and a warning) when it could not be written.
 fn write_report_file(path: &Path, report: &Value) -> bool {
     let path = &report_target(path);
+    // A name of trident's own beside it: a `FILE.tmp` of the user's is left alone.
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    tmp.push(format!(".trident-{}.tmp", std::process::id()));
     let tmp = PathBuf::from(tmp);
     let written = serde_json::to_vec_pretty(report)
         .map_err(io::Error::from)
@@ -957,13 +958,22 @@ pub fn check_report_path(path: &Path) -> Result<(), String> {
 
 /// Where the report goes: through a symbolic link to the file it names, so that the link is
 /// kept (renaming over it would replace the link with a file).
+/// A link to a file not made yet is followed too (the first run of a set-up that links the
+/// report into place).
 fn report_target(path: &Path) -> PathBuf {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => {
-            std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
-        }
-        _ => path.to_owned(),
+    let mut target = path.to_owned();
+    // A few links deep at most: a loop of links ends here, and the write then fails.
+    for _ in 0..8 {
+        let is_link = std::fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink());
+        let Some(next) = is_link.then(|| std::fs::read_link(&target).ok()).flatten() else {
+            break;
+        };
+        target = match target.parent() {
+            Some(dir) if next.is_relative() => dir.join(next),
+            _ => next,
+        };
     }
+    target
 }
 
 fn stop_writing(err: &io::Error) {
@@ -982,6 +992,7 @@ mod tests {
     #[test]
     fn report_paths_keep_links_refuse_special_files_and_spare_the_users_files() {
         let dir = std::env::temp_dir().join(format!("trident-report-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let (file, link) = (dir.join("report.json"), dir.join("link.json"));
         std::fs::write(&file, b"{}").unwrap();
@@ -1001,6 +1012,29 @@ mod tests {
         assert!(std::fs::read_to_string(&file)
             .unwrap()
             .contains("\"written\": \"test\""));
+        assert_eq!(
+            std::fs::read(&users).unwrap(),
+            b"mine",
+            "the write spares FILE.tmp"
+        );
+        // A relative link to a file not made yet (the first run) is written through too.
+        std::fs::create_dir_all(dir.join("store")).unwrap();
+        let ahead = dir.join("ahead.json");
+        std::os::unix::fs::symlink("store/new.json", &ahead).unwrap();
+        let theirs = dir.join("store/new.json.tmp");
+        std::fs::write(&theirs, b"mine").unwrap();
+        assert_eq!(check_report_path(&ahead), Ok(()));
+        assert!(write_report_file(
+            &ahead,
+            &serde_json::json!({"written": "first"})
+        ));
+        assert!(std::fs::symlink_metadata(&ahead)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let written = std::fs::read_to_string(dir.join("store/new.json")).unwrap();
+        assert!(written.contains("first"), "{written}");
+        assert_eq!(std::fs::read(&theirs).unwrap(), b"mine");
         let fifo = dir.join("fifo");
         let made = std::process::Command::new("mkfifo")
             .arg(&fifo)
