@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::report::{ignore_path_error, Format, Pattern, Percent, Settings};
+use crate::report::{ignore_path_doubt, Format, Pattern, Percent, Settings};
 
 /// Where the targets come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -517,10 +517,10 @@ fn compare_options(matches: &getopts::Matches, config: &mut Config) -> Result<()
         config.report.ignore_headers.push(name);
     }
     for path in matches.opt_strs("ignore-field") {
-        if let Some(why) = ignore_path_error(&path) {
+        if path.is_empty() {
             return Err(Error(Kind::BadValue {
                 flag: "--ignore-field",
-                why: format!("\"{path}\" is not a JSON path like user.email or items[].id ({why})"),
+                why: "an empty path (a JSON path is like user.email or items[].id)".to_string(),
             }));
         }
         config.report.ignore_fields.push(path);
@@ -573,6 +573,21 @@ fn compare_options(matches: &getopts::Matches, config: &mut Config) -> Result<()
 }
 
 /// What `--check` prints: the configuration trident would run with, one item a line.
+/// What looks mistaken in `config` without being wrong: logged at start-up, printed by
+/// `--check`.
+pub fn doubts(config: &Config) -> Vec<String> {
+    config
+        .report
+        .ignore_fields
+        .iter()
+        .filter_map(|path| {
+            ignore_path_doubt(path).map(|why| {
+                format!("--ignore-field {path}: {why}; it matches only a key written so")
+            })
+        })
+        .collect()
+}
+
 pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();

@@ -87,6 +87,9 @@ fn check(config: &Config) -> ExitCode {
     for warning in targets.unresolved_warnings(config.dns_refresh) {
         eprintln!("trident: warning: {warning}");
     }
+    for doubt in trident::cli::doubts(&config) {
+        eprintln!("trident: warning: {doubt}");
+    }
     println!("configuration ok");
     ExitCode::SUCCESS
 }
@@ -316,6 +319,9 @@ fn run(config: &Config) -> ExitCode {
     // After the checks that may refuse to start: a warning about a name that did not resolve
     // would otherwise come before the error that ends the run.
     targets.log_lookups(config.dns_refresh);
+    for doubt in trident::cli::doubts(config) {
+        log::warn!("{doubt}");
+    }
     log::info!("targets: {}", targets.labels());
     if let Some(nice) = config.nice {
         if let Err(err) = set_nice(nice) {

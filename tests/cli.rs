@@ -440,3 +440,40 @@ fn the_targets_are_logged_at_start_up_with_the_addresses_of_names() {
     assert!(line.contains(&expected), "{line}");
     assert!(line.contains(&format!(":{})", c.addr().port())), "{line}");
 }
+
+/// `--ignore-field` written like an index is accepted (a key may be written so) with a
+/// warning from `--check`; an empty path is refused.
+#[test]
+fn an_ignore_path_that_looks_mistaken_is_warned_about_and_an_empty_one_refused() {
+    let file = TargetsFile::for_urls(
+        "http://127.0.0.1:9001",
+        "http://127.0.0.1:9002",
+        "http://127.0.0.1:9003",
+    );
+    let checked = run(
+        &[
+            "--targets",
+            file.arg(),
+            "--check",
+            "--ignore-field",
+            "items[0].id",
+            "--ignore-field",
+            "body first name",
+        ],
+        QUICK,
+    );
+    assert_eq!(checked.status.code(), Some(0), "{}", checked.stderr);
+    assert!(
+        checked.stderr.contains(
+            "warning: --ignore-field items[0].id: arrays are written [], for every element: \
+             paths have no indexes; it matches only a key written so"
+        ),
+        "{}",
+        checked.stderr
+    );
+    assert!(!checked.stderr.contains("first name"), "{}", checked.stderr);
+    assert_rejected(
+        &["--targets", file.arg(), "--ignore-field", ""],
+        &["--ignore-field: an empty path"],
+    );
+}

@@ -66,16 +66,11 @@ fn without_root(path: &str) -> &str {
     }
 }
 
-/// Why `path` is no `--ignore-field` path, if it is not: one that could never match a field
-/// (`a..b`, `items[0].id`: paths have no indexes) is refused rather than ignoring nothing.
-pub fn ignore_path_error(path: &str) -> Option<&'static str> {
+/// Why `--ignore-field PATH` looks mistaken, if it does: written like an index (`items[0].id`:
+/// paths have none) or with an empty name between dots (`a..b`). Keys may hold any text, so
+/// such a path can still name a field (`{"a[0]": …}`): a warning, not a refusal.
+pub fn ignore_path_doubt(path: &str) -> Option<&'static str> {
     let rest = without_root(path);
-    if path.is_empty() {
-        return Some("it is empty");
-    }
-    if rest.contains(char::is_whitespace) {
-        return Some("a path has no spaces");
-    }
     if rest.is_empty() {
         return None;
     }
@@ -85,11 +80,11 @@ pub fn ignore_path_error(path: &str) -> Option<&'static str> {
             name = inner;
         }
         if name.contains(['[', ']']) {
-            return Some("arrays are written [] (every element: paths have no indexes)");
+            return Some("arrays are written [], for every element: paths have no indexes");
         }
         // Only a root array's path starts with `[]` (`[].id`).
         if name.is_empty() && (i > 0 || segment.is_empty()) {
-            return Some("a path has a name between its dots");
+            return Some("an empty name between dots");
         }
     }
     None
@@ -1052,9 +1047,10 @@ mod tests {
         assert_eq!(fields_ignoring(p, o, &["$id"]), ["body id"]);
     }
 
-    /// A path that could never name a field is refused, not accepted to ignore nothing.
+    /// A path written like an index or with an empty name is doubted (a warning), yet
+    /// matches a key that is written so: keys are any text.
     #[test]
-    fn ignore_paths_that_name_no_field_are_refused() {
+    fn ignore_paths_that_look_mistaken_are_doubted_and_still_match_such_keys() {
         for good in [
             "a",
             "a.b",
@@ -1069,27 +1065,34 @@ mod tests {
             "@odata.etag",
             "a[][]",
             "$id",
+            "first name",
+            "body first name",
         ] {
-            assert_eq!(ignore_path_error(good), None, "{good}");
+            assert_eq!(ignore_path_doubt(good), None, "{good}");
         }
-        for bad in [
-            "",
+        for odd in [
             "a..b",
             "a.",
             ".a",
             "a[0]",
             "items[1].id",
             "a]",
-            "a b",
             "a.[]",
             "[]..a",
         ] {
-            assert!(ignore_path_error(bad).is_some(), "{bad}");
+            assert!(ignore_path_doubt(odd).is_some(), "{odd}");
         }
+        let (p, o) = (
+            r#"{"a[0]":1,"first name":1,"b":1,"c":0,"d":0}"#,
+            r#"{"a[0]":2,"first name":2,"b":2,"c":0,"d":0}"#,
+        );
+        assert_eq!(fields(p, o), ["body a[0]", "body b", "body first name"]);
+        assert_eq!(
+            fields_ignoring(p, o, &["a[0]", "body first name"]),
+            ["body b"]
+        );
     }
 
-    /// A key is the upstream's text: control characters in it are escaped, so that no key
-    /// can start a line of its own on the console or drive the terminal.
     #[test]
     fn keys_with_control_characters_are_escaped_in_paths() {
         // As JSON escapes in the body: a newline, ESC, a backslash, a right-to-left override.

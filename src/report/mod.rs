@@ -39,7 +39,7 @@ pub use check::{check_report, encode_report_input};
 pub use compare::DEFAULT_IGNORED_HEADERS;
 pub use console::write_block;
 pub use endpoint::{looks_like_id, Pattern, PatternError};
-pub use json::ignore_path_error;
+pub use json::ignore_path_doubt;
 pub use stats::{Percent, Thresholds};
 
 /// How many finished exchanges may wait for the reporting thread before new ones are dropped.
