@@ -444,6 +444,11 @@ impl Core {
         let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
             return false;
         };
+        if client.all_sent() && !client.send_alarm.is_set() {
+            // Nothing to write and no deadline to clear: the common call, a round after the
+            // response went out.
+            return true;
+        }
         let moved = match client.flush() {
             Ok(moved) => moved,
             Err(e) => {

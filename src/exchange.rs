@@ -99,9 +99,17 @@ const ENCODED_SHADOW_ROOM: u64 = 64 * 1024 * 1024;
 /// Whether response field lines (`Name: value\r\n` each) hold a Content-Encoding.
 fn has_content_encoding(fields: &[u8]) -> bool {
     const NAME: &[u8] = b"content-encoding:";
-    fields
-        .split(|&b| b == b'\n')
-        .any(|line| line.len() > NAME.len() && line[..NAME.len()].eq_ignore_ascii_case(NAME))
+    let mut rest = fields;
+    while rest.len() > NAME.len() {
+        if rest[..NAME.len()].eq_ignore_ascii_case(NAME) {
+            return true;
+        }
+        match memchr::memchr(b'\n', rest) {
+            Some(end) => rest = &rest[end + 1..],
+            None => return false,
+        }
+    }
+    false
 }
 
 /// Rounds of `drive_exchange` per turn of the event loop.
@@ -110,6 +118,8 @@ const TURNS_PER_DRIVE: usize = 16;
 const READS_PER_TURN: usize = 16;
 /// Bytes read from an upstream per read call.
 const UPSTREAM_READ_STEP: usize = 16 * 1024;
+/// More than one call of `receive` takes in: what its input may hold and its reads.
+const TURN_READ_BYTES: u64 = 2 * (READS_PER_TURN as u64 + 1) * UPSTREAM_READ_STEP as u64;
 /// Most addresses of a host name one leg tries. A name with more is a pool behind DNS, not
 /// a choice between address families; each try has its own connect deadline.
 const MAX_CONNECT_ATTEMPTS: usize = 8;
@@ -287,9 +297,6 @@ pub struct Exchange {
     pub queued_again: bool,
     /// Response body bytes its legs keep for the comparison, counted in `Core::captured`.
     pub captured: usize,
-    /// The primary's whole response came with a Content-Encoding: its size as sent says
-    /// little of a shadow's that is not encoded alike (see `ENCODED_SHADOW_ROOM`).
-    pub primary_encoded: bool,
 }
 
 impl Exchange {
@@ -451,7 +458,6 @@ impl Core {
             stall_deadline: None,
             queued_again: false,
             captured: 0,
-            primary_encoded: false,
         };
         let key = self.exchanges.insert(exchange);
         if let Some(Conn::Client(client)) = self.conns.get_mut(client_key) {
@@ -1008,10 +1014,21 @@ impl Core {
         // streaming without end, up to its deadline, on every request).
         let max_body = match (role, &ex.legs[Role::Primary.index()].outcome) {
             (Role::Primary, _) => None,
-            (_, Some(LegOutcome::Response { body_bytes, .. })) => {
+            (
+                _,
+                Some(LegOutcome::Response {
+                    body_bytes, fields, ..
+                }),
+            ) => {
                 let past = body_bytes + self.settings.max_compare_bytes as u64;
-                // A compressed primary's content may be many times its size as sent.
-                Some(if ex.primary_encoded {
+                // A compressed primary's content may be many times its size as sent. Its
+                // fields are looked at only once this shadow comes within a turn's reading
+                // of the bound: most bodies never do.
+                let near = match &ex.legs[role.index()].response {
+                    LegResponse::Body { bytes, .. } => bytes + TURN_READ_BYTES >= past,
+                    LegResponse::Head => TURN_READ_BYTES >= past,
+                };
+                Some(if near && has_content_encoding(fields) {
                     past.max(ENCODED_SHADOW_ROOM)
                 } else {
                     past
@@ -1133,9 +1150,6 @@ impl Core {
             return;
         };
         self.inflight.release(role, leg.generation);
-        if role == Role::Primary {
-            ex.primary_encoded = has_content_encoding(&fields);
-        }
         leg.outcome = Some(LegOutcome::Response {
             status,
             reason,

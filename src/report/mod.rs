@@ -571,8 +571,11 @@ fn escaped(text: &str, backslash: bool) -> Cow<'_, str> {
             || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
     };
     let plain = |c: char| !(breaks_a_line(c) || backslash && c == '\\');
-    let ascii = text.bytes().all(|b| (0x20..0x7f).contains(&b));
-    if (ascii && !(backslash && text.contains('\\'))) || text.chars().all(plain) {
+    // One pass over plain ASCII, the common case (a request target, a key).
+    let ascii = text
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && !(backslash && b == b'\\'));
+    if ascii || text.chars().all(plain) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
