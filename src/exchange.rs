@@ -212,10 +212,11 @@ pub struct Leg {
     /// The address of the connection that carried the leg, or last tried to (`$upstream_addr`
     /// in nginx's logs): which of a name's addresses answered.
     pub upstream: Option<SocketAddr>,
-    /// The last interim (1xx) response the upstream sent before its final one. A
-    /// connection that sent one was not stale, whatever happens next.
+    /// The last interim (1xx) response the upstream sent before its final one, but a 100
+    /// (never relayed, so never compared).
     pub interim: Option<Interim>,
-    /// How many interim responses came (`Core::progress`).
+    /// How many interim responses came, 100s included (`Core::progress`). A connection that
+    /// sent one was not stale, whatever happens next.
     pub interims: u32,
     /// Set once the leg is over; the exchange reports when all three are.
     pub outcome: Option<LegOutcome>,
@@ -1223,7 +1224,7 @@ impl Core {
             };
             // Stale: a reused connection on which nothing came back for this request, not a
             // byte and not an interim response (an upstream that sent a 103 was alive).
-            let stale = leg.interim.is_none()
+            let stale = leg.interims == 0
                 && matches!(self.conns.get(conn), Some(Conn::Upstream(up)) if up.is_reused() && up.input.is_empty());
             // RFC 9110 §9.2.2: only a request that is safe to repeat, and whose body is
             // still whole in the buffer, is sent again.
@@ -1585,10 +1586,14 @@ fn receive(
                                         );
                                     }
                                 }
-                                leg.interim = Some(Interim {
-                                    status: head.status,
-                                    fields: head.fields,
-                                });
+                                // A 100 is never relayed (above), so no client sees one: it is
+                                // not compared either.
+                                if head.status != 100 {
+                                    leg.interim = Some(Interim {
+                                        status: head.status,
+                                        fields: head.fields,
+                                    });
+                                }
                                 leg.interims = leg.interims.wrapping_add(1);
                                 continue;
                             }

@@ -456,6 +456,22 @@ fn a_candidate_that_starts_sending_early_hints_differs() {
     assert_eq!(block.secondary().compared(), Some("same"), "{}", block.text);
 }
 
+/// An upstream's own `100 Continue` never reaches a client (trident answers `Expect`
+/// itself), so a candidate that starts sending one does not differ.
+#[test]
+fn a_candidate_that_starts_sending_100_continue_does_not_differ() {
+    let plain = |_: &RecordedRequest| Reply::ok("page");
+    let continued = |_: &RecordedRequest| Reply::ok("page").interim(100, "Continue", &[]);
+    let (p, s, c) = (
+        Upstream::start(plain),
+        Upstream::start(plain),
+        Upstream::start(continued),
+    );
+    let (_, block) = one_exchange(&p, &s, &c, "/page");
+    assert_eq!(block.candidate().interim(), None, "{}", block.text);
+    assert_eq!(block.candidate().compared(), Some("same"), "{}", block.text);
+}
+
 #[test]
 fn a_candidate_hinting_other_resources_differs_in_the_hint() {
     let hints = |link: &'static str| {
