@@ -912,7 +912,10 @@ fn is_valid_authority(authority: &[u8]) -> bool {
                 return false;
             };
             let (inside, rest) = (&literal[..close], &literal[close + 1..]);
-            let ok = !inside.is_empty() && inside.iter().all(|b| name_char(b) || *b == b':');
+            // RFC 6874: a zone id (`%25eth0`) is not empty.
+            let ok = !inside.is_empty()
+                && !inside.ends_with(b"%25")
+                && inside.iter().all(|b| name_char(b) || *b == b':');
             match rest {
                 [] => (ok, None),
                 [b':', port @ ..] => (ok, Some(port)),
@@ -1329,6 +1332,7 @@ mod tests {
             "GET / HTTP/1.1\r\nHost: h%zz.example\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: h%2\r\n\r\n",
             "GET http://h%/x HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: [fe80::1%25]\r\n\r\n",
         ];
         for input in refused {
             let err = parse(input.as_bytes()).unwrap_err();
