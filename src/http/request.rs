@@ -153,7 +153,10 @@ impl RequestHead {
             for line in field_lines(&self.fields) {
                 if field_name(line).eq_ignore_ascii_case(name) {
                     let value = field_value(line);
-                    if !value.is_empty() {
+                    // A quoted-string the client left open would take trident's element
+                    // in (`for="1.2.3.4, for=10.0.0.1`): such a value is not kept.
+                    let open = matches!(node, ForwardedNode::Rfc7239(_)) && !quotes_closed(value);
+                    if !value.is_empty() && !open {
                         out.extend_from_slice(value);
                         out.extend_from_slice(b", ");
                     }
@@ -263,6 +266,25 @@ pub fn field_owner(name: &str) -> Option<&'static str> {
         FieldKind::EndToEnd if is_forwarding_field(name.as_bytes()) => "--forward-client-ip",
         FieldKind::EndToEnd | FieldKind::Lookalike => return None,
     })
+}
+
+/// Whether every quoted-string in `value` ends (RFC 9110 §5.6.4: `\` escapes one octet in
+/// it).
+fn quotes_closed(value: &[u8]) -> bool {
+    let mut quoted = false;
+    let mut bytes = value.iter();
+    while let Some(&b) = bytes.next() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\\' if quoted => {
+                if bytes.next().is_none() {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    !quoted
 }
 
 /// A client address as `X-Forwarded-For` and `Forwarded: for=` write it.
@@ -1633,6 +1655,34 @@ mod tests {
         ];
         for (leg, expected) in rows {
             assert_eq!(leg_head(raw, &leg), expected);
+        }
+    }
+
+    /// A client's `Forwarded` value that leaves a quoted-string open is not kept: trident's
+    /// own element would end up inside it. Closed ones, escapes included, are.
+    #[test]
+    fn an_open_quoted_string_in_forwarded_does_not_take_tridents_element_in() {
+        let leg = LegHead {
+            client_ip: Some("192.0.2.7".parse().unwrap()),
+            ..LegHead::default()
+        };
+        let rows: [(&str, &str); 5] = [
+            (r#"for="192.0.2.1"#, "for=192.0.2.7"),
+            (r#"for="a\""#, "for=192.0.2.7"),
+            (r#"for=192.0.2.1;by="x"#, "for=192.0.2.7"),
+            (r#"for="a\"b";by=x"#, r#"for="a\"b";by=x, for=192.0.2.7"#),
+            (
+                r#"for="[2001:db8::2]""#,
+                r#"for="[2001:db8::2]", for=192.0.2.7"#,
+            ),
+        ];
+        for (sent, forwarded) in rows {
+            let raw = format!("GET / HTTP/1.1\r\nHost: a\r\nForwarded: {sent}\r\n\r\n");
+            let head = leg_head(raw.as_bytes(), &leg);
+            assert!(
+                head.contains(&format!("\r\nForwarded: {forwarded}\r\n")),
+                "{sent}: {head}"
+            );
         }
     }
 
