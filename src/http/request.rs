@@ -276,11 +276,7 @@ fn quotes_closed(value: &[u8]) -> bool {
     while let Some(&b) = bytes.next() {
         match b {
             b'"' => quoted = !quoted,
-            b'\\' if quoted => {
-                if bytes.next().is_none() {
-                    return false;
-                }
-            }
+            b'\\' if quoted && bytes.next().is_none() => return false,
             _ => {}
         }
     }
