@@ -63,6 +63,9 @@ pub struct Client {
     pub alarm: Alarm,
     /// The send deadline, while output waits for a client that does not read.
     pub send_alarm: Alarm,
+    /// Request body bytes received when the client's deadline was last set for the rest of
+    /// an upload whose answer is already out (`detach_if_done`).
+    pub upload_mark: Option<u64>,
     /// The socket's unacknowledged bytes when the send deadline was set: if fewer wait when
     /// it fires, the client has been reading what the kernel holds, and is not dropped.
     pub unacknowledged: Option<u32>,
@@ -91,6 +94,7 @@ impl Client {
             phase: ClientPhase::Idle { head_started: None },
             alarm: Alarm::default(),
             send_alarm: Alarm::default(),
+            upload_mark: None,
             unacknowledged: None,
             close_after: false,
             cut_short: false,
@@ -401,6 +405,23 @@ impl Core {
         };
         let response_done = matches!(ex.response, ClientResponse::Done);
         if !(response_done && ex.request.is_done()) {
+            if response_done {
+                // The answer is out and only the rest of the upload keeps the exchange: no
+                // leg's deadline may be left to bound it, so the client has `--send-timeout`
+                // for each piece, as it has for its output.
+                let received = ex.request.body_bytes;
+                if let Some(Conn::Client(client)) = self.conns.get_mut(key) {
+                    if client.upload_mark != Some(received) {
+                        client.upload_mark = Some(received);
+                        let deadline = Deadline::Client {
+                            conn: key,
+                            serial: client.serial,
+                        };
+                        let at = Instant::now() + self.settings.send_timeout;
+                        self.timers.set_alarm(&mut client.alarm, at, deadline);
+                    }
+                }
+            }
             return false;
         }
         let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
@@ -532,6 +553,15 @@ impl Core {
             ClientPhase::Idle { head_started: None } => {
                 debug!("client {}: idle timeout", client.peer);
                 self.close_conn(key);
+            }
+            // Set only once the answer is out (`detach_if_done`).
+            ClientPhase::Busy { .. } => {
+                debug!(
+                    "client {}: sent none of the rest of its upload for --send-timeout after \
+                     its answer; closed",
+                    client.peer
+                );
+                self.client_gone(key);
             }
             _ => {}
         }

@@ -464,6 +464,7 @@ impl Core {
         if let Some(Conn::Client(client)) = self.conns.get_mut(client_key) {
             client.phase = ClientPhase::Busy { exchange: key };
             client.alarm.clear();
+            client.upload_mark = None;
             if client.out.capacity() == 0 {
                 client.out = self.scratch.take();
             }

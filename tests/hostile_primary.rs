@@ -649,6 +649,37 @@ fn primary_sending_100_continue_first_is_relayed_without_it() {
     s.finish();
 }
 
+/// A client whose answer came before the rest of its upload, and that then sends nothing,
+/// is closed after `--send-timeout`: no leg is left whose deadline bounds it, and held, it
+/// would keep its `--max-clients` slot for good (an HTTP/1.0 client would never see its
+/// close-delimited answer end).
+#[test]
+fn a_client_that_stops_uploading_after_its_early_answer_is_closed() {
+    let stage = Stage::start(
+        [
+            hostile(Behaviour::AnswerBeforeBody),
+            Player::Healthy(Upstream::named("secondary")),
+            Player::Healthy(Upstream::named("candidate")),
+        ],
+        ["", "", ""],
+        &["--send-timeout", "500"],
+    );
+    let mut client = stage.client();
+    client.send(b"POST /early HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n0123456789");
+    let (status, _) = client.head().expect("the early answer");
+    assert_eq!(status, 200);
+    let started = Instant::now();
+    let (_, end) = client.rest_until_closed();
+    assert_eq!(end, End::Eof);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    let block = stage.trident.wait_blocks(1, WAIT).remove(0);
+    assert_eq!(block.primary().response().0, 200, "{}", block.text);
+}
+
 /// Bytes after the end of a response never become the next request's answer.
 #[test]
 fn primary_sending_bytes_after_its_response_never_answers_the_next_request() {
