@@ -1266,7 +1266,13 @@ impl Core {
         let elapsed = ex.started.elapsed();
         debug!("exchange {}: {role} failed: {error}", ex.id);
         let status = error.gateway_status();
-        let text = format!("trident: primary {error}");
+        let text = match error {
+            LegError::ClientClosed => {
+                "trident: the request ended before its body did (the client closed its side)"
+                    .to_string()
+            }
+            _ => format!("trident: primary {error}"),
+        };
         let leg = &mut ex.legs[role.index()];
         leg.outcome = Some(LegOutcome::Failed { error, elapsed });
         self.inflight.release(role, leg.generation);

@@ -73,6 +73,8 @@ impl LegError {
     pub fn gateway_status(&self) -> u16 {
         match self {
             LegError::Timeout(_) | LegError::ConnectTimeout(_) => 504,
+            // The client's own doing (it closed its side mid-body): not the upstream's.
+            LegError::ClientClosed => 400,
             _ => 502,
         }
     }

@@ -792,3 +792,30 @@ fn a_client_reading_steadily_from_the_kernels_buffer_is_not_dropped() {
     let blocks = trident.wait_blocks(1, WAIT);
     assert_eq!(blocks[0].primary().response().0, 200, "{}", blocks[0].text);
 }
+
+/// A client that closes its side in the middle of its upload gets a 400 naming that, not a
+/// 502 blaming the primary, which did nothing wrong.
+#[test]
+fn a_client_that_half_closes_mid_upload_gets_a_400() {
+    let (p, s, c) = three_named();
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let mut client = raw(trident.addr(), WAIT);
+    client
+        .write_all(b"POST /cut HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+        .expect("send");
+    client
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    let mut answer = String::new();
+    client.read_to_string(&mut answer).expect("the answer");
+    assert!(
+        answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{answer}"
+    );
+    assert!(
+        answer.ends_with(
+            "trident: the request ended before its body did (the client closed its side)\n"
+        ),
+        "{answer}"
+    );
+}
