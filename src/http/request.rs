@@ -772,7 +772,9 @@ impl<'b> FieldSummary<'b> {
                     summary.host.get_or_insert(header.value);
                 }
                 FieldKind::Expect => {
-                    summary.expect_continue |= header.value.eq_ignore_ascii_case(b"100-continue");
+                    // A list may name it among others (`100-continue, foo`).
+                    summary.expect_continue |= list_elements(header.value)
+                        .any(|e| e.eq_ignore_ascii_case(b"100-continue"));
                 }
                 FieldKind::HopByHop | FieldKind::Lookalike | FieldKind::EndToEnd => {}
             }
@@ -1364,7 +1366,12 @@ mod tests {
     /// (input, forwarded fields, expect_continue): RFC 9110 §7.6.1 hop-by-hop removal.
     #[test]
     fn forwarded_fields() {
-        let rows: [(&[u8], &[u8], bool); 7] = [
+        let rows: [(&[u8], &[u8], bool); 8] = [
+            (
+                b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue, foo\r\nContent-Length: 5\r\n\r\n",
+                b"Host: a\r\n",
+                true,
+            ),
             (
                 b"POST / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nX-A: 1\r\nKeep-Alive: timeout=5\r\n\
                   Proxy-Connection: keep-alive\r\nTE: trailers\r\nTrailer: X-Sum\r\nUpgrade: h2c\r\n\
