@@ -11,6 +11,7 @@ use log::debug;
 
 use crate::buffer::{Buffer, ReadOutcome};
 use crate::exchange::ClientResponse;
+use crate::failure::LegError;
 use crate::http::{self, Connection, Framing, Version};
 use crate::reactor::{Conn, Core};
 use crate::timer::{Alarm, Deadline, Timers};
@@ -405,10 +406,10 @@ impl Core {
         };
         let response_done = matches!(ex.response, ClientResponse::Done);
         if !(response_done && ex.request.is_done()) {
-            if response_done {
-                // The answer is out and only the rest of the upload keeps the exchange: no
-                // leg's deadline may be left to bound it, so the client has `--send-timeout`
-                // for each piece, as it has for its output.
+            if !ex.request.is_done() {
+                // The client has `--send-timeout` for each piece of its upload, as it has for
+                // its output: once the answer is out no leg's deadline may be left to bound
+                // it, and before, a stalled client is its own trouble, not the upstreams'.
                 let received = ex.request.body_bytes;
                 if let Some(Conn::Client(client)) = self.conns.get_mut(key) {
                     if client.upload_mark != Some(received) {
@@ -554,14 +555,23 @@ impl Core {
                 debug!("client {}: idle timeout", client.peer);
                 self.close_conn(key);
             }
-            // Set only once the answer is out (`detach_if_done`).
-            ClientPhase::Busy { .. } => {
+            // Set while its upload is unfinished (`detach_if_done`).
+            ClientPhase::Busy { exchange } => {
+                let answered = matches!(
+                    self.exchanges.get(exchange),
+                    Some(ex) if ex.response == ClientResponse::Done
+                );
                 debug!(
-                    "client {}: sent none of the rest of its upload for --send-timeout after \
-                     its answer; closed",
+                    "client {}: sent none of the rest of its upload for --send-timeout",
                     client.peer
                 );
-                self.client_gone(key);
+                if answered {
+                    self.client_gone(key);
+                } else {
+                    let error = LegError::ClientStalled(self.settings.send_timeout);
+                    self.abort_request(exchange, error);
+                    self.drive_client(key);
+                }
             }
             _ => {}
         }

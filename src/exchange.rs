@@ -883,7 +883,7 @@ impl Core {
             None => {}
             Some(None) => {
                 // The client went away mid-body: the request can never be completed.
-                self.abort_request(key);
+                self.abort_request(key, LegError::ClientClosed);
                 self.client_gone(client_key);
             }
             Some(Some(e)) => {
@@ -897,7 +897,7 @@ impl Core {
                     e.status(),
                     &format!("trident: bad request body: {e}"),
                 );
-                self.abort_request(key);
+                self.abort_request(key, LegError::ClientClosed);
                 if let Some(ex) = self.exchanges.get_mut(key) {
                     ex.client = None;
                 }
@@ -908,15 +908,16 @@ impl Core {
         }
     }
 
-    /// Every leg still waiting on the request fails: it will never be complete.
-    fn abort_request(&mut self, key: usize) {
+    /// Every leg still waiting on the request fails with `error`: the request will never be
+    /// complete (the client closed, or stopped sending it).
+    pub(crate) fn abort_request(&mut self, key: usize, error: LegError) {
         for role in Role::ALL {
             let unfinished = self
                 .exchanges
                 .get(key)
                 .is_some_and(|ex| !ex.legs[role.index()].is_finished());
             if unfinished {
-                self.fail_leg(key, role, LegError::ClientClosed);
+                self.fail_leg(key, role, error.clone());
             }
         }
     }
@@ -1271,6 +1272,10 @@ impl Core {
                 "trident: the request ended before its body did (the client closed its side)"
                     .to_string()
             }
+            LegError::ClientStalled(d) => format!(
+                "trident: the client sent none of the rest of its request body for {}ms",
+                d.as_millis()
+            ),
             _ => format!("trident: primary {error}"),
         };
         let leg = &mut ex.legs[role.index()];
@@ -1347,7 +1352,7 @@ impl Core {
             None => return,
         };
         if !request_done {
-            self.abort_request(key);
+            self.abort_request(key, LegError::ClientClosed);
         }
         // A primary held back by the client's full output can go on now (its readiness was
         // used up while it waited): read to the end, or to the deadline.

@@ -28,6 +28,8 @@ pub enum LegError {
     Overflow,
     /// The client went away before its request was complete, so the request cannot be sent.
     ClientClosed,
+    /// The client sent none of the rest of its request body for `--send-timeout`.
+    ClientStalled(Duration),
     /// The TLS session with an https target failed (a certificate it would not accept,
     /// a protocol error).
     Tls(String),
@@ -73,8 +75,10 @@ impl LegError {
     pub fn gateway_status(&self) -> u16 {
         match self {
             LegError::Timeout(_) | LegError::ConnectTimeout(_) => 504,
-            // The client's own doing (it closed its side mid-body): not the upstream's.
+            // The client's own doing (it closed its side mid-body, or stopped sending it):
+            // not the upstream's.
             LegError::ClientClosed => 400,
+            LegError::ClientStalled(_) => 408,
             _ => 502,
         }
     }
@@ -91,6 +95,9 @@ impl fmt::Display for LegError {
             LegError::Malformed(e) => write!(f, "malformed response: {e}"),
             LegError::Overflow => f.write_str("overflow"),
             LegError::ClientClosed => f.write_str("client closed before request complete"),
+            LegError::ClientStalled(d) => {
+                write!(f, "client sent none of its upload for {}ms", d.as_millis())
+            }
             LegError::Tls(e) => write!(f, "tls: {e}"),
             LegError::Io(e) => write!(f, "io: {e}"),
             LegError::Unresolved => f.write_str("unresolved host name"),

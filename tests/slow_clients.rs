@@ -380,27 +380,45 @@ fn a_steady_upload_in_flight_at_sigterm_is_not_cut() {
     );
 }
 
-/// A client that stops sending in the middle of its upload is waited on for no longer than
-/// `--send-timeout`: then the primary's deadline stands and the client gets a 504.
+/// A client that stops sending in the middle of its upload is waited on for `--send-timeout`,
+/// whether that is longer or shorter than `--timeout`: then it gets a 408 (its own doing),
+/// and the legs read that the client stalled, not that their upstreams timed out.
 #[test]
 fn a_client_stalled_mid_upload_is_waited_on_for_the_send_timeout() {
-    let (p, s, c) = three_named();
-    let trident =
-        Trident::with_upstreams(&p, &s, &c, &["--timeout", "300", "--send-timeout", "1000"]);
-    let mut client = trident.client();
-    client.set_read_timeout(WAIT);
-    let started = Instant::now();
-    client.send(b"PUT /stalled HTTP/1.1\r\nHost: test.local\r\nContent-Length: 1000000\r\n\r\n");
-    client.send(&pattern(64 * 1024, 4));
-    let resp = client
-        .try_read_response(false)
-        .unwrap_or_else(|e| panic!("{e}\n{}", trident.output()));
-    let elapsed = started.elapsed();
-    assert_eq!(resp.status, 504, "{}", resp.body_text());
-    assert!(
-        elapsed >= Duration::from_millis(1000) && elapsed < Duration::from_millis(2500),
-        "answered after {elapsed:?}"
-    );
+    for (timeout, send_timeout) in [("300", 1000), ("5000", 500)] {
+        let (p, s, c) = three_named();
+        let send = send_timeout.to_string();
+        let args = [
+            "--timeout",
+            timeout,
+            "--send-timeout",
+            &send,
+            "--shadow-methods",
+            "all",
+        ];
+        let trident = Trident::with_upstreams(&p, &s, &c, &args);
+        let mut client = trident.client();
+        client.set_read_timeout(WAIT);
+        let started = Instant::now();
+        client
+            .send(b"PUT /stalled HTTP/1.1\r\nHost: test.local\r\nContent-Length: 1000000\r\n\r\n");
+        client.send(&pattern(64 * 1024, 4));
+        let resp = client
+            .try_read_response(false)
+            .unwrap_or_else(|e| panic!("{e}\n{}", trident.output()));
+        let elapsed = started.elapsed();
+        assert_eq!(resp.status, 408, "{}", resp.body_text());
+        let least = Duration::from_millis(send_timeout);
+        assert!(
+            elapsed >= least && elapsed < least + Duration::from_millis(1500),
+            "--timeout {timeout}: answered after {elapsed:?}"
+        );
+        let block = trident.wait_blocks(1, WAIT).remove(0);
+        let stalled = format!("client sent none of its upload for {send_timeout}ms");
+        for leg in &block.legs {
+            assert_eq!(leg.error(), stalled, "{}", block.text);
+        }
+    }
 }
 
 #[test]

@@ -346,6 +346,7 @@ pub fn error_kind(error: &LegError) -> &'static str {
         LegError::Malformed(_) => "malformed",
         LegError::Overflow => "overflow",
         LegError::ClientClosed => "client-closed",
+        LegError::ClientStalled(_) => "client-stalled",
         LegError::Tls(_) => "tls",
         LegError::Io(_) => "io",
         LegError::Unresolved => "unresolved",
