@@ -232,13 +232,10 @@ fn sigterm_lets_the_request_in_flight_finish_and_exits_zero() {
     let resp = client.read_response(false);
     assert_eq!(resp.status, 200);
     assert_eq!(resp.body_text(), "slow answer");
-    let status = trident.wait_exit(WAIT);
-    assert_eq!(status.code(), Some(0), "{}", trident.output());
-    let blocks = parse_blocks(&trident.stdout()).expect("console blocks");
-    assert_eq!(blocks.len(), 1, "{}", trident.output());
-    assert_eq!(blocks[0].target, "/in-flight");
-    for leg in &blocks[0].legs {
-        assert_eq!(leg.response(), (200, 11), "{}", blocks[0].text);
+    let block = trident.exit_0_with_one_block(WAIT);
+    assert_eq!(block.target, "/in-flight");
+    for leg in &block.legs {
+        assert_eq!(leg.response(), (200, 11), "{}", block.text);
     }
     assert!(trident.stdout().ends_with('\n'), "{}", trident.output());
 }
@@ -339,20 +336,8 @@ fn sigterm_waits_for_a_leg_with_a_longer_timeout_of_its_own() {
     assert_eq!(trident.client().exchange(&get("/late")).status, 200);
     c.wait_requests(1, WAIT);
     trident.signal("TERM");
-    assert_eq!(
-        trident.wait_exit(WAIT).code(),
-        Some(0),
-        "{}",
-        trident.output()
-    );
-    let blocks = parse_blocks(&trident.stdout()).expect("blocks");
-    assert_eq!(blocks.len(), 1, "{}", trident.output());
-    assert_eq!(
-        blocks[0].candidate().response(),
-        (200, 4),
-        "{}",
-        blocks[0].text
-    );
+    let block = trident.exit_0_with_one_block(WAIT);
+    assert_eq!(block.candidate().response(), (200, 4), "{}", block.text);
 }
 
 /// A third signal is the way out when the summary cannot be written (stdout's reader has
@@ -372,9 +357,8 @@ fn a_third_sigterm_exits_at_once_with_status_4() {
     trident.signal("TERM");
     trident.wait_stderr("stopped after", WAIT);
     let started = Instant::now();
-    trident.signal("TERM");
-    // Apart: two of the same signal pending at once are delivered as one.
-    std::thread::sleep(Duration::from_millis(200));
+    // Each once the last is in: two of the same signal pending at once are delivered as one.
+    trident.signal_taken("TERM");
     trident.signal("TERM");
     let status = trident.wait_exit(WAIT);
     assert_eq!(status.code(), Some(4), "{}", trident.stderr());

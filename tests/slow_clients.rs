@@ -291,15 +291,8 @@ fn a_steady_download_in_flight_at_sigterm_is_not_cut() {
     let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
     let mut trident = Trident::with_upstreams(&primary, &s, &c, &["--timeout", "500"]);
     slow_download(&trident, || trident.signal("TERM"));
-    assert_eq!(
-        trident.wait_exit(WAIT).code(),
-        Some(0),
-        "{}",
-        trident.output()
-    );
-    let blocks = parse_blocks(&trident.stdout()).expect("blocks");
-    assert_eq!(blocks.len(), 1, "{}", trident.output());
-    assert_eq!(blocks[0].primary().response().0, 200, "{}", blocks[0].text);
+    let block = trident.exit_0_with_one_block(WAIT);
+    assert_eq!(block.primary().response().0, 200, "{}", block.text);
 }
 
 /// The same for an upload the client sends steadily but slowly: the time the primary waits

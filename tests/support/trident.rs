@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use super::client::Client;
 use super::console::{parse_blocks, Block};
 use super::upstream::Upstream;
+use super::wait_until;
 
 /// How long trident may take to say where it listens.
 const STARTUP: Duration = Duration::from_secs(10);
@@ -317,6 +318,48 @@ impl Trident {
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{name} {} failed", self.pid());
+    }
+
+    /// Sends `kill -TERM` (or another signal by `name`) and waits until the process has taken
+    /// it: no longer pending in `/proc/PID/status`. Two of the same signal pending at once
+    /// are delivered as one, so a test that counts signals sends each after the last is in.
+    pub fn signal_taken(&self, name: &str) {
+        let number = match name {
+            "TERM" => libc::SIGTERM,
+            "INT" => libc::SIGINT,
+            "HUP" => libc::SIGHUP,
+            "USR1" => libc::SIGUSR1,
+            other => panic!("no signal number known for {other}"),
+        };
+        let bit = 1u64 << (number - 1);
+        self.signal(name);
+        let status = format!("/proc/{}/status", self.pid());
+        let pending = || {
+            let Ok(text) = std::fs::read_to_string(&status) else {
+                return false; // gone: nothing is pending any more
+            };
+            text.lines()
+                .filter_map(|l| {
+                    l.strip_prefix("SigPnd:")
+                        .or_else(|| l.strip_prefix("ShdPnd:"))
+                })
+                .filter_map(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+                .any(|mask| mask & bit != 0)
+        };
+        assert!(
+            wait_until(Duration::from_secs(5), || !pending()),
+            "SIG{name} still pending\n{}",
+            self.output()
+        );
+    }
+
+    /// Waits for the process to exit with status 0 and returns the one block it printed.
+    pub fn exit_0_with_one_block(&mut self, timeout: Duration) -> Block {
+        let status = self.wait_exit(timeout);
+        assert_eq!(status.code(), Some(0), "{}", self.output());
+        let mut blocks = self.blocks();
+        assert_eq!(blocks.len(), 1, "{}", self.output());
+        blocks.remove(0)
     }
 
     /// Waits for the process to exit; kills it and panics on timeout. The output is complete
