@@ -96,22 +96,6 @@ impl Inflight {
 /// uncompressed is the same answer.
 const ENCODED_SHADOW_ROOM: u64 = 64 * 1024 * 1024;
 
-/// Whether response field lines (`Name: value\r\n` each) hold a Content-Encoding.
-fn has_content_encoding(fields: &[u8]) -> bool {
-    const NAME: &[u8] = b"content-encoding:";
-    let mut rest = fields;
-    while rest.len() > NAME.len() {
-        if rest[..NAME.len()].eq_ignore_ascii_case(NAME) {
-            return true;
-        }
-        match memchr::memchr(b'\n', rest) {
-            Some(end) => rest = &rest[end + 1..],
-            None => return false,
-        }
-    }
-    false
-}
-
 /// Rounds of `drive_exchange` per turn of the event loop.
 const TURNS_PER_DRIVE: usize = 16;
 /// Reads of one upstream per turn of the event loop.
@@ -1031,11 +1015,13 @@ impl Core {
                     LegResponse::Body { bytes, .. } => bytes + TURN_READ_BYTES >= past,
                     LegResponse::Head => TURN_READ_BYTES >= past,
                 };
-                Some(if near && has_content_encoding(fields) {
-                    past.max(ENCODED_SHADOW_ROOM)
-                } else {
-                    past
-                })
+                Some(
+                    if near && http::request::find_field(fields, "Content-Encoding").is_some() {
+                        past.max(ENCODED_SHADOW_ROOM)
+                    } else {
+                        past
+                    },
+                )
             }
             _ => None,
         };

@@ -38,9 +38,8 @@ const LISTENER: Token = Token(usize::MAX - 1);
 const FULL_LOG_INTERVAL: Duration = Duration::from_secs(60);
 const SIGNALS: Token = Token(usize::MAX - 2);
 const WAKER: Token = Token(usize::MAX - 3);
-/// How long a drain waits past the latest leg deadline in flight, and then again while
-/// responses still flow to their clients.
-const DRAIN_GRACE: Duration = Duration::from_secs(1);
+/// How often a drain looks whether what is still in flight is bounded by a deadline.
+const DRAIN_CHECK: Duration = Duration::from_secs(1);
 
 /// Timing and size settings the reactor runs with.
 #[derive(Debug, Clone)]
@@ -501,30 +500,16 @@ impl Core {
 
     /// Whether something in flight is still bounded by a deadline of its own: a leg (its
     /// deadline moves on only while it waits on a client that keeps moving), or a client
-    /// taking its response (`--send-timeout`, which counts what the kernel hands it).
+    /// taking its response (`--send-timeout`, which counts what the kernel hands it) or
+    /// still owing the rest of its upload (`--send-timeout` for each piece).
     fn in_flight_is_live(&self) -> bool {
         let legs = self
             .exchanges
             .iter()
             .any(|(_, ex)| ex.legs.iter().any(|leg| leg.outcome.is_none()));
-        legs || self
-            .conns
-            .iter()
-            .any(|(_, conn)| matches!(conn, Conn::Client(c) if c.send_alarm.is_set()))
-    }
-
-    /// When the drain first looks at what is in flight: a second after the latest deadline
-    /// of a leg in flight (each leg's own, `timeout=` included), not `--timeout`'s.
-    fn drain_deadline(&self, now: Instant) -> Instant {
-        let latest = self
-            .exchanges
-            .iter()
-            .flat_map(|(_, ex)| ex.legs.iter())
-            .filter(|leg| leg.outcome.is_none())
-            .map(|leg| leg.deadline)
-            .max()
-            .unwrap_or(now);
-        latest.max(now) + DRAIN_GRACE
+        legs || self.conns.iter().any(|(_, conn)| {
+            matches!(conn, Conn::Client(c) if c.send_alarm.is_set() || c.alarm.is_set())
+        })
     }
 }
 
@@ -842,7 +827,7 @@ impl Proxy {
         let reloader = self.spawn_reloader();
         let mut events = Events::with_capacity(1024);
         let mut accepting = Accepting::Open;
-        let mut drain_deadline = None;
+        let mut drain_check = None;
         loop {
             let now = Instant::now();
             let timeout = if self.core.again.is_empty() {
@@ -924,9 +909,9 @@ impl Proxy {
                 }
                 self.core.start_draining();
                 self.stop_the_others();
-                let deadline = self.core.drain_deadline(Instant::now());
-                drain_deadline = Some(deadline);
-                self.core.timers.set(deadline, Deadline::Drain);
+                let check = Instant::now() + DRAIN_CHECK;
+                drain_check = Some(check);
+                self.core.timers.set(check, Deadline::Drain);
             }
             let now = Instant::now();
             while let Some(deadline) = self.core.timers.pop_due(now) {
@@ -953,14 +938,14 @@ impl Proxy {
                     break;
                 }
                 let now = Instant::now();
-                if let Some(deadline) = drain_deadline.filter(|d| now >= *d) {
+                if drain_check.is_some_and(|at| now >= at) {
                     // What is still live ends on its own deadlines, which move on while a
                     // client downloads or uploads steadily: a steady transfer is not cut by
                     // shutting down either. Only what nothing bounds any more is given up.
                     if self.core.in_flight_is_live() {
-                        let later = self.core.drain_deadline(now).max(deadline + DRAIN_GRACE);
-                        drain_deadline = Some(later);
-                        self.core.timers.set(later, Deadline::Drain);
+                        let next = now + DRAIN_CHECK;
+                        drain_check = Some(next);
+                        self.core.timers.set(next, Deadline::Drain);
                         continue;
                     }
                     self.core.count_abandoned();

@@ -839,8 +839,13 @@ mod tests {
     use std::time::Duration;
 
     fn response(status: u16, fields: &str, body: &[u8]) -> LegOutcome {
+        captured(status, fields, body, 1024)
+    }
+
+    /// A response whose body was captured up to `cap` bytes (and hashed past them).
+    fn captured(status: u16, fields: &str, body: &[u8], cap: usize) -> LegOutcome {
         let mut capture = CapturedBody::new();
-        capture.extend(body, 1024);
+        capture.extend(body, cap);
         LegOutcome::Response {
             status,
             reason: "OK".to_string(),
@@ -1228,19 +1233,7 @@ mod tests {
 
     #[test]
     fn beyond_the_cap_bodies_compare_by_hash() {
-        let big = |bytes: &[u8], cap: usize| {
-            let mut capture = CapturedBody::new();
-            capture.extend(bytes, cap);
-            LegOutcome::Response {
-                status: 200,
-                reason: "OK".to_string(),
-                body_bytes: bytes.len() as u64,
-                elapsed: Duration::ZERO,
-                interim: None,
-                fields: Vec::new(),
-                body: capture,
-            }
-        };
+        let big = |bytes: &[u8], cap: usize| captured(200, "", bytes, cap);
         let a = vec![b'a'; 2000];
         let mut b = a.clone();
         b[1999] = b'b';
@@ -1264,19 +1257,7 @@ mod tests {
             enc.write_all(&[0u8; 1 << 20]).unwrap();
         }
         let bomb = enc.finish().unwrap();
-        let gz = |body: &[u8]| {
-            let mut capture = CapturedBody::new();
-            capture.extend(body, 1 << 20);
-            LegOutcome::Response {
-                status: 200,
-                reason: "OK".to_string(),
-                body_bytes: body.len() as u64,
-                elapsed: Duration::ZERO,
-                interim: None,
-                fields: b"Content-Encoding: gzip\r\n".to_vec(),
-                body: capture,
-            }
-        };
+        let gz = |body: &[u8]| captured(200, "Content-Encoding: gzip\r\n", body, 1 << 20);
         let small = gzip(b"{}");
         let analysis = Analysis::of(&record([gz(&bomb), gz(&bomb), gz(&small)]), &rules());
         assert!(analysis.raw.hashed());
@@ -1289,20 +1270,9 @@ mod tests {
     fn bodies_decoding_past_the_cap_compare_by_what_they_decode_to() {
         let cap = 64 * 1024;
         let leg = |encoding: Option<&str>, body: &[u8]| {
-            let mut capture = CapturedBody::new();
-            capture.extend(body, cap);
-            let fields = encoding.map_or_else(Vec::new, |e| {
-                format!("Content-Encoding: {e}\r\n").into_bytes()
-            });
-            LegOutcome::Response {
-                status: 200,
-                reason: "OK".to_string(),
-                body_bytes: body.len() as u64,
-                elapsed: Duration::ZERO,
-                interim: None,
-                fields,
-                body: capture,
-            }
+            let fields =
+                encoding.map_or_else(String::new, |e| format!("Content-Encoding: {e}\r\n"));
+            captured(200, &fields, body, cap)
         };
         let level = |body: &[u8], level: u32| {
             let mut enc = GzEncoder::new(Vec::new(), Compression::new(level));

@@ -583,7 +583,9 @@ impl<'t> Walk<'t, '_> {
         if !self.path.is_empty() {
             self.path.push(b'.');
         }
-        push_escaped(&mut self.path, key);
+        // The upstream's text: a newline in a key must not start a line of the output.
+        let key = String::from_utf8_lossy(key);
+        self.path.extend_from_slice(printable(&key).as_bytes());
     }
 
     fn ignored(&self) -> bool {
@@ -724,16 +726,6 @@ fn is_dynamic(doc: Doc<'_>, members: &[Member]) -> bool {
 }
 
 /// An identifier as APIs name fields: `user_id`, `@odata.etag`, `$ref`, `xml:lang`.
-/// Appends `key` to a path, `printable`: a key is the upstream's text, and a newline in it
-/// must not start a line of the console output.
-fn push_escaped(path: &mut Vec<u8>, key: &[u8]) {
-    if key.iter().all(|&b| (0x20..0x7f).contains(&b) && b != b'\\') {
-        path.extend_from_slice(key);
-        return;
-    }
-    path.extend_from_slice(printable(&String::from_utf8_lossy(key)).as_bytes());
-}
-
 fn is_name(key: &[u8]) -> bool {
     let Some((&first, rest)) = key.split_first() else {
         return false;
