@@ -41,7 +41,8 @@ pub struct Config {
     /// `--idle-timeout MS`, default 60000: a keep-alive client with no request is closed.
     pub idle_timeout: Duration,
     /// `--send-timeout MS`, default 30000: a client that reads nothing of what trident
-    /// has for it for this long is dropped.
+    /// has for it for this long is dropped; one that sends nothing more of its upload gets
+    /// a 408.
     pub send_timeout: Duration,
     /// `--max-clients N`, default 10000: beyond it trident stops accepting for a while.
     pub max_clients: usize,
@@ -171,8 +172,9 @@ options:
   --header-timeout MS    a request head must be complete this long after its
                          first byte, else 408 (default 10000)
   --idle-timeout MS      close a client idle this long (default 60000)
-  --send-timeout MS      drop a client that reads nothing of its response for
-                         this long (default 30000)
+  --send-timeout MS      drop a client that reads nothing of its response, or
+                         answer 408 to one that sends nothing more of its
+                         upload, for this long (default 30000)
   --max-clients N        most client connections at once (default 10000)
   --reactors N           reactor threads sharing the listen address (default 1;
                          --max-clients and max_inflight= apply per reactor)
