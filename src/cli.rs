@@ -44,6 +44,10 @@ pub struct Config {
     /// has for it for this long is dropped; one that sends nothing more of its upload gets
     /// a 408.
     pub send_timeout: Duration,
+    /// `--drain-timeout MS|off`, default 20000: how long a shutdown waits for exchanges
+    /// still transferring before it abandons them and writes the summary; `None`: no bound
+    /// (each leg's and client's own deadlines still apply).
+    pub drain_timeout: Option<Duration>,
     /// `--max-clients N`, default 10000: beyond it trident stops accepting for a while.
     pub max_clients: usize,
     /// Most exchanges each shadow leg may have in flight per reactor, as the open-file limit
@@ -96,6 +100,7 @@ impl Default for Config {
             header_timeout: Duration::from_millis(10_000),
             idle_timeout: Duration::from_millis(60_000),
             send_timeout: Duration::from_millis(30_000),
+            drain_timeout: Some(DEFAULT_DRAIN_TIMEOUT),
             max_clients: 10_000,
             shadow_room: None,
             reactors: 1,
@@ -139,6 +144,11 @@ const URL_FLAGS: [&str; 3] = ["primary", "secondary", "candidate"];
 /// addresses when it is redeployed; this is how long trident may still use the old ones.
 pub const DEFAULT_DNS_REFRESH: Duration = Duration::from_secs(10);
 
+/// `--drain-timeout`'s default: a shutdown writes its summary before a supervisor's kill
+/// (Kubernetes waits 30 s after SIGTERM by default, systemd 90 s), however long a client's
+/// download would still take.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// `--help`: what trident is, every option, the targets-file format and the signals.
 const HELP: &str = "\
 trident: an HTTP/1.1 shadow-traffic proxy.
@@ -175,6 +185,8 @@ options:
   --send-timeout MS      drop a client that reads nothing of its response, or
                          answer 408 to one that sends nothing more of its
                          upload, for this long (default 30000)
+  --drain-timeout MS     at shutdown, abandon exchanges still transferring after
+                         this long and write the summary, or off (default 20000)
   --max-clients N        most client connections at once (default 10000)
   --reactors N           reactor threads sharing the listen address (default 1;
                          --max-clients and max_inflight= apply per reactor)
@@ -255,9 +267,10 @@ signals:
   SIGHUP            re-read the targets file; if a target changed, a new
                     statistics epoch begins (the old one's summary first)
   SIGUSR1           print the summary so far (and rewrite --report FILE)
-  SIGTERM, SIGINT   stop accepting, finish the exchanges in flight, print the
-                    summary, exit; a second abandons what is in flight, a
-                    third exits at once without the summary (status 4)
+  SIGTERM, SIGINT   stop accepting, finish the exchanges in flight (at most
+                    --drain-timeout), print the summary, exit; a second
+                    abandons what is in flight, a third exits at once
+                    without the summary (status 4)
 ";
 
 /// The option table: getopts does the tokenizing, `parse_args` the meaning.
@@ -274,6 +287,7 @@ fn options() -> getopts::Options {
         .optopt("", "header-timeout", "request head deadline", "MS")
         .optopt("", "idle-timeout", "keep-alive idle deadline", "MS")
         .optopt("", "send-timeout", "client send deadline", "MS")
+        .optopt("", "drain-timeout", "shutdown deadline", "MS")
         .optopt("", "max-clients", "most client connections", "N")
         .optopt("", "reactors", "reactor threads", "N")
         .optopt("", "nice", "scheduling priority", "N")
@@ -342,6 +356,12 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
         config.dns_refresh = match value.as_str() {
             "off" => None,
             _ => Some(millis("--dns-refresh", &value)?),
+        };
+    }
+    if let Some(value) = matches.opt_str("drain-timeout") {
+        config.drain_timeout = match value.as_str() {
+            "off" => None,
+            _ => Some(millis("--drain-timeout", &value)?),
         };
     }
     for (flag, field) in [
@@ -678,6 +698,13 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
         "dns refresh         {}",
         config
             .dns_refresh
+            .map_or_else(|| "off".to_string(), |d| format!("{}ms", ms(d)))
+    );
+    let _ = writeln!(
+        out,
+        "drain timeout       {}",
+        config
+            .drain_timeout
             .map_or_else(|| "off".to_string(), |d| format!("{}ms", ms(d)))
     );
     let _ = writeln!(
@@ -1021,6 +1048,22 @@ mod tests {
                 }),
             ),
             (
+                "--drain-timeout off --targets t.conf".into(),
+                Command::Run(Config {
+                    targets: file("t.conf"),
+                    drain_timeout: None,
+                    ..defaults.clone()
+                }),
+            ),
+            (
+                "--drain-timeout 2500 --targets t.conf".into(),
+                Command::Run(Config {
+                    targets: file("t.conf"),
+                    drain_timeout: Some(ms(2500)),
+                    ..defaults.clone()
+                }),
+            ),
+            (
                 "--dns-refresh 500 --targets t.conf".into(),
                 Command::Run(Config {
                     targets: file("t.conf"),
@@ -1121,6 +1164,10 @@ mod tests {
             (
                 "--targets t.conf --reactors 0".into(),
                 "--reactors: \"0\" is not between 1 and 64",
+            ),
+            (
+                "--targets t.conf --drain-timeout never".into(),
+                "--drain-timeout: \"never\" is not a number of milliseconds",
             ),
             (
                 "--targets t.conf --idle-timeout 0".into(),

@@ -57,6 +57,8 @@ pub struct Settings {
     pub pool_idle_timeout: Duration,
     /// How often the targets' host names are looked up again; `None`: only at loads.
     pub dns_refresh: Option<Duration>,
+    /// How long a shutdown waits for transfers still moving; `None`: as long as they move.
+    pub drain_timeout: Option<Duration>,
     /// Most client connections at once; beyond it trident stops accepting for a while.
     pub max_clients: usize,
     /// Most exchanges a shadow leg may have in flight, whatever its `max_inflight=`: what
@@ -156,6 +158,7 @@ impl Settings {
             send_timeout: config.send_timeout,
             pool_idle_timeout: Duration::from_secs(30),
             dns_refresh: config.dns_refresh,
+            drain_timeout: config.drain_timeout,
             max_clients: config.max_clients,
             shadow_room: config.shadow_room.unwrap_or(usize::MAX),
             max_compare_bytes: config.report.max_compare_bytes,
@@ -828,6 +831,7 @@ impl Proxy {
         let mut events = Events::with_capacity(1024);
         let mut accepting = Accepting::Open;
         let mut drain_check = None;
+        let mut drain_until = None;
         loop {
             let now = Instant::now();
             let timeout = if self.core.again.is_empty() {
@@ -909,6 +913,7 @@ impl Proxy {
                 }
                 self.core.start_draining();
                 self.stop_the_others();
+                drain_until = self.core.settings.drain_timeout.map(|d| Instant::now() + d);
                 let check = Instant::now() + DRAIN_CHECK;
                 drain_check = Some(check);
                 self.core.timers.set(check, Deadline::Drain);
@@ -940,19 +945,29 @@ impl Proxy {
                 let now = Instant::now();
                 if drain_check.is_some_and(|at| now >= at) {
                     // What is still live ends on its own deadlines, which move on while a
-                    // client downloads or uploads steadily: a steady transfer is not cut by
-                    // shutting down either. Only what nothing bounds any more is given up.
-                    if self.core.in_flight_is_live() {
-                        let next = now + DRAIN_CHECK;
+                    // client downloads or uploads steadily: such a transfer is cut only by
+                    // --drain-timeout. What nothing bounds any more is given up at once.
+                    let live = self.core.in_flight_is_live();
+                    let out_of_time = drain_until.is_some_and(|until| now >= until);
+                    if live && !out_of_time {
+                        let next = match drain_until {
+                            Some(until) => (now + DRAIN_CHECK).min(until),
+                            None => now + DRAIN_CHECK,
+                        };
                         drain_check = Some(next);
                         self.core.timers.set(next, Deadline::Drain);
                         continue;
                     }
                     self.core.count_abandoned();
-                    warn!(
-                        "shutdown deadline: {} still in flight, abandoned",
-                        Counted(self.core.exchanges.len(), "exchange")
-                    );
+                    let in_flight = Counted(self.core.exchanges.len(), "exchange");
+                    match self.core.settings.drain_timeout {
+                        Some(limit) if live => warn!(
+                            "shutdown: {in_flight} still transferring after --drain-timeout \
+                             {}ms, abandoned",
+                            limit.as_millis()
+                        ),
+                        _ => warn!("shutdown deadline: {in_flight} still in flight, abandoned"),
+                    }
                     break;
                 }
                 if self.shared.hurry.load(Ordering::SeqCst) {

@@ -295,6 +295,63 @@ fn a_steady_download_in_flight_at_sigterm_is_not_cut() {
     assert_eq!(block.primary().response().0, 200, "{}", block.text);
 }
 
+/// `--drain-timeout` bounds the wait for such a download: past it the exchange is
+/// abandoned (counted as not compared) and the summary written, before a supervisor's kill.
+#[test]
+fn a_steady_download_at_sigterm_is_cut_at_the_drain_timeout() {
+    let primary = big_primary();
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let mut trident = Trident::with_upstreams(
+        &primary,
+        &s,
+        &c,
+        &["--timeout", "500", "--drain-timeout", "800"],
+    );
+    let mut client = raw(trident.addr(), WAIT);
+    client.write_all(&get("/greedy")).expect("send the request");
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = client.read(&mut buf).expect("the first bytes");
+    trident.signal("TERM");
+    let signalled = Instant::now();
+    // About 10 MB/s, as above: the whole body would take some three seconds.
+    loop {
+        match client.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+        thread::sleep(Duration::from_millis(6));
+    }
+    let cut_after = signalled.elapsed();
+    assert!(
+        got < GREEDY_BODY,
+        "the whole body came: {got} bytes in {cut_after:?}"
+    );
+    assert!(
+        cut_after >= Duration::from_millis(700) && cut_after < Duration::from_millis(2500),
+        "cut after {cut_after:?}"
+    );
+    assert_eq!(
+        trident.wait_exit(WAIT).code(),
+        Some(0),
+        "{}",
+        trident.output()
+    );
+    assert!(
+        trident.stderr().contains(
+            "shutdown: 1 exchange still transferring after --drain-timeout 800ms, abandoned"
+        ),
+        "{}",
+        trident.stderr()
+    );
+    assert!(
+        trident
+            .stdout()
+            .contains("SUMMARY epoch 0 (final): 0 exchanges, 1 not compared"),
+        "{}",
+        trident.output()
+    );
+}
+
 /// The same for an upload the client sends steadily but slowly: the time the primary waits
 /// for the body's next bytes is the client's, and each piece that comes starts the wait
 /// afresh (the whole upload takes longer than `--send-timeout`, no pause does).
