@@ -649,7 +649,7 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
         if target.role != crate::targets::Role::Primary {
             let given = o
                 .max_inflight
-                .unwrap_or(crate::exchange::DEFAULT_MAX_INFLIGHT);
+                .unwrap_or(crate::targets::DEFAULT_MAX_INFLIGHT);
             let _ = write!(
                 out,
                 " max_inflight={}",

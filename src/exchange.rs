@@ -23,7 +23,7 @@ use crate::failure::LegError;
 use crate::http::{self, body, BodyDecoder, BodyLength, Framing, LegHead, RequestHead, Version};
 use crate::reactor::{Conn, Core};
 use crate::report::{CapturedBody, ExchangeRecord, Interim, LegOutcome};
-use crate::targets::{HostField, Role, Target, Targets};
+use crate::targets::{self, HostField, Role, Target, Targets};
 use crate::timer::{Alarm, Deadline};
 use crate::transport::Transport;
 use crate::upstream::{PoolKey, Upstream, UpstreamState};
@@ -41,8 +41,6 @@ pub const SHADOW_STALL_GRACE: Duration = Duration::from_millis(100);
 /// How long shadow legs may hold the primary back in all, in one exchange, even while they
 /// make progress: a slow shadow is cut rather than slowing the primary to its pace.
 pub const SHADOW_STALL_BUDGET: Duration = Duration::from_millis(1000);
-/// Most exchanges a shadow leg may have in flight unless `max_inflight=` says otherwise.
-pub const DEFAULT_MAX_INFLIGHT: usize = 256;
 /// Legs in flight per role, for `max_inflight=`. A reload that changes a role's target
 /// retires that role's count: the new target's bound starts from zero rather than waiting
 /// for legs to a target no longer in use (a hung candidate's, up to `--timeout`), while the
@@ -396,7 +394,10 @@ impl Core {
                     .options
                     .connect_timeout
                     .unwrap_or(settings.connect_timeout),
-                max_inflight: target.options.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT),
+                max_inflight: target
+                    .options
+                    .max_inflight
+                    .unwrap_or(targets::DEFAULT_MAX_INFLIGHT),
                 generation: 0,
                 deadline: now + timeout,
                 connect_deadline: None,

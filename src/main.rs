@@ -260,7 +260,7 @@ fn descriptor_room(config: &Config) -> Result<(Config, Option<RoomMessage>), Str
     let clients = room.min(config.max_clients);
     let shadow_room = descriptors::shadow_legs_per_reactor(per_reactor_room, clients);
     config.shadow_room = Some(shadow_room);
-    let shadows = if shadow_room < trident::exchange::DEFAULT_MAX_INFLIGHT {
+    let shadows = if shadow_room < trident::targets::DEFAULT_MAX_INFLIGHT {
         format!(
             ", and each shadow leg at most {shadow_room} exchanges in flight{per_reactor} \
              (beyond, it is skipped as saturated)"

@@ -393,10 +393,12 @@ impl Core {
         }
         if reload {
             let summary = targets.labels();
-            // (`http://h/` is `http://h`: a reload that only adds the `/` changes nothing.)
+            // (`http://h/` is `http://h`, and `timeout=` the default is no `timeout=`: a
+            // reload that only writes those out changes nothing.)
+            let (timeout, connect_timeout) = (self.settings.timeout, self.settings.connect_timeout);
             let config = |t: &Target| {
                 let url = t.url.strip_suffix('/').unwrap_or(&t.url).to_owned();
-                (t.role, url, t.options.clone())
+                (t.role, url, t.options.written_out(timeout, connect_timeout))
             };
             if self
                 .targets

@@ -50,6 +50,9 @@ impl fmt::Display for Role {
     }
 }
 
+/// Most exchanges a shadow leg may have in flight unless `max_inflight=` says otherwise.
+pub const DEFAULT_MAX_INFLIGHT: usize = 256;
+
 /// Per-leg options written after the URL (`timeout=1500`); unset ones use the command line's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LegOptions {
@@ -67,6 +70,21 @@ pub struct LegOptions {
     /// Request fields this leg gets in place of the client's (`set_header="NAME: VALUE"`) or
     /// goes without (`drop_header=NAME`), one rule per name.
     pub fields: Vec<FieldRule>,
+}
+
+impl LegOptions {
+    /// These options with every default written out, so that a reload which only spells a
+    /// default (`timeout=5000` under `--timeout 5000`) changes nothing.
+    pub fn written_out(&self, timeout: Duration, connect_timeout: Duration) -> LegOptions {
+        LegOptions {
+            timeout: Some(self.timeout.unwrap_or(timeout)),
+            connect_timeout: Some(self.connect_timeout.unwrap_or(connect_timeout)),
+            max_inflight: Some(self.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT)),
+            host: Some(self.host.clone().unwrap_or(HostField::Keep)),
+            tls_verify: Some(self.tls_verify.unwrap_or(true)),
+            fields: self.fields.clone(),
+        }
+    }
 }
 
 /// What a leg's Host field says (`host=keep|target|NAME`).

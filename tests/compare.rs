@@ -596,29 +596,36 @@ fn sigterm_with_a_stalled_stdout_reader_writes_the_report_and_exits() {
 
 /// A SIGHUP with the targets file unchanged keeps the same candidate: no new epoch, so its
 /// counts go on and a run split by reloads decides as one would. A `/` after a URL changes
-/// nothing either.
+/// nothing either, nor options that write out the defaults.
 #[test]
 fn a_reload_of_an_unchanged_file_keeps_the_epoch() {
     let (p, s, c) = upstreams(Flavour::EmailRegression);
     let file = TargetsFile::for_urls(&p.url(), &s.url(), &c.url());
-    let mut trident = Trident::spawn(&["--targets", file.arg(), "--exit-code"]);
-    for round in 0..3 {
-        if round == 1 {
-            file.write(&targets_text(&p.url(), &s.url(), &format!("{}/", c.url())));
-        }
+    let mut trident =
+        Trident::spawn(&["--targets", file.arg(), "--exit-code", "--timeout", "4000"]);
+    for round in 0..4 {
+        let candidate = match round {
+            1 => format!("{}/", c.url()),
+            2 => format!(
+                "{} timeout=4000 connect_timeout=1000 max_inflight=256 host=keep",
+                c.url()
+            ),
+            _ => c.url(),
+        };
+        file.write(&targets_text(&p.url(), &s.url(), &candidate));
         let mut client = trident.client();
         for i in 0..12 {
             client.exchange(&get(&format!("/users/{i}")));
         }
         trident.signal("HUP");
-        trident.wait_stderr("targets reloaded, unchanged", WAIT);
+        trident.wait_stderr_count("targets reloaded, unchanged", round + 1, WAIT);
     }
-    trident.wait_blocks(36, WAIT);
+    trident.wait_blocks(48, WAIT);
     assert_eq!(stop(&mut trident), Some(1), "{}", trident.output());
     let all = summaries(&trident.stdout());
     assert_eq!(all.len(), 1, "{all:?}");
     assert!(
-        all[0][0].starts_with("SUMMARY epoch 0 (final): 36 exchanges"),
+        all[0][0].starts_with("SUMMARY epoch 0 (final): 48 exchanges"),
         "{all:?}"
     );
 }
