@@ -577,7 +577,15 @@ fn compare_options(matches: &getopts::Matches, config: &mut Config) -> Result<()
         let sensible = |p: Percent| p >= Percent::whole(50) && p < Percent::whole(100);
         thresholds.confidence = percent("--confidence", &value, sensible, "50 to 99.9999")?;
     }
-    config.report.report_file = matches.opt_str("report").map(PathBuf::from);
+    config.report.report_file = match matches.opt_str("report") {
+        Some(path) if path.is_empty() => {
+            return Err(Error(Kind::BadValue {
+                flag: "--report",
+                why: "an empty file name".into(),
+            }))
+        }
+        path => path.map(PathBuf::from),
+    };
     config.exit_code = matches.opt_present("exit-code");
     if let Some(format) = matches.opt_str("format") {
         config.report.format = match format.as_str() {
@@ -800,9 +808,19 @@ fn count(flag: &'static str, value: &str, lowest: usize, highest: usize) -> Resu
     let why = match value.parse::<usize>() {
         Ok(n) if (lowest..=highest).contains(&n) => return Ok(n),
         Ok(_) => format!("\"{value}\" is not between {lowest} and {highest}"),
+        // Too large, or negative: a whole number all the same.
+        Err(_) if is_whole(value) => {
+            format!("\"{value}\" is not between {lowest} and {highest}")
+        }
         Err(_) => format!("\"{value}\" is not a whole number"),
     };
     Err(Error(Kind::BadNumber { flag, why }))
+}
+
+/// Digits, with a sign or not: what a whole number out of any integer type's range looks like.
+fn is_whole(value: &str) -> bool {
+    let digits = value.strip_prefix(['-', '+']).unwrap_or(value);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A `--nice` value: nice(1)'s range on Linux.
@@ -810,6 +828,7 @@ fn nice(value: &str) -> Result<i32, Error> {
     let why = match value.parse::<i32>() {
         Ok(n) if (-20..=19).contains(&n) => return Ok(n),
         Ok(_) => format!("\"{value}\" is not between -20 and 19"),
+        Err(_) if is_whole(value) => format!("\"{value}\" is not between -20 and 19"),
         Err(_) => format!("\"{value}\" is not a whole number"),
     };
     Err(Error(Kind::BadNumber {
@@ -1160,6 +1179,26 @@ mod tests {
             (
                 "--targets t.conf --max-clients lots".into(),
                 "--max-clients: \"lots\" is not a whole number",
+            ),
+            (
+                "--targets t.conf --report=".into(),
+                "--report: an empty file name",
+            ),
+            (
+                "--targets t.conf --max-clients -1".into(),
+                "--max-clients: \"-1\" is not between 1 and 1000000",
+            ),
+            (
+                "--targets t.conf --max-clients 99999999999999999999".into(),
+                "--max-clients: \"99999999999999999999\" is not between 1 and 1000000",
+            ),
+            (
+                "--targets t.conf --nice 99999999999".into(),
+                "--nice: \"99999999999\" is not between -20 and 19",
+            ),
+            (
+                "--targets t.conf --max-clients 1e3".into(),
+                "--max-clients: \"1e3\" is not a whole number",
             ),
             (
                 "--targets t.conf --reactors 0".into(),

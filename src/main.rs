@@ -36,7 +36,14 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Demo(config) => {
+            if let Err(err) = check_report_path(&config) {
+                eprintln!("trident: {err}");
+                return ExitCode::from(2);
+            }
             let _log = start_logging();
+            for doubt in trident::cli::doubts(&config) {
+                log::warn!("{doubt}");
+            }
             match trident::demo::run(&config) {
                 Ok(Verdict::Fail) if config.exit_code => ExitCode::from(1),
                 Ok(Verdict::Undecided) if config.exit_code => ExitCode::from(3),
@@ -68,6 +75,14 @@ fn check(config: &Config) -> ExitCode {
     if let Err(err) = check_report_path(config) {
         eprintln!("trident: {err}");
         return ExitCode::from(2);
+    }
+    // The priority is tried on this process, which exits next: a value trident may not set
+    // would keep it from starting.
+    if let Some(nice) = config.nice {
+        if let Err(err) = set_nice(nice) {
+            eprintln!("trident: {}", nice_error(nice, &err));
+            return ExitCode::from(2);
+        }
     }
     // What trident would run with: --max-clients as the open-file limit leaves it.
     let (config, lowered) = match descriptor_room(config) {
@@ -143,6 +158,17 @@ fn set_nice(nice: i32) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Why `--nice` could not be set, with what it takes.
+fn nice_error(nice: i32, err: &std::io::Error) -> String {
+    let hint = match err.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            " (a priority above the one trident started with needs root or CAP_SYS_NICE)"
+        }
+        _ => "",
+    };
+    format!("--nice {nice}: {err}{hint}")
 }
 
 /// setpriority(2) for one thread (0: the calling one).
@@ -325,13 +351,7 @@ fn run(config: &Config) -> ExitCode {
     log::info!("targets: {}", targets.labels());
     if let Some(nice) = config.nice {
         if let Err(err) = set_nice(nice) {
-            let hint = match err.kind() {
-                std::io::ErrorKind::PermissionDenied => {
-                    " (a priority above the one trident started with needs root or CAP_SYS_NICE)"
-                }
-                _ => "",
-            };
-            eprintln!("trident: --nice {nice}: {err}{hint}");
+            eprintln!("trident: {}", nice_error(nice, &err));
             return ExitCode::from(EXIT_TROUBLE);
         }
     }

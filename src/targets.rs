@@ -74,15 +74,25 @@ pub struct LegOptions {
 
 impl LegOptions {
     /// These options with every default written out, so that a reload which only spells a
-    /// default (`timeout=5000` under `--timeout 5000`) changes nothing.
+    /// default (`timeout=5000` under `--timeout 5000`) changes nothing; nor does one that
+    /// only reorders the field rules or changes the case of their names (one rule per name).
     pub fn written_out(&self, timeout: Duration, connect_timeout: Duration) -> LegOptions {
+        let mut fields: Vec<FieldRule> = self
+            .fields
+            .iter()
+            .map(|rule| FieldRule {
+                name: rule.name.to_ascii_lowercase(),
+                value: rule.value.clone(),
+            })
+            .collect();
+        fields.sort_by(|a, b| a.name.cmp(&b.name));
         LegOptions {
             timeout: Some(self.timeout.unwrap_or(timeout)),
             connect_timeout: Some(self.connect_timeout.unwrap_or(connect_timeout)),
             max_inflight: Some(self.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT)),
             host: Some(self.host.clone().unwrap_or(HostField::Keep)),
             tls_verify: Some(self.tls_verify.unwrap_or(true)),
-            fields: self.fields.clone(),
+            fields,
         }
     }
 }
@@ -420,6 +430,14 @@ fn is_listener(target: SocketAddr, listen: SocketAddr) -> bool {
     if target.port() != listen.port() || listen.port() == 0 {
         return false;
     }
+    // `[::ffff:127.0.0.1]` is 127.0.0.1: the kernel connects to it over IPv4.
+    let target = match target.ip() {
+        IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), target.port()),
+            None => target,
+        },
+        IpAddr::V4(_) => target,
+    };
     if listen.is_ipv4() && target.is_ipv6() {
         // An IPv4 listener, even the wildcard, takes no IPv6 connection.
         return false;
@@ -930,6 +948,11 @@ mod tests {
             ("[::1]:8080", "http://[::]:8080", true),
             ("0.0.0.0:8080", "http://0.0.0.0:8080", true),
             ("127.0.0.1:0", "http://127.0.0.1:8080", false),
+            // IPv4-mapped IPv6 addresses are their IPv4 address.
+            ("127.0.0.1:8080", "http://[::ffff:127.0.0.1]:8080", true),
+            ("0.0.0.0:8080", "http://[::ffff:127.0.0.1]:8080", true),
+            ("[::1]:8080", "http://[::ffff:127.0.0.1]:8080", false),
+            ("127.0.0.1:8080", "http://[::ffff:127.0.0.2]:8080", false),
         ];
         for (listen, url, refused) in cases {
             let targets =

@@ -414,17 +414,18 @@ fn an_open_file_limit_without_room_for_a_client_is_refused() {
     }
 }
 
-/// A `--report` path that cannot be written is refused before anything starts, by `--check`
-/// and by a real start: found only at shutdown, the whole run's report would be lost.
+/// A `--report` path that cannot be written is refused before anything starts, by `--check`,
+/// a real start and the demo: found only at shutdown, the whole run's report would be lost.
 #[test]
 fn a_report_path_that_cannot_be_written_is_refused_at_start_up() {
     let missing = std::env::temp_dir().join("trident-no-such-dir/report.json");
     let dir = std::env::temp_dir();
-    for path in [missing.to_str().unwrap(), dir.to_str().unwrap()] {
+    for path in [missing.to_str().unwrap(), dir.to_str().unwrap(), ""] {
         for mode in [&["--check"][..], &["--listen", "127.0.0.1:0"][..]] {
             let args = [mode, &["--report", path][..], &URL_FLAGS].concat();
             assert_rejected(&args, &["--report"]);
         }
+        assert_rejected(&["--demo", "--report", path], &["--report"]);
     }
 }
 

@@ -166,3 +166,60 @@ fn a_raised_priority_is_taken_or_refused_with_the_reason() {
         );
     }
 }
+
+/// `--check` tries the priority, so that it does not call a command line fine that would
+/// then refuse to start. Run as root, the check runs as nobody (`setpriv`), who may not
+/// raise a priority; otherwise as this test runs, expecting what `may_take_nice` says.
+#[test]
+fn check_refuses_a_priority_trident_may_not_take() {
+    let nowhere = "http://127.0.0.1:9";
+    let args = [
+        "--check",
+        "--nice",
+        "-5",
+        "--primary",
+        nowhere,
+        "--secondary",
+        nowhere,
+        "--candidate",
+        nowhere,
+    ];
+    let as_nobody = [
+        "setpriv",
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--clear-groups",
+    ];
+    let setpriv = std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    let (wrapper, refused): (&[&str], bool) = if may_take_nice(-5) && setpriv {
+        (&as_nobody, true)
+    } else {
+        (&[], !may_take_nice(-5))
+    };
+    let checked = run_under(wrapper, &args, WAIT);
+    if refused {
+        assert_eq!(checked.status.code(), Some(2), "{}", checked.stderr);
+        assert!(
+            checked.stderr.contains("--nice -5") && checked.stderr.contains("CAP_SYS_NICE"),
+            "{}",
+            checked.stderr
+        );
+        assert!(
+            !checked.stdout.contains("configuration ok"),
+            "{}",
+            checked.stdout
+        );
+    } else {
+        assert_eq!(checked.status.code(), Some(0), "{}", checked.stderr);
+        assert!(
+            checked.stdout.contains("configuration ok"),
+            "{}",
+            checked.stdout
+        );
+    }
+}

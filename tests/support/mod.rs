@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 pub use client::{chunked_request, get, request, BodyFraming, Client, ClientResponse};
 pub use console::{parse_blocks, Block, Leg, Outcome};
-pub use trident::{run, Finished, Trident};
+pub use trident::{run, run_under, Finished, Trident};
 pub use upstream::{
     find, refused_addr, sorted_targets, three_named, three_serving, RecordedRequest, Reply,
     Upstream,

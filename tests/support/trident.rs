@@ -465,7 +465,21 @@ impl Finished {
 /// Runs `trident ARGS...` (no `--listen` added) to completion; kills it and panics if it is
 /// still running after `timeout` (a command line that should have been rejected was not).
 pub fn run(args: &[&str], timeout: Duration) -> Finished {
-    let mut child = Command::new(binary())
+    run_under(&[], args, timeout)
+}
+
+/// `run` under a wrapper command (`setpriv --reuid 65534 ...`), which is given the binary
+/// and `args`.
+pub fn run_under(wrapper: &[&str], args: &[&str], timeout: Duration) -> Finished {
+    let mut command = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut command = Command::new(program);
+            command.args(rest).arg(binary());
+            command
+        }
+        None => Command::new(binary()),
+    };
+    let mut child = command
         .args(args)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
