@@ -315,7 +315,9 @@ impl Output {
                 }
             }
             let mut state = self.shared.lock();
-            while state.behind() + piece > MAX_QUEUED && state.failed.is_none() {
+            // The cap `write` will apply: waiting only for the full cap while dropping would
+            // hand each piece to a `write` that drops it.
+            while state.behind() + piece > self.cap() && state.failed.is_none() {
                 state.patient_waiting = true;
                 state = self
                     .shared
@@ -353,6 +355,18 @@ impl Output {
             }
         } else {
             patience
+        }
+    }
+
+    /// How far behind the stream may be for a write to be queued. Once dropping, only half
+    /// `MAX_QUEUED` lets output in again: the stream has then really taken something. At the
+    /// cap itself a small line would fit where a larger one did not, and "caught up" would be
+    /// said of a reader that read nothing.
+    fn cap(&self) -> usize {
+        if self.dropped_lines > 0 {
+            MAX_QUEUED / 2
+        } else {
+            MAX_QUEUED
         }
     }
 
@@ -410,15 +424,7 @@ impl Write for Output {
             self.failure_returned = true;
             return Err(io::Error::new(*kind, text.clone()));
         }
-        // Once dropping, only half the cap lets output in again: the stream has then really
-        // taken something. At the cap itself a small line would fit where a larger one did
-        // not, and "caught up" would be said of a reader that read nothing.
-        let cap = if self.dropped_lines > 0 {
-            MAX_QUEUED / 2
-        } else {
-            MAX_QUEUED
-        };
-        if state.behind() + buf.len() > cap {
+        if state.behind() + buf.len() > self.cap() {
             drop(state);
             if self.dropped_lines == 0 && self.notice == Notice::Logged {
                 log::warn!(
@@ -715,6 +721,30 @@ mod tests {
         output.close(patient());
         assert_eq!(*taken.lock().unwrap(), all);
         feeder.join().unwrap();
+    }
+
+    /// A summary written while block output is being dropped is waited for and written
+    /// whole once the stream takes again, not handed to a `write` that drops it.
+    #[test]
+    fn a_patient_write_while_dropping_is_written_whole() {
+        let (mut output, permit, taken) = gated();
+        fill(&mut output, 3);
+        assert_eq!(output.dropped_lines, 3);
+        let feeder = thread::spawn(move || {
+            while permit.send(()).is_ok() {
+                thread::sleep(Duration::from_millis(1));
+            }
+        });
+        let summary = b"SUMMARY epoch 0 (so far)\n".repeat(10);
+        output.write_patiently(&summary, patient()).unwrap();
+        output.close(patient());
+        feeder.join().unwrap();
+        let taken = taken.lock().unwrap();
+        assert!(
+            taken.ends_with(&summary),
+            "{:?}",
+            String::from_utf8_lossy(&taken[taken.len().saturating_sub(300)..])
+        );
     }
 
     /// A stream that took nothing since `write` began dropping, for longer than the stall
