@@ -645,7 +645,8 @@ pub fn run(
             reporter.handle(record, out);
         }
         if signal.take() {
-            reporter.summarize(summary::Trigger::Signal, out);
+            let not_compared = reporter.backlog.not_compared();
+            reporter.summarize(summary::Trigger::Signal, not_compared, out);
         }
         if next.is_none() {
             reporter.close_announced_epoch(out);
@@ -789,8 +790,14 @@ impl<'a> Reporter<'a> {
     fn close_epoch(&mut self, next: u64, out: &mut dyn Console) {
         // The next reload's grace counts from its own announcement, not from this lull.
         self.idle_since = None;
-        if self.epoch.exchanges > 0 || self.epoch.late > 0 {
-            let (json, fails, _) = self.summarize(summary::Trigger::Reload, out);
+        // Read once: what the reactors drop while this summary is written counts in the
+        // next epoch, not in neither.
+        let not_compared = self.backlog.not_compared();
+        if self.epoch.exchanges > 0
+            || self.epoch.late > 0
+            || not_compared > self.epoch.not_compared_before
+        {
+            let (json, fails, _) = self.summarize(summary::Trigger::Reload, not_compared, out);
             if fails {
                 self.failed_epochs.push(self.epoch.number);
             }
@@ -799,27 +806,22 @@ impl<'a> Reporter<'a> {
             }
             self.closed.push_back(json);
         }
-        self.epoch = stats::Epoch::new(
-            next,
-            self.settings.max_endpoints,
-            self.backlog.not_compared(),
-        );
+        self.epoch = stats::Epoch::new(next, self.settings.max_endpoints, not_compared);
     }
 
     /// Writes the current epoch's summary to the report file and stdout; returns its JSON,
-    /// whether it fails, and the verdict over every epoch so far.
+    /// whether it fails, and the verdict over every epoch so far. `not_compared`: the
+    /// backlog's count, read by the caller.
     fn summarize(
         &mut self,
         trigger: summary::Trigger,
+        not_compared: u64,
         out: &mut dyn Console,
     ) -> (Value, bool, Verdict) {
         // The blocks before it as usual; then the summary whole, however slow the reader.
         self.write_out(out, false);
-        let report = summary::EpochReport::new(
-            &self.epoch,
-            &self.settings.thresholds,
-            self.backlog.not_compared(),
-        );
+        let report =
+            summary::EpochReport::new(&self.epoch, &self.settings.thresholds, not_compared);
         let json = summary::to_json(&report, trigger, &self.failed_epochs);
         let (fails, verdict) = (report.fails(), report.verdict(&self.failed_epochs));
         // The file first: once the summary shows on stdout, the file says the same.
@@ -884,7 +886,8 @@ impl<'a> Reporter<'a> {
         if announced > self.epoch.number {
             self.close_epoch(announced, out);
         }
-        let verdict = self.summarize(summary::Trigger::Final, out).2;
+        let not_compared = self.backlog.not_compared();
+        let verdict = self.summarize(summary::Trigger::Final, not_compared, out).2;
         Finished {
             verdict,
             report_failed: self.report_failed,
@@ -1221,6 +1224,67 @@ mod tests {
         assert!(
             summary.starts_with("SUMMARY epoch 0 (final): 2 exchanges, 1 not compared"),
             "{summary}"
+        );
+    }
+
+    /// Exchanges the reactors drop while a reload's summary is being written count in the
+    /// next epoch, and an epoch of dropped exchanges alone is reported: every exchange shows
+    /// in some summary.
+    #[test]
+    fn exchanges_dropped_during_an_epochs_summary_count_in_the_next() {
+        /// A stdout during whose summaries the reactors drop `per_summary` exchanges.
+        struct Dropping {
+            text: Vec<u8>,
+            backlog: Arc<Backlog>,
+            per_summary: u64,
+        }
+        impl Write for Dropping {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.text.write(buf)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        impl Console for Dropping {
+            fn write_whole(&mut self, text: &[u8]) -> io::Result<()> {
+                let dropped = self.per_summary;
+                self.backlog
+                    .not_compared
+                    .fetch_add(dropped, Ordering::Relaxed);
+                self.text.write_all(text)
+            }
+        }
+        let settings = Settings::default();
+        let (_, receiver) = channel();
+        let backlog = Arc::clone(receiver.backlog());
+        let mut reporter = Reporter::new(&settings, Arc::clone(&backlog));
+        let mut out = Dropping {
+            text: Vec::new(),
+            backlog: Arc::clone(&backlog),
+            per_summary: 3,
+        };
+        reporter.handle(&record(1), &mut out);
+        backlog.not_compared.fetch_add(2, Ordering::Relaxed);
+        reporter.close_epoch(1, &mut out);
+        // Epoch 1 saw only the 3 dropped during epoch 0's summary.
+        out.per_summary = 0;
+        reporter.close_epoch(2, &mut out);
+        reporter.finish(&mut out);
+        let text = String::from_utf8(out.text).unwrap();
+        let summaries: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("SUMMARY "))
+            .map(|l| l.split(';').next().unwrap_or(l))
+            .collect();
+        assert_eq!(
+            summaries,
+            [
+                "SUMMARY epoch 0 (reloaded): 1 exchange, 2 not compared",
+                "SUMMARY epoch 1 (reloaded): 0 exchanges, 3 not compared",
+                "SUMMARY epoch 2 (final): 0 exchanges, 0 not compared",
+            ],
+            "{text}"
         );
     }
 
