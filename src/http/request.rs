@@ -305,21 +305,31 @@ fn is_forwarding_field(name: &[u8]) -> bool {
     same_field_name(name, b"x-forwarded-for") || name.eq_ignore_ascii_case(b"forwarded")
 }
 
-/// The `Name: value` lines of a serialised field block (without their CRLF).
+/// The `Name: value` lines of a serialised field block (without their CRLF). Each leg's
+/// head walks them: memchr, not a byte loop (~15k instructions per request for a 600-byte
+/// head across the three legs).
 fn field_lines(fields: &[u8]) -> impl Iterator<Item = &[u8]> {
-    fields
-        .split(|&b| b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+    let mut rest = fields;
+    std::iter::from_fn(move || loop {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let line = &rest[..end];
+        rest = rest.get(end + 1..).unwrap_or_default();
+        if !line.is_empty() {
+            return Some(line.strip_suffix(b"\r").unwrap_or(line));
+        }
+    })
 }
 
 fn field_name(line: &[u8]) -> &[u8] {
-    let end = line.iter().position(|&b| b == b':').unwrap_or(line.len());
+    let end = memchr::memchr(b':', line).unwrap_or(line.len());
     &line[..end]
 }
 
 fn field_value(line: &[u8]) -> &[u8] {
-    match line.iter().position(|&b| b == b':') {
+    match memchr::memchr(b':', line) {
         Some(colon) => line[colon + 1..].trim_ascii(),
         None => &[],
     }
