@@ -32,6 +32,10 @@ pub struct RequestHead {
     /// case, without hop-by-hop fields (Connection and the fields it names, Keep-Alive,
     /// Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade), Content-Length and Expect.
     pub fields: Vec<u8>,
+    /// Bit `n` (`n` below 63; 63 for longer names) is set when some field of `fields` has a
+    /// name `n` bytes long: a leg's head need not walk the fields for a name it would
+    /// replace (the role field, a `set_header` rule) when no name that long was sent.
+    pub name_lengths: u64,
     /// Bytes of input the head took (through the empty line).
     pub head_len: usize,
 }
@@ -86,9 +90,13 @@ impl RequestHead {
                 .any(|(n, _)| same_field_name(name, n.as_bytes()))
                 || leg.rules.iter().any(|rule| rule.names(name))
         };
+        // Names of equal length only can be the same field (`same_field_name`).
+        let may_be_sent = |name: &str| self.name_lengths & length_bit(name.len()) != 0;
+        let may_replace = leg.extra.iter().any(|(n, _)| may_be_sent(n))
+            || leg.rules.iter().any(|rule| may_be_sent(&rule.name));
         if leg.host.is_none()
             && leg.client_ip.is_none()
-            && !field_lines(&self.fields).any(|line| replaced(field_name(line)))
+            && !(may_replace && field_lines(&self.fields).any(|line| replaced(field_name(line))))
         {
             // The common case: the client's fields as they are.
             out.extend_from_slice(&self.fields);
@@ -397,6 +405,8 @@ pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestH
 
     let expect_continue = summary.expect_continue;
     let sent_host = summary.host;
+    // Host may be added below (absolute-form without one).
+    let name_lengths = summary.name_lengths | length_bit("Host".len());
     let mut fields = summary.forwarded_fields(headers);
     let (target, host) = match form {
         TargetForm::AsSent => (
@@ -428,6 +438,7 @@ pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestH
         expect_continue,
         head_len: head.len(),
         fields,
+        name_lengths,
     }))
 }
 
@@ -745,6 +756,8 @@ pub(super) struct FieldSummary<'b> {
     pub expect_continue: bool,
     /// The Host and end-to-end field lines, copied in the same pass; see `forwarded_fields`.
     forwarded: Vec<u8>,
+    /// `length_bit` of each of their names.
+    name_lengths: u64,
 }
 
 impl<'b> FieldSummary<'b> {
@@ -760,6 +773,7 @@ impl<'b> FieldSummary<'b> {
             let kind = FieldKind::of(header.name);
             if matches!(kind, FieldKind::Host | FieldKind::EndToEnd) {
                 push_field(&mut summary.forwarded, header.name.as_bytes(), header.value);
+                summary.name_lengths |= length_bit(header.name.len());
             }
             match kind {
                 FieldKind::ContentLength => {
@@ -981,6 +995,11 @@ pub(super) fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
+}
+
+/// A field name's length as one bit of `RequestHead::name_lengths`.
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 /// Appends `Content-Length: n\r\n`.
@@ -1231,6 +1250,7 @@ mod tests {
                 keep_alive: true,
                 expect_continue: false,
                 fields: b"Host: example.com:8080\r\n".to_vec(),
+                name_lengths: 1 << 4,
                 head_len: input.len() - 3,
             }
         );
