@@ -350,7 +350,10 @@ impl Core {
         let now = Instant::now();
         let targets = Arc::clone(&self.targets);
         let client_ip = match self.conns.get(client_key) {
-            Some(Conn::Client(client)) if self.settings.forward_client_ip => Some(client.peer.ip()),
+            // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`: sent as a.b.c.d.
+            Some(Conn::Client(client)) if self.settings.forward_client_ip => {
+                Some(client.peer.ip().to_canonical())
+            }
             _ => None,
         };
         let shadow_skip = self.shadow_skip(&head);

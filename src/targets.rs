@@ -430,14 +430,9 @@ fn is_listener(target: SocketAddr, listen: SocketAddr) -> bool {
     if target.port() != listen.port() || listen.port() == 0 {
         return false;
     }
-    // `[::ffff:127.0.0.1]` is 127.0.0.1: the kernel connects to it over IPv4.
-    let target = match target.ip() {
-        IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), target.port()),
-            None => target,
-        },
-        IpAddr::V4(_) => target,
-    };
+    // `[::ffff:127.0.0.1]` is 127.0.0.1: the kernel connects to it (and binds it) as IPv4.
+    let canonical = |addr: SocketAddr| SocketAddr::new(addr.ip().to_canonical(), addr.port());
+    let (target, listen) = (canonical(target), canonical(listen));
     if listen.is_ipv4() && target.is_ipv6() {
         // An IPv4 listener, even the wildcard, takes no IPv6 connection.
         return false;
@@ -953,6 +948,7 @@ mod tests {
             ("0.0.0.0:8080", "http://[::ffff:127.0.0.1]:8080", true),
             ("[::1]:8080", "http://[::ffff:127.0.0.1]:8080", false),
             ("127.0.0.1:8080", "http://[::ffff:127.0.0.2]:8080", false),
+            ("[::ffff:127.0.0.1]:8080", "http://127.0.0.1:8080", true),
         ];
         for (listen, url, refused) in cases {
             let targets =

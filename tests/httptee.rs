@@ -569,6 +569,28 @@ fn forward_client_ip_brackets_and_quotes_ipv6() {
     }
 }
 
+/// A dual-stack listener (`[::]`) sees an IPv4 client as `::ffff:127.0.0.1`; upstreams are
+/// told its IPv4 address, as an IPv4 listener would tell them.
+#[test]
+fn forward_client_ip_gives_an_ipv4_client_of_a_dual_stack_listener_as_ipv4() {
+    if let Err(e) = TcpListener::bind("[::]:0") {
+        eprintln!("note: skipping the dual-stack test, this machine cannot bind [::]: {e}");
+        return;
+    }
+    let (p, s, c) = three_named();
+    let mut args: Vec<String> = ["--listen", "[::]:0", "--forward-client-ip"]
+        .map(String::from)
+        .to_vec();
+    args.extend(url_args(&p, &s, &c));
+    let trident = spawn_exact(&args);
+    let v4 = SocketAddr::from(([127, 0, 0, 1], trident.addr().port()));
+    let resp = Client::connect(v4).exchange(&get("/v4"));
+    assert_eq!(resp.status, 200);
+    let got = &p.wait_requests(1, WAIT)[0];
+    assert_eq!(got.headers_named("X-Forwarded-For"), ["127.0.0.1"]);
+    assert_eq!(got.headers_named("Forwarded"), ["for=127.0.0.1"]);
+}
+
 #[test]
 fn close_connections_gives_one_request_per_connection() {
     let (p, s, c) = three_named();
