@@ -597,6 +597,18 @@ fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     Ok(TcpListener::from_std(socket.into()))
 }
 
+/// Whether `addr` is free for a listener of trident's own: bound without SO_REUSEPORT, then
+/// let go of.
+fn claimable(addr: SocketAddr) -> io::Result<()> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())
+}
+
 impl Proxy {
     /// Binds the listener (`config.listen`, port 0 allowed) and prepares the reactor, loading
     /// the TLS files the command line names (a bad one is an `InvalidInput` error).
@@ -609,6 +621,12 @@ impl Proxy {
 
     /// `bind`, with the TLS configuration already loaded.
     pub fn bind_with_tls(config: &Config, targets: Targets, tls: tls::Setup) -> io::Result<Proxy> {
+        if config.reactors > 1 && config.listen.port() != 0 {
+            // SO_REUSEPORT would also join a group another process (another trident) is
+            // listening with, and split the clients with it unseen. A plain bind fails
+            // on an address anything listens on.
+            claimable(config.listen)?;
+        }
         let listener = listen(config.listen, config.reactors > 1)?;
         let targets_file = match &config.targets {
             Some(TargetSource::File(path)) => Some(path.clone()),

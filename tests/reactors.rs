@@ -166,3 +166,36 @@ fn sigterm_drains_every_reactor_and_exits_zero() {
         client.expect_closed();
     }
 }
+
+/// A second trident with `--reactors 2` on an address the first one serves is refused as
+/// one reactor would be ("Address already in use", status 4), instead of joining the first
+/// one's SO_REUSEPORT group and silently taking half its clients.
+#[test]
+fn reactors_do_not_share_an_address_with_another_trident() {
+    let (p, s, c) = three_named();
+    let first = Trident::with_upstreams(&p, &s, &c, &["--reactors", "2"]);
+    let listen = first.addr().to_string();
+    let nowhere = "http://127.0.0.1:9";
+    let second = run(
+        &[
+            "--listen",
+            &listen,
+            "--reactors",
+            "2",
+            "--primary",
+            nowhere,
+            "--secondary",
+            nowhere,
+            "--candidate",
+            nowhere,
+        ],
+        WAIT,
+    );
+    assert_eq!(second.status.code(), Some(4), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("Address already in use"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(first.client().exchange(&get("/x")).status, 200);
+}
