@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use log::debug;
 
 use crate::buffer::{Buffer, ReadOutcome};
-use crate::exchange::ClientResponse;
+use crate::exchange::{ClientResponse, REQUEST_BUFFER_CAP};
 use crate::failure::LegError;
 use crate::http::{self, Connection, Framing, Version};
 use crate::reactor::{Conn, Core};
@@ -411,9 +411,16 @@ impl Core {
                 // The client has `--send-timeout` for each piece of its upload, as it has for
                 // its output: once the answer is out no leg's deadline may be left to bound
                 // it, and before, a stalled client is its own trouble, not the upstreams'.
+                // But not while trident itself stops reading it: the upload buffer is full
+                // because a leg (the primary) takes nothing, and that wait is the leg's,
+                // bounded by its own deadline.
                 let received = ex.request.body_bytes;
+                let reading = ex.request.buf.len() < REQUEST_BUFFER_CAP;
                 if let Some(Conn::Client(client)) = self.conns.get_mut(key) {
-                    if client.upload_mark != Some(received) {
+                    if !reading {
+                        client.upload_mark = None;
+                        client.alarm.clear();
+                    } else if client.upload_mark != Some(received) {
                         client.upload_mark = Some(received);
                         let deadline = Deadline::Client {
                             conn: key,
@@ -571,6 +578,9 @@ impl Core {
                 } else {
                     let error = LegError::ClientStalled(self.settings.send_timeout);
                     self.abort_request(exchange, error);
+                    // The client has its 408 and is let go of: the exchange is over now, not
+                    // at its legs' deadlines.
+                    self.finish_exchange_if_done(exchange);
                     self.drive_client(key);
                 }
             }

@@ -463,12 +463,61 @@ fn a_client_stalled_mid_upload_is_waited_on_for_the_send_timeout() {
             elapsed >= least && elapsed < least + Duration::from_millis(1500),
             "--timeout {timeout}: answered after {elapsed:?}"
         );
-        let block = trident.wait_blocks(1, WAIT).remove(0);
+        // The exchange is over with the 408, not at the legs' `--timeout`.
+        let block = trident
+            .wait_blocks(1, Duration::from_millis(1500))
+            .remove(0);
         let stalled = format!("client sent none of its upload for {send_timeout}ms");
         for leg in &block.legs {
             assert_eq!(leg.error(), stalled, "{}", block.text);
         }
     }
+}
+
+/// A client whose upload trident stops reading, because the primary takes none of it, has
+/// not stalled: the wait is the primary's, which times out (504), however much shorter
+/// `--send-timeout` is.
+#[test]
+fn an_upload_held_back_by_a_primary_that_does_not_read_is_the_primarys_timeout() {
+    let p = Upstream::stalled();
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let args = ["--timeout", "2500", "--send-timeout", "700"];
+    let trident = Trident::with_upstreams(&p, &s, &c, &args);
+    let mut client = trident.client();
+    client.set_read_timeout(WAIT);
+    let body = pattern(8 << 20, 5);
+    client.send(
+        format!(
+            "POST /held HTTP/1.1\r\nHost: test.local\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let started = Instant::now();
+    // Sent on a thread of its own: the writes block once every buffer on the way is full.
+    let mut writer = client.writer();
+    let sender = thread::spawn(move || {
+        for piece in body.chunks(64 * 1024) {
+            if writer.write_all(piece).is_err() {
+                return;
+            }
+        }
+    });
+    let resp = client
+        .try_read_response(false)
+        .unwrap_or_else(|e| panic!("{e}\n{}", trident.output()));
+    let elapsed = started.elapsed();
+    assert_eq!(resp.status, 504, "after {elapsed:?}: {}", resp.body_text());
+    assert!(elapsed >= Duration::from_millis(2400), "{elapsed:?}");
+    let block = trident.wait_blocks(1, WAIT).remove(0);
+    assert_eq!(
+        block.primary().error(),
+        "timeout after 2500ms",
+        "{}",
+        block.text
+    );
+    drop(client);
+    let _ = sender.join();
 }
 
 #[test]

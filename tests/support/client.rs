@@ -84,6 +84,15 @@ impl Client {
             .expect("timeout");
     }
 
+    /// A second handle on the connection, to write from another thread while this one
+    /// reads (with a 5 s write timeout).
+    pub fn writer(&mut self) -> TcpStream {
+        self.wire
+            .stream()
+            .try_clone()
+            .expect("clone the client's stream")
+    }
+
     /// Writes all of `bytes` in one go.
     pub fn send(&mut self, bytes: &[u8]) {
         self.wire
