@@ -499,7 +499,9 @@ impl Core {
     /// the summary shows them.
     fn count_abandoned(&self) {
         if let Some(report) = &self.report {
-            report.not_compared(self.exchanges.len() as u64);
+            for (_, ex) in &self.exchanges {
+                report.not_compared(ex.epoch, 1);
+            }
         }
     }
 

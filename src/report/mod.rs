@@ -18,13 +18,13 @@ mod stats;
 mod summary;
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -356,16 +356,44 @@ pub enum LegOutcome {
 #[derive(Debug, Default)]
 pub struct Backlog {
     queued_bytes: AtomicUsize,
-    not_compared: AtomicU64,
+    /// Exchanges that will never be reported, by the epoch they belong to: each summary
+    /// counts its own epoch's. Touched only when one is dropped (the reporting thread is
+    /// behind) or abandoned, and at each summary.
+    not_compared: Mutex<BTreeMap<u64, u64>>,
     /// The newest epoch a reload began: a quiet service sends no exchange of it to close the
     /// old one, so the reporting thread closes it itself (`EPOCH_GRACE`).
     announced_epoch: AtomicU64,
 }
 
 impl Backlog {
-    /// Exchanges dropped because the reporting thread was behind.
+    /// Exchanges not compared and not yet taken into a summary, in all epochs.
     pub fn not_compared(&self) -> u64 {
-        self.not_compared.load(Ordering::Relaxed)
+        self.dropped().values().sum()
+    }
+
+    fn dropped(&self) -> MutexGuard<'_, BTreeMap<u64, u64>> {
+        self.not_compared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `n` exchanges of `epoch` will never be reported.
+    fn count_not_compared(&self, epoch: u64, n: u64) {
+        if n > 0 {
+            *self.dropped().entry(epoch).or_default() += n;
+        }
+    }
+
+    /// Takes the counts of the epochs before `end` (all of them: `u64::MAX`).
+    fn take_not_compared(&self, end: u64) -> BTreeMap<u64, u64> {
+        let mut dropped = self.dropped();
+        let later = dropped.split_off(&end);
+        std::mem::replace(&mut *dropped, later)
+    }
+
+    /// The count of `epoch` and of the ones before it, left where it is.
+    fn not_compared_through(&self, epoch: u64) -> u64 {
+        self.dropped().range(..=epoch).map(|(_, n)| n).sum()
     }
 }
 
@@ -377,9 +405,10 @@ pub struct ReportSender {
 }
 
 impl ReportSender {
-    /// `n` exchanges will never be reported (abandoned at shutdown): counted as not compared.
-    pub fn not_compared(&self, n: u64) {
-        self.backlog.not_compared.fetch_add(n, Ordering::Relaxed);
+    /// `n` exchanges of `epoch` will never be reported (abandoned at shutdown): counted as
+    /// not compared, in that epoch's summary.
+    pub fn not_compared(&self, epoch: u64, n: u64) {
+        self.backlog.count_not_compared(epoch, n);
     }
 
     /// A reload began epoch `epoch` (every reactor says so; the newest counts).
@@ -395,13 +424,14 @@ impl ReportSender {
         let size = record.captured_bytes();
         let queued = self.backlog.queued_bytes.load(Ordering::Relaxed);
         if queued + size > BACKLOG_BYTES {
-            self.backlog.not_compared.fetch_add(1, Ordering::Relaxed);
+            self.backlog.count_not_compared(record.epoch, 1);
             return false;
         }
         self.backlog.queued_bytes.fetch_add(size, Ordering::Relaxed);
+        let epoch = record.epoch;
         if self.records.try_send(record).is_err() {
             self.backlog.queued_bytes.fetch_sub(size, Ordering::Relaxed);
-            self.backlog.not_compared.fetch_add(1, Ordering::Relaxed);
+            self.backlog.count_not_compared(epoch, 1);
             return false;
         }
         true
@@ -645,8 +675,9 @@ pub fn run(
             reporter.handle(record, out);
         }
         if signal.take() {
-            let not_compared = reporter.backlog.not_compared();
-            reporter.summarize(summary::Trigger::Signal, not_compared, out);
+            // A summary so far takes nothing from the backlog: the epoch goes on.
+            let pending = reporter.backlog.not_compared_through(reporter.epoch.number);
+            reporter.summarize(summary::Trigger::Signal, pending, out);
         }
         if next.is_none() {
             reporter.close_announced_epoch(out);
@@ -694,7 +725,7 @@ impl<'a> Reporter<'a> {
                 settings.max_compare_bytes,
             ),
             namer: endpoint::Namer::new(settings.endpoints.clone()),
-            epoch: stats::Epoch::new(0, settings.max_endpoints, backlog.not_compared()),
+            epoch: stats::Epoch::new(0, settings.max_endpoints),
             settings,
             backlog,
             closed: VecDeque::new(),
@@ -738,7 +769,11 @@ impl<'a> Reporter<'a> {
                      with the three responses); the exchange counts as not compared",
                     record.id
                 );
-                self.backlog.not_compared.fetch_add(1, Ordering::Relaxed);
+                if record.epoch == self.epoch.number {
+                    self.epoch.not_compared += 1;
+                } else {
+                    self.epoch.late += 1;
+                }
                 compare::Analysis {
                     noise: compare::Comparison::Skipped,
                     raw: compare::Comparison::Skipped,
@@ -786,32 +821,49 @@ impl<'a> Reporter<'a> {
         }
     }
 
-    /// Reports the current epoch (unless nothing happened in it) and starts `next`.
+    /// Reports the current epoch (unless nothing happened in it) and starts `next`. Epochs
+    /// between the two whose every exchange was dropped are reported too.
     fn close_epoch(&mut self, next: u64, out: &mut dyn Console) {
         // The next reload's grace counts from its own announcement, not from this lull.
         self.idle_since = None;
-        // Read once: what the reactors drop while this summary is written counts in the
-        // next epoch, not in neither.
-        let not_compared = self.backlog.not_compared();
-        if self.epoch.exchanges > 0
-            || self.epoch.late > 0
-            || not_compared > self.epoch.not_compared_before
-        {
-            let (json, fails, _) = self.summarize(summary::Trigger::Reload, not_compared, out);
-            if fails {
-                self.failed_epochs.push(self.epoch.number);
+        // Drops of earlier epochs, already reported, are this one's late exchanges.
+        let dropped = self.backlog.take_not_compared(next);
+        for (&epoch, &n) in dropped.range(..=self.epoch.number) {
+            if epoch == self.epoch.number {
+                self.epoch.not_compared += n;
+            } else {
+                self.epoch.late += n;
             }
-            if self.closed.len() == KEPT_EPOCHS {
-                self.closed.pop_front();
-            }
-            self.closed.push_back(json);
         }
-        self.epoch = stats::Epoch::new(next, self.settings.max_endpoints, not_compared);
+        self.report_closed(out);
+        for (&epoch, &n) in dropped.range(self.epoch.number + 1..) {
+            self.epoch = stats::Epoch::new(epoch, self.settings.max_endpoints);
+            self.epoch.not_compared = n;
+            self.report_closed(out);
+        }
+        self.epoch = stats::Epoch::new(next, self.settings.max_endpoints);
+    }
+
+    /// The summary of the current epoch, which a reload ended (unless nothing happened in
+    /// it); its JSON is kept for the report.
+    fn report_closed(&mut self, out: &mut dyn Console) {
+        let epoch = &self.epoch;
+        if epoch.exchanges == 0 && epoch.late == 0 && epoch.not_compared == 0 {
+            return;
+        }
+        let (json, fails, _) = self.summarize(summary::Trigger::Reload, 0, out);
+        if fails {
+            self.failed_epochs.push(self.epoch.number);
+        }
+        if self.closed.len() == KEPT_EPOCHS {
+            self.closed.pop_front();
+        }
+        self.closed.push_back(json);
     }
 
     /// Writes the current epoch's summary to the report file and stdout; returns its JSON,
     /// whether it fails, and the verdict over every epoch so far. `not_compared`: the
-    /// backlog's count, read by the caller.
+    /// backlog's count of this epoch not taken yet (for a summary so far).
     fn summarize(
         &mut self,
         trigger: summary::Trigger,
@@ -886,8 +938,15 @@ impl<'a> Reporter<'a> {
         if announced > self.epoch.number {
             self.close_epoch(announced, out);
         }
-        let not_compared = self.backlog.not_compared();
-        let verdict = self.summarize(summary::Trigger::Final, not_compared, out).2;
+        // Every reactor has stopped: what is left in the backlog is this epoch's, or late.
+        for (epoch, n) in self.backlog.take_not_compared(u64::MAX) {
+            if epoch >= self.epoch.number {
+                self.epoch.not_compared += n;
+            } else {
+                self.epoch.late += n;
+            }
+        }
+        let verdict = self.summarize(summary::Trigger::Final, 0, out).2;
         Finished {
             verdict,
             report_failed: self.report_failed,
@@ -1227,12 +1286,13 @@ mod tests {
         );
     }
 
-    /// Exchanges the reactors drop while a reload's summary is being written count in the
-    /// next epoch, and an epoch of dropped exchanges alone is reported: every exchange shows
-    /// in some summary.
+    /// Exchanges that are never reported (dropped while the reporting thread is behind, or
+    /// abandoned at shutdown) count in their own epoch's summary, whenever they are dropped:
+    /// during an earlier epoch's summary, in an epoch of which no exchange arrived at all
+    /// (which gets its summary too), or after their epoch was reported (late).
     #[test]
-    fn exchanges_dropped_during_an_epochs_summary_count_in_the_next() {
-        /// A stdout during whose summaries the reactors drop `per_summary` exchanges.
+    fn exchanges_not_compared_count_in_their_own_epoch() {
+        /// A stdout during whose summaries the reactors drop exchanges of epoch 1.
         struct Dropping {
             text: Vec<u8>,
             backlog: Arc<Backlog>,
@@ -1248,10 +1308,7 @@ mod tests {
         }
         impl Console for Dropping {
             fn write_whole(&mut self, text: &[u8]) -> io::Result<()> {
-                let dropped = self.per_summary;
-                self.backlog
-                    .not_compared
-                    .fetch_add(dropped, Ordering::Relaxed);
+                self.backlog.count_not_compared(1, self.per_summary);
                 self.text.write_all(text)
             }
         }
@@ -1265,11 +1322,16 @@ mod tests {
             per_summary: 3,
         };
         reporter.handle(&record(1), &mut out);
-        backlog.not_compared.fetch_add(2, Ordering::Relaxed);
+        backlog.count_not_compared(0, 2);
         reporter.close_epoch(1, &mut out);
-        // Epoch 1 saw only the 3 dropped during epoch 0's summary.
         out.per_summary = 0;
-        reporter.close_epoch(2, &mut out);
+        // Epoch 2 began and ended with none of its exchanges reaching the reporting thread.
+        backlog.count_not_compared(2, 4);
+        // One of epoch 0's, dropped after its summary.
+        backlog.count_not_compared(0, 1);
+        reporter.close_epoch(3, &mut out);
+        // Abandoned at shutdown.
+        backlog.count_not_compared(3, 5);
         reporter.finish(&mut out);
         let text = String::from_utf8(out.text).unwrap();
         let summaries: Vec<&str> = text
@@ -1281,11 +1343,13 @@ mod tests {
             summaries,
             [
                 "SUMMARY epoch 0 (reloaded): 1 exchange, 2 not compared",
-                "SUMMARY epoch 1 (reloaded): 0 exchanges, 3 not compared",
-                "SUMMARY epoch 2 (final): 0 exchanges, 0 not compared",
+                "SUMMARY epoch 1 (reloaded): 0 exchanges, 3 not compared, 1 from an earlier epoch not counted",
+                "SUMMARY epoch 2 (reloaded): 0 exchanges, 4 not compared",
+                "SUMMARY epoch 3 (final): 0 exchanges, 5 not compared",
             ],
             "{text}"
         );
+        assert_eq!(backlog.not_compared(), 0);
     }
 
     /// Thirty-five exchanges on `/users/N` where the candidate changed `email` and every leg

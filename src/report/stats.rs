@@ -453,8 +453,9 @@ pub struct Epoch {
     pub exchanges: u64,
     /// Exchanges of an earlier epoch that finished after it had been reported.
     pub late: u64,
-    /// `Backlog::not_compared()` when the epoch began.
-    pub not_compared_before: u64,
+    /// Exchanges of this epoch dropped before the reporting thread saw them (it was behind,
+    /// or they were abandoned at shutdown), as taken from the backlog so far.
+    pub not_compared: u64,
     pub endpoints: Vec<EndpointStats>,
     index: HashMap<String, usize>,
     max_endpoints: usize,
@@ -463,12 +464,12 @@ pub struct Epoch {
 
 impl Epoch {
     /// An empty epoch.
-    pub fn new(number: u64, max_endpoints: usize, not_compared_before: u64) -> Epoch {
+    pub fn new(number: u64, max_endpoints: usize) -> Epoch {
         Epoch {
             number,
             exchanges: 0,
             late: 0,
-            not_compared_before,
+            not_compared: 0,
             endpoints: Vec::new(),
             index: HashMap::new(),
             max_endpoints,
@@ -812,7 +813,7 @@ mod tests {
                 .collect();
             format!(r#"{{"g":{{{}}},"zz_total":{total}}}"#, members.join(","))
         };
-        let mut epoch = Epoch::new(0, 1000, 0);
+        let mut epoch = Epoch::new(0, 1000);
         for id in 1..=4u64 {
             // 70 noisy timestamps in both shadows, and a real change in the candidate.
             let legs = [
@@ -829,7 +830,7 @@ mod tests {
         assert_eq!(stats.raw_beyond_noise, 4);
         // 300 differing fields: the first named, the rest once per exchange under `other
         // fields`.
-        let mut epoch = Epoch::new(0, 1000, 0);
+        let mut epoch = Epoch::new(0, 1000);
         for id in 1..=4u64 {
             let legs = [
                 ok_whole(&object(1, 1, 300)),
@@ -850,7 +851,7 @@ mod tests {
         assert_eq!(stats.raw_beyond_noise, 4);
         // Noise in more fields than the candidate's comparison keeps does not push a real
         // change out either: the secondary's fields are kept apart from the rest.
-        let mut epoch = Epoch::new(0, 1000, 0);
+        let mut epoch = Epoch::new(0, 1000);
         for id in 1..=4u64 {
             let changed = object(id + 200, 1, 300).replace("\"zz_total\":1", "\"zz_total\":\"1\"");
             let legs = [
@@ -872,7 +873,7 @@ mod tests {
     #[test]
     fn epoch_counts_fields_masks_errors_and_samples() {
         let rules = Rules::new(&[], &[], 1024);
-        let mut epoch = Epoch::new(0, 1000, 0);
+        let mut epoch = Epoch::new(0, 1000);
         for id in 1..=8u64 {
             let legs = [
                 ok(&format!(r#"{{"ts":{id},"email":"a"}}"#)),
@@ -935,7 +936,7 @@ mod tests {
     #[test]
     fn endpoints_and_fields_are_bounded() {
         let rules = Rules::new(&[], &[], 1024);
-        let mut epoch = Epoch::new(0, 3, 0);
+        let mut epoch = Epoch::new(0, 3);
         for id in 0..10u64 {
             let body = format!(r#"{{"f{id}":1}}"#);
             let record = record(id, [ok("{}"), ok("{}"), ok(&body)]);

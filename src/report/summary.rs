@@ -167,11 +167,12 @@ pub struct EpochReport<'a> {
 }
 
 impl<'a> EpochReport<'a> {
-    /// Judges `epoch`; `not_compared_now` is `Backlog::not_compared()`.
+    /// Judges `epoch`; `not_compared_pending`: its exchanges dropped and still in the
+    /// backlog's count (a summary so far does not take them).
     pub fn new(
         epoch: &'a Epoch,
         thresholds: &Thresholds,
-        not_compared_now: u64,
+        not_compared_pending: u64,
     ) -> EpochReport<'a> {
         let mut endpoints: Vec<EndpointReport<'a>> = epoch
             .endpoints
@@ -192,7 +193,7 @@ impl<'a> EpochReport<'a> {
             undecided: count(EndpointVerdict::Undecided),
             flagged_unsure: endpoints.iter().filter(|e| e.flagged_unsure).count(),
             endpoints,
-            not_compared: not_compared_now.saturating_sub(epoch.not_compared_before),
+            not_compared: epoch.not_compared + not_compared_pending,
             thresholds: *thresholds,
         }
     }
@@ -741,7 +742,7 @@ mod tests {
     /// An epoch of `n` exchanges on `GET /e`, each leg's outcome made by `legs(i)`.
     fn epoch_of(n: u64, legs: impl Fn(u64) -> [LegOutcome; 3]) -> Epoch {
         let rules = Rules::new(&[], &[], 1024);
-        let mut epoch = Epoch::new(3, 1000, 0);
+        let mut epoch = Epoch::new(3, 1000);
         for i in 0..n {
             let record = ExchangeRecord {
                 id: i + 1,
@@ -820,7 +821,7 @@ mod tests {
         let passing = epoch(100, 0, 0);
         let few = epoch(5, 5, 0);
         let quiet = epoch(5, 0, 0);
-        let empty = Epoch::new(3, 1000, 0);
+        let empty = Epoch::new(3, 1000);
         let refused = || LegOutcome::Failed {
             error: crate::failure::LegError::ConnectionRefused,
             elapsed: Duration::from_millis(1),
@@ -898,7 +899,7 @@ mod tests {
                 "VERDICT candidate: FAIL — 1 endpoint regresses",
             ]
         );
-        let empty = Epoch::new(0, 1000, 0);
+        let empty = Epoch::new(0, 1000);
         let mut text = String::new();
         write_text(&judge(&empty), Trigger::Signal, &[], &mut text);
         assert_eq!(
