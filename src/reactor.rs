@@ -23,8 +23,8 @@ use slab::Slab;
 use crate::buffer::{Scratch, Spares};
 use crate::cli::{Config, TargetSource};
 use crate::client::{Client, ClientPhase};
-use crate::exchange::{Exchange, Inflight, CAPTURE_BUDGET};
-use crate::http::Limits;
+use crate::exchange::{ClientResponse, Exchange, Inflight, CAPTURE_BUDGET};
+use crate::http::{Framing, Limits};
 use crate::report::ReportSender;
 use crate::targets::{self, Role, Target, Targets};
 use crate::timer::{Deadline, Timers};
@@ -496,13 +496,29 @@ impl Core {
     }
 
     /// The exchanges in flight are given up at shutdown: they count as not compared, so that
-    /// the summary shows them.
-    fn count_abandoned(&self) {
+    /// the summary shows them. A client taking a body that ends at the close is reset, not
+    /// closed: a clean close would make the cut body look complete.
+    fn abandon_in_flight(&mut self) {
         if let Some(report) = &self.report {
             for (_, ex) in &self.exchanges {
                 report.not_compared(ex.epoch, 1);
             }
         }
+        let cut: Vec<usize> = self
+            .exchanges
+            .iter()
+            .filter_map(|(_, ex)| match (ex.client, &ex.response) {
+                (Some(client), ClientResponse::Streaming(Framing::Close)) => Some(client),
+                _ => None,
+            })
+            .collect();
+        for key in cut {
+            if let Some(Conn::Client(client)) = self.conns.get_mut(key) {
+                client.cut_short = true;
+            }
+            self.close_conn(key);
+        }
+        self.reap_closed();
     }
 
     /// Whether something in flight is still bounded by a deadline of its own: a leg (its
@@ -935,8 +951,10 @@ impl Proxy {
                 }
                 self.core.start_draining();
                 self.stop_the_others();
-                drain_until = self.core.settings.drain_timeout.map(|d| Instant::now() + d);
-                let check = Instant::now() + DRAIN_CHECK;
+                let now = Instant::now();
+                drain_until = self.core.settings.drain_timeout.map(|d| now + d);
+                let check =
+                    drain_until.map_or(now + DRAIN_CHECK, |until| (now + DRAIN_CHECK).min(until));
                 drain_check = Some(check);
                 self.core.timers.set(check, Deadline::Drain);
             }
@@ -980,7 +998,7 @@ impl Proxy {
                         self.core.timers.set(next, Deadline::Drain);
                         continue;
                     }
-                    self.core.count_abandoned();
+                    self.core.abandon_in_flight();
                     let in_flight = Counted(self.core.exchanges.len(), "exchange");
                     match self.core.settings.drain_timeout {
                         Some(limit) if live => warn!(
@@ -993,7 +1011,7 @@ impl Proxy {
                     break;
                 }
                 if self.shared.hurry.load(Ordering::SeqCst) {
-                    self.core.count_abandoned();
+                    self.core.abandon_in_flight();
                     warn!(
                         "stopping at once (a second SIGTERM/SIGINT): {} in flight \
                          abandoned; the summary follows (a third signal exits without it)",

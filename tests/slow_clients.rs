@@ -305,7 +305,7 @@ fn a_steady_download_at_sigterm_is_cut_at_the_drain_timeout() {
         &primary,
         &s,
         &c,
-        &["--timeout", "500", "--drain-timeout", "800"],
+        &["--timeout", "500", "--drain-timeout", "300"],
     );
     let mut client = raw(trident.addr(), WAIT);
     client.write_all(&get("/greedy")).expect("send the request");
@@ -327,7 +327,7 @@ fn a_steady_download_at_sigterm_is_cut_at_the_drain_timeout() {
         "the whole body came: {got} bytes in {cut_after:?}"
     );
     assert!(
-        cut_after >= Duration::from_millis(700) && cut_after < Duration::from_millis(2500),
+        cut_after >= Duration::from_millis(250) && cut_after < Duration::from_millis(900),
         "cut after {cut_after:?}"
     );
     assert_eq!(
@@ -338,7 +338,7 @@ fn a_steady_download_at_sigterm_is_cut_at_the_drain_timeout() {
     );
     assert!(
         trident.stderr().contains(
-            "shutdown: 1 exchange still transferring after --drain-timeout 800ms, abandoned"
+            "shutdown: 1 exchange still transferring after --drain-timeout 300ms, abandoned"
         ),
         "{}",
         trident.stderr()
@@ -347,6 +347,48 @@ fn a_steady_download_at_sigterm_is_cut_at_the_drain_timeout() {
         trident
             .stdout()
             .contains("SUMMARY epoch 0 (final): 0 exchanges, 1 not compared"),
+        "{}",
+        trident.output()
+    );
+}
+
+/// A body that ends at the close (to an HTTP/1.0 client) and is cut at the drain timeout is
+/// cut with a reset: a clean close would end it as if it were whole.
+#[test]
+fn a_close_delimited_download_cut_at_the_drain_timeout_is_reset() {
+    let body = pattern(GREEDY_BODY, 7);
+    let primary = Upstream::start(move |_| Reply::ok(body.clone()).close_delimited());
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let mut trident = Trident::with_upstreams(
+        &primary,
+        &s,
+        &c,
+        &["--timeout", "500", "--drain-timeout", "300"],
+    );
+    let mut client = raw(trident.addr(), WAIT);
+    client
+        .write_all(b"GET /greedy HTTP/1.0\r\n\r\n")
+        .expect("send the request");
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = client.read(&mut buf).expect("the first bytes");
+    trident.signal("TERM");
+    let ended = loop {
+        match client.read(&mut buf) {
+            Ok(0) => break None,
+            Ok(n) => got += n,
+            Err(e) => break Some(e.kind()),
+        }
+        thread::sleep(Duration::from_millis(6));
+    };
+    assert!(got < GREEDY_BODY, "the whole body came: {got} bytes");
+    assert_eq!(
+        ended,
+        Some(std::io::ErrorKind::ConnectionReset),
+        "after {got} bytes"
+    );
+    assert_eq!(
+        trident.wait_exit(WAIT).code(),
+        Some(0),
         "{}",
         trident.output()
     );
