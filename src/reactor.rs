@@ -393,12 +393,13 @@ impl Core {
         }
         if reload {
             let summary = targets.labels();
-            // (`http://h/` is `http://h`, and `timeout=` the default is no `timeout=`: a
-            // reload that only writes those out changes nothing.)
+            // A target is its scheme, host and port, however the URL spells them (`HTTP://H:80/`
+            // is `http://h`), and `timeout=` the default is no `timeout=`: a reload that only
+            // writes those out changes nothing.
             let (timeout, connect_timeout) = (self.settings.timeout, self.settings.connect_timeout);
             let config = |t: &Target| {
-                let url = t.url.strip_suffix('/').unwrap_or(&t.url).to_owned();
-                (t.role, url, t.options.written_out(timeout, connect_timeout))
+                let options = t.options.written_out(timeout, connect_timeout);
+                (t.role, t.identity(), options)
             };
             if self
                 .targets

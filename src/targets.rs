@@ -50,6 +50,19 @@ impl fmt::Display for Role {
     }
 }
 
+impl Target {
+    /// What this target is, however its URL spells it: https or not, the host (a name
+    /// without case; an address in its one written form: `[0:0:0:0:0:0:0:1]` is `[::1]`),
+    /// and the port (written out or the scheme's).
+    pub fn identity(&self) -> (bool, String, u16) {
+        let host = match self.host.parse::<IpAddr>() {
+            Ok(ip) => ip.to_string(),
+            Err(_) => self.host.to_ascii_lowercase(),
+        };
+        (self.tls, host, self.port)
+    }
+}
+
 /// Most exchanges a shadow leg may have in flight unless `max_inflight=` says otherwise.
 pub const DEFAULT_MAX_INFLIGHT: usize = 256;
 
@@ -925,6 +938,27 @@ mod tests {
     }
 
     const GOOD_HEAD: &str = "primary = http://127.0.0.1:9001\nsecondary = http://127.0.0.1:9002\n";
+
+    #[test]
+    fn a_target_is_the_same_however_its_url_spells_it() {
+        let identity = |url: &str| {
+            let targets = from_urls_with([url, url, url], &|_, port| {
+                Ok(vec![SocketAddr::from(([192, 0, 2, 1], port))])
+            })
+            .unwrap();
+            targets.get(Role::Candidate).identity()
+        };
+        for (a, b, same) in [
+            ("http://[::1]", "http://[0:0:0:0:0:0:0:1]:80/", true),
+            ("https://h.example", "HTTPS://H.Example:443", true),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:08080", true),
+            ("http://h.example", "https://h.example", false),
+            ("http://h.example", "http://h.example:8080", false),
+            ("http://h.example", "http://g.example", false),
+        ] {
+            assert_eq!(identity(a) == identity(b), same, "{a} {b}");
+        }
+    }
 
     #[test]
     fn a_target_that_is_trident_itself_is_refused() {
