@@ -267,8 +267,10 @@ fn demo_proxies_real_traffic_and_exits_zero() {
         run.stdout
     );
     assert!(
-        run.stdout
-            .ends_with("VERDICT candidate: FAIL — 1 endpoint regresses\n"),
+        run.stdout.ends_with(
+            "VERDICT candidate: FAIL — 1 endpoint regresses (4 endpoints undecided: too few \
+                 exchanges compared)\n"
+        ),
         "{}",
         run.stdout
     );

@@ -337,6 +337,14 @@ pub struct FieldStats {
     pub samples: Vec<Sample>,
 }
 
+/// One more of `kind` in a short list of counts by kind.
+fn count_kind(counts: &mut Vec<(&'static str, u64)>, kind: &'static str) {
+    match counts.iter_mut().find(|(k, _)| *k == kind) {
+        Some((_, n)) => *n += 1,
+        None => counts.push((kind, 1)),
+    }
+}
+
 /// One leg's numbers on one endpoint.
 #[derive(Debug, Clone, Default)]
 pub struct LegStats {
@@ -344,6 +352,9 @@ pub struct LegStats {
     /// Failures by kind (`timeout`, `refused` ...), in the order first seen.
     pub errors: Vec<(&'static str, u64)>,
     pub skipped: u64,
+    /// Skips by why (`method`, `sampling`, `saturated`), in the order first seen: a
+    /// shadow not sent by design reads otherwise than one that could not keep up.
+    pub skipped_why: Vec<(&'static str, u64)>,
 }
 
 impl LegStats {
@@ -487,14 +498,11 @@ impl Epoch {
         for (leg, outcome) in stats.legs.iter_mut().zip(&record.legs) {
             match outcome {
                 LegOutcome::Response { elapsed, .. } => leg.latency.record(*elapsed),
-                LegOutcome::Failed { error, .. } => {
-                    let kind = error_kind(error);
-                    match leg.errors.iter_mut().find(|(k, _)| *k == kind) {
-                        Some((_, n)) => *n += 1,
-                        None => leg.errors.push((kind, 1)),
-                    }
+                LegOutcome::Failed { error, .. } => count_kind(&mut leg.errors, error_kind(error)),
+                LegOutcome::Skipped(why) => {
+                    leg.skipped += 1;
+                    count_kind(&mut leg.skipped_why, why);
                 }
-                LegOutcome::Skipped(_) => leg.skipped += 1,
             }
         }
         if analysis.raw.hashed() || analysis.noise.hashed() {

@@ -330,13 +330,27 @@ pub fn verdict_line(report: &EpochReport<'_>, earlier_failed: &[u64]) -> String 
     } else {
         line.push_str("PASS");
     }
+    let endpoints = |n: usize| if n == 1 { "endpoint" } else { "endpoints" };
+    let mut notes = Vec::new();
     if report.flagged_unsure > 0 {
         let n = report.flagged_unsure;
-        let _ = write!(
-            line,
-            " ({n} {} flagged on too few samples)",
-            if n == 1 { "endpoint" } else { "endpoints" }
-        );
+        notes.push(format!("{n} {} flagged on too few samples", endpoints(n)));
+    }
+    // Undecided without a flag (too few exchanges compared, a method not shadowed): a PASS
+    // or FAIL says nothing of them otherwise. (An UNDECIDED verdict says it of them all.)
+    let unsettled = report
+        .endpoints
+        .iter()
+        .filter(|e| e.verdict == EndpointVerdict::Undecided && !e.flagged_unsure)
+        .count();
+    if unsettled > 0 && report.decides() {
+        notes.push(format!(
+            "{unsettled} {} undecided: too few exchanges compared",
+            endpoints(unsettled)
+        ));
+    }
+    if !notes.is_empty() {
+        let _ = write!(line, " ({})", notes.join("; "));
     }
     line
 }
@@ -457,18 +471,20 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
             if i == 0 { "" } else { "," },
             leg.error_count()
         );
-        write_error_kinds(leg, out);
+        write_kinds(&leg.errors, out);
     }
     if s.legs.iter().any(|leg| leg.skipped > 0) {
         // The primary is never skipped.
         out.push_str("; skipped:");
         for (i, role) in Role::ALL[1..].iter().enumerate() {
+            let leg = &s.legs[role.index()];
             let _ = write!(
                 out,
                 "{} {role} {}",
                 if i == 0 { "" } else { "," },
-                s.legs[role.index()].skipped
+                leg.skipped
             );
+            write_kinds(&leg.skipped_why, out);
         }
     }
     out.push('\n');
@@ -555,12 +571,13 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
     }
 }
 
-fn write_error_kinds(leg: &LegStats, out: &mut String) {
-    if leg.errors.is_empty() {
+/// ` (refused 3, timeout 1)`: counts by kind, if any.
+fn write_kinds(counts: &[(&'static str, u64)], out: &mut String) {
+    if counts.is_empty() {
         return;
     }
     out.push_str(" (");
-    for (i, (kind, n)) in leg.errors.iter().enumerate() {
+    for (i, (kind, n)) in counts.iter().enumerate() {
         let _ = write!(out, "{}{kind} {n}", if i == 0 { "" } else { ", " });
     }
     out.push(')');
@@ -715,6 +732,11 @@ fn endpoint_json(endpoint: &EndpointReport<'_>) -> Value {
             json!({ "total": leg.error_count(), "by_kind": kinds })
         }),
         "skipped": legs(&|leg| json!(leg.skipped)),
+        "skipped_why": legs(&|leg| {
+            let why: serde_json::Map<String, Value> =
+                leg.skipped_why.iter().map(|(k, n)| (k.to_string(), json!(n))).collect();
+            json!(why)
+        }),
         "fields": fields,
     })
 }
@@ -827,7 +849,34 @@ mod tests {
             elapsed: Duration::from_millis(1),
         };
         let shadows_down = epoch_of(100, |_| [leg("ok"), refused(), refused()]);
+        // A passing endpoint beside one that no shadow was sent to (a method not shadowed).
+        let mut with_unshadowed = epoch(100, 0, 0);
+        let rules = Rules::new(&[], &[], 1024);
+        for i in 0..5 {
+            let record = ExchangeRecord {
+                id: 1000 + i,
+                method: "POST".into(),
+                target: "/orders".into(),
+                version: Version::Http11,
+                host: None,
+                request_body_bytes: 0,
+                epoch: 3,
+                upstreams: [None; 3],
+                legs: [
+                    leg("ok"),
+                    LegOutcome::Skipped("method"),
+                    LegOutcome::Skipped("method"),
+                ],
+            };
+            let analysis = Analysis::of(&record, &rules);
+            with_unshadowed.record("POST /orders", &record, &analysis);
+        }
         let rows: Vec<(&Epoch, &[u64], &str)> = vec![
+            (
+                &with_unshadowed,
+                &[],
+                "VERDICT candidate: PASS (1 endpoint undecided: too few exchanges compared)",
+            ),
             (
                 &failing,
                 &[],
@@ -875,6 +924,16 @@ mod tests {
         for (e, failed, line) in rows {
             assert_eq!(verdict_line(&judge(e), failed), line);
         }
+        // The endpoint says why its shadows were skipped.
+        let mut text = String::new();
+        write_text(&judge(&with_unshadowed), Trigger::Final, &[], &mut text);
+        assert!(
+            text.contains(
+                "    errors: primary 0, secondary 0, candidate 0; skipped: secondary 5 \
+                 (method 5), candidate 5 (method 5)\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
