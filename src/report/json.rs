@@ -49,15 +49,23 @@ impl Kind {
 }
 
 /// An `--ignore-field` path in the form paths are matched in: without the report's `body `
-/// in front, without `[]` markers and without a leading `$` (so `items.id`, `items[].id`,
+/// in front (nor, then, the kind of difference after it: `body email missing` is `email`),
+/// without `[]` markers and without a leading `$` (so `items.id`, `items[].id`,
 /// `$.items[].id` and `body items[].id` are the same; `$`, the root, is the whole body).
 pub fn normalize_path(path: &str) -> String {
     without_root(path).replace("[]", "")
 }
 
-/// `path` without `body ` and the root's `$` in front.
+/// `path` without `body ` and the root's `$` in front, and, as the report names fields,
+/// without the kind of difference after it.
 fn without_root(path: &str) -> &str {
-    let path = path.strip_prefix("body ").unwrap_or(path);
+    let path = match path.strip_prefix("body ") {
+        Some(named) => [Kind::Type, Kind::Missing, Kind::Extra, Kind::Length]
+            .iter()
+            .find_map(|kind| named.strip_suffix(kind.suffix()))
+            .unwrap_or(named),
+        None => path,
+    };
     match path.strip_prefix('$') {
         Some(rest) if rest.is_empty() || rest.starts_with('[') => rest,
         Some(rest) if rest.starts_with('.') => &rest[1..],
@@ -1037,6 +1045,30 @@ mod tests {
         // `$id` is a key, not the root.
         let (p, o) = (r#"{"$id":1,"id":1}"#, r#"{"$id":2,"id":2}"#);
         assert_eq!(fields_ignoring(p, o, &["$id"]), ["body id"]);
+        // A field's whole name from the report, its kind of difference included.
+        let (p, o) = (
+            r#"{"email":"a","n":1,"tags":[1],"x":1}"#,
+            r#"{"email_address":"a","n":"1","tags":[1,2],"x":2}"#,
+        );
+        assert_eq!(
+            fields(p, o),
+            [
+                "body email missing",
+                "body n type",
+                "body tags length",
+                "body x",
+                "body email_address extra"
+            ]
+        );
+        let copied = [
+            "body email missing",
+            "body email_address extra",
+            "body n type",
+            "body tags length",
+        ];
+        assert_eq!(fields_ignoring(p, o, &copied), ["body x"]);
+        // Without `body ` a space is a key's own.
+        assert_eq!(fields_ignoring(p, o, &["n type"]).len(), 5);
     }
 
     /// A path written like an index or with an empty name is doubted (a warning), yet
