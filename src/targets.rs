@@ -160,14 +160,17 @@ impl Target {
         self.host.parse::<IpAddr>().is_err()
     }
 
-    /// `role=URL` for the log, with the address tried first when the URL names a host
-    /// (`candidate=http://api.internal:8080 (10.0.0.3:8080)`).
+    /// `role=URL` for the log, with its addresses, the one tried first first, when the URL
+    /// names a host (`candidate=http://api.internal:8080 (10.0.0.3:8080, 10.0.0.4:8080)`).
     pub fn label(&self) -> String {
-        match (self.is_named(), self.first_address()) {
-            (true, Some(addr)) => format!("{}={} ({addr})", self.role, self.url),
-            (true, None) => format!("{}={} (unresolved)", self.role, self.url),
-            (false, _) => format!("{}={}", self.role, self.url),
+        if !self.is_named() {
+            return format!("{}={}", self.role, self.url);
         }
+        if self.addrs.is_empty() {
+            return format!("{}={} (unresolved)", self.role, self.url);
+        }
+        let addrs: Vec<String> = self.addrs.iter().map(SocketAddr::to_string).collect();
+        format!("{}={} ({})", self.role, self.url, addrs.join(", "))
     }
 
     /// How many addresses a connection may be tried on.
@@ -938,6 +941,22 @@ mod tests {
     }
 
     const GOOD_HEAD: &str = "primary = http://127.0.0.1:9001\nsecondary = http://127.0.0.1:9002\n";
+
+    #[test]
+    fn a_named_targets_label_has_each_of_its_addresses() {
+        let url = "http://api.internal:8080";
+        let targets = from_urls_with([url, url, url], &|_, port| {
+            Ok(vec![
+                SocketAddr::from(([10, 0, 0, 3], port)),
+                SocketAddr::from(([10, 0, 0, 4], port)),
+            ])
+        })
+        .unwrap();
+        assert_eq!(
+            targets.get(Role::Candidate).label(),
+            "candidate=http://api.internal:8080 (10.0.0.3:8080, 10.0.0.4:8080)"
+        );
+    }
 
     #[test]
     fn a_target_is_the_same_however_its_url_spells_it() {
