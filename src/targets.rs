@@ -467,6 +467,23 @@ fn is_listener(target: SocketAddr, listen: SocketAddr) -> bool {
     }
 }
 
+/// Whether a host's last label is a number (decimal, or hex as `0x7f`): the WHATWG URL
+/// standard's test for a host meant as an IPv4 address, which resolvers read in forms
+/// (`10.1`, `0x7f000001`, `2130706433`) that are no host names.
+fn ends_in_a_number(host: &str) -> bool {
+    let last = host
+        .strip_suffix('.')
+        .unwrap_or(host)
+        .rsplit('.')
+        .next()
+        .unwrap_or("");
+    let hex = last.strip_prefix("0x").or_else(|| last.strip_prefix("0X"));
+    match hex {
+        Some(digits) => digits.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()),
+    }
+}
+
 /// What is wrong with a targets file or a target URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
@@ -894,9 +911,12 @@ fn parse_url(url: &str, resolve: Resolver) -> Result<ParsedUrl, String> {
         Host::Plain(host) => {
             if let Ok(ip) = host.parse::<Ipv4Addr>() {
                 Ok(vec![SocketAddr::new(IpAddr::V4(ip), port)])
-            } else if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-                // The resolver would take `10.1` as 10.0.0.1; a typo should not go that far.
-                return Err(bad(&format!("\"{host}\" is not an IPv4 address")));
+            } else if ends_in_a_number(host) {
+                // The resolver would take `10.1` as 10.0.0.1, and `0x7f.1` as 127.0.0.1; a
+                // typo should not go that far, nor an address in a form only some read so.
+                return Err(bad(&format!(
+                    "\"{host}\" is not an IPv4 address (four decimal numbers, a.b.c.d)"
+                )));
             } else if !host
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
@@ -1244,6 +1264,18 @@ mod tests {
                 "targets.conf:3: bad URL \"http://::1:80\": an IPv6 address needs brackets, as in http://[::1]:8080",
             ),
             (
+                "candidate = http://0x7f.1:80",
+                "targets.conf:3: bad URL \"http://0x7f.1:80\": \"0x7f.1\" is not an IPv4 address (four decimal numbers, a.b.c.d)",
+            ),
+            (
+                "candidate = http://0X7F000001",
+                "targets.conf:3: bad URL \"http://0X7F000001\": \"0X7F000001\" is not an IPv4 address (four decimal numbers, a.b.c.d)",
+            ),
+            (
+                "candidate = http://host.0x",
+                "targets.conf:3: bad URL \"http://host.0x\": \"host.0x\" is not an IPv4 address (four decimal numbers, a.b.c.d)",
+            ),
+            (
                 "candidate = http://[::1:80",
                 "targets.conf:3: bad URL \"http://[::1:80\": missing \"]\" after the IPv6 address",
             ),
@@ -1257,11 +1289,11 @@ mod tests {
             ),
             (
                 "candidate = http://10.1:80",
-                "targets.conf:3: bad URL \"http://10.1:80\": \"10.1\" is not an IPv4 address",
+                "targets.conf:3: bad URL \"http://10.1:80\": \"10.1\" is not an IPv4 address (four decimal numbers, a.b.c.d)",
             ),
             (
                 "candidate = http://127.0.0.256",
-                "targets.conf:3: bad URL \"http://127.0.0.256\": \"127.0.0.256\" is not an IPv4 address",
+                "targets.conf:3: bad URL \"http://127.0.0.256\": \"127.0.0.256\" is not an IPv4 address (four decimal numbers, a.b.c.d)",
             ),
             (
                 "candidate = http://lo%63alhost",
