@@ -426,10 +426,22 @@ def scenario_floor(trident: str, root: str, seconds: float) -> list[str]:
     return rows
 
 
-def callgrind_instructions(binary: str, ports: list[int], root: str, count: int) -> float:
+# The yardstick's request, and one with the head of a typical API client's (665 bytes: a
+# user agent, an Accept and a dozen fields): what trident does per field shows in the second.
+SMALL_REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+LARGE_REQUEST = (
+    b"GET /api/v1/users/12345?include=orders HTTP/1.1\r\nHost: bench\r\n"
+    b"User-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\nAccept: application/json\r\n"
+    + b"".join(b"X-Header-%d: %s\r\n" % (i, b"v" * 30) for i in range(12))
+    + b"\r\n"
+)
+
+
+def callgrind_instructions(binary: str, ports: list[int], root: str, count: int,
+                           request: bytes = SMALL_REQUEST) -> float:
     """User-space instructions per keep-alive request (all threads), counted by callgrind
     between a warm-up and the end of `count` requests on 4 connections."""
-    out = os.path.join(root, f"callgrind-{os.path.basename(binary)}.out")
+    out = os.path.join(root, f"callgrind-{os.path.basename(binary)}-{len(request)}.out")
     port = free_port()
     procs = Procs()
     try:
@@ -443,7 +455,6 @@ def callgrind_instructions(binary: str, ports: list[int], root: str, count: int)
 
         def requests(n: int) -> None:
             socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
-            request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
             for _ in range(n // len(socks)):
                 for s in socks:
                     s.sendall(request)
@@ -484,6 +495,8 @@ def scenario_instructions(trident: str, root: str, _seconds: float) -> list[str]
         for name, binary in (("trident", trident), ("floor", floor_binary(trident))):
             if os.access(binary, os.X_OK):
                 rows.append(f"| {name} | {callgrind_instructions(binary, ports, root, count):,.0f} |")
+        n = callgrind_instructions(trident, ports, root, count, LARGE_REQUEST)
+        rows.append(f"| trident, {len(LARGE_REQUEST)}-byte request head | {n:,.0f} |")
     finally:
         procs.stop()
     return rows
