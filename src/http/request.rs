@@ -839,9 +839,13 @@ enum FieldKind {
 
 impl FieldKind {
     fn of(name: &str) -> FieldKind {
+        // A lookalike has a known name's length (`named` with any name matching says which
+        // lengths those are): most names are settled without a scan for `_`.
+        let known_length = || FieldKind::named(name, |_, _| true) != FieldKind::EndToEnd;
         match FieldKind::named(name, |a, b| a.eq_ignore_ascii_case(b)) {
             FieldKind::EndToEnd
-                if name.as_bytes().contains(&b'_')
+                if known_length()
+                    && name.as_bytes().contains(&b'_')
                     && FieldKind::named(name, same_field_name) != FieldKind::EndToEnd =>
             {
                 FieldKind::Lookalike
