@@ -912,6 +912,21 @@ fn assert_forwarded_as(accepted: &Request, forwarded: &Request, policy: LegPolic
 /// client's fields), `X-Forwarded-For` and `Forwarded` folded into one field each with the
 /// client last, then the extra fields no rule names, then the rules' values. (A re-parse never has the
 /// framing fields.)
+/// Whether every quoted-string in `value` ends (RFC 9110 §5.6.4: `\` quotes the next byte).
+fn quoted_strings_end(value: &[u8]) -> bool {
+    let mut inside = false;
+    let mut i = 0;
+    while i < value.len() {
+        match value[i] {
+            b'"' => inside = !inside,
+            b'\\' if inside => i += 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    !inside && i == value.len()
+}
+
 fn expected_leg_fields(fields: &[u8], leg: &LegHead<'_>) -> Vec<u8> {
     let lines: Vec<(&[u8], &[u8])> = fields
         .split(|&b| b == b'\n')
@@ -960,7 +975,10 @@ fn expected_leg_fields(fields: &[u8], leg: &LegHead<'_>) -> Vec<u8> {
         ] {
             let mut value = Vec::new();
             for &(name, earlier) in &lines {
-                if is(name, field) && !earlier.is_empty() {
+                // A Forwarded value that leaves a quoted-string open is not kept: it would
+                // take trident's own element into the quotes.
+                let open = field == "Forwarded" && !quoted_strings_end(earlier);
+                if is(name, field) && !earlier.is_empty() && !open {
                     value.extend_from_slice(earlier);
                     value.extend_from_slice(b", ");
                 }
