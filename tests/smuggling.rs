@@ -377,6 +377,18 @@ fn head_rows() -> Vec<Row> {
         // RFC 9110 §5.5: no NUL, CR or LF in a value.
         refused("nul-in-value", 400, get_with("/nul", "X-A: a\0b\r\n")),
         refused("bare-cr-in-value", 400, get_with("/bare-cr", "X-A: a\rb\r\n")),
+        // Refused as soon as the CR is seen, not after --header-timeout: no empty line ends
+        // such a head.
+        refused(
+            "bare-cr-before-the-empty-line",
+            400,
+            "GET /cr-end HTTP/1.1\r\nHost: test.local\r\n\r\r\n",
+        ),
+        refused(
+            "cr-only-line-ends",
+            400,
+            "GET /cr-only HTTP/1.1\rHost: test.local\r\r",
+        ),
         // RFC 9112 §2.2: CRLF line ends only (trident's policy; bare LF MAY be accepted).
         refused(
             "bare-lf-everywhere",
