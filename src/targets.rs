@@ -749,11 +749,14 @@ fn parse_target(role: Role, rest: &str, resolve: Resolver) -> Result<Target, Str
             "host" => set_once(&mut options.host, key, || match value {
                 "keep" => Ok(HostField::Keep),
                 "target" => Ok(HostField::Target),
-                literal if literal.bytes().all(|b| b.is_ascii_graphic()) => {
+                // What trident takes in a client's Host, it sends: an upstream would refuse
+                // the rest (`http://h`, `user@h`, `h/v1`) on every request of the leg.
+                literal if crate::http::is_valid_authority(literal.as_bytes()) => {
                     Ok(HostField::Literal(literal.to_string()))
                 }
                 _ => Err(format!(
-                    "host: \"{value}\" is not keep, target or a host name"
+                    "host: \"{value}\" is not keep, target or a host name (HOST[:PORT], as a \
+                     Host field holds it)"
                 )),
             })?,
             "tls_verify" => set_once(&mut options.tls_verify, key, || match value {
@@ -1210,6 +1213,26 @@ mod tests {
                 "targets.conf:3: bad URL \"ftp://127.0.0.1\": unsupported scheme \"ftp\" (expected http:// or https://)",
             ),
             (
+                "candidate = http://127.0.0.1 host=http://api.example.com",
+                "targets.conf:3: host: \"http://api.example.com\" is not keep, target or a host name (HOST[:PORT], as a Host field holds it)",
+            ),
+            (
+                "candidate = http://127.0.0.1 host=user@api.example.com",
+                "targets.conf:3: host: \"user@api.example.com\" is not keep, target or a host name (HOST[:PORT], as a Host field holds it)",
+            ),
+            (
+                "candidate = http://127.0.0.1 host=api.example.com/v1",
+                "targets.conf:3: host: \"api.example.com/v1\" is not keep, target or a host name (HOST[:PORT], as a Host field holds it)",
+            ),
+            (
+                "candidate = http://127.0.0.1 host=:8080",
+                "targets.conf:3: host: \":8080\" is not keep, target or a host name (HOST[:PORT], as a Host field holds it)",
+            ),
+            (
+                "candidate = http://127.0.0.1 host=[::1",
+                "targets.conf:3: host: \"[::1\" is not keep, target or a host name (HOST[:PORT], as a Host field holds it)",
+            ),
+            (
                 "candidate = https://127.0.0.1 tls_verify=maybe",
                 "targets.conf:3: tls_verify: \"maybe\" is not on or off",
             ),
@@ -1416,7 +1439,8 @@ mod tests {
             // The file's text is quoted with its control characters escaped.
             (
                 "primary = http://127.0.0.1:1 host=a\x1b[2Jb",
-                "t.conf:1: host: \"a\\u001b[2Jb\" is not keep, target or a host name",
+                "t.conf:1: host: \"a\\u001b[2Jb\" is not keep, target or a host name (HOST[:PORT], \
+                 as a Host field holds it)",
             ),
             (
                 "primary = http://h\x1b]0;x\x07y",

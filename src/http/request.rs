@@ -952,7 +952,7 @@ fn is_valid_host(host: &[u8]) -> bool {
 /// characters, then an optional `:port` of digits. No user information (`@` is not among
 /// the characters), no empty host (`:8080`), no unclosed bracket (`[::1`), no `%` but as a
 /// percent-encoding (`%2e`, not `%zz`), no letters in the port (`:8a`).
-fn is_valid_authority(authority: &[u8]) -> bool {
+pub(crate) fn is_valid_authority(authority: &[u8]) -> bool {
     let name_char = |b: &u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(b);
     let (host_ok, port) = match authority.strip_prefix(b"[") {
         Some(literal) => {
