@@ -52,14 +52,17 @@ impl fmt::Display for Role {
 
 impl Target {
     /// What this target is, however its URL spells it: https or not, the host (a name
-    /// without case; an address in its one written form: `[0:0:0:0:0:0:0:1]` is `[::1]`),
-    /// and the port (written out or the scheme's).
-    pub fn identity(&self) -> (bool, String, u16) {
+    /// without case; an address in its one written form: `[0:0:0:0:0:0:0:1]` is `[::1]`,
+    /// `[::ffff:127.0.0.1]` is 127.0.0.1), and the port (written out or the scheme's). With
+    /// `host=target` the authority as written goes out as the Host field, so it counts too.
+    pub fn identity(&self) -> (bool, String, u16, Option<String>) {
         let host = match self.host.parse::<IpAddr>() {
-            Ok(ip) => ip.to_string(),
+            Ok(ip) => ip.to_canonical().to_string(),
             Err(_) => self.host.to_ascii_lowercase(),
         };
-        (self.tls, host, self.port)
+        let sent =
+            matches!(self.options.host, Some(HostField::Target)).then(|| self.authority.clone());
+        (self.tls, host, self.port, sent)
     }
 }
 
@@ -994,12 +997,31 @@ mod tests {
             ("http://[::1]", "http://[0:0:0:0:0:0:0:1]:80/", true),
             ("https://h.example", "HTTPS://H.Example:443", true),
             ("http://127.0.0.1:8080", "http://127.0.0.1:08080", true),
+            (
+                "http://127.0.0.1:8080",
+                "http://[::ffff:127.0.0.1]:8080",
+                true,
+            ),
             ("http://h.example", "https://h.example", false),
             ("http://h.example", "http://h.example:8080", false),
             ("http://h.example", "http://g.example", false),
         ] {
             assert_eq!(identity(a) == identity(b), same, "{a} {b}");
         }
+        // With host=target the authority as written is sent: spelled otherwise, it differs.
+        let with_host_target = |url: &str| {
+            let targets = from_urls_with([url, url, url], &|_, port| {
+                Ok(vec![SocketAddr::from(([192, 0, 2, 1], port))])
+            })
+            .unwrap();
+            let mut target = targets.get(Role::Candidate).clone();
+            target.options.host = Some(HostField::Target);
+            target.identity()
+        };
+        assert_ne!(
+            with_host_target("http://h.example"),
+            with_host_target("http://H.example:80")
+        );
     }
 
     #[test]
