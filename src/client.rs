@@ -576,10 +576,13 @@ impl Core {
                     "client {}: sent none of the rest of its upload for --send-timeout",
                     client.peer
                 );
+                let error = LegError::ClientStalled(self.settings.send_timeout);
                 if answered {
+                    // The shadows still waiting on the upload read that the client stalled,
+                    // as they do when it has no answer yet, not that it closed.
+                    self.abort_request(exchange, error);
                     self.client_gone(key);
                 } else {
-                    let error = LegError::ClientStalled(self.settings.send_timeout);
                     self.abort_request(exchange, error);
                     // The client has its 408 and is let go of: the exchange is over now, not
                     // at its legs' deadlines.

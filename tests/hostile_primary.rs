@@ -662,7 +662,7 @@ fn a_client_that_stops_uploading_after_its_early_answer_is_closed() {
             Player::Healthy(Upstream::named("candidate")),
         ],
         ["", "", ""],
-        &["--send-timeout", "500"],
+        &["--send-timeout", "500", "--shadow-methods", "all"],
     );
     let mut client = stage.client();
     client.send(b"POST /early HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n0123456789");
@@ -678,6 +678,15 @@ fn a_client_that_stops_uploading_after_its_early_answer_is_closed() {
     );
     let block = stage.trident.wait_blocks(1, WAIT).remove(0);
     assert_eq!(block.primary().response().0, 200, "{}", block.text);
+    // The shadows, still waiting on the upload, read that the client stalled.
+    for shadow in [block.secondary(), block.candidate()] {
+        assert_eq!(
+            shadow.error(),
+            "client sent none of its upload for 500ms",
+            "{}",
+            block.text
+        );
+    }
 }
 
 /// Bytes after the end of a response never become the next request's answer.

@@ -336,18 +336,32 @@ pub fn verdict_line(report: &EpochReport<'_>, earlier_failed: &[u64]) -> String 
         let n = report.flagged_unsure;
         notes.push(format!("{n} {} flagged on too few samples", endpoints(n)));
     }
-    // Undecided without a flag (too few exchanges compared, a method not shadowed): a PASS
-    // or FAIL says nothing of them otherwise. (An UNDECIDED verdict says it of them all.)
-    let unsettled = report
-        .endpoints
-        .iter()
-        .filter(|e| e.verdict == EndpointVerdict::Undecided && !e.flagged_unsure)
-        .count();
-    if unsettled > 0 && report.decides() {
-        notes.push(format!(
-            "{unsettled} {} undecided: too few exchanges compared",
-            endpoints(unsettled)
-        ));
+    // Undecided without a flag: a PASS or FAIL says nothing of them otherwise. (An UNDECIDED
+    // verdict says it of them all.) Too few exchanges (a long tail, a method not shadowed),
+    // or statuses alone compared (the shadows failed, or answered another status).
+    if report.decides() {
+        let unsettled = |few: bool| {
+            report
+                .endpoints
+                .iter()
+                .filter(|e| e.verdict == EndpointVerdict::Undecided && !e.flagged_unsure)
+                .filter(|e| e.enough_samples != few)
+                .count()
+        };
+        let (few, statuses) = (unsettled(true), unsettled(false));
+        if few > 0 {
+            notes.push(format!(
+                "{few} {} undecided: too few exchanges compared",
+                endpoints(few)
+            ));
+        }
+        if statuses > 0 {
+            notes.push(format!(
+                "{statuses} {} undecided: headers and bodies not compared (the shadows failed, \
+                 or answered another status)",
+                endpoints(statuses)
+            ));
+        }
     }
     if !notes.is_empty() {
         let _ = write!(line, " ({})", notes.join("; "));
@@ -871,7 +885,30 @@ mod tests {
             let analysis = Analysis::of(&record, &rules);
             with_unshadowed.record("POST /orders", &record, &analysis);
         }
+        // A passing endpoint beside one whose shadows failed every time.
+        let mut with_shadows_down = epoch(100, 0, 0);
+        for i in 0..40 {
+            let record = ExchangeRecord {
+                id: 2000 + i,
+                method: "GET".into(),
+                target: "/down".into(),
+                version: Version::Http11,
+                host: None,
+                request_body_bytes: 0,
+                epoch: 3,
+                upstreams: [None; 3],
+                legs: [leg("ok"), refused(), refused()],
+            };
+            let analysis = Analysis::of(&record, &rules);
+            with_shadows_down.record("GET /down", &record, &analysis);
+        }
         let rows: Vec<(&Epoch, &[u64], &str)> = vec![
+            (
+                &with_shadows_down,
+                &[],
+                "VERDICT candidate: PASS (1 endpoint undecided: headers and bodies not compared \
+                 (the shadows failed, or answered another status))",
+            ),
             (
                 &with_unshadowed,
                 &[],
