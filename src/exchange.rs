@@ -1398,9 +1398,16 @@ impl Core {
         for leg in &mut ex.legs {
             self.scratch.give(std::mem::take(&mut leg.head));
         }
+        // Counted out after its record is in (or dropped): a reporting thread that sees none
+        // in flight has it already.
+        let older = ex.epoch < self.targets_epoch;
         let record = ex.record();
         if let Some(report) = &self.report {
-            if !report.offer(record) {
+            let offered = report.offer(record);
+            if older {
+                report.older_finished();
+            }
+            if !offered {
                 self.dropped_reports += 1;
                 if self.dropped_reports.is_power_of_two() {
                     warn!(

@@ -411,6 +411,12 @@ impl Core {
                     info!("targets reloaded, unchanged: {summary} (the comparison goes on)");
                 }
             } else {
+                let ended = self.targets_epoch;
+                let in_flight = self
+                    .exchanges
+                    .iter()
+                    .filter(|(_, ex)| ex.epoch == ended)
+                    .count();
                 self.targets_epoch += 1;
                 // Say what changed: a changed option alone leaves the URLs as they were.
                 let changed: Vec<Role> = targets
@@ -430,7 +436,7 @@ impl Core {
                     );
                 }
                 if let Some(report) = &self.report {
-                    report.announce_epoch(self.targets_epoch);
+                    report.announce_epoch(self.targets_epoch, in_flight as u64);
                 }
             }
         }

@@ -635,6 +635,47 @@ fn a_reload_of_an_unchanged_file_keeps_the_epoch() {
     );
 }
 
+/// On a quiet service the old epoch is not closed while its own exchanges are in flight:
+/// they finish after the reload's grace and still count in it, not in none.
+#[test]
+fn a_reload_waits_for_the_old_epochs_exchanges_in_flight() {
+    let (p, s) = (Upstream::named("primary"), Upstream::named("secondary"));
+    let c = Upstream::start(|_| Reply::ok("late").delay(Duration::from_millis(2500)));
+    let file = TargetsFile::for_urls(&p.url(), &s.url(), &c.url());
+    let mut trident = Trident::spawn(&["--targets", file.arg()]);
+    let mut clients: Vec<Client> = (0..3).map(|_| trident.client()).collect();
+    for (i, client) in clients.iter_mut().enumerate() {
+        client.send(&get(&format!("/slow/{i}")));
+    }
+    c.wait_requests(3, WAIT);
+    file.write(&targets_text(&p.url(), &s.url(), &s.url()));
+    trident.signal("HUP");
+    trident.wait_stderr("statistics epoch 1 begins", WAIT);
+    // Past the reload's grace (1 s), with the three still in flight.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !trident.stdout().contains("SUMMARY epoch 0"),
+        "{}",
+        trident.output()
+    );
+    for client in &mut clients {
+        assert_eq!(client.read_response(false).status, 200);
+    }
+    assert!(
+        wait_until(WAIT, || trident.stdout().contains(
+            "SUMMARY epoch 0 (reloaded): 3 exchanges, 0 not compared"
+        )),
+        "{}",
+        trident.output()
+    );
+    stop(&mut trident);
+    let all = summaries(&trident.stdout());
+    assert!(
+        all[1][0].starts_with("SUMMARY epoch 1 (final): 0 exchanges, 0 not compared;"),
+        "{all:?}"
+    );
+}
+
 /// On a quiet service no exchange of the new epoch comes to close the old one: its summary
 /// and report come a moment after the reload anyway.
 #[test]

@@ -363,6 +363,9 @@ pub struct Backlog {
     /// The newest epoch a reload began: a quiet service sends no exchange of it to close the
     /// old one, so the reporting thread closes it itself (`EPOCH_GRACE`).
     announced_epoch: AtomicU64,
+    /// Exchanges of epochs a reload ended that are still in flight: the old epoch is not
+    /// closed under them (they would count in none). Touched only by those exchanges.
+    older_in_flight: AtomicU64,
 }
 
 impl Backlog {
@@ -411,11 +414,20 @@ impl ReportSender {
         self.backlog.count_not_compared(epoch, n);
     }
 
-    /// A reload began epoch `epoch` (every reactor says so; the newest counts).
-    pub fn announce_epoch(&self, epoch: u64) {
+    /// A reload began epoch `epoch` (every reactor says so; the newest counts), with
+    /// `in_flight` exchanges of the epoch it ended still under way.
+    pub fn announce_epoch(&self, epoch: u64, in_flight: u64) {
+        self.backlog
+            .older_in_flight
+            .fetch_add(in_flight, Ordering::Relaxed);
         self.backlog
             .announced_epoch
             .fetch_max(epoch, Ordering::Relaxed);
+    }
+
+    /// An exchange of an epoch a reload ended is over (reported or not).
+    pub fn older_finished(&self) {
+        self.backlog.older_in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Hands `record` to the reporting thread if it has room (in count and in bytes);
@@ -791,12 +803,16 @@ impl<'a> Reporter<'a> {
         }
     }
 
-    /// Closes the current epoch once a reload began a newer one and no exchange came for
-    /// `EPOCH_GRACE`: on a quiet service the old candidate's summary and report come now, not
-    /// with the next request.
+    /// Closes the current epoch once a reload began a newer one, none of the old epochs'
+    /// exchanges is still in flight, and no exchange came for `EPOCH_GRACE`: on a quiet
+    /// service the old candidate's summary and report come now, not with the next request.
     fn close_announced_epoch(&mut self, out: &mut dyn Console) {
         let announced = self.backlog.announced_epoch.load(Ordering::Relaxed);
         if announced <= self.epoch.number {
+            return;
+        }
+        if self.backlog.older_in_flight.load(Ordering::Relaxed) > 0 {
+            self.idle_since = None;
             return;
         }
         let idle = self.idle_since.get_or_insert_with(Instant::now);
