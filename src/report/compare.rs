@@ -63,8 +63,8 @@ const MAX_NOISE_DIFFERENCES: usize = 2 * MAX_DIFFERENCES;
 pub struct Rules {
     /// Lower-case header names.
     ignore_headers: Vec<String>,
-    /// Normalized JSON paths (`json::normalize_path`).
-    ignore_fields: Vec<String>,
+    /// `--ignore-field` paths.
+    ignore_fields: json::Ignored,
     /// Most bytes a body may decode to (`--max-compare-bytes`).
     cap: usize,
 }
@@ -80,10 +80,7 @@ impl Rules {
         headers.extend(ignore_headers.iter().map(|name| name.to_ascii_lowercase()));
         Rules {
             ignore_headers: headers,
-            ignore_fields: ignore_fields
-                .iter()
-                .map(|path| json::normalize_path(path))
-                .collect(),
+            ignore_fields: json::Ignored::new(ignore_fields),
             cap,
         }
     }

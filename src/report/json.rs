@@ -49,23 +49,42 @@ impl Kind {
 }
 
 /// An `--ignore-field` path in the form paths are matched in: without the report's `body `
-/// in front (nor, then, the kind of difference after it: `body email missing` is `email`),
-/// without `[]` markers and without a leading `$` (so `items.id`, `items[].id`,
+/// in front, without `[]` markers and without a leading `$` (so `items.id`, `items[].id`,
 /// `$.items[].id` and `body items[].id` are the same; `$`, the root, is the whole body).
 pub fn normalize_path(path: &str) -> String {
     without_root(path).replace("[]", "")
 }
 
-/// `path` without `body ` and the root's `$` in front, and, as the report names fields,
-/// without the kind of difference after it.
+/// The `--ignore-field` paths: whole paths, and differences of one kind at a path.
+#[derive(Debug, Clone, Default)]
+pub struct Ignored {
+    /// Normalized paths (`normalize_path`), everything under them included.
+    paths: Vec<String>,
+    /// A field's whole name from the report (`body n type`): that kind of difference at
+    /// that path. The name may also be a key's (`{"n type": …}`), so it is in `paths` too.
+    kinds: Vec<(String, Kind)>,
+}
+
+impl Ignored {
+    pub fn new(written: &[String]) -> Ignored {
+        let mut ignored = Ignored::default();
+        for path in written {
+            ignored.paths.push(normalize_path(path));
+            if let Some(named) = path.strip_prefix("body ") {
+                for kind in [Kind::Type, Kind::Missing, Kind::Extra, Kind::Length] {
+                    if let Some(at) = named.strip_suffix(kind.suffix()) {
+                        ignored.kinds.push((normalize_path(at), kind));
+                    }
+                }
+            }
+        }
+        ignored
+    }
+}
+
+/// `path` without `body ` and the root's `$` in front.
 fn without_root(path: &str) -> &str {
-    let path = match path.strip_prefix("body ") {
-        Some(named) => [Kind::Type, Kind::Missing, Kind::Extra, Kind::Length]
-            .iter()
-            .find_map(|kind| named.strip_suffix(kind.suffix()))
-            .unwrap_or(named),
-        None => path,
-    };
+    let path = path.strip_prefix("body ").unwrap_or(path);
     match path.strip_prefix('$') {
         Some(rest) if rest.is_empty() || rest.starts_with('[') => rest,
         Some(rest) if rest.starts_with('.') => &rest[1..],
@@ -446,9 +465,9 @@ impl<'de> Visitor<'de> for KeySeed<'_, 'de> {
 // The comparison.
 
 /// Appends the differences between `primary` and `other` to `out`, as `body PATH[ KIND]`
-/// fields, skipping the paths in `ignore` (normalized with `normalize_path`) and everything
-/// under them.
-pub fn diff(primary: Doc<'_>, other: Doc<'_>, ignore: &[String], out: &mut Differences) {
+/// fields, skipping the paths in `ignore` and everything under them, and the kinds of
+/// difference it names at a path.
+pub fn diff(primary: Doc<'_>, other: Doc<'_>, ignore: &Ignored, out: &mut Differences) {
     let mut walk = Walk {
         a: primary,
         b: other,
@@ -472,7 +491,7 @@ struct Walk<'t, 'o> {
     path: Vec<u8>,
     /// Scratch for the field name of a difference.
     field: String,
-    ignore: &'o [String],
+    ignore: &'o Ignored,
     out: &'o mut Differences,
 }
 
@@ -598,11 +617,18 @@ impl<'t> Walk<'t, '_> {
 
     fn ignored(&self) -> bool {
         self.ignore
+            .paths
             .iter()
             .any(|path| same_without_markers(&self.path, path.as_bytes()))
     }
 
     fn record(&mut self, kind: Kind, primary: Option<&Node>, other: Option<&Node>) {
+        let path = &self.path;
+        if (self.ignore.kinds.iter())
+            .any(|(at, k)| *k == kind && same_without_markers(path, at.as_bytes()))
+        {
+            return;
+        }
         self.field.clear();
         self.field.push_str("body ");
         if self.path.is_empty() {
@@ -755,14 +781,14 @@ mod tests {
     }
 
     fn fields_ignoring(primary: &str, other: &str, ignore: &[&str]) -> Vec<String> {
-        let ignore: Vec<String> = ignore.iter().map(|p| normalize_path(p)).collect();
-        differences(primary, other, &ignore)
+        let ignore: Vec<String> = ignore.iter().map(|p| p.to_string()).collect();
+        differences(primary, other, &Ignored::new(&ignore))
             .iter()
             .map(|d| d.field.clone())
             .collect()
     }
 
-    fn differences(primary: &str, other: &str, ignore: &[String]) -> Differences {
+    fn differences(primary: &str, other: &str, ignore: &Ignored) -> Differences {
         let p = parse(primary.as_bytes()).unwrap();
         let o = parse(other.as_bytes()).unwrap();
         let mut out = Differences::default();
@@ -938,7 +964,7 @@ mod tests {
         let out = differences(
             &format!(r#"{{"a":"{long}","b":1}}"#),
             r#"{"a":"short"}"#,
-            &[],
+            &Ignored::default(),
         );
         let got: Vec<_> = out.iter().collect();
         assert_eq!(got[0].field, "body a");
@@ -965,7 +991,7 @@ mod tests {
                 .collect();
             format!("{{{}}}", groups.join(","))
         };
-        let out = differences(&object(1), &object(2), &[]);
+        let out = differences(&object(1), &object(2), &Ignored::default());
         assert!(out.is_full());
         assert!(out.more);
         assert!(out.len() <= crate::report::compare::MAX_DIFFERENCES);
@@ -1069,6 +1095,11 @@ mod tests {
         assert_eq!(fields_ignoring(p, o, &copied), ["body x"]);
         // Without `body ` a space is a key's own.
         assert_eq!(fields_ignoring(p, o, &["n type"]).len(), 5);
+        // Only that kind of difference is left out: a value difference at the path is not.
+        // The name is also a key's, which the report names alike, so that key is left out.
+        let (p, o) = (r#"{"x":1,"n":1,"n type":1}"#, r#"{"x":1,"n":2,"n type":2}"#);
+        assert_eq!(fields(p, o), ["body n", "body n type"]);
+        assert_eq!(fields_ignoring(p, o, &["body n type"]), ["body n"]);
     }
 
     /// A path written like an index or with an empty name is doubted (a warning), yet
