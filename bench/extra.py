@@ -15,7 +15,8 @@ Scenarios (each starts its own processes on 127.0.0.1 free ports and stops them)
               machine, under the same loads (keep-alive c16, and paced c1 for latency);
               the ratio is what trident's own work costs
   instructions  user-space instructions per request, both threads, under callgrind (exact
-              and repeatable where wall-clock numbers drift), for trident and floor
+              and repeatable where wall-clock numbers drift), for trident and floor, and
+              for trident with a 665-byte request head (a typical API client's)
   reactors    keep-alive c16 with one reactor and with `--reactors 2`, interleaved
   nice        keep-alive c16 and c256 and paced c1 at the default priority and at
               `--nice -10`, interleaved (skipped without root or CAP_SYS_NICE)
