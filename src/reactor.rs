@@ -607,12 +607,7 @@ const LISTEN_BACKLOG: i32 = 1024;
 /// The listening socket. With `reuse_port`, other reactors bind the same address too and the
 /// kernel spreads new connections across them (SO_REUSEPORT).
 fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        None,
-    )?;
-    socket.set_reuse_address(true)?;
+    let socket = stream_socket(addr)?;
     if reuse_port {
         socket.set_reuse_port(true)?;
     }
@@ -625,13 +620,18 @@ fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
 /// Whether `addr` is free for a listener of trident's own: bound without SO_REUSEPORT, then
 /// let go of.
 fn claimable(addr: SocketAddr) -> io::Result<()> {
+    stream_socket(addr)?.bind(&addr.into())
+}
+
+/// A TCP socket for `addr`'s family, with SO_REUSEADDR (a restart binds over TIME_WAITs).
+fn stream_socket(addr: SocketAddr) -> io::Result<socket2::Socket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
         None,
     )?;
     socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())
+    Ok(socket)
 }
 
 impl Proxy {

@@ -9,16 +9,6 @@ use std::time::Duration;
 use support::*;
 
 const QUICK: Duration = Duration::from_secs(10);
-const NOWHERE: &str = "http://127.0.0.1:9";
-/// The three URL flags, every target `NOWHERE`.
-const URL_FLAGS: [&str; 6] = [
-    "--primary",
-    NOWHERE,
-    "--secondary",
-    NOWHERE,
-    "--candidate",
-    NOWHERE,
-];
 
 /// Asserts `args` exits 2 with a first stderr line containing one of `needles`
 /// (case-insensitive) and at most one more line (the usage hint).

@@ -142,22 +142,8 @@ fn a_raised_priority_is_taken_or_refused_with_the_reason() {
             assert_eq!(*nice, expected, "{name} in {threads:?}");
         }
     } else {
-        let nowhere = "http://127.0.0.1:9";
-        let run = run(
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--nice",
-                "-5",
-                "--primary",
-                nowhere,
-                "--secondary",
-                nowhere,
-                "--candidate",
-                nowhere,
-            ],
-            WAIT,
-        );
+        let args = [&["--listen", "127.0.0.1:0", "--nice", "-5"][..], &URL_FLAGS].concat();
+        let run = run(&args, WAIT);
         assert_eq!(run.status.code(), Some(4), "{}", run.stderr);
         assert!(
             run.stderr.contains("--nice -5") && run.stderr.contains("CAP_SYS_NICE"),
@@ -172,18 +158,7 @@ fn a_raised_priority_is_taken_or_refused_with_the_reason() {
 /// raise a priority; otherwise as this test runs, expecting what `may_take_nice` says.
 #[test]
 fn check_refuses_a_priority_trident_may_not_take() {
-    let nowhere = "http://127.0.0.1:9";
-    let args = [
-        "--check",
-        "--nice",
-        "-5",
-        "--primary",
-        nowhere,
-        "--secondary",
-        nowhere,
-        "--candidate",
-        nowhere,
-    ];
+    let args = [&["--check", "--nice", "-5"][..], &URL_FLAGS].concat();
     let as_nobody = [
         "setpriv",
         "--reuid",

@@ -175,22 +175,8 @@ fn reactors_do_not_share_an_address_with_another_trident() {
     let (p, s, c) = three_named();
     let first = Trident::with_upstreams(&p, &s, &c, &["--reactors", "2"]);
     let listen = first.addr().to_string();
-    let nowhere = "http://127.0.0.1:9";
-    let second = run(
-        &[
-            "--listen",
-            &listen,
-            "--reactors",
-            "2",
-            "--primary",
-            nowhere,
-            "--secondary",
-            nowhere,
-            "--candidate",
-            nowhere,
-        ],
-        WAIT,
-    );
+    let args = [&["--listen", &listen, "--reactors", "2"][..], &URL_FLAGS].concat();
+    let second = run(&args, WAIT);
     assert_eq!(second.status.code(), Some(4), "{}", second.stderr);
     assert!(
         second.stderr.contains("Address already in use"),

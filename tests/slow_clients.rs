@@ -295,46 +295,59 @@ fn a_steady_download_in_flight_at_sigterm_is_not_cut() {
     assert_eq!(block.primary().response().0, 200, "{}", block.text);
 }
 
-/// `--drain-timeout` bounds the wait for such a download: past it the exchange is
-/// abandoned (counted as not compared) and the summary written, before a supervisor's kill.
-#[test]
-fn a_steady_download_at_sigterm_is_cut_at_the_drain_timeout() {
-    let primary = big_primary();
+/// Starts a slow download of `request` from a `primary` that trident drains for at most
+/// 300 ms, sends SIGTERM once the first bytes came, and reads on at ~10 MB/s (the whole body
+/// would take some three seconds) until the connection ends. Returns the body bytes read,
+/// how the read ended (`None` for a clean close), and how long after the signal, with
+/// trident exited.
+fn download_cut_at_the_drain_timeout(
+    primary: &Upstream,
+    request: &[u8],
+) -> (Trident, usize, Option<std::io::ErrorKind>, Duration) {
     let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
     let mut trident = Trident::with_upstreams(
-        &primary,
+        primary,
         &s,
         &c,
         &["--timeout", "500", "--drain-timeout", "300"],
     );
     let mut client = raw(trident.addr(), WAIT);
-    client.write_all(&get("/greedy")).expect("send the request");
+    client.write_all(request).expect("send the request");
     let mut buf = vec![0u8; 64 * 1024];
     let mut got = client.read(&mut buf).expect("the first bytes");
     trident.signal("TERM");
     let signalled = Instant::now();
-    // About 10 MB/s, as above: the whole body would take some three seconds.
-    loop {
+    let ended = loop {
         match client.read(&mut buf) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break None,
             Ok(n) => got += n,
+            Err(e) => break Some(e.kind()),
         }
         thread::sleep(Duration::from_millis(6));
-    }
+    };
     let cut_after = signalled.elapsed();
     assert!(
         got < GREEDY_BODY,
         "the whole body came: {got} bytes in {cut_after:?}"
-    );
-    assert!(
-        cut_after >= Duration::from_millis(250) && cut_after < Duration::from_millis(900),
-        "cut after {cut_after:?}"
     );
     assert_eq!(
         trident.wait_exit(WAIT).code(),
         Some(0),
         "{}",
         trident.output()
+    );
+    (trident, got, ended, cut_after)
+}
+
+/// `--drain-timeout` bounds the wait for such a download: past it the exchange is
+/// abandoned (counted as not compared) and the summary written, before a supervisor's kill.
+#[test]
+fn a_steady_download_at_sigterm_is_cut_at_the_drain_timeout() {
+    let (trident, _, _, cut_after) =
+        download_cut_at_the_drain_timeout(&big_primary(), &get("/greedy"));
+    assert!(
+        cut_after >= Duration::from_millis(250) && cut_after < Duration::from_millis(900),
+        "cut after {cut_after:?}"
     );
     assert!(
         trident.stderr().contains(
@@ -358,39 +371,12 @@ fn a_steady_download_at_sigterm_is_cut_at_the_drain_timeout() {
 fn a_close_delimited_download_cut_at_the_drain_timeout_is_reset() {
     let body = pattern(GREEDY_BODY, 7);
     let primary = Upstream::start(move |_| Reply::ok(body.clone()).close_delimited());
-    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
-    let mut trident = Trident::with_upstreams(
-        &primary,
-        &s,
-        &c,
-        &["--timeout", "500", "--drain-timeout", "300"],
-    );
-    let mut client = raw(trident.addr(), WAIT);
-    client
-        .write_all(b"GET /greedy HTTP/1.0\r\n\r\n")
-        .expect("send the request");
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut got = client.read(&mut buf).expect("the first bytes");
-    trident.signal("TERM");
-    let ended = loop {
-        match client.read(&mut buf) {
-            Ok(0) => break None,
-            Ok(n) => got += n,
-            Err(e) => break Some(e.kind()),
-        }
-        thread::sleep(Duration::from_millis(6));
-    };
-    assert!(got < GREEDY_BODY, "the whole body came: {got} bytes");
+    let (_, got, ended, _) =
+        download_cut_at_the_drain_timeout(&primary, b"GET /greedy HTTP/1.0\r\n\r\n");
     assert_eq!(
         ended,
         Some(std::io::ErrorKind::ConnectionReset),
         "after {got} bytes"
-    );
-    assert_eq!(
-        trident.wait_exit(WAIT).code(),
-        Some(0),
-        "{}",
-        trident.output()
     );
 }
 

@@ -842,22 +842,30 @@ impl<'a> Reporter<'a> {
     fn close_epoch(&mut self, next: u64, out: &mut dyn Console) {
         // The next reload's grace counts from its own announcement, not from this lull.
         self.idle_since = None;
-        // Drops of earlier epochs, already reported, are this one's late exchanges.
-        let dropped = self.backlog.take_not_compared(next);
-        for (&epoch, &n) in dropped.range(..=self.epoch.number) {
+        let later = self.absorb_not_compared(next);
+        self.report_closed(out);
+        for (epoch, n) in later {
+            self.epoch = stats::Epoch::new(epoch, self.settings.max_endpoints);
+            self.epoch.not_compared = n;
+            self.report_closed(out);
+        }
+        self.epoch = stats::Epoch::new(next, self.settings.max_endpoints);
+    }
+
+    /// Takes the backlog's not-compared counts of the epochs before `end` into the current
+    /// epoch: its own, and those of earlier epochs, already reported, as late. Returns the
+    /// counts of the epochs after it.
+    fn absorb_not_compared(&mut self, end: u64) -> BTreeMap<u64, u64> {
+        let mut dropped = self.backlog.take_not_compared(end);
+        let later = dropped.split_off(&(self.epoch.number + 1));
+        for (epoch, n) in dropped {
             if epoch == self.epoch.number {
                 self.epoch.not_compared += n;
             } else {
                 self.epoch.late += n;
             }
         }
-        self.report_closed(out);
-        for (&epoch, &n) in dropped.range(self.epoch.number + 1..) {
-            self.epoch = stats::Epoch::new(epoch, self.settings.max_endpoints);
-            self.epoch.not_compared = n;
-            self.report_closed(out);
-        }
-        self.epoch = stats::Epoch::new(next, self.settings.max_endpoints);
+        later
     }
 
     /// The summary of the current epoch, which a reload ended (unless nothing happened in
@@ -955,12 +963,8 @@ impl<'a> Reporter<'a> {
             self.close_epoch(announced, out);
         }
         // Every reactor has stopped: what is left in the backlog is this epoch's, or late.
-        for (epoch, n) in self.backlog.take_not_compared(u64::MAX) {
-            if epoch >= self.epoch.number {
-                self.epoch.not_compared += n;
-            } else {
-                self.epoch.late += n;
-            }
+        for (_, n) in self.absorb_not_compared(u64::MAX) {
+            self.epoch.not_compared += n;
         }
         let verdict = self.summarize(summary::Trigger::Final, 0, out).2;
         Finished {

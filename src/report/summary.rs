@@ -777,23 +777,37 @@ mod tests {
 
     /// An epoch of `n` exchanges on `GET /e`, each leg's outcome made by `legs(i)`.
     fn epoch_of(n: u64, legs: impl Fn(u64) -> [LegOutcome; 3]) -> Epoch {
-        let rules = Rules::new(&[], &[], 1024);
         let mut epoch = Epoch::new(3, 1000);
+        add_exchanges(&mut epoch, "GET", "/e", n, legs);
+        epoch
+    }
+
+    /// Counts `n` exchanges on `METHOD target` into `epoch`, each leg's outcome made by
+    /// `legs(i)`.
+    fn add_exchanges(
+        epoch: &mut Epoch,
+        method: &str,
+        target: &str,
+        n: u64,
+        legs: impl Fn(u64) -> [LegOutcome; 3],
+    ) {
+        let rules = Rules::new(&[], &[], 1024);
+        let first = epoch.exchanges + 1;
         for i in 0..n {
             let record = ExchangeRecord {
-                id: i + 1,
-                method: "GET".into(),
-                target: "/e".into(),
+                id: first + i,
+                method: method.into(),
+                target: target.into(),
                 version: Version::Http11,
                 host: None,
                 request_body_bytes: 0,
-                epoch: 3,
+                epoch: epoch.number,
                 upstreams: [None; 3],
                 legs: legs(i),
             };
-            epoch.record("GET /e", &record, &Analysis::of(&record, &rules));
+            let endpoint = format!("{method} {target}");
+            epoch.record(&endpoint, &record, &Analysis::of(&record, &rules));
         }
-        epoch
     }
 
     /// An epoch of `n` exchanges on `GET /e` where the candidate answers `b` `raw` times and
@@ -865,43 +879,15 @@ mod tests {
         let shadows_down = epoch_of(100, |_| [leg("ok"), refused(), refused()]);
         // A passing endpoint beside one that no shadow was sent to (a method not shadowed).
         let mut with_unshadowed = epoch(100, 0, 0);
-        let rules = Rules::new(&[], &[], 1024);
-        for i in 0..5 {
-            let record = ExchangeRecord {
-                id: 1000 + i,
-                method: "POST".into(),
-                target: "/orders".into(),
-                version: Version::Http11,
-                host: None,
-                request_body_bytes: 0,
-                epoch: 3,
-                upstreams: [None; 3],
-                legs: [
-                    leg("ok"),
-                    LegOutcome::Skipped("method"),
-                    LegOutcome::Skipped("method"),
-                ],
-            };
-            let analysis = Analysis::of(&record, &rules);
-            with_unshadowed.record("POST /orders", &record, &analysis);
-        }
+        let skipped = || LegOutcome::Skipped("method");
+        add_exchanges(&mut with_unshadowed, "POST", "/orders", 5, |_| {
+            [leg("ok"), skipped(), skipped()]
+        });
         // A passing endpoint beside one whose shadows failed every time.
         let mut with_shadows_down = epoch(100, 0, 0);
-        for i in 0..40 {
-            let record = ExchangeRecord {
-                id: 2000 + i,
-                method: "GET".into(),
-                target: "/down".into(),
-                version: Version::Http11,
-                host: None,
-                request_body_bytes: 0,
-                epoch: 3,
-                upstreams: [None; 3],
-                legs: [leg("ok"), refused(), refused()],
-            };
-            let analysis = Analysis::of(&record, &rules);
-            with_shadows_down.record("GET /down", &record, &analysis);
-        }
+        add_exchanges(&mut with_shadows_down, "GET", "/down", 40, |_| {
+            [leg("ok"), refused(), refused()]
+        });
         let rows: Vec<(&Epoch, &[u64], &str)> = vec![
             (
                 &with_shadows_down,

@@ -19,6 +19,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// A target no test listens on (the discard port): for command lines that must be refused
+/// or checked before anything is sent.
+pub const NOWHERE: &str = "http://127.0.0.1:9";
+/// The three URL flags, every target `NOWHERE`.
+pub const URL_FLAGS: [&str; 6] = [
+    "--primary",
+    NOWHERE,
+    "--secondary",
+    NOWHERE,
+    "--candidate",
+    NOWHERE,
+];
+
 pub use client::{chunked_request, get, request, BodyFraming, Client, ClientResponse};
 pub use console::{parse_blocks, Block, Leg, Outcome};
 pub use trident::{run, run_under, Finished, Trident};
