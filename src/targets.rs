@@ -487,6 +487,16 @@ fn ends_in_a_number(host: &str) -> bool {
     }
 }
 
+/// An authority's port, if it names one no connection can have. A client's Host is forwarded
+/// as sent, but a target's `host=` is the user's own to get right.
+fn out_of_range_port(authority: &str) -> Option<&str> {
+    let port = match authority.rsplit_once(']') {
+        Some((_, after)) => after.strip_prefix(':'),
+        None => authority.rsplit_once(':').map(|(_, port)| port),
+    }?;
+    (!matches!(port.parse::<u16>(), Ok(1..))).then_some(port)
+}
+
 /// What is wrong with a targets file or a target URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
@@ -735,6 +745,9 @@ fn parse_target(role: Role, rest: &str, resolve: Resolver) -> Result<Target, Str
     for option in split_words(rest)?.iter().map(String::as_str) {
         let (key, value) = match option.split_once('=') {
             Some((key, value)) if !key.is_empty() && !value.is_empty() => (key, value),
+            Some((key, "")) if !key.is_empty() => {
+                return Err(format!("{key}: no value after \"=\""));
+            }
             _ => return Err(format!("bad option \"{option}\" (expected KEY=VALUE)")),
         };
         let millis = || parse_millis(value).map_err(|why| format!("{key}: {why}"));
@@ -755,7 +768,12 @@ fn parse_target(role: Role, rest: &str, resolve: Resolver) -> Result<Target, Str
                 // What trident takes in a client's Host, it sends: an upstream would refuse
                 // the rest (`http://h`, `user@h`, `h/v1`) on every request of the leg.
                 literal if crate::http::is_valid_authority(literal.as_bytes()) => {
-                    Ok(HostField::Literal(literal.to_string()))
+                    match out_of_range_port(literal) {
+                        None => Ok(HostField::Literal(literal.to_string())),
+                        Some(port) => Err(format!(
+                            "host: port \"{port}\" of \"{literal}\" is out of range (1-65535)"
+                        )),
+                    }
                 }
                 _ => Err(format!(
                     "host: \"{value}\" is not keep, target or a host name (HOST[:PORT], as a \
@@ -917,6 +935,12 @@ fn parse_url(url: &str, resolve: Resolver) -> Result<ParsedUrl, String> {
         Host::Plain(host) => {
             if let Ok(ip) = host.parse::<Ipv4Addr>() {
                 Ok(vec![SocketAddr::new(IpAddr::V4(ip), port)])
+            } else if host.ends_with('.') && host[..host.len() - 1].parse::<Ipv4Addr>().is_ok() {
+                // A name may end in the root's dot; an address may not.
+                return Err(bad(&format!(
+                    "\"{host}\" is an IPv4 address with a dot after it (write {})",
+                    &host[..host.len() - 1]
+                )));
             } else if ends_in_a_number(host) {
                 // The resolver would take `10.1` as 10.0.0.1, and `0x7f.1` as 127.0.0.1; a
                 // typo should not go that far, nor an address in a form only some read so.
@@ -1255,6 +1279,22 @@ mod tests {
                 "targets.conf:3: host: \"[::1\" is not keep, target or a host name (HOST[:PORT], as a Host field holds it)",
             ),
             (
+                "candidate = http://127.0.0.1 host=api.example.com:99999",
+                "targets.conf:3: host: port \"99999\" of \"api.example.com:99999\" is out of range (1-65535)",
+            ),
+            (
+                "candidate = http://127.0.0.1 host=[::1]:0",
+                "targets.conf:3: host: port \"0\" of \"[::1]:0\" is out of range (1-65535)",
+            ),
+            (
+                "candidate = http://127.0.0.1 host=",
+                "targets.conf:3: host: no value after \"=\"",
+            ),
+            (
+                "candidate = http://10.0.0.1.:80",
+                "targets.conf:3: bad URL \"http://10.0.0.1.:80\": \"10.0.0.1.\" is an IPv4 address with a dot after it (write 10.0.0.1)",
+            ),
+            (
                 "candidate = https://127.0.0.1 tls_verify=maybe",
                 "targets.conf:3: tls_verify: \"maybe\" is not on or off",
             ),
@@ -1359,7 +1399,7 @@ mod tests {
             ),
             (
                 "candidate = http://127.0.0.1 timeout=",
-                "targets.conf:3: bad option \"timeout=\" (expected KEY=VALUE)",
+                "targets.conf:3: timeout: no value after \"=\"",
             ),
             (
                 "candidate = http://127.0.0.1 =5",
