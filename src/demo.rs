@@ -63,6 +63,7 @@ pub fn run(config: &Config) -> io::Result<report::Verdict> {
         .map_err(|e| io::Error::new(e.kind(), format!("demo: cannot start the proxy: {e}")))?;
     proxy.handle_signals()?;
     let proxy_addr = proxy.local_addr();
+    log::info!("listening on {proxy_addr}");
     let control = proxy.control();
     let settings = config.report.clone();
     let (report_tx, reporter) = report::spawn(Box::new(io::stdout()), settings, summary_signal)?;

@@ -394,6 +394,9 @@ fn run(config: &Config) -> ExitCode {
             }
         }
     }
+    // Only now: a supervisor may send SIGHUP or SIGTERM once it reads this line, and until
+    // `handle_signals` their default action would end the process without a summary.
+    log::info!("listening on {}", proxy.local_addr());
     if config.reactors > 1 {
         log::info!(
             "{} reactor threads share {}",

@@ -668,9 +668,7 @@ impl Proxy {
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicBool::new(false)),
         );
-        let proxy = Proxy::assemble(listener, flags, core, targets_file, None)?;
-        info!("listening on {}", proxy.local_addr);
-        Ok(proxy)
+        Proxy::assemble(listener, flags, core, targets_file, None)
     }
 
     /// Another reactor on this one's address (bound with `--reactors` above 1). It shares
