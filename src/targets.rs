@@ -273,18 +273,19 @@ impl Targets {
                 "UTF-16 text (as some Windows editors save it): save it as UTF-8".to_string(),
             ));
         }
-        let text = String::from_utf8(bytes).map_err(|err| {
-            let at = err.utf8_error().valid_up_to();
-            let line = err.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-            Error::new(&*file, Some(line), "not UTF-8 text".to_string())
-        })?;
-        if text.len() as u64 > MAX_FILE_BYTES {
+        // Size first: the cut may fall inside a character.
+        if bytes.len() as u64 > MAX_FILE_BYTES {
             return Err(Error::new(
                 file,
                 None,
                 format!("larger than {MAX_FILE_BYTES} bytes: not a targets file"),
             ));
         }
+        let text = String::from_utf8(bytes).map_err(|err| {
+            let at = err.utf8_error().valid_up_to();
+            let line = err.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            Error::new(&*file, Some(line), "not UTF-8 text".to_string())
+        })?;
         Targets::parse(&text, &file)
     }
 
@@ -537,6 +538,10 @@ impl std::error::Error for Error {}
 /// The largest targets file read: three lines and comments fit many times over.
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
+/// `set_header` and `drop_header` rules one target may have. Each is applied to every
+/// request head the leg sends, and a thousand would be a generated file gone wrong.
+const MAX_FIELD_RULES: usize = 100;
+
 /// The longest deadline trident accepts: a day. Anything longer is surely a typo, and a bound
 /// keeps `Instant + timeout` from overflowing (which would panic on the reactor).
 const MAX_MILLIS: u64 = 24 * 60 * 60 * 1000;
@@ -756,7 +761,8 @@ fn parse_target(role: Role, rest: &str, resolve: Resolver) -> Result<Target, Str
             "connect_timeout" => set_once(&mut options.connect_timeout, key, millis)?,
             "max_inflight" => set_once(&mut options.max_inflight, key, || {
                 match value.parse::<usize>() {
-                    Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+                    // `+5` parses, but `timeout=+5` is refused: one form for every count.
+                    Ok(n) if (1..=1_000_000).contains(&n) && !value.starts_with('+') => Ok(n),
                     _ => Err(format!(
                         "max_inflight: \"{value}\" is not a whole number between 1 and 1000000"
                     )),
@@ -792,6 +798,11 @@ fn parse_target(role: Role, rest: &str, resolve: Resolver) -> Result<Target, Str
                     FieldRule::parse_drop(value)
                 }
                 .map_err(|why| format!("{key}: {why}"))?;
+                if options.fields.len() == MAX_FIELD_RULES {
+                    return Err(format!(
+                        "{key}: more than {MAX_FIELD_RULES} field rules for one target"
+                    ));
+                }
                 if options.fields.iter().any(|r| r.names(rule.name.as_bytes())) {
                     return Err(format!("{key}: a second rule for \"{}\"", rule.name));
                 }
@@ -1279,6 +1290,14 @@ mod tests {
                 "targets.conf:3: host: \"[::1\" is not keep, target or a host name (HOST[:PORT], as a Host field holds it)",
             ),
             (
+                "\u{feff}candidate = http://127.0.0.1",
+                "targets.conf:3: unknown role \"\\ufeffcandidate\"",
+            ),
+            (
+                "candidate = http://127.0.0.1 max_inflight=+5",
+                "targets.conf:3: max_inflight: \"+5\" is not a whole number between 1 and 1000000",
+            ),
+            (
                 "candidate = http://127.0.0.1 host=api.example.com:99999",
                 "targets.conf:3: host: port \"99999\" of \"api.example.com:99999\" is out of range (1-65535)",
             ),
@@ -1744,15 +1763,41 @@ mod tests {
         text.push_str(&"#".repeat(MAX_FILE_BYTES as usize + 1 - text.len()));
         fs::write(&path, &text).unwrap();
         let too_big = Targets::load(&path);
+        // Cut inside a two-byte character, it is still too big, not bad UTF-8.
+        let mut split = text.clone();
+        split.truncate(MAX_FILE_BYTES as usize - 1);
+        split.push_str("é#");
+        fs::write(&path, &split).unwrap();
+        let too_big_split = Targets::load(&path);
         text.pop();
         fs::write(&path, &text).unwrap();
         let just_fits = Targets::load(&path);
         let _ = fs::remove_file(&path);
-        assert!(too_big
-            .unwrap_err()
-            .to_string()
-            .ends_with(": not a targets file"));
+        for too_big in [too_big, too_big_split] {
+            assert!(too_big
+                .unwrap_err()
+                .to_string()
+                .ends_with(": not a targets file"));
+        }
         assert_eq!(just_fits.unwrap().get(Role::Candidate).addrs, [v4(9003)]);
+    }
+
+    #[test]
+    fn field_rules_are_bounded_per_target() {
+        let rules =
+            |n: usize| -> String { (0..n).map(|i| format!(" drop_header=X-{i}")).collect() };
+        let file = |n| format!("{GOOD_HEAD}candidate = http://127.0.0.1:9003{}\n", rules(n));
+        let most = Targets::parse(&file(MAX_FIELD_RULES), "targets.conf").unwrap();
+        assert_eq!(
+            most.get(Role::Candidate).options.fields.len(),
+            MAX_FIELD_RULES
+        );
+        assert_eq!(
+            Targets::parse(&file(MAX_FIELD_RULES + 1), "targets.conf")
+                .unwrap_err()
+                .to_string(),
+            "targets.conf:3: drop_header: more than 100 field rules for one target"
+        );
     }
 
     #[test]

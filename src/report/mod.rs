@@ -601,22 +601,25 @@ pub(crate) fn printable(text: &str) -> Cow<'_, str> {
 }
 
 /// `printable`, with `\` kept: for a message quoting the user's own text (a targets file's
-/// line), where a doubled backslash would misquote it.
+/// line), where a doubled backslash would misquote it. Invisible characters (a BOM left
+/// mid-file by joining two files, zero-width spaces, direction marks) are escaped too: an
+/// error about `candidate` that shows nothing wrong with it would be no help.
 pub(crate) fn without_controls(text: &str) -> Cow<'_, str> {
     escaped(text, false)
 }
 
-fn escaped(text: &str, backslash: bool) -> Cow<'_, str> {
+fn escaped(text: &str, data: bool) -> Cow<'_, str> {
     use std::fmt::Write as _;
     let breaks_a_line = |c: char| {
         c.is_control()
             || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
     };
-    let plain = |c: char| !(breaks_a_line(c) || backslash && c == '\\');
+    let invisible = |c: char| matches!(c, '\u{feff}' | '\u{200b}'..='\u{200f}');
+    let plain = |c: char| !(breaks_a_line(c) || if data { c == '\\' } else { invisible(c) });
     // One pass over plain ASCII, the common case (a request target, a key).
     let ascii = text
         .bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && !(backslash && b == b'\\'));
+        .all(|b| (0x20..0x7f).contains(&b) && !(data && b == b'\\'));
     if ascii || text.chars().all(plain) {
         return Cow::Borrowed(text);
     }
