@@ -803,7 +803,8 @@ impl Proxy {
     }
 
     /// Looks host names up with `resolve` instead of the system resolver when `--dns-refresh`
-    /// comes round (for tests, and for an embedder with a service registry of its own).
+    /// comes round and when SIGHUP re-reads the targets file (for tests, and for an embedder
+    /// with a service registry of its own).
     pub fn set_resolver(
         &mut self,
         resolve: impl Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync + 'static,
@@ -1252,10 +1253,26 @@ impl Reloader {
 
 impl ReloadThread {
     /// The targets file read again. A file that names trident itself is refused like a
-    /// broken one.
+    /// broken one. A shadow's name that does not resolve this time keeps the addresses it
+    /// had, as in `look_up_again`.
     fn reload(&self, path: &Path) -> Result<Targets, targets::Error> {
-        let targets = Targets::load(path)?;
+        let mut targets = Targets::load_with(path, &*self.resolve)?;
+        let installed = Arc::clone(
+            &self
+                .installed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        let kept = targets.keep_addresses_of(&installed);
         targets.loops_back(self.listen, Some(path))?;
+        for (role, why) in kept {
+            let target = targets.get(role);
+            warn!(
+                "{role}: cannot look {} up again ({why}); keeping {}",
+                target.host,
+                target.address_list()
+            );
+        }
         targets.log_lookups(self.refresh);
         Ok(targets)
     }
@@ -1409,6 +1426,63 @@ mod tests {
         *answer.lock().unwrap() = listen;
         assert!(thread.look_up_again(&mut said).is_none());
         assert_eq!(refusals(&logged_here()), 2, "{:?}", logged_here());
+    }
+
+    #[test]
+    fn a_reload_while_a_shadows_name_does_not_resolve_keeps_its_addresses() {
+        logged_here();
+        let failing = Arc::new(Mutex::new(false));
+        let resolve: SharedResolver = {
+            let failing = Arc::clone(&failing);
+            Arc::new(move |host: &str, port: u16| {
+                if *failing.lock().unwrap() {
+                    Err(io::Error::other(format!("{host}: no answer")))
+                } else {
+                    Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))])
+                }
+            })
+        };
+        let path = std::env::temp_dir().join(format!("trident-keep-{}.conf", std::process::id()));
+        let write = |candidate: &str| {
+            let text = format!(
+                "primary = http://127.0.0.1:1\nsecondary = http://127.0.0.1:2\n\
+                 candidate = http://{candidate}\n"
+            );
+            std::fs::write(&path, text).unwrap();
+        };
+        write("one.test:48143");
+        let installed = Targets::load_with(&path, &*resolve).unwrap();
+        let thread = ReloadThread {
+            path: Some(path.clone()),
+            listen: SocketAddr::from(([127, 0, 0, 1], 48142)),
+            refresh: None,
+            resolve: Arc::clone(&resolve),
+            installed: Arc::new(Mutex::new(Arc::new(installed))),
+        };
+
+        // The same name, DNS down: the leg keeps its address, and the log says so.
+        *failing.lock().unwrap() = true;
+        let reloaded = thread.reload(&path);
+        // Another name, or another port, has no addresses to keep.
+        write("two.test:48143");
+        let renamed = thread.reload(&path);
+        write("one.test:48144");
+        let moved = thread.reload(&path);
+        let _ = std::fs::remove_file(&path);
+
+        let candidate = |targets: &Targets| targets.get(Role::Candidate).clone();
+        let kept = candidate(&reloaded.unwrap());
+        assert!(!kept.is_unresolved());
+        assert_eq!(kept.addrs, [SocketAddr::from(([127, 0, 0, 1], 48143))]);
+        assert!(candidate(&renamed.unwrap()).is_unresolved());
+        assert!(candidate(&moved.unwrap()).is_unresolved());
+        assert!(
+            logged_here().iter().any(|line| line
+                == "candidate: cannot look one.test up again (one.test: no answer); \
+                    keeping 127.0.0.1:48143"),
+            "{:?}",
+            logged_here()
+        );
     }
 
     #[test]

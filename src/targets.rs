@@ -243,6 +243,11 @@ impl Targets {
     /// reading one waits for a writer, and a reload thread stuck there takes every later
     /// SIGHUP with it.
     pub fn load(path: &Path) -> Result<Targets, Error> {
+        Targets::load_with(path, &resolve)
+    }
+
+    /// `load`, with host names looked up by `resolve`, as `parse_with`.
+    pub fn load_with(path: &Path, resolve: Resolver) -> Result<Targets, Error> {
         let file = path.display().to_string();
         let cannot_read = |err: io::Error| Error::new(&*file, None, format!("cannot read: {err}"));
         // Non-blocking, so that opening a FIFO does not wait for a writer before its type
@@ -286,7 +291,7 @@ impl Targets {
             let line = err.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
             Error::new(&*file, Some(line), "not UTF-8 text".to_string())
         })?;
-        Targets::parse(&text, &file)
+        parse_file(&text, &file, resolve)
     }
 
     /// Parses targets-file text; `file` names it in errors.
@@ -340,6 +345,25 @@ impl Targets {
             }
         }
         (targets, failures)
+    }
+
+    /// A reload's shadows whose names did not resolve this time take the addresses the
+    /// same name had in `installed`: a lookup failing for a moment (a DNS server restarting)
+    /// must not fail every exchange of a leg that works, as `looked_up_again` does not. The
+    /// lookups failed so come back, with their role and error, for the caller to say.
+    pub fn keep_addresses_of(&mut self, installed: &Targets) -> Vec<(Role, String)> {
+        let mut kept = Vec::new();
+        for (target, before) in self.legs.iter_mut().zip(installed.iter()) {
+            if target.is_unresolved()
+                && !before.is_unresolved()
+                && (target.host.as_str(), target.port) == (before.host.as_str(), before.port)
+            {
+                let why = target.lookup_error.take();
+                target.addrs.clone_from(&before.addrs);
+                kept.push((target.role, why.unwrap_or_else(|| "no addresses".into())));
+            }
+        }
+        kept
     }
 
     /// A note for each target whose host name has several addresses: which one trident
