@@ -81,14 +81,35 @@ fn holds_encrypted_key(file: &Path) -> bool {
             .any(|marker| text.windows(marker.len()).any(|w| w == *marker))
 }
 
+/// Why a PEM file could not be read, in words: the library's own name the end marker it
+/// missed as a list of byte values (`[67, 69, 82, …]`).
+fn pem_failure(e: &pem::Error) -> String {
+    match e {
+        pem::Error::MissingSectionEnd { end_marker } => format!(
+            "no \"-----END {}-----\" line after its BEGIN line: the file is cut short",
+            String::from_utf8_lossy(end_marker).trim()
+        ),
+        pem::Error::IllegalSectionStart { line } => format!(
+            "a malformed BEGIN line: \"{}\"",
+            crate::report::without_controls(&String::from_utf8_lossy(line))
+        ),
+        pem::Error::Base64Decode(why) => {
+            format!("a PEM section that is not base64 ({why}); is a line missing or extra?")
+        }
+        pem::Error::Io(err) => err.to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// The listener's configuration from a PEM certificate chain and a PEM private key.
 pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConfig>, Error> {
     let certs = pem_file(cert_file)
         .and_then(|file| CertificateDer::pem_reader_iter(file).collect::<Result<Vec<_>, _>>())
         .map_err(|e| {
             Error(format!(
-                "{}: cannot read certificates: {e}",
-                cert_file.display()
+                "{}: cannot read certificates: {}",
+                cert_file.display(),
+                pem_failure(&e)
             ))
         })?;
     if certs.is_empty() {
@@ -101,13 +122,17 @@ pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConf
         .and_then(PrivateKeyDer::from_pem_reader)
         .map_err(|e| {
             let why = match e {
-                pem::Error::NoItemsFound if holds_encrypted_key(key_file) => {
+                // OpenSSL's older form has header lines (`Proc-Type:`) inside the section,
+                // which read as bad base64.
+                pem::Error::NoItemsFound | pem::Error::Base64Decode(_)
+                    if holds_encrypted_key(key_file) =>
+                {
                     "the key is encrypted; trident needs it unencrypted (openssl pkey -in KEY \
                      -out PLAIN.key)"
                         .to_string()
                 }
                 pem::Error::NoItemsFound => "no PEM private key in it".to_string(),
-                e => format!("cannot read a private key: {e}"),
+                e => format!("cannot read a private key: {}", pem_failure(&e)),
             };
             Error(format!("{}: {why}", key_file.display()))
         })?;
@@ -117,8 +142,16 @@ pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConf
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| {
+            let why = match e {
+                rustls::Error::InconsistentKeys(_) => {
+                    "the key is not the first certificate's (the file starts with the \
+                     server's own certificate, then its intermediates)"
+                        .to_string()
+                }
+                e => e.to_string(),
+            };
             Error(format!(
-                "{} / {}: {e}",
+                "{} / {}: {why}",
                 cert_file.display(),
                 key_file.display()
             ))
@@ -147,7 +180,13 @@ pub fn client_configs(ca_file: Option<&Path>) -> Result<ClientConfigs, Error> {
                 .and_then(|file| {
                     CertificateDer::pem_reader_iter(file).collect::<Result<Vec<_>, _>>()
                 })
-                .map_err(|e| Error(format!("{}: cannot read certificates: {e}", path.display())))?;
+                .map_err(|e| {
+                    Error(format!(
+                        "{}: cannot read certificates: {}",
+                        path.display(),
+                        pem_failure(&e)
+                    ))
+                })?;
             listed.clone_from(&certs);
             let (added, _ignored) = roots.add_parsable_certificates(certs);
             if added == 0 {

@@ -57,12 +57,32 @@ impl fmt::Display for TlsFailure {
             E::NotValidYet | E::NotValidYetContext { .. } => f.write_str("not valid yet"),
             E::Revoked => f.write_str("revoked"),
             E::BadSignature => f.write_str("bad signature"),
+            E::BadEncoding => f.write_str("not a well-formed certificate"),
+            E::UnsupportedSignatureAlgorithmContext { .. }
+            | E::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => f.write_str(
+                "signed with an algorithm trident does not accept (SHA-1, say; tls_verify=off \
+                 accepts any)",
+            ),
+            E::InvalidPurpose | E::InvalidPurposeContext { .. } => {
+                f.write_str("not issued for a server (its extended key usage names other purposes)")
+            }
+            E::UnhandledCriticalExtension => {
+                f.write_str("it has a critical extension trident does not know")
+            }
             other if crate::tls::is_ca_used_as_end_entity(other) => write!(
                 f,
                 "a CA certificate used as the server's own, as a self-signed `openssl req \
                  -x509` one is ({TRUST})"
             ),
-            other => write!(f, "{other:?}"),
+            E::UnknownRevocationStatus => f.write_str("its revocation status is unknown"),
+            E::ExpiredRevocationList | E::ExpiredRevocationListContext { .. } => {
+                f.write_str("the revocation list to check it against has expired")
+            }
+            E::InvalidOcspResponse => f.write_str("an invalid OCSP response"),
+            E::ApplicationVerificationFailure => f.write_str("refused by the verifier"),
+            E::Other(other) => write!(f, "{other}"),
+            // What a later rustls adds, in its words.
+            other => write!(f, "{other}"),
         }
     }
 }
@@ -288,5 +308,48 @@ impl Write for Transport {
 
     fn flush(&mut self) -> io::Result<()> {
         self.send_pending()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TlsFailure;
+    use rustls::{CertificateError as E, ExtendedKeyPurpose};
+
+    fn said(problem: E) -> String {
+        TlsFailure(rustls::Error::InvalidCertificate(problem)).to_string()
+    }
+
+    #[test]
+    fn refused_certificates_are_told_in_words_not_as_rust_values() {
+        let rows = [
+            (
+                E::InvalidPurposeContext {
+                    required: ExtendedKeyPurpose::ServerAuth,
+                    presented: vec![ExtendedKeyPurpose::ClientAuth],
+                },
+                "certificate refused: not issued for a server (its extended key usage names \
+                 other purposes)",
+            ),
+            (
+                E::UnsupportedSignatureAlgorithmContext {
+                    signature_algorithm_id: vec![6, 9, 42, 134],
+                    supported_algorithms: Vec::new(),
+                },
+                "certificate refused: signed with an algorithm trident does not accept (SHA-1, \
+                 say; tls_verify=off accepts any)",
+            ),
+            (
+                E::BadEncoding,
+                "certificate refused: not a well-formed certificate",
+            ),
+        ];
+        for (problem, words) in rows {
+            assert_eq!(said(problem), words);
+        }
+        assert_eq!(
+            said(E::ExpiredRevocationList),
+            "certificate refused: the revocation list to check it against has expired"
+        );
     }
 }

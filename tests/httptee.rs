@@ -882,6 +882,18 @@ fn check_refuses_tls_files_it_cannot_use_and_names_them() {
         "encrypted",
         "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBvTBXBgkqhkiG9w0BBQ0w\n-----END ENCRYPTED PRIVATE KEY-----\n",
     );
+    // OpenSSL's older form (`openssl rsa -des3 -traditional`): header lines in the section.
+    let encrypted_traditional = PemFile::new(
+        "encrypted-traditional",
+        "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\
+         DEK-Info: DES-EDE3-CBC,0123456789ABCDEF\n\nMIIBvTBXBgkqhkiG9w0BBQ0w\n\
+         -----END RSA PRIVATE KEY-----\n",
+    );
+    let cert_pem = std::fs::read_to_string(cert.path()).unwrap();
+    let cut_short = PemFile::new(
+        "cut-short",
+        &cert_pem[..cert_pem.find("-----END").expect("an END line")],
+    );
     let missing = std::env::temp_dir().join(format!("trident-missing-{}.pem", std::process::id()));
     let missing = missing.to_str().unwrap();
     let targets = TargetsFile::for_urls(
@@ -919,12 +931,36 @@ fn check_refuses_tls_files_it_cannot_use_and_names_them() {
             vec!["--tls-cert", cert.arg(), "--tls-key", encrypted.arg()],
             vec![encrypted.arg(), "the key is encrypted"],
         ),
+        (
+            vec![
+                "--tls-cert",
+                cert.arg(),
+                "--tls-key",
+                encrypted_traditional.arg(),
+            ],
+            vec![encrypted_traditional.arg(), "the key is encrypted"],
+        ),
+        (
+            vec!["--tls-cert", cut_short.arg(), "--tls-key", key.arg()],
+            vec![
+                cut_short.arg(),
+                "no \"-----END CERTIFICATE-----\" line after its BEGIN line: the file is cut short",
+            ],
+        ),
         // A key that is not the certificate's.
         (
             vec!["--tls-cert", cert.arg(), "--tls-key", other_key.arg()],
-            vec![cert.arg(), other_key.arg()],
+            vec![
+                cert.arg(),
+                other_key.arg(),
+                "the key is not the first certificate's",
+            ],
         ),
         (vec!["--ca-file", missing], vec![missing]),
+        (
+            vec!["--ca-file", cut_short.arg()],
+            vec![cut_short.arg(), "the file is cut short"],
+        ),
         (vec!["--ca-file", garbage.arg()], vec![garbage.arg()]),
     ];
     for (flags, names) in rows {

@@ -377,6 +377,23 @@ fn a_bad_upstream_certificate_is_refused_on_that_leg_and_the_client_still_answer
 }
 
 #[test]
+fn a_certificate_not_meant_for_a_server_is_refused_in_words() {
+    let trusted = Trusted::new();
+    let for_clients = trusted.ca.issue_for_clients(&["localhost"]);
+    let (p, s) = (Upstream::named("primary"), Upstream::named("secondary"));
+    let c = TlsUpstream::named("candidate", &for_clients);
+    let (pu, su, cu) = (p.url(), s.url(), c.url());
+    let trident = Trident::with_urls(&pu, &su, &cu, &["--ca-file", trusted.file.arg()]);
+    assert_eq!(trident.client().exchange(&get("/eku")).status, 200);
+    let block = &trident.wait_blocks(1, WAIT)[0];
+    assert_eq!(
+        assert_certificate_refused(block.candidate()),
+        "tls: certificate refused: not issued for a server (its extended key usage names \
+         other purposes)"
+    );
+}
+
+#[test]
 fn a_primary_with_a_refused_certificate_gets_the_client_a_502() {
     let trusted = Trusted::new();
     let unknown = TestCa::new("unknown CA").issue(&["localhost"]);

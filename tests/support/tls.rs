@@ -54,6 +54,18 @@ impl TestCa {
         Leaf::new(&cert, &key)
     }
 
+    /// `issue`, for client authentication only (an extended key usage that leaves out
+    /// servers): a certificate a server must not present.
+    pub fn issue_for_clients(&self, names: &[&str]) -> Leaf {
+        let key = KeyPair::generate().expect("leaf key");
+        let mut params = leaf_params(names);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("sign a leaf");
+        Leaf::new(&cert, &key)
+    }
+
     /// The CA certificate in PEM, for `--ca-file`.
     pub fn pem(&self) -> String {
         self.cert.pem()
