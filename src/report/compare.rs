@@ -656,10 +656,32 @@ fn compare_bodies(
     if p.content_encoding == o.content_encoding && p.body.bytes == o.body.bytes {
         return false;
     }
-    let (Payload::Bytes(mine), Payload::Bytes(theirs)) =
-        (p.payload(rules.cap), o.payload(rules.cap))
-    else {
-        return by_decoded_hash(p, o, rules, out).unwrap_or_else(|| by_hash(out));
+    let (mine, theirs) = match (p.payload(rules.cap), o.payload(rules.cap)) {
+        (Payload::Bytes(mine), Payload::Bytes(theirs)) => (mine, theirs),
+        // Neither decodes: their bytes, as sent, are all there is to compare.
+        (Payload::Corrupt, Payload::Corrupt) => {
+            if p.body.bytes == o.body.bytes {
+                return false;
+            }
+            let (primary, other) = abbreviate::bytes_pair(&p.body.bytes, &o.body.bytes);
+            out.push_with("body", || primary, || other);
+            return false;
+        }
+        // One does not decode in its coding: a client reads nothing of it, however alike
+        // the bytes it sent are to what the other's decode to.
+        (Payload::Corrupt, _) | (_, Payload::Corrupt) => {
+            let says = |r: &Response<'_>| match r.payload(rules.cap) {
+                Payload::Corrupt => format!(
+                    "{} bytes that do not decode as {}",
+                    r.body_bytes,
+                    r.content_encoding.as_deref().unwrap_or_default()
+                ),
+                _ => "decodes".to_string(),
+            };
+            out.push_with("body coding", || says(p), || says(o));
+            return false;
+        }
+        _ => return by_decoded_hash(p, o, rules, out).unwrap_or_else(|| by_hash(out)),
     };
     if mine == theirs {
         return false;
@@ -702,6 +724,7 @@ fn by_decoded_hash(
         }
         match r.payload(rules.cap) {
             Payload::Bytes(bytes) => Some((bytes.len() as u64, BodyHash::of(bytes))),
+            Payload::Corrupt => Some((r.body_bytes, r.body.hash())),
             Payload::TooLarge => decoded_hash(
                 r.content_encoding.as_deref(),
                 &r.body.bytes,
@@ -1225,6 +1248,31 @@ mod tests {
                 response(200, &gz, &gzip(br#"{"user":{"name":"bob"}}"#))
             ),
             ["body user.name"]
+        );
+    }
+
+    #[test]
+    fn a_body_that_does_not_decode_in_its_coding_differs_from_one_that_does() {
+        let body = br#"{"user":{"name":"ada"}}"#;
+        let gz = format!("{JSON}Content-Encoding: gzip\r\n");
+        // Labelled gzip, sent plain: its bytes are the other's content, and no client can
+        // read it.
+        assert_eq!(
+            pair(response(200, &gz, &gzip(body)), response(200, &gz, body)),
+            ["body coding"]
+        );
+        assert_eq!(
+            pair(response(200, &gz, body), response(200, &gz, &gzip(body))),
+            ["body coding"]
+        );
+        // Neither decodes: compared as sent.
+        assert_eq!(
+            pair(response(200, &gz, b"plain"), response(200, &gz, b"plain")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            pair(response(200, &gz, b"plain"), response(200, &gz, b"other")),
+            ["body"]
         );
     }
 

@@ -20,10 +20,13 @@ pub enum Payload<'a> {
     Bytes(Cow<'a, [u8]>),
     /// Decoded, it would be larger than the cap: compare the hash of the encoded bytes.
     TooLarge,
+    /// It says `gzip` or `deflate` and does not decode so: no client could read it, whatever
+    /// its bytes say as they stand.
+    Corrupt,
 }
 
 /// Undoes `content_encoding` (the field's value, codings in the order applied) on `body`,
-/// producing at most `cap` bytes. Unknown codings and corrupt data leave the bytes as sent.
+/// producing at most `cap` bytes. Unknown codings leave the bytes as sent.
 pub fn decode<'a>(content_encoding: Option<&str>, body: &'a [u8], cap: usize) -> Payload<'a> {
     let Some(codings) = content_encoding else {
         return Payload::Bytes(Cow::Borrowed(body));
@@ -53,7 +56,7 @@ pub fn decode<'a>(content_encoding: Option<&str>, body: &'a [u8], cap: usize) ->
         match decoded {
             Ok(Some(bytes)) => current = Cow::Owned(bytes),
             Ok(None) => return Payload::TooLarge,
-            Err(_) => return Payload::Bytes(Cow::Borrowed(body)),
+            Err(_) => return Payload::Corrupt,
         }
     }
     Payload::Bytes(current)
@@ -134,7 +137,7 @@ mod tests {
     fn bytes(payload: Payload<'_>) -> Vec<u8> {
         match payload {
             Payload::Bytes(b) => b.into_owned(),
-            Payload::TooLarge => panic!("too large"),
+            other => panic!("not decoded: {other:?}"),
         }
     }
 
@@ -158,15 +161,30 @@ mod tests {
     }
 
     #[test]
-    fn unknown_or_broken_codings_compare_as_sent() {
+    fn unknown_codings_compare_as_sent() {
         let rows: Vec<(&str, Vec<u8>)> = vec![
             ("br", b"\x0b\x02\x80hello".to_vec()),
-            ("gzip", b"not gzip at all".to_vec()),
-            ("deflate", b"\xff\xff\xff".to_vec()),
             ("gzip, gzip, gzip", gzip(&gzip(&gzip(b"x")))),
         ];
         for (coding, body) in rows {
             assert_eq!(bytes(decode(Some(coding), &body, 1024)), body, "{coding}");
+        }
+    }
+
+    #[test]
+    fn a_known_coding_that_does_not_decode_is_corrupt() {
+        let rows: Vec<(&str, Vec<u8>)> = vec![
+            ("gzip", b"not gzip at all".to_vec()),
+            ("deflate", b"\xff\xff\xff".to_vec()),
+            ("gzip", gzip(b"cut short")[..12].to_vec()),
+            ("deflate, gzip", gzip(b"gzip alone")),
+        ];
+        for (coding, body) in rows {
+            assert_eq!(
+                decode(Some(coding), &body, 1024),
+                Payload::Corrupt,
+                "{coding}"
+            );
         }
     }
 
