@@ -61,7 +61,8 @@ const BATCH_PAUSE: Duration = Duration::from_millis(5);
 /// Output is written in batches of whole blocks up to about this size (or sooner, whenever
 /// the channel is empty), so a burst costs a few writes instead of one per block.
 const WRITE_BATCH: usize = 64 * 1024;
-/// Closed epochs kept for `--report FILE` (each reload closes one).
+/// Closed epochs kept for `--report FILE` (each reload closes one). Without `--report`
+/// none is kept: nothing would read them.
 const KEPT_EPOCHS: usize = 16;
 
 /// How stdout shows exchanges.
@@ -710,8 +711,10 @@ struct Reporter<'a> {
     namer: endpoint::Namer,
     backlog: Arc<Backlog>,
     epoch: stats::Epoch,
-    /// JSON summaries of closed epochs, oldest first, at most `KEPT_EPOCHS`.
-    closed: VecDeque<Value>,
+    /// JSON summaries of closed epochs for `--report`, oldest first, at most `KEPT_EPOCHS`,
+    /// as text: a `Value` takes several times the memory, and an epoch of many noisy fields
+    /// runs to megabytes of samples.
+    closed: VecDeque<String>,
     /// The closed epochs that failed.
     failed_epochs: Vec<u64>,
     /// The last write of `--report FILE` failed.
@@ -882,10 +885,12 @@ impl<'a> Reporter<'a> {
         if fails {
             self.failed_epochs.push(self.epoch.number);
         }
-        if self.closed.len() == KEPT_EPOCHS {
-            self.closed.pop_front();
+        if self.settings.report_file.is_some() {
+            if self.closed.len() == KEPT_EPOCHS {
+                self.closed.pop_front();
+            }
+            self.closed.push_back(json.to_string());
         }
-        self.closed.push_back(json);
     }
 
     /// Writes the current epoch's summary to the report file and stdout; returns its JSON,
@@ -905,7 +910,7 @@ impl<'a> Reporter<'a> {
         let (fails, verdict) = (report.fails(), report.verdict(&self.failed_epochs));
         // The file first: once the summary shows on stdout, the file says the same.
         if let Some(path) = &self.settings.report_file {
-            self.report_failed = !write_report_file(path, &self.report_json(trigger, &json));
+            self.report_failed = !write_report_file(path, &self.report_text(trigger, &json));
         }
         match self.settings.format {
             Format::Text => {
@@ -934,16 +939,15 @@ impl<'a> Reporter<'a> {
         (json, fails, verdict)
     }
 
-    /// The whole `--report` document: every kept closed epoch, then `current` (the one
-    /// being reported).
-    fn report_json(&self, trigger: summary::Trigger, current: &Value) -> Value {
+    /// The whole `--report` document, pretty-printed: every kept closed epoch, then
+    /// `current` (the one being reported). The kept epochs are parsed back one at a time, so
+    /// that no more than one is ever a `Value` beside `current`.
+    fn report_text(&self, trigger: summary::Trigger, current: &Value) -> Vec<u8> {
         let mut failed = self.failed_epochs.clone();
         if current["verdict"]["epoch_fails"] == json!(true) {
             failed.push(self.epoch.number);
         }
-        let mut epochs: Vec<&Value> = self.closed.iter().collect();
-        epochs.push(current);
-        json!({
+        let head = json!({
             "trident": env!("CARGO_PKG_VERSION"),
             "written": match trigger {
                 summary::Trigger::Signal => "SIGUSR1",
@@ -952,8 +956,12 @@ impl<'a> Reporter<'a> {
             },
             "verdict": current["verdict"]["candidate"].clone(),
             "failed_epochs": failed,
-            "epochs": epochs,
-        })
+        });
+        let closed = self
+            .closed
+            .iter()
+            .map(|text| serde_json::from_str::<Value>(text).unwrap_or(Value::Null));
+        pretty_with_epochs(&head, closed.chain(std::iter::once(current.clone())))
     }
 
     /// The final summary; the verdict over every epoch.
@@ -995,21 +1003,42 @@ impl<'a> Reporter<'a> {
     }
 }
 
+/// `head` (an object) pretty-printed as serde_json prints it, with an `epochs` array of
+/// `epochs` first among its keys, where its sorted keys put it.
+fn pretty_with_epochs(head: &Value, epochs: impl Iterator<Item = Value>) -> Vec<u8> {
+    let mut out = b"{\n  \"epochs\": [".to_vec();
+    for (i, epoch) in epochs.enumerate() {
+        out.extend_from_slice(if i == 0 { b"\n    " } else { b",\n    " });
+        // A string holds no raw line end (it is escaped), so each is a line to indent.
+        for byte in serde_json::to_vec_pretty(&epoch).unwrap_or_default() {
+            match byte {
+                b'\n' => out.extend_from_slice(b"\n    "),
+                byte => out.push(byte),
+            }
+        }
+    }
+    out.extend_from_slice(b"\n  ]");
+    let rest = serde_json::to_vec_pretty(head).unwrap_or_default();
+    match rest.strip_prefix(b"{\n") {
+        Some(fields) => {
+            out.extend_from_slice(b",\n");
+            out.extend_from_slice(fields);
+        }
+        None => out.extend_from_slice(b"\n}"),
+    }
+    out.push(b'\n');
+    out
+}
+
 /// Replaces `path` with `report` whole: written beside it, then renamed over it, so a reader
 /// never sees half a file. False (and a warning) when it could not be written.
-fn write_report_file(path: &Path, report: &Value) -> bool {
+fn write_report_file(path: &Path, report: &[u8]) -> bool {
     let path = &report_target(path);
     // A name of trident's own beside it: a `FILE.tmp` of the user's is left alone.
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".trident-{}.tmp", std::process::id()));
     let tmp = PathBuf::from(tmp);
-    let written = serde_json::to_vec_pretty(report)
-        .map_err(io::Error::from)
-        .and_then(|mut bytes| {
-            bytes.push(b'\n');
-            std::fs::write(&tmp, bytes)
-        })
-        .and_then(|()| std::fs::rename(&tmp, path));
+    let written = std::fs::write(&tmp, report).and_then(|()| std::fs::rename(&tmp, path));
     match written {
         Ok(()) => true,
         Err(err) => {
@@ -1089,10 +1118,7 @@ mod tests {
         std::fs::write(&users, b"mine").unwrap();
         assert_eq!(check_report_path(&link), Ok(()));
         assert_eq!(std::fs::read(&users).unwrap(), b"mine");
-        assert!(write_report_file(
-            &link,
-            &serde_json::json!({"written": "test"})
-        ));
+        assert!(write_report_file(&link, b"{\n  \"written\": \"test\"\n}\n"));
         assert!(std::fs::symlink_metadata(&link)
             .unwrap()
             .file_type()
@@ -1112,10 +1138,7 @@ mod tests {
         let theirs = dir.join("store/new.json.tmp");
         std::fs::write(&theirs, b"mine").unwrap();
         assert_eq!(check_report_path(&ahead), Ok(()));
-        assert!(write_report_file(
-            &ahead,
-            &serde_json::json!({"written": "first"})
-        ));
+        assert!(write_report_file(&ahead, b"{\"written\": \"first\"}"));
         assert!(std::fs::symlink_metadata(&ahead)
             .unwrap()
             .file_type()
@@ -1134,6 +1157,27 @@ mod tests {
         let refused = check_report_path(Path::new("/dev/null")).unwrap_err();
         assert!(refused.contains("is not a regular file"), "{refused}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_report_is_printed_as_serde_json_prints_the_whole_document() {
+        let head = serde_json::json!({
+            "trident": "0.1.0", "written": "reload", "verdict": "PASS", "failed_epochs": [0],
+        });
+        let epochs = vec![
+            serde_json::json!({"epoch": 0, "endpoints": [{"name": "GET /a", "fields": {}}],
+                               "sample": "line\nbreak", "empty": []}),
+            serde_json::json!({"epoch": 1, "nested": {"deep": [[1, 2], {"x": null}]}}),
+        ];
+        let mut whole = head.clone();
+        whole["epochs"] = Value::Array(epochs.clone());
+        let mut expected = serde_json::to_vec_pretty(&whole).unwrap();
+        expected.push(b'\n');
+        let got = pretty_with_epochs(&head, epochs.into_iter());
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
     }
 
     #[test]
@@ -1506,6 +1550,20 @@ mod tests {
             "{text}"
         );
         assert_eq!(verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn closed_epochs_are_kept_only_for_a_report_file() {
+        let settings = Settings::default();
+        let mut reporter = Reporter::new(&settings, Arc::new(Backlog::default()));
+        let mut out = Vec::new();
+        for epoch in 0..4 {
+            for record in regression_and_noise(epoch, 1 + epoch * 1000) {
+                reporter.handle(&record, &mut out);
+            }
+        }
+        assert_eq!(reporter.failed_epochs, [0, 1, 2]);
+        assert!(reporter.closed.is_empty());
     }
 
     #[test]
