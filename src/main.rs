@@ -413,6 +413,7 @@ fn run(config: &Config) -> ExitCode {
                 return ExitCode::from(EXIT_TROUBLE);
             }
         };
+    sender.serve_reactors(config.reactors);
     let mut running = Vec::new();
     for (n, follower) in followers.into_iter().enumerate() {
         let sender = sender.clone();

@@ -846,6 +846,55 @@ fn a_reload_reports_the_old_epoch_and_starts_a_new_one() {
     assert_eq!(json["failed_epochs"], serde_json::json!([0]));
 }
 
+/// Exchanges in flight at a reload count in the epoch they began in, however long the old
+/// candidate takes, though the new epoch's come first: a regressing candidate slower than its
+/// replacement is still caught.
+#[test]
+fn a_reload_waits_for_the_old_epochs_slow_exchanges() {
+    let p = Upstream::start(|_| Reply::ok("stable"));
+    let s = Upstream::start(|_| Reply::ok("stable"));
+    let slow = Upstream::start(|_| Reply::ok("broken").delay(Duration::from_millis(1500)));
+    let fixed = Upstream::start(|_| Reply::ok("stable"));
+    let file = TargetsFile::for_urls(&p.url(), &s.url(), &slow.url());
+    let mut trident =
+        Trident::spawn(&["--targets", file.arg(), "--exit-code", "--min-samples", "5"]);
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let mut client = trident.client();
+            std::thread::spawn(move || client.exchange(&get(&format!("/item/{i}"))).status)
+        })
+        .collect();
+    for client in clients {
+        assert_eq!(client.join().unwrap(), 200);
+    }
+    // The primary answered all eight; the old candidate has all eight still to answer.
+    assert!(trident.blocks().is_empty(), "{}", trident.output());
+    file.write(&targets_text(&p.url(), &s.url(), &fixed.url()));
+    trident.signal("HUP");
+    trident.wait_stderr("targets reloaded", WAIT);
+    assert_eq!(trident.client().exchange(&get("/item/new")).status, 200);
+    trident.wait_blocks(9, WAIT);
+    assert_eq!(stop(&mut trident), Some(1), "{}", trident.output());
+    let stdout = trident.stdout();
+    let all = summaries(&stdout);
+    assert_eq!(all.len(), 2, "{stdout}");
+    assert!(
+        all[0][0].starts_with("SUMMARY epoch 0 (reloaded): 8 exchanges, 0 not compared;"),
+        "{:?}",
+        all[0]
+    );
+    assert_eq!(regressions(&all[0]).len(), 1, "{:?}", all[0]);
+    assert!(
+        all[1][0].starts_with("SUMMARY epoch 1 (final): 1 exchange, 0 not compared;"),
+        "{:?}",
+        all[1]
+    );
+    assert_eq!(
+        all[1].last().map(String::as_str),
+        Some("VERDICT candidate: FAIL — epoch 0 regressed (epoch 1 undecided)")
+    );
+}
+
 /// A summary larger than stdout's queue (1 MiB: 500 endpoints, each with 17 long-named
 /// fields the candidate changes, 16 of them listed) reaches a reader that keeps reading,
 /// whole.

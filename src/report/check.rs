@@ -211,9 +211,22 @@ pub(super) fn run_all(
     records: impl IntoIterator<Item = ExchangeRecord>,
     settings: &Settings,
 ) -> (String, Verdict) {
+    let records: Vec<ExchangeRecord> = records.into_iter().collect();
     let (sender, receiver) = channel();
-    for record in records {
-        assert!(sender.offer(record), "the channel took a record");
+    // As a reactor does: a reload announces its epoch before the first exchange of it, with
+    // the older exchanges still to come as in flight, each counted out once it is handed over.
+    let mut epoch = 0;
+    for (i, record) in records.iter().enumerate() {
+        while record.epoch > epoch {
+            let in_flight = records[i..].iter().filter(|r| r.epoch == epoch).count();
+            epoch += 1;
+            sender.announce_epoch(epoch, in_flight as u64);
+        }
+        let older = record.epoch < epoch;
+        assert!(sender.offer(record.clone()), "the channel took a record");
+        if older {
+            sender.older_finished();
+        }
     }
     drop(sender);
     let mut out = Vec::new();

@@ -50,10 +50,10 @@ pub const CHANNEL_CAPACITY: usize = 4096;
 pub const BACKLOG_BYTES: usize = 64 * 1024 * 1024;
 /// How often the idle reporting thread looks at the SIGUSR1 flag.
 const SIGNAL_POLL: Duration = Duration::from_millis(200);
-/// After a reload that begins an epoch, how long no exchange may come before the old epoch is
-/// closed (summary and report) without waiting for the new epoch's first: time for the old
-/// epoch's exchanges still in flight to arrive and be counted in it.
-const EPOCH_GRACE: Duration = Duration::from_secs(1);
+/// Epochs counted at once while the oldest waits for its exchanges in flight: past it (a
+/// reload storm under long exchanges) the oldest is reported, and its stragglers count as
+/// late, so that the reporting thread's memory stays bounded.
+const MAX_OPEN_EPOCHS: usize = 4;
 /// After how long without an exchange the freed memory of a burst goes back to the system.
 const IDLE_TRIM: Duration = Duration::from_secs(1);
 /// How long the reporting thread sleeps between batches while records keep coming.
@@ -361,9 +361,13 @@ pub struct Backlog {
     /// counts its own epoch's. Touched only when one is dropped (the reporting thread is
     /// behind) or abandoned, and at each summary.
     not_compared: Mutex<BTreeMap<u64, u64>>,
-    /// The newest epoch a reload began: a quiet service sends no exchange of it to close the
-    /// old one, so the reporting thread closes it itself (`EPOCH_GRACE`).
+    /// The newest epoch a reload began (every reactor says so at its own install).
     announced_epoch: AtomicU64,
+    /// Epochs begun, summed over the reactors: each reactor begins every epoch, in order, so
+    /// all of them run the newest when this is `reactors` times `announced_epoch`.
+    announcements: AtomicU64,
+    /// Reactors sending (1 unless `--reactors`).
+    reactors: AtomicU64,
     /// Exchanges of epochs a reload ended that are still in flight: the old epoch is not
     /// closed under them (they would count in none). Touched only by those exchanges.
     older_in_flight: AtomicU64,
@@ -399,6 +403,17 @@ impl Backlog {
     fn not_compared_through(&self, epoch: u64) -> u64 {
         self.dropped().range(..=epoch).map(|(_, n)| n).sum()
     }
+
+    /// The newest epoch a reload began, once every exchange of the epochs before it has been
+    /// handed over (or dropped): every reactor runs it, and none has an older one in flight.
+    fn older_epochs_complete(&self) -> Option<u64> {
+        // In this order: a reactor adds its exchanges in flight before it counts itself in.
+        let announced = self.announced_epoch.load(Ordering::SeqCst);
+        let announcements = self.announcements.load(Ordering::SeqCst);
+        let reactors = self.reactors.load(Ordering::SeqCst).max(1);
+        let all_in = announcements == reactors * announced;
+        (all_in && self.older_in_flight.load(Ordering::SeqCst) == 0).then_some(announced)
+    }
 }
 
 /// The sending side the reactor holds. `offer` never blocks.
@@ -415,20 +430,26 @@ impl ReportSender {
         self.backlog.count_not_compared(epoch, n);
     }
 
-    /// A reload began epoch `epoch` (every reactor says so; the newest counts), with
-    /// `in_flight` exchanges of the epoch it ended still under way.
+    /// `n` reactors send through this channel (each with its own clone), each beginning
+    /// every epoch: the old one closes once all of them have. Before any is started.
+    pub fn serve_reactors(&self, n: usize) {
+        self.backlog.reactors.store(n as u64, Ordering::SeqCst);
+    }
+
+    /// A reload began epoch `epoch` on one reactor (every reactor says so), with `in_flight`
+    /// exchanges of the epoch it ended still under way there.
     pub fn announce_epoch(&self, epoch: u64, in_flight: u64) {
-        self.backlog
+        let backlog = &self.backlog;
+        backlog
             .older_in_flight
-            .fetch_add(in_flight, Ordering::Relaxed);
-        self.backlog
-            .announced_epoch
-            .fetch_max(epoch, Ordering::Relaxed);
+            .fetch_add(in_flight, Ordering::SeqCst);
+        backlog.announced_epoch.fetch_max(epoch, Ordering::SeqCst);
+        backlog.announcements.fetch_add(1, Ordering::SeqCst);
     }
 
     /// An exchange of an epoch a reload ended is over (reported or not).
     pub fn older_finished(&self) {
-        self.backlog.older_in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.backlog.older_in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Hands `record` to the reporting thread if it has room (in count and in bytes);
@@ -688,6 +709,8 @@ pub fn run(
         if let Some(record) = &next {
             busy = true;
             receiver.done_with(record);
+            // Before its block: the first of a new epoch may find the old one complete.
+            reporter.settle_epochs(|| records.len(), Some(record.epoch), out);
             reporter.handle(record, out);
         }
         if signal.take() {
@@ -696,7 +719,7 @@ pub fn run(
             reporter.summarize(summary::Trigger::Signal, pending, out);
         }
         if next.is_none() {
-            reporter.close_announced_epoch(out);
+            reporter.settle_epochs(|| records.len(), None, out);
             reporter.return_memory_when_idle();
         }
     }
@@ -710,7 +733,16 @@ struct Reporter<'a> {
     rules: compare::Rules,
     namer: endpoint::Namer,
     backlog: Arc<Backlog>,
+    /// The oldest epoch not reported yet: its exchanges count here.
     epoch: stats::Epoch,
+    /// Epochs reloads began since, counted on their own until the ones before them are
+    /// complete (`settle_epochs`), oldest first, at most `MAX_OPEN_EPOCHS`.
+    newer: VecDeque<stats::Epoch>,
+    /// Records handled so far.
+    handled: u64,
+    /// Once the older epochs are complete: `handled` when the records queued then are
+    /// handled too. Those may hold the last of them, and the older epochs close after them.
+    drain_until: Option<u64>,
     /// JSON summaries of closed epochs for `--report`, oldest first, at most `KEPT_EPOCHS`,
     /// as text: a `Value` takes several times the memory, and an epoch of many noisy fields
     /// runs to megabytes of samples.
@@ -719,9 +751,6 @@ struct Reporter<'a> {
     failed_epochs: Vec<u64>,
     /// The last write of `--report FILE` failed.
     report_failed: bool,
-    /// Since when no record came, once a wait for one found none with a reload pending
-    /// (`close_announced_epoch`; a record or a closed epoch clears it).
-    idle_since: Option<Instant>,
     /// The same for `return_memory_when_idle`, and whether it was done since the last record.
     lull_since: Option<Instant>,
     memory_returned: bool,
@@ -746,10 +775,12 @@ impl<'a> Reporter<'a> {
             epoch: stats::Epoch::new(0, settings.max_endpoints),
             settings,
             backlog,
+            newer: VecDeque::new(),
+            handled: 0,
+            drain_until: None,
             closed: VecDeque::new(),
             failed_epochs: Vec::new(),
             report_failed: false,
-            idle_since: None,
             lull_since: None,
             memory_returned: true,
             endpoint: String::new(),
@@ -760,12 +791,9 @@ impl<'a> Reporter<'a> {
     }
 
     fn handle(&mut self, record: &ExchangeRecord, out: &mut dyn Console) {
-        self.idle_since = None;
         self.lull_since = None;
         self.memory_returned = false;
-        if record.epoch > self.epoch.number {
-            self.close_epoch(record.epoch, out);
-        }
+        self.handled += 1;
         // The comparison reads what upstreams sent. Should a response ever find a bug in it,
         // that exchange goes uncompared, and the thread, with every later comparison, lives.
         let (analyze, rules) = (self.analyze, &self.rules);
@@ -773,11 +801,17 @@ impl<'a> Reporter<'a> {
             .name(&record.method, &record.target, &mut self.endpoint);
         let analysis = match panic::catch_unwind(AssertUnwindSafe(|| analyze(record, rules))) {
             Ok(analysis) => {
-                if record.epoch == self.epoch.number {
-                    self.epoch.record(&self.endpoint, record, &analysis);
-                } else {
+                let (max_endpoints, oldest) = (self.settings.max_endpoints, self.epoch.number);
+                match Reporter::open_epoch(&mut self.epoch, &mut self.newer, record.epoch) {
+                    Some(epoch) => epoch.record(&self.endpoint, record, &analysis),
                     // It started before a reload and finished after its epoch was reported.
-                    self.epoch.late += 1;
+                    None if record.epoch < oldest => self.epoch.late += 1,
+                    None => {
+                        let at = self.newer.partition_point(|e| e.number < record.epoch);
+                        let mut epoch = stats::Epoch::new(record.epoch, max_endpoints);
+                        epoch.record(&self.endpoint, record, &analysis);
+                        self.newer.insert(at, epoch);
+                    }
                 }
                 analysis
             }
@@ -787,10 +821,12 @@ impl<'a> Reporter<'a> {
                      with the three responses); the exchange counts as not compared",
                     record.id
                 );
-                if record.epoch == self.epoch.number {
-                    self.epoch.not_compared += 1;
-                } else {
-                    self.epoch.late += 1;
+                let oldest = self.epoch.number;
+                match Reporter::open_epoch(&mut self.epoch, &mut self.newer, record.epoch) {
+                    Some(epoch) => epoch.not_compared += 1,
+                    None if record.epoch < oldest => self.epoch.late += 1,
+                    // Its epoch's drop count comes from the backlog when it closes.
+                    None => self.backlog.count_not_compared(record.epoch, 1),
                 }
                 compare::Analysis {
                     noise: compare::Comparison::Skipped,
@@ -809,21 +845,60 @@ impl<'a> Reporter<'a> {
         }
     }
 
-    /// Closes the current epoch once a reload began a newer one, none of the old epochs'
-    /// exchanges is still in flight, and no exchange came for `EPOCH_GRACE`: on a quiet
-    /// service the old candidate's summary and report come now, not with the next request.
-    fn close_announced_epoch(&mut self, out: &mut dyn Console) {
-        let announced = self.backlog.announced_epoch.load(Ordering::Relaxed);
+    /// The open epoch numbered `number`: the current one or one of `newer`.
+    fn open_epoch<'e>(
+        current: &'e mut stats::Epoch,
+        newer: &'e mut VecDeque<stats::Epoch>,
+        number: u64,
+    ) -> Option<&'e mut stats::Epoch> {
+        if current.number == number {
+            return Some(current);
+        }
+        newer.iter_mut().find(|e| e.number == number)
+    }
+
+    /// Reports the epochs a reload ended once all of their exchanges are counted: every
+    /// reactor runs the new epoch, none has an exchange of an older one in flight, and the
+    /// records queued at that moment (`queued`; the last of them may be among these) and the
+    /// one `in_hand` (its epoch), if it is older, are handled. Until then the new epoch's
+    /// exchanges count on their own. An old exchange however slow counts in its epoch, as do
+    /// those of a reactor that installs the reload late.
+    fn settle_epochs(
+        &mut self,
+        queued: impl FnOnce() -> usize,
+        in_hand: Option<u64>,
+        out: &mut dyn Console,
+    ) {
+        while self.newer.len() > MAX_OPEN_EPOCHS {
+            let next = self.newer.front().map_or(0, |e| e.number);
+            self.close_epoch(next, out);
+        }
+        let announced = self.backlog.announced_epoch.load(Ordering::SeqCst);
         if announced <= self.epoch.number {
+            self.drain_until = None;
             return;
         }
-        if self.backlog.older_in_flight.load(Ordering::Relaxed) > 0 {
-            self.idle_since = None;
+        let Some(complete) = self.backlog.older_epochs_complete() else {
+            self.drain_until = None;
+            return;
+        };
+        // Read after the counters: what they counted out is queued by now.
+        let until = *self.drain_until.get_or_insert_with(|| {
+            // The one in hand is handled before those queued: it counts unless it is new
+            // and nothing is queued, when the old epochs close before its block.
+            let behind = queued() as u64;
+            let new_in_hand = in_hand.is_some_and(|epoch| epoch >= complete);
+            match in_hand {
+                Some(_) if !(new_in_hand && behind == 0) => self.handled + 1 + behind,
+                _ => self.handled + behind,
+            }
+        });
+        if self.handled < until {
             return;
         }
-        let idle = self.idle_since.get_or_insert_with(Instant::now);
-        if idle.elapsed() >= EPOCH_GRACE {
-            self.close_epoch(announced, out);
+        self.drain_until = None;
+        while self.epoch.number < complete {
+            self.close_epoch(complete, out);
         }
     }
 
@@ -843,19 +918,22 @@ impl<'a> Reporter<'a> {
         }
     }
 
-    /// Reports the current epoch (unless nothing happened in it) and starts `next`. Epochs
-    /// between the two whose every exchange was dropped are reported too.
+    /// Reports the current epoch (unless nothing happened in it) and makes the next open one
+    /// current: the oldest of `newer`, else a new `next`. Epochs between the two whose every
+    /// exchange was dropped are reported too.
     fn close_epoch(&mut self, next: u64, out: &mut dyn Console) {
-        // The next reload's grace counts from its own announcement, not from this lull.
-        self.idle_since = None;
-        let later = self.absorb_not_compared(next);
+        let following = self.newer.front().map_or(next, |e| e.number);
+        let later = self.absorb_not_compared(following);
         self.report_closed(out);
         for (epoch, n) in later {
             self.epoch = stats::Epoch::new(epoch, self.settings.max_endpoints);
             self.epoch.not_compared = n;
             self.report_closed(out);
         }
-        self.epoch = stats::Epoch::new(next, self.settings.max_endpoints);
+        self.epoch = match self.newer.pop_front() {
+            Some(epoch) => epoch,
+            None => stats::Epoch::new(following, self.settings.max_endpoints),
+        };
     }
 
     /// Takes the backlog's not-compared counts of the epochs before `end` into the current
@@ -966,12 +1044,16 @@ impl<'a> Reporter<'a> {
 
     /// The final summary; the verdict over every epoch.
     fn finish(mut self, out: &mut dyn Console) -> Finished {
-        // A reload just before the stop began an epoch its grace had not closed yet: every
-        // exchange has arrived, so close it now, and the final verdict is the new
-        // candidate's (UNDECIDED with nothing in it), not the old one's.
-        let announced = self.backlog.announced_epoch.load(Ordering::Relaxed);
-        if announced > self.epoch.number {
-            self.close_epoch(announced, out);
+        // Every reactor has stopped, so every exchange has arrived: the epochs a reload ended
+        // close now, and the final verdict is the newest candidate's (UNDECIDED with nothing
+        // in it), not an older one's.
+        let announced = self.backlog.announced_epoch.load(Ordering::SeqCst);
+        let newest = self
+            .newer
+            .back()
+            .map_or(announced, |e| e.number.max(announced));
+        while self.epoch.number < newest {
+            self.close_epoch(newest, out);
         }
         // Every reactor has stopped: what is left in the backlog is this epoch's, or late.
         for (_, n) in self.absorb_not_compared(u64::MAX) {
@@ -1516,7 +1598,7 @@ mod tests {
     }
 
     #[test]
-    fn a_new_epoch_reports_the_old_one_first() {
+    fn an_old_epoch_is_reported_once_its_last_exchange_is_in() {
         let mut records = regression_and_noise(0, 1);
         // After the reload the candidate is fixed: noise only.
         let fixed: Vec<ExchangeRecord> = regression_and_noise(1, 1000)
@@ -1527,24 +1609,24 @@ mod tests {
             })
             .collect();
         records.extend(fixed);
-        // An exchange of epoch 0 that finished after the reload.
-        records.push(json_record(5000, 0, "/late", ["{}", "{}", "{}"]));
+        // An exchange of epoch 0, in flight at the reload, that finished after the new
+        // epoch's: it counts in its own epoch, which waits for it.
+        records.push(json_record(5000, 0, "/slow", ["{}", "{}", "{}"]));
         let (text, verdict) = run_all(records, &Settings::default());
         let summaries: Vec<&str> = text
             .match_indices("SUMMARY ")
             .map(|(i, _)| &text[i..])
             .collect();
         assert_eq!(summaries.len(), 2, "{text}");
-        assert!(summaries[0].starts_with("SUMMARY epoch 0 (reloaded): 70 exchanges"));
-        // The old epoch's summary comes before the first block of the new one.
-        let first_new = text.find("REQUEST 1000 ").unwrap();
+        assert!(summaries[0].starts_with("SUMMARY epoch 0 (reloaded): 71 exchanges"));
         let old_verdict = text
             .find("VERDICT candidate: FAIL — 1 endpoint regresses")
             .unwrap();
-        assert!(old_verdict < first_new);
-        assert!(summaries[1].starts_with(
-            "SUMMARY epoch 1 (final): 70 exchanges, 0 not compared, 1 from an earlier epoch not counted"
-        ));
+        assert!(text.find("REQUEST 5000 ").unwrap() < old_verdict);
+        assert!(
+            summaries[1].starts_with("SUMMARY epoch 1 (final): 70 exchanges, 0 not compared;"),
+            "{text}"
+        );
         assert!(
             text.ends_with("VERDICT candidate: FAIL — epoch 0 regressed (epoch 1 passes)\n"),
             "{text}"
@@ -1553,13 +1635,73 @@ mod tests {
     }
 
     #[test]
+    fn past_the_open_epochs_bound_the_oldest_is_reported_and_its_stragglers_are_late() {
+        let (sender, receiver) = channel();
+        let settings = Settings::default();
+        let mut reporter = Reporter::new(&settings, Arc::clone(receiver.backlog()));
+        let mut out = Vec::new();
+        // Epoch 0 waits on an exchange in flight while reloads begin five more.
+        for epoch in 1..=MAX_OPEN_EPOCHS as u64 + 1 {
+            sender.announce_epoch(epoch, u64::from(epoch == 1));
+            let record = json_record(epoch * 100, epoch, "/new", ["{}", "{}", "{}"]);
+            reporter.handle(&record, &mut out);
+            reporter.settle_epochs(|| 0, None, &mut out);
+        }
+        assert_eq!(reporter.epoch.number, 1, "epoch 0 was closed");
+        assert_eq!(reporter.newer.len(), MAX_OPEN_EPOCHS);
+        reporter.handle(&json_record(7, 0, "/slow", ["{}", "{}", "{}"]), &mut out);
+        assert_eq!(reporter.epoch.late, 1);
+        // Its last exchange in, the rest close at once, up to the newest.
+        sender.older_finished();
+        reporter.settle_epochs(|| 0, None, &mut out);
+        assert_eq!(reporter.epoch.number, MAX_OPEN_EPOCHS as u64 + 1);
+        assert!(reporter.newer.is_empty());
+        let text = String::from_utf8(out).unwrap();
+        let summaries: Vec<&str> = text.lines().filter(|l| l.starts_with("SUMMARY")).collect();
+        assert_eq!(summaries.len(), MAX_OPEN_EPOCHS, "{text}");
+        // Epoch 0 counted nothing, so it has no summary; its straggler is epoch 1's.
+        assert!(
+            summaries[0].starts_with(
+                "SUMMARY epoch 1 (reloaded): 1 exchange, 0 not compared, 1 from an earlier epoch"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn older_epochs_are_complete_once_every_reactor_began_the_new_one_with_none_in_flight() {
+        let (sender, receiver) = channel();
+        let backlog = receiver.backlog();
+        sender.serve_reactors(2);
+        assert_eq!(backlog.older_epochs_complete(), Some(0));
+        // One reactor installed the reload; the other still starts exchanges of epoch 0.
+        sender.announce_epoch(1, 0);
+        assert_eq!(backlog.older_epochs_complete(), None);
+        sender.announce_epoch(1, 2);
+        assert_eq!(backlog.older_epochs_complete(), None);
+        sender.older_finished();
+        sender.older_finished();
+        assert_eq!(backlog.older_epochs_complete(), Some(1));
+        // A reload seen by one of the two so far.
+        sender.announce_epoch(2, 0);
+        assert_eq!(backlog.older_epochs_complete(), None);
+        sender.announce_epoch(2, 0);
+        assert_eq!(backlog.older_epochs_complete(), Some(2));
+    }
+
+    #[test]
     fn closed_epochs_are_kept_only_for_a_report_file() {
         let settings = Settings::default();
-        let mut reporter = Reporter::new(&settings, Arc::new(Backlog::default()));
+        let (sender, receiver) = channel();
+        let mut reporter = Reporter::new(&settings, Arc::clone(receiver.backlog()));
         let mut out = Vec::new();
         for epoch in 0..4 {
+            if epoch > 0 {
+                sender.announce_epoch(epoch, 0);
+            }
             for record in regression_and_noise(epoch, 1 + epoch * 1000) {
                 reporter.handle(&record, &mut out);
+                reporter.settle_epochs(|| 0, None, &mut out);
             }
         }
         assert_eq!(reporter.failed_epochs, [0, 1, 2]);
