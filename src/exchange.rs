@@ -1626,11 +1626,19 @@ fn receive(
                                 );
                                 **response = ClientResponse::Streaming(framing);
                             }
+                            let mut fields = head.fields;
+                            if let (BodyLength::Empty, Some(n)) = (head.body, head.declared_length)
+                            {
+                                // For the comparison only (the client has its framing):
+                                // with no body (HEAD, 304) the length stands for it.
+                                let line = format!("Content-Length: {n}\r\n");
+                                fields.extend_from_slice(line.as_bytes());
+                            }
                             leg.response = LegResponse::Body {
                                 status: head.status,
                                 reason: head.reason,
                                 keep_alive: head.keep_alive,
-                                fields: head.fields,
+                                fields,
                                 decoder: BodyDecoder::new(head.body, limits),
                                 bytes: 0,
                                 capture: CapturedBody::new(),

@@ -366,6 +366,55 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().expect("gzip")
 }
 
+/// A HEAD response has no body to compare: its Content-Length, the length its GET would
+/// send, stands for it.
+#[test]
+fn a_head_whose_length_changes_differs() {
+    let sized = |n: usize| move |_: &RecordedRequest| Reply::ok(vec![b'x'; n]);
+    let (p, s, c) = (
+        Upstream::start(sized(5000)),
+        Upstream::start(sized(5000)),
+        Upstream::start(sized(0)),
+    );
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let head = trident
+        .client()
+        .exchange(&request("HEAD", "/file", &[("Host", "test.local")], b""));
+    assert_eq!(head.header("content-length"), Some("5000"));
+    let block = trident.wait_blocks(1, WAIT).remove(0);
+    assert_eq!(block.secondary().compared(), Some("same"), "{}", block.text);
+    assert_eq!(
+        block.candidate().compared(),
+        Some("differs: header content-length"),
+        "{}",
+        block.text
+    );
+}
+
+/// Labelled gzip, sent plain: no client could read it, whatever its bytes say.
+#[test]
+fn a_body_that_does_not_decode_in_its_coding_differs() {
+    let body = br#"{"user":{"name":"ada"}}"#;
+    let zipped = move |_: &RecordedRequest| {
+        Reply::ok(gzip(body))
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", "gzip")
+    };
+    let mislabelled = move |_: &RecordedRequest| {
+        Reply::ok(&body[..])
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", "gzip")
+    };
+    let (p, s) = (Upstream::start(zipped), Upstream::start(zipped));
+    let (_, block) = one_exchange(&p, &s, &Upstream::start(mislabelled), "/gz");
+    assert_eq!(
+        block.candidate().compared(),
+        Some("differs: body coding"),
+        "{}",
+        block.text
+    );
+}
+
 #[test]
 fn gzip_bodies_are_compared_by_what_they_say() {
     let body = br#"{"user":{"name":"ada"}}"#;

@@ -67,6 +67,9 @@ pub struct Rules {
     ignore_fields: json::Ignored,
     /// Most bytes a body may decode to (`--max-compare-bytes`).
     cap: usize,
+    /// `Content-Length` is compared when neither leg sent a body (`bodiless_length`), unless
+    /// `--ignore-header` names it.
+    length_without_body: bool,
 }
 
 impl Rules {
@@ -82,6 +85,9 @@ impl Rules {
             ignore_headers: headers,
             ignore_fields: json::Ignored::new(ignore_fields),
             cap,
+            length_without_body: !ignore_headers
+                .iter()
+                .any(|name| name.eq_ignore_ascii_case("content-length")),
         }
     }
 
@@ -512,6 +518,9 @@ fn compare(
                     }
                 }
                 compare_headers(&p.fields, &o.fields, "header", rules, &mut differences);
+                if p.body_bytes == 0 && o.body_bytes == 0 && rules.length_without_body {
+                    bodiless_length(p, o, &mut differences);
+                }
                 hashed = compare_bodies(p, o, rules, &mut differences);
                 contents = true;
             }
@@ -521,6 +530,23 @@ fn compare(
         differences,
         hashed,
         contents,
+    }
+}
+
+/// With no body on either leg (a HEAD, a 204 or 304), `Content-Length` is all that stands
+/// for it: a HEAD's is the length its GET would send (RFC 9110 §9.3.2), and a candidate that
+/// says 0 where the stable version says 5000 differs. Otherwise the body is compared instead.
+fn bodiless_length(p: &Response<'_>, o: &Response<'_>, out: &mut Differences) {
+    let (mine, theirs) = (
+        joined_values(&p.fields, b"content-length"),
+        joined_values(&o.fields, b"content-length"),
+    );
+    if mine != theirs {
+        let say = |value: &[u8]| match value {
+            [] => "none".to_string(),
+            value => abbreviate::text(value),
+        };
+        out.push_with("header content-length", || say(&mine), || say(&theirs));
     }
 }
 
@@ -1249,6 +1275,44 @@ mod tests {
             ),
             ["body user.name"]
         );
+    }
+
+    #[test]
+    fn with_no_body_on_either_leg_the_declared_length_is_compared() {
+        let head = |length: &str| response(200, length, b"");
+        // A HEAD's Content-Length is its GET's body length (the reactor keeps it for this).
+        assert_eq!(
+            pair(
+                head("Content-Length: 5000\r\n"),
+                head("Content-Length: 0\r\n")
+            ),
+            ["header content-length"]
+        );
+        assert_eq!(
+            pair(head("Content-Length: 5000\r\n"), head("")),
+            ["header content-length"]
+        );
+        assert_eq!(
+            pair(head("Content-Length: 7\r\n"), head("Content-Length: 7\r\n")),
+            Vec::<String>::new()
+        );
+        // With a body, the body is compared instead.
+        assert_eq!(
+            pair(
+                response(200, "Content-Length: 1\r\n", b"a"),
+                response(200, "Content-Length: 2\r\n", b"a")
+            ),
+            Vec::<String>::new()
+        );
+        // --ignore-header Content-Length leaves it out.
+        let rules = Rules::new(&["Content-Length".to_string()], &[], 1024);
+        let legs = [
+            head("Content-Length: 5000\r\n"),
+            head("Content-Length: 5000\r\n"),
+            head("Content-Length: 0\r\n"),
+        ];
+        let analysis = Analysis::of(&record(legs), &rules);
+        assert_eq!(analysis.raw.differences().map(Differences::len), Some(0));
     }
 
     #[test]
