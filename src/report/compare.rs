@@ -671,7 +671,9 @@ fn compare_bodies(
         if p.body_bytes != o.body_bytes || p.body.hash() != o.body.hash() {
             let describe =
                 |r: &Response<'_>| format!("{} bytes, hash {:016x}", r.body_bytes, r.body.hash());
-            out.push_with("body hash", || describe(p), || describe(o));
+            if !rules.ignore_fields.whole_body_field("body hash") {
+                out.push_with("body hash", || describe(p), || describe(o));
+            }
         }
         true
     };
@@ -689,8 +691,10 @@ fn compare_bodies(
             if p.body.bytes == o.body.bytes {
                 return false;
             }
-            let (primary, other) = abbreviate::bytes_pair(&p.body.bytes, &o.body.bytes);
-            out.push_with("body", || primary, || other);
+            if !rules.ignore_fields.whole_body_field("body") {
+                let (primary, other) = abbreviate::bytes_pair(&p.body.bytes, &o.body.bytes);
+                out.push_with("body", || primary, || other);
+            }
             return false;
         }
         // One does not decode in its coding: a client reads nothing of it, however alike
@@ -704,7 +708,9 @@ fn compare_bodies(
                 ),
                 _ => "decodes".to_string(),
             };
-            out.push_with("body coding", || says(p), || says(o));
+            if !rules.ignore_fields.whole_body_field("body coding") {
+                out.push_with("body coding", || says(p), || says(o));
+            }
             return false;
         }
         _ => return by_decoded_hash(p, o, rules, out).unwrap_or_else(|| by_hash(out)),
@@ -714,15 +720,17 @@ fn compare_bodies(
     }
     if let (Some(a), Some(b)) = (p.json(rules.cap), o.json(rules.cap)) {
         let bom = |bytes: &[u8]| bytes.starts_with(BOM);
-        if bom(mine) != bom(theirs) {
+        if bom(mine) != bom(theirs) && !rules.ignore_fields.whole_body_field("body bom") {
             let says = |present: bool| if present { "present" } else { "absent" }.to_string();
             out.push_with("body bom", || says(bom(mine)), || says(bom(theirs)));
         }
         json::diff(a, b, &rules.ignore_fields, out);
         return false;
     }
-    let (primary, other) = abbreviate::bytes_pair(mine, theirs);
-    out.push_with("body", || primary, || other);
+    if !rules.ignore_fields.whole_body_field("body") {
+        let (primary, other) = abbreviate::bytes_pair(mine, theirs);
+        out.push_with("body", || primary, || other);
+    }
     false
 }
 
@@ -761,7 +769,9 @@ fn by_decoded_hash(
     let (mine, theirs) = (digest(p)?, digest(o)?);
     if mine != theirs {
         let describe = |(len, hash): (u64, u64)| format!("{len} bytes, hash {hash:016x}");
-        out.push_with("body hash", || describe(mine), || describe(theirs));
+        if !rules.ignore_fields.whole_body_field("body hash") {
+            out.push_with("body hash", || describe(mine), || describe(theirs));
+        }
     }
     Some(true)
 }
@@ -1275,6 +1285,37 @@ mod tests {
             ),
             ["body user.name"]
         );
+    }
+
+    #[test]
+    fn whole_body_fields_are_left_out_by_their_names_or_with_the_root() {
+        let differing = |ignore: &[&str], p: LegOutcome, c: LegOutcome| {
+            let ignore: Vec<String> = ignore.iter().map(|s| s.to_string()).collect();
+            let rules = Rules::new(&[], &ignore, 1024);
+            let analysis = Analysis::of(&record([p.clone(), p, c]), &rules);
+            analysis.raw.differences().map_or(0, Differences::len)
+        };
+        let text = |body: &[u8]| response(200, "", body);
+        let json = |body: &[u8]| response(200, JSON, body);
+        let bom = b"\xef\xbb\xbf{}";
+        let gz = format!("{JSON}Content-Encoding: gzip\r\n");
+        let big = |byte: u8| captured(200, "", &[byte; 2000], 1024);
+        let coded = || response(200, &gz, &gzip(b"{}"));
+        let plain = || response(200, &gz, b"{}");
+        for root in ["$", "body $"] {
+            assert_eq!(differing(&[root], text(b"a"), text(b"b")), 0, "{root}");
+        }
+        let rows: Vec<(&str, LegOutcome, LegOutcome)> = vec![
+            ("body", text(b"a"), text(b"b")),
+            ("body bom", json(b"{}"), json(bom)),
+            ("body hash", big(b'a'), big(b'b')),
+            ("body coding", coded(), plain()),
+        ];
+        for (name, p, c) in rows {
+            assert_eq!(differing(&[], p.clone(), c.clone()), 1, "{name}");
+            assert_eq!(differing(&[name], p.clone(), c.clone()), 0, "{name}");
+            assert_eq!(differing(&["$"], p, c), 0, "{name}");
+        }
     }
 
     #[test]

@@ -63,13 +63,26 @@ pub struct Ignored {
     /// A field's whole name from the report (`body n type`): that kind of difference at
     /// that path. The name may also be a key's (`{"n type": …}`), so it is in `paths` too.
     kinds: Vec<(String, Kind)>,
+    /// Names of the whole-body fields (`body`, `body hash`, `body bom`, `body coding`) given
+    /// as written, and whether the whole body (`$`) is.
+    whole: Vec<String>,
+    root: bool,
 }
+
+/// The body fields that are not a JSON path: what a body that is not JSON, or is not read
+/// as it stands, differs in.
+const WHOLE_BODY_FIELDS: &[&str] = &["body", "body hash", "body bom", "body coding"];
 
 impl Ignored {
     pub fn new(written: &[String]) -> Ignored {
         let mut ignored = Ignored::default();
         for path in written {
-            ignored.paths.push(normalize_path(path));
+            let normalized = normalize_path(path);
+            ignored.root |= normalized.is_empty();
+            if WHOLE_BODY_FIELDS.contains(&path.as_str()) {
+                ignored.whole.push(path.clone());
+            }
+            ignored.paths.push(normalized);
             if let Some(named) = path.strip_prefix("body ") {
                 for kind in [Kind::Type, Kind::Missing, Kind::Extra, Kind::Length] {
                     if let Some(at) = named.strip_suffix(kind.suffix()) {
@@ -79,6 +92,14 @@ impl Ignored {
             }
         }
         ignored
+    }
+}
+
+impl Ignored {
+    /// Whether a difference in `field`, one of `WHOLE_BODY_FIELDS`, is left out: by its own
+    /// name, as the summary shows it, or with the whole body (`$`).
+    pub fn whole_body_field(&self, field: &str) -> bool {
+        self.root || self.whole.iter().any(|name| name == field)
     }
 }
 
