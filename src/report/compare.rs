@@ -833,13 +833,29 @@ pub mod abbreviate {
     }
 
     /// Two bodies that are not JSON, each as `bytes` gives it, unless they first differ past
-    /// what a sample shows: then each from a little before that byte (`…` in front), or for
-    /// binary bodies where they part, so that the two samples never read the same.
+    /// what a sample shows: then each from a little before that byte (`…` in front). Binary
+    /// bodies, or samples that would read alike, show where they part and their next bytes
+    /// in hex, so that the two samples never read the same.
     pub fn bytes_pair(a: &[u8], b: &[u8]) -> (String, String) {
         const CONTEXT: usize = 20;
         let same = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+        // Where binary bodies part, with their next bytes in hex: two of a size read alike
+        // otherwise.
+        let binary = |body: &[u8]| {
+            let next = &body[same.min(body.len())..];
+            let hex: Vec<String> = next.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            format!(
+                "{} (binary, from byte {same}: {})",
+                size(body.len()),
+                hex.join(" ")
+            )
+        };
         if same + CONTEXT <= LIMIT {
-            return (bytes(a), bytes(b));
+            let (mine, theirs) = (bytes(a), bytes(b));
+            if mine != theirs {
+                return (mine, theirs);
+            }
+            return (binary(a), binary(b));
         }
         // The bytes before `same` are the same on both sides: one boundary for both.
         let mut start = same - CONTEXT;
@@ -848,7 +864,7 @@ pub mod abbreviate {
         }
         let from = |body: &[u8]| match text_sample(&body[start..]) {
             Some(text) => format!("{}: …{text}", size(body.len())),
-            None => format!("{} (binary, differing from byte {same})", size(body.len())),
+            None => binary(body),
         };
         (from(a), from(b))
     }
@@ -1514,7 +1530,16 @@ mod tests {
         assert_eq!(b, format!("153 bytes: …{}éB", "x".repeat(18)));
         let binary = |end: u8| [vec![0u8; 200], vec![end]].concat();
         let (a, b) = abbreviate::bytes_pair(&binary(1), &binary(2));
-        assert_eq!(a, "201 bytes (binary, differing from byte 200)");
-        assert_eq!(b, "201 bytes (binary, differing from byte 200)");
+        assert_eq!(a, "201 bytes (binary, from byte 200: 01)");
+        assert_eq!(b, "201 bytes (binary, from byte 200: 02)");
+        // Early too: two images of a size that part at byte 10 do not read alike.
+        let image = |at: u8| {
+            let mut bytes = vec![0x89u8, b'P', b'N', b'G', 0, 0, 0, 0, 0, 0];
+            bytes.extend([at, 0xff, 0, 1]);
+            bytes
+        };
+        let (a, b) = abbreviate::bytes_pair(&image(7), &image(9));
+        assert_eq!(a, "14 bytes (binary, from byte 10: 07 ff 00 01)");
+        assert_eq!(b, "14 bytes (binary, from byte 10: 09 ff 00 01)");
     }
 }
