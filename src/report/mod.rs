@@ -672,7 +672,7 @@ fn trim_heap() {
 }
 
 /// The reporting loop (public for tests and benchmarks): compares, counts and writes each
-/// record; writes a summary when `signal` asks, when a record of a new epoch arrives, and
+/// record; writes a summary when `signal` asks, when a reload's old epoch is complete, and
 /// when the channel disconnects; returns the verdict.
 pub fn run(
     receiver: ReportReceiver,
@@ -980,6 +980,9 @@ impl<'a> Reporter<'a> {
         not_compared: u64,
         out: &mut dyn Console,
     ) -> (Value, bool, Verdict) {
+        // A summary builds megabytes for a service of many fields: the next lull hands them
+        // back, however long ago the last did.
+        self.memory_returned = false;
         // The blocks before it as usual; then the summary whole, however slow the reader.
         self.write_out(out, false);
         let report =
