@@ -123,6 +123,9 @@ pub struct Differences {
     mask: Vec<String>,
     /// Entries of `list` not in `mask`.
     unmasked: usize,
+    /// When not empty, the only fields kept (sorted), however many: a second look at the
+    /// secondary for the candidate's fields past what its first comparison kept.
+    only: Vec<String>,
     /// Most entries kept, of each kind.
     cap: usize,
 }
@@ -156,7 +159,16 @@ impl Differences {
             more: false,
             mask: Vec::new(),
             unmasked: 0,
+            only: Vec::new(),
             cap,
+        }
+    }
+
+    /// A list that keeps `fields` (sorted) alone, all of them if they differ.
+    fn only(fields: Vec<String>) -> Differences {
+        Differences {
+            only: fields,
+            ..Differences::with_cap(usize::MAX)
         }
     }
 
@@ -179,6 +191,14 @@ impl Differences {
         other: impl FnOnce() -> String,
     ) {
         if self.contains(field) {
+            return;
+        }
+        if !self.only.is_empty()
+            && self
+                .only
+                .binary_search_by(|f| f.as_str().cmp(field))
+                .is_err()
+        {
             return;
         }
         let masked = !self.mask.is_empty()
@@ -296,15 +316,66 @@ impl Analysis {
             };
         }
         let (primary, secondary, candidate) = (Leg::new(p), Leg::new(s), Leg::new(c));
-        let noise = compare(&primary, &secondary, rules, Differences::noise());
+        let mut noise = compare(&primary, &secondary, rules, Differences::noise());
         // The secondary's fields mask the candidate's as they are found.
         let mask = match &noise {
             Comparison::Compared { differences, .. } => Differences::masked_by(differences),
             Comparison::Skipped => Differences::default(),
         };
-        let raw = compare(&primary, &candidate, rules, mask);
+        let mut raw = compare(&primary, &candidate, rules, mask);
+        second_look_at_noise(&primary, &secondary, rules, &mut noise, &mut raw);
         Analysis { noise, raw }
     }
+}
+
+/// When the secondary differed in more fields than its comparison keeps, the candidate's
+/// fields beyond them could not be masked: a service noisy in a thousand fields would read
+/// as a candidate that changed hundreds. The secondary is compared again for those fields
+/// alone (the parsed bodies are kept), and the ones it differs in too join its list and are
+/// masked in the candidate's.
+fn second_look_at_noise(
+    primary: &Leg<'_>,
+    secondary: &Leg<'_>,
+    rules: &Rules,
+    noise: &mut Comparison,
+    raw: &mut Comparison,
+) {
+    let (
+        Comparison::Compared {
+            differences: noise, ..
+        },
+        Comparison::Compared {
+            differences: raw, ..
+        },
+    ) = (noise, raw)
+    else {
+        return;
+    };
+    if !noise.more {
+        return;
+    }
+    let mut wanted: Vec<String> = raw
+        .iter()
+        .filter(|d| !d.masked)
+        .map(|d| d.field.clone())
+        .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    wanted.sort_unstable();
+    let Comparison::Compared {
+        differences: found, ..
+    } = compare(primary, secondary, rules, Differences::only(wanted))
+    else {
+        return;
+    };
+    for difference in &mut raw.list {
+        if !difference.masked && found.contains(&difference.field) {
+            difference.masked = true;
+            raw.unmasked -= 1;
+        }
+    }
+    noise.list.extend(found.list);
 }
 
 /// Two responses with the same status, the same field lines and the same whole body (what

@@ -876,6 +876,23 @@ mod tests {
         assert_eq!(stats.raw_beyond_noise, 4);
         let other = stats.fields.iter().find(|f| f.name == OTHER_FIELDS);
         assert!(other.map_or(true, |f| f.raw == f.masked), "{other:?}");
+        // Noise in more fields than even the secondary's comparison keeps, and no change:
+        // the candidate's fields past those are looked for in the secondary again, and are
+        // noise too.
+        let mut epoch = Epoch::new(0, 1000);
+        for id in 1..=4u64 {
+            let legs = [
+                ok_whole(&object(id, 1, 1000)),
+                ok_whole(&object(id + 100, 1, 1000)),
+                ok_whole(&object(id + 200, 1, 1000)),
+            ];
+            let record = record(id, legs);
+            epoch.record("GET /d", &record, &Analysis::of(&record, &rules));
+        }
+        let stats = &epoch.endpoints[0];
+        assert_eq!(stats.raw_beyond_noise, 0);
+        let beyond: Vec<_> = stats.fields.iter().filter(|f| f.raw > f.noise).collect();
+        assert!(beyond.is_empty(), "{beyond:?}");
     }
 
     #[test]
