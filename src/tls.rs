@@ -143,6 +143,10 @@ pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConf
         .with_single_cert(certs, key)
         .map_err(|e| {
             let why = match e {
+                rustls::Error::InvalidCertificate(CertificateError::BadEncoding) => {
+                    "a certificate in it is not well-formed (a base64 line missing or changed?)"
+                        .to_string()
+                }
                 rustls::Error::InconsistentKeys(_) => {
                     "the key is not the first certificate's (the file starts with the \
                      server's own certificate, then its intermediates)"

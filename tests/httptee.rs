@@ -894,6 +894,10 @@ fn check_refuses_tls_files_it_cannot_use_and_names_them() {
         "cut-short",
         &cert_pem[..cert_pem.find("-----END").expect("an END line")],
     );
+    // A base64 line gone: still PEM, no longer a certificate.
+    let mut lines: Vec<&str> = cert_pem.lines().collect();
+    lines.remove(2);
+    let line_gone = PemFile::new("line-gone", &(lines.join("\n") + "\n"));
     let missing = std::env::temp_dir().join(format!("trident-missing-{}.pem", std::process::id()));
     let missing = missing.to_str().unwrap();
     let targets = TargetsFile::for_urls(
@@ -946,6 +950,10 @@ fn check_refuses_tls_files_it_cannot_use_and_names_them() {
                 cut_short.arg(),
                 "no \"-----END CERTIFICATE-----\" line after its BEGIN line: the file is cut short",
             ],
+        ),
+        (
+            vec!["--tls-cert", line_gone.arg(), "--tls-key", key.arg()],
+            vec![line_gone.arg(), "a certificate in it is not well-formed"],
         ),
         // A key that is not the certificate's.
         (
