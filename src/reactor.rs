@@ -1460,9 +1460,12 @@ mod tests {
             installed: Arc::new(Mutex::new(Arc::new(installed))),
         };
 
-        // The same name, DNS down: the leg keeps its address, and the log says so.
+        // The same name, DNS down: the leg keeps its address, and the log says so. A name is
+        // the same in any case.
         *failing.lock().unwrap() = true;
         let reloaded = thread.reload(&path);
+        write("ONE.test:48143");
+        let respelled = thread.reload(&path);
         // Another name, or another port, has no addresses to keep.
         write("two.test:48143");
         let renamed = thread.reload(&path);
@@ -1474,6 +1477,7 @@ mod tests {
         let kept = candidate(&reloaded.unwrap());
         assert!(!kept.is_unresolved());
         assert_eq!(kept.addrs, [SocketAddr::from(([127, 0, 0, 1], 48143))]);
+        assert_eq!(candidate(&respelled.unwrap()).addrs, kept.addrs);
         assert!(candidate(&renamed.unwrap()).is_unresolved());
         assert!(candidate(&moved.unwrap()).is_unresolved());
         assert!(

@@ -356,7 +356,8 @@ impl Targets {
         for (target, before) in self.legs.iter_mut().zip(installed.iter()) {
             if target.is_unresolved()
                 && !before.is_unresolved()
-                && (target.host.as_str(), target.port) == (before.host.as_str(), before.port)
+                && target.port == before.port
+                && target.host.eq_ignore_ascii_case(&before.host)
             {
                 let why = target.lookup_error.take();
                 target.addrs.clone_from(&before.addrs);
@@ -519,7 +520,8 @@ fn out_of_range_port(authority: &str) -> Option<&str> {
         Some((_, after)) => after.strip_prefix(':'),
         None => authority.rsplit_once(':').map(|(_, port)| port),
     }?;
-    (!matches!(port.parse::<u16>(), Ok(1..))).then_some(port)
+    // `h:` names no port (RFC 3986 allows the empty one): the scheme's is meant.
+    (!port.is_empty() && !matches!(port.parse::<u16>(), Ok(1..))).then_some(port)
 }
 
 /// What is wrong with a targets file or a target URL.
@@ -1326,6 +1328,10 @@ mod tests {
                 "targets.conf:3: host: port \"99999\" of \"api.example.com:99999\" is out of range (1-65535)",
             ),
             (
+                "candidate = http://127.0.0.1 host=api.example.com:x",
+                "targets.conf:3: host: \"api.example.com:x\" is not keep, target or a host name (HOST[:PORT], as a Host field holds it)",
+            ),
+            (
                 "candidate = http://127.0.0.1 host=[::1]:0",
                 "targets.conf:3: host: port \"0\" of \"[::1]:0\" is out of range (1-65535)",
             ),
@@ -1804,6 +1810,22 @@ mod tests {
                 .ends_with(": not a targets file"));
         }
         assert_eq!(just_fits.unwrap().get(Role::Candidate).addrs, [v4(9003)]);
+    }
+
+    #[test]
+    fn host_literals_take_a_port_in_range_or_none() {
+        for (literal, fine) in [
+            ("api.example.com", true),
+            ("api.example.com:8080", true),
+            // An empty port is allowed (RFC 3986): the scheme's.
+            ("api.example.com:", true),
+            ("[::1]:443", true),
+            ("api.example.com:65536", false),
+            ("api.example.com:0", false),
+        ] {
+            let file = format!("{GOOD_HEAD}candidate = http://127.0.0.1:9003 host={literal}\n");
+            assert_eq!(Targets::parse(&file, "t.conf").is_ok(), fine, "{literal}");
+        }
     }
 
     #[test]

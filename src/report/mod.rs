@@ -50,9 +50,9 @@ pub const CHANNEL_CAPACITY: usize = 4096;
 pub const BACKLOG_BYTES: usize = 64 * 1024 * 1024;
 /// How often the idle reporting thread looks at the SIGUSR1 flag.
 const SIGNAL_POLL: Duration = Duration::from_millis(200);
-/// Epochs counted at once while the oldest waits for its exchanges in flight: past it (a
-/// reload storm under long exchanges) the oldest is reported, and its stragglers count as
-/// late, so that the reporting thread's memory stays bounded.
+/// Epochs counted at once while the oldest waits for its exchanges in flight (the oldest
+/// among them): past it (a reload storm under long exchanges) the oldest is reported, and
+/// its stragglers count as late, so that the reporting thread's memory stays bounded.
 const MAX_OPEN_EPOCHS: usize = 4;
 /// After how long without an exchange the freed memory of a burst goes back to the system.
 const IDLE_TRIM: Duration = Duration::from_secs(1);
@@ -869,7 +869,7 @@ impl<'a> Reporter<'a> {
         in_hand: Option<u64>,
         out: &mut dyn Console,
     ) {
-        while self.newer.len() > MAX_OPEN_EPOCHS {
+        while 1 + self.newer.len() > MAX_OPEN_EPOCHS {
             let next = self.newer.front().map_or(0, |e| e.number);
             self.close_epoch(next, out);
         }
@@ -1650,8 +1650,8 @@ mod tests {
             reporter.handle(&record, &mut out);
             reporter.settle_epochs(|| 0, None, &mut out);
         }
-        assert_eq!(reporter.epoch.number, 1, "epoch 0 was closed");
-        assert_eq!(reporter.newer.len(), MAX_OPEN_EPOCHS);
+        assert_eq!(reporter.epoch.number, 2, "epochs 0 and 1 were closed");
+        assert_eq!(1 + reporter.newer.len(), MAX_OPEN_EPOCHS);
         reporter.handle(&json_record(7, 0, "/slow", ["{}", "{}", "{}"]), &mut out);
         assert_eq!(reporter.epoch.late, 1);
         // Its last exchange in, the rest close at once, up to the newest.
@@ -1662,10 +1662,15 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let summaries: Vec<&str> = text.lines().filter(|l| l.starts_with("SUMMARY")).collect();
         assert_eq!(summaries.len(), MAX_OPEN_EPOCHS, "{text}");
-        // Epoch 0 counted nothing, so it has no summary; its straggler is epoch 1's.
+        // Epoch 0 counted nothing, so it has no summary; its straggler came once epoch 1
+        // was closed too, and is epoch 2's.
         assert!(
-            summaries[0].starts_with(
-                "SUMMARY epoch 1 (reloaded): 1 exchange, 0 not compared, 1 from an earlier epoch"
+            summaries[0].starts_with("SUMMARY epoch 1 (reloaded): 1 exchange, 0 not compared;"),
+            "{text}"
+        );
+        assert!(
+            summaries[1].starts_with(
+                "SUMMARY epoch 2 (reloaded): 1 exchange, 0 not compared, 1 from an earlier epoch"
             ),
             "{text}"
         );
