@@ -21,6 +21,12 @@ pub const SAMPLES_PER_FIELD: usize = 5;
 pub const MAX_FIELDS_PER_ENDPOINT: usize = 256;
 /// Distinct fields counted over all endpoints of an epoch.
 pub const MAX_FIELDS: usize = 10_000;
+/// Names kept past those bounds for fields that differ beyond noise (per endpoint, and of
+/// `MAX_FIELDS` per epoch): once noise in hundreds of fields has taken every name, a real
+/// change still gets one of its own. Counted under `OTHER_FIELDS` with the noise, it would
+/// read as noise.
+const RESERVED_PER_ENDPOINT: usize = 64;
+const RESERVED_FIELDS: usize = 1_000;
 /// The field that counts the fields beyond the bounds.
 pub const OTHER_FIELDS: &str = "other fields";
 
@@ -426,11 +432,22 @@ impl EndpointStats {
     }
 
     /// The counters of `name`, created if the bounds allow, else those of `OTHER_FIELDS`.
-    fn field(&mut self, name: &str, fields_left: &mut usize) -> &mut FieldStats {
+    /// A field that differs `beyond_noise` may take a reserved name.
+    fn field(
+        &mut self,
+        name: &str,
+        fields_left: &mut usize,
+        beyond_noise: bool,
+    ) -> &mut FieldStats {
         let index = match self.index.get(name) {
             Some(&index) => index,
             None => {
-                let name = if self.fields.len() < MAX_FIELDS_PER_ENDPOINT && *fields_left > 0 {
+                let (endpoint_bound, reserved) = if beyond_noise {
+                    (MAX_FIELDS_PER_ENDPOINT + RESERVED_PER_ENDPOINT, 0)
+                } else {
+                    (MAX_FIELDS_PER_ENDPOINT, RESERVED_FIELDS)
+                };
+                let name = if self.fields.len() < endpoint_bound && *fields_left > reserved {
                     *fields_left -= 1;
                     name
                 } else {
@@ -523,7 +540,7 @@ impl Epoch {
             let mut other_counted = false;
             if differences.more {
                 // Fields past the most one comparison keeps: not named, but not lost either.
-                let field = stats.field(OTHER_FIELDS, fields_left);
+                let field = stats.field(OTHER_FIELDS, fields_left, false);
                 field.raw += 1;
                 if noise_more {
                     field.masked += 1;
@@ -539,7 +556,7 @@ impl Epoch {
                 if difference.masked {
                     stats.masked += 1;
                 }
-                let field = stats.field(&difference.field, fields_left);
+                let field = stats.field(&difference.field, fields_left, !difference.masked);
                 if field.name == OTHER_FIELDS {
                     if other_counted {
                         continue;
@@ -576,7 +593,7 @@ impl Epoch {
             // `other fields` stands for many: counted once per exchange, like any field.
             let mut other_counted = false;
             for difference in differences.iter() {
-                let field = stats.field(&difference.field, fields_left);
+                let field = stats.field(&difference.field, fields_left, false);
                 if field.name == OTHER_FIELDS {
                     if other_counted {
                         continue;
@@ -586,7 +603,7 @@ impl Epoch {
                 field.noise += 1;
             }
             if differences.more && !other_counted {
-                stats.field(OTHER_FIELDS, fields_left).noise += 1;
+                stats.field(OTHER_FIELDS, fields_left, false).noise += 1;
             }
         }
     }
@@ -893,6 +910,22 @@ mod tests {
         assert_eq!(stats.raw_beyond_noise, 0);
         let beyond: Vec<_> = stats.fields.iter().filter(|f| f.raw > f.noise).collect();
         assert!(beyond.is_empty(), "{beyond:?}");
+        // Noise took every name on the first exchange; a real change from the second on
+        // still gets its own, not `other fields` beside the noise.
+        let mut epoch = Epoch::new(0, 1000);
+        for id in 1..=8u64 {
+            let total = if id == 1 { 1 } else { 2 };
+            let legs = [
+                ok_whole(&object(id, 1, 300)),
+                ok_whole(&object(id + 100, 1, 300)),
+                ok_whole(&object(id + 200, total, 300)),
+            ];
+            let record = record(id, legs);
+            epoch.record("GET /e", &record, &Analysis::of(&record, &rules));
+        }
+        let stats = &epoch.endpoints[0];
+        let total = stats.fields.iter().find(|f| f.name == "body zz_total");
+        assert_eq!(total.map(|f| (f.raw, f.noise)), Some((7, 0)));
     }
 
     #[test]
@@ -978,16 +1011,26 @@ mod tests {
         let mut stats = EndpointStats::new("x".into());
         let mut left = MAX_FIELDS;
         for i in 0..MAX_FIELDS_PER_ENDPOINT + 10 {
-            stats.field(&format!("body f{i}"), &mut left).raw += 1;
+            stats.field(&format!("body f{i}"), &mut left, false).raw += 1;
         }
         assert_eq!(stats.fields.len(), MAX_FIELDS_PER_ENDPOINT + 1);
         assert_eq!(stats.fields.last().unwrap().name, OTHER_FIELDS);
         assert_eq!(stats.fields.last().unwrap().raw, 10);
+        // A field beyond noise still gets a name of its own, up to the reserve.
+        for i in 0..RESERVED_PER_ENDPOINT + 10 {
+            stats.field(&format!("body real{i}"), &mut left, true).raw += 1;
+        }
+        let named = MAX_FIELDS_PER_ENDPOINT + 1 + RESERVED_PER_ENDPOINT - 1;
+        assert_eq!(stats.fields.len(), named);
+        assert_eq!(stats.fields[MAX_FIELDS_PER_ENDPOINT + 1].name, "body real0");
+        // The epoch's bound keeps a reserve the same way.
         let mut stats = EndpointStats::new("y".into());
-        let mut left = 2;
+        let mut left = RESERVED_FIELDS + 2;
         for i in 0..5 {
-            stats.field(&format!("body f{i}"), &mut left);
+            stats.field(&format!("body f{i}"), &mut left, false);
         }
         assert_eq!(stats.fields.len(), 3);
+        stats.field("body real", &mut left, true);
+        assert_eq!(stats.fields.len(), 4);
     }
 }
