@@ -285,8 +285,13 @@ impl Comparison {
 /// A field seen on every compared exchange (a status or an error), not only on those whose
 /// header fields and bodies were compared.
 pub fn is_outcome_field(field: &str) -> bool {
-    field == "status" || field.starts_with("error:")
+    field == "status" || field.starts_with("error:") || field == STATUS_OR_ERROR
 }
+
+/// The statistics' field for any status or error difference, whichever kind: a candidate
+/// failing one request in five, as refusals, resets, timeouts and 500s by turns, differs in
+/// each kind too seldom to count on its own.
+pub const STATUS_OR_ERROR: &str = "status or error";
 
 /// Both comparisons of one exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use super::compare::{abbreviate, error_kind, is_outcome_field, Analysis};
+use super::compare::{
+    abbreviate, error_kind, is_outcome_field, Analysis, Difference, STATUS_OR_ERROR,
+};
 use super::endpoint;
 use super::{ExchangeRecord, LegOutcome};
 
@@ -547,13 +549,19 @@ impl Epoch {
                 }
                 other_counted = true;
             }
-            // Those beyond noise first, for the same reason.
+            // Those beyond noise first, for the same reason. A status or an error also counts
+            // under `STATUS_OR_ERROR` (an exchange has one at most).
             let (real, noisy) = (
                 differences.iter().filter(|d| !d.masked),
                 differences.iter().filter(|d| d.masked),
             );
-            for difference in real.chain(noisy) {
-                if difference.masked {
+            let outcome = differences.iter().find(|d| is_outcome_field(&d.field));
+            let outcome = outcome.map(|d| Difference {
+                field: STATUS_OR_ERROR.to_string(),
+                ..d.clone()
+            });
+            for difference in real.chain(noisy).chain(outcome.as_ref()) {
+                if difference.masked && difference.field != STATUS_OR_ERROR {
                     stats.masked += 1;
                 }
                 let field = stats.field(&difference.field, fields_left, !difference.masked);
@@ -589,6 +597,9 @@ impl Epoch {
             stats.noise_contents += u64::from(analysis.noise.contents_compared());
             if !differences.is_empty() {
                 stats.noise_differs += 1;
+            }
+            if differences.iter().any(|d| is_outcome_field(&d.field)) {
+                stats.field(STATUS_OR_ERROR, fields_left, false).noise += 1;
             }
             // `other fields` stands for many: counted once per exchange, like any field.
             let mut other_counted = false;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::compare::{is_outcome_field, STATUS_OR_ERROR};
 use super::stats::{
     diffy_over, proportion_test, DiffyRule, EndpointStats, Epoch, FieldStats, LegStats,
     ProportionTest, Thresholds,
@@ -260,6 +261,15 @@ fn judge_endpoint<'a>(stats: &'a EndpointStats, thresholds: &Thresholds) -> Endp
             }
         })
         .collect();
+    // The total of the statuses and errors says more than each only when there are two
+    // kinds or more; with one it says the same twice.
+    let kinds = fields
+        .iter()
+        .filter(|f| is_outcome_field(&f.stats.name) && f.stats.name != STATUS_OR_ERROR)
+        .count();
+    if kinds < 2 {
+        fields.retain(|f| f.stats.name != STATUS_OR_ERROR);
+    }
     fields.sort_by(|a, b| {
         (a.verdict, std::cmp::Reverse(a.stats.raw), &a.stats.name).cmp(&(
             b.verdict,
@@ -1098,6 +1108,57 @@ mod tests {
             text.contains("REGRESSION body v: candidate 100/100 (100.0%), secondary 0/50 (0.0%)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn failures_of_several_kinds_add_up() {
+        let ok = || leg("fine");
+        let failed = |error| LegOutcome::Failed {
+            error,
+            elapsed: Duration::from_millis(1),
+        };
+        let status = |code| {
+            let mut leg = leg("oops");
+            if let LegOutcome::Response { status, .. } = &mut leg {
+                *status = code;
+            }
+            leg
+        };
+        use crate::failure::LegError;
+        // One in five fails, by four kinds in turn: 5 of 100 each is not significant alone,
+        // 20 of 100 is.
+        let e = epoch_of(100, |i| {
+            let candidate = match i % 20 {
+                0 => status(500),
+                1 => failed(LegError::ConnectionRefused),
+                2 => failed(LegError::ClosedEarly),
+                3 => failed(LegError::ConnectionReset),
+                _ => ok(),
+            };
+            [ok(), ok(), candidate]
+        });
+        let report = judge(&e);
+        assert!(report.fails());
+        let mut text = String::new();
+        write_text(&report, Trigger::Final, &[], &mut text);
+        assert!(
+            text.contains(
+                "REGRESSION status or error: candidate 20/100 (20.0%), secondary 0/100 (0.0%)"
+            ),
+            "{text}"
+        );
+        // One kind alone: its own field says it all, and the total is not listed twice.
+        let e = epoch_of(100, |i| {
+            [ok(), ok(), if i % 5 == 0 { status(500) } else { ok() }]
+        });
+        let report = judge(&e);
+        assert!(report.fails());
+        let names: Vec<&str> = report.endpoints[0]
+            .fields
+            .iter()
+            .map(|f| f.stats.name.as_str())
+            .collect();
+        assert_eq!(names, ["status"]);
     }
 
     #[test]
