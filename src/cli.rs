@@ -781,7 +781,7 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
 }
 
 /// An HTTP token (RFC 9110 §5.6.2): what a field name or a method may be.
-fn is_token(s: &str) -> bool {
+pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))

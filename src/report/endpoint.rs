@@ -48,7 +48,8 @@ impl Pattern {
         let bad = |why: &str| PatternError(format!("\"{text}\" {why}"));
         let (method, path) = match text.split_once(' ') {
             Some((method, path)) => {
-                if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+                // A method is a token, as for --shadow-methods (`M-SEARCH`).
+                if !crate::cli::is_token(method) {
                     return Err(bad("does not start with a method or a /"));
                 }
                 // As --shadow-methods: `get /x` means GET (a lower-case method is its own,
@@ -276,6 +277,7 @@ mod tests {
             Pattern::parse("POST /users/{name}").unwrap(),
             Pattern::parse("/static/{file}").unwrap(),
             Pattern::parse("delete /items/{item}").unwrap(),
+            Pattern::parse("M-SEARCH /ssdp/{any}").unwrap(),
         ]);
         let rows: &[(&str, &str, &str)] = &[
             ("GET", "/users/alice/posts", "GET /users/{name}/posts"),
@@ -290,6 +292,7 @@ mod tests {
             ),
             ("GET", "/static/app.js", "GET /static/{file}"),
             ("DELETE", "/items/x1", "DELETE /items/{item}"),
+            ("M-SEARCH", "/ssdp/x", "M-SEARCH /ssdp/{any}"),
         ];
         for (method, target, expected) in rows {
             assert_eq!(name(&namer, method, target), *expected, "{target}");
