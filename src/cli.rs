@@ -224,10 +224,12 @@ options:
 comparison (candidate vs primary, against secondary vs primary as noise):
   --ignore-header NAME   leave this response header out (repeatable); always
                          left out: Date, Server, Age, Expires, Last-Modified,
-                         ETag, Set-Cookie, Via, X-Request-Id, Content-Length
-                         and the hop-by-hop fields
-  --ignore-field PATH    leave this JSON body path out (repeatable), as the
-                         report names it: user.email, items[].id
+                         ETag, Set-Cookie, Via, X-Request-Id, the hop-by-hop
+                         fields, and Content-Length unless neither leg has a
+                         body (HEAD, 304)
+  --ignore-field PATH    leave this body field out (repeatable), as the
+                         report names it: user.email, items[].id, body n type;
+                         body, body hash, body bom, body coding; $ for all
   --endpoint PATTERN     count requests matching [METHOD ]/users/{name}/posts
                          as one endpoint (repeatable); otherwise numbers,
                          UUIDs and hex hashes in paths become {id}
@@ -306,7 +308,7 @@ fn options() -> getopts::Options {
         .optopt("", "ca-file", "CA certificates for https targets", "FILE")
         .optflag("", "check", "validate and print the configuration")
         .optmulti("", "ignore-header", "response header not compared", "NAME")
-        .optmulti("", "ignore-field", "JSON path not compared", "PATH")
+        .optmulti("", "ignore-field", "body field not compared", "PATH")
         .optmulti("", "endpoint", "endpoint template", "PATTERN")
         .optopt("", "max-endpoints", "endpoints counted apart", "N")
         .optopt("", "relative-threshold", "Diffy's relative threshold", "P")

@@ -28,7 +28,9 @@ pub enum Payload<'a> {
 /// Undoes `content_encoding` (the field's value, codings in the order applied) on `body`,
 /// producing at most `cap` bytes. Unknown codings leave the bytes as sent.
 pub fn decode<'a>(content_encoding: Option<&str>, body: &'a [u8], cap: usize) -> Payload<'a> {
-    let Some(codings) = content_encoding else {
+    // No bytes are no bytes in any coding: a HEAD or a 204 says `gzip` of a body it does not
+    // send.
+    let (Some(codings), false) = (content_encoding, body.is_empty()) else {
         return Payload::Bytes(Cow::Borrowed(body));
     };
     let layers: Vec<&str> = codings
@@ -186,6 +188,8 @@ mod tests {
                 "{coding}"
             );
         }
+        // An empty body is empty, whatever it says (a HEAD's).
+        assert_eq!(bytes(decode(Some("gzip"), b"", 1024)), b"");
     }
 
     #[test]

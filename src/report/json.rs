@@ -77,11 +77,14 @@ impl Ignored {
     pub fn new(written: &[String]) -> Ignored {
         let mut ignored = Ignored::default();
         for path in written {
-            let normalized = normalize_path(path);
-            ignored.root |= normalized.is_empty();
+            // A whole-body field's name is that field's alone: `body` must not also leave
+            // out a JSON key `body` (written `body body`, or `$.body`).
             if WHOLE_BODY_FIELDS.contains(&path.as_str()) {
                 ignored.whole.push(path.clone());
+                continue;
             }
+            let normalized = normalize_path(path);
+            ignored.root |= normalized.is_empty();
             ignored.paths.push(normalized);
             if let Some(named) = path.strip_prefix("body ") {
                 for kind in [Kind::Type, Kind::Missing, Kind::Extra, Kind::Length] {

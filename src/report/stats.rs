@@ -449,7 +449,13 @@ impl EndpointStats {
                 } else {
                     (MAX_FIELDS_PER_ENDPOINT, RESERVED_FIELDS)
                 };
-                let name = if self.fields.len() < endpoint_bound && *fields_left > reserved {
+                // A status or an error always has its name: there are a dozen kinds at most,
+                // and each is counted over every exchange, not over the contents compared
+                // as `other fields` is.
+                let name = if is_outcome_field(name) {
+                    *fields_left = fields_left.saturating_sub(1);
+                    name
+                } else if self.fields.len() < endpoint_bound && *fields_left > reserved {
                     *fields_left -= 1;
                     name
                 } else {
@@ -937,6 +943,22 @@ mod tests {
         let stats = &epoch.endpoints[0];
         let total = stats.fields.iter().find(|f| f.name == "body zz_total");
         assert_eq!(total.map(|f| (f.raw, f.noise)), Some((7, 0)));
+        // A field the secondary changes half the time and the candidate always, past 256
+        // masked fields: each of the candidate's counts, masked or not.
+        let mut epoch = Epoch::new(0, 1000);
+        for id in 1..=8u64 {
+            let secondary_total = if id % 2 == 0 { 2 } else { 1 };
+            let legs = [
+                ok_whole(&object(id, 1, 300)),
+                ok_whole(&object(id + 100, secondary_total, 300)),
+                ok_whole(&object(id + 200, 3, 300)),
+            ];
+            let record = record(id, legs);
+            epoch.record("GET /f", &record, &Analysis::of(&record, &rules));
+        }
+        let stats = &epoch.endpoints[0];
+        let total = stats.fields.iter().find(|f| f.name == "body zz_total");
+        assert_eq!(total.map(|f| (f.raw, f.noise)), Some((8, 4)));
     }
 
     #[test]
@@ -1034,6 +1056,11 @@ mod tests {
         let named = MAX_FIELDS_PER_ENDPOINT + 1 + RESERVED_PER_ENDPOINT - 1;
         assert_eq!(stats.fields.len(), named);
         assert_eq!(stats.fields[MAX_FIELDS_PER_ENDPOINT + 1].name, "body real0");
+        // Statuses and errors are named however full the table is.
+        let before = stats.fields.len();
+        stats.field("error:reset", &mut left, false).noise += 1;
+        stats.field(STATUS_OR_ERROR, &mut left, false).noise += 1;
+        assert_eq!(stats.fields.len(), before + 2);
         // The epoch's bound keeps a reserve the same way.
         let mut stats = EndpointStats::new("y".into());
         let mut left = RESERVED_FIELDS + 2;
