@@ -21,6 +21,7 @@
 //! candidate's differences (Diferencia's per-request rule); the statistics count it anyway.
 
 use std::cell::OnceCell;
+use std::collections::HashSet;
 use std::io;
 
 use super::decode::{decode, decoded_hash, Payload};
@@ -55,8 +56,14 @@ pub const DEFAULT_IGNORED_HEADERS: &[&str] = &[
 /// Most distinct differing fields kept per comparison; a body that differs everywhere is
 /// reported by its first fields, not by thousands.
 pub const MAX_DIFFERENCES: usize = 256;
-/// ... for the secondary, whose fields mask the candidate's: twice as many.
+/// ... for the secondary, whose fields mask the candidate's: twice as many described.
 const MAX_NOISE_DIFFERENCES: usize = 2 * MAX_DIFFERENCES;
+/// Most fields one comparison names at all (the rest: `more`). A field the secondary differs
+/// in only some of the time, past the fields it describes, must still count each time, or an
+/// identical candidate would differ in it more often than the noise.
+const MAX_NAMES: usize = 10_000;
+/// From this many entries on, `contains` looks in a set.
+const LINEAR_NAMES: usize = 64;
 
 /// What the comparison is told by the command line.
 #[derive(Debug, Clone)]
@@ -109,6 +116,9 @@ pub struct Difference {
     pub other: String,
     /// Candidate only: the same field differs between primary and secondary in this exchange.
     pub masked: bool,
+    /// Past what a comparison describes: the field is counted, its values were not taken
+    /// (`primary` and `other` are empty).
+    pub counted_only: bool,
 }
 
 /// The distinct fields one comparison found, in the order found, at most `MAX_DIFFERENCES`
@@ -126,8 +136,14 @@ pub struct Differences {
     /// When not empty, the only fields kept (sorted), however many: a second look at the
     /// secondary for the candidate's fields past what its first comparison kept.
     only: Vec<String>,
-    /// Most entries kept, of each kind.
+    /// Most entries described, of each kind.
     cap: usize,
+    /// The secondary's: past `cap`, its fields are still named, without values, up to
+    /// `MAX_NAMES`, so that its count of every field is whole.
+    names_past_cap: bool,
+    /// The names in `list`, once it is long: `contains` is asked for every field found.
+    /// Made then, not before: most comparisons find no field, and a set's random keys cost.
+    names: Option<HashSet<String>>,
 }
 
 /// Equal when they found the same: how they were bounded is not part of it.
@@ -150,7 +166,10 @@ impl Differences {
     /// The secondary's comparison keeps more than the candidate's, so that the candidate's
     /// noise past its own bound is still known as noise.
     fn noise() -> Differences {
-        Differences::with_cap(MAX_NOISE_DIFFERENCES)
+        Differences {
+            names_past_cap: true,
+            ..Differences::with_cap(MAX_NOISE_DIFFERENCES)
+        }
     }
 
     fn with_cap(cap: usize) -> Differences {
@@ -161,6 +180,8 @@ impl Differences {
             unmasked: 0,
             only: Vec::new(),
             cap,
+            names_past_cap: false,
+            names: None,
         }
     }
 
@@ -206,26 +227,47 @@ impl Differences {
                 .mask
                 .binary_search_by(|m| m.as_str().cmp(field))
                 .is_ok();
-        // A masked field is one the secondary's comparison kept, so there are at most as
-        // many as it keeps: all of them are counted (a field the secondary differs in half
-        // the time and the candidate always must count each time).
-        if !masked {
-            if self.is_full() {
-                self.more = true;
-                return;
-            }
+        // Past the fields described, a masked one (the secondary's comparison named it, so
+        // there are no more than it names) and the secondary's own are still named, to be
+        // counted: a field the secondary differs in half the time and the candidate always
+        // must count each time on both sides.
+        let described = if masked {
+            self.list.len() - self.unmasked < self.cap
+        } else {
+            !self.is_full()
+        };
+        if !described && ((!masked && !self.names_past_cap) || self.list.len() >= MAX_NAMES) {
+            self.more = true;
+            return;
+        }
+        if !masked && described {
             self.unmasked += 1;
+        }
+        let (primary, other) = if described {
+            (primary(), other())
+        } else {
+            (String::new(), String::new())
+        };
+        if self.list.len() >= LINEAR_NAMES {
+            let list = &self.list;
+            self.names
+                .get_or_insert_with(|| list.iter().map(|d| d.field.clone()).collect())
+                .insert(field.to_string());
         }
         self.list.push(Difference {
             field: field.to_string(),
-            primary: primary(),
-            other: other(),
+            primary,
+            other,
             masked,
+            counted_only: !described,
         });
     }
 
     pub fn contains(&self, field: &str) -> bool {
-        self.list.iter().any(|d| d.field == field)
+        match &self.names {
+            Some(names) => names.contains(field),
+            None => self.list.iter().any(|d| d.field == field),
+        }
     }
 
     /// As many fields as are kept differ (not counting masked ones).
@@ -378,6 +420,9 @@ fn second_look_at_noise(
             difference.masked = true;
             raw.unmasked -= 1;
         }
+    }
+    if let Some(names) = &mut noise.names {
+        names.extend(found.list.iter().map(|d| d.field.clone()));
     }
     noise.list.extend(found.list);
 }

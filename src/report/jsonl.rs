@@ -106,8 +106,10 @@ fn add_comparison(comparison: &Comparison, role: Role, leg: &mut Map<String, Val
         "result".into(),
         json!(if beyond_noise { "differs" } else { "same" }),
     );
+    // The fields only counted, past those described, are left to `more_differences`.
     let list: Vec<Value> = differences
         .iter()
+        .filter(|d| !d.counted_only)
         .map(|d| {
             let mut item = Map::new();
             item.insert("field".into(), json!(d.field));
@@ -120,7 +122,7 @@ fn add_comparison(comparison: &Comparison, role: Role, leg: &mut Map<String, Val
         })
         .collect();
     leg.insert("differences".into(), Value::Array(list));
-    if differences.more {
+    if differences.more || differences.iter().any(|d| d.counted_only) {
         leg.insert("more_differences".into(), json!(true));
     }
     if *hashed {

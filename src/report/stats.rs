@@ -7,7 +7,7 @@
 //! Also the two decision rules, as plain functions: Diffy's thresholds and a one-sided
 //! two-proportion z-test.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -400,6 +400,18 @@ pub struct EndpointStats {
     pub legs: [LegStats; 3],
     pub fields: Vec<FieldStats>,
     index: HashMap<String, usize>,
+    /// Hashes of the fields the secondary has differed in here, named or not, at most
+    /// `MAX_NOISY`: a field that was ever noise takes no name kept for real changes (it is
+    /// beyond noise in an exchange only because the secondary happened not to change it).
+    noisy: HashSet<u64>,
+}
+
+/// Noisy field names remembered per endpoint (8 bytes each).
+const MAX_NOISY: usize = 1024;
+
+fn name_hash(name: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(name)
 }
 
 impl EndpointStats {
@@ -419,6 +431,7 @@ impl EndpointStats {
             legs: Default::default(),
             fields: Vec::new(),
             index: HashMap::new(),
+            noisy: HashSet::new(),
         }
     }
 
@@ -444,7 +457,8 @@ impl EndpointStats {
         let index = match self.index.get(name) {
             Some(&index) => index,
             None => {
-                let (endpoint_bound, reserved) = if beyond_noise {
+                let real = beyond_noise && !self.noisy.contains(&name_hash(name));
+                let (endpoint_bound, reserved) = if real {
                     (MAX_FIELDS_PER_ENDPOINT + RESERVED_PER_ENDPOINT, 0)
                 } else {
                     (MAX_FIELDS_PER_ENDPOINT, RESERVED_FIELDS)
@@ -535,6 +549,15 @@ impl Epoch {
         }
         // The candidate's fields first: when an endpoint's table of field names fills up,
         // they have the names, and the noise goes under `other fields`.
+        // What the secondary differs in first: the candidate's fields are judged by it.
+        if let Some(noise) = analysis.noise.differences() {
+            for difference in noise.iter() {
+                if stats.noisy.len() >= MAX_NOISY {
+                    break;
+                }
+                stats.noisy.insert(name_hash(&difference.field));
+            }
+        }
         if let Some(differences) = analysis.raw.differences() {
             stats.raw_compared += 1;
             stats.raw_contents += u64::from(analysis.raw.contents_compared());
@@ -581,7 +604,7 @@ impl Epoch {
                 if difference.masked {
                     field.masked += 1;
                 }
-                if field.samples.len() < SAMPLES_PER_FIELD {
+                if field.samples.len() < SAMPLES_PER_FIELD && !difference.counted_only {
                     let request = format!(
                         "{} {} {}",
                         record.method,
@@ -959,6 +982,24 @@ mod tests {
         let stats = &epoch.endpoints[0];
         let total = stats.fields.iter().find(|f| f.name == "body zz_total");
         assert_eq!(total.map(|f| (f.raw, f.noise)), Some((8, 4)));
+        // Past the 512 fields the secondary's comparison describes, a field it changes only
+        // some of the time still counts each time: an identical candidate changing it as
+        // often is noise.
+        let mut epoch = Epoch::new(0, 1000);
+        for id in 1..=8u64 {
+            let secondary_total = if id % 2 == 0 { 2 } else { 1 };
+            let candidate_total = if id % 4 < 2 { 3 } else { 1 };
+            let legs = [
+                ok_whole(&object(id, 1, 600)),
+                ok_whole(&object(id + 100, secondary_total, 600)),
+                ok_whole(&object(id + 200, candidate_total, 600)),
+            ];
+            let record = record(id, legs);
+            epoch.record("GET /h", &record, &Analysis::of(&record, &rules));
+        }
+        let stats = &epoch.endpoints[0];
+        let total = stats.fields.iter().find(|f| f.name == "body zz_total");
+        assert_eq!(total.map(|f| (f.raw, f.noise)), Some((4, 4)));
     }
 
     #[test]
@@ -1056,6 +1097,21 @@ mod tests {
         let named = MAX_FIELDS_PER_ENDPOINT + 1 + RESERVED_PER_ENDPOINT - 1;
         assert_eq!(stats.fields.len(), named);
         assert_eq!(stats.fields[MAX_FIELDS_PER_ENDPOINT + 1].name, "body real0");
+        // A field the secondary has differed in is noise, and takes no kept name.
+        let mut noisy = EndpointStats::new("z".into());
+        let mut plenty = MAX_FIELDS;
+        for i in 0..MAX_FIELDS_PER_ENDPOINT {
+            noisy.field(&format!("body f{i}"), &mut plenty, false);
+        }
+        noisy.noisy.insert(name_hash("body flaky"));
+        assert_eq!(
+            noisy.field("body flaky", &mut plenty, true).name,
+            OTHER_FIELDS
+        );
+        assert_eq!(
+            noisy.field("body real", &mut plenty, true).name,
+            "body real"
+        );
         // Statuses and errors are named however full the table is.
         let before = stats.fields.len();
         stats.field("error:reset", &mut left, false).noise += 1;
