@@ -344,6 +344,13 @@ pub struct Analysis {
 }
 
 impl Analysis {
+    /// Both comparisons found more fields than they keep: the candidate's unnamed ones count
+    /// as noise (as the statistics count them), not beyond it.
+    pub fn more_is_noise(&self) -> bool {
+        let more = |c: &Comparison| c.differences().is_some_and(|d| d.more);
+        more(&self.raw) && more(&self.noise)
+    }
+
     /// Compares the three legs of `record`.
     pub fn of(record: &ExchangeRecord, rules: &Rules) -> Analysis {
         // Legs are in `Role::ALL` order: primary, secondary, candidate.

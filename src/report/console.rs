@@ -92,7 +92,10 @@ fn write_lines(
                     Role::Candidate => Some(&a.raw),
                 });
                 if let Some(Comparison::Compared { differences, .. }) = comparison {
-                    write_result(differences.iter(), differences.more, out)?;
+                    let noise_more =
+                        role == Role::Candidate && analysis.is_some_and(Analysis::more_is_noise);
+                    let more = differences.more && !noise_more;
+                    write_result(differences.iter(), more, noise_more, out)?;
                 }
                 out.extend_from_slice(b")\n");
             }
@@ -103,10 +106,13 @@ fn write_lines(
     Ok(())
 }
 
-/// `, same`, `, differs: A, B` and, for fields masked as noise, `; noise: C`.
+/// `, same`, `, differs: A, B` and, for fields masked as noise, `; noise: C`. `more`: fields
+/// past those kept, beyond noise; `noise_more`: past those kept, where the secondary's went
+/// past its own too.
 fn write_result<'a>(
     differences: impl Iterator<Item = &'a Difference> + Clone,
     more: bool,
+    noise_more: bool,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
     let differing = differences.clone().filter(|d| !d.masked);
@@ -117,9 +123,9 @@ fn write_result<'a>(
         out.extend_from_slice(b", differs: ");
         write_list(differing, more, out)?;
     }
-    if masked.clone().next().is_some() {
+    if masked.clone().next().is_some() || noise_more {
         out.extend_from_slice(b"; noise: ");
-        write_list(masked, false, out)?;
+        write_list(masked, noise_more, out)?;
     }
     Ok(())
 }
@@ -357,6 +363,49 @@ mod tests {
         let mut out = Vec::new();
         write_block(&record, Some(&analysis), &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    /// Past what both comparisons name, the candidate's fields are noise on its line, as in
+    /// the statistics, not a difference.
+    #[test]
+    fn fields_past_what_both_comparisons_name_read_as_noise() {
+        let leg = |seed: u64| {
+            let members: Vec<String> = (0..10_500)
+                .map(|i| format!(r#""f{i:05}":{seed}"#))
+                .collect();
+            let body = format!("{{{}}}", members.join(","));
+            let mut capture = crate::report::CapturedBody::new();
+            capture.extend(body.as_bytes(), 1 << 20);
+            LegOutcome::Response {
+                status: 200,
+                reason: "OK".to_string(),
+                body_bytes: body.len() as u64,
+                elapsed: Duration::from_micros(2100),
+                interim: None,
+                fields: b"Content-Type: application/json\r\n".to_vec(),
+                body: capture,
+            }
+        };
+        let record = record(None, [leg(1), leg(2), leg(3)]);
+        let rules = crate::report::compare::Rules::new(&[], &[], 1 << 20);
+        let analysis = Analysis::of(&record, &rules);
+        assert!(analysis.more_is_noise());
+        let mut out = Vec::new();
+        write_block(&record, Some(&analysis), &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let candidate = text
+            .lines()
+            .find(|l| l.starts_with("RESPONSE 1 candidate"))
+            .unwrap();
+        assert!(
+            candidate.contains(", same; noise: body f00000, "),
+            "{candidate}"
+        );
+        assert!(candidate.ends_with(" more and others)"), "{candidate}");
+        let mut line = Vec::new();
+        crate::report::jsonl::write_exchange(&record, "GET /", &analysis, &mut line);
+        let line: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(line["candidate"]["result"], "same");
     }
 
     #[test]

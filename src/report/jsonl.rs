@@ -47,7 +47,8 @@ pub fn write_exchange(
             Role::Candidate => Some(&analysis.raw),
         };
         if let (Some(comparison), Value::Object(map)) = (comparison, &mut leg) {
-            add_comparison(comparison, role, map);
+            let noise_more = role == Role::Candidate && analysis.more_is_noise();
+            add_comparison(comparison, role, noise_more, map);
         }
         line.insert(role.to_string(), leg);
     }
@@ -91,7 +92,14 @@ fn outcome(leg: &LegOutcome) -> Value {
     }
 }
 
-fn add_comparison(comparison: &Comparison, role: Role, leg: &mut Map<String, Value>) {
+/// `noise_more`: the candidate's fields past those kept count as noise (the secondary's went
+/// past its own too), as in the statistics.
+fn add_comparison(
+    comparison: &Comparison,
+    role: Role,
+    noise_more: bool,
+    leg: &mut Map<String, Value>,
+) {
     let Comparison::Compared {
         differences,
         hashed,
@@ -101,7 +109,7 @@ fn add_comparison(comparison: &Comparison, role: Role, leg: &mut Map<String, Val
         leg.insert("result".into(), json!("not compared"));
         return;
     };
-    let beyond_noise = differences.iter().any(|d| !d.masked) || differences.more;
+    let beyond_noise = differences.iter().any(|d| !d.masked) || (differences.more && !noise_more);
     leg.insert(
         "result".into(),
         json!(if beyond_noise { "differs" } else { "same" }),
