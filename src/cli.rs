@@ -624,6 +624,8 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let ms = |d: Duration| d.as_millis();
+    let ms_or_off =
+        |d: Option<Duration>| d.map_or_else(|| "off".to_string(), |d| format!("{}ms", ms(d)));
     let _ = writeln!(out, "listen              {}", config.listen);
     if let Some((cert, key)) = &config.tls {
         let _ = writeln!(
@@ -703,19 +705,11 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
             .map(|k| format!(", sampled by {k}"))
             .unwrap_or_default()
     );
-    let _ = writeln!(
-        out,
-        "dns refresh         {}",
-        config
-            .dns_refresh
-            .map_or_else(|| "off".to_string(), |d| format!("{}ms", ms(d)))
-    );
+    let _ = writeln!(out, "dns refresh         {}", ms_or_off(config.dns_refresh));
     let _ = writeln!(
         out,
         "drain timeout       {}",
-        config
-            .drain_timeout
-            .map_or_else(|| "off".to_string(), |d| format!("{}ms", ms(d)))
+        ms_or_off(config.drain_timeout)
     );
     let _ = writeln!(
         out,

@@ -1631,8 +1631,9 @@ fn receive(
                             {
                                 // For the comparison only (the client has its framing):
                                 // with no body (HEAD, 304) the length stands for it.
-                                let line = format!("Content-Length: {n}\r\n");
-                                fields.extend_from_slice(line.as_bytes());
+                                fields.extend_from_slice(b"Content-Length: ");
+                                http::request::push_decimal(&mut fields, n);
+                                fields.extend_from_slice(b"\r\n");
                             }
                             leg.response = LegResponse::Body {
                                 status: head.status,

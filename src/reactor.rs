@@ -1428,20 +1428,26 @@ mod tests {
         assert_eq!(refusals(&logged_here()), 2, "{:?}", logged_here());
     }
 
+    /// A resolver answering `answer(port)`, or failing while the flag it comes with is set.
+    fn failing_resolver(
+        answer: impl Fn(u16) -> SocketAddr + Send + Sync + 'static,
+    ) -> (Arc<Mutex<bool>>, SharedResolver) {
+        let failing = Arc::new(Mutex::new(false));
+        let flag = Arc::clone(&failing);
+        let resolve: SharedResolver = Arc::new(move |host: &str, port: u16| {
+            if *flag.lock().unwrap() {
+                Err(io::Error::other(format!("{host}: no answer")))
+            } else {
+                Ok(vec![answer(port)])
+            }
+        });
+        (failing, resolve)
+    }
+
     #[test]
     fn a_reload_while_a_shadows_name_does_not_resolve_keeps_its_addresses() {
         logged_here();
-        let failing = Arc::new(Mutex::new(false));
-        let resolve: SharedResolver = {
-            let failing = Arc::clone(&failing);
-            Arc::new(move |host: &str, port: u16| {
-                if *failing.lock().unwrap() {
-                    Err(io::Error::other(format!("{host}: no answer")))
-                } else {
-                    Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))])
-                }
-            })
-        };
+        let (failing, resolve) = failing_resolver(|port| SocketAddr::from(([127, 0, 0, 1], port)));
         let path = std::env::temp_dir().join(format!("trident-keep-{}.conf", std::process::id()));
         let write = |candidate: &str| {
             let text = format!(
@@ -1493,17 +1499,7 @@ mod tests {
     fn a_failing_lookup_is_said_once_per_host_name() {
         logged_here();
         let listen = SocketAddr::from(([127, 0, 0, 1], 48133));
-        let failing = Arc::new(Mutex::new(false));
-        let resolve: SharedResolver = {
-            let failing = Arc::clone(&failing);
-            Arc::new(move |host: &str, _: u16| {
-                if *failing.lock().unwrap() {
-                    Err(io::Error::other(format!("{host}: no answer")))
-                } else {
-                    Ok(vec![SocketAddr::from(([127, 0, 0, 1], 48134))])
-                }
-            })
-        };
+        let (failing, resolve) = failing_resolver(|_| SocketAddr::from(([127, 0, 0, 1], 48134)));
         let load = |candidate: &str| {
             let text = format!(
                 "primary = http://127.0.0.1:1\nsecondary = http://127.0.0.1:2\n\

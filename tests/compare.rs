@@ -366,6 +366,13 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().expect("gzip")
 }
 
+/// A JSON answer labelled `Content-Encoding: gzip`, with `body` as its bytes (gzip or not).
+fn labelled_gzip(body: impl Into<Vec<u8>>) -> Reply {
+    Reply::ok(body)
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip")
+}
+
 /// A HEAD response has no body to compare: its Content-Length, the length its GET would
 /// send, stands for it.
 #[test]
@@ -395,16 +402,8 @@ fn a_head_whose_length_changes_differs() {
 #[test]
 fn a_body_that_does_not_decode_in_its_coding_differs() {
     let body = br#"{"user":{"name":"ada"}}"#;
-    let zipped = move |_: &RecordedRequest| {
-        Reply::ok(gzip(body))
-            .header("Content-Type", "application/json")
-            .header("Content-Encoding", "gzip")
-    };
-    let mislabelled = move |_: &RecordedRequest| {
-        Reply::ok(&body[..])
-            .header("Content-Type", "application/json")
-            .header("Content-Encoding", "gzip")
-    };
+    let zipped = move |_: &RecordedRequest| labelled_gzip(gzip(body));
+    let mislabelled = move |_: &RecordedRequest| labelled_gzip(&body[..]);
     let (p, s) = (Upstream::start(zipped), Upstream::start(zipped));
     let (_, block) = one_exchange(&p, &s, &Upstream::start(mislabelled), "/gz");
     assert_eq!(
@@ -420,16 +419,8 @@ fn gzip_bodies_are_compared_by_what_they_say() {
     let body = br#"{"user":{"name":"ada"}}"#;
     let plain =
         move |_: &RecordedRequest| Reply::ok(&body[..]).header("Content-Type", "application/json");
-    let zipped = move |_: &RecordedRequest| {
-        Reply::ok(gzip(body))
-            .header("Content-Type", "application/json")
-            .header("Content-Encoding", "gzip")
-    };
-    let changed = |_: &RecordedRequest| {
-        Reply::ok(gzip(br#"{"user":{"name":"bob"}}"#))
-            .header("Content-Type", "application/json")
-            .header("Content-Encoding", "gzip")
-    };
+    let zipped = move |_: &RecordedRequest| labelled_gzip(gzip(body));
+    let changed = |_: &RecordedRequest| labelled_gzip(gzip(br#"{"user":{"name":"bob"}}"#));
     let (p, s) = (Upstream::start(plain), Upstream::start(zipped));
     let (_, block) = one_exchange(&p, &s, &Upstream::start(changed), "/gz");
     assert_eq!(
@@ -700,8 +691,9 @@ fn a_reload_waits_for_the_old_epochs_exchanges_in_flight() {
     file.write(&targets_text(&p.url(), &s.url(), &s.url()));
     trident.signal("HUP");
     trident.wait_stderr("statistics epoch 1 begins", WAIT);
-    // A while after the reload, with the three still in flight: no summary yet.
-    std::thread::sleep(Duration::from_millis(1500));
+    // A while after the reload (the reporting thread looks every 200 ms at most), with the
+    // three still in flight: no summary yet.
+    std::thread::sleep(Duration::from_millis(500));
     assert!(
         !trident.stdout().contains("SUMMARY epoch 0"),
         "{}",

@@ -374,17 +374,8 @@ mod tests {
                 .map(|i| format!(r#""f{i:05}":{seed}"#))
                 .collect();
             let body = format!("{{{}}}", members.join(","));
-            let mut capture = crate::report::CapturedBody::new();
-            capture.extend(body.as_bytes(), 1 << 20);
-            LegOutcome::Response {
-                status: 200,
-                reason: "OK".to_string(),
-                body_bytes: body.len() as u64,
-                elapsed: Duration::from_micros(2100),
-                interim: None,
-                fields: b"Content-Type: application/json\r\n".to_vec(),
-                body: capture,
-            }
+            let fields = b"Content-Type: application/json\r\n";
+            LegOutcome::ok_for_test(&body, fields, Duration::from_micros(2100))
         };
         let record = record(None, [leg(1), leg(2), leg(3)]);
         let rules = crate::report::compare::Rules::new(&[], &[], 1 << 20);

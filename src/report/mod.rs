@@ -309,7 +309,7 @@ impl LegOutcome {
     /// A `200 OK` leg whose whole `body` was captured, for the report modules' tests.
     pub(crate) fn ok_for_test(body: &str, fields: &[u8], elapsed: Duration) -> LegOutcome {
         let mut capture = CapturedBody::new();
-        capture.extend(body.as_bytes(), 1024);
+        capture.extend(body.as_bytes(), body.len());
         LegOutcome::Response {
             status: 200,
             reason: "OK".to_string(),

@@ -852,59 +852,46 @@ mod tests {
         }
     }
 
-    /// A JSON answer captured whole (`ok` keeps 1 KiB).
-    fn ok_whole(body: &str) -> LegOutcome {
-        let mut capture = crate::report::CapturedBody::new();
-        capture.extend(body.as_bytes(), 1 << 20);
-        LegOutcome::Response {
-            status: 200,
-            reason: "OK".to_string(),
-            body_bytes: body.len() as u64,
-            elapsed: Duration::from_millis(2),
-            interim: None,
-            fields: b"Content-Type: application/json\r\n".to_vec(),
-            body: capture,
-        }
-    }
-
     /// A regression beside many noisy fields is kept (a comparison keeps 256 fields), and the
     /// fields beyond that count once per exchange under `other fields`, never dropped.
     #[test]
     fn fields_beyond_a_comparisons_bound_are_counted_not_lost() {
         let rules = Rules::new(&[], &[], 1 << 20);
+        let epoch_of = |n: u64, legs: &dyn Fn(u64) -> [LegOutcome; 3]| {
+            let mut epoch = Epoch::new(0, 1000);
+            for id in 1..=n {
+                let record = record(id, legs(id));
+                epoch.record("GET /x", &record, &Analysis::of(&record, &rules));
+            }
+            epoch
+        };
         let object = |noise: u64, total: u64, fields: usize| {
             let members: Vec<String> = (0..fields)
                 .map(|k| format!(r#""updated_at_{k:03}":{noise}"#))
                 .collect();
             format!(r#"{{"g":{{{}}},"zz_total":{total}}}"#, members.join(","))
         };
-        let mut epoch = Epoch::new(0, 1000);
-        for id in 1..=4u64 {
+        let epoch = epoch_of(4, &|id| {
             // 70 noisy timestamps in both shadows, and a real change in the candidate.
-            let legs = [
-                ok_whole(&object(id, 1, 70)),
-                ok_whole(&object(id + 100, 1, 70)),
-                ok_whole(&object(id + 200, 2, 70)),
-            ];
-            let record = record(id, legs);
-            epoch.record("GET /a", &record, &Analysis::of(&record, &rules));
-        }
+            [
+                ok(&object(id, 1, 70)),
+                ok(&object(id + 100, 1, 70)),
+                ok(&object(id + 200, 2, 70)),
+            ]
+        });
         let stats = &epoch.endpoints[0];
         let total = stats.fields.iter().find(|f| f.name == "body zz_total");
         assert_eq!(total.map(|f| (f.raw, f.noise)), Some((4, 0)));
         assert_eq!(stats.raw_beyond_noise, 4);
         // 300 differing fields: the first named, the rest once per exchange under `other
         // fields`.
-        let mut epoch = Epoch::new(0, 1000);
-        for id in 1..=4u64 {
-            let legs = [
-                ok_whole(&object(1, 1, 300)),
-                ok_whole(&object(1, 1, 300)),
-                ok_whole(&object(2, 1, 300)),
-            ];
-            let record = record(id, legs);
-            epoch.record("GET /b", &record, &Analysis::of(&record, &rules));
-        }
+        let epoch = epoch_of(4, &|_| {
+            [
+                ok(&object(1, 1, 300)),
+                ok(&object(1, 1, 300)),
+                ok(&object(2, 1, 300)),
+            ]
+        });
         let stats = &epoch.endpoints[0];
         assert!(
             (256..=257).contains(&stats.fields.len()),
@@ -916,87 +903,72 @@ mod tests {
         assert_eq!(stats.raw_beyond_noise, 4);
         // Noise in more fields than the candidate's comparison keeps does not push a real
         // change out either: the secondary's fields are kept apart from the rest.
-        let mut epoch = Epoch::new(0, 1000);
-        for id in 1..=4u64 {
+        let epoch = epoch_of(4, &|id| {
             let changed = object(id + 200, 1, 300).replace("\"zz_total\":1", "\"zz_total\":\"1\"");
-            let legs = [
-                ok_whole(&object(id, 1, 300)),
-                ok_whole(&object(id + 100, 1, 300)),
-                ok_whole(&changed),
-            ];
-            let record = record(id, legs);
-            epoch.record("GET /c", &record, &Analysis::of(&record, &rules));
-        }
+            [
+                ok(&object(id, 1, 300)),
+                ok(&object(id + 100, 1, 300)),
+                ok(&changed),
+            ]
+        });
         let stats = &epoch.endpoints[0];
         let total = stats.fields.iter().find(|f| f.name == "body zz_total type");
         assert_eq!(total.map(|f| (f.raw, f.noise)), Some((4, 0)));
         assert_eq!(stats.raw_beyond_noise, 4);
         let other = stats.fields.iter().find(|f| f.name == OTHER_FIELDS);
         assert!(other.map_or(true, |f| f.raw == f.masked), "{other:?}");
-        // Noise in more fields than even the secondary's comparison keeps, and no change:
-        // the candidate's fields past those are looked for in the secondary again, and are
+        // Noise in more fields than even the secondary's comparison describes, and no
+        // change: the secondary's fields past those are still named, and the candidate's are
         // noise too.
-        let mut epoch = Epoch::new(0, 1000);
-        for id in 1..=4u64 {
-            let legs = [
-                ok_whole(&object(id, 1, 1000)),
-                ok_whole(&object(id + 100, 1, 1000)),
-                ok_whole(&object(id + 200, 1, 1000)),
-            ];
-            let record = record(id, legs);
-            epoch.record("GET /d", &record, &Analysis::of(&record, &rules));
-        }
+        let epoch = epoch_of(4, &|id| {
+            [
+                ok(&object(id, 1, 1000)),
+                ok(&object(id + 100, 1, 1000)),
+                ok(&object(id + 200, 1, 1000)),
+            ]
+        });
         let stats = &epoch.endpoints[0];
         assert_eq!(stats.raw_beyond_noise, 0);
         let beyond: Vec<_> = stats.fields.iter().filter(|f| f.raw > f.noise).collect();
         assert!(beyond.is_empty(), "{beyond:?}");
         // Noise took every name on the first exchange; a real change from the second on
         // still gets its own, not `other fields` beside the noise.
-        let mut epoch = Epoch::new(0, 1000);
-        for id in 1..=8u64 {
+        let epoch = epoch_of(8, &|id| {
             let total = if id == 1 { 1 } else { 2 };
-            let legs = [
-                ok_whole(&object(id, 1, 300)),
-                ok_whole(&object(id + 100, 1, 300)),
-                ok_whole(&object(id + 200, total, 300)),
-            ];
-            let record = record(id, legs);
-            epoch.record("GET /e", &record, &Analysis::of(&record, &rules));
-        }
+            [
+                ok(&object(id, 1, 300)),
+                ok(&object(id + 100, 1, 300)),
+                ok(&object(id + 200, total, 300)),
+            ]
+        });
         let stats = &epoch.endpoints[0];
         let total = stats.fields.iter().find(|f| f.name == "body zz_total");
         assert_eq!(total.map(|f| (f.raw, f.noise)), Some((7, 0)));
         // A field the secondary changes half the time and the candidate always, past 256
         // masked fields: each of the candidate's counts, masked or not.
-        let mut epoch = Epoch::new(0, 1000);
-        for id in 1..=8u64 {
+        let epoch = epoch_of(8, &|id| {
             let secondary_total = if id % 2 == 0 { 2 } else { 1 };
-            let legs = [
-                ok_whole(&object(id, 1, 300)),
-                ok_whole(&object(id + 100, secondary_total, 300)),
-                ok_whole(&object(id + 200, 3, 300)),
-            ];
-            let record = record(id, legs);
-            epoch.record("GET /f", &record, &Analysis::of(&record, &rules));
-        }
+            [
+                ok(&object(id, 1, 300)),
+                ok(&object(id + 100, secondary_total, 300)),
+                ok(&object(id + 200, 3, 300)),
+            ]
+        });
         let stats = &epoch.endpoints[0];
         let total = stats.fields.iter().find(|f| f.name == "body zz_total");
         assert_eq!(total.map(|f| (f.raw, f.noise)), Some((8, 4)));
         // Past the 512 fields the secondary's comparison describes, a field it changes only
         // some of the time still counts each time: an identical candidate changing it as
         // often is noise.
-        let mut epoch = Epoch::new(0, 1000);
-        for id in 1..=8u64 {
+        let epoch = epoch_of(8, &|id| {
             let secondary_total = if id % 2 == 0 { 2 } else { 1 };
             let candidate_total = if id % 4 < 2 { 3 } else { 1 };
-            let legs = [
-                ok_whole(&object(id, 1, 600)),
-                ok_whole(&object(id + 100, secondary_total, 600)),
-                ok_whole(&object(id + 200, candidate_total, 600)),
-            ];
-            let record = record(id, legs);
-            epoch.record("GET /h", &record, &Analysis::of(&record, &rules));
-        }
+            [
+                ok(&object(id, 1, 600)),
+                ok(&object(id + 100, secondary_total, 600)),
+                ok(&object(id + 200, candidate_total, 600)),
+            ]
+        });
         let stats = &epoch.endpoints[0];
         let total = stats.fields.iter().find(|f| f.name == "body zz_total");
         assert_eq!(total.map(|f| (f.raw, f.noise)), Some((4, 4)));

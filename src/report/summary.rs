@@ -776,6 +776,22 @@ mod tests {
         LegOutcome::ok_for_test(body, b"", Duration::from_millis(3))
     }
 
+    /// `leg(body)`, with status `code`.
+    fn answered(code: u16, body: &str) -> LegOutcome {
+        let mut leg = leg(body);
+        if let LegOutcome::Response { status, .. } = &mut leg {
+            *status = code;
+        }
+        leg
+    }
+
+    fn failed(error: crate::failure::LegError) -> LegOutcome {
+        LegOutcome::Failed {
+            error,
+            elapsed: Duration::from_millis(1),
+        }
+    }
+
     /// A JSON answer.
     fn json_leg(body: &str) -> LegOutcome {
         LegOutcome::ok_for_test(
@@ -1034,17 +1050,8 @@ mod tests {
     #[test]
     fn a_failing_secondary_does_not_make_noise_a_regression() {
         let json = |ts: u64| json_leg(&format!(r#"{{"ts":{ts},"v":1}}"#));
-        let unavailable = || {
-            let mut leg = leg("busy");
-            if let LegOutcome::Response { status, .. } = &mut leg {
-                *status = 503;
-            }
-            leg
-        };
-        let refused = || LegOutcome::Failed {
-            error: crate::failure::LegError::ConnectionRefused,
-            elapsed: Duration::from_millis(1),
-        };
+        let unavailable = || answered(503, "busy");
+        let refused = || failed(crate::failure::LegError::ConnectionRefused);
         // Half the secondary's answers are 503s, the other half differ in `ts` as the
         // candidate's all do: noise.
         let e = epoch_of(100, |i| {
@@ -1113,17 +1120,7 @@ mod tests {
     #[test]
     fn failures_of_several_kinds_add_up() {
         let ok = || leg("fine");
-        let failed = |error| LegOutcome::Failed {
-            error,
-            elapsed: Duration::from_millis(1),
-        };
-        let status = |code| {
-            let mut leg = leg("oops");
-            if let LegOutcome::Response { status, .. } = &mut leg {
-                *status = code;
-            }
-            leg
-        };
+        let status = |code| answered(code, "oops");
         use crate::failure::LegError;
         // One in five fails, by four kinds in turn: 5 of 100 each is not significant alone,
         // 20 of 100 is.
