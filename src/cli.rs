@@ -237,7 +237,8 @@ comparison (candidate vs primary, against secondary vs primary as noise):
                          (default 1000)
   --relative-threshold P Diffy's relative threshold, percent (default 20)
   --absolute-threshold P Diffy's absolute threshold, percent (default 0.03)
-  --confidence P         the z-test's confidence, percent (default 99)
+  --confidence P         the z-tests' confidence, percent, over all the
+                         fields an epoch tests (Holm) (default 99)
   --min-samples N        compared requests an endpoint needs before it can
                          fail the candidate (default 30)
   --report FILE          write the summary as JSON to FILE at shutdown, on

@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 
 use super::compare::{is_outcome_field, STATUS_OR_ERROR};
 use super::stats::{
-    diffy_over, proportion_test, DiffyRule, EndpointStats, Epoch, FieldStats, LegStats,
-    ProportionTest, Thresholds,
+    diffy_over, holm_adjust, proportion_test, DiffyRule, EndpointStats, Epoch, FieldStats,
+    LegStats, ProportionTest, Thresholds,
 };
 use super::Verdict;
 use crate::targets::Role;
@@ -99,6 +99,8 @@ pub struct FieldReport<'a> {
     pub compared: (u64, u64),
     pub diffy: DiffyRule,
     pub test: ProportionTest,
+    /// Both legs compared `--min-samples` times for the field: its test counts.
+    pub tested: bool,
     pub verdict: FieldVerdict,
 }
 
@@ -164,6 +166,9 @@ pub struct EpochReport<'a> {
     pub undecided: usize,
     /// Undecided endpoints with a field Diffy's rule flags: the ones to watch.
     pub flagged_unsure: usize,
+    /// The fields with the samples to test, over every endpoint: the family the tests are
+    /// corrected over.
+    pub tested_fields: usize,
     pub thresholds: Thresholds,
 }
 
@@ -178,8 +183,20 @@ impl<'a> EpochReport<'a> {
         let mut endpoints: Vec<EndpointReport<'a>> = epoch
             .endpoints
             .iter()
-            .map(|stats| judge_endpoint(stats, thresholds))
+            .map(|stats| assess_endpoint(stats, thresholds))
             .collect();
+        // One family: the candidate fails the epoch if any field of any endpoint regresses.
+        let mut tests: Vec<&mut ProportionTest> = endpoints
+            .iter_mut()
+            .flat_map(|endpoint| endpoint.fields.iter_mut())
+            .filter(|field| field.tested)
+            .map(|field| &mut field.test)
+            .collect();
+        let tested_fields = tests.len();
+        holm_adjust(&mut tests, thresholds.confidence);
+        for endpoint in &mut endpoints {
+            endpoint.decide();
+        }
         endpoints.sort_by(|a, b| {
             (a.rank(), std::cmp::Reverse(a.stats.requests), &a.stats.name).cmp(&(
                 b.rank(),
@@ -195,6 +212,7 @@ impl<'a> EpochReport<'a> {
             flagged_unsure: endpoints.iter().filter(|e| e.flagged_unsure).count(),
             endpoints,
             not_compared: epoch.not_compared + not_compared_pending,
+            tested_fields,
             thresholds: *thresholds,
         }
     }
@@ -224,7 +242,9 @@ impl<'a> EpochReport<'a> {
     }
 }
 
-fn judge_endpoint<'a>(stats: &'a EndpointStats, thresholds: &Thresholds) -> EndpointReport<'a> {
+/// An endpoint's fields with their rules applied and their tests run, not yet judged: the
+/// tests are corrected over the whole epoch first (`holm_adjust`).
+fn assess_endpoint<'a>(stats: &'a EndpointStats, thresholds: &Thresholds) -> EndpointReport<'a> {
     let enough_samples = stats.raw_compared >= thresholds.min_samples
         && stats.noise_compared >= thresholds.min_samples;
     let contents_decided = stats.raw_contents >= thresholds.min_samples
@@ -234,30 +254,19 @@ fn judge_endpoint<'a>(stats: &'a EndpointStats, thresholds: &Thresholds) -> Endp
         .iter()
         .map(|field| {
             let (n_raw, n_noise) = stats.compared_for(field);
-            let diffy = diffy_over(field.raw, n_raw, field.noise, n_noise, thresholds);
-            let test = proportion_test(
-                field.raw,
-                n_raw,
-                field.noise,
-                n_noise,
-                thresholds.confidence,
-            );
-            let enough_samples =
-                n_raw >= thresholds.min_samples && n_noise >= thresholds.min_samples;
-            let verdict = match (enough_samples, test.significant, diffy.flagged) {
-                (false, _, true) => FieldVerdict::TooFewSamples,
-                (false, _, false) => FieldVerdict::Noise,
-                (true, true, true) => FieldVerdict::Regression,
-                (true, false, true) => FieldVerdict::NotSignificant,
-                (true, true, false) => FieldVerdict::BelowThresholds,
-                (true, false, false) => FieldVerdict::Noise,
-            };
             FieldReport {
                 stats: field,
                 compared: (n_raw, n_noise),
-                diffy,
-                test,
-                verdict,
+                diffy: diffy_over(field.raw, n_raw, field.noise, n_noise, thresholds),
+                test: proportion_test(
+                    field.raw,
+                    n_raw,
+                    field.noise,
+                    n_noise,
+                    thresholds.confidence,
+                ),
+                tested: n_raw >= thresholds.min_samples && n_noise >= thresholds.min_samples,
+                verdict: FieldVerdict::Noise,
             }
         })
         .collect();
@@ -270,29 +279,45 @@ fn judge_endpoint<'a>(stats: &'a EndpointStats, thresholds: &Thresholds) -> Endp
     if kinds < 2 {
         fields.retain(|f| f.stats.name != STATUS_OR_ERROR);
     }
-    fields.sort_by(|a, b| {
-        (a.verdict, std::cmp::Reverse(a.stats.raw), &a.stats.name).cmp(&(
-            b.verdict,
-            std::cmp::Reverse(b.stats.raw),
-            &b.stats.name,
-        ))
-    });
-    let any = |v: FieldVerdict| fields.iter().any(|f| f.verdict == v);
-    let flagged_unsure = any(FieldVerdict::TooFewSamples);
-    let verdict = if any(FieldVerdict::Regression) {
-        EndpointVerdict::Regresses
-    } else if flagged_unsure || !contents_decided {
-        EndpointVerdict::Undecided
-    } else {
-        EndpointVerdict::Passes
-    };
     EndpointReport {
         stats,
         fields,
         enough_samples,
         contents_decided,
-        flagged_unsure,
-        verdict,
+        flagged_unsure: false,
+        verdict: EndpointVerdict::Undecided,
+    }
+}
+
+impl EndpointReport<'_> {
+    /// Judges the fields on their corrected tests, and the endpoint on its fields.
+    fn decide(&mut self) {
+        for field in &mut self.fields {
+            field.verdict = match (field.tested, field.test.significant, field.diffy.flagged) {
+                (false, _, true) => FieldVerdict::TooFewSamples,
+                (false, _, false) => FieldVerdict::Noise,
+                (true, true, true) => FieldVerdict::Regression,
+                (true, false, true) => FieldVerdict::NotSignificant,
+                (true, true, false) => FieldVerdict::BelowThresholds,
+                (true, false, false) => FieldVerdict::Noise,
+            };
+        }
+        self.fields.sort_by(|a, b| {
+            (a.verdict, std::cmp::Reverse(a.stats.raw), &a.stats.name).cmp(&(
+                b.verdict,
+                std::cmp::Reverse(b.stats.raw),
+                &b.stats.name,
+            ))
+        });
+        let any = |v: FieldVerdict| self.fields.iter().any(|f| f.verdict == v);
+        self.flagged_unsure = any(FieldVerdict::TooFewSamples);
+        self.verdict = if any(FieldVerdict::Regression) {
+            EndpointVerdict::Regresses
+        } else if self.flagged_unsure || !self.contents_decided {
+            EndpointVerdict::Undecided
+        } else {
+            EndpointVerdict::Passes
+        };
     }
 }
 
@@ -402,9 +427,13 @@ pub fn write_text(
     }
     let _ = writeln!(
         out,
-        "; a regression is significant at {} and above Diffy's thresholds \
-         (relative > {}, absolute > {}), from {} samples",
-        t.confidence, t.relative, t.absolute, t.min_samples
+        "; a regression is significant at {} over the {} tested (Holm) and above Diffy's \
+         thresholds (relative > {}, absolute > {}), from {} samples",
+        t.confidence,
+        Counted(report.tested_fields, "field"),
+        t.relative,
+        t.absolute,
+        t.min_samples
     );
     if report.endpoints.is_empty() {
         out.push_str("  no exchanges compared\n");
@@ -548,11 +577,7 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
             },
             field.test.z,
             p_value(field.test.p_value),
-            if field.test.significant {
-                " (significant)"
-            } else {
-                " (not significant)"
-            },
+            corrected(field),
         );
     }
     if unshown.iter().any(|&n| n > 0) {
@@ -623,6 +648,23 @@ fn millis(d: Option<Duration>) -> String {
     }
 }
 
+/// `, adjusted p = 0.0123 (significant)`: the test over the epoch's family (`holm_adjust`);
+/// nothing for a field with too few samples, which is not tested.
+fn corrected(field: &FieldReport<'_>) -> String {
+    if !field.tested {
+        return String::new();
+    }
+    format!(
+        ", adjusted {} ({})",
+        p_value(field.test.p_adjusted),
+        if field.test.significant {
+            "significant"
+        } else {
+            "not significant"
+        }
+    )
+}
+
 fn p_value(p: f64) -> String {
     if p < 0.0001 {
         "p < 0.0001".to_string()
@@ -660,7 +702,9 @@ pub fn to_json(report: &EpochReport<'_>, trigger: Trigger, earlier_failed: &[u64
             "absolute_percent": t.absolute.percent(),
             "confidence_percent": t.confidence.percent(),
             "min_samples": t.min_samples,
+            "correction": "holm",
         },
+        "tested_fields": report.tested_fields,
         "verdict": {
             "candidate": report.verdict(earlier_failed).name(),
             "epoch_fails": report.fails(),
@@ -719,7 +763,8 @@ fn endpoint_json(endpoint: &EndpointReport<'_>) -> Value {
                 "z_test": {
                     "z": round(field.test.z),
                     "p_value": field.test.p_value,
-                    "significant": field.test.significant,
+                    "p_adjusted": if field.tested { json!(field.test.p_adjusted) } else { Value::Null },
+                    "significant": field.tested && field.test.significant,
                 },
                 "samples": samples,
             })
@@ -891,6 +936,68 @@ mod tests {
         }
     }
 
+    /// An identical candidate on a service with many sometimes-noisy fields: one of them
+    /// differs more often on the candidate by chance (22 against 8 in 300, p = 0.0044, a
+    /// regression were it tested alone). Over the epoch's 60 tested fields it is not
+    /// significant, and the candidate passes; a real change beside it still fails it.
+    #[test]
+    fn the_tests_are_corrected_over_every_field_of_the_epoch() {
+        const FIELDS: u64 = 60;
+        // Field 0 differs on the candidate in 22 exchanges and on the secondary in 8; every
+        // other field on either shadow 1 time in 20, each at its own phase.
+        let body = |i: u64, role: u64, changed: bool| {
+            let members: Vec<String> = (0..FIELDS)
+                .map(|k| {
+                    let noisy = match (k, role) {
+                        (0, 1) => i < 8,
+                        (0, _) => (100..122).contains(&i),
+                        _ => (i + k * 7 + role * 3) % 20 == 0,
+                    };
+                    format!("\"f{k:02}\":{}", u8::from(role > 0 && noisy))
+                })
+                .collect();
+            let change = if changed && role == 2 { 2 } else { 1 };
+            json_leg(&format!("{{{},\"v\":{change}}}", members.join(",")))
+        };
+        let run = |changed: bool| {
+            epoch_of(300, move |i| {
+                [
+                    body(i, 0, changed),
+                    body(i, 1, changed),
+                    body(i, 2, changed),
+                ]
+            })
+        };
+        let e = run(false);
+        let report = judge(&e);
+        let f00 = &report.endpoints[0].fields[0];
+        assert_eq!(f00.stats.name, "body f00");
+        assert_eq!((f00.stats.raw, f00.stats.noise), (22, 8));
+        assert!(f00.test.p_value < 0.01, "{f00:?}");
+        assert_eq!(report.tested_fields, FIELDS as usize);
+        assert!(f00.test.p_adjusted > 0.2, "{f00:?}");
+        assert_eq!(f00.verdict, FieldVerdict::NotSignificant);
+        assert_eq!(report.verdict(&[]), Verdict::Pass);
+        let mut text = String::new();
+        write_text(&report, Trigger::Final, &[], &mut text);
+        assert!(text.contains("over the 60 fields tested (Holm)"), "{text}");
+        assert!(
+            text.contains("z 2.62, p = 0.0044, adjusted p = 0.2619 (not significant)"),
+            "{text}"
+        );
+        // A candidate that changes `v` every time still fails.
+        let e = run(true);
+        let report = judge(&e);
+        assert_eq!(report.tested_fields, FIELDS as usize + 1);
+        let v = &report.endpoints[0].fields[0];
+        assert_eq!(
+            (v.stats.name.as_str(), v.verdict),
+            ("body v", FieldVerdict::Regression)
+        );
+        assert!(v.test.p_adjusted < 1e-6, "{v:?}");
+        assert_eq!(report.verdict(&[]), Verdict::Fail);
+    }
+
     #[test]
     fn verdict_lines() {
         let failing = epoch(100, 100, 0);
@@ -995,15 +1102,16 @@ mod tests {
             lines,
             [
                 "SUMMARY epoch 3 (final): 100 exchanges, 0 not compared; a regression is \
-                 significant at 99% and above Diffy's thresholds (relative > 20%, absolute > \
-                 0.03%), from 30 samples",
+                 significant at 99% over the 1 field tested (Holm) and above Diffy's \
+                 thresholds (relative > 20%, absolute > 0.03%), from 30 samples",
                 "  GET /e: 100 requests; candidate differs 100.0% (100.0% beyond noise), \
                  secondary differs 0.0%",
                 "    latency p50/p99: primary 3.0ms/3.0ms, secondary 3.0ms/3.0ms, candidate \
                  3.0ms/3.0ms",
                 "    errors: primary 0, secondary 0, candidate 0",
                 "    REGRESSION body: candidate 100/100 (100.0%), secondary 0/100 (0.0%); Diffy \
-                 relative 100.0%, absolute 100.00% (flagged); z 14.14, p < 0.0001 (significant)",
+                 relative 100.0%, absolute 100.00% (flagged); z 14.14, p < 0.0001, adjusted \
+                 p < 0.0001 (significant)",
                 "VERDICT candidate: FAIL — 1 endpoint regresses",
             ]
         );
