@@ -433,6 +433,13 @@ pub struct EndpointStats {
     /// `MAX_NOISY`: a field that was ever noise takes no name kept for real changes (it is
     /// beyond noise in an exchange only because the secondary happened not to change it).
     noisy: HashSet<u64>,
+    /// The fields holding a name kept for real changes (past `MAX_FIELDS_PER_ENDPOINT`), by
+    /// index, until the secondary is seen differing in them.
+    reserved: HashSet<usize>,
+    /// Kept names given back: a field took one in an endpoint's first exchanges, before the
+    /// secondary had happened to change it, and then proved to be noise. Each lets one more
+    /// real change have a name; at most `MAX_NOISY`, as each is a field first seen noisy.
+    given_back: usize,
 }
 
 /// Noisy field names remembered per endpoint (8 bytes each).
@@ -461,6 +468,8 @@ impl EndpointStats {
             fields: Vec::new(),
             index: HashMap::new(),
             noisy: HashSet::new(),
+            reserved: HashSet::new(),
+            given_back: 0,
         }
     }
 
@@ -472,6 +481,17 @@ impl EndpointStats {
             (self.raw_compared, self.noise_compared)
         } else {
             (self.raw_contents, self.noise_contents)
+        }
+    }
+
+    /// The secondary differed in `name`: it is noise here, and gives back the name kept for
+    /// real changes it may hold.
+    fn seen_noisy(&mut self, name: &str) {
+        if self.noisy.insert(name_hash(name)) && !self.reserved.is_empty() {
+            let index = self.index.get(name);
+            if index.is_some_and(|index| self.reserved.remove(index)) {
+                self.given_back += 1;
+            }
         }
     }
 
@@ -488,7 +508,10 @@ impl EndpointStats {
             None => {
                 let real = beyond_noise && !self.noisy.contains(&name_hash(name));
                 let (endpoint_bound, reserved) = if real {
-                    (MAX_FIELDS_PER_ENDPOINT + RESERVED_PER_ENDPOINT, 0)
+                    (
+                        MAX_FIELDS_PER_ENDPOINT + RESERVED_PER_ENDPOINT + self.given_back,
+                        0,
+                    )
                 } else {
                     (MAX_FIELDS_PER_ENDPOINT, RESERVED_FIELDS)
                 };
@@ -500,6 +523,9 @@ impl EndpointStats {
                     name
                 } else if self.fields.len() < endpoint_bound && *fields_left > reserved {
                     *fields_left -= 1;
+                    if self.fields.len() >= MAX_FIELDS_PER_ENDPOINT {
+                        self.reserved.insert(self.fields.len());
+                    }
                     name
                 } else {
                     OTHER_FIELDS
@@ -584,7 +610,7 @@ impl Epoch {
                 if stats.noisy.len() >= MAX_NOISY {
                     break;
                 }
-                stats.noisy.insert(name_hash(&difference.field));
+                stats.seen_noisy(&difference.field);
             }
         }
         if let Some(differences) = analysis.raw.differences() {
@@ -1143,6 +1169,19 @@ mod tests {
         assert_eq!(
             noisy.field("body real", &mut plenty, true).name,
             "body real"
+        );
+        // A kept name taken before the secondary was seen changing its field is given back
+        // once it is: the next real change has one (and a field past the reserve does not
+        // give back what it never held).
+        stats.seen_noisy("body real0");
+        stats.seen_noisy("body real70");
+        assert_eq!(stats.given_back, 1);
+        stats.seen_noisy("body real0");
+        assert_eq!(stats.given_back, 1);
+        assert_eq!(stats.field("body late", &mut left, true).name, "body late");
+        assert_eq!(
+            stats.field("body later", &mut left, true).name,
+            OTHER_FIELDS
         );
         // Statuses and errors are named however full the table is.
         let before = stats.fields.len();
