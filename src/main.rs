@@ -5,6 +5,7 @@
 //! failed (`trident::EXIT_TROUBLE`).
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
@@ -111,10 +112,21 @@ fn check(config: &Config) -> ExitCode {
 
 /// `--report FILE` can be written (checked before anything starts).
 fn check_report_path(config: &Config) -> Result<(), String> {
-    match &config.report.report_file {
-        Some(path) => report::check_report_path(path),
-        None => Ok(()),
+    let Some(path) = &config.report.report_file else {
+        return Ok(());
+    };
+    let mut inputs: Vec<(&str, &Path)> = Vec::new();
+    if let Some(TargetSource::File(targets)) = &config.targets {
+        inputs.push(("--targets", targets));
     }
+    if let Some((cert, key)) = &config.tls {
+        inputs.push(("--tls-cert", cert));
+        inputs.push(("--tls-key", key));
+    }
+    if let Some(ca) = &config.ca_file {
+        inputs.push(("--ca-file", ca));
+    }
+    report::check_report_path(path, &inputs)
 }
 
 /// The targets named by the command line; errors are printed and give exit status 2.

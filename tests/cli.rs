@@ -421,6 +421,22 @@ fn a_report_path_that_cannot_be_written_is_refused_at_start_up() {
     }
 }
 
+/// A `--report` path naming the targets file is refused: the first summary would replace the
+/// user's targets with JSON, and the next SIGHUP would fail on it.
+#[test]
+fn a_report_path_naming_the_targets_file_is_refused() {
+    let file = TargetsFile::new(&targets_text(NOWHERE, NOWHERE, NOWHERE));
+    for mode in [&["--check"][..], &["--listen", "127.0.0.1:0"][..]] {
+        let args = [mode, &["--targets", file.arg(), "--report", file.arg()][..]].concat();
+        let line = assert_rejected(&args, &["is the file --targets reads"]);
+        assert!(line.contains("the report would replace it"), "{line}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(file.arg()).unwrap(),
+        targets_text(NOWHERE, NOWHERE, NOWHERE)
+    );
+}
+
 /// The log says at start-up which targets trident uses, with the address a host name gave.
 #[test]
 fn the_targets_are_logged_at_start_up_with_the_addresses_of_names() {

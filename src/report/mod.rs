@@ -1136,9 +1136,25 @@ fn write_report_file(path: &Path, report: &[u8]) -> bool {
 /// Checks at start-up (and for `--check`) that the report can be written where `--report`
 /// says: by writing its temporary file beside it, and removing that. A run whose report is
 /// lost only at shutdown would have been for nothing.
-pub fn check_report_path(path: &Path) -> Result<(), String> {
+/// `inputs`: the files trident reads (`--targets`, `--tls-cert`, ...), by option; the report
+/// must not replace one of them.
+pub fn check_report_path(path: &Path, inputs: &[(&str, &Path)]) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
     let shown = path.display();
     let target = report_target(path);
+    let same =
+        |a: &std::fs::Metadata, b: &std::fs::Metadata| a.dev() == b.dev() && a.ino() == b.ino();
+    if let Ok(report) = std::fs::metadata(&target) {
+        for (option, input) in inputs {
+            if std::fs::metadata(input).is_ok_and(|input| same(&report, &input)) {
+                return Err(format!(
+                    "--report {shown}: is the file {option} reads ({}); the report would \
+                     replace it",
+                    input.display()
+                ));
+            }
+        }
+    }
     match std::fs::metadata(&target) {
         Ok(meta) if meta.is_dir() => return Err(format!("--report {shown}: is a directory")),
         // Renamed over, a device (`/dev/null`) or a FIFO would be replaced by a plain file.
@@ -1201,7 +1217,7 @@ mod tests {
         std::os::unix::fs::symlink(&file, &link).unwrap();
         let users = dir.join("link.json.tmp");
         std::fs::write(&users, b"mine").unwrap();
-        assert_eq!(check_report_path(&link), Ok(()));
+        assert_eq!(check_report_path(&link, &[]), Ok(()));
         assert_eq!(std::fs::read(&users).unwrap(), b"mine");
         assert!(write_report_file(&link, b"{\n  \"written\": \"test\"\n}\n"));
         assert!(std::fs::symlink_metadata(&link)
@@ -1222,7 +1238,7 @@ mod tests {
         std::os::unix::fs::symlink("store/new.json", &ahead).unwrap();
         let theirs = dir.join("store/new.json.tmp");
         std::fs::write(&theirs, b"mine").unwrap();
-        assert_eq!(check_report_path(&ahead), Ok(()));
+        assert_eq!(check_report_path(&ahead, &[]), Ok(()));
         assert!(write_report_file(&ahead, b"{\"written\": \"first\"}"));
         assert!(std::fs::symlink_metadata(&ahead)
             .unwrap()
@@ -1237,10 +1253,29 @@ mod tests {
             .status()
             .unwrap();
         assert!(made.success());
-        let refused = check_report_path(&fifo).unwrap_err();
+        let refused = check_report_path(&fifo, &[]).unwrap_err();
         assert!(refused.contains("is not a regular file"), "{refused}");
-        let refused = check_report_path(Path::new("/dev/null")).unwrap_err();
+        let refused = check_report_path(Path::new("/dev/null"), &[]).unwrap_err();
         assert!(refused.contains("is not a regular file"), "{refused}");
+        // Not a file trident reads, even through a link: the report would replace it.
+        let targets = dir.join("targets.conf");
+        std::fs::write(&targets, b"primary = http://127.0.0.1:1\n").unwrap();
+        let inputs = [
+            ("--tls-cert", Path::new("/nonexistent")),
+            ("--targets", &targets),
+        ];
+        let refused = check_report_path(&targets, &inputs).unwrap_err();
+        assert_eq!(
+            refused,
+            format!(
+                "--report {0}: is the file --targets reads ({0}); the report would replace it",
+                targets.display()
+            )
+        );
+        let linked = dir.join("linked.conf");
+        std::os::unix::fs::symlink(&targets, &linked).unwrap();
+        assert!(check_report_path(&linked, &inputs).is_err());
+        assert_eq!(check_report_path(&dir.join("other.json"), &inputs), Ok(()));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
