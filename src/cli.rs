@@ -567,12 +567,14 @@ fn compare_options(matches: &getopts::Matches, config: &mut Config) -> Result<()
             count("--min-samples", &value, 1, 1_000_000_000)? as u64;
     }
     let thresholds = &mut config.report.thresholds;
-    let any = |_: Percent| true;
+    // Diffy's comparisons are strict and neither rate exceeds 100 %: at 100 nothing is ever
+    // flagged, and the candidate could not fail.
+    let below_100 = |p: Percent| p < Percent::whole(100);
     if let Some(value) = matches.opt_str("relative-threshold") {
-        thresholds.relative = percent("--relative-threshold", &value, any, "0 to 100")?;
+        thresholds.relative = percent("--relative-threshold", &value, below_100, "0 to 99.9999")?;
     }
     if let Some(value) = matches.opt_str("absolute-threshold") {
-        thresholds.absolute = percent("--absolute-threshold", &value, any, "0 to 100")?;
+        thresholds.absolute = percent("--absolute-threshold", &value, below_100, "0 to 99.9999")?;
     }
     if let Some(value) = matches.opt_str("confidence") {
         // 100 % would never fail anything, and below 50 % the test says "regression" to
@@ -1398,11 +1400,20 @@ mod tests {
             ("--max-endpoints 0", "--max-endpoints: \"0\" is not between 1 and 100000"),
             (
                 "--relative-threshold 120",
-                "--relative-threshold: \"120\" is not a percentage from 0 to 100 (at most four decimals)",
+                "--relative-threshold: \"120\" is not a percentage from 0 to 99.9999 (at most four decimals)",
             ),
             (
                 "--absolute-threshold x",
-                "--absolute-threshold: \"x\" is not a percentage from 0 to 100 (at most four decimals)",
+                "--absolute-threshold: \"x\" is not a percentage from 0 to 99.9999 (at most four decimals)",
+            ),
+            // Nothing is ever above 100 %: the candidate could never fail.
+            (
+                "--relative-threshold 100",
+                "--relative-threshold: \"100\" is not a percentage from 0 to 99.9999 (at most four decimals)",
+            ),
+            (
+                "--absolute-threshold 100%",
+                "--absolute-threshold: \"100%\" is not a percentage from 0 to 99.9999 (at most four decimals)",
             ),
             (
                 "--confidence 100",
