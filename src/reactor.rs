@@ -851,6 +851,10 @@ impl Proxy {
     /// thread what is installed now.
     fn take_loaded(&mut self, loaded: Loaded, installed: &Mutex<Arc<Targets>>) {
         let install = match loaded {
+            Loaded::Reload(Ok(_)) if self.core.draining => {
+                warn!("a reload asked before shutting down came too late: not installed");
+                return;
+            }
             Loaded::Reload(Ok(targets)) => Install::Reload(targets),
             Loaded::Reload(Err(e)) => {
                 error!("reload failed, keeping the old targets: {e}");
@@ -926,6 +930,11 @@ impl Proxy {
             // reload, never a lost one.
             if self.shared.reload.swap(false, Ordering::SeqCst) {
                 match (&reloader, &self.targets_file) {
+                    // New targets could take no request, and their empty epoch would stand
+                    // for the run in the final summary.
+                    _ if self.core.draining => {
+                        warn!("reload asked while shutting down: ignored");
+                    }
                     (Some(reloader), Some(_)) => reloader.request(),
                     (Some(reloader), None) => {
                         info!("reload asked: the targets came from the command line; looking their names up again");

@@ -419,6 +419,41 @@ fn a_final_report_that_cannot_be_written_exits_4() {
     );
 }
 
+/// A SIGHUP while trident drains is not installed: the new targets could take no request,
+/// and their empty epoch became the final summary (UNDECIDED where the traffic seen passed).
+#[test]
+fn a_sighup_while_draining_is_ignored() {
+    let p = Upstream::named("primary");
+    let slow = |_: &RecordedRequest| Reply::ok("slow").delay(Duration::from_millis(1200));
+    let (s, old, new) = (
+        Upstream::start(slow),
+        Upstream::start(slow),
+        Upstream::named("new"),
+    );
+    let file = TargetsFile::for_urls(&p.url(), &s.url(), &old.url());
+    let mut trident = Trident::spawn(&["--targets", file.arg(), "--timeout", "3000"]);
+    let mut client = trident.client();
+    assert_eq!(client.exchange(&get("/in-flight")).status, 200);
+    trident.signal("TERM");
+    trident.wait_stderr("shutting down", WAIT);
+    file.write(&targets_text(&p.url(), &s.url(), &new.url()));
+    trident.signal("HUP");
+    trident.wait_stderr("reload asked while shutting down: ignored", WAIT);
+    assert_eq!(trident.wait_exit(WAIT).code(), Some(0));
+    let stdout = trident.stdout();
+    assert!(
+        stdout.contains("SUMMARY epoch 0 (final): 1 exchange,"),
+        "{}",
+        trident.output()
+    );
+    assert!(!stdout.contains("SUMMARY epoch 1"), "{}", trident.output());
+    assert!(
+        !trident.stderr().contains("targets reloaded"),
+        "{}",
+        trident.output()
+    );
+}
+
 /// While trident drains, its listener is closed: a new client is refused at once (and can
 /// go elsewhere), not left in the backlog to be reset when trident exits.
 #[test]
