@@ -271,6 +271,19 @@ fn demo_proxies_real_traffic_and_exits_zero() {
         run.stdout
     );
     assert!(blocks.iter().any(|b| b.method == "POST"), "{}", run.stdout);
+    // The closing words say what the run did with the POSTs.
+    assert!(
+        run.stderr.contains("the POSTs are not shadowed"),
+        "{}",
+        run.stderr
+    );
+    let all = self::run(
+        &["--demo", "--shadow-methods", "all"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(all.status.code(), Some(0), "{}", all.stderr);
+    assert!(all.stderr.contains("demo: how to read"), "{}", all.stderr);
+    assert!(!all.stderr.contains("not shadowed"), "{}", all.stderr);
 }
 
 /// Log lines start with the time in UTC, except where stderr is the systemd journal, which
