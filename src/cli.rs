@@ -413,16 +413,24 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
     shadow_options(&matches, &mut config)?;
     config.forward_client_ip = matches.opt_present("forward-client-ip");
     config.close_connections = matches.opt_present("close-connections");
-    config.tls = match (matches.opt_str("tls-cert"), matches.opt_str("tls-key")) {
+    // An empty name would be reported as `: cannot read`, naming nothing.
+    let file_option = |flag: &'static str| match matches.opt_str(&flag[2..]) {
+        Some(path) if path.is_empty() => Err(Error(Kind::BadValue {
+            flag,
+            why: "an empty file name".into(),
+        })),
+        path => Ok(path),
+    };
+    config.tls = match (file_option("--tls-cert")?, file_option("--tls-key")?) {
         (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
         (None, None) => None,
         (Some(_), None) => return Err(Error(Kind::Lonely("tls-cert", "tls-key"))),
         (None, Some(_)) => return Err(Error(Kind::Lonely("tls-key", "tls-cert"))),
     };
-    config.ca_file = matches.opt_str("ca-file").map(PathBuf::from);
+    config.ca_file = file_option("--ca-file")?.map(PathBuf::from);
     compare_options(&matches, &mut config)?;
 
-    let file = matches.opt_str("targets");
+    let file = file_option("--targets")?;
     let urls = URL_FLAGS.map(|flag| matches.opt_str(flag));
     let first_url_flag = URL_FLAGS
         .into_iter()
@@ -1432,6 +1440,26 @@ mod tests {
                 parse(&format!("{URLS} {line}")),
                 Err(expected.to_string()),
                 "{line}"
+            );
+        }
+        // An empty file name is refused, not read as a file named "".
+        for (flag, pair) in [
+            ("--tls-cert", Some("--tls-key")),
+            ("--tls-key", Some("--tls-cert")),
+            ("--ca-file", None),
+            ("--targets", None),
+        ] {
+            let mut args = vec![flag.to_string(), String::new()];
+            if let Some(other) = pair {
+                args.extend([other.to_string(), "f".to_string()]);
+            }
+            if flag != "--targets" {
+                args.extend(URLS.split_whitespace().map(str::to_string));
+            }
+            assert_eq!(
+                parse_args(&args).map_err(|e| e.to_string()),
+                Err(format!("{flag}: an empty file name")),
+                "{args:?}"
             );
         }
     }
