@@ -485,7 +485,8 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
 fn shadow_options(matches: &getopts::Matches, config: &mut Config) -> Result<(), Error> {
     if let Some(value) = matches.opt_str("shadow-percent") {
         config.shadow_percent = match value.parse::<f64>() {
-            Ok(p) if (0.0..=100.0).contains(&p) => p,
+            // `abs`: "-0" is 0, not shown as "-0%".
+            Ok(p) if (0.0..=100.0).contains(&p) => p.abs(),
             _ => {
                 let why = format!("\"{value}\" is not a number from 0 to 100");
                 return Err(Error(Kind::BadNumber {
@@ -1363,6 +1364,9 @@ mod tests {
             }
         };
         let defaults = Config::default();
+        // "-0" is 0, shown as "0%" (not "-0%").
+        let zero = run("--shadow-percent -0", &[]).shadow_percent;
+        assert!(zero == 0.0 && zero.is_sign_positive());
         assert_eq!(defaults.report.thresholds, Thresholds::default());
         assert_eq!(
             (defaults.report.max_endpoints, defaults.report.format),
