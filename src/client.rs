@@ -191,23 +191,6 @@ impl Client {
     }
 }
 
-/// Whether bytes past `scanned` may settle the head: end it (an empty line) or make the
-/// parser refuse it (a bare CR or LF, which it refuses wherever it is): only then is the
-/// head worth parsing. Line ends are found with memchr: a byte loop cost ~10 instructions a
-/// byte, some 5k for the 500-byte head of a typical API client's request.
-fn may_complete_head(data: &[u8], scanned: usize) -> bool {
-    let from = scanned.saturating_sub(2);
-    memchr::memchr2_iter(b'\r', b'\n', &data[from..]).any(|i| {
-        let at = from + i;
-        if data[at] == b'\r' {
-            // A CR not followed by LF; at the very end, its LF may be on the way.
-            return data.get(at + 1).is_some_and(|&next| next != b'\n');
-        }
-        // A bare LF, or the CRLF of an empty line.
-        at == 0 || data[at - 1] != b'\r' || (at >= 2 && data[at - 2] == b'\n')
-    })
-}
-
 /// The buffer grew past `limit` with the last read.
 fn crosses(before: usize, now: usize, limit: usize) -> bool {
     before <= limit && now > limit
@@ -330,7 +313,7 @@ impl Core {
                 return true;
             }
             let data = client.input.data();
-            let worth_parsing = may_complete_head(data, client.head_scanned)
+            let worth_parsing = http::may_complete_head(data, client.head_scanned)
                 || crosses(client.head_scanned, data.len(), limits.max_request_line)
                 || data.len() > limits.max_head;
             client.head_scanned = data.len();
@@ -591,42 +574,6 @@ impl Core {
                 }
             }
             _ => {}
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::may_complete_head;
-
-    #[test]
-    fn a_head_is_worth_parsing_past_an_empty_line_or_a_bare_cr_or_lf() {
-        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
-        // (data, bytes scanned before, may be complete)
-        let cases: [(&[u8], usize, bool); 12] = [
-            (head, 0, true),
-            (&head[..head.len() - 2], 0, false),
-            (&head[..head.len() - 1], 0, false),
-            // The last byte of the empty line came in a read of its own.
-            (head, head.len() - 1, true),
-            (b"GET / HTTP/1.1\nHost: a\n\n", 0, true),
-            (b"GET / HTTP/1.1\r\nHost: a\r\n", 10, false),
-            (b"\n", 0, true),
-            (b"\r\n\r\n", 0, true),
-            // Bare CR and LF: the parser refuses them at once.
-            (b"GET / HTTP/1.1\r\nHost: h\r\n\r\r\n", 0, true),
-            (b"GET / HTTP/1.1\rHost", 0, true),
-            (b"GET / HTTP/1.1\nHost", 0, true),
-            // A CR at the end waits for what follows it.
-            (b"GET / HTTP/1.1\r", 0, false),
-        ];
-        for (data, scanned, expected) in cases {
-            assert_eq!(
-                may_complete_head(data, scanned),
-                expected,
-                "{:?} scanned {scanned}",
-                String::from_utf8_lossy(data)
-            );
         }
     }
 }

@@ -1575,9 +1575,21 @@ fn receive(
                             return Step::Blocked;
                         }
                     }
-                    match http::parse_response_head(up.input.data(), limits, head_request) {
+                    // Parsed only when the new bytes may end the head (or make it refused):
+                    // a head trickled in short lines is not scanned again at every read.
+                    let data = up.input.data();
+                    let parsed = if http::may_complete_head(data, up.head_scanned)
+                        || data.len() > limits.max_head
+                    {
+                        http::parse_response_head(data, limits, head_request)
+                    } else {
+                        Ok(None)
+                    };
+                    up.head_scanned = data.len();
+                    match parsed {
                         Ok(Some(head)) => {
                             up.input.consume(head.head_len);
+                            up.head_scanned = 0;
                             if head.is_interim() {
                                 // RFC 9110 §15.2: a proxy forwards 1xx, except one it caused
                                 // (trident answers `Expect` itself, so a 100 is not the

@@ -40,6 +40,9 @@ pub struct Upstream {
     pub served: u32,
     /// Response bytes read and not yet framed.
     pub input: Buffer,
+    /// Bytes of `input` already looked through for the end of a response head: a head
+    /// trickled in short lines is scanned once, not again from its start at every read.
+    pub head_scanned: usize,
     pub state: UpstreamState,
     /// Expiry while pooled.
     pub alarm: Alarm,
@@ -64,6 +67,7 @@ impl Upstream {
             connected: false,
             served: 0,
             input: Buffer::new(),
+            head_scanned: 0,
             state: UpstreamState::Busy { exchange, role },
             alarm: Alarm::default(),
         }

@@ -14,7 +14,9 @@ pub mod stream;
 pub use body::{BodyDecoder, Decoded};
 pub use error::Error;
 pub(crate) use request::is_valid_authority;
-pub use request::{find_field, parse_request_head, FieldRule, LegHead, RequestHead};
+pub use request::{
+    find_field, may_complete_head, parse_request_head, FieldRule, LegHead, RequestHead,
+};
 pub use response::{parse_response_head, write_response_head, Connection, Framing, ResponseHead};
 
 /// The protocol version of a message (only HTTP/1.x is spoken).
