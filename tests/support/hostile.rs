@@ -1130,6 +1130,22 @@ impl RawClient {
         }
     }
 
+    /// Like `rest_until_closed`, but only counts the bytes: a reader that keeps gigabytes
+    /// falls behind a flood, and trident then holds the flood for it (the client's time).
+    pub fn count_until_closed(&mut self) -> (u64, End) {
+        let mut count = self.wire.buffered().len() as u64;
+        let mut buf = [0u8; 256 * 1024];
+        loop {
+            match self.wire.stream().read(&mut buf) {
+                Ok(0) => return (count, End::Eof),
+                Ok(n) => count += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return (count, End::Reset),
+                Err(e) => panic!("reading a flood to its end: {e} (after {count} bytes)"),
+            }
+        }
+    }
+
     /// Asserts the server closed the connection without sending anything more.
     pub fn expect_closed(&mut self) {
         let (rest, _) = self.rest_until_closed();
