@@ -3,7 +3,7 @@
 //! another, so pipelined requests are answered in order; the bytes of the next request wait
 //! in the input buffer (or the kernel) meanwhile.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -32,9 +32,20 @@ pub enum ClientPhase {
     Busy { exchange: usize },
     /// Sending what is left in the output buffer, then closing.
     Closing,
+    /// All sent and the sending side shut: reading what the client still sends, until it
+    /// closes or `LINGER` passes (RFC 9112 §9.6). Closed at once with unread input, the
+    /// socket would answer with a reset, and the client's kernel would drop the end of the
+    /// response it had not read yet.
+    Lingering { discarded: usize },
     /// Marked for closing at the end of this loop iteration; ignore its events.
     Closed,
 }
+
+/// The longest a closed client is read from, after its response, before its socket is closed.
+const LINGER: Duration = Duration::from_secs(2);
+/// The most a lingering client may send before the close is made regardless: a client that
+/// keeps streaming has no use for an orderly end.
+const LINGER_MAX_BYTES: usize = 1 << 20;
 
 /// A client connection.
 #[derive(Debug)]
@@ -263,8 +274,12 @@ impl Core {
                 ClientPhase::Closed => return,
                 ClientPhase::Closing => {
                     if client.all_sent() {
-                        self.close_conn(key);
+                        self.close_when_read(key);
                     }
+                    return;
+                }
+                ClientPhase::Lingering { .. } => {
+                    self.linger(key);
                     return;
                 }
                 ClientPhase::Busy { exchange } => {
@@ -444,6 +459,68 @@ impl Core {
     }
 
     /// The client's socket failed or it went away: release its exchange and close.
+    /// Closes client `key`, whose response is all sent: at once if nothing more can come
+    /// from it (it closed, or the close is to be a reset), else after shutting the sending
+    /// side and reading what the client still sends (`ClientPhase::Lingering`).
+    fn close_when_read(&mut self, key: usize) {
+        let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
+            return;
+        };
+        if client.eof || client.cut_short {
+            self.close_conn(key);
+            return;
+        }
+        client.stream.close_notify();
+        if let Err(e) = client.stream.tcp().shutdown(std::net::Shutdown::Write) {
+            debug!("client {}: shutdown: {e}", client.peer);
+            self.close_conn(key);
+            return;
+        }
+        client.input.clear();
+        client.phase = ClientPhase::Lingering { discarded: 0 };
+        let deadline = Deadline::Client {
+            conn: key,
+            serial: client.serial,
+        };
+        self.timers
+            .set_alarm(&mut client.alarm, Instant::now() + LINGER, deadline);
+        self.linger(key);
+    }
+
+    /// Reads and drops what a lingering client sends; closes it at its end of the stream, an
+    /// error, or past `LINGER_MAX_BYTES`.
+    fn linger(&mut self, key: usize) {
+        let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
+            return;
+        };
+        let ClientPhase::Lingering { discarded } = &mut client.phase else {
+            return;
+        };
+        let mut scratch = [0u8; 16 * 1024];
+        loop {
+            if !client.readable && !client.hup {
+                return;
+            }
+            // The raw socket: after close_notify nothing the client sends is read as TLS.
+            match client.stream.tcp_mut().read(&mut scratch) {
+                Ok(0) => break,
+                Ok(n) => {
+                    *discarded += n;
+                    if *discarded > LINGER_MAX_BYTES {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    client.readable = false;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        self.close_conn(key);
+    }
+
     pub(crate) fn client_gone(&mut self, key: usize) {
         if let Some(Conn::Client(client)) = self.conns.get_mut(key) {
             if let ClientPhase::Busy { exchange } = client.phase {
@@ -549,6 +626,7 @@ impl Core {
                 debug!("client {}: idle timeout", client.peer);
                 self.close_conn(key);
             }
+            ClientPhase::Lingering { .. } => self.close_conn(key),
             // Set while its upload is unfinished (`detach_if_done`).
             ClientPhase::Busy { exchange } => {
                 let answered = matches!(

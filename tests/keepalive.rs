@@ -210,3 +210,53 @@ fn several_clients_at_once_each_get_their_own_answers() {
     }
     trident.wait_blocks(40, WAIT);
 }
+
+/// A client that pipelined more than trident reads ahead, on a connection trident closes after
+/// the answer, gets the whole answer and then the end of the stream. Closed at once with
+/// unread input, the socket sent a reset, and the client's kernel dropped the end of the answer
+/// it had not read yet (RFC 9112 §9.6): with `--close-connections`, and for an HTTP/1.0 client
+/// whose chunked answer is delimited by the close.
+#[test]
+fn a_connection_closed_with_unread_pipelined_requests_still_gets_its_whole_answer() {
+    use std::io::{Read, Write};
+    let body = "x".repeat(300_000);
+    let chunked = body.clone();
+    for (flags, head, reply) in [
+        (
+            &["--close-connections"][..],
+            "GET /a HTTP/1.1\r\nHost: h\r\n\r\n",
+            Reply::ok(body.clone()),
+        ),
+        (
+            &[][..],
+            "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+            Reply::ok(chunked.clone()).chunked(&[100_000, 200_000]),
+        ),
+    ] {
+        let (p, s, c) = three_serving(move |_| reply.clone());
+        let trident = Trident::with_upstreams(&p, &s, &c, flags);
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a socket");
+        // A small window: the answer waits in trident's socket when it closes.
+        socket.set_recv_buffer_size(64 * 1024).expect("SO_RCVBUF");
+        socket.connect(&trident.addr().into()).expect("connect");
+        let mut stream: std::net::TcpStream = socket.into();
+        stream
+            .write_all(head.repeat(3000).as_bytes())
+            .expect("the requests");
+        // A slow reader: trident has answered and closed by the time it reads.
+        p.wait_requests(1, WAIT);
+        std::thread::sleep(Duration::from_millis(500));
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let mut got = Vec::new();
+        let end = stream.read_to_end(&mut got).map(|_| ());
+        let text = String::from_utf8_lossy(&got);
+        assert!(end.is_ok(), "{flags:?}: {end:?} after {} bytes", got.len());
+        assert!(
+            text.ends_with(&format!("\r\n\r\n{body}")),
+            "{flags:?}: {} bytes: {}",
+            got.len(),
+            &text[..text.len().min(300)]
+        );
+    }
+}
