@@ -104,10 +104,10 @@ pub fn run(config: &Config) -> io::Result<report::Verdict> {
         ));
     }
     log::info!("demo: {} requests sent, all answered", script.len());
-    let posts_shadowed = config
-        .shadow_methods
-        .as_ref()
-        .is_none_or(|methods| methods.iter().any(|m| m.eq_ignore_ascii_case("POST")));
+    let posts_shadowed = match &config.shadow_methods {
+        None => true,
+        Some(methods) => methods.iter().any(|m| m.eq_ignore_ascii_case("POST")),
+    };
     log::info!(
         "demo: how to read the summary: 'candidate differs 100% (0% beyond noise)' is noise, \
          the secondary differs as often; a REGRESSION line is a difference the secondary does \
