@@ -328,7 +328,9 @@ impl Core {
                 return true;
             }
             let data = client.input.data();
-            let worth_parsing = http::may_complete_head(data, client.head_scanned)
+            // The first read of a head is parsed at once: it holds all of it, nearly always.
+            let worth_parsing = client.head_scanned == 0
+                || http::may_complete_head(data, client.head_scanned)
                 || crosses(client.head_scanned, data.len(), limits.max_request_line)
                 || data.len() > limits.max_head;
             client.head_scanned = data.len();

@@ -1575,10 +1575,12 @@ fn receive(
                             return Step::Blocked;
                         }
                     }
-                    // Parsed only when the new bytes may end the head (or make it refused):
-                    // a head trickled in short lines is not scanned again at every read.
+                    // Parsed at once (a head comes in one read, nearly always), then again
+                    // only when new bytes may end it (or make it refused): a head trickled
+                    // in short lines is not scanned again from its start at every read.
                     let data = up.input.data();
-                    let parsed = if http::may_complete_head(data, up.head_scanned)
+                    let parsed = if up.head_scanned == 0
+                        || http::may_complete_head(data, up.head_scanned)
                         || data.len() > limits.max_head
                     {
                         http::parse_response_head(data, limits, head_request)
