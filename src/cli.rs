@@ -620,8 +620,8 @@ fn compare_options(matches: &getopts::Matches, config: &mut Config) -> Result<()
 /// What looks mistaken in `config` without being wrong: logged at start-up, printed by
 /// `--check`.
 pub fn doubts(config: &Config) -> Vec<String> {
-    config
-        .report
+    let report = &config.report;
+    let mut doubts: Vec<String> = report
         .ignore_fields
         .iter()
         .filter_map(|path| {
@@ -629,7 +629,17 @@ pub fn doubts(config: &Config) -> Vec<String> {
                 format!("--ignore-field {path}: {why}; it matches only a key written so")
             })
         })
-        .collect()
+        .collect();
+    if report.endpoints.len() > report.max_endpoints {
+        doubts.push(format!(
+            "--max-endpoints {} is fewer than the {} --endpoint patterns: the requests of those \
+             seen after {} count under \"other\"",
+            report.max_endpoints,
+            report.endpoints.len(),
+            crate::Counted(report.max_endpoints, "endpoint")
+        ));
+    }
+    doubts
 }
 
 pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
@@ -1364,6 +1374,20 @@ mod tests {
             }
         };
         let defaults = Config::default();
+        // Fewer endpoints counted apart than patterns given: said, not refused (a pattern may
+        // see no traffic).
+        let narrow = run(
+            "--max-endpoints 1 --endpoint /a/{id} --endpoint /b/{id}",
+            &[],
+        );
+        assert_eq!(
+            doubts(&narrow),
+            [
+                "--max-endpoints 1 is fewer than the 2 --endpoint patterns: the requests of those \
+              seen after 1 endpoint count under \"other\""
+            ]
+        );
+        assert!(doubts(&run("--endpoint /a/{id}", &[])).is_empty());
         // "-0" is 0, shown as "0%" (not "-0%").
         let zero = run("--shadow-percent -0", &[]).shadow_percent;
         assert!(zero == 0.0 && zero.is_sign_positive());
