@@ -912,6 +912,27 @@ fn by_decoded_hash(
 }
 
 /// Values cut to a sample's length: a bounded writer for serialisers, and text helpers.
+/// A field name as a list shows it: quoted (`"a, b"`, with `"` and `\` escaped) when it holds
+/// a character that separates or closes a list of names (`,` `;` `(` `)`), so that a JSON key
+/// such as `x) differs: y` cannot make a console line or a summary read otherwise. Header
+/// names are tokens, and never hold one.
+pub fn listed_name(name: &str) -> std::borrow::Cow<'_, str> {
+    let special = |c: char| matches!(c, ',' | ';' | '(' | ')' | '"' | '\\');
+    if !name.contains(special) {
+        return name.into();
+    }
+    let mut quoted = String::with_capacity(name.len() + 4);
+    quoted.push('"');
+    for c in name.chars() {
+        if matches!(c, '"' | '\\') {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted.into()
+}
+
 pub mod abbreviate {
     use super::io;
 

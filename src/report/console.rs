@@ -20,7 +20,7 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use super::compare::{Analysis, Comparison, Difference};
+use super::compare::{listed_name, Analysis, Comparison, Difference};
 use super::{printable, ExchangeRecord, LegOutcome};
 use crate::http::request::push_decimal;
 use crate::targets::Role;
@@ -145,7 +145,7 @@ fn write_list<'a>(
         if listed > 0 {
             out.extend_from_slice(b", ");
         }
-        out.extend_from_slice(difference.field.as_bytes());
+        out.extend_from_slice(listed_name(&difference.field).as_bytes());
         listed += 1;
     }
     let separator = if listed > 0 { ", " } else { "" };
@@ -455,6 +455,19 @@ mod tests {
                     "RESPONSE 1 primary => 200 OK (body=49B, 2.1ms)",
                     "RESPONSE 1 secondary => 200 OK (body=49B, 2.1ms, same)",
                     "RESPONSE 1 candidate => 200 OK (body=49B, 2.1ms, differs: body a, body b, body c, body d, body e, body f, +2 more)",
+                ],
+            ),
+            // A key that would read as the line's own words is quoted.
+            (
+                [
+                    json(200, r#"{"x) differs: \"q\"; noise: y":1,"id":1}"#),
+                    json(200, r#"{"x) differs: \"q\"; noise: y":1,"id":1}"#),
+                    json(200, r#"{"x) differs: \"q\"; noise: y":2,"id":1}"#),
+                ],
+                [
+                    "RESPONSE 1 primary => 200 OK (body=40B, 2.1ms)",
+                    "RESPONSE 1 secondary => 200 OK (body=40B, 2.1ms, same)",
+                    r#"RESPONSE 1 candidate => 200 OK (body=40B, 2.1ms, differs: "body x) differs: \"q\"; noise: y")"#,
                 ],
             ),
         ];

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::compare::{is_outcome_field, STATUS_OR_ERROR};
+use super::compare::{is_outcome_field, listed_name, STATUS_OR_ERROR};
 use super::stats::{
     diffy_over, holm_adjust, proportion_test, DiffyRule, EndpointStats, Epoch, FieldStats,
     LegStats, ProportionTest, Thresholds,
@@ -546,7 +546,7 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
     let mut unshown = [0u64; 4];
     for field in &endpoint.fields {
         if field.verdict == FieldVerdict::Noise {
-            noise.push(field.stats.name.as_str());
+            noise.push(listed_name(&field.stats.name));
             continue;
         }
         if shown == TEXT_FIELDS {
@@ -561,7 +561,7 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
             "    {} {}: candidate {}/{} ({}), secondary {}/{} ({}); Diffy relative {:.1}%, \
              absolute {:.2}%{}; z {:.2}, {}{}",
             field.verdict.label(),
-            f.name,
+            listed_name(&f.name),
             f.raw,
             n_raw,
             rate(f.raw, n_raw),
