@@ -248,7 +248,8 @@ impl Targets {
 
     /// `load`, with host names looked up by `resolve`, as `parse_with`.
     pub fn load_with(path: &Path, resolve: Resolver) -> Result<Targets, Error> {
-        let file = path.display().to_string();
+        // Escaped: a newline in the name must not start a line of the log.
+        let file = crate::report::without_controls(&path.to_string_lossy()).into_owned();
         let cannot_read = |err: io::Error| Error::new(&*file, None, format!("cannot read: {err}"));
         // Non-blocking, so that opening a FIFO does not wait for a writer before its type
         // can be seen; on a regular file the flag changes nothing.
@@ -432,7 +433,7 @@ impl Targets {
         };
         let (location, role) = match file {
             Some(path) => (
-                path.display().to_string(),
+                crate::report::without_controls(&path.to_string_lossy()).into_owned(),
                 format!("{} ", target.role.name()),
             ),
             None => (format!("--{}", target.role.name()), String::new()),
@@ -1779,6 +1780,18 @@ mod tests {
             text.starts_with("/nonexistent/trident/targets.conf: cannot read: "),
             "{text}"
         );
+    }
+
+    /// A newline in the file's name is escaped: it must not start a line of the log.
+    #[test]
+    fn the_files_name_is_escaped_in_errors() {
+        let path =
+            std::env::temp_dir().join(format!("trident-bad\nname-{}.conf", std::process::id()));
+        fs::write(&path, "nonsense\n").unwrap();
+        let err = Targets::load(&path).unwrap_err().to_string();
+        fs::remove_file(&path).unwrap();
+        assert!(!err.contains('\n'), "{err:?}");
+        assert!(err.contains("trident-bad\\nname-"), "{err:?}");
     }
 
     #[test]
