@@ -967,12 +967,13 @@ impl Core {
         let Some(ex) = self.exchanges.get_mut(key) else {
             return;
         };
-        // A small body, whole in the buffer, of a request that may be sent again: kept until
-        // the exchange ends, so that a stale pooled connection can be replaced for it too.
-        // (The payload is what counts: a chunked body's framing can be several times it.)
+        // A small body of a request that may be sent again is kept whole, from its first byte
+        // to the exchange's end, so that a stale pooled connection can be replaced for it
+        // too: also while it arrives, in as many reads as the network makes of it (dropped
+        // once it grows past the bound). (The payload is what counts: a chunked body's
+        // framing can be several times it.)
         let request = &ex.request;
         if request.base == 0
-            && request.is_done()
             && request.body_bytes <= RETRY_BODY_KEPT as u64
             && request.buf.len() <= REQUEST_BUFFER_CAP
             && request.head.is_idempotent()

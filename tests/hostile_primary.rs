@@ -794,6 +794,24 @@ fn primary_stale_pooled_connection_is_retried_for_a_put_with_a_body() {
         .map(|(a, _)| a.connection)
         .collect();
     assert_eq!(sent, [1, 2], "{arrivals:?}");
+
+    // The body in two parts 50 ms apart, as a network delivers a larger one: the first part
+    // is kept for the retry while the rest is on its way (it was dropped once written, and
+    // the client got a 502).
+    let split = request("PUT", "/split", &[("Host", "t")], &pattern(10_000, 5));
+    let (first, rest) = split.split_at(split.len() - 5000);
+    s.client.send(first);
+    thread::sleep(Duration::from_millis(50));
+    s.client.send(rest);
+    let got = s.client.response();
+    assert_eq!(got.status, 200, "{}", got.body_text());
+    let arrivals = s.stage.hostile(0).arrivals();
+    let sent: Vec<usize> = arrivals
+        .iter()
+        .filter(|(a, _)| a.target == "/split")
+        .map(|(a, _)| a.connection)
+        .collect();
+    assert_eq!(sent, [2, 3], "{arrivals:?}");
     s.finish();
 }
 
