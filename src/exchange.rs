@@ -1320,12 +1320,20 @@ impl Core {
             }
             ClientResponse::Done | ClientResponse::Abandoned => {}
         }
+        let (let_go, upload_cut) = match self.exchanges.get(key) {
+            Some(ex) => (
+                ex.client.is_none(),
+                ex.client.is_none() && !ex.request.is_done(),
+            ),
+            None => (false, false),
+        };
+        if upload_cut {
+            // The rest of the upload is read only to be dropped (the client lingers): the
+            // shadows waiting on it fail now, not at --send-timeout as if they were slow.
+            self.abort_request(key, LegError::ClientClosed);
+        }
         // A client let go of here is driven by nobody else: send what it is owed.
-        if self
-            .exchanges
-            .get(key)
-            .is_some_and(|ex| ex.client.is_none())
-        {
+        if let_go {
             self.drive_client(client_key);
         }
     }

@@ -303,3 +303,44 @@ fn a_stalled_stderr_reader_holds_up_neither_the_proxy_nor_the_log() {
         trident.stderr()
     );
 }
+
+/// The primary fails while the client is still uploading: the client gets its 502 and is let
+/// go of, and the shadows, which can never get the rest of the body, fail at once. They
+/// waited for `--send-timeout` as if the client were still feeding them, then read as timed
+/// out, and the exchange held a shutdown as long.
+#[test]
+fn shadows_waiting_on_an_upload_the_failed_primary_cut_fail_at_once() {
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let trident = Trident::with_urls(
+        NOWHERE,
+        &s.url(),
+        &c.url(),
+        &["--shadow-methods", "all", "--send-timeout", "20000"],
+    );
+    let mut client = trident.client();
+    let head = "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n";
+    client.send(&[head.as_bytes(), &pattern(1000, 3)].concat());
+    let resp = client.read_response(false);
+    assert_eq!(resp.status, 502);
+    let started = Instant::now();
+    let block = trident.wait_blocks(1, WAIT).remove(0);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        block.primary().error(),
+        "connection refused",
+        "{}",
+        block.text
+    );
+    for leg in [block.secondary(), block.candidate()] {
+        assert_eq!(
+            leg.error(),
+            "client closed before request complete",
+            "{}",
+            block.text
+        );
+    }
+}
