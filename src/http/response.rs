@@ -144,11 +144,18 @@ pub fn parse_response_head(
     // not followed by another request either: an upstream that answers HEAD like GET may
     // write that body late, after the next request went out, and it would be read as the
     // answer to that request, another client's (a reflected value becomes their response).
-    // What it costs is a connection per such response.
+    // What it costs is a connection per such response. A HEAD answered with no framing at
+    // all is one too: to GET, the same head would start a body that ends at the close.
+    let unframed_head_answer = head_request
+        && !(100..200).contains(&status)
+        && status != 204
+        && status != 304
+        && summary.content_length == ContentLength::Absent;
     let announces_unsent_body = !(100..200).contains(&status)
         && body == BodyLength::Empty
         && (summary.codings.present
-            || matches!(summary.content_length, ContentLength::Valid(n) if n > 0));
+            || matches!(summary.content_length, ContentLength::Valid(n) if n > 0)
+            || unframed_head_answer);
     let keep_alive = !summary.close
         && (version == Version::Http11 || summary.keep_alive)
         && body != BodyLength::UntilClose
@@ -637,7 +644,7 @@ mod tests {
     /// (request was HEAD, input, keep_alive): RFC 9112 §9.3, never after a close-delimited body.
     #[test]
     fn persistence() {
-        let rows: [(bool, &[u8], bool); 16] = [
+        let rows: [(bool, &[u8], bool); 18] = [
             // A body announced but not sent (HEAD, 204, 304) might still come, late.
             (true, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", false),
             (true, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true),
@@ -674,7 +681,11 @@ mod tests {
                 b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\n",
                 false,
             ),
-            (true, b"HTTP/1.1 200 OK\r\n\r\n", true),
+            // HEAD answered with no framing, as GET with a body ending at the close: not
+            // reused (the body may come late, as the next request's answer).
+            (true, b"HTTP/1.1 200 OK\r\n\r\n", false),
+            (true, b"HTTP/1.1 204 No Content\r\n\r\n", true),
+            (true, b"HTTP/1.1 304 Not Modified\r\n\r\n", true),
             (false, b"HTTP/1.1 204 No Content\r\n\r\n", true),
             (
                 false,
