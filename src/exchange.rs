@@ -1269,11 +1269,25 @@ impl Core {
             ),
             _ => format!("trident: primary {error}"),
         };
+        // What the shadows read if the client is let go of with its upload unfinished.
+        let cut = match &error {
+            LegError::ClientStalled(d) => LegError::ClientStalled(*d),
+            _ => LegError::ClientClosed,
+        };
         let leg = &mut ex.legs[role.index()];
         leg.outcome = Some(LegOutcome::Failed { error, elapsed });
         self.inflight.release(role, leg.generation);
         if role == Role::Primary {
             self.respond_to_client_with_error(key, status, &text);
+            let upload_cut = self
+                .exchanges
+                .get(key)
+                .is_some_and(|ex| ex.client.is_none() && !ex.request.is_done());
+            if upload_cut {
+                // The rest of the upload is read only to be dropped (the client lingers):
+                // the shadows waiting on it fail now, not at --send-timeout as if slow.
+                self.abort_request(key, cut);
+            }
         }
     }
 
@@ -1320,20 +1334,12 @@ impl Core {
             }
             ClientResponse::Done | ClientResponse::Abandoned => {}
         }
-        let (let_go, upload_cut) = match self.exchanges.get(key) {
-            Some(ex) => (
-                ex.client.is_none(),
-                ex.client.is_none() && !ex.request.is_done(),
-            ),
-            None => (false, false),
-        };
-        if upload_cut {
-            // The rest of the upload is read only to be dropped (the client lingers): the
-            // shadows waiting on it fail now, not at --send-timeout as if they were slow.
-            self.abort_request(key, LegError::ClientClosed);
-        }
         // A client let go of here is driven by nobody else: send what it is owed.
-        if let_go {
+        if self
+            .exchanges
+            .get(key)
+            .is_some_and(|ex| ex.client.is_none())
+        {
             self.drive_client(client_key);
         }
     }
