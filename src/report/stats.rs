@@ -433,13 +433,21 @@ pub struct EndpointStats {
     /// `MAX_NOISY`: a field that was ever noise takes no name kept for real changes (it is
     /// beyond noise in an exchange only because the secondary happened not to change it).
     noisy: HashSet<u64>,
-    /// The fields holding a name kept for real changes (past `MAX_FIELDS_PER_ENDPOINT`), by
-    /// index, until the secondary is seen differing in them.
-    reserved: HashSet<usize>,
+    /// The fields holding a name kept for real changes, by index, until the secondary is
+    /// seen differing in them: kept past `MAX_FIELDS_PER_ENDPOINT` (`Kept::endpoint`), or
+    /// among the epoch's last `RESERVED_FIELDS` (`Kept::epoch`).
+    reserved: HashMap<usize, Kept>,
     /// Kept names given back: a field took one in an endpoint's first exchanges, before the
     /// secondary had happened to change it, and then proved to be noise. Each lets one more
     /// real change have a name; at most `MAX_NOISY`, as each is a field first seen noisy.
     given_back: usize,
+}
+
+/// Which reserves a field's kept name came from.
+#[derive(Debug, Clone, Copy)]
+struct Kept {
+    endpoint: bool,
+    epoch: bool,
 }
 
 /// Noisy field names remembered per endpoint (8 bytes each).
@@ -468,7 +476,7 @@ impl EndpointStats {
             fields: Vec::new(),
             index: HashMap::new(),
             noisy: HashSet::new(),
-            reserved: HashSet::new(),
+            reserved: HashMap::new(),
             given_back: 0,
         }
     }
@@ -485,14 +493,23 @@ impl EndpointStats {
     }
 
     /// The secondary differed in `name`: it is noise here, and gives back the name kept for
-    /// real changes it may hold.
-    fn seen_noisy(&mut self, name: &str) {
-        if self.noisy.insert(name_hash(name)) && !self.reserved.is_empty() {
-            let index = self.index.get(name);
-            if index.is_some_and(|index| self.reserved.remove(index)) {
-                self.given_back += 1;
-            }
+    /// real changes it may hold. True when that name was one of the epoch's reserve, which
+    /// the epoch then has again.
+    fn seen_noisy(&mut self, name: &str) -> bool {
+        if !self.noisy.insert(name_hash(name)) || self.reserved.is_empty() {
+            return false;
         }
+        let kept = self
+            .index
+            .get(name)
+            .and_then(|index| self.reserved.remove(index));
+        let Some(kept) = kept else {
+            return false;
+        };
+        if kept.endpoint {
+            self.given_back += 1;
+        }
+        kept.epoch
     }
 
     /// The counters of `name`, created if the bounds allow, else those of `OTHER_FIELDS`.
@@ -522,9 +539,13 @@ impl EndpointStats {
                     *fields_left = fields_left.saturating_sub(1);
                     name
                 } else if self.fields.len() < endpoint_bound && *fields_left > reserved {
+                    let kept = Kept {
+                        endpoint: self.fields.len() >= MAX_FIELDS_PER_ENDPOINT,
+                        epoch: *fields_left <= RESERVED_FIELDS,
+                    };
                     *fields_left -= 1;
-                    if self.fields.len() >= MAX_FIELDS_PER_ENDPOINT {
-                        self.reserved.insert(self.fields.len());
+                    if kept.endpoint || kept.epoch {
+                        self.reserved.insert(self.fields.len(), kept);
                     }
                     name
                 } else {
@@ -565,6 +586,9 @@ pub struct Epoch {
     index: HashMap<String, usize>,
     max_endpoints: usize,
     fields_left: usize,
+    /// Names of the epoch's reserve given back by fields that proved to be noise, at most
+    /// `RESERVED_FIELDS`: the epoch's names stay bounded at `MAX_FIELDS` + that.
+    given_back: usize,
 }
 
 impl Epoch {
@@ -579,6 +603,7 @@ impl Epoch {
             index: HashMap::new(),
             max_endpoints,
             fields_left: MAX_FIELDS,
+            given_back: 0,
         }
     }
 
@@ -587,6 +612,7 @@ impl Epoch {
         self.exchanges += 1;
         let index = self.endpoint_index(endpoint);
         let fields_left = &mut self.fields_left;
+        let epoch_given_back = &mut self.given_back;
         let stats = &mut self.endpoints[index];
         stats.requests += 1;
         for (leg, outcome) in stats.legs.iter_mut().zip(&record.legs) {
@@ -610,7 +636,10 @@ impl Epoch {
                 if stats.noisy.len() >= MAX_NOISY {
                     break;
                 }
-                stats.seen_noisy(&difference.field);
+                if stats.seen_noisy(&difference.field) && *epoch_given_back < RESERVED_FIELDS {
+                    *epoch_given_back += 1;
+                    *fields_left += 1;
+                }
             }
         }
         if let Some(differences) = analysis.raw.differences() {
@@ -1197,5 +1226,10 @@ mod tests {
         assert_eq!(stats.fields.len(), 3);
         stats.field("body real", &mut left, true);
         assert_eq!(stats.fields.len(), 4);
+        // A name of the epoch's reserve goes back to the epoch (`Epoch::record` counts it
+        // in again) when its field proves to be noise; one of the endpoint's alone does not.
+        assert!(stats.seen_noisy("body real"));
+        assert!(!stats.seen_noisy("body real"));
+        assert_eq!(stats.given_back, 0);
     }
 }
