@@ -198,6 +198,9 @@ pub struct ProportionTest {
     pub p_adjusted: f64,
     /// `p_adjusted < 1 − confidence`.
     pub significant: bool,
+    /// `p_value` is Fisher's exact test's, not the normal approximation's: an expected count
+    /// was below 5.
+    pub exact: bool,
 }
 
 /// Tests `raw / n_raw > noise / n_noise` with the pooled standard error.
@@ -214,6 +217,7 @@ pub fn proportion_test(
             p_value: 1.0,
             p_adjusted: 1.0,
             significant: false,
+            exact: false,
         };
     }
     let (n1, n2) = (n_raw as f64, n_noise as f64);
@@ -222,13 +226,89 @@ pub fn proportion_test(
     let se = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
     // se is 0 only when both proportions are 0 or both are 1: no difference at all.
     let z = if se > 0.0 { (p1 - p2) / se } else { 0.0 };
-    let p_value = 0.5 * erfc(z / std::f64::consts::SQRT_2);
+    // Cochran's rule: with an expected count below 5 the normal approximation fails, badly
+    // where the legs' counts are unequal and differences rare (1 of 35 against 0 of 3 000
+    // read as p = 1e-20; exactly it is 0.0115), so the p-value is Fisher's.
+    let (successes, total) = (raw + noise, n_raw + n_noise);
+    let least_expected =
+        (n_raw.min(n_noise) as f64) * (successes.min(total - successes) as f64) / total as f64;
+    let exact = least_expected < 5.0;
+    let p_value = if exact {
+        fisher_upper_tail(raw, n_raw, successes, total)
+    } else {
+        0.5 * erfc(z / std::f64::consts::SQRT_2)
+    };
     ProportionTest {
         z,
         p_value,
         p_adjusted: p_value,
         significant: p_value < 1.0 - confidence.fraction(),
+        exact,
     }
+}
+
+/// Fisher's exact one-sided test: P(X ≥ `raw`) for X hypergeometric, `draws` taken from
+/// `total` of which `successes` succeed (the candidate's exchanges among both legs', the
+/// differences among both legs'). Summed from `raw` outwards while the terms count; from
+/// the other side, as 1 − P(X < raw), when `raw` is below the mode, where the terms grow.
+fn fisher_upper_tail(raw: u64, draws: u64, successes: u64, total: u64) -> f64 {
+    let (lo, hi) = (
+        successes.saturating_sub(total - draws),
+        successes.min(draws),
+    );
+    if raw <= lo {
+        return 1.0;
+    }
+    if raw > hi {
+        return 0.0;
+    }
+    let failures = total - successes;
+    let ln_choose = |n: u64, k: u64| {
+        ln_gamma(n as f64 + 1.0) - ln_gamma(k as f64 + 1.0) - ln_gamma((n - k) as f64 + 1.0)
+    };
+    let pmf = |k: u64| {
+        (ln_choose(successes, k) + ln_choose(failures, draws - k) - ln_choose(total, draws)).exp()
+    };
+    let (s, f, d) = (successes as f64, failures as f64, draws as f64);
+    let mode = ((d + 1.0) * (s + 1.0) / (total as f64 + 2.0)).floor() as u64;
+    if raw > mode {
+        // Falling from `raw` up.
+        let (mut k, mut term) = (raw, pmf(raw));
+        let mut sum = term;
+        while k < hi && term > sum * 1e-17 {
+            let kf = k as f64;
+            term *= (s - kf) * (d - kf) / ((kf + 1.0) * (f - d + kf + 1.0));
+            sum += term;
+            k += 1;
+        }
+        sum.min(1.0)
+    } else {
+        // Falling from `raw − 1` down.
+        let (mut k, mut term) = (raw - 1, pmf(raw - 1));
+        let mut sum = term;
+        while k > lo && term > sum * 1e-17 {
+            let kf = k as f64;
+            term *= kf * (f - d + kf) / ((s - kf + 1.0) * (d - kf + 1.0));
+            sum += term;
+            k -= 1;
+        }
+        (1.0 - sum).clamp(0.0, 1.0)
+    }
+}
+
+/// ln Γ(x) for x > 0: Stirling's series from 10 up (relative error below 1e-15 there),
+/// brought down by Γ(x + 1) = x Γ(x).
+fn ln_gamma(x: f64) -> f64 {
+    let (mut x, mut shift) = (x, 0.0);
+    while x < 10.0 {
+        shift -= x.ln();
+        x += 1.0;
+    }
+    let inv = 1.0 / x;
+    let inv2 = inv * inv;
+    shift + (x - 0.5) * x.ln() - x
+        + 0.5 * (2.0 * std::f64::consts::PI).ln()
+        + inv * (1.0 / 12.0 - inv2 * (1.0 / 360.0 - inv2 * (1.0 / 1260.0 - inv2 / 1680.0)))
 }
 
 /// Holm's step-down correction over a family of tests: each `p_adjusted` becomes the least
@@ -891,12 +971,45 @@ mod tests {
     }
 
     #[test]
+    fn small_expected_counts_take_fishers_exact_test() {
+        for (x, expected) in [
+            (1.0, 0.0),
+            (0.5, 0.572_364_942_924_700_1),
+            (101.0, 363.739_375_555_563_47),
+            (1e6, 12_815_504.569_147_61),
+        ] {
+            let got = ln_gamma(x);
+            assert!(
+                (got - expected).abs() <= 1e-12 * expected.abs().max(1.0),
+                "{x}: {got}"
+            );
+        }
+        // Fisher's tea: 3 of the 4 cups picked right, of 8 with 4 milk-first: 17/70.
+        assert!((fisher_upper_tail(3, 4, 4, 8) - 17.0 / 70.0).abs() < 1e-12);
+        assert_eq!(fisher_upper_tail(0, 4, 4, 8), 1.0);
+        assert!((fisher_upper_tail(1, 4, 4, 8) - 69.0 / 70.0).abs() < 1e-12);
+        // One difference in 35 candidate exchanges, none in 3 000 of the secondary's: the
+        // approximation read p = 1e-20; the chance is 35/3035.
+        let test = proportion_test(1, 35, 0, 3000, Percent::whole(99));
+        assert!(test.exact, "{test:?}");
+        assert!((test.p_value - 35.0 / 3035.0).abs() < 1e-12, "{test:?}");
+        assert!(!test.significant);
+        // Large counts keep the approximation; a clear change is significant either way.
+        assert!(!proportion_test(500, 1000, 400, 1000, Percent::whole(99)).exact);
+        let clear = proportion_test(30, 30, 0, 30, Percent::whole(99));
+        assert!(!clear.exact && clear.significant, "{clear:?}");
+        let rare = proportion_test(8, 100, 0, 100, Percent::whole(99));
+        assert!(rare.exact && rare.significant, "{rare:?}");
+    }
+
+    #[test]
     fn holm_adjusts_over_the_family() {
         let test = |p: f64| ProportionTest {
             z: 0.0,
             p_value: p,
             p_adjusted: p,
             significant: true,
+            exact: false,
         };
         // Sorted: 0.005 × 4, 0.01 × 3, 0.03 × 2, then 0.04 × 1 below the running maximum.
         let mut tests = [test(0.01), test(0.04), test(0.03), test(0.005)];

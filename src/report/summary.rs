@@ -576,7 +576,11 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
                 " (not flagged)"
             },
             field.test.z,
-            p_value(field.test.p_value),
+            if field.test.exact {
+                format!("exact {}", p_value(field.test.p_value))
+            } else {
+                p_value(field.test.p_value)
+            },
             corrected(field),
         );
     }
@@ -763,6 +767,7 @@ fn endpoint_json(endpoint: &EndpointReport<'_>) -> Value {
                 "z_test": {
                     "z": round(field.test.z),
                     "p_value": field.test.p_value,
+                    "exact": field.test.exact,
                     "p_adjusted": if field.tested { json!(field.test.p_adjusted) } else { Value::Null },
                     "significant": field.tested && field.test.significant,
                 },
@@ -934,6 +939,14 @@ mod tests {
                 "{n} {raw} {noise}"
             );
         }
+        // One difference in a hundred: too few for the approximation, so the p-value is
+        // Fisher's, and says so.
+        let mut text = String::new();
+        write_text(&judge(&epoch(100, 1, 0)), Trigger::Final, &[], &mut text);
+        assert!(
+            text.contains("z 1.00, exact p = 0.5000, adjusted p = 0.5000 (not significant)"),
+            "{text}"
+        );
     }
 
     /// An identical candidate on a service with many sometimes-noisy fields: one of them
