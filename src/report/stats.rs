@@ -247,6 +247,21 @@ pub fn proportion_test(
     }
 }
 
+/// The smallest p-value Fisher's test could give a field with these margins, whatever the
+/// counts: P(X = its most), the candidate differing in every exchange it could. At or above
+/// `1 − confidence` the field could not be significant even alone (a timestamp that changes
+/// on every response of both legs has 1), and is left out of the family `holm_adjust`
+/// corrects over (Tarone): it could never be rejected, so counting it only costs the others
+/// evidence.
+pub fn least_p_value(n_raw: u64, n_noise: u64, differences: u64) -> f64 {
+    if n_raw == 0 || n_noise == 0 {
+        return 1.0;
+    }
+    let total = n_raw + n_noise;
+    let differences = differences.min(total);
+    fisher_upper_tail(differences.min(n_raw), n_raw, differences, total)
+}
+
 /// Fisher's exact one-sided test: P(X ≥ `raw`) for X hypergeometric, `draws` taken from
 /// `total` of which `successes` succeed (the candidate's exchanges among both legs', the
 /// differences among both legs'). Summed from `raw` outwards while the terms count; from

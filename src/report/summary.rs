@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 
 use super::compare::{is_outcome_field, listed_name, STATUS_OR_ERROR};
 use super::stats::{
-    diffy_over, holm_adjust, proportion_test, DiffyRule, EndpointStats, Epoch, FieldStats,
-    LegStats, ProportionTest, Thresholds,
+    diffy_over, holm_adjust, least_p_value, proportion_test, DiffyRule, EndpointStats, Epoch,
+    FieldStats, LegStats, ProportionTest, Thresholds,
 };
 use super::Verdict;
 use crate::targets::Role;
@@ -186,12 +186,22 @@ impl<'a> EpochReport<'a> {
             .map(|stats| assess_endpoint(stats, thresholds))
             .collect();
         // One family: the candidate fails the epoch if any field of any endpoint regresses.
-        let mut tests: Vec<&mut ProportionTest> = endpoints
-            .iter_mut()
-            .flat_map(|endpoint| endpoint.fields.iter_mut())
-            .filter(|field| field.tested)
-            .map(|field| &mut field.test)
-            .collect();
+        // A field that could not be significant even alone is not in it (`least_p_value`).
+        let alpha = 1.0 - thresholds.confidence.fraction();
+        let mut tests: Vec<&mut ProportionTest> = Vec::new();
+        for field in endpoints.iter_mut().flat_map(|e| e.fields.iter_mut()) {
+            if !field.tested {
+                continue;
+            }
+            let (n_raw, n_noise) = field.compared;
+            let differences = field.stats.raw + field.stats.noise;
+            if least_p_value(n_raw, n_noise, differences) < alpha {
+                tests.push(&mut field.test);
+            } else {
+                field.test.p_adjusted = 1.0;
+                field.test.significant = false;
+            }
+        }
         let tested_fields = tests.len();
         holm_adjust(&mut tests, thresholds.confidence);
         for endpoint in &mut endpoints {
@@ -940,13 +950,15 @@ mod tests {
             );
         }
         // One difference in a hundred: too few for the approximation, so the p-value is
-        // Fisher's, and says so.
+        // Fisher's, and says so. It could not be under 0.01 however the one difference fell
+        // (0.5 at best), so the field is not in the family the tests are corrected over.
         let mut text = String::new();
         write_text(&judge(&epoch(100, 1, 0)), Trigger::Final, &[], &mut text);
         assert!(
-            text.contains("z 1.00, exact p = 0.5000, adjusted p = 0.5000 (not significant)"),
+            text.contains("z 1.00, exact p = 0.5000, adjusted p = 1.0000 (not significant)"),
             "{text}"
         );
+        assert!(text.contains("over the 0 fields tested (Holm)"), "{text}");
     }
 
     /// An identical candidate on a service with many sometimes-noisy fields: one of them
@@ -1009,6 +1021,31 @@ mod tests {
         );
         assert!(v.test.p_adjusted < 1e-6, "{v:?}");
         assert_eq!(report.verdict(&[]), Verdict::Fail);
+    }
+
+    /// A field both legs change on every response (a timestamp) could not be significant
+    /// whatever happened: it is not counted in the family, and costs a real change nothing.
+    #[test]
+    fn a_field_that_could_never_be_significant_is_not_corrected_for() {
+        let e = epoch_of(100, |i| {
+            let body = |ts: u64, v: u8| json_leg(&format!(r#"{{"ts":{ts},"v":{v}}}"#));
+            [
+                body(i, 1),
+                body(i + 1000, 1),
+                body(i + 2000, u8::from(i % 10 == 0) + 1),
+            ]
+        });
+        let report = judge(&e);
+        assert_eq!(report.tested_fields, 1);
+        let ts = report.endpoints[0]
+            .fields
+            .iter()
+            .find(|f| f.stats.name == "body ts")
+            .expect("the ts field");
+        assert_eq!((ts.test.p_adjusted, ts.verdict), (1.0, FieldVerdict::Noise));
+        let v = &report.endpoints[0].fields[0];
+        assert_eq!(v.stats.name, "body v");
+        assert_eq!(v.test.p_adjusted, v.test.p_value);
     }
 
     #[test]
