@@ -399,6 +399,11 @@ impl Backlog {
         std::mem::replace(&mut *dropped, later)
     }
 
+    /// The count of `epoch` alone, left where it is.
+    fn not_compared_of(&self, epoch: u64) -> u64 {
+        self.dropped().get(&epoch).copied().unwrap_or(0)
+    }
+
     /// The count of `epoch` and of the ones before it, left where it is.
     fn not_compared_through(&self, epoch: u64) -> u64 {
         self.dropped().range(..=epoch).map(|(_, n)| n).sum()
@@ -714,9 +719,7 @@ pub fn run(
             reporter.handle(record, out);
         }
         if signal.take() {
-            // A summary so far takes nothing from the backlog: the epoch goes on.
-            let pending = reporter.backlog.not_compared_through(reporter.epoch.number);
-            reporter.summarize(summary::Trigger::Signal, pending, out);
+            reporter.summarize_so_far(out);
         }
         if next.is_none() {
             reporter.settle_epochs(|| records.len(), None, out);
@@ -971,6 +974,23 @@ impl<'a> Reporter<'a> {
         }
     }
 
+    /// SIGUSR1: the summary so far of every epoch still counting. An old one a reload ended
+    /// that waits on its exchanges in flight comes first, then the newer ones, the newest
+    /// last: its VERDICT line is the current candidate's. The report file holds them all.
+    /// A summary so far takes nothing from the backlog: the epochs go on.
+    fn summarize_so_far(&mut self, out: &mut dyn Console) {
+        let placeholder = stats::Epoch::new(self.epoch.number, 0);
+        let current = std::mem::replace(&mut self.epoch, placeholder);
+        let newer = std::mem::take(&mut self.newer);
+        let mut epochs = vec![(&current, self.backlog.not_compared_through(current.number))];
+        for epoch in &newer {
+            epochs.push((epoch, self.backlog.not_compared_of(epoch.number)));
+        }
+        self.summarize_epochs(summary::Trigger::Signal, &epochs, out);
+        self.epoch = current;
+        self.newer = newer;
+    }
+
     /// Writes the current epoch's summary to the report file and stdout; returns its JSON,
     /// whether it fails, and the verdict over every epoch so far. `not_compared`: the
     /// backlog's count of this epoch not taken yet (for a summary so far).
@@ -980,35 +1000,63 @@ impl<'a> Reporter<'a> {
         not_compared: u64,
         out: &mut dyn Console,
     ) -> (Value, bool, Verdict) {
+        let placeholder = stats::Epoch::new(self.epoch.number, 0);
+        let epoch = std::mem::replace(&mut self.epoch, placeholder);
+        let summarized = self.summarize_epochs(trigger, &[(&epoch, not_compared)], out);
+        self.epoch = epoch;
+        summarized
+    }
+
+    /// Writes the summaries of `epochs` (each with the backlog's count of it not taken yet),
+    /// oldest first, to the report file and stdout; returns the last one's JSON, whether it
+    /// fails, and the verdict over every epoch so far. An earlier one of them that fails so
+    /// far counts as failed in the verdicts of those after it.
+    fn summarize_epochs(
+        &mut self,
+        trigger: summary::Trigger,
+        epochs: &[(&stats::Epoch, u64)],
+        out: &mut dyn Console,
+    ) -> (Value, bool, Verdict) {
         // A summary builds megabytes for a service of many fields: the next lull hands them
         // back, however long ago the last did.
         self.memory_returned = false;
         // The blocks before it as usual; then the summary whole, however slow the reader.
         self.write_out(out, false);
-        let report =
-            summary::EpochReport::new(&self.epoch, &self.settings.thresholds, not_compared);
-        let json = summary::to_json(&report, trigger, &self.failed_epochs);
-        let (fails, verdict) = (report.fails(), report.verdict(&self.failed_epochs));
+        let mut failed = self.failed_epochs.clone();
+        let mut written = Vec::new();
+        let mut jsons = Vec::with_capacity(epochs.len());
+        let (mut fails, mut verdict) = (false, Verdict::Undecided);
+        for (epoch, not_compared) in epochs {
+            let report = summary::EpochReport::new(epoch, &self.settings.thresholds, *not_compared);
+            let json = summary::to_json(&report, trigger, &failed);
+            (fails, verdict) = (report.fails(), report.verdict(&failed));
+            match self.settings.format {
+                Format::Text => {
+                    let mut text = String::new();
+                    summary::write_text(&report, trigger, &failed, &mut text);
+                    written.extend_from_slice(text.as_bytes());
+                }
+                Format::Json => {
+                    let mut line = serde_json::Map::new();
+                    line.insert("type".into(), json!("summary"));
+                    if let Value::Object(fields) = &json {
+                        line.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    }
+                    let _ = serde_json::to_writer(&mut written, &Value::Object(line));
+                    written.push(b'\n');
+                }
+            }
+            if fails {
+                failed.push(epoch.number);
+            }
+            jsons.push(json);
+        }
         // The file first: once the summary shows on stdout, the file says the same.
         if let Some(path) = &self.settings.report_file {
-            self.report_failed = !write_report_file(path, &self.report_text(trigger, &json));
+            self.report_failed = !write_report_file(path, &self.report_text(trigger, &jsons));
         }
-        match self.settings.format {
-            Format::Text => {
-                let mut text = String::new();
-                summary::write_text(&report, trigger, &self.failed_epochs, &mut text);
-                self.pending.extend_from_slice(text.as_bytes());
-            }
-            Format::Json => {
-                let mut line = serde_json::Map::new();
-                line.insert("type".into(), json!("summary"));
-                if let Value::Object(fields) = &json {
-                    line.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
-                }
-                let _ = serde_json::to_writer(&mut self.pending, &Value::Object(line));
-                self.pending.push(b'\n');
-            }
-        }
+        self.pending.extend_from_slice(&written);
+        let json = jsons.pop().unwrap_or(Value::Null);
         if self.stdout_open {
             if let Err(err) = out.write_whole(&self.pending) {
                 stop_writing(&err);
@@ -1021,13 +1069,16 @@ impl<'a> Reporter<'a> {
     }
 
     /// The whole `--report` document, pretty-printed: every kept closed epoch, then
-    /// `current` (the one being reported). The kept epochs are parsed back one at a time, so
-    /// that no more than one is ever a `Value` beside `current`.
-    fn report_text(&self, trigger: summary::Trigger, current: &Value) -> Vec<u8> {
+    /// `current` (the ones being reported, the newest last). The kept epochs are parsed back
+    /// one at a time, so that no more than one is ever a `Value` beside `current`.
+    fn report_text(&self, trigger: summary::Trigger, current: &[Value]) -> Vec<u8> {
         let mut failed = self.failed_epochs.clone();
-        if current["verdict"]["epoch_fails"] == json!(true) {
-            failed.push(self.epoch.number);
+        for epoch in current {
+            if epoch["verdict"]["epoch_fails"] == json!(true) {
+                failed.extend(epoch["epoch"].as_u64());
+            }
         }
+        let newest = current.last().unwrap_or(&Value::Null);
         let head = json!({
             "trident": env!("CARGO_PKG_VERSION"),
             "written": match trigger {
@@ -1035,14 +1086,14 @@ impl<'a> Reporter<'a> {
                 summary::Trigger::Reload => "reload",
                 summary::Trigger::Final => "shutdown",
             },
-            "verdict": current["verdict"]["candidate"].clone(),
+            "verdict": newest["verdict"]["candidate"].clone(),
             "failed_epochs": failed,
         });
         let closed = self
             .closed
             .iter()
             .map(|text| serde_json::from_str::<Value>(text).unwrap_or(Value::Null));
-        pretty_with_epochs(&head, closed.chain(std::iter::once(current.clone())))
+        pretty_with_epochs(&head, closed.chain(current.iter().cloned()))
     }
 
     /// The final summary; the verdict over every epoch.
@@ -1670,6 +1721,59 @@ mod tests {
             "{text}"
         );
         assert_eq!(verdict, Verdict::Fail);
+    }
+
+    /// SIGUSR1 while an old epoch waits on an exchange in flight: both summaries so far, the
+    /// old candidate's first and the new one's last, with its verdict; the report file
+    /// holds both. (It showed the old epoch alone, the one a supervisor had just replaced.)
+    #[test]
+    fn a_summary_so_far_shows_every_epoch_still_counting_the_newest_last() {
+        let (sender, receiver) = channel();
+        let path = std::env::temp_dir().join(format!("trident-so-far-{}.json", std::process::id()));
+        let settings = Settings {
+            report_file: Some(path.clone()),
+            ..Settings::default()
+        };
+        let mut reporter = Reporter::new(&settings, Arc::clone(receiver.backlog()));
+        let mut out = Vec::new();
+        for record in regression_and_noise(0, 1) {
+            reporter.handle(&record, &mut out);
+        }
+        sender.announce_epoch(1, 1);
+        for mut record in regression_and_noise(1, 1000) {
+            record.legs[2] = record.legs[1].clone();
+            reporter.handle(&record, &mut out);
+            reporter.settle_epochs(|| 0, None, &mut out);
+        }
+        assert_eq!((reporter.epoch.number, reporter.newer.len()), (0, 1));
+        out.clear();
+        reporter.summarize_so_far(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        let summaries: Vec<&str> = text.lines().filter(|l| l.starts_with("SUMMARY")).collect();
+        assert_eq!(summaries.len(), 2, "{text}");
+        assert!(summaries[0].starts_with("SUMMARY epoch 0 (SIGUSR1): 70 exchanges"));
+        assert!(summaries[1].starts_with("SUMMARY epoch 1 (SIGUSR1): 70 exchanges"));
+        assert!(
+            text.ends_with("VERDICT candidate: FAIL — epoch 0 regressed (epoch 1 passes)\n"),
+            "{text}"
+        );
+        let report: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let epochs: Vec<&Value> = report["epochs"].as_array().unwrap().iter().collect();
+        assert_eq!(
+            epochs
+                .iter()
+                .map(|e| e["epoch"].as_u64())
+                .collect::<Vec<_>>(),
+            [Some(0), Some(1)]
+        );
+        assert_eq!(
+            (report["verdict"].as_str(), &report["failed_epochs"]),
+            (Some("FAIL"), &json!([0]))
+        );
+        // Nothing was taken: the old epoch still waits, and closes as before.
+        assert_eq!((reporter.epoch.number, reporter.newer.len()), (0, 1));
+        assert_eq!(reporter.newer[0].exchanges, 70);
     }
 
     #[test]
