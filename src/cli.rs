@@ -237,8 +237,8 @@ comparison (candidate vs primary, against secondary vs primary as noise):
                          (default 1000)
   --relative-threshold P Diffy's relative threshold, percent (default 20)
   --absolute-threshold P Diffy's absolute threshold, percent (default 0.03)
-  --confidence P         the z-tests' confidence, percent, over all the
-                         fields an epoch tests (Holm) (default 99)
+  --confidence P         the significance tests' confidence, percent, over
+                         all the fields an epoch tests (Holm) (default 99)
   --min-samples N        compared requests an endpoint needs before it can
                          fail the candidate (default 30)
   --report FILE          write the summary as JSON to FILE at shutdown, on
@@ -314,7 +314,7 @@ fn options() -> getopts::Options {
         .optopt("", "max-endpoints", "endpoints counted apart", "N")
         .optopt("", "relative-threshold", "Diffy's relative threshold", "P")
         .optopt("", "absolute-threshold", "Diffy's absolute threshold", "P")
-        .optopt("", "confidence", "z-test confidence", "P")
+        .optopt("", "confidence", "significance tests' confidence", "P")
         .optopt("", "min-samples", "samples needed to decide", "N")
         .optopt("", "report", "JSON report file", "FILE")
         .optflag(

@@ -5,7 +5,8 @@
 //! 256 fields per endpoint and 10 000 in all (then `other fields`), short sample values.
 //!
 //! Also the two decision rules, as plain functions: Diffy's thresholds and a one-sided
-//! two-proportion z-test.
+//! significance test (Fisher's exact, with the two-proportion z for scale), and Holm's
+//! correction over the tests.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -111,7 +112,7 @@ pub struct Thresholds {
     pub relative: Percent,
     /// Diffy's absolute threshold: `|raw − noise| / total` must exceed it (0.03 %).
     pub absolute: Percent,
-    /// The z-test's confidence (99 %).
+    /// The significance tests' confidence (99 %).
     pub confidence: Percent,
     /// Fewer compared exchanges than this on an endpoint: too few to decide (30).
     pub min_samples: u64,
@@ -187,23 +188,27 @@ pub fn diffy_over(
     }
 }
 
-/// A one-sided two-proportion z-test: does the candidate differ more often than the noise?
+/// A one-sided test: does the candidate differ more often than the noise?
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ProportionTest {
+    /// The two-proportion z statistic (pooled standard error), for scale: how many standard
+    /// errors the candidate's rate is above the secondary's.
     pub z: f64,
-    /// P(Z ≥ z) under "the candidate differs no more often than the secondary".
+    /// Fisher's exact one-sided p-value: the chance of the candidate differing this often
+    /// or more, given how often both legs differed, if it differs no more often than the
+    /// secondary. Exact where the normal approximation behind `z` is not: with unequal
+    /// counts and rare differences (a slow candidate compared in 35 exchanges, 1 difference
+    /// against none in 3 000) the approximation read p = 1e-20 where the chance is 0.0115,
+    /// and at 30 against 300 it read half the chance, failing identical candidates.
     pub p_value: f64,
     /// `p_value` adjusted for the other fields tested beside it (`holm_adjust`); the test's
     /// own p-value until then.
     pub p_adjusted: f64,
     /// `p_adjusted < 1 − confidence`.
     pub significant: bool,
-    /// `p_value` is Fisher's exact test's, not the normal approximation's: an expected count
-    /// was below 5.
-    pub exact: bool,
 }
 
-/// Tests `raw / n_raw > noise / n_noise` with the pooled standard error.
+/// Tests `raw / n_raw > noise / n_noise`.
 pub fn proportion_test(
     raw: u64,
     n_raw: u64,
@@ -217,7 +222,6 @@ pub fn proportion_test(
             p_value: 1.0,
             p_adjusted: 1.0,
             significant: false,
-            exact: false,
         };
     }
     let (n1, n2) = (n_raw as f64, n_noise as f64);
@@ -226,24 +230,12 @@ pub fn proportion_test(
     let se = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
     // se is 0 only when both proportions are 0 or both are 1: no difference at all.
     let z = if se > 0.0 { (p1 - p2) / se } else { 0.0 };
-    // Cochran's rule: with an expected count below 5 the normal approximation fails, badly
-    // where the legs' counts are unequal and differences rare (1 of 35 against 0 of 3 000
-    // read as p = 1e-20; exactly it is 0.0115), so the p-value is Fisher's.
-    let (successes, total) = (raw + noise, n_raw + n_noise);
-    let least_expected =
-        (n_raw.min(n_noise) as f64) * (successes.min(total - successes) as f64) / total as f64;
-    let exact = least_expected < 5.0;
-    let p_value = if exact {
-        fisher_upper_tail(raw, n_raw, successes, total)
-    } else {
-        0.5 * erfc(z / std::f64::consts::SQRT_2)
-    };
+    let p_value = fisher_upper_tail(raw, n_raw, raw + noise, n_raw + n_noise);
     ProportionTest {
         z,
         p_value,
         p_adjusted: p_value,
         significant: p_value < 1.0 - confidence.fraction(),
-        exact,
     }
 }
 
@@ -347,27 +339,6 @@ pub fn holm_adjust(tests: &mut [&mut ProportionTest], confidence: Percent) {
         running = running.max(((m - k) as f64 * test.p_value).min(1.0));
         test.p_adjusted = running;
         test.significant = running < 1.0 - confidence.fraction();
-    }
-}
-
-/// The complementary error function, Numerical Recipes' `erfcc` (Chebyshev fit, fractional
-/// error below 1.2e-7 everywhere): plenty for a p-value.
-fn erfc(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let r = t * poly.exp();
-    if x >= 0.0 {
-        r
-    } else {
-        2.0 - r
     }
 }
 
@@ -872,7 +843,7 @@ mod tests {
             // Candidate less noisy than the secondary: never shown.
             (0, 50, 1000, false),
             (40, 50, 1000, false),
-            // Diffy's flaw the z-test answers: one request in a hundred flips it.
+            // Diffy's flaw the significance test answers: one request in a hundred flips it.
             (1, 0, 100, true),
             // Strict comparisons: exactly at a threshold is not above it.
             (3, 2, 1000, false),
@@ -947,11 +918,6 @@ mod tests {
                 "{raw}/{n1} vs {noise}/{n2}: {test:?}"
             );
         }
-        // Known values: z = 1.6449 is the 95 % one-sided point; z = 2.3263 the 99 % one.
-        for (x, expected) in [(1.644_853_6, 0.05), (2.326_347_9, 0.01), (0.0, 0.5)] {
-            let p = 0.5 * erfc(x / std::f64::consts::SQRT_2);
-            assert!((p - expected).abs() < 1e-6, "{x}: {p}");
-        }
         // 10 vs 0 out of 100: z = 3.24.
         let test = proportion_test(10, 100, 0, 100, c99);
         assert!((test.z - 3.244).abs() < 0.01, "{test:?}");
@@ -986,7 +952,7 @@ mod tests {
     }
 
     #[test]
-    fn small_expected_counts_take_fishers_exact_test() {
+    fn the_p_value_is_fishers_exact_one() {
         for (x, expected) in [
             (1.0, 0.0),
             (0.5, 0.572_364_942_924_700_1),
@@ -1003,18 +969,25 @@ mod tests {
         assert!((fisher_upper_tail(3, 4, 4, 8) - 17.0 / 70.0).abs() < 1e-12);
         assert_eq!(fisher_upper_tail(0, 4, 4, 8), 1.0);
         assert!((fisher_upper_tail(1, 4, 4, 8) - 69.0 / 70.0).abs() < 1e-12);
-        // One difference in 35 candidate exchanges, none in 3 000 of the secondary's: the
-        // approximation read p = 1e-20; the chance is 35/3035.
-        let test = proportion_test(1, 35, 0, 3000, Percent::whole(99));
-        assert!(test.exact, "{test:?}");
-        assert!((test.p_value - 35.0 / 3035.0).abs() < 1e-12, "{test:?}");
-        assert!(!test.significant);
-        // Large counts keep the approximation; a clear change is significant either way.
-        assert!(!proportion_test(500, 1000, 400, 1000, Percent::whole(99)).exact);
-        let clear = proportion_test(30, 30, 0, 30, Percent::whole(99));
-        assert!(!clear.exact && clear.significant, "{clear:?}");
-        let rare = proportion_test(8, 100, 0, 100, Percent::whole(99));
-        assert!(rare.exact && rare.significant, "{rare:?}");
+        let c99 = Percent::whole(99);
+        // (raw, n_raw, noise, n_noise, exact p-value, summed in rationals). The first two
+        // are where the normal approximation failed identical candidates: one difference in
+        // 35 exchanges against none in 3 000 read p = 1e-20; 10 in 30 against 48 in 300
+        // read 0.0087, a regression at 99 %.
+        let rows: &[(u64, u64, u64, u64, f64)] = &[
+            (1, 35, 0, 3000, 35.0 / 3035.0),
+            (10, 30, 48, 300, 0.021_881_035_945_796_52),
+            (22, 300, 8, 300, 0.006_807_741_237_535_062),
+            (1, 100, 0, 100, 0.5),
+        ];
+        for &(raw, n1, noise, n2, exact) in rows {
+            let test = proportion_test(raw, n1, noise, n2, c99);
+            assert!(
+                (test.p_value - exact).abs() < 1e-9 * exact.max(1e-300) + 1e-15,
+                "{raw}/{n1} vs {noise}/{n2}: {test:?}"
+            );
+            assert_eq!(test.significant, exact < 0.01);
+        }
     }
 
     #[test]
@@ -1024,7 +997,6 @@ mod tests {
             p_value: p,
             p_adjusted: p,
             significant: true,
-            exact: false,
         };
         // Sorted: 0.005 × 4, 0.01 × 3, 0.03 × 2, then 0.04 × 1 below the running maximum.
         let mut tests = [test(0.01), test(0.04), test(0.03), test(0.005)];

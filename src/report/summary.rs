@@ -3,8 +3,9 @@
 //! before a reload's new epoch, at shutdown) and as JSON (`--report FILE`, `--format json`).
 //!
 //! A field is a **regression** when both rules agree on an endpoint with enough samples:
-//! the z-test says the candidate differs more often than the secondary (it is not chance),
-//! and Diffy's thresholds say the gap is large enough to matter (it is not a rounding of
+//! the significance test (Fisher's exact, corrected by Holm's method over the epoch's fields)
+//! says the candidate differs more often than the secondary (it is not chance), and Diffy's
+//! thresholds say the gap is large enough to matter (it is not a rounding of
 //! a timestamp that both differ in nearly always). With fewer samples than `min_samples` the
 //! endpoint is undecided and says so; it neither fails nor passes the candidate.
 
@@ -586,11 +587,7 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
                 " (not flagged)"
             },
             field.test.z,
-            if field.test.exact {
-                format!("exact {}", p_value(field.test.p_value))
-            } else {
-                p_value(field.test.p_value)
-            },
+            p_value(field.test.p_value),
             corrected(field),
         );
     }
@@ -777,7 +774,6 @@ fn endpoint_json(endpoint: &EndpointReport<'_>) -> Value {
                 "z_test": {
                     "z": round(field.test.z),
                     "p_value": field.test.p_value,
-                    "exact": field.test.exact,
                     "p_adjusted": if field.tested { json!(field.test.p_adjusted) } else { Value::Null },
                     "significant": field.tested && field.test.significant,
                 },
@@ -949,20 +945,19 @@ mod tests {
                 "{n} {raw} {noise}"
             );
         }
-        // One difference in a hundred: too few for the approximation, so the p-value is
-        // Fisher's, and says so. It could not be under 0.01 however the one difference fell
-        // (0.5 at best), so the field is not in the family the tests are corrected over.
+        // One difference in a hundred: it could not be under 0.01 however it fell (Fisher's
+        // 0.5 at best), so the field is not in the family the tests are corrected over.
         let mut text = String::new();
         write_text(&judge(&epoch(100, 1, 0)), Trigger::Final, &[], &mut text);
         assert!(
-            text.contains("z 1.00, exact p = 0.5000, adjusted p = 1.0000 (not significant)"),
+            text.contains("z 1.00, p = 0.5000, adjusted p = 1.0000 (not significant)"),
             "{text}"
         );
         assert!(text.contains("over the 0 fields tested (Holm)"), "{text}");
     }
 
     /// An identical candidate on a service with many sometimes-noisy fields: one of them
-    /// differs more often on the candidate by chance (22 against 8 in 300, p = 0.0044, a
+    /// differs more often on the candidate by chance (22 against 8 in 300, p = 0.0068, a
     /// regression were it tested alone). Over the epoch's 60 tested fields it is not
     /// significant, and the candidate passes; a real change beside it still fails it.
     #[test]
@@ -1007,7 +1002,7 @@ mod tests {
         write_text(&report, Trigger::Final, &[], &mut text);
         assert!(text.contains("over the 60 fields tested (Holm)"), "{text}");
         assert!(
-            text.contains("z 2.62, p = 0.0044, adjusted p = 0.2619 (not significant)"),
+            text.contains("z 2.62, p = 0.0068, adjusted p = 0.4085 (not significant)"),
             "{text}"
         );
         // A candidate that changes `v` every time still fails.
