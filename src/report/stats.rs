@@ -481,6 +481,12 @@ pub struct EndpointStats {
     /// The same for the secondary: a secondary that failed or answered another status says
     /// nothing of the noise in a body, so it must not count as one without noise.
     pub noise_contents: u64,
+    /// Exchanges where both shadows' header fields and bodies were compared: what header and
+    /// body fields are counted over, for both legs, so that like is compared with like. A
+    /// candidate answering 200 where the primary's and the secondary's 304s have no body, or
+    /// a secondary failing half the requests, would otherwise have each leg's rate of a
+    /// timestamp taken over other exchanges, and the noise read as a regression.
+    pub both_contents: u64,
     /// Exchanges where the candidate differed in at least one field.
     pub raw_differs: u64,
     /// ... in at least one field the secondary did not differ in (after masking).
@@ -533,6 +539,7 @@ impl EndpointStats {
             noise_compared: 0,
             raw_contents: 0,
             noise_contents: 0,
+            both_contents: 0,
             raw_differs: 0,
             raw_beyond_noise: 0,
             noise_differs: 0,
@@ -554,7 +561,7 @@ impl EndpointStats {
         if is_outcome_field(&field.name) {
             (self.raw_compared, self.noise_compared)
         } else {
-            (self.raw_contents, self.noise_contents)
+            (self.both_contents, self.both_contents)
         }
     }
 
@@ -694,6 +701,10 @@ impl Epoch {
         if analysis.raw.hashed() || analysis.noise.hashed() {
             stats.hashed += 1;
         }
+        // Header and body fields count where both legs' were compared (`both_contents`).
+        let paired = analysis.raw.contents_compared() && analysis.noise.contents_compared();
+        stats.both_contents += u64::from(paired);
+        let counted = |field: &str| paired || is_outcome_field(field);
         // The candidate's fields first: when an endpoint's table of field names fills up,
         // they have the names, and the noise goes under `other fields`.
         // What the secondary differs in first: the candidate's fields are judged by it.
@@ -719,7 +730,7 @@ impl Epoch {
                 stats.raw_beyond_noise += 1;
             }
             let mut other_counted = false;
-            if differences.more {
+            if differences.more && paired {
                 // Fields past the most one comparison keeps: not named, but not lost either.
                 let field = stats.field(OTHER_FIELDS, fields_left, false);
                 field.raw += 1;
@@ -740,6 +751,9 @@ impl Epoch {
                 ..d.clone()
             });
             for difference in real.chain(noisy).chain(outcome.as_ref()) {
+                if !counted(&difference.field) {
+                    continue;
+                }
                 if difference.masked && difference.field != STATUS_OR_ERROR {
                     stats.masked += 1;
                 }
@@ -782,7 +796,7 @@ impl Epoch {
             }
             // `other fields` stands for many: counted once per exchange, like any field.
             let mut other_counted = false;
-            for difference in differences.iter() {
+            for difference in differences.iter().filter(|d| counted(&d.field)) {
                 let field = stats.field(&difference.field, fields_left, false);
                 if field.name == OTHER_FIELDS {
                     if other_counted {
@@ -792,7 +806,7 @@ impl Epoch {
                 }
                 field.noise += 1;
             }
-            if differences.more && !other_counted {
+            if differences.more && paired && !other_counted {
                 stats.field(OTHER_FIELDS, fields_left, false).noise += 1;
             }
         }
@@ -1232,7 +1246,9 @@ mod tests {
                 field("body ts").noise,
                 field("body ts").masked
             ),
-            (7, 8, 7)
+            // Exchange 8's secondary differs in `ts` too, but the failed candidate's contents
+            // were not compared: header and body fields count where both legs' were.
+            (7, 7, 7)
         );
         assert_eq!((field("body email").raw, field("body email").noise), (7, 0));
         assert_eq!(field("error:refused").raw, 1);

@@ -258,8 +258,7 @@ impl<'a> EpochReport<'a> {
 fn assess_endpoint<'a>(stats: &'a EndpointStats, thresholds: &Thresholds) -> EndpointReport<'a> {
     let enough_samples = stats.raw_compared >= thresholds.min_samples
         && stats.noise_compared >= thresholds.min_samples;
-    let contents_decided = stats.raw_contents >= thresholds.min_samples
-        && stats.noise_contents >= thresholds.min_samples;
+    let contents_decided = stats.both_contents >= thresholds.min_samples;
     let mut fields: Vec<FieldReport<'a>> = stats
         .fields
         .iter()
@@ -505,7 +504,7 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
             let n = s.raw_compared.min(s.noise_compared);
             let _ = write!(out, "; too few samples to test ({n} < {min_samples})");
         } else if !endpoint.contents_decided {
-            let n = s.raw_contents.min(s.noise_contents);
+            let n = s.both_contents;
             let _ = write!(
                 out,
                 "; too few answers with the primary's status to compare headers and bodies \
@@ -1222,7 +1221,8 @@ mod tests {
             .iter()
             .find(|f| f.stats.name == "body ts")
             .expect("the ts field");
-        assert_eq!(ts.compared, (100, 50));
+        // Counted where both legs' bodies were compared.
+        assert_eq!(ts.compared, (50, 50));
         assert_eq!(ts.verdict, FieldVerdict::Noise);
         // The secondary down: nothing says whether `ts` is noise, so the endpoint is
         // undecided, not failed (and not passed).
@@ -1250,7 +1250,7 @@ mod tests {
             ),
             "{text}"
         );
-        // A real change is still seen over the exchanges the secondary answered.
+        // A real change is still seen, over the exchanges the secondary answered.
         let e = epoch_of(100, |i| {
             let secondary = if i % 2 == 0 {
                 unavailable()
@@ -1265,9 +1265,40 @@ mod tests {
         let mut text = String::new();
         write_text(&report, Trigger::Final, &[], &mut text);
         assert!(
-            text.contains("REGRESSION body v: candidate 100/100 (100.0%), secondary 0/50 (0.0%)"),
+            text.contains("REGRESSION body v: candidate 50/50 (100.0%), secondary 0/50 (0.0%)"),
             "{text}"
         );
+    }
+
+    /// A candidate answering 200 where the primary and the secondary answer 304 (no body),
+    /// half the time: its timestamp differs on every 200 it sends, as the secondary's does on
+    /// every 200; taken over the secondary's 304s too, the secondary's rate halved and the
+    /// noise read as a regression beside the real one, `status` (hunt 39).
+    #[test]
+    fn header_and_body_fields_count_where_both_legs_were_compared() {
+        let json = |ts: u64| json_leg(&format!(r#"{{"ts":{ts}}}"#));
+        let e = epoch_of(120, |i| {
+            if i % 2 == 0 {
+                [answered(304, ""), answered(304, ""), json(i + 2000)]
+            } else {
+                [json(i), json(i + 1000), json(i + 2000)]
+            }
+        });
+        let report = judge(&e);
+        let field = |name: &str| {
+            report.endpoints[0]
+                .fields
+                .iter()
+                .find(|f| f.stats.name == name)
+                .unwrap_or_else(|| panic!("{name}"))
+        };
+        assert_eq!(field("status").verdict, FieldVerdict::Regression);
+        let ts = field("body ts");
+        assert_eq!(
+            (ts.stats.raw, ts.stats.noise, ts.compared),
+            (60, 60, (60, 60))
+        );
+        assert_eq!(ts.verdict, FieldVerdict::Noise);
     }
 
     #[test]
