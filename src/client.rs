@@ -460,7 +460,6 @@ impl Core {
         true
     }
 
-    /// The client's socket failed or it went away: release its exchange and close.
     /// Closes client `key`, whose response is all sent: at once if nothing more can come
     /// from it (it closed, or the close is to be a reset), else after shutting the sending
     /// side and reading what the client still sends (`ClientPhase::Lingering`).
@@ -523,6 +522,7 @@ impl Core {
         self.close_conn(key);
     }
 
+    /// The client's socket failed or it went away: release its exchange and close.
     pub(crate) fn client_gone(&mut self, key: usize) {
         if let Some(Conn::Client(client)) = self.conns.get_mut(key) {
             if let ClientPhase::Busy { exchange } = client.phase {
