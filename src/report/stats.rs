@@ -481,11 +481,13 @@ pub struct EndpointStats {
     /// The same for the secondary: a secondary that failed or answered another status says
     /// nothing of the noise in a body, so it must not count as one without noise.
     pub noise_contents: u64,
-    /// Exchanges where both shadows' header fields and bodies were compared: what header and
-    /// body fields are counted over, for both legs, so that like is compared with like. A
-    /// candidate answering 200 where the primary's and the secondary's 304s have no body, or
-    /// a secondary failing half the requests, would otherwise have each leg's rate of a
-    /// timestamp taken over other exchanges, and the noise read as a regression.
+    /// Exchanges where both shadows' header fields and bodies were compared: what the
+    /// secondary's header and body fields are counted over, so that its noise is measured
+    /// where the candidate's differences are. A candidate answering 200 where the primary's
+    /// and the secondary's 304s have no body would otherwise differ in a timestamp twice as
+    /// often as the secondary over its own exchanges, and the noise read as a regression.
+    /// (The candidate's count over all of its own: a change it makes only where the
+    /// secondary failed is still seen.)
     pub both_contents: u64,
     /// Exchanges where the candidate differed in at least one field.
     pub raw_differs: u64,
@@ -555,13 +557,13 @@ impl EndpointStats {
     }
 
     /// The exchanges `field` could differ in, for the candidate and the secondary: all
-    /// compared ones for a status or an error, those whose contents were compared for a
-    /// header or body field.
+    /// compared ones for a status or an error; for a header or body field, those where the
+    /// candidate's contents were compared, and those where both legs' were.
     pub fn compared_for(&self, field: &FieldStats) -> (u64, u64) {
         if is_outcome_field(&field.name) {
             (self.raw_compared, self.noise_compared)
         } else {
-            (self.both_contents, self.both_contents)
+            (self.raw_contents, self.both_contents)
         }
     }
 
@@ -701,7 +703,8 @@ impl Epoch {
         if analysis.raw.hashed() || analysis.noise.hashed() {
             stats.hashed += 1;
         }
-        // Header and body fields count where both legs' were compared (`both_contents`).
+        // The secondary's header and body fields count where the candidate's were compared
+        // too (`both_contents`).
         let paired = analysis.raw.contents_compared() && analysis.noise.contents_compared();
         stats.both_contents += u64::from(paired);
         let counted = |field: &str| paired || is_outcome_field(field);
@@ -730,7 +733,7 @@ impl Epoch {
                 stats.raw_beyond_noise += 1;
             }
             let mut other_counted = false;
-            if differences.more && paired {
+            if differences.more {
                 // Fields past the most one comparison keeps: not named, but not lost either.
                 let field = stats.field(OTHER_FIELDS, fields_left, false);
                 field.raw += 1;
@@ -751,9 +754,6 @@ impl Epoch {
                 ..d.clone()
             });
             for difference in real.chain(noisy).chain(outcome.as_ref()) {
-                if !counted(&difference.field) {
-                    continue;
-                }
                 if difference.masked && difference.field != STATUS_OR_ERROR {
                     stats.masked += 1;
                 }

@@ -258,7 +258,7 @@ impl<'a> EpochReport<'a> {
 fn assess_endpoint<'a>(stats: &'a EndpointStats, thresholds: &Thresholds) -> EndpointReport<'a> {
     let enough_samples = stats.raw_compared >= thresholds.min_samples
         && stats.noise_compared >= thresholds.min_samples;
-    let contents_decided = stats.both_contents >= thresholds.min_samples;
+    let contents_decided = stats.raw_contents.min(stats.both_contents) >= thresholds.min_samples;
     let mut fields: Vec<FieldReport<'a>> = stats
         .fields
         .iter()
@@ -363,8 +363,8 @@ pub fn verdict_line(report: &EpochReport<'_>, earlier_failed: &[u64]) -> String 
             let _ = write!(
                 line,
                 "UNDECIDED — no endpoint has the {n} exchanges with headers and bodies \
-                 compared a verdict needs (the shadows failed, or answered with another \
-                 status than the primary)"
+                 compared a verdict needs (the shadows failed, were skipped, or answered with \
+                 another status than the primary)"
             );
         } else {
             let _ = write!(
@@ -383,7 +383,8 @@ pub fn verdict_line(report: &EpochReport<'_>, earlier_failed: &[u64]) -> String 
     }
     // Undecided without a flag: a PASS or FAIL says nothing of them otherwise. (An UNDECIDED
     // verdict says it of them all.) Too few exchanges (a long tail, a method not shadowed),
-    // or statuses alone compared (the shadows failed, or answered another status).
+    // or statuses alone compared (the shadows failed, were skipped, or answered another
+    // status).
     if report.decides() {
         let unsettled = |few: bool| {
             report
@@ -403,7 +404,7 @@ pub fn verdict_line(report: &EpochReport<'_>, earlier_failed: &[u64]) -> String 
         if statuses > 0 {
             notes.push(format!(
                 "{statuses} {} undecided: headers and bodies not compared (the shadows failed, \
-                 or answered another status)",
+                 were skipped, or answered another status)",
                 endpoints(statuses)
             ));
         }
@@ -504,11 +505,12 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
             let n = s.raw_compared.min(s.noise_compared);
             let _ = write!(out, "; too few samples to test ({n} < {min_samples})");
         } else if !endpoint.contents_decided {
-            let n = s.both_contents;
+            let n = s.raw_contents.min(s.both_contents);
             let _ = write!(
                 out,
-                "; too few answers with the primary's status to compare headers and bodies \
-                 ({n} < {min_samples})"
+                "; too few exchanges with both shadows' headers and bodies compared ({n} < \
+                 {min_samples}: they failed, were skipped, or answered another status than the \
+                 primary)"
             );
         }
     }
@@ -786,8 +788,10 @@ fn endpoint_json(endpoint: &EndpointReport<'_>) -> Value {
         "enough_samples": endpoint.enough_samples,
         "contents_decided": endpoint.contents_decided,
         "requests": s.requests,
+        "contents_compared_by_both": s.both_contents,
         "candidate": {
             "compared": s.raw_compared,
+            "contents_compared": s.raw_contents,
             "differs": s.raw_differs,
             "differs_beyond_noise": s.raw_beyond_noise,
             "rate": fraction(s.raw_differs, s.raw_compared),
@@ -795,6 +799,7 @@ fn endpoint_json(endpoint: &EndpointReport<'_>) -> Value {
         },
         "secondary": {
             "compared": s.noise_compared,
+            "contents_compared": s.noise_contents,
             "differs": s.noise_differs,
             "rate": fraction(s.noise_differs, s.noise_compared),
         },
@@ -1070,7 +1075,7 @@ mod tests {
                 &with_shadows_down,
                 &[],
                 "VERDICT candidate: PASS (1 endpoint undecided: headers and bodies not compared \
-                 (the shadows failed, or answered another status))",
+                 (the shadows failed, were skipped, or answered another status))",
             ),
             (
                 &with_unshadowed,
@@ -1117,8 +1122,8 @@ mod tests {
                 &shadows_down,
                 &[],
                 "VERDICT candidate: UNDECIDED — no endpoint has the 30 exchanges with headers \
-                 and bodies compared a verdict needs (the shadows failed, or answered with \
-                 another status than the primary)",
+                 and bodies compared a verdict needs (the shadows failed, were skipped, or \
+                 answered with another status than the primary)",
             ),
         ];
         for (e, failed, line) in rows {
@@ -1221,8 +1226,8 @@ mod tests {
             .iter()
             .find(|f| f.stats.name == "body ts")
             .expect("the ts field");
-        // Counted where both legs' bodies were compared.
-        assert_eq!(ts.compared, (50, 50));
+        // The secondary's counted where both legs' bodies were compared.
+        assert_eq!(ts.compared, (100, 50));
         assert_eq!(ts.verdict, FieldVerdict::Noise);
         // The secondary down: nothing says whether `ts` is noise, so the endpoint is
         // undecided, not failed (and not passed).
@@ -1246,11 +1251,11 @@ mod tests {
         write_text(&report, Trigger::Final, &[], &mut text);
         assert!(
             text.contains(
-                "too few answers with the primary's status to compare headers and bodies (0 < 30)"
+                "too few exchanges with both shadows' headers and bodies compared (0 < 30"
             ),
             "{text}"
         );
-        // A real change is still seen, over the exchanges the secondary answered.
+        // A real change is still seen, also where the secondary failed.
         let e = epoch_of(100, |i| {
             let secondary = if i % 2 == 0 {
                 unavailable()
@@ -1265,7 +1270,7 @@ mod tests {
         let mut text = String::new();
         write_text(&report, Trigger::Final, &[], &mut text);
         assert!(
-            text.contains("REGRESSION body v: candidate 50/50 (100.0%), secondary 0/50 (0.0%)"),
+            text.contains("REGRESSION body v: candidate 100/100 (100.0%), secondary 0/50 (0.0%)"),
             "{text}"
         );
     }
@@ -1273,9 +1278,10 @@ mod tests {
     /// A candidate answering 200 where the primary and the secondary answer 304 (no body),
     /// half the time: its timestamp differs on every 200 it sends, as the secondary's does on
     /// every 200; taken over the secondary's 304s too, the secondary's rate halved and the
-    /// noise read as a regression beside the real one, `status` (hunt 39).
+    /// noise read as a regression beside the real one, `status` (hunt 39). The secondary's
+    /// noise counts where the candidate's contents were compared too.
     #[test]
-    fn header_and_body_fields_count_where_both_legs_were_compared() {
+    fn the_secondarys_noise_counts_where_the_candidates_contents_were_compared() {
         let json = |ts: u64| json_leg(&format!(r#"{{"ts":{ts}}}"#));
         let e = epoch_of(120, |i| {
             if i % 2 == 0 {
