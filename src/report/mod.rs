@@ -986,7 +986,7 @@ impl<'a> Reporter<'a> {
         for epoch in &newer {
             epochs.push((epoch, self.backlog.not_compared_of(epoch.number)));
         }
-        self.summarize_epochs(summary::Trigger::Signal, &epochs, out);
+        self.summarize_epochs(summary::Trigger::Signal, &epochs, &[], out);
         self.epoch = current;
         self.newer = newer;
     }
@@ -1002,8 +1002,16 @@ impl<'a> Reporter<'a> {
     ) -> (Value, bool, Verdict) {
         let placeholder = stats::Epoch::new(self.epoch.number, 0);
         let epoch = std::mem::replace(&mut self.epoch, placeholder);
-        let summarized = self.summarize_epochs(trigger, &[(&epoch, not_compared)], out);
+        // The newer epochs that count meanwhile are in the report file too, so far: it does
+        // not lose them until the next SIGUSR1.
+        let newer = std::mem::take(&mut self.newer);
+        let counting: Vec<(&stats::Epoch, u64)> = newer
+            .iter()
+            .map(|e| (e, self.backlog.not_compared_of(e.number)))
+            .collect();
+        let summarized = self.summarize_epochs(trigger, &[(&epoch, not_compared)], &counting, out);
         self.epoch = epoch;
+        self.newer = newer;
         summarized
     }
 
@@ -1015,6 +1023,7 @@ impl<'a> Reporter<'a> {
         &mut self,
         trigger: summary::Trigger,
         epochs: &[(&stats::Epoch, u64)],
+        counting: &[(&stats::Epoch, u64)],
         out: &mut dyn Console,
     ) -> (Value, bool, Verdict) {
         // A summary builds megabytes for a service of many fields: the next lull hands them
@@ -1051,11 +1060,21 @@ impl<'a> Reporter<'a> {
             }
             jsons.push(json);
         }
+        let printed = jsons.len();
+        for (epoch, not_compared) in counting {
+            let report = summary::EpochReport::new(epoch, &self.settings.thresholds, *not_compared);
+            jsons.push(summary::to_json(
+                &report,
+                summary::Trigger::Counting,
+                &failed,
+            ));
+        }
         // The file first: once the summary shows on stdout, the file says the same.
         if let Some(path) = &self.settings.report_file {
             self.report_failed = !write_report_file(path, &self.report_text(trigger, &jsons));
         }
         self.pending.extend_from_slice(&written);
+        jsons.truncate(printed);
         let json = jsons.pop().unwrap_or(Value::Null);
         if self.stdout_open {
             if let Err(err) = out.write_whole(&self.pending) {
@@ -1085,6 +1104,7 @@ impl<'a> Reporter<'a> {
                 summary::Trigger::Signal => "SIGUSR1",
                 summary::Trigger::Reload => "reload",
                 summary::Trigger::Final => "shutdown",
+                summary::Trigger::Counting => "counting",
             },
             "verdict": newest["verdict"]["candidate"].clone(),
             "failed_epochs": failed,
@@ -1748,7 +1768,7 @@ mod tests {
         assert_eq!((reporter.epoch.number, reporter.newer.len()), (0, 1));
         out.clear();
         reporter.summarize_so_far(&mut out);
-        let text = String::from_utf8(out).unwrap();
+        let text = String::from_utf8(std::mem::take(&mut out)).unwrap();
         let summaries: Vec<&str> = text.lines().filter(|l| l.starts_with("SUMMARY")).collect();
         assert_eq!(summaries.len(), 2, "{text}");
         assert!(summaries[0].starts_with("SUMMARY epoch 0 (SIGUSR1): 70 exchanges"));
@@ -1774,6 +1794,23 @@ mod tests {
         // Nothing was taken: the old epoch still waits, and closes as before.
         assert_eq!((reporter.epoch.number, reporter.newer.len()), (0, 1));
         assert_eq!(reporter.newer[0].exchanges, 70);
+        // When it closes, the report file keeps the newer epoch so far beside it.
+        sender.older_finished();
+        reporter.settle_epochs(|| 0, None, &mut out);
+        assert_eq!(reporter.epoch.number, 1);
+        let report: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let epochs: Vec<(Option<u64>, Option<&str>)> = report["epochs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["epoch"].as_u64(), e["trigger"].as_str()))
+            .collect();
+        assert_eq!(
+            epochs,
+            [(Some(0), Some("reloaded")), (Some(1), Some("counting"))]
+        );
+        assert_eq!(report["written"], "reload");
     }
 
     #[test]

@@ -143,6 +143,8 @@ pub enum Trigger {
     Reload,
     /// Shutdown.
     Final,
+    /// Still counting, in a report file written as an older epoch a reload ended closed.
+    Counting,
 }
 
 impl Trigger {
@@ -151,6 +153,7 @@ impl Trigger {
             Trigger::Signal => "SIGUSR1",
             Trigger::Reload => "reloaded",
             Trigger::Final => "final",
+            Trigger::Counting => "counting",
         }
     }
 }
