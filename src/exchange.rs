@@ -35,6 +35,9 @@ pub const REQUEST_BUFFER_CAP: usize = 256 * 1024;
 /// turns out stale can send it again; larger ones stream through the buffer, and are not
 /// retried.
 const RETRY_BODY_KEPT: usize = 64 * 1024;
+/// How long shadows still waiting on an upload the client will not finish (the primary
+/// failed, and the client was answered and let go of) are given to fail on their own.
+const UPLOAD_CUT_GRACE: Duration = Duration::from_millis(200);
 /// How long a shadow leg may hold the primary back (the shared buffer full, the primary
 /// waiting for it) without writing a byte before it is cut.
 pub const SHADOW_STALL_GRACE: Duration = Duration::from_millis(100);
@@ -276,6 +279,9 @@ pub struct Exchange {
     pub stall_spent: Duration,
     /// When the current stall runs out of budget.
     pub stall_deadline: Option<Instant>,
+    /// The client was let go of with its upload unfinished (the primary failed): the legs
+    /// still waiting on the rest fail with this, once the events of the turn are handled.
+    pub upload_cut: Option<(Instant, LegError)>,
     /// In `Core::again`, to be driven next turn (so it is put there once).
     pub queued_again: bool,
     /// Response body bytes its legs keep for the comparison, counted in `Core::captured`.
@@ -293,6 +299,7 @@ impl Exchange {
                     .map_or(leg.deadline, |c| c.min(leg.deadline))
             })
             .chain(self.stall_deadline)
+            .chain(self.upload_cut.as_ref().map(|(at, _)| *at))
             .min()
     }
 
@@ -445,6 +452,7 @@ impl Core {
             shadow_stall: None,
             stall_spent: Duration::ZERO,
             stall_deadline: None,
+            upload_cut: None,
             queued_again: false,
             captured: 0,
         };
@@ -975,7 +983,9 @@ impl Core {
         let request = &ex.request;
         if request.base == 0
             && request.body_bytes <= RETRY_BODY_KEPT as u64
-            && request.buf.len() <= REQUEST_BUFFER_CAP
+            // Below the cap, where the client is still read (`pump_request`): a kept buffer
+            // at the cap stopped the upload until the deadline.
+            && request.buf.len() < REQUEST_BUFFER_CAP
             && request.head.is_idempotent()
         {
             return;
@@ -1269,10 +1279,12 @@ impl Core {
             ),
             _ => format!("trident: primary {error}"),
         };
-        // What the shadows read if the client is let go of with its upload unfinished.
+        // What the shadows read if the client is let go of with its upload unfinished: the
+        // client's own doing, or the primary's failure.
         let cut = match &error {
             LegError::ClientStalled(d) => LegError::ClientStalled(*d),
-            _ => LegError::ClientClosed,
+            LegError::ClientClosed => LegError::ClientClosed,
+            _ => LegError::UploadCut,
         };
         let leg = &mut ex.legs[role.index()];
         leg.outcome = Some(LegOutcome::Failed { error, elapsed });
@@ -1283,10 +1295,13 @@ impl Core {
                 .exchanges
                 .get(key)
                 .is_some_and(|ex| ex.client.is_none() && !ex.request.is_done());
-            if upload_cut {
+            if let Some(ex) = self.exchanges.get_mut(key).filter(|_| upload_cut) {
                 // The rest of the upload is read only to be dropped (the client lingers):
-                // the shadows waiting on it fail now, not at --send-timeout as if slow.
-                self.abort_request(key, cut);
+                // the shadows waiting on it fail soon, not at --send-timeout as if slow.
+                // After a moment's grace: a shadow whose own upstream fails as the primary's
+                // did (they got the same request) reads its own failure, not the cut.
+                ex.upload_cut = Some((Instant::now() + UPLOAD_CUT_GRACE, cut));
+                self.arm_exchange(key);
             }
         }
     }
@@ -1375,6 +1390,9 @@ impl Core {
         let deadline = Deadline::Exchange { exchange: key, id };
         if ex.id != id || !self.timers.fire_alarm(&mut ex.alarm, now, deadline) {
             return;
+        }
+        if let Some((_, cut)) = ex.upload_cut.take() {
+            self.abort_request(key, cut);
         }
         for role in Role::ALL {
             let Some(ex) = self.exchanges.get_mut(key) else {

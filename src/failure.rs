@@ -30,6 +30,10 @@ pub enum LegError {
     ClientClosed,
     /// The client sent none of the rest of its request body for `--send-timeout`.
     ClientStalled(Duration),
+    /// A shadow still waiting on the client's upload when the primary failed: the client got
+    /// its error and was let go of, so the rest of the body never comes (not the shadow's
+    /// doing, nor the client's).
+    UploadCut,
     /// The TLS session with an https target failed (a certificate it would not accept,
     /// a protocol error).
     Tls(String),
@@ -95,6 +99,7 @@ impl fmt::Display for LegError {
             LegError::Malformed(e) => write!(f, "malformed response: {e}"),
             LegError::Overflow => f.write_str("overflow"),
             LegError::ClientClosed => f.write_str("client closed before request complete"),
+            LegError::UploadCut => f.write_str("upload cut: the primary failed before it ended"),
             LegError::ClientStalled(d) => {
                 write!(f, "client sent none of its upload for {}ms", d.as_millis())
             }

@@ -305,9 +305,9 @@ fn a_stalled_stderr_reader_holds_up_neither_the_proxy_nor_the_log() {
 }
 
 /// The primary fails while the client is still uploading: the client gets its 502 and is let
-/// go of, and the shadows, which can never get the rest of the body, fail at once. They
-/// waited for `--send-timeout` as if the client were still feeding them, then read as timed
-/// out, and the exchange held a shutdown as long.
+/// go of, and the shadows, which can never get the rest of the body, fail soon after (a
+/// moment's grace lets one fail on its own first). They waited for `--send-timeout` as if the
+/// client were still feeding them, then read as timed out, and held a shutdown as long.
 #[test]
 fn shadows_waiting_on_an_upload_the_failed_primary_cut_fail_at_once() {
     let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
@@ -338,7 +338,7 @@ fn shadows_waiting_on_an_upload_the_failed_primary_cut_fail_at_once() {
     for leg in [block.secondary(), block.candidate()] {
         assert_eq!(
             leg.error(),
-            "client closed before request complete",
+            "upload cut: the primary failed before it ended",
             "{}",
             block.text
         );

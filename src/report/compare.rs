@@ -477,6 +477,7 @@ pub fn error_kind(error: &LegError) -> &'static str {
         LegError::Overflow => "overflow",
         LegError::ClientClosed => "client-closed",
         LegError::ClientStalled(_) => "client-stalled",
+        LegError::UploadCut => "upload-cut",
         LegError::Tls(_) => "tls",
         LegError::Io(_) => "io",
         LegError::Unresolved => "unresolved",
@@ -549,6 +550,15 @@ impl<'a> Leg<'a> {
                     json: OnceCell::new(),
                 })
             }
+            // The client's doing (it closed, or stalled, mid-upload), or trident's (it let
+            // the client go when the primary failed, and cut the shadows waiting on the
+            // rest): says nothing of the upstream, and is not compared. Compared, a shadow cut
+            // so differed from the primary's own failure, and an identical candidate failed
+            // on the race of which came first.
+            LegOutcome::Failed {
+                error: LegError::ClientClosed | LegError::ClientStalled(_) | LegError::UploadCut,
+                ..
+            } => Leg::Skipped,
             LegOutcome::Failed { error, .. } => Leg::Failed(error),
             LegOutcome::Skipped(_) => Leg::Skipped,
         }
