@@ -348,3 +348,34 @@ fn expect_100_continue_gets_an_interim_answer_and_the_body_arrives_intact() {
         assert_eq!(up.wait_requests(1, WAIT)[0].body, b"hello");
     }
 }
+
+/// A small chunked PUT (kept whole for a retry) whose body, re-framed in 1- and 2-byte chunks,
+/// fills the request buffer exactly: the rest of it is still read. At the cap the kept buffer
+/// was neither read into nor released, and the upload stopped until the deadline (a 504).
+#[test]
+fn a_kept_body_that_fills_the_request_buffer_exactly_is_still_read() {
+    let (p, s, c) = three_serving(|req| Reply::ok(req.body.len().to_string()));
+    let args = ["--timeout", "3000", "--shadow-methods", "all"];
+    let trident = Trident::with_upstreams(&p, &s, &c, &args);
+    let mut client = trident.client();
+    let mut upload =
+        b"PUT /exact HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    // Re-framed as sent: 4 × 7 + 43 686 × 6 = 262 144 bytes, the buffer's cap.
+    for _ in 0..4 {
+        upload.extend_from_slice(b"2\r\nab\r\n");
+    }
+    for _ in 0..43_686 {
+        upload.extend_from_slice(b"1\r\nc\r\n");
+    }
+    client.send(&upload);
+    std::thread::sleep(Duration::from_millis(200));
+    client.send(b"1\r\nd\r\n0\r\n\r\n");
+    let started = std::time::Instant::now();
+    let resp = client.read_response(false);
+    assert_eq!((resp.status, resp.body_text()), (200, "43695".to_string()));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered after {:?}",
+        started.elapsed()
+    );
+}

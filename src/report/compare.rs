@@ -1369,6 +1369,35 @@ mod tests {
         assert!(matches!(analysis.raw, Comparison::Compared { .. }));
     }
 
+    /// A leg failed by the client, or cut when the primary failed mid-upload, says nothing of
+    /// its upstream: not compared, whatever the primary did.
+    #[test]
+    fn legs_failed_by_the_client_or_cut_are_not_compared() {
+        let failed = |error: LegError| LegOutcome::Failed {
+            error,
+            elapsed: Duration::from_millis(1),
+        };
+        let closed = failed(LegError::ClosedEarly);
+        for cut in [
+            LegError::ClientClosed,
+            LegError::ClientStalled(Duration::from_millis(5)),
+            LegError::UploadCut,
+        ] {
+            assert_eq!(
+                raw(closed.clone(), closed.clone(), failed(cut.clone())),
+                ["skipped"]
+            );
+        }
+        assert_eq!(
+            raw(
+                closed.clone(),
+                closed.clone(),
+                failed(LegError::ConnectionReset)
+            ),
+            ["error:reset"]
+        );
+    }
+
     #[test]
     fn bodies_json_bytes_and_ignored_fields() {
         let rows: Vec<(LegOutcome, LegOutcome, &[&str])> = vec![
