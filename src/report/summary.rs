@@ -363,11 +363,11 @@ pub fn verdict_line(report: &EpochReport<'_>, earlier_failed: &[u64]) -> String 
         let n = report.thresholds.min_samples;
         if report.endpoints.iter().any(|e| e.enough_samples) {
             // Statuses were compared, and nothing else: say why, or it reads as no traffic.
+            let why = shortfall(report.endpoints.iter().filter(|e| e.enough_samples));
             let _ = write!(
                 line,
                 "UNDECIDED — no endpoint has the {n} exchanges with headers and bodies \
-                 compared a verdict needs (the shadows failed, were skipped, or answered with \
-                 another status than the primary)"
+                 compared a verdict needs (the shadows {why})"
             );
         } else {
             let _ = write!(
@@ -394,10 +394,9 @@ pub fn verdict_line(report: &EpochReport<'_>, earlier_failed: &[u64]) -> String 
                 .endpoints
                 .iter()
                 .filter(|e| e.verdict == EndpointVerdict::Undecided && !e.flagged_unsure)
-                .filter(|e| e.enough_samples != few)
-                .count()
+                .filter(move |e| e.enough_samples != few)
         };
-        let (few, statuses) = (unsettled(true), unsettled(false));
+        let (few, statuses) = (unsettled(true).count(), unsettled(false).count());
         if few > 0 {
             notes.push(format!(
                 "{few} {} undecided: too few exchanges compared",
@@ -406,9 +405,9 @@ pub fn verdict_line(report: &EpochReport<'_>, earlier_failed: &[u64]) -> String 
         }
         if statuses > 0 {
             notes.push(format!(
-                "{statuses} {} undecided: headers and bodies not compared (the shadows failed, \
-                 were skipped, or answered another status)",
-                endpoints(statuses)
+                "{statuses} {} undecided: headers and bodies not compared (the shadows {})",
+                endpoints(statuses),
+                shortfall(unsettled(false))
             ));
         }
     }
@@ -512,8 +511,8 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
             let _ = write!(
                 out,
                 "; too few exchanges with both shadows' headers and bodies compared ({n} < \
-                 {min_samples}: they failed, were skipped, or answered another status than the \
-                 primary)"
+                 {min_samples}: the shadows {})",
+                shortfall([endpoint])
             );
         }
     }
@@ -632,6 +631,47 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
             let _ = write!(out, ", +{} more", noise.len() - NOISE_NAMES);
         }
         out.push('\n');
+    }
+}
+
+/// Why too few exchanges had both shadows' headers and bodies compared, at `endpoints`: of
+/// `failed`, `were skipped` (saturated, sampled) and `answered another status than the
+/// primary`, those that happened (all three if none is seen).
+fn shortfall<'e, 'a: 'e>(endpoints: impl IntoIterator<Item = &'e EndpointReport<'a>>) -> String {
+    let (mut failed, mut skipped, mut other_status) = (false, false, false);
+    for endpoint in endpoints {
+        let s = endpoint.stats;
+        let shadows = &s.legs[1..];
+        failed |= shadows.iter().any(|leg| leg.error_count() > 0);
+        skipped |= shadows.iter().any(|leg| leg.skipped > 0);
+        other_status |= s
+            .fields
+            .iter()
+            .any(|f| f.name == "status" && f.raw + f.noise > 0);
+    }
+    let mut causes: Vec<&str> = [
+        (failed, "failed"),
+        (skipped, "were skipped"),
+        (other_status, "answered another status than the primary"),
+    ]
+    .into_iter()
+    .filter_map(|(seen, cause)| seen.then_some(cause))
+    .collect();
+    if causes.is_empty() {
+        causes = vec![
+            "failed",
+            "were skipped",
+            "answered another status than the primary",
+        ];
+    }
+    match causes.split_last() {
+        Some((last, [])) => (*last).to_string(),
+        Some((last, rest)) => format!(
+            "{}{} or {last}",
+            rest.join(", "),
+            if rest.len() > 1 { "," } else { "" }
+        ),
+        None => String::new(),
     }
 }
 
@@ -1078,7 +1118,7 @@ mod tests {
                 &with_shadows_down,
                 &[],
                 "VERDICT candidate: PASS (1 endpoint undecided: headers and bodies not compared \
-                 (the shadows failed, were skipped, or answered another status))",
+                 (the shadows failed))",
             ),
             (
                 &with_unshadowed,
@@ -1125,8 +1165,7 @@ mod tests {
                 &shadows_down,
                 &[],
                 "VERDICT candidate: UNDECIDED — no endpoint has the 30 exchanges with headers \
-                 and bodies compared a verdict needs (the shadows failed, were skipped, or \
-                 answered with another status than the primary)",
+                 and bodies compared a verdict needs (the shadows failed)",
             ),
         ];
         for (e, failed, line) in rows {
@@ -1254,7 +1293,8 @@ mod tests {
         write_text(&report, Trigger::Final, &[], &mut text);
         assert!(
             text.contains(
-                "too few exchanges with both shadows' headers and bodies compared (0 < 30"
+                "too few exchanges with both shadows' headers and bodies compared (0 < 30: the \
+                 shadows answered another status than the primary)"
             ),
             "{text}"
         );
