@@ -413,24 +413,19 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
     shadow_options(&matches, &mut config)?;
     config.forward_client_ip = matches.opt_present("forward-client-ip");
     config.close_connections = matches.opt_present("close-connections");
-    // An empty name would be reported as `: cannot read`, naming nothing.
-    let file_option = |flag: &'static str| match matches.opt_str(&flag[2..]) {
-        Some(path) if path.is_empty() => Err(Error(Kind::BadValue {
-            flag,
-            why: "an empty file name".into(),
-        })),
-        path => Ok(path),
-    };
-    config.tls = match (file_option("--tls-cert")?, file_option("--tls-key")?) {
+    config.tls = match (
+        file_option(&matches, "--tls-cert")?,
+        file_option(&matches, "--tls-key")?,
+    ) {
         (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
         (None, None) => None,
         (Some(_), None) => return Err(Error(Kind::Lonely("tls-cert", "tls-key"))),
         (None, Some(_)) => return Err(Error(Kind::Lonely("tls-key", "tls-cert"))),
     };
-    config.ca_file = file_option("--ca-file")?.map(PathBuf::from);
+    config.ca_file = file_option(&matches, "--ca-file")?.map(PathBuf::from);
     compare_options(&matches, &mut config)?;
 
-    let file = file_option("--targets")?;
+    let file = file_option(&matches, "--targets")?;
     let urls = URL_FLAGS.map(|flag| matches.opt_str(flag));
     let first_url_flag = URL_FLAGS
         .into_iter()
@@ -543,6 +538,18 @@ fn shadow_options(matches: &getopts::Matches, config: &mut Config) -> Result<(),
 }
 
 /// The comparison and report flags.
+/// The file name given to `flag` (`--targets`), if any. An empty one is refused: it would be
+/// reported as `: cannot read`, naming nothing.
+fn file_option(matches: &getopts::Matches, flag: &'static str) -> Result<Option<String>, Error> {
+    match matches.opt_str(flag.trim_start_matches('-')) {
+        Some(path) if path.is_empty() => Err(Error(Kind::BadValue {
+            flag,
+            why: "an empty file name".into(),
+        })),
+        path => Ok(path),
+    }
+}
+
 fn compare_options(matches: &getopts::Matches, config: &mut Config) -> Result<(), Error> {
     for name in matches.opt_strs("ignore-header") {
         if !is_token(&name) {
@@ -591,15 +598,7 @@ fn compare_options(matches: &getopts::Matches, config: &mut Config) -> Result<()
         let sensible = |p: Percent| p >= Percent::whole(50) && p < Percent::whole(100);
         thresholds.confidence = percent("--confidence", &value, sensible, "50 to 99.9999")?;
     }
-    config.report.report_file = match matches.opt_str("report") {
-        Some(path) if path.is_empty() => {
-            return Err(Error(Kind::BadValue {
-                flag: "--report",
-                why: "an empty file name".into(),
-            }))
-        }
-        path => path.map(PathBuf::from),
-    };
+    config.report.report_file = file_option(matches, "--report")?.map(PathBuf::from);
     config.exit_code = matches.opt_present("exit-code");
     if let Some(format) = matches.opt_str("format") {
         config.report.format = match format.as_str() {

@@ -1282,8 +1282,7 @@ impl Core {
         // What the shadows read if the client is let go of with its upload unfinished: the
         // client's own doing, or the primary's failure.
         let cut = match &error {
-            LegError::ClientStalled(d) => LegError::ClientStalled(*d),
-            LegError::ClientClosed => LegError::ClientClosed,
+            own @ (LegError::ClientStalled(_) | LegError::ClientClosed) => own.clone(),
             _ => LegError::UploadCut,
         };
         let leg = &mut ex.legs[role.index()];
@@ -1291,11 +1290,9 @@ impl Core {
         self.inflight.release(role, leg.generation);
         if role == Role::Primary {
             self.respond_to_client_with_error(key, status, &text);
-            let upload_cut = self
-                .exchanges
-                .get(key)
-                .is_some_and(|ex| ex.client.is_none() && !ex.request.is_done());
-            if let Some(ex) = self.exchanges.get_mut(key).filter(|_| upload_cut) {
+            let let_go_mid_upload =
+                |ex: &&mut Exchange| ex.client.is_none() && !ex.request.is_done();
+            if let Some(ex) = self.exchanges.get_mut(key).filter(let_go_mid_upload) {
                 // The rest of the upload is read only to be dropped (the client lingers):
                 // the shadows waiting on it fail soon, not at --send-timeout as if slow.
                 // After a moment's grace: a shadow whose own upstream fails as the primary's

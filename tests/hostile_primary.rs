@@ -787,13 +787,8 @@ fn primary_stale_pooled_connection_is_retried_for_a_put_with_a_body() {
     );
     let got = s.client.exchange(&chunked);
     assert_eq!(got.status, 200, "{}", got.body_text());
-    let arrivals = s.stage.hostile(0).arrivals();
-    let sent: Vec<usize> = arrivals
-        .iter()
-        .filter(|(a, _)| a.target == "/chunked")
-        .map(|(a, _)| a.connection)
-        .collect();
-    assert_eq!(sent, [1, 2], "{arrivals:?}");
+    let sent = s.stage.hostile(0).connections_of("/chunked");
+    assert_eq!(sent, [1, 2], "{:?}", s.stage.hostile(0).arrivals());
 
     // The body in two parts 50 ms apart, as a network delivers a larger one: the first part
     // is kept for the retry while the rest is on its way (it was dropped once written, and
@@ -805,13 +800,8 @@ fn primary_stale_pooled_connection_is_retried_for_a_put_with_a_body() {
     s.client.send(rest);
     let got = s.client.response();
     assert_eq!(got.status, 200, "{}", got.body_text());
-    let arrivals = s.stage.hostile(0).arrivals();
-    let sent: Vec<usize> = arrivals
-        .iter()
-        .filter(|(a, _)| a.target == "/split")
-        .map(|(a, _)| a.connection)
-        .collect();
-    assert_eq!(sent, [2, 3], "{arrivals:?}");
+    let sent = s.stage.hostile(0).connections_of("/split");
+    assert_eq!(sent, [2, 3], "{:?}", s.stage.hostile(0).arrivals());
     s.finish();
 }
 

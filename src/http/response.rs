@@ -146,16 +146,14 @@ pub fn parse_response_head(
     // answer to that request, another client's (a reflected value becomes their response).
     // What it costs is a connection per such response. A HEAD answered with no framing at
     // all is one too: to GET, the same head would start a body that ends at the close.
-    let unframed_head_answer = head_request
-        && !(100..200).contains(&status)
-        && status != 204
-        && status != 304
-        && summary.content_length == ContentLength::Absent;
     let announces_unsent_body = !(100..200).contains(&status)
         && body == BodyLength::Empty
         && (summary.codings.present
             || matches!(summary.content_length, ContentLength::Valid(n) if n > 0)
-            || unframed_head_answer);
+            || (head_request
+                && status != 204
+                && status != 304
+                && summary.content_length == ContentLength::Absent));
     let keep_alive = !summary.close
         && (version == Version::Http11 || summary.keep_alive)
         && body != BodyLength::UntilClose

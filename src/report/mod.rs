@@ -729,6 +729,18 @@ pub fn run(
     reporter.finish(out)
 }
 
+/// Summaries made and not yet written (`Reporter::render`, `Reporter::publish`).
+struct Rendered {
+    /// For stdout, as the format has it.
+    written: Vec<u8>,
+    /// The whole report file, with `--report`.
+    file: Option<Vec<u8>>,
+    /// The last summary's JSON, whether it fails, and the verdict over every epoch so far.
+    json: Value,
+    fails: bool,
+    verdict: Verdict,
+}
+
 /// The reporting thread's state: the comparison rules, the current epoch's numbers, what
 /// earlier epochs came to, and the output waiting to be written.
 struct Reporter<'a> {
@@ -979,16 +991,11 @@ impl<'a> Reporter<'a> {
     /// last: its VERDICT line is the current candidate's. The report file holds them all.
     /// A summary so far takes nothing from the backlog: the epochs go on.
     fn summarize_so_far(&mut self, out: &mut dyn Console) {
-        let placeholder = stats::Epoch::new(self.epoch.number, 0);
-        let current = std::mem::replace(&mut self.epoch, placeholder);
-        let newer = std::mem::take(&mut self.newer);
-        let mut epochs = vec![(&current, self.backlog.not_compared_through(current.number))];
-        for epoch in &newer {
-            epochs.push((epoch, self.backlog.not_compared_of(epoch.number)));
-        }
-        self.summarize_epochs(summary::Trigger::Signal, &epochs, &[], out);
-        self.epoch = current;
-        self.newer = newer;
+        let current = self.backlog.not_compared_through(self.epoch.number);
+        let mut epochs = vec![(&self.epoch, current)];
+        epochs.extend(self.counting());
+        let rendered = self.render(summary::Trigger::Signal, &epochs, &[]);
+        self.publish(rendered, out);
     }
 
     /// Writes the current epoch's summary to the report file and stdout; returns its JSON,
@@ -1000,40 +1007,35 @@ impl<'a> Reporter<'a> {
         not_compared: u64,
         out: &mut dyn Console,
     ) -> (Value, bool, Verdict) {
-        let placeholder = stats::Epoch::new(self.epoch.number, 0);
-        let epoch = std::mem::replace(&mut self.epoch, placeholder);
         // The newer epochs that count meanwhile are in the report file too, so far: it does
         // not lose them until the next SIGUSR1.
-        let newer = std::mem::take(&mut self.newer);
-        let counting: Vec<(&stats::Epoch, u64)> = newer
-            .iter()
-            .map(|e| (e, self.backlog.not_compared_of(e.number)))
-            .collect();
-        let summarized = self.summarize_epochs(trigger, &[(&epoch, not_compared)], &counting, out);
-        self.epoch = epoch;
-        self.newer = newer;
-        summarized
+        let counting = self.counting();
+        let rendered = self.render(trigger, &[(&self.epoch, not_compared)], &counting);
+        self.publish(rendered, out)
     }
 
-    /// Writes the summaries of `epochs` (each with the backlog's count of it not taken yet),
-    /// oldest first, to the report file and stdout; returns the last one's JSON, whether it
-    /// fails, and the verdict over every epoch so far. An earlier one of them that fails so
-    /// far counts as failed in the verdicts of those after it.
-    fn summarize_epochs(
-        &mut self,
+    /// The newer epochs counting beside the current one, each with the backlog's count of it
+    /// not taken yet.
+    fn counting(&self) -> Vec<(&stats::Epoch, u64)> {
+        self.newer
+            .iter()
+            .map(|e| (e, self.backlog.not_compared_of(e.number)))
+            .collect()
+    }
+
+    /// The summaries of `epochs` (each with the backlog's count of it not taken yet), oldest
+    /// first, as stdout takes them, and the report file with `counting` after them (so far,
+    /// not printed). An earlier one of them that fails so far counts as failed in the
+    /// verdicts of those after it.
+    fn render(
+        &self,
         trigger: summary::Trigger,
         epochs: &[(&stats::Epoch, u64)],
         counting: &[(&stats::Epoch, u64)],
-        out: &mut dyn Console,
-    ) -> (Value, bool, Verdict) {
-        // A summary builds megabytes for a service of many fields: the next lull hands them
-        // back, however long ago the last did.
-        self.memory_returned = false;
-        // The blocks before it as usual; then the summary whole, however slow the reader.
-        self.write_out(out, false);
+    ) -> Rendered {
         let mut failed = self.failed_epochs.clone();
         let mut written = Vec::new();
-        let mut jsons = Vec::with_capacity(epochs.len());
+        let mut jsons = Vec::with_capacity(epochs.len() + counting.len());
         let (mut fails, mut verdict) = (false, Verdict::Undecided);
         for (epoch, not_compared) in epochs {
             let report = summary::EpochReport::new(epoch, &self.settings.thresholds, *not_compared);
@@ -1069,13 +1071,33 @@ impl<'a> Reporter<'a> {
                 &failed,
             ));
         }
-        // The file first: once the summary shows on stdout, the file says the same.
-        if let Some(path) = &self.settings.report_file {
-            self.report_failed = !write_report_file(path, &self.report_text(trigger, &jsons));
-        }
-        self.pending.extend_from_slice(&written);
+        let file = self
+            .settings
+            .report_file
+            .as_ref()
+            .map(|_| self.report_text(trigger, &jsons));
         jsons.truncate(printed);
-        let json = jsons.pop().unwrap_or(Value::Null);
+        Rendered {
+            written,
+            file,
+            json: jsons.pop().unwrap_or(Value::Null),
+            fails,
+            verdict,
+        }
+    }
+
+    /// Writes what `render` made: the report file first (once the summary shows on stdout,
+    /// the file says the same), then the summaries whole, however slow the reader, after the
+    /// blocks before them. Returns the last summary's JSON, whether it fails, and the verdict.
+    fn publish(&mut self, rendered: Rendered, out: &mut dyn Console) -> (Value, bool, Verdict) {
+        // A summary builds megabytes for a service of many fields: the next lull hands them
+        // back, however long ago the last did.
+        self.memory_returned = false;
+        self.write_out(out, false);
+        if let (Some(path), Some(text)) = (&self.settings.report_file, &rendered.file) {
+            self.report_failed = !write_report_file(path, text);
+        }
+        self.pending.extend_from_slice(&rendered.written);
         if self.stdout_open {
             if let Err(err) = out.write_whole(&self.pending) {
                 stop_writing(&err);
@@ -1084,7 +1106,7 @@ impl<'a> Reporter<'a> {
         }
         self.pending.clear();
         self.write_out(out, true);
-        (json, fails, verdict)
+        (rendered.json, rendered.fails, rendered.verdict)
     }
 
     /// The whole `--report` document, pretty-printed: every kept closed epoch, then

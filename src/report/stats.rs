@@ -703,13 +703,6 @@ impl Epoch {
         if analysis.raw.hashed() || analysis.noise.hashed() {
             stats.hashed += 1;
         }
-        // The secondary's header and body fields count where the candidate's were compared
-        // too (`both_contents`).
-        let paired = analysis.raw.contents_compared() && analysis.noise.contents_compared();
-        stats.both_contents += u64::from(paired);
-        let counted = |field: &str| paired || is_outcome_field(field);
-        // The candidate's fields first: when an endpoint's table of field names fills up,
-        // they have the names, and the noise goes under `other fields`.
         // What the secondary differs in first: the candidate's fields are judged by it.
         if let Some(noise) = analysis.noise.differences() {
             for difference in noise.iter() {
@@ -722,6 +715,8 @@ impl Epoch {
                 }
             }
         }
+        // The candidate's fields before the secondary's: when an endpoint's table of field
+        // names fills up, they have the names, and the noise goes under `other fields`.
         if let Some(differences) = analysis.raw.differences() {
             stats.raw_compared += 1;
             stats.raw_contents += u64::from(analysis.raw.contents_compared());
@@ -785,6 +780,10 @@ impl Epoch {
                 }
             }
         }
+        // The secondary's header and body fields count where the candidate's were compared
+        // too (`both_contents`).
+        let paired = analysis.raw.contents_compared() && analysis.noise.contents_compared();
+        stats.both_contents += u64::from(paired);
         if let Some(differences) = analysis.noise.differences() {
             stats.noise_compared += 1;
             stats.noise_contents += u64::from(analysis.noise.contents_compared());
@@ -796,7 +795,8 @@ impl Epoch {
             }
             // `other fields` stands for many: counted once per exchange, like any field.
             let mut other_counted = false;
-            for difference in differences.iter().filter(|d| counted(&d.field)) {
+            let counted = |d: &&Difference| paired || is_outcome_field(&d.field);
+            for difference in differences.iter().filter(counted) {
                 let field = stats.field(&difference.field, fields_left, false);
                 if field.name == OTHER_FIELDS {
                     if other_counted {

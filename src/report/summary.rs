@@ -170,8 +170,8 @@ pub struct EpochReport<'a> {
     pub undecided: usize,
     /// Undecided endpoints with a field Diffy's rule flags: the ones to watch.
     pub flagged_unsure: usize,
-    /// The fields with the samples to test, over every endpoint: the family the tests are
-    /// corrected over.
+    /// The fields with the samples to test that could be significant (`least_p_value`), over
+    /// every endpoint: the family the tests are corrected over.
     pub tested_fields: usize,
     pub thresholds: Thresholds,
 }
@@ -649,21 +649,15 @@ fn shortfall<'e, 'a: 'e>(endpoints: impl IntoIterator<Item = &'e EndpointReport<
             .iter()
             .any(|f| f.name == "status" && f.raw + f.noise > 0);
     }
-    let mut causes: Vec<&str> = [
+    let none_seen = !(failed || skipped || other_status);
+    let causes: Vec<&str> = [
         (failed, "failed"),
         (skipped, "were skipped"),
         (other_status, "answered another status than the primary"),
     ]
     .into_iter()
-    .filter_map(|(seen, cause)| seen.then_some(cause))
+    .filter_map(|(seen, cause)| (seen || none_seen).then_some(cause))
     .collect();
-    if causes.is_empty() {
-        causes = vec![
-            "failed",
-            "were skipped",
-            "answered another status than the primary",
-        ];
-    }
     match causes.split_last() {
         Some((last, [])) => (*last).to_string(),
         Some((last, rest)) => format!(

@@ -318,6 +318,16 @@ impl Hostile {
         self.shared.arrivals.lock().unwrap().clone()
     }
 
+    /// The connections the requests for `target` came on, in arrival order (a retry shows
+    /// as a second one).
+    pub fn connections_of(&self, target: &str) -> Vec<usize> {
+        self.arrivals()
+            .iter()
+            .filter(|(a, _)| a.target == target)
+            .map(|(a, _)| a.connection)
+            .collect()
+    }
+
     /// The targets of the requests seen so far, in arrival order.
     pub fn targets(&self) -> Vec<String> {
         self.arrivals().into_iter().map(|(a, _)| a.target).collect()
