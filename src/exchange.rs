@@ -26,7 +26,7 @@ use crate::report::{CapturedBody, ExchangeRecord, Interim, LegOutcome};
 use crate::targets::{self, HostField, Role, Target, Targets};
 use crate::timer::{Alarm, Deadline};
 use crate::transport::Transport;
-use crate::upstream::{PoolKey, Upstream, UpstreamState};
+use crate::upstream::{self, PoolKey, Upstream, UpstreamState};
 
 /// Most framed request-body bytes held for the legs that have not written them yet.
 pub const REQUEST_BUFFER_CAP: usize = 256 * 1024;
@@ -1188,7 +1188,8 @@ impl Core {
         let Some(Conn::Upstream(up)) = self.conns.get_mut(conn) else {
             return;
         };
-        if reusable && up.input.is_empty() && !up.hup {
+        let pool_time = upstream::pool_time(up.idle_timeout, self.settings.pool_idle_timeout);
+        if let Some(pool_time) = pool_time.filter(|_| reusable && up.input.is_empty() && !up.hup) {
             up.served += 1;
             let now = Instant::now();
             up.state = UpstreamState::Idle { since: now };
@@ -1198,11 +1199,8 @@ impl Core {
                     conn,
                     serial: up.serial,
                 };
-                self.timers.set_alarm(
-                    &mut up.alarm,
-                    now + self.settings.pool_idle_timeout,
-                    deadline,
-                );
+                self.timers
+                    .set_alarm(&mut up.alarm, now + pool_time, deadline);
                 return;
             }
         }
@@ -1653,6 +1651,7 @@ fn receive(
                             if head.unsent_body {
                                 up.stream.reset_on_close();
                             }
+                            up.idle_timeout = head.idle_timeout;
                             if let Some((client, response, version)) = client.as_mut() {
                                 let framing = head.client_framing(*version);
                                 let keep_alive =

@@ -3,7 +3,7 @@
 //! its readiness event and dropped before anyone takes it.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::buffer::Buffer;
 use crate::targets::{Role, Target};
@@ -44,6 +44,9 @@ pub struct Upstream {
     /// trickled in short lines is scanned once, not again from its start at every read.
     pub head_scanned: usize,
     pub state: UpstreamState,
+    /// How long the upstream said it keeps the connection idle, on its last response
+    /// (`Keep-Alive: timeout=N`).
+    pub idle_timeout: Option<Duration>,
     /// Expiry while pooled.
     pub alarm: Alarm,
 }
@@ -69,6 +72,7 @@ impl Upstream {
             input: Buffer::new(),
             head_scanned: 0,
             state: UpstreamState::Busy { exchange, role },
+            idle_timeout: None,
             alarm: Alarm::default(),
         }
     }
@@ -77,6 +81,19 @@ impl Upstream {
     pub fn is_reused(&self) -> bool {
         self.served > 0
     }
+}
+
+/// How long a connection may wait in the pool: `most`, or less when the upstream `announced`
+/// a shorter idle timeout. Then it leaves the pool well before the upstream closes it (a
+/// second early, or half the time for a timeout of 2 s or less), so that a request sent on it
+/// is not crossed by the close (Node.js closes after 5 s; a POST caught by the close cannot
+/// be sent again). None: it is not to be pooled (`timeout=0`).
+pub fn pool_time(announced: Option<Duration>, most: Duration) -> Option<Duration> {
+    let Some(announced) = announced else {
+        return Some(most);
+    };
+    let margin = (announced / 2).min(Duration::from_secs(1));
+    Some(most.min(announced - margin)).filter(|time| !time.is_zero())
 }
 
 /// What a connection must have been opened for to carry a target's request: one of its
@@ -206,6 +223,21 @@ mod tests {
                 ..LegOptions::default()
             },
         }
+    }
+
+    #[test]
+    fn pool_time_ends_before_the_upstreams_idle_timeout() {
+        let most = Duration::from_secs(30);
+        let secs = Duration::from_secs;
+        assert_eq!(pool_time(None, most), Some(most));
+        assert_eq!(pool_time(Some(secs(75)), most), Some(most));
+        assert_eq!(pool_time(Some(secs(5)), most), Some(secs(4)));
+        assert_eq!(pool_time(Some(secs(2)), most), Some(secs(1)));
+        assert_eq!(
+            pool_time(Some(secs(1)), most),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(pool_time(Some(secs(0)), most), None);
     }
 
     #[test]

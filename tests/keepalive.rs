@@ -172,6 +172,41 @@ fn upstream_closing_an_idle_pooled_connection_is_not_a_client_error() {
     }
 }
 
+/// Node.js closes an idle connection after 5 s and says so (`Keep-Alive: timeout=5`): a
+/// pooled connection leaves the pool before that (half the time for 1 s), so a POST, which
+/// is never sent twice, is not caught by the close.
+#[test]
+fn a_pooled_connection_leaves_the_pool_before_the_upstreams_announced_idle_timeout() {
+    let announcing = |seconds: &'static str| {
+        move |req: &RecordedRequest| {
+            Reply::ok(format!("answer to {}", req.target)).header("Keep-Alive", seconds)
+        }
+    };
+    let p = Upstream::start(announcing("timeout=1"));
+    let s = Upstream::start(announcing("timeout=1, max=100"));
+    let c = Upstream::start(announcing("timeout=5"));
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let mut client = trident.client();
+    let post = |target: &str| request("POST", target, &[("Host", "test.local")], b"x");
+    assert_eq!(client.exchange(&post("/1")).status, 200);
+    trident.wait_blocks(1, WAIT);
+    // Past 0.5 s (1 s less half), within 5 s less one.
+    std::thread::sleep(Duration::from_millis(800));
+    let resp = client.exchange(&post("/2"));
+    assert_eq!(resp.body_text(), "answer to /2");
+    // The hint is hop-by-hop: the client never sees it.
+    assert_eq!(resp.header("Keep-Alive"), None);
+    trident.wait_blocks(2, WAIT);
+    for (name, up, connections) in [
+        ("primary", &p, 2),
+        ("secondary", &s, 2),
+        ("candidate", &c, 1),
+    ] {
+        assert_eq!(up.wait_requests(2, WAIT).len(), 2, "{name}");
+        assert_eq!(up.connections(), connections, "{name}");
+    }
+}
+
 #[test]
 fn client_connection_close_is_honoured() {
     let (p, s, c) = three_named();

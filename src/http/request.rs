@@ -270,7 +270,9 @@ pub fn field_owner(name: &str) -> Option<&'static str> {
         FieldKind::Host => "the leg's host= option",
         FieldKind::ContentLength | FieldKind::TransferEncoding => "the request's framing",
         FieldKind::Expect => "trident, which answers Expect itself",
-        FieldKind::Connection | FieldKind::HopByHop => "each hop (RFC 9110 §7.6.1)",
+        FieldKind::Connection | FieldKind::KeepAlive | FieldKind::HopByHop => {
+            "each hop (RFC 9110 §7.6.1)"
+        }
         FieldKind::EndToEnd if is_forwarding_field(name.as_bytes()) => "--forward-client-ip",
         FieldKind::EndToEnd | FieldKind::Lookalike => return None,
     })
@@ -771,6 +773,9 @@ pub(super) struct FieldSummary<'b> {
     pub host: Option<&'b [u8]>,
     /// An Expect field is `100-continue`.
     pub expect_continue: bool,
+    /// The last Keep-Alive value (`timeout=5, max=100`): how long an upstream keeps an idle
+    /// connection.
+    pub keep_alive_params: Option<&'b [u8]>,
     /// The Host and end-to-end field lines, copied in the same pass; see `forwarded_fields`.
     forwarded: Vec<u8>,
     /// `length_bit` of each of their names.
@@ -817,6 +822,7 @@ impl<'b> FieldSummary<'b> {
                     summary.expect_continue |= list_elements(header.value)
                         .any(|e| e.eq_ignore_ascii_case(b"100-continue"));
                 }
+                FieldKind::KeepAlive => summary.keep_alive_params = Some(header.value),
                 FieldKind::HopByHop | FieldKind::Lookalike | FieldKind::EndToEnd => {}
             }
         }
@@ -843,7 +849,9 @@ enum FieldKind {
     Connection,
     Host,
     Expect,
-    /// Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade (RFC 9110 §7.6.1).
+    /// Keep-Alive: hop-by-hop, and read for an upstream's idle timeout.
+    KeepAlive,
+    /// Proxy-Connection, TE, Trailer, Upgrade (RFC 9110 §7.6.1).
     HopByHop,
     /// One of the above with `_` for `-` (`Transfer_Encoding`): dropped, as nginx does by
     /// default. A server that reads `_` as `-` (CGI-style header mapping) would otherwise
@@ -880,7 +888,7 @@ impl FieldKind {
             6 if is("expect") => FieldKind::Expect,
             7 if is("trailer") || is("upgrade") => FieldKind::HopByHop,
             10 if is("connection") => FieldKind::Connection,
-            10 if is("keep-alive") => FieldKind::HopByHop,
+            10 if is("keep-alive") => FieldKind::KeepAlive,
             14 if is("content-length") => FieldKind::ContentLength,
             16 if is("proxy-connection") => FieldKind::HopByHop,
             17 if is("transfer-encoding") => FieldKind::TransferEncoding,
@@ -936,14 +944,14 @@ fn named_in_connection(headers: &[httparse::Header<'_>], name: &str) -> bool {
 }
 
 /// The non-empty elements of a comma-separated field value, OWS trimmed (RFC 9110 §5.6.1).
-fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(super) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value
         .split(|&b| b == b',')
         .map(trim_ows)
         .filter(|element| !element.is_empty())
 }
 
-fn trim_ows(mut bytes: &[u8]) -> &[u8] {
+pub(super) fn trim_ows(mut bytes: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = bytes {
         bytes = rest;
     }

@@ -7,10 +7,11 @@
 //! closed), never a guess. Nothing here touches a socket.
 
 use std::mem::MaybeUninit;
+use std::time::Duration;
 
 use super::request::{
-    find_head, header_slots, map_httparse_error, push_content_length, push_decimal, version_error,
-    ContentLength, FieldSummary, MAX_HEADER_SLOTS,
+    find_head, header_slots, list_elements, map_httparse_error, push_content_length, push_decimal,
+    trim_ows, version_error, ContentLength, FieldSummary, MAX_HEADER_SLOTS,
 };
 use super::{BodyLength, Error, Limits, Version};
 
@@ -27,6 +28,9 @@ pub struct ResponseHead {
     pub declared_length: Option<u64>,
     /// The upstream connection may carry another request after this response.
     pub keep_alive: bool,
+    /// How long the upstream keeps the connection open while idle, as its
+    /// `Keep-Alive: timeout=N` says (seconds; RFC 2068 §19.7.1.1).
+    pub idle_timeout: Option<Duration>,
     /// A final response that announces a body it must not carry (to HEAD; a 204 or 304).
     /// Its connection is not reused, and is closed with a reset: trident closes first, and
     /// a TIME_WAIT per such response would use up local ports at a few hundred a second.
@@ -191,10 +195,28 @@ pub fn parse_response_head(
             _ => None,
         },
         keep_alive,
+        idle_timeout: summary.keep_alive_params.and_then(keep_alive_timeout),
         unsent_body: announces_unsent_body,
         head_len: head.len(),
         fields: summary.forwarded_fields(headers),
     }))
+}
+
+/// The `timeout` parameter of a Keep-Alive value (`timeout=5, max=100`), in whole seconds,
+/// quoted or not; none when it is missing or not a number.
+fn keep_alive_timeout(value: &[u8]) -> Option<Duration> {
+    let seconds = list_elements(value).find_map(|element| {
+        let at = element.iter().position(|&b| b == b'=')?;
+        let (name, value) = (trim_ows(&element[..at]), trim_ows(&element[at + 1..]));
+        let value = match value {
+            [b'"', inner @ .., b'"'] => inner,
+            bare => bare,
+        };
+        let digits = !value.is_empty() && value.len() <= 9 && value.iter().all(u8::is_ascii_digit);
+        (name.eq_ignore_ascii_case(b"timeout") && digits)
+            .then(|| value.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')))
+    })?;
+    Some(Duration::from_secs(seconds))
 }
 
 /// `HTTP/1.1 200 `: what comes before the reason phrase in a status line httparse accepted.
@@ -595,6 +617,37 @@ mod tests {
         }
     }
 
+    /// An upstream's `Keep-Alive: timeout=N`, which the pool keeps idle connections by.
+    #[test]
+    fn keep_alive_timeouts() {
+        let rows: [(&[u8], Option<u64>); 9] = [
+            (b"timeout=5, max=100", Some(5)),
+            (b"max=100,timeout=75", Some(75)),
+            (b"Timeout = \"3\"", Some(3)),
+            (b"timeout=0", Some(0)),
+            (b"timeout=", None),
+            (b"timeout=5s", None),
+            (b"timeout=-1", None),
+            (b"timeout=1234567890", None),
+            (b"max=5", None),
+        ];
+        for (value, seconds) in rows {
+            let mut input = b"HTTP/1.1 200 OK\r\nKeep-Alive: ".to_vec();
+            input.extend_from_slice(value);
+            input.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
+            let head = parse(&input, false).unwrap().unwrap();
+            let expected = seconds.map(Duration::from_secs);
+            assert_eq!(
+                head.idle_timeout,
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+            // Keep-Alive is hop-by-hop: never forwarded.
+            assert_eq!(head.fields, b"");
+        }
+    }
+
     #[test]
     fn complete_head_fields() {
         let input = b"HTTP/1.1 201 Created\r\nLocation: /x\r\nContent-Length: 2\r\n\r\nhi";
@@ -607,6 +660,7 @@ mod tests {
                 body: BodyLength::Length(2),
                 declared_length: Some(2),
                 keep_alive: true,
+                idle_timeout: None,
                 unsent_body: false,
                 fields: b"Location: /x\r\n".to_vec(),
                 head_len: input.len() - 2,
