@@ -227,6 +227,17 @@ impl Leg {
         self.outcome.is_some()
     }
 
+    /// Its request may be sent again on a new connection if this one proves stale: nothing
+    /// of the response came yet, the request is safe to repeat (RFC 9110 §9.2.2), its body is
+    /// still whole in the buffer, and it was not sent again already.
+    fn may_resend(&self, request: &Request) -> bool {
+        !self.retried
+            && self.interims == 0
+            && matches!(self.response, LegResponse::Head)
+            && request.base == 0
+            && request.head.is_idempotent()
+    }
+
     /// The wait on the client, if any, is over at `now`: the deadline moves on by its length.
     fn release(&mut self, now: Instant) {
         if let Some(since) = self.held_since.take() {
@@ -1090,7 +1101,10 @@ impl Core {
             up.readable = true;
             up.hup = true;
         }
-        let head_request = request.head.method == "HEAD";
+        let asked = Asked {
+            head: request.head.method == "HEAD",
+            resendable: up.is_reused() && leg.may_resend(request),
+        };
         let client_version = request.head.version;
         let kept_before = leg.captured_len();
         // What this capture may keep: `--max-compare-bytes`, as far as the budget of all the
@@ -1103,7 +1117,7 @@ impl Core {
             leg,
             up,
             &limits,
-            head_request,
+            asked,
             client.map(|c| (c, &mut ex.response, client_version)),
             self.draining,
             BodyBounds {
@@ -1224,17 +1238,15 @@ impl Core {
                 _ => None,
             };
             // Stale: a reused connection on which nothing came back for this request, not a
-            // byte and not an interim response (an upstream that sent a 103 was alive).
-            let stale = leg.interims == 0
-                && matches!(self.conns.get(conn), Some(Conn::Upstream(up)) if up.is_reused() && up.input.is_empty());
-            // RFC 9110 §9.2.2: only a request that is safe to repeat, and whose body is
-            // still whole in the buffer, is sent again.
+            // byte and not an interim response (an upstream that sent a 103 was alive), or
+            // only the 408 of its idle timeout (`receive`, which dropped it).
+            let stale = matches!(self.conns.get(conn), Some(Conn::Upstream(up)) if up.is_reused() && up.input.is_empty());
             let retryable = stale
-                && !leg.retried
-                && matches!(leg.response, LegResponse::Head)
-                && matches!(error, LegError::ClosedEarly | LegError::ConnectionReset)
-                && ex.request.base == 0
-                && ex.request.head.is_idempotent();
+                && leg.may_resend(&ex.request)
+                && matches!(
+                    error,
+                    LegError::ClosedEarly | LegError::ConnectionReset | LegError::IdleTimeout
+                );
             let id = ex.id;
             if retryable {
                 leg.retried = true;
@@ -1579,13 +1591,22 @@ struct BodyBounds {
     max_body: Option<u64>,
 }
 
+/// What a response is read against.
+#[derive(Debug, Clone, Copy)]
+struct Asked {
+    /// The request was HEAD: no body follows whatever the head says.
+    head: bool,
+    /// It came on a reused connection and may be sent again (`Leg::may_resend`).
+    resendable: bool,
+}
+
 /// Reads and frames leg `leg`'s response. For the primary with a client still waiting,
 /// `client` receives the head and body, re-framed, as long as it has output room.
 fn receive(
     leg: &mut Leg,
     up: &mut Upstream,
     limits: &http::Limits,
-    head_request: bool,
+    asked: Asked,
     mut client: Option<(&mut client::Client, &mut ClientResponse, Version)>,
     draining: bool,
     bounds: BodyBounds,
@@ -1611,7 +1632,7 @@ fn receive(
                         || http::may_complete_head(data, up.head_scanned)
                         || data.len() > limits.max_head
                     {
-                        http::parse_response_head(data, limits, head_request)
+                        http::parse_response_head(data, limits, asked.head)
                     } else {
                         Ok(None)
                     };
@@ -1647,6 +1668,14 @@ fn receive(
                                 }
                                 leg.interims = leg.interims.wrapping_add(1);
                                 continue;
+                            }
+                            if head.status == 408 && asked.resendable && leg.interims == 0 {
+                                // An upstream that times an idle connection out with a 408
+                                // (as Chromium assumes, and retries) sent it before the
+                                // request came: stale, like a close. The request goes out
+                                // again on a new connection; the 408 was not its answer.
+                                up.input.clear();
+                                return Step::Failed(LegError::IdleTimeout);
                             }
                             if head.unsent_body {
                                 up.stream.reset_on_close();

@@ -22,6 +22,9 @@ pub enum LegError {
     ConnectionReset,
     /// The upstream closed before its response was complete.
     ClosedEarly,
+    /// A reused connection answered `408 Request Timeout` first thing: the upstream's idle
+    /// timeout crossed the request, which it never read.
+    IdleTimeout,
     /// The response is not valid HTTP/1.x.
     Malformed(http::Error),
     /// A shadow leg fell too far behind the primary and was cut.
@@ -96,6 +99,7 @@ impl fmt::Display for LegError {
             LegError::Timeout(d) => write!(f, "timeout after {}ms", d.as_millis()),
             LegError::ConnectionReset => f.write_str("connection reset"),
             LegError::ClosedEarly => f.write_str("closed before response complete"),
+            LegError::IdleTimeout => f.write_str("408 on a reused connection (its idle timeout)"),
             LegError::Malformed(e) => write!(f, "malformed response: {e}"),
             LegError::Overflow => f.write_str("overflow"),
             LegError::ClientClosed => f.write_str("client closed before request complete"),

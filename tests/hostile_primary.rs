@@ -823,6 +823,29 @@ fn primary_stale_pooled_connection_gives_502_for_a_post() {
     s.finish();
 }
 
+/// An upstream that times idle connections out with a 408 (and a close) may send it just as
+/// a request goes out on the connection: for a GET that is a stale connection, not the
+/// answer, and the GET goes out again on a new one. A POST, which is not sent twice, gets
+/// the 408 as it came (RFC 9110 §15.5.9: the client may repeat it).
+#[test]
+fn primary_idle_timeout_408_on_a_reused_connection_is_a_stale_connection() {
+    let mut s = scene(
+        Player::Hostile(Hostile::always(Behaviour::IdleTimeout408)),
+        "",
+    );
+    let got = s.client.exchange(&get("/second"));
+    assert_same_bytes("the retried answer", &s.reference.raw, &got.raw);
+    let block = s.block("/second");
+    assert_eq!(block.primary().response().0, 200, "{}", block.text);
+    assert_eq!(s.stage.hostile(0).connections_of("/second"), [0, 1]);
+
+    let post = request("POST", "/post", &[("Host", "t")], &pattern(300, 7));
+    let got = s.client.exchange(&post);
+    assert_eq!((got.status, got.body_text().as_str()), (408, "too late"));
+    assert_eq!(s.stage.hostile(0).connections_of("/post"), [1]);
+    s.finish();
+}
+
 /// An upstream that rejects an upload as soon as it sees the head (a size limit: `413` with
 /// `Connection: close`, then a close without reading the body, which is a reset) has
 /// answered: the client gets that answer, not a 502 for the write that failed after it.

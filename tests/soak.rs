@@ -110,6 +110,10 @@ fn fits(behaviour: Behaviour, method: &str, outcome: &Outcome) -> bool {
         // A GET meeting the stale close is sent again on a new connection, where it is the
         // first request and answered; a POST is not.
         StaleKeepAlive => ok || (method == "POST" && error("connection reset")),
+        // Likewise, where a POST's answer is the 408 itself.
+        IdleTimeout408 => {
+            ok || (method == "POST" && matches!(outcome, Outcome::Response { status: 408, .. }))
+        }
     }
 }
 

@@ -473,6 +473,7 @@ pub fn error_kind(error: &LegError) -> &'static str {
         LegError::Timeout(_) => "timeout",
         LegError::ConnectionReset => "reset",
         LegError::ClosedEarly => "closed",
+        LegError::IdleTimeout => "idle-timeout",
         LegError::Malformed(_) => "malformed",
         LegError::Overflow => "overflow",
         LegError::ClientClosed => "client-closed",

@@ -61,6 +61,9 @@ const MAX_HOLD: Duration = Duration::from_secs(30);
 const ENDLESS_CHUNK: usize = 16 * 1024;
 const ENDLESS_BURST: usize = 4;
 const ENDLESS_PAUSE: Duration = Duration::from_millis(1);
+/// What `IdleTimeout408` answers a request on a reused connection.
+pub const IDLE_TIMEOUT_408: &[u8] =
+    b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 8\r\n\r\ntoo late";
 /// The largest request head the server waits for.
 const MAX_REQUEST_HEAD: usize = 256 * 1024;
 
@@ -128,11 +131,14 @@ pub enum Behaviour {
     /// a later one is met with a close (a reset: it is left unread) the moment it arrives,
     /// as an upstream's idle timeout racing a proxy's reuse would.
     StaleKeepAlive,
+    /// Like `StaleKeepAlive`, but a later request is met with `408 Request Timeout` and a
+    /// close, as a server that announces its idle timeout this way (Chromium retries these).
+    IdleTimeout408,
 }
 
 impl Behaviour {
     /// Every behaviour, healthy ones first.
-    pub const ALL: [Behaviour; 27] = [
+    pub const ALL: [Behaviour; 28] = [
         Behaviour::Healthy,
         Behaviour::HealthyClose,
         Behaviour::AcceptNoRead,
@@ -159,6 +165,7 @@ impl Behaviour {
         Behaviour::StrayWhileIdle,
         Behaviour::CloseWhileIdle,
         Behaviour::StaleKeepAlive,
+        Behaviour::IdleTimeout408,
         Behaviour::LateHeadBody,
     ];
 
@@ -191,6 +198,7 @@ impl Behaviour {
             Behaviour::StrayWhileIdle => "stray-while-idle",
             Behaviour::CloseWhileIdle => "close-while-idle",
             Behaviour::StaleKeepAlive => "stale-keep-alive",
+            Behaviour::IdleTimeout408 => "idle-timeout-408",
             Behaviour::LateHeadBody => "late-head-body",
         }
     }
@@ -711,6 +719,17 @@ impl Conn<'_> {
             }
             // Left unread: the close is a reset, as soon as the request is in.
             StaleKeepAlive => Ok(Next::Close),
+            IdleTimeout408 if on_connection == 0 => {
+                self.read_request(head)?;
+                self.send(&healthy_response(false))?;
+                Ok(Next::KeepServing)
+            }
+            // Read first, so that the close is clean and the 408 surely arrives.
+            IdleTimeout408 => {
+                self.read_request(head)?;
+                self.send(IDLE_TIMEOUT_408)?;
+                Ok(Next::Close)
+            }
         }
     }
 
