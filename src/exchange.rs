@@ -1101,10 +1101,6 @@ impl Core {
             up.readable = true;
             up.hup = true;
         }
-        let asked = Asked {
-            head: request.head.method == "HEAD",
-            resendable: up.is_reused() && leg.may_resend(request),
-        };
         let client_version = request.head.version;
         let kept_before = leg.captured_len();
         // What this capture may keep: `--max-compare-bytes`, as far as the budget of all the
@@ -1117,7 +1113,7 @@ impl Core {
             leg,
             up,
             &limits,
-            asked,
+            request,
             client.map(|c| (c, &mut ex.response, client_version)),
             self.draining,
             BodyBounds {
@@ -1591,22 +1587,13 @@ struct BodyBounds {
     max_body: Option<u64>,
 }
 
-/// What a response is read against.
-#[derive(Debug, Clone, Copy)]
-struct Asked {
-    /// The request was HEAD: no body follows whatever the head says.
-    head: bool,
-    /// It came on a reused connection and may be sent again (`Leg::may_resend`).
-    resendable: bool,
-}
-
 /// Reads and frames leg `leg`'s response. For the primary with a client still waiting,
 /// `client` receives the head and body, re-framed, as long as it has output room.
 fn receive(
     leg: &mut Leg,
     up: &mut Upstream,
     limits: &http::Limits,
-    asked: Asked,
+    request: &Request,
     mut client: Option<(&mut client::Client, &mut ClientResponse, Version)>,
     draining: bool,
     bounds: BodyBounds,
@@ -1632,7 +1619,7 @@ fn receive(
                         || http::may_complete_head(data, up.head_scanned)
                         || data.len() > limits.max_head
                     {
-                        http::parse_response_head(data, limits, asked.head)
+                        http::parse_response_head(data, limits, request.head.method == "HEAD")
                     } else {
                         Ok(None)
                     };
@@ -1669,7 +1656,7 @@ fn receive(
                                 leg.interims = leg.interims.wrapping_add(1);
                                 continue;
                             }
-                            if head.status == 408 && asked.resendable && leg.interims == 0 {
+                            if head.status == 408 && up.is_reused() && leg.may_resend(request) {
                                 // An upstream that times an idle connection out with a 408
                                 // (as Chromium assumes, and retries) sent it before the
                                 // request came: stale, like a close. The request goes out
