@@ -15,7 +15,7 @@ use crate::failure::LegError;
 use crate::http::{self, Connection, Framing, Version};
 use crate::reactor::{Conn, Core};
 use crate::timer::{Alarm, Deadline, Timers};
-use crate::transport::Transport;
+use crate::transport::{NotTls, Transport};
 
 /// Bytes read from a client socket per read call (and the buffer's growth step).
 pub const READ_STEP: usize = 16 * 1024;
@@ -202,6 +202,12 @@ impl Client {
     }
 }
 
+/// The answer to plain HTTP sent to the TLS listener (`NotTls`), as nginx gives one: a TLS
+/// alert would reach the client as 7 bytes it cannot read.
+const PLAIN_HTTP_TO_TLS: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\
+Content-Length: 62\r\nConnection: close\r\n\r\n\
+trident: this port speaks TLS: send the request with https://\n";
+
 /// The buffer grew past `limit` with the last read.
 fn crosses(before: usize, now: usize, limit: usize) -> bool {
     before <= limit && now > limit
@@ -384,6 +390,9 @@ impl Core {
                 }
                 Err(e) => {
                     debug!("client {}: read failed: {e}", client.peer);
+                    if NotTls::is(&e) {
+                        client.stream.write_plain(PLAIN_HTTP_TO_TLS);
+                    }
                     self.close_conn(key);
                     return false;
                 }

@@ -30,6 +30,9 @@ pub struct TlsStream {
     /// TLS bytes written to the socket: a client's progress where its response has all gone
     /// into the session and only encrypted bytes wait.
     sent: u64,
+    /// The peer does not speak TLS (`NotTls`): nothing of the session goes out any more (its
+    /// alert, a close_notify), only plain text.
+    not_tls: bool,
 }
 
 /// A TLS failure (a bad certificate, a protocol error), carried inside an `io::Error` so the
@@ -42,6 +45,13 @@ impl fmt::Display for TlsFailure {
     /// CaUsedAsEndEntity))`), with what to do about it; other failures as rustls says them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use rustls::CertificateError as E;
+        if is_not_tls(&self.0) {
+            // What a plain HTTP server's answer to a ClientHello reads as.
+            return f.write_str(
+                "the target does not speak TLS (a plain HTTP server answers this way: is its \
+                 URL meant to be http://?)",
+            );
+        }
         let rustls::Error::InvalidCertificate(problem) = &self.0 else {
             return write!(f, "{}", self.0);
         };
@@ -89,6 +99,36 @@ impl fmt::Display for TlsFailure {
 
 impl std::error::Error for TlsFailure {}
 
+/// The peer's first bytes are no TLS record: not TLS at all (an `H` or a `G` is no record
+/// type).
+fn is_not_tls(error: &rustls::Error) -> bool {
+    matches!(
+        error,
+        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
+    )
+}
+
+/// A client spoke something other than TLS to the TLS listener (plain HTTP, nearly always)
+/// before any TLS byte went to it: it is answered in plain text (`Transport::write_plain`),
+/// as nginx does, not with an alert it cannot read. Carried inside an `io::Error`.
+#[derive(Debug)]
+pub struct NotTls;
+
+impl fmt::Display for NotTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not TLS (plain HTTP to the TLS port?)")
+    }
+}
+
+impl std::error::Error for NotTls {}
+
+impl NotTls {
+    /// The error is a `NotTls`.
+    pub fn is(error: &io::Error) -> bool {
+        error.get_ref().is_some_and(|inner| inner.is::<NotTls>())
+    }
+}
+
 impl Transport {
     /// A TLS session over `tcp` (server side for clients, client side for upstreams).
     pub fn tls(tcp: TcpStream, session: Connection) -> Transport {
@@ -98,6 +138,7 @@ impl Transport {
             eof: false,
             unclean_close: false,
             sent: 0,
+            not_tls: false,
         }))
     }
 
@@ -212,6 +253,12 @@ impl Transport {
             socket2::SockRef::from(&*self.tcp_mut()).set_linger(Some(std::time::Duration::ZERO));
     }
 
+    /// Writes `bytes` outside any TLS session, best effort (one non-blocking write): the
+    /// answer to a peer that does not speak TLS (`NotTls`).
+    pub fn write_plain(&mut self, bytes: &[u8]) {
+        let _ = self.tcp_mut().write(bytes);
+    }
+
     /// Starts a TLS close (close_notify), best effort, before the socket is dropped: a client
     /// reading a close-delimited body then knows it got all of it.
     pub fn close_notify(&mut self) {
@@ -224,6 +271,9 @@ impl Transport {
 
 impl TlsStream {
     fn send_pending(&mut self) -> io::Result<()> {
+        if self.not_tls {
+            return Ok(());
+        }
         while self.session.wants_write() {
             self.sent += self.session.write_tls(&mut self.tcp)? as u64;
         }
@@ -266,6 +316,10 @@ impl Read for Transport {
                 tls.eof = true;
             }
             if let Err(e) = tls.session.process_new_packets() {
+                if is_not_tls(&e) && tls.sent == 0 && matches!(tls.session, Connection::Server(_)) {
+                    tls.not_tls = true;
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, NotTls));
+                }
                 // Tell the peer why (the alert rustls queued), then fail.
                 let _ = tls.send_pending();
                 return Err(io::Error::new(io::ErrorKind::InvalidData, TlsFailure(e)));

@@ -134,14 +134,19 @@ fn a_client_that_fails_the_handshake_does_not_disturb_the_next_one() {
         refused.is_err(),
         "a client trusting another CA completed the handshake"
     );
-    // A client that speaks plain HTTP to the TLS listener gets no HTTP answer.
+    // A client that speaks plain HTTP to the TLS listener is told so in plain HTTP (a TLS
+    // alert is 7 bytes it cannot read), and its request goes nowhere.
     let mut plain = trident.client();
     plain.send(&get("/plain"));
     let answer = plain.read_until_closed().unwrap_or_default();
+    let answer = String::from_utf8_lossy(&answer);
     assert!(
-        !answer.starts_with(b"HTTP/"),
-        "{:?}",
-        String::from_utf8_lossy(&answer)
+        answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{answer:?}"
+    );
+    assert!(
+        answer.ends_with("\r\n\r\ntrident: this port speaks TLS: send the request with https://\n"),
+        "{answer:?}"
     );
     // The next good client is served.
     let resp = tls_client(&trident, &trusted.ca).exchange(&get("/after"));
@@ -374,6 +379,33 @@ fn a_bad_upstream_certificate_is_refused_on_that_leg_and_the_client_still_answer
     }
     assert!(s.requests().is_empty() && c.requests().is_empty());
     assert!(s.handshake_failures() >= 1 && c.handshake_failures() >= 1);
+}
+
+/// An `https://` target that is a plain HTTP server answers the ClientHello in plain text:
+/// the leg says so, not rustls' `received corrupt message of type InvalidContentType`.
+#[test]
+fn an_https_target_that_speaks_plain_http_is_named_so() {
+    let p = Upstream::named("primary");
+    let s = Upstream::named("secondary");
+    // A plain server answering bytes that are no request, as nginx and Go's do at once.
+    let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let candidate = format!("https://127.0.0.1:{}", plain.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Ok((mut conn, _)) = plain.accept() {
+            let _ = conn.read(&mut [0u8; 4096]);
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let trident = Trident::with_urls(&p.url(), &s.url(), &candidate, &[]);
+    let resp = trident.client().exchange(&get("/x"));
+    assert_eq!(resp.body_text(), "primary GET /x");
+    let block = &trident.wait_blocks(1, WAIT)[0];
+    assert_eq!(
+        block.candidate().error(),
+        "tls: the target does not speak TLS (a plain HTTP server answers this way: is its URL \
+         meant to be http://?)"
+    );
 }
 
 #[test]
