@@ -755,9 +755,11 @@ struct Reporter<'a> {
     newer: VecDeque<stats::Epoch>,
     /// Records handled so far.
     handled: u64,
-    /// Once the older epochs are complete: `handled` when the records queued then are
-    /// handled too. Those may hold the last of them, and the older epochs close after them.
-    drain_until: Option<u64>,
+    /// Once the epochs before `complete` are: `(complete, handled when the records queued
+    /// then are handled too)`. Those may hold the last of them, and those epochs close after
+    /// them. A reload meanwhile completes more epochs, which wait for their own records: a
+    /// mark taken before those were queued would close them without them.
+    drain_until: Option<(u64, u64)>,
     /// JSON summaries of closed epochs for `--report`, oldest first, at most `KEPT_EPOCHS`,
     /// as text: a `Value` takes several times the memory, and an epoch of many noisy fields
     /// runs to megabytes of samples.
@@ -860,6 +862,19 @@ impl<'a> Reporter<'a> {
         }
     }
 
+    /// Opens the epoch the newest reload began, if no record of it came yet: the current
+    /// candidate's, whose summary so far (SIGUSR1, the report file) is the newest and gives
+    /// the verdict, UNDECIDED while it has answered nothing. An older candidate's verdict
+    /// stood in for it.
+    fn open_announced(&mut self) {
+        let announced = self.backlog.announced_epoch.load(Ordering::SeqCst);
+        let newest = self.newer.back().map_or(self.epoch.number, |e| e.number);
+        if announced > newest {
+            let epoch = stats::Epoch::new(announced, self.settings.max_endpoints);
+            self.newer.push_back(epoch);
+        }
+    }
+
     /// The open epoch numbered `number`: the current one or one of `newer`.
     fn open_epoch<'e>(
         current: &'e mut stats::Epoch,
@@ -884,6 +899,7 @@ impl<'a> Reporter<'a> {
         in_hand: Option<u64>,
         out: &mut dyn Console,
     ) {
+        self.open_announced();
         while 1 + self.newer.len() > MAX_OPEN_EPOCHS {
             let next = self.newer.front().map_or(0, |e| e.number);
             self.close_epoch(next, out);
@@ -898,15 +914,17 @@ impl<'a> Reporter<'a> {
             return;
         };
         // Read after the counters: what they counted out is queued by now.
-        let until = *self.drain_until.get_or_insert_with(|| {
+        let handled = self.handled;
+        let (complete, until) = *self.drain_until.get_or_insert_with(|| {
             // The one in hand is handled before those queued: it counts unless it is new
             // and nothing is queued, when the old epochs close before its block.
             let behind = queued() as u64;
             let new_in_hand = in_hand.is_some_and(|epoch| epoch >= complete);
-            match in_hand {
-                Some(_) if !(new_in_hand && behind == 0) => self.handled + 1 + behind,
-                _ => self.handled + behind,
-            }
+            let until = match in_hand {
+                Some(_) if !(new_in_hand && behind == 0) => handled + 1 + behind,
+                _ => handled + behind,
+            };
+            (complete, until)
         });
         if self.handled < until {
             return;
@@ -991,6 +1009,7 @@ impl<'a> Reporter<'a> {
     /// last: its VERDICT line is the current candidate's. The report file holds them all.
     /// A summary so far takes nothing from the backlog: the epochs go on.
     fn summarize_so_far(&mut self, out: &mut dyn Console) {
+        self.open_announced();
         let current = self.backlog.not_compared_through(self.epoch.number);
         let mut epochs = vec![(&self.epoch, current)];
         epochs.extend(self.counting());
@@ -1833,6 +1852,90 @@ mod tests {
             [(Some(0), Some("reloaded")), (Some(1), Some("counting"))]
         );
         assert_eq!(report["written"], "reload");
+    }
+
+    /// SIGUSR1 after a reload to a new candidate that has answered nothing yet, while the old
+    /// epoch waits on an exchange in flight: the new candidate's summary comes last, and its
+    /// verdict is the current one. The old candidate's PASS stood for it (hunt 42).
+    #[test]
+    fn a_summary_so_far_after_a_reload_ends_with_the_new_candidate_before_it_answers() {
+        let (sender, receiver) = channel();
+        let path =
+            std::env::temp_dir().join(format!("trident-announced-{}.json", std::process::id()));
+        let settings = Settings {
+            report_file: Some(path.clone()),
+            ..Settings::default()
+        };
+        let mut reporter = Reporter::new(&settings, Arc::clone(receiver.backlog()));
+        let mut out = Vec::new();
+        for id in 1..=40 {
+            reporter.handle(&json_record(id, 0, "/a", ["{}", "{}", "{}"]), &mut out);
+        }
+        sender.announce_epoch(1, 1);
+        out.clear();
+        reporter.summarize_so_far(&mut out);
+        let text = String::from_utf8(std::mem::take(&mut out)).unwrap();
+        let summaries: Vec<&str> = text.lines().filter(|l| l.starts_with("SUMMARY")).collect();
+        assert_eq!(summaries.len(), 2, "{text}");
+        assert!(
+            summaries[1].starts_with("SUMMARY epoch 1 (SIGUSR1): 0 exchanges"),
+            "{text}"
+        );
+        let verdict = text.lines().last().unwrap();
+        assert!(
+            verdict.starts_with("VERDICT candidate: UNDECIDED"),
+            "{text}"
+        );
+        let report: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(report["verdict"], "UNDECIDED");
+        // The old epoch closes as before, when its last exchange is in; the new one is current.
+        sender.older_finished();
+        reporter.settle_epochs(|| 0, None, &mut out);
+        assert_eq!((reporter.epoch.number, reporter.newer.len()), (1, 0));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// Two reloads while the reporting thread is behind: the mark taken at the first (the
+    /// records queued then, all of epoch 0) closes epoch 0 alone. Epoch 1, completed by the
+    /// second reload, waits for its own records, queued after the mark: it was closed with
+    /// epoch 0, empty, and its records counted as late in epoch 2 (hunt 42).
+    #[test]
+    fn an_epoch_a_second_reload_completes_waits_for_its_own_records() {
+        let (sender, receiver) = channel();
+        let settings = Settings::default();
+        let mut reporter = Reporter::new(&settings, Arc::clone(receiver.backlog()));
+        let mut out = Vec::new();
+        let old: Vec<_> = (1..=3)
+            .map(|id| json_record(id, 0, "/a", ["{}", "{}", "{}"]))
+            .collect();
+        // Epoch 1 begins with nothing of epoch 0 in flight, and its three records queued.
+        sender.announce_epoch(1, 0);
+        reporter.settle_epochs(|| old.len(), None, &mut out);
+        // Epoch 1's eight exchanges, then a reload to epoch 2, all before those are handled.
+        let middle: Vec<_> = (4..=11)
+            .map(|id| json_record(id, 1, "/a", ["{}", "{}", r#"{"x":1}"#]))
+            .collect();
+        sender.announce_epoch(2, 0);
+        let mut queued: std::collections::VecDeque<_> = old.into_iter().chain(middle).collect();
+        while let Some(record) = queued.pop_front() {
+            reporter.settle_epochs(|| queued.len(), Some(record.epoch), &mut out);
+            reporter.handle(&record, &mut out);
+        }
+        reporter.settle_epochs(|| 0, None, &mut out);
+        assert_eq!(reporter.epoch.number, 2);
+        let text = String::from_utf8(out).unwrap();
+        let summaries: Vec<&str> = text.lines().filter(|l| l.starts_with("SUMMARY")).collect();
+        assert_eq!(summaries.len(), 2, "{text}");
+        assert!(
+            summaries[0].starts_with("SUMMARY epoch 0 (reloaded): 3 exchanges, 0 not compared;"),
+            "{text}"
+        );
+        assert!(
+            summaries[1].starts_with("SUMMARY epoch 1 (reloaded): 8 exchanges, 0 not compared;"),
+            "{text}"
+        );
+        assert_eq!(reporter.epoch.late, 0);
     }
 
     #[test]
