@@ -773,9 +773,9 @@ pub(super) struct FieldSummary<'b> {
     pub host: Option<&'b [u8]>,
     /// An Expect field is `100-continue`.
     pub expect_continue: bool,
-    /// The last Keep-Alive value (`timeout=5, max=100`): how long an upstream keeps an idle
-    /// connection.
-    pub keep_alive_params: Option<&'b [u8]>,
+    /// The least `timeout` of the Keep-Alive fields (`timeout=5, max=100`), in seconds: how
+    /// long an upstream keeps an idle connection.
+    pub keep_alive_timeout: Option<u64>,
     /// The Host and end-to-end field lines, copied in the same pass; see `forwarded_fields`.
     forwarded: Vec<u8>,
     /// `length_bit` of each of their names.
@@ -822,7 +822,11 @@ impl<'b> FieldSummary<'b> {
                     summary.expect_continue |= list_elements(header.value)
                         .any(|e| e.eq_ignore_ascii_case(b"100-continue"));
                 }
-                FieldKind::KeepAlive => summary.keep_alive_params = Some(header.value),
+                FieldKind::KeepAlive => {
+                    // Lines of one field are one list (RFC 9110 §5.3); the least is safe.
+                    let least = keep_alive_timeout(header.value).into_iter();
+                    summary.keep_alive_timeout = least.chain(summary.keep_alive_timeout).min();
+                }
                 FieldKind::HopByHop | FieldKind::Lookalike | FieldKind::EndToEnd => {}
             }
         }
@@ -943,15 +947,34 @@ fn named_in_connection(headers: &[httparse::Header<'_>], name: &str) -> bool {
         })
 }
 
+/// The least `timeout` parameter of a Keep-Alive value (`timeout=5, max=100`), in whole
+/// seconds, quoted or not; none when there is none that is a number.
+fn keep_alive_timeout(value: &[u8]) -> Option<u64> {
+    list_elements(value)
+        .filter_map(|element| {
+            let at = element.iter().position(|&b| b == b'=')?;
+            let (name, value) = (trim_ows(&element[..at]), trim_ows(&element[at + 1..]));
+            let value = match value {
+                [b'"', inner @ .., b'"'] => inner,
+                bare => bare,
+            };
+            let digits =
+                !value.is_empty() && value.len() <= 9 && value.iter().all(u8::is_ascii_digit);
+            (name.eq_ignore_ascii_case(b"timeout") && digits)
+                .then(|| value.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')))
+        })
+        .min()
+}
+
 /// The non-empty elements of a comma-separated field value, OWS trimmed (RFC 9110 §5.6.1).
-pub(super) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value
         .split(|&b| b == b',')
         .map(trim_ows)
         .filter(|element| !element.is_empty())
 }
 
-pub(super) fn trim_ows(mut bytes: &[u8]) -> &[u8] {
+fn trim_ows(mut bytes: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = bytes {
         bytes = rest;
     }

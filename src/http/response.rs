@@ -10,8 +10,8 @@ use std::mem::MaybeUninit;
 use std::time::Duration;
 
 use super::request::{
-    find_head, header_slots, list_elements, map_httparse_error, push_content_length, push_decimal,
-    trim_ows, version_error, ContentLength, FieldSummary, MAX_HEADER_SLOTS,
+    find_head, header_slots, map_httparse_error, push_content_length, push_decimal, version_error,
+    ContentLength, FieldSummary, MAX_HEADER_SLOTS,
 };
 use super::{BodyLength, Error, Limits, Version};
 
@@ -195,28 +195,11 @@ pub fn parse_response_head(
             _ => None,
         },
         keep_alive,
-        idle_timeout: summary.keep_alive_params.and_then(keep_alive_timeout),
+        idle_timeout: summary.keep_alive_timeout.map(Duration::from_secs),
         unsent_body: announces_unsent_body,
         head_len: head.len(),
         fields: summary.forwarded_fields(headers),
     }))
-}
-
-/// The `timeout` parameter of a Keep-Alive value (`timeout=5, max=100`), in whole seconds,
-/// quoted or not; none when it is missing or not a number.
-fn keep_alive_timeout(value: &[u8]) -> Option<Duration> {
-    let seconds = list_elements(value).find_map(|element| {
-        let at = element.iter().position(|&b| b == b'=')?;
-        let (name, value) = (trim_ows(&element[..at]), trim_ows(&element[at + 1..]));
-        let value = match value {
-            [b'"', inner @ .., b'"'] => inner,
-            bare => bare,
-        };
-        let digits = !value.is_empty() && value.len() <= 9 && value.iter().all(u8::is_ascii_digit);
-        (name.eq_ignore_ascii_case(b"timeout") && digits)
-            .then(|| value.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')))
-    })?;
-    Some(Duration::from_secs(seconds))
 }
 
 /// `HTTP/1.1 200 `: what comes before the reason phrase in a status line httparse accepted.
@@ -620,8 +603,11 @@ mod tests {
     /// An upstream's `Keep-Alive: timeout=N`, which the pool keeps idle connections by.
     #[test]
     fn keep_alive_timeouts() {
-        let rows: [(&[u8], Option<u64>); 9] = [
+        let rows: [(&[u8], Option<u64>); 11] = [
             (b"timeout=5, max=100", Some(5)),
+            // Two lines are one list; of two timeouts the least.
+            (b"timeout=5\r\nKeep-Alive: max=100", Some(5)),
+            (b"max=100, timeout=9\r\nKeep-Alive: timeout=2", Some(2)),
             (b"max=100,timeout=75", Some(75)),
             (b"Timeout = \"3\"", Some(3)),
             (b"timeout=0", Some(0)),
