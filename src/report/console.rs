@@ -52,8 +52,10 @@ fn write_lines(
     out.extend_from_slice(printable(&record.target).as_bytes());
     out.push(b' ');
     out.extend_from_slice(record.version.as_str().as_bytes());
+    // A host may hold `,` `(` `)` (RFC 3986 sub-delims), and a reason anything printable:
+    // quoted then, so that neither can pass for this line's own fields (`host=a,body=9B)`).
     out.extend_from_slice(b" (host=");
-    out.extend_from_slice(record.host.as_deref().unwrap_or("-").as_bytes());
+    out.extend_from_slice(listed_name(record.host.as_deref().unwrap_or("-")).as_bytes());
     out.extend_from_slice(b", body=");
     push_decimal(out, record.request_body_bytes);
     out.extend_from_slice(b"B)\n");
@@ -76,7 +78,7 @@ fn write_lines(
                 push_decimal(out, u64::from(*status));
                 if !reason.is_empty() {
                     out.push(b' ');
-                    out.extend_from_slice(reason.as_bytes());
+                    out.extend_from_slice(listed_name(reason).as_bytes());
                 }
                 out.extend_from_slice(b" (body=");
                 push_decimal(out, *body_bytes);
@@ -259,6 +261,22 @@ mod tests {
                  RESPONSE 1 primary => 204 (body=0B, 1503.2ms)\n\
                  RESPONSE 1 secondary => 200 (body=3B, 0.0ms)\n\
                  RESPONSE 1 candidate => 599 Whatever You Like (body=1B, 100.0ms)\n",
+            ),
+            // A host and reasons that would pass for the line's own fields are quoted
+            // (hunt 46: a `same` forged inside a candidate's reason).
+            (
+                record(
+                    Some("a,body=9B),(x"),
+                    [
+                        ok(200, "OK (body=2B, 0.1ms, same)", 2, 100),
+                        ok(200, r#"a "b" \ c;d"#, 2, 100),
+                        ok(200, "All good", 2, 100),
+                    ],
+                ),
+                "REQUEST 1 => GET /hello HTTP/1.1 (host=\"a,body=9B),(x\", body=0B)\n\
+                 RESPONSE 1 primary => 200 \"OK (body=2B, 0.1ms, same)\" (body=2B, 0.1ms)\n\
+                 RESPONSE 1 secondary => 200 \"a \\\"b\\\" \\\\ c;d\" (body=2B, 0.1ms)\n\
+                 RESPONSE 1 candidate => 200 All good (body=2B, 0.1ms)\n",
             ),
         ];
         for (record, expected) in rows {
