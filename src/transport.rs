@@ -33,6 +33,10 @@ pub struct TlsStream {
     /// The peer does not speak TLS (`NotTls`): nothing of the session goes out any more (its
     /// alert, a close_notify), only plain text.
     not_tls: bool,
+    /// A client's first byte, peeked before rustls takes it: an HTTP method's first letter
+    /// is plain HTTP; anything else that is no TLS record (an SSLv2-style hello, 0x80) gets
+    /// TLS's own alert.
+    first_byte: Option<u8>,
 }
 
 /// A TLS failure (a bad certificate, a protocol error), carried inside an `io::Error` so the
@@ -108,8 +112,8 @@ fn is_not_tls(error: &rustls::Error) -> bool {
     )
 }
 
-/// A client spoke something other than TLS to the TLS listener (plain HTTP, nearly always)
-/// before any TLS byte went to it: it is answered in plain text (`Transport::write_plain`),
+/// A client spoke plain HTTP to the TLS listener (its first byte a method's first letter,
+/// where a TLS record's is its type) before any TLS byte went to it: it is answered in plain text (`Transport::write_plain`),
 /// as nginx does, not with an alert it cannot read. Carried inside an `io::Error`.
 #[derive(Debug)]
 pub struct NotTls;
@@ -139,6 +143,7 @@ impl Transport {
             unclean_close: false,
             sent: 0,
             not_tls: false,
+            first_byte: None,
         }))
     }
 
@@ -312,11 +317,19 @@ impl Read for Transport {
                 tls.unclean_close = true;
                 return Ok(0);
             }
+            let server = matches!(tls.session, Connection::Server(_));
+            if server && tls.first_byte.is_none() {
+                let mut first = [0u8; 1];
+                if let Ok(1) = tls.tcp.peek(&mut first) {
+                    tls.first_byte = Some(first[0]);
+                }
+            }
             if tls.session.read_tls(&mut tls.tcp)? == 0 {
                 tls.eof = true;
             }
             if let Err(e) = tls.session.process_new_packets() {
-                if is_not_tls(&e) && tls.sent == 0 && matches!(tls.session, Connection::Server(_)) {
+                let plain_http = tls.first_byte.is_some_and(|b| b.is_ascii_uppercase());
+                if is_not_tls(&e) && tls.sent == 0 && server && plain_http {
                     tls.not_tls = true;
                     return Err(io::Error::new(io::ErrorKind::InvalidData, NotTls));
                 }

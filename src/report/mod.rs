@@ -862,17 +862,15 @@ impl<'a> Reporter<'a> {
         }
     }
 
-    /// Opens the epoch the newest reload began, if no record of it came yet: the current
-    /// candidate's, whose summary so far (SIGUSR1, the report file) is the newest and gives
-    /// the verdict, UNDECIDED while it has answered nothing. An older candidate's verdict
-    /// stood in for it.
-    fn open_announced(&mut self) {
+    /// The epoch the newest reload began, empty, if no record of it came yet: the current
+    /// candidate's, whose summary so far (SIGUSR1, the report file) comes last and gives the
+    /// verdict, UNDECIDED while it has answered nothing. (An older candidate's verdict stood in
+    /// for it.) It is not opened: an epoch with nothing in it must not count towards
+    /// `MAX_OPEN_EPOCHS`, where a few reloads with no traffic closed a real epoch early.
+    fn announced_so_far(&self) -> Option<stats::Epoch> {
         let announced = self.backlog.announced_epoch.load(Ordering::SeqCst);
         let newest = self.newer.back().map_or(self.epoch.number, |e| e.number);
-        if announced > newest {
-            let epoch = stats::Epoch::new(announced, self.settings.max_endpoints);
-            self.newer.push_back(epoch);
-        }
+        (announced > newest).then(|| stats::Epoch::new(announced, self.settings.max_endpoints))
     }
 
     /// The open epoch numbered `number`: the current one or one of `newer`.
@@ -899,7 +897,6 @@ impl<'a> Reporter<'a> {
         in_hand: Option<u64>,
         out: &mut dyn Console,
     ) {
-        self.open_announced();
         while 1 + self.newer.len() > MAX_OPEN_EPOCHS {
             let next = self.newer.front().map_or(0, |e| e.number);
             self.close_epoch(next, out);
@@ -1009,10 +1006,10 @@ impl<'a> Reporter<'a> {
     /// last: its VERDICT line is the current candidate's. The report file holds them all.
     /// A summary so far takes nothing from the backlog: the epochs go on.
     fn summarize_so_far(&mut self, out: &mut dyn Console) {
-        self.open_announced();
+        let announced = self.announced_so_far();
         let current = self.backlog.not_compared_through(self.epoch.number);
         let mut epochs = vec![(&self.epoch, current)];
-        epochs.extend(self.counting());
+        epochs.extend(self.counting(&announced));
         let rendered = self.render(summary::Trigger::Signal, &epochs, &[]);
         self.publish(rendered, out);
     }
@@ -1028,16 +1025,18 @@ impl<'a> Reporter<'a> {
     ) -> (Value, bool, Verdict) {
         // The newer epochs that count meanwhile are in the report file too, so far: it does
         // not lose them until the next SIGUSR1.
-        let counting = self.counting();
+        let announced = self.announced_so_far();
+        let counting = self.counting(&announced);
         let rendered = self.render(trigger, &[(&self.epoch, not_compared)], &counting);
         self.publish(rendered, out)
     }
 
-    /// The newer epochs counting beside the current one, each with the backlog's count of it
-    /// not taken yet.
-    fn counting(&self) -> Vec<(&stats::Epoch, u64)> {
+    /// The newer epochs counting beside the current one, then the one a reload `announced`
+    /// (`announced_so_far`), each with the backlog's count of it not taken yet.
+    fn counting<'s>(&'s self, announced: &'s Option<stats::Epoch>) -> Vec<(&'s stats::Epoch, u64)> {
         self.newer
             .iter()
+            .chain(announced)
             .map(|e| (e, self.backlog.not_compared_of(e.number)))
             .collect()
     }
@@ -1894,6 +1893,42 @@ mod tests {
         reporter.settle_epochs(|| 0, None, &mut out);
         assert_eq!((reporter.epoch.number, reporter.newer.len()), (1, 0));
         let _ = std::fs::remove_file(&path);
+    }
+
+    /// Reloads with no traffic while an old exchange is in flight: the empty epochs they
+    /// begin do not count towards the open epochs' bound. Four of them closed epoch 0 early,
+    /// and its last exchange counted as late in an epoch in which nothing happened (hunt 47).
+    #[test]
+    fn reloads_with_no_traffic_do_not_close_a_waiting_epoch_early() {
+        let (sender, receiver) = channel();
+        let settings = Settings::default();
+        let mut reporter = Reporter::new(&settings, Arc::clone(receiver.backlog()));
+        let mut out = Vec::new();
+        reporter.handle(&json_record(1, 0, "/a", ["{}", "{}", "{}"]), &mut out);
+        for epoch in 1..=MAX_OPEN_EPOCHS as u64 + 2 {
+            sender.announce_epoch(epoch, u64::from(epoch == 1));
+            reporter.settle_epochs(|| 0, None, &mut out);
+            reporter.summarize_so_far(&mut out);
+        }
+        assert_eq!((reporter.epoch.number, reporter.newer.len()), (0, 0));
+        // The slow exchange comes in, and epoch 0 closes with both of its own.
+        sender.older_finished();
+        let slow = json_record(2, 0, "/a", ["{}", "{}", "{}"]);
+        reporter.settle_epochs(|| 0, Some(slow.epoch), &mut out);
+        reporter.handle(&slow, &mut out);
+        reporter.settle_epochs(|| 0, None, &mut out);
+        assert_eq!(reporter.epoch.number, MAX_OPEN_EPOCHS as u64 + 2);
+        assert_eq!(reporter.epoch.late, 0);
+        let text = String::from_utf8(out).unwrap();
+        let closed: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("SUMMARY") && l.contains("(reloaded)"))
+            .collect();
+        assert_eq!(closed.len(), 1, "{text}");
+        assert!(
+            closed[0].starts_with("SUMMARY epoch 0 (reloaded): 2 exchanges, 0 not compared;"),
+            "{text}"
+        );
     }
 
     /// Two reloads while the reporting thread is behind: the mark taken at the first (the
