@@ -151,7 +151,9 @@ fn a_client_that_fails_the_handshake_does_not_disturb_the_next_one() {
     // An SSLv2-style hello (older Java and OpenSSL clients: its first byte is 0x80) is a TLS
     // client's: it gets TLS's alert, not the plain answer telling it to use TLS.
     let mut old_hello = trident.client();
-    old_hello.send(&[0x80, 0x2e, 0x01, 0x03, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x10]);
+    old_hello.send(&[
+        0x80, 0x2e, 0x01, 0x03, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x10,
+    ]);
     let answer = old_hello.read_until_closed().unwrap_or_default();
     assert!(
         !answer.starts_with(b"HTTP/") && answer.first() == Some(&0x15),

@@ -928,8 +928,9 @@ fn by_decoded_hash(
 /// such as `x) differs: y` cannot make a console line or a summary read otherwise. Header
 /// names are tokens, and never hold one.
 pub fn listed_name(name: &str) -> std::borrow::Cow<'_, str> {
-    let special = |c: char| matches!(c, ',' | ';' | '(' | ')' | '"' | '\\');
-    if !name.contains(special) {
+    // Bytes, not chars: every special one is ASCII, and this runs for every exchange.
+    let special = |b: &u8| matches!(b, b',' | b';' | b'(' | b')' | b'"' | b'\\');
+    if !name.as_bytes().iter().any(special) {
         return name.into();
     }
     let mut quoted = String::with_capacity(name.len() + 4);
