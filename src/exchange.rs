@@ -293,6 +293,8 @@ pub struct Exchange {
     /// The client was let go of with its upload unfinished (the primary failed): the legs
     /// still waiting on the rest fail with this, once the events of the turn are handled.
     pub upload_cut: Option<(Instant, LegError)>,
+    /// Counted in `Core::orphans`: its client left while the primary leg still ran.
+    pub orphan: bool,
     /// In `Core::again`, to be driven next turn (so it is put there once).
     pub queued_again: bool,
     /// Response body bytes its legs keep for the comparison, counted in `Core::captured`.
@@ -464,6 +466,7 @@ impl Core {
             stall_spent: Duration::ZERO,
             stall_deadline: None,
             upload_cut: None,
+            orphan: false,
             queued_again: false,
             captured: 0,
         };
@@ -1164,6 +1167,9 @@ impl Core {
             return;
         };
         self.inflight.release(role, leg.generation);
+        if role == Role::Primary && std::mem::take(&mut ex.orphan) {
+            self.orphans -= 1;
+        }
         leg.outcome = Some(LegOutcome::Response {
             status,
             reason,
@@ -1294,6 +1300,9 @@ impl Core {
         let leg = &mut ex.legs[role.index()];
         leg.outcome = Some(LegOutcome::Failed { error, elapsed });
         self.inflight.release(role, leg.generation);
+        if role == Role::Primary && std::mem::take(&mut ex.orphan) {
+            self.orphans -= 1;
+        }
         if role == Role::Primary {
             self.respond_to_client_with_error(key, status, &text);
             let let_go_mid_upload =
@@ -1370,6 +1379,10 @@ impl Core {
                 if ex.response != ClientResponse::Done {
                     ex.response = ClientResponse::Abandoned;
                 }
+                if !ex.legs[Role::Primary.index()].is_finished() && !ex.orphan {
+                    ex.orphan = true;
+                    self.orphans += 1;
+                }
                 ex.request.is_done()
             }
             None => return,
@@ -1430,6 +1443,9 @@ impl Core {
             return;
         }
         let mut ex = self.exchanges.remove(key);
+        if ex.orphan {
+            self.orphans -= 1;
+        }
         self.captured -= ex.captured;
         for leg in &mut ex.legs {
             self.scratch.give(std::mem::take(&mut leg.head));

@@ -283,6 +283,11 @@ pub(crate) struct Core {
     /// Exchanges (key, id) that stopped moving to give others a turn: driven again next turn.
     pub(crate) again: Vec<(usize, u64)>,
     clients: usize,
+    /// Exchanges whose client went away while their primary leg still runs (read to its end
+    /// for the comparison): each holds the descriptor its client's budget had for it, so it
+    /// counts against `--max-clients` until that leg ends. Uncounted, clients that left
+    /// mid-answer made room for new ones whose legs then found no descriptor (502s).
+    pub(crate) orphans: usize,
 }
 
 impl Core {
@@ -747,6 +752,7 @@ impl Proxy {
             closing: Vec::new(),
             again: Vec::new(),
             clients: 0,
+            orphans: 0,
         };
         Ok(Proxy {
             poll,
@@ -986,7 +992,7 @@ impl Proxy {
             }
             self.core.reap_closed();
             if accepting == Accepting::Full
-                && self.core.clients < self.core.settings.max_clients
+                && self.core.clients + self.core.orphans < self.core.settings.max_clients
                 && !self.core.draining
             {
                 // Connections waiting in the backlog sent no new readiness: accept them now.
@@ -1069,7 +1075,7 @@ impl Proxy {
     /// Accepts until `WouldBlock`, `--max-clients` or an error; says what comes next.
     fn accept(&mut self, was: Accepting) -> Accepting {
         loop {
-            if self.core.clients >= self.core.settings.max_clients {
+            if self.core.clients + self.core.orphans >= self.core.settings.max_clients {
                 let quiet = self
                     .full_logged
                     .is_some_and(|at| at.elapsed() < FULL_LOG_INTERVAL);

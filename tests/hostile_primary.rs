@@ -959,6 +959,57 @@ fn an_idle_pooled_primary_connection_closed_by_the_upstream_is_not_used_for_a_po
     s.finish();
 }
 
+/// A client that leaves while its primary still answers leaves that leg running (read to
+/// its end for the comparison), and the leg holds the descriptor the client's budget had for
+/// it: the client counts against `--max-clients` until the leg ends. Counted out at once, a
+/// client that left mid-answer made room for new clients whose legs found no descriptor
+/// under a tight open-file limit (502s: hunt 49).
+#[test]
+fn a_client_gone_mid_answer_counts_against_max_clients_until_its_primary_ends() {
+    let primary = Hostile::with_plan(|a| {
+        if a.target == "/slow" {
+            Behaviour::EndlessChunked
+        } else {
+            Behaviour::Healthy
+        }
+    });
+    let stage = Stage::start(
+        [
+            Player::Hostile(primary),
+            Player::Healthy(Upstream::named("secondary")),
+            Player::Healthy(Upstream::named("candidate")),
+        ],
+        ["timeout=1500", "", ""],
+        &["--max-clients", "1"],
+    );
+    // It reads the head and leaves: the next body bytes find it gone.
+    let mut gone = stage.client();
+    gone.send(&get("/slow"));
+    gone.head().expect("the endless answer's head");
+    drop(gone);
+    let started = Instant::now();
+    let mut next = stage.client();
+    next.set_read_timeout(Duration::from_secs(5));
+    let got = next.exchange(&get("/next"));
+    assert_eq!(got.status, 200);
+    // The slow leg's deadline is 1.5 s from its start.
+    assert!(
+        started.elapsed() > Duration::from_millis(1000),
+        "answered after {:?}, while the gone client's primary leg still held its descriptor",
+        started.elapsed()
+    );
+    let slow = stage.trident.wait_blocks(2, WAIT);
+    let slow = slow
+        .iter()
+        .find(|b| b.target == "/slow")
+        .expect("the slow block");
+    assert!(
+        slow.primary().error().starts_with("timeout"),
+        "{}",
+        slow.text
+    );
+}
+
 /// A primary streaming an endless body as fast as it can, to a client that reads as fast as
 /// it can, does not hold up other clients, and its deadline still ends it.
 #[test]
