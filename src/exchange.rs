@@ -38,6 +38,9 @@ const RETRY_BODY_KEPT: usize = 64 * 1024;
 /// How long shadows still waiting on an upload the client will not finish (the primary
 /// failed, and the client was answered and let go of) are given to fail on their own.
 const UPLOAD_CUT_GRACE: Duration = Duration::from_millis(200);
+
+/// At most this often is running out of descriptors for upstream connections logged.
+const DESCRIPTORS_LOG_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a shadow leg may hold the primary back (the shared buffer full, the primary
 /// waiting for it) without writing a byte before it is cut.
 pub const SHADOW_STALL_GRACE: Duration = Duration::from_millis(100);
@@ -628,7 +631,22 @@ impl Core {
     /// Opens a non-blocking connection to `pool_key`'s address for leg `role` of exchange
     /// `key`.
     fn connect(&mut self, pool_key: PoolKey, key: usize, role: Role) -> io::Result<usize> {
-        let stream = TcpStream::connect(pool_key.addr)?;
+        let stream = TcpStream::connect(pool_key.addr).inspect_err(|e| {
+            // EMFILE, ENFILE: the process (or the system) has no descriptor left. The legs
+            // say so on their lines; the log says it once a minute, as for accept.
+            if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                let quiet = self
+                    .descriptors_logged
+                    .is_some_and(|at| at.elapsed() < DESCRIPTORS_LOG_INTERVAL);
+                if !quiet {
+                    self.descriptors_logged = Some(Instant::now());
+                    warn!(
+                        "no descriptor left to connect to an upstream ({e}): legs fail until some \
+                         close (said at most once a minute; see --max-clients)"
+                    );
+                }
+            }
+        })?;
         // Heads and bodies go out as separate writes; Nagle would hold the second one.
         stream.set_nodelay(true)?;
         let stream = self.upstream_transport(stream, key, role)?;

@@ -288,6 +288,8 @@ pub(crate) struct Core {
     /// counts against `--max-clients` until that leg ends. Uncounted, clients that left
     /// mid-answer made room for new ones whose legs then found no descriptor (502s).
     pub(crate) orphans: usize,
+    /// When running out of descriptors for an upstream connection was last logged.
+    pub(crate) descriptors_logged: Option<Instant>,
 }
 
 impl Core {
@@ -753,6 +755,7 @@ impl Proxy {
             again: Vec::new(),
             clients: 0,
             orphans: 0,
+            descriptors_logged: None,
         };
         Ok(Proxy {
             poll,
