@@ -796,8 +796,9 @@ fn parse_target(role: Role, rest: &str, resolve: Resolver) -> Result<Target, Str
                 }
             })?,
             "host" => set_once(&mut options.host, key, || match value {
-                "keep" => Ok(HostField::Keep),
-                "target" => Ok(HostField::Target),
+                // In any case, as host names are: `host=Keep` sent `Host: Keep`.
+                keep if keep.eq_ignore_ascii_case("keep") => Ok(HostField::Keep),
+                target if target.eq_ignore_ascii_case("target") => Ok(HostField::Target),
                 // What trident takes in a client's Host, it sends: an upstream would refuse
                 // the rest (`http://h`, `user@h`, `h/v1`) on every request of the leg.
                 literal if crate::http::is_valid_authority(literal.as_bytes()) => {
@@ -1165,8 +1166,9 @@ mod tests {
             ),
             (
                 // Comments, blank lines, any spacing around `=`, trailing slash, default port,
-                // IPv6, per-leg options, CRLF line ends, roles in any order.
-                "# the three\r\n\r\n  candidate=http://[::1]:9003/  timeout=1500 connect_timeout=200 max_inflight=8 host=target # new\r\n\
+                // IPv6, per-leg options (a keyword in any case), CRLF line ends, roles in any
+                // order.
+                "# the three\r\n\r\n  candidate=http://[::1]:9003/  timeout=1500 connect_timeout=200 max_inflight=8 host=Target # new\r\n\
                  \tsecondary =http://127.0.0.1/\r\n\
                  primary= http://127.0.0.1:9001 # stable\r\n   # done\r\n"
                     .to_string(),

@@ -64,9 +64,10 @@ impl fmt::Display for TlsFailure {
         f.write_str("certificate refused: ")?;
         match problem {
             E::UnknownIssuer => write!(f, "not issued by a trusted CA ({TRUST})"),
-            E::NotValidForName | E::NotValidForNameContext { .. } => {
-                f.write_str("not valid for the target's host name")
-            }
+            E::NotValidForName | E::NotValidForNameContext { .. } => f.write_str(
+                "not valid for the target's host name (its subjectAltName must name it: \
+                     the common name is not read; openssl -addext subjectAltName=DNS:HOST)",
+            ),
             E::Expired | E::ExpiredContext { .. } => f.write_str("expired"),
             E::NotValidYet | E::NotValidYetContext { .. } => f.write_str("not valid yet"),
             E::Revoked => f.write_str("revoked"),

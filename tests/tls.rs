@@ -282,7 +282,9 @@ fn a_self_signed_certificate_listed_in_ca_file_is_trusted_for_its_names() {
         let block = &trident.wait_blocks(1, WAIT)[0];
         assert_eq!(
             assert_certificate_refused(block.secondary()),
-            "tls: certificate refused: not valid for the target's host name"
+            "tls: certificate refused: not valid for the target's host name (its \
+             subjectAltName must name it: the common name is not read; openssl -addext \
+             subjectAltName=DNS:HOST)"
         );
         assert_eq!(
             assert_certificate_refused(block.candidate()),
