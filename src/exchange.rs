@@ -298,6 +298,8 @@ pub struct Exchange {
     pub upload_cut: Option<(Instant, LegError)>,
     /// Counted in `Core::orphans`: its client left while the primary leg still ran.
     pub orphan: bool,
+    /// The client went away before its whole answer was out (`ExchangeRecord::client_left`).
+    pub client_left: bool,
     /// In `Core::again`, to be driven next turn (so it is put there once).
     pub queued_again: bool,
     /// Response body bytes its legs keep for the comparison, counted in `Core::captured`.
@@ -350,6 +352,7 @@ impl Exchange {
             epoch: self.epoch,
             legs: [p, s, c],
             upstreams,
+            client_left: self.client_left,
         }
     }
 }
@@ -470,6 +473,7 @@ impl Core {
             stall_deadline: None,
             upload_cut: None,
             orphan: false,
+            client_left: false,
             queued_again: false,
             captured: 0,
         };
@@ -1396,6 +1400,7 @@ impl Core {
                 ex.client = None;
                 if ex.response != ClientResponse::Done {
                     ex.response = ClientResponse::Abandoned;
+                    ex.client_left = true;
                 }
                 if !ex.legs[Role::Primary.index()].is_finished() && !ex.orphan {
                     ex.orphan = true;

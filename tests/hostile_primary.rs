@@ -963,7 +963,8 @@ fn an_idle_pooled_primary_connection_closed_by_the_upstream_is_not_used_for_a_po
 /// its end for the comparison), and the leg holds the descriptor the client's budget had for
 /// it: the client counts against `--max-clients` until the leg ends. Counted out at once, a
 /// client that left mid-answer made room for new clients whose legs found no descriptor
-/// under a tight open-file limit (502s: hunt 49).
+/// under a tight open-file limit (502s: hunt 49). Its block says it left (`client left`): the
+/// primary's line says what the primary sent, not what the client got (hunts 43, 48).
 #[test]
 fn a_client_gone_mid_answer_counts_against_max_clients_until_its_primary_ends() {
     let primary = Hostile::with_plan(|a| {
@@ -998,16 +999,17 @@ fn a_client_gone_mid_answer_counts_against_max_clients_until_its_primary_ends() 
         "answered after {:?}, while the gone client's primary leg still held its descriptor",
         started.elapsed()
     );
-    let slow = stage.trident.wait_blocks(2, WAIT);
-    let slow = slow
-        .iter()
-        .find(|b| b.target == "/slow")
-        .expect("the slow block");
+    let blocks = stage.trident.wait_blocks(2, WAIT);
+    let block = |target: &str| blocks.iter().find(|b| b.target == target).expect(target);
+    let slow = block("/slow");
     assert!(
         slow.primary().error().starts_with("timeout"),
         "{}",
         slow.text
     );
+    // Its block says the client left before its answer was out; the next one's does not.
+    assert!(slow.client_left, "{}", slow.text);
+    assert!(!block("/next").client_left, "{}", block("/next").text);
 }
 
 /// A primary streaming an endless body as fast as it can, to a client that reads as fast as

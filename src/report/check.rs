@@ -67,6 +67,7 @@ pub fn check_report(data: &[u8]) {
         request_body_bytes: 0,
         epoch: 0,
         // Known for some legs and not others, as after a skip.
+        client_left: false,
         upstreams: [Some(SocketAddr::from(([127, 0, 0, 1], 9001))), None, None],
         legs,
     };

@@ -1129,6 +1129,7 @@ mod tests {
             host: None,
             request_body_bytes: 0,
             epoch: 0,
+            client_left: false,
             upstreams: [None; 3],
             legs,
         }

@@ -58,7 +58,11 @@ fn write_lines(
     out.extend_from_slice(listed_name(record.host.as_deref().unwrap_or("-")).as_bytes());
     out.extend_from_slice(b", body=");
     push_decimal(out, record.request_body_bytes);
-    out.extend_from_slice(b"B)\n");
+    out.extend_from_slice(if record.client_left {
+        b"B, client left)\n"
+    } else {
+        b"B)\n"
+    });
     for role in Role::ALL {
         out.extend_from_slice(b"RESPONSE ");
         push_decimal(out, id);
@@ -199,6 +203,7 @@ mod tests {
             host: host.map(str::to_string),
             request_body_bytes: 0,
             epoch: 0,
+            client_left: false,
             upstreams: [None; 3],
             legs,
         }

@@ -34,6 +34,7 @@ pub fn write_exchange(
             "version": record.version.as_str(),
             "host": record.host,
             "body_bytes": record.request_body_bytes,
+            "client_left": record.client_left,
         }),
     );
     for role in Role::ALL {
@@ -173,6 +174,7 @@ mod tests {
             host: Some("h".into()),
             request_body_bytes: 0,
             epoch: 2,
+            client_left: false,
             upstreams: [
                 Some("127.0.0.1:9001".parse().unwrap()),
                 None,

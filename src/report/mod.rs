@@ -160,6 +160,9 @@ pub struct ExchangeRecord {
     /// The address each leg's connection went to (the last one tried, for a leg whose
     /// connects failed); `None` for a leg that never had one (skipped).
     pub upstreams: [Option<SocketAddr>; 3],
+    /// The client went away (closed, or was dropped for not reading) before its whole
+    /// answer was out: the primary's line says what the primary sent, not what it got.
+    pub client_left: bool,
 }
 
 impl ExchangeRecord {
@@ -1490,6 +1493,7 @@ mod tests {
             host: None,
             request_body_bytes: 0,
             epoch: 0,
+            client_left: false,
             upstreams: [None; 3],
             legs: [
                 ok_leg("ok"),
@@ -1519,6 +1523,7 @@ mod tests {
             host: None,
             request_body_bytes: 0,
             epoch,
+            client_left: false,
             upstreams: [None; 3],
             legs: bodies.map(leg),
         }

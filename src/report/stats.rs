@@ -1076,6 +1076,7 @@ mod tests {
             host: None,
             request_body_bytes: 0,
             epoch: 0,
+            client_left: false,
             upstreams: [None; 3],
             legs,
         }

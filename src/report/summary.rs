@@ -925,6 +925,7 @@ mod tests {
                 host: None,
                 request_body_bytes: 0,
                 epoch: epoch.number,
+                client_left: false,
                 upstreams: [None; 3],
                 legs: legs(i),
             };

@@ -14,6 +14,8 @@ pub struct Block {
     pub host: String,
     /// The request's `body=` size in bytes.
     pub body: u64,
+    /// `client left`: the client went away before its whole answer was out.
+    pub client_left: bool,
     /// primary, secondary, candidate, in that order.
     pub legs: [Leg; 3],
     /// The four lines as printed.
@@ -140,7 +142,7 @@ pub fn parse_blocks(out: &str) -> Result<Vec<Block>, String> {
 }
 
 fn parse_block(lines: &[&str]) -> Result<Block, String> {
-    let (id, method, target, version, host, body) = parse_request_line(lines[0])?;
+    let (id, method, target, version, host, body, client_left) = parse_request_line(lines[0])?;
     let mut legs = Vec::new();
     for (k, role) in ROLES.iter().enumerate() {
         let (leg_id, leg) = parse_response_line(lines[k + 1], role)?;
@@ -160,12 +162,13 @@ fn parse_block(lines: &[&str]) -> Result<Block, String> {
         version,
         host,
         body,
+        client_left,
         legs,
         text: lines.join("\n"),
     })
 }
 
-type RequestLine = (u64, String, String, String, String, u64);
+type RequestLine = (u64, String, String, String, String, u64, bool);
 
 /// `REQUEST 1 => GET /hello HTTP/1.1 (host=localhost:8080, body=0B)`
 fn parse_request_line(line: &str) -> Result<RequestLine, String> {
@@ -187,7 +190,12 @@ fn parse_request_line(line: &str) -> Result<RequestLine, String> {
     }
     let mut host = None;
     let mut body = None;
+    let mut client_left = false;
     for attr in attrs.split(", ") {
+        if attr == "client left" {
+            client_left = true;
+            continue;
+        }
         match attr.split_once('=') {
             Some(("host", v)) => host = Some(v.to_string()),
             Some(("body", v)) => body = Some(parse_size(v).ok_or_else(|| bad("body="))?),
@@ -201,6 +209,7 @@ fn parse_request_line(line: &str) -> Result<RequestLine, String> {
         version,
         host.ok_or_else(|| bad("no host="))?,
         body.ok_or_else(|| bad("no body="))?,
+        client_left,
     ))
 }
 
