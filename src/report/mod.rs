@@ -465,7 +465,10 @@ impl ReportSender {
     pub fn offer(&self, record: ExchangeRecord) -> bool {
         let size = record.captured_bytes();
         let queued = self.backlog.queued_bytes.load(Ordering::Relaxed);
-        if queued + size > BACKLOG_BYTES {
+        // One record alone always goes: its bodies are held already (the reactors' capture
+        // budget, as large as this, bounds them), and the bound is on what waits. Refused,
+        // three 23 MB bodies were never compared, with the reporting thread idle.
+        if queued > 0 && queued + size > BACKLOG_BYTES {
             self.backlog.count_not_compared(record.epoch, 1);
             return false;
         }
@@ -865,15 +868,19 @@ impl<'a> Reporter<'a> {
         }
     }
 
-    /// The epoch the newest reload began, empty, if no record of it came yet: the current
-    /// candidate's, whose summary so far (SIGUSR1, the report file) comes last and gives the
-    /// verdict, UNDECIDED while it has answered nothing. (An older candidate's verdict stood in
-    /// for it.) It is not opened: an epoch with nothing in it must not count towards
-    /// `MAX_OPEN_EPOCHS`, where a few reloads with no traffic closed a real epoch early.
-    fn announced_so_far(&self) -> Option<stats::Epoch> {
+    /// The epochs reloads began that no record of has come to yet, empty: the newest (the
+    /// current candidate's, whose summary so far comes last and gives the verdict, UNDECIDED
+    /// while it has answered nothing; an older candidate's verdict stood in for it), and any
+    /// whose exchanges were all dropped so far (their not-compared count is theirs). They are
+    /// not opened: an epoch with nothing in it must not count towards `MAX_OPEN_EPOCHS`,
+    /// where a few reloads with no traffic closed a real epoch early.
+    fn unopened(&self) -> Vec<stats::Epoch> {
         let announced = self.backlog.announced_epoch.load(Ordering::SeqCst);
-        let newest = self.newer.back().map_or(self.epoch.number, |e| e.number);
-        (announced > newest).then(|| stats::Epoch::new(announced, self.settings.max_endpoints))
+        let open = |n: u64| n == self.epoch.number || self.newer.iter().any(|e| e.number == n);
+        (self.epoch.number + 1..=announced)
+            .filter(|&n| !open(n) && (n == announced || self.backlog.not_compared_of(n) > 0))
+            .map(|n| stats::Epoch::new(n, self.settings.max_endpoints))
+            .collect()
     }
 
     /// The open epoch numbered `number`: the current one or one of `newer`.
@@ -1009,10 +1016,10 @@ impl<'a> Reporter<'a> {
     /// last: its VERDICT line is the current candidate's. The report file holds them all.
     /// A summary so far takes nothing from the backlog: the epochs go on.
     fn summarize_so_far(&mut self, out: &mut dyn Console) {
-        let announced = self.announced_so_far();
+        let unopened = self.unopened();
         let current = self.backlog.not_compared_through(self.epoch.number);
         let mut epochs = vec![(&self.epoch, current)];
-        epochs.extend(self.counting(&announced));
+        epochs.extend(self.counting(&unopened));
         let rendered = self.render(summary::Trigger::Signal, &epochs, &[]);
         self.publish(rendered, out);
     }
@@ -1028,20 +1035,23 @@ impl<'a> Reporter<'a> {
     ) -> (Value, bool, Verdict) {
         // The newer epochs that count meanwhile are in the report file too, so far: it does
         // not lose them until the next SIGUSR1.
-        let announced = self.announced_so_far();
-        let counting = self.counting(&announced);
+        let unopened = self.unopened();
+        let counting = self.counting(&unopened);
         let rendered = self.render(trigger, &[(&self.epoch, not_compared)], &counting);
         self.publish(rendered, out)
     }
 
-    /// The newer epochs counting beside the current one, then the one a reload `announced`
-    /// (`announced_so_far`), each with the backlog's count of it not taken yet.
-    fn counting<'s>(&'s self, announced: &'s Option<stats::Epoch>) -> Vec<(&'s stats::Epoch, u64)> {
-        self.newer
+    /// The newer epochs counting beside the current one, with the `unopened` ones, oldest
+    /// first, each with the backlog's count of it not taken yet.
+    fn counting<'s>(&'s self, unopened: &'s [stats::Epoch]) -> Vec<(&'s stats::Epoch, u64)> {
+        let mut epochs: Vec<_> = self
+            .newer
             .iter()
-            .chain(announced)
+            .chain(unopened)
             .map(|e| (e, self.backlog.not_compared_of(e.number)))
-            .collect()
+            .collect();
+        epochs.sort_by_key(|(e, _)| e.number);
+        epochs
     }
 
     /// The summaries of `epochs` (each with the backlog's count of it not taken yet), oldest
@@ -1468,6 +1478,8 @@ mod tests {
         assert_ne!(of(b"\0"), of(b"\0\0"));
     }
 
+    /// Past the byte backlog a record is dropped and counted; but one alone is always taken
+    /// (three 23 MB bodies were never compared, with nothing else waiting: hunt 50).
     #[test]
     fn offer_drops_and_counts_when_the_byte_backlog_is_full() {
         let (sender, receiver) = channel();
@@ -1475,9 +1487,13 @@ mod tests {
         if let LegOutcome::Response { body, .. } = &mut big.legs[0] {
             body.bytes = vec![0; BACKLOG_BYTES + 1];
         }
-        assert!(!sender.offer(big));
-        assert_eq!(receiver.backlog().not_compared(), 1);
         assert!(sender.offer(record(2)));
+        assert!(!sender.offer(big.clone()));
+        assert_eq!(receiver.backlog().not_compared(), 1);
+        let (sender, receiver) = channel();
+        assert!(sender.offer(big));
+        assert!(!sender.offer(record(3)));
+        assert_eq!(receiver.backlog().not_compared(), 1);
     }
 
     fn ok_leg(body: &str) -> LegOutcome {
@@ -1898,6 +1914,41 @@ mod tests {
         reporter.settle_epochs(|| 0, None, &mut out);
         assert_eq!((reporter.epoch.number, reporter.newer.len()), (1, 0));
         let _ = std::fs::remove_file(&path);
+    }
+
+    /// SIGUSR1 with an epoch between the current and the newest whose every exchange so far
+    /// was dropped: its summary so far is there, with its drops, in epoch order (it was left
+    /// out until it closed: hunt 50).
+    #[test]
+    fn a_summary_so_far_has_an_epoch_whose_exchanges_were_all_dropped() {
+        let (sender, receiver) = channel();
+        let settings = Settings::default();
+        let mut reporter = Reporter::new(&settings, Arc::clone(receiver.backlog()));
+        let mut out = Vec::new();
+        reporter.handle(&json_record(1, 0, "/a", ["{}", "{}", "{}"]), &mut out);
+        sender.announce_epoch(1, 1);
+        sender.not_compared(1, 1);
+        sender.announce_epoch(2, 0);
+        let newest = json_record(3, 2, "/a", ["{}", "{}", "{}"]);
+        reporter.settle_epochs(|| 0, Some(newest.epoch), &mut out);
+        reporter.handle(&newest, &mut out);
+        out.clear();
+        reporter.summarize_so_far(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        let summaries: Vec<&str> = text.lines().filter(|l| l.starts_with("SUMMARY")).collect();
+        assert_eq!(summaries.len(), 3, "{text}");
+        assert!(
+            summaries[0].starts_with("SUMMARY epoch 0 (SIGUSR1): 1 exchange,"),
+            "{text}"
+        );
+        assert!(
+            summaries[1].starts_with("SUMMARY epoch 1 (SIGUSR1): 0 exchanges, 1 not compared"),
+            "{text}"
+        );
+        assert!(
+            summaries[2].starts_with("SUMMARY epoch 2 (SIGUSR1): 1 exchange,"),
+            "{text}"
+        );
     }
 
     /// Reloads with no traffic while an old exchange is in flight: the empty epochs they
