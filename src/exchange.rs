@@ -1466,9 +1466,12 @@ impl Core {
             return;
         }
         let mut ex = self.exchanges.remove(key);
-        if ex.orphan {
-            self.orphans -= 1;
-        }
+        // Its primary leg ended first, and was counted out then (`complete_leg`, `fail_leg`).
+        debug_assert!(
+            !ex.orphan,
+            "exchange {} freed while counted as an orphan",
+            ex.id
+        );
         self.captured -= ex.captured;
         for leg in &mut ex.legs {
             self.scratch.give(std::mem::take(&mut leg.head));

@@ -967,13 +967,7 @@ fn an_idle_pooled_primary_connection_closed_by_the_upstream_is_not_used_for_a_po
 /// primary's line says what the primary sent, not what the client got (hunts 43, 48).
 #[test]
 fn a_client_gone_mid_answer_counts_against_max_clients_until_its_primary_ends() {
-    let primary = Hostile::with_plan(|a| {
-        if a.target == "/slow" {
-            Behaviour::EndlessChunked
-        } else {
-            Behaviour::Healthy
-        }
-    });
+    let primary = Hostile::for_target("/slow", Behaviour::EndlessChunked);
     let stage = Stage::start(
         [
             Player::Hostile(primary),
@@ -1016,13 +1010,7 @@ fn a_client_gone_mid_answer_counts_against_max_clients_until_its_primary_ends() 
 /// it can, does not hold up other clients, and its deadline still ends it.
 #[test]
 fn a_flooding_primary_does_not_stall_other_clients() {
-    let primary = Hostile::with_plan(|a| {
-        if a.target == "/flood" {
-            Behaviour::EndlessFlood
-        } else {
-            Behaviour::Healthy
-        }
-    });
+    let primary = Hostile::for_target("/flood", Behaviour::EndlessFlood);
     let mut s = scene(Player::Hostile(primary), "timeout=1000");
     let mut flooded = s.stage.client();
     flooded.set_read_timeout(Duration::from_secs(3));

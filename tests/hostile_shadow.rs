@@ -775,13 +775,7 @@ fn a_flooding_candidate_does_not_stall_other_clients() {
     let stage = Stage::start(
         players_with(
             CANDIDATE,
-            Player::Hostile(Hostile::with_plan(|a| {
-                if a.target == "/flood" {
-                    Behaviour::EndlessFlood
-                } else {
-                    Behaviour::Healthy
-                }
-            })),
+            Player::Hostile(Hostile::for_target("/flood", Behaviour::EndlessFlood)),
         ),
         options_for(CANDIDATE, BAD_LEG),
         &[],

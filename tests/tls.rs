@@ -148,6 +148,12 @@ fn a_client_that_fails_the_handshake_does_not_disturb_the_next_one() {
         answer.ends_with("\r\n\r\ntrident: this port speaks TLS: send the request with https://\n"),
         "{answer:?}"
     );
+    // Framed by its Content-Length, which the constant states by hand.
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
+    assert!(
+        head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())),
+        "{answer:?}"
+    );
     // An SSLv2-style hello (older Java and OpenSSL clients: its first byte is 0x80) is a TLS
     // client's: it gets TLS's alert, not the plain answer telling it to use TLS.
     let mut old_hello = trident.client();

@@ -1523,6 +1523,11 @@ mod tests {
     }
 
     /// An exchange on `target` in `epoch` whose JSON bodies are `bodies`.
+    /// The `SUMMARY` lines of console text.
+    fn summary_lines(text: &str) -> Vec<&str> {
+        text.lines().filter(|l| l.starts_with("SUMMARY")).collect()
+    }
+
     fn json_record(id: u64, epoch: u64, target: &str, bodies: [&str; 3]) -> ExchangeRecord {
         let leg = |body: &str| {
             let mut leg = ok_leg(body);
@@ -1830,7 +1835,7 @@ mod tests {
         out.clear();
         reporter.summarize_so_far(&mut out);
         let text = String::from_utf8(std::mem::take(&mut out)).unwrap();
-        let summaries: Vec<&str> = text.lines().filter(|l| l.starts_with("SUMMARY")).collect();
+        let summaries = summary_lines(&text);
         assert_eq!(summaries.len(), 2, "{text}");
         assert!(summaries[0].starts_with("SUMMARY epoch 0 (SIGUSR1): 70 exchanges"));
         assert!(summaries[1].starts_with("SUMMARY epoch 1 (SIGUSR1): 70 exchanges"));
@@ -1895,7 +1900,7 @@ mod tests {
         out.clear();
         reporter.summarize_so_far(&mut out);
         let text = String::from_utf8(std::mem::take(&mut out)).unwrap();
-        let summaries: Vec<&str> = text.lines().filter(|l| l.starts_with("SUMMARY")).collect();
+        let summaries = summary_lines(&text);
         assert_eq!(summaries.len(), 2, "{text}");
         assert!(
             summaries[1].starts_with("SUMMARY epoch 1 (SIGUSR1): 0 exchanges"),
@@ -1935,7 +1940,7 @@ mod tests {
         out.clear();
         reporter.summarize_so_far(&mut out);
         let text = String::from_utf8(out).unwrap();
-        let summaries: Vec<&str> = text.lines().filter(|l| l.starts_with("SUMMARY")).collect();
+        let summaries = summary_lines(&text);
         assert_eq!(summaries.len(), 3, "{text}");
         assert!(
             summaries[0].starts_with("SUMMARY epoch 0 (SIGUSR1): 1 exchange,"),
@@ -1976,9 +1981,9 @@ mod tests {
         assert_eq!(reporter.epoch.number, MAX_OPEN_EPOCHS as u64 + 2);
         assert_eq!(reporter.epoch.late, 0);
         let text = String::from_utf8(out).unwrap();
-        let closed: Vec<&str> = text
-            .lines()
-            .filter(|l| l.starts_with("SUMMARY") && l.contains("(reloaded)"))
+        let closed: Vec<&str> = summary_lines(&text)
+            .into_iter()
+            .filter(|l| l.contains("(reloaded)"))
             .collect();
         assert_eq!(closed.len(), 1, "{text}");
         assert!(
@@ -2016,7 +2021,7 @@ mod tests {
         reporter.settle_epochs(|| 0, None, &mut out);
         assert_eq!(reporter.epoch.number, 2);
         let text = String::from_utf8(out).unwrap();
-        let summaries: Vec<&str> = text.lines().filter(|l| l.starts_with("SUMMARY")).collect();
+        let summaries = summary_lines(&text);
         assert_eq!(summaries.len(), 2, "{text}");
         assert!(
             summaries[0].starts_with("SUMMARY epoch 0 (reloaded): 3 exchanges, 0 not compared;"),
@@ -2052,7 +2057,7 @@ mod tests {
         assert_eq!(reporter.epoch.number, MAX_OPEN_EPOCHS as u64 + 1);
         assert!(reporter.newer.is_empty());
         let text = String::from_utf8(out).unwrap();
-        let summaries: Vec<&str> = text.lines().filter(|l| l.starts_with("SUMMARY")).collect();
+        let summaries = summary_lines(&text);
         assert_eq!(summaries.len(), MAX_OPEN_EPOCHS, "{text}");
         // Epoch 0 counted nothing, so it has no summary; its straggler came once epoch 1
         // was closed too, and is epoch 2's.

@@ -269,6 +269,17 @@ impl Hostile {
         Hostile::with_plan(move |_| behaviour)
     }
 
+    /// Requests for `target` get `behaviour`, every other one `Healthy`.
+    pub fn for_target(target: &'static str, behaviour: Behaviour) -> Hostile {
+        Hostile::with_plan(move |a| {
+            if a.target == target {
+                behaviour
+            } else {
+                Behaviour::Healthy
+            }
+        })
+    }
+
     /// Each request gets whatever `plan` says for its arrival.
     pub fn with_plan<F>(plan: F) -> Hostile
     where
