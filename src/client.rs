@@ -62,6 +62,10 @@ pub struct Client {
     /// An event reported the peer's close (or an error): read until EOF, whatever the
     /// size of the reads.
     pub hup: bool,
+    /// An event reported a reset (or both directions closed): the client is gone, even if
+    /// trident has nothing to write to it yet. A half-close (`eof`) is not this: a client
+    /// may shut its sending side and still wait for its answer.
+    pub reset: bool,
     /// Request bytes read and not yet framed.
     pub input: Buffer,
     /// How much of `input` was already searched for the end of a head: a client trickling
@@ -99,6 +103,7 @@ impl Client {
             writable: false,
             eof: false,
             hup: false,
+            reset: false,
             input: Buffer::new(),
             head_scanned: 0,
             out: Vec::new(),
@@ -289,6 +294,13 @@ impl Core {
                     return;
                 }
                 ClientPhase::Busy { exchange } => {
+                    if client.reset {
+                        // Found gone now, not at the next write: its exchange's block says
+                        // the client left, and its primary leg is read as an orphan's.
+                        debug!("client {}: reset while awaiting its answer", client.peer);
+                        self.client_gone(key);
+                        return;
+                    }
                     self.drive_exchange(exchange);
                     if !self.detach_if_done(key, exchange) {
                         return;

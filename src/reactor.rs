@@ -194,7 +194,11 @@ pub enum Conn {
 impl Conn {
     fn readiness(&mut self, event: &Event) {
         let (readable, writable, hup) = match self {
-            Conn::Client(c) => (&mut c.readable, &mut c.writable, &mut c.hup),
+            Conn::Client(c) => {
+                // EPOLLERR or EPOLLHUP while trident still sends: the client reset.
+                c.reset |= event.is_error() || event.is_write_closed();
+                (&mut c.readable, &mut c.writable, &mut c.hup)
+            }
             Conn::Upstream(u) => (&mut u.readable, &mut u.writable, &mut u.hup),
         };
         if event.is_read_closed() || event.is_error() {

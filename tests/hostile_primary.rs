@@ -1006,6 +1006,30 @@ fn a_client_gone_mid_answer_counts_against_max_clients_until_its_primary_ends() 
     assert!(!block("/next").client_left, "{}", block("/next").text);
 }
 
+/// A client that resets while its answer is still awaited is found gone at once, from the
+/// reset's event, not when trident next writes to it: its block says it left. Found at the
+/// write, its answer was already queued and its record already gone out (hunt 51).
+#[test]
+fn a_client_reset_while_awaiting_its_answer_is_marked_as_left() {
+    let primary = Upstream::start(|_| Reply::ok("slowly").delay(Duration::from_millis(600)));
+    let mut s = scene(Player::Healthy(primary), "");
+    let mut gone = s.stage.client();
+    gone.send(&get("/awaited"));
+    // Past the request's reading, before the answer.
+    thread::sleep(Duration::from_millis(200));
+    gone.reset();
+    let got = s.client.exchange(&get("/next"));
+    assert_eq!(got.status, 200);
+    let blocks = s.stage.trident.wait_blocks(3, WAIT);
+    let block = |target: &str| blocks.iter().find(|b| b.target == target).expect(target);
+    let awaited = block("/awaited");
+    assert!(awaited.client_left, "{}", awaited.text);
+    // The primary's leg was read to its end for the comparison.
+    assert_eq!(awaited.primary().response(), (200, 6), "{}", awaited.text);
+    assert!(!block("/next").client_left, "{}", block("/next").text);
+    s.finish();
+}
+
 /// A primary streaming an endless body as fast as it can, to a client that reads as fast as
 /// it can, does not hold up other clients, and its deadline still ends it.
 #[test]

@@ -1077,6 +1077,13 @@ impl RawClient {
             .unwrap_or_else(|e| panic!("sending {} bytes to trident: {e}", bytes.len()));
     }
 
+    /// Leaves with a reset (SO_LINGER 0), as a client that gives up does, not a FIN.
+    pub fn reset(mut self) {
+        socket2::SockRef::from(&*self.wire.stream())
+            .set_linger(Some(Duration::ZERO))
+            .expect("SO_LINGER");
+    }
+
     /// Changes how long a read may wait.
     pub fn set_read_timeout(&mut self, timeout: Duration) {
         self.wire
