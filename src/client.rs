@@ -85,6 +85,9 @@ pub struct Client {
     /// The socket's unacknowledged bytes when the send deadline was set: if fewer wait when
     /// it fires, the client has been reading what the kernel holds, and is not dropped.
     pub unacknowledged: Option<u32>,
+    /// The exchange (key, id) whose answer's end still waits in `out`: its record waits for
+    /// it to go out, so that a client dropped before then is marked as having left.
+    pub answering: Option<(usize, u64)>,
     /// Close once the current response is out (client asked, HTTP/1.0, error, shutdown).
     pub close_after: bool,
     /// The response was cut short where its framing cannot show it (a body delimited by the
@@ -113,6 +116,7 @@ impl Client {
             send_alarm: Alarm::default(),
             upload_mark: None,
             unacknowledged: None,
+            answering: None,
             close_after: false,
             cut_short: false,
         }
@@ -464,6 +468,14 @@ impl Core {
             return false;
         }
         ex.client = None;
+        // The answer is all queued, not all out: its record waits for it (`release_answer`).
+        // A pipelined answer queued behind it lets the earlier one go unmarked.
+        let earlier = if client.all_sent() {
+            None
+        } else {
+            ex.awaiting_flush = true;
+            client.answering.replace((exchange, ex.id))
+        };
         if client.close_after || self.draining {
             client.phase = ClientPhase::Closing;
         } else {
@@ -477,8 +489,21 @@ impl Core {
             }
             client.arm_idle(key, &mut self.timers, self.settings.idle_timeout);
         }
+        if let Some(earlier) = earlier {
+            self.release_answer(earlier, false);
+        }
         self.finish_exchange_if_done(exchange);
         true
+    }
+
+    /// The answer of exchange `(key, id)` is out of the client's output (or never will be,
+    /// `left`): its record may go.
+    pub(crate) fn release_answer(&mut self, (key, id): (usize, u64), left: bool) {
+        if let Some(ex) = self.exchanges.get_mut(key).filter(|ex| ex.id == id) {
+            ex.awaiting_flush = false;
+            ex.client_left |= left;
+            self.finish_exchange_if_done(key);
+        }
     }
 
     /// Closes client `key`, whose response is all sent: at once if nothing more can come
@@ -575,6 +600,9 @@ impl Core {
         };
         if client.all_sent() {
             client.send_alarm.clear();
+            if let Some(answer) = client.answering.take() {
+                self.release_answer(answer, false);
+            }
         } else if moved || !client.send_alarm.is_set() {
             // Progress (or the first wait) restarts the send deadline. What waits may be TLS
             // bytes alone (the response all in the session): they count as output too.

@@ -300,6 +300,8 @@ pub struct Exchange {
     pub orphan: bool,
     /// The client went away before its whole answer was out (`ExchangeRecord::client_left`).
     pub client_left: bool,
+    /// Its answer is queued in the client's output, not yet all out (`Client::answering`).
+    pub awaiting_flush: bool,
     /// In `Core::again`, to be driven next turn (so it is put there once).
     pub queued_again: bool,
     /// Response body bytes its legs keep for the comparison, counted in `Core::captured`.
@@ -473,6 +475,7 @@ impl Core {
             stall_deadline: None,
             upload_cut: None,
             orphan: false,
+            awaiting_flush: false,
             client_left: false,
             queued_again: false,
             captured: 0,
@@ -1461,7 +1464,7 @@ impl Core {
         let done = self
             .exchanges
             .get(key)
-            .is_some_and(|ex| ex.client.is_none() && ex.all_legs_finished());
+            .is_some_and(|ex| ex.client.is_none() && !ex.awaiting_flush && ex.all_legs_finished());
         if !done {
             return;
         }

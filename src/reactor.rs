@@ -303,6 +303,11 @@ impl Core {
             Some(Conn::Client(c)) if c.phase != ClientPhase::Closed => {
                 c.phase = ClientPhase::Closed;
                 self.closing.push(key);
+                // Closed with its last answer not all out: that client did not get it.
+                if let Some(answer) = c.answering.take() {
+                    let left = !c.all_sent();
+                    self.release_answer(answer, left);
+                }
             }
             Some(Conn::Upstream(u)) if u.state != UpstreamState::Closed => {
                 if matches!(u.state, UpstreamState::Idle { .. }) {

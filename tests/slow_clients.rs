@@ -611,6 +611,50 @@ fn a_client_that_stops_reading_is_dropped_after_the_send_timeout_in_bounded_memo
     );
 }
 
+/// A client dropped by `--send-timeout` while the end of an answer waits in trident's own
+/// output (the primary done, the answer all queued) is marked as having left in that
+/// exchange's block, not only in the one whose answer was still streaming: the record waits
+/// for the answer to go out (hunt 51). Pipelined requests for 40 KB answers, never read,
+/// fill the kernel's buffers; trident's output holds at least 64 KiB when it stops, so the
+/// last answer queued whole is among what waits.
+#[test]
+fn a_client_dropped_with_a_queued_answer_unsent_is_marked_as_left() {
+    const ANSWER: usize = 40_000;
+    const REQUESTS: usize = 200;
+    let primary = Upstream::start(|_| Reply::ok(pattern(ANSWER, 5)));
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let trident = Trident::with_upstreams(&primary, &s, &c, &["--send-timeout", "500"]);
+    let mut client = raw(trident.addr(), WAIT);
+    let pipelined: Vec<u8> = (0..REQUESTS)
+        .flat_map(|i| get(&format!("/queued/{i}")))
+        .collect();
+    client.write_all(&pipelined).expect("send the requests");
+    // Read nothing until well past the send deadline (the buffers fill in milliseconds).
+    thread::sleep(Duration::from_millis(1500));
+    let (_, closed) = read_until_closed(&mut client, Duration::from_secs(10));
+    assert!(closed, "the client that reads nothing was not dropped");
+    let mut left = Vec::new();
+    let marked = wait_until(WAIT, || {
+        left = trident
+            .blocks()
+            .iter()
+            .filter(|block| block.client_left)
+            .map(|block| block.id)
+            .collect();
+        left.len() >= 2
+    });
+    assert!(
+        marked,
+        "blocks marked 'client left': {left:?} (the queued answer's is not)\n{}",
+        trident.output()
+    );
+    // The marks are on the last exchanges, whose answers the client did not get.
+    let first_marked = left.iter().min().copied().unwrap_or(0);
+    for block in trident.blocks().iter().filter(|b| b.id > first_marked) {
+        assert!(block.client_left, "{}", block.text);
+    }
+}
+
 #[test]
 fn beyond_max_clients_a_connection_waits_until_one_closes() {
     let (p, s, c) = three_named();
