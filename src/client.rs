@@ -141,6 +141,11 @@ impl Client {
         self.pending_output() == 0 && !self.stream.wants_write()
     }
 
+    /// Answer bytes have not all gone out: in `out`, or sealed in the TLS session.
+    pub fn owes_output(&self) -> bool {
+        self.pending_output() > 0 || self.stream.owes_data()
+    }
+
     /// There is room to relay more of the primary's response.
     pub fn has_output_room(&self) -> bool {
         self.pending_output() < OUTPUT_CAP
@@ -328,8 +333,13 @@ impl Core {
         };
         loop {
             if client.input.is_empty() && draining {
-                self.close_conn(key);
-                return false;
+                if client.all_sent() {
+                    self.close_conn(key);
+                    return false;
+                }
+                // An answer still going out is not cut by the shutdown.
+                client.phase = ClientPhase::Closing;
+                return true;
             }
             if !client.input.is_empty() && head_started.is_none() {
                 // A deadline from the first byte, which trickling bytes cannot extend

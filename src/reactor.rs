@@ -303,10 +303,13 @@ impl Core {
             Some(Conn::Client(c)) if c.phase != ClientPhase::Closed => {
                 c.phase = ClientPhase::Closed;
                 self.closing.push(key);
-                // Closed with its last answer not all out: that client did not get it.
+                // Closed with output unsent (dropped, or cut at shutdown): a reset says the
+                // answer is cut short, where a FIN would pass for the end of a body that ends
+                // at the close. Its exchange's block says the client left.
+                let unsent = c.owes_output();
+                c.cut_short |= unsent;
                 if let Some(answer) = c.answering.take() {
-                    let left = !c.all_sent();
-                    self.release_answer(answer, left);
+                    self.release_answer(answer, unsent);
                 }
             }
             Some(Conn::Upstream(u)) if u.state != UpstreamState::Closed => {
@@ -480,11 +483,16 @@ impl Core {
             })
             .collect();
         for key in idle {
-            // Drive once more: a complete request already buffered is still served.
+            // Drive once more: a complete request already buffered is still served, and an
+            // answer still in the output goes out before the close.
             self.drive_client(key);
-            if let Some(Conn::Client(c)) = self.conns.get(key) {
+            if let Some(Conn::Client(c)) = self.conns.get_mut(key) {
                 if matches!(c.phase, ClientPhase::Idle { .. }) {
-                    self.close_conn(key);
+                    if c.all_sent() {
+                        self.close_conn(key);
+                    } else {
+                        c.phase = ClientPhase::Closing;
+                    }
                 }
             }
         }
@@ -519,14 +527,11 @@ impl Core {
     }
 
     /// The exchanges in flight are given up at shutdown: they count as not compared, so that
-    /// the summary shows them. A client taking a body that ends at the close is reset, not
-    /// closed: a clean close would make the cut body look complete.
+    /// the summary shows them. Every client is closed now; one taking a body that ends at
+    /// the close, or with output unsent, is reset, not closed: a clean close would make the
+    /// cut body look complete. An exchange that waited only for its answer to go out is
+    /// reported, its client marked as having left.
     fn abandon_in_flight(&mut self) {
-        if let Some(report) = &self.report {
-            for (_, ex) in &self.exchanges {
-                report.not_compared(ex.epoch, 1);
-            }
-        }
         let cut: Vec<usize> = self
             .exchanges
             .iter()
@@ -539,7 +544,19 @@ impl Core {
             if let Some(Conn::Client(client)) = self.conns.get_mut(key) {
                 client.cut_short = true;
             }
+        }
+        let clients: Vec<usize> = self
+            .conns
+            .iter()
+            .filter_map(|(key, conn)| matches!(conn, Conn::Client(_)).then_some(key))
+            .collect();
+        for key in clients {
             self.close_conn(key);
+        }
+        if let Some(report) = &self.report {
+            for (_, ex) in &self.exchanges {
+                report.not_compared(ex.epoch, 1);
+            }
         }
         self.reap_closed();
     }

@@ -206,6 +206,15 @@ impl Transport {
         }
     }
 
+    /// Application data sealed in the TLS session waits for the socket (its handshake's own
+    /// records or an alert do not count: they answer nothing).
+    pub fn owes_data(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            Transport::Tls(tls) => tls.session.wants_write() && !tls.session.is_handshaking(),
+        }
+    }
+
     /// Writes waiting TLS bytes until done or `WouldBlock` (returned as an error).
     pub fn send_pending(&mut self) -> io::Result<()> {
         match self {

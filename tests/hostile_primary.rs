@@ -547,19 +547,18 @@ fn primary_sending_endless_interim_responses_is_held_to_the_clients_pace() {
     let mut s = scene(hostile(Behaviour::EndlessInterim), "timeout=600");
     let pid = s.stage.pid();
     let before = rss_kib(pid);
+    let ended = s.stage.hostile(0).ended_connections();
     s.client.send(&get("/hints"));
-    // The client reads nothing until the primary's deadline has ended the exchange (its
-    // block is printed), while trident's memory is sampled.
+    // The client reads nothing until the primary's deadline has ended the exchange (trident
+    // closed the primary's connection; the block waits for the client to take its answer),
+    // while trident's memory is sampled.
     let mut high = before;
     let until = Instant::now() + WAIT;
-    while !s
-        .stage
-        .trident
-        .blocks()
-        .iter()
-        .any(|b| b.target == "/hints")
-    {
-        assert!(Instant::now() < until, "no block for /hints");
+    while s.stage.hostile(0).ended_connections() == ended {
+        assert!(
+            Instant::now() < until,
+            "the primary's connection for /hints never ended"
+        );
         high = high.max(rss_kib(pid));
         thread::sleep(Duration::from_millis(10));
     }

@@ -295,6 +295,45 @@ fn a_steady_download_in_flight_at_sigterm_is_not_cut() {
     assert_eq!(block.primary().response().0, 200, "{}", block.text);
 }
 
+/// Nor one whose primary has finished, the answer's end still in trident's own output when
+/// the signal comes (the client reads nothing for a while): it goes out before the close.
+/// It was closed at once, some 12 KB short.
+#[test]
+fn an_answer_queued_whole_is_not_cut_by_sigterm() {
+    const BODY: usize = 3_000_000;
+    let body = pattern(BODY, 11);
+    let primary = Upstream::start(move |_| Reply::ok(body.clone()));
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let mut trident = Trident::with_upstreams(&primary, &s, &c, &["--send-timeout", "5000"]);
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket
+        .connect_timeout(&trident.addr().into(), WAIT)
+        .expect("connect");
+    let mut client: TcpStream = socket.into();
+    client.set_read_timeout(Some(WAIT)).expect("read timeout");
+    client.write_all(&get("/queued")).expect("send the request");
+    // The primary is read to its end meanwhile: what the buffers take, and 64 KiB more.
+    thread::sleep(Duration::from_millis(500));
+    trident.signal("TERM");
+    thread::sleep(Duration::from_millis(500));
+    let (got, closed) = read_until_closed(&mut client, WAIT);
+    assert!(closed, "the connection stays open");
+    let head_end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    assert_eq!(got.len() - (head_end + 4), BODY, "{}", trident.output());
+    let block = trident.exit_0_with_one_block(WAIT);
+    assert_eq!(
+        block.primary().response(),
+        (200, BODY as u64),
+        "{}",
+        block.text
+    );
+}
+
 /// Starts a slow download of `request` from a `primary` that trident drains for at most
 /// 300 ms, sends SIGTERM once the first bytes came, and reads on at ~10 MB/s (the whole body
 /// would take some three seconds) until the connection ends. Returns the body bytes read,
@@ -378,6 +417,47 @@ fn a_close_delimited_download_cut_at_the_drain_timeout_is_reset() {
         Some(std::io::ErrorKind::ConnectionReset),
         "after {got} bytes"
     );
+}
+
+/// So is one cut because the client stopped reading (`--send-timeout`), the primary done
+/// and the body's end still in trident's output (hunt 52: a clean close after 2 987 968 of
+/// 3 000 000 bytes).
+#[test]
+fn a_close_delimited_answer_cut_by_the_send_timeout_is_reset() {
+    const BODY: usize = 3_000_000;
+    let body = pattern(BODY, 13);
+    let primary = Upstream::start(move |_| Reply::ok(body.clone()).close_delimited());
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let trident = Trident::with_upstreams(&primary, &s, &c, &["--send-timeout", "500"]);
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket
+        .connect_timeout(&trident.addr().into(), WAIT)
+        .expect("connect");
+    let mut client: TcpStream = socket.into();
+    client.set_read_timeout(Some(WAIT)).expect("read timeout");
+    client
+        .write_all(b"GET /cut HTTP/1.0\r\n\r\n")
+        .expect("send the request");
+    thread::sleep(Duration::from_millis(1500));
+    let mut got = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    let ended = loop {
+        match client.read(&mut buf) {
+            Ok(0) => break None,
+            Ok(n) => got += n,
+            Err(e) => break Some(e.kind()),
+        }
+    };
+    assert_eq!(
+        ended,
+        Some(std::io::ErrorKind::ConnectionReset),
+        "after {got} bytes\n{}",
+        trident.output()
+    );
+    let blocks = trident.wait_blocks(1, WAIT);
+    assert!(blocks[0].client_left, "{}", blocks[0].text);
 }
 
 /// The same for an upload the client sends steadily but slowly: the time the primary waits
