@@ -222,6 +222,8 @@ struct Shared {
     /// summary (a third exits at once).
     hurry: Arc<AtomicBool>,
     waker: Waker,
+    /// This reactor has drained and returned from `run` (its leader waits for that).
+    stopped: AtomicBool,
 }
 
 /// Asks a running proxy, from any thread, to reload its targets or to stop.
@@ -747,6 +749,7 @@ impl Proxy {
             stop,
             hurry,
             waker,
+            stopped: AtomicBool::new(false),
         });
         let CoreParts {
             targets,
@@ -857,8 +860,38 @@ impl Proxy {
     /// Runs until stopped; finished exchanges go to `report`. Returns after draining.
     pub fn run(mut self, report: ReportSender) -> io::Result<()> {
         let result = self.run_until_drained(report);
+        self.shared.stopped.store(true, Ordering::SeqCst);
         self.stop_the_others();
+        self.wait_for_followers();
         result
+    }
+
+    /// A leader drained while other reactors still drain keeps the signals until they stop:
+    /// a second SIGTERM/SIGINT must still reach them (their exchanges abandoned at once), and
+    /// a SIGHUP still be answered. Nothing else is registered any more.
+    fn wait_for_followers(&mut self) {
+        let mut events = Events::with_capacity(16);
+        let mut hurried = false;
+        while !self
+            .followers
+            .iter()
+            .all(|f| f.shared.stopped.load(Ordering::SeqCst))
+        {
+            if let Err(e) = self.poll.poll(&mut events, Some(DRAIN_CHECK)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    debug!("waiting for the other reactors: {e}");
+                    return;
+                }
+            }
+            self.drain_signal_pipe();
+            if self.shared.reload.swap(false, Ordering::SeqCst) {
+                warn!("reload asked while shutting down: ignored");
+            }
+            if !hurried && self.shared.hurry.load(Ordering::SeqCst) {
+                hurried = true;
+                self.stop_the_others();
+            }
+        }
     }
 
     /// The leader's reload thread, when there is a targets file to reload or names to look
@@ -1032,6 +1065,16 @@ impl Proxy {
                 if self.core.drained() {
                     break;
                 }
+                if self.shared.hurry.load(Ordering::SeqCst) {
+                    self.core.abandon_in_flight();
+                    warn!(
+                        "stopping at once (a second SIGTERM/SIGINT): {} in flight \
+                         abandoned; the summary follows (a third signal exits without it)",
+                        Counted(self.core.exchanges.len(), "exchange")
+                    );
+                    self.stop_the_others();
+                    break;
+                }
                 let now = Instant::now();
                 if drain_check.is_some_and(|at| now >= at) {
                     // What is still live ends on its own deadlines, which move on while a
@@ -1058,16 +1101,6 @@ impl Proxy {
                         ),
                         _ => warn!("shutdown deadline: {in_flight} still in flight, abandoned"),
                     }
-                    break;
-                }
-                if self.shared.hurry.load(Ordering::SeqCst) {
-                    self.core.abandon_in_flight();
-                    warn!(
-                        "stopping at once (a second SIGTERM/SIGINT): {} in flight \
-                         abandoned; the summary follows (a third signal exits without it)",
-                        Counted(self.core.exchanges.len(), "exchange")
-                    );
-                    self.stop_the_others();
                     break;
                 }
             }

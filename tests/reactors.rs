@@ -167,6 +167,58 @@ fn sigterm_drains_every_reactor_and_exits_zero() {
     }
 }
 
+/// A second SIGTERM reaches a reactor still draining after the one that holds the signals
+/// has stopped: its exchange is abandoned at once, not left to its 20 s deadline, and a
+/// SIGHUP meanwhile is still answered (hunt 53). Which reactor takes a connection is the
+/// kernel's choice, so trident is started again until the exchange lands on the follower.
+#[test]
+fn a_second_sigterm_reaches_a_follower_still_draining() {
+    let (p, s) = (Upstream::named("primary"), Upstream::named("secondary"));
+    let c = Upstream::stalled();
+    for _ in 0..12 {
+        let mut trident =
+            Trident::with_upstreams(&p, &s, &c, &["--reactors", "2", "--timeout", "20000"]);
+        let mut client = trident.client();
+        assert_eq!(client.exchange(&get("/stalled")).status, 200);
+        trident.signal("TERM");
+        let leader_done = wait_until(Duration::from_millis(1500), || {
+            trident
+                .stderr()
+                .contains("reactor-0 stopped after 0 exchanges")
+        });
+        if !leader_done {
+            // On the leader: try again.
+            trident.signal("TERM");
+            trident.wait_exit(WAIT);
+            continue;
+        }
+        trident.signal("HUP");
+        trident.wait_stderr("reload asked while shutting down: ignored", WAIT);
+        let signalled = std::time::Instant::now();
+        trident.signal("TERM");
+        let status = trident.wait_exit(WAIT);
+        assert_eq!(status.code(), Some(0), "{}", trident.output());
+        assert!(
+            signalled.elapsed() < Duration::from_secs(3),
+            "exited {:?} after the second SIGTERM\n{}",
+            signalled.elapsed(),
+            trident.output()
+        );
+        assert!(
+            trident.stderr().contains("stopping at once"),
+            "{}",
+            trident.output()
+        );
+        assert!(
+            trident.stdout().contains("1 not compared"),
+            "{}",
+            trident.output()
+        );
+        return;
+    }
+    panic!("twelve tries, and the exchange never landed on the follower");
+}
+
 /// A second trident with `--reactors 2` on an address the first one serves is refused as
 /// one reactor would be ("Address already in use", status 4), instead of joining the first
 /// one's SO_REUSEPORT group and silently taking half its clients.
