@@ -573,6 +573,8 @@ impl Core {
                         role,
                     };
                     up.alarm.clear();
+                    up.asked_at = self.turn;
+                    up.held_back = false;
                     let leg = &mut ex.legs[role.index()];
                     leg.conn = Some(conn);
                     leg.upstream = Some(up.key.addr);
@@ -1149,6 +1151,8 @@ impl Core {
                 max_body,
             },
         );
+        // Readable, and still not read: waiting for the client to take what came before.
+        up.held_back |= matches!(step, Step::Blocked) && up.readable;
         let kept = leg.captured_len().saturating_sub(kept_before);
         ex.captured += kept;
         *captured += kept;
@@ -1229,10 +1233,17 @@ impl Core {
         let Some(Conn::Upstream(up)) = self.conns.get_mut(conn) else {
             return;
         };
-        let pool_time = upstream::pool_time(up.idle_timeout, self.settings.pool_idle_timeout);
-        if let Some(pool_time) = pool_time.filter(|_| reusable && up.input.is_empty() && !up.hup) {
+        let now = Instant::now();
+        // Counted from when the upstream finished writing, which is about now for an answer
+        // read as it came. One held back for a slow client waited in the socket buffers,
+        // the upstream's idle clock running, since some time after it was asked for (hunt
+        // 54: a POST crossed the close of a connection pooled seconds too long).
+        let expiry = upstream::pool_time(up.idle_timeout, self.settings.pool_idle_timeout)
+            .filter(|_| reusable && up.input.is_empty() && !up.hup)
+            .map(|pool_time| if up.held_back { up.asked_at } else { now } + pool_time)
+            .filter(|&expiry| expiry > now);
+        if let Some(expiry) = expiry {
             up.served += 1;
-            let now = Instant::now();
             up.state = UpstreamState::Idle { since: now };
             self.spares.reclaim(&mut up.input);
             if self.pool.put(&up.key, conn) {
@@ -1240,8 +1251,7 @@ impl Core {
                     conn,
                     serial: up.serial,
                 };
-                self.timers
-                    .set_alarm(&mut up.alarm, now + pool_time, deadline);
+                self.timers.set_alarm(&mut up.alarm, expiry, deadline);
                 return;
             }
         }

@@ -296,6 +296,9 @@ pub(crate) struct Core {
     pub(crate) orphans: usize,
     /// When running out of descriptors for an upstream connection was last logged.
     pub(crate) descriptors_logged: Option<Instant>,
+    /// When the current turn of the loop began (its poll returned): a clock for what needs
+    /// no finer one, read once a turn instead of once an event.
+    pub(crate) turn: Instant,
 }
 
 impl Core {
@@ -785,6 +788,7 @@ impl Proxy {
             clients: 0,
             orphans: 0,
             descriptors_logged: None,
+            turn: Instant::now(),
         };
         Ok(Proxy {
             poll,
@@ -961,6 +965,7 @@ impl Proxy {
                 }
                 return Err(e);
             }
+            self.core.turn = Instant::now();
             // Every readiness of the batch is marked before any is acted on: an exchange
             // driven for its candidate's event then reads the primary's answer first, if it
             // came in the same batch, instead of after the shadows'.
@@ -1041,7 +1046,9 @@ impl Proxy {
                 drain_check = Some(check);
                 self.core.timers.set(check, Deadline::Drain);
             }
-            let now = Instant::now();
+            // The turn's clock: a deadline that passed while the events were handled fires
+            // next turn (the poll then waits for nothing), and the turn reads one clock less.
+            let now = self.core.turn;
             while let Some(deadline) = self.core.timers.pop_due(now) {
                 match deadline {
                     Deadline::Accept => {

@@ -207,6 +207,64 @@ fn a_pooled_connection_leaves_the_pool_before_the_upstreams_announced_idle_timeo
     }
 }
 
+/// An answer trident reads at a slow client's pace waited in the socket buffers while the
+/// upstream's idle clock ran: its connection's time in the pool counts from when the request
+/// was asked for, not from when trident read the end, and here is over before the client
+/// has it all, so the next request goes out on a new connection. Counted from the end, the
+/// connection stayed pooled seconds after the upstream's close (hunt 54: a POST got a 502).
+#[test]
+fn an_answer_held_back_for_a_slow_client_shortens_its_connections_pool_time() {
+    const BIG: usize = 12 << 20;
+    let body = pattern(BIG, 3);
+    // `timeout=3`: pooled for 2 s.
+    let p = Upstream::start(move |req: &RecordedRequest| match req.target.as_str() {
+        "/big" => Reply::ok(body.clone()).header("Keep-Alive", "timeout=3"),
+        _ => Reply::ok("small").header("Keep-Alive", "timeout=3"),
+    });
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket.set_recv_buffer_size(64 << 10).expect("SO_RCVBUF");
+    socket
+        .connect_timeout(&trident.addr().into(), WAIT)
+        .expect("connect");
+    let stream: std::net::TcpStream = socket.into();
+    stream.set_read_timeout(Some(WAIT)).expect("read timeout");
+    let mut client = Client::from_stream(stream);
+    let started = std::time::Instant::now();
+    client.send(&get("/big"));
+    // About 4 MB/s: some three seconds, the last of it from the kernel's buffers (a
+    // second's worth at most) after trident read the end.
+    let mut slow = client.writer();
+    let mut got = Vec::with_capacity(BIG + 1024);
+    let mut buf = vec![0u8; 64 << 10];
+    while got.len() < BIG + 64 {
+        let n = std::io::Read::read(&mut slow, &mut buf).expect("the big answer");
+        assert!(n > 0, "closed after {} bytes", got.len());
+        got.extend_from_slice(&buf[..n]);
+        let head_end = got.windows(4).position(|w| w == b"\r\n\r\n");
+        if head_end.is_some_and(|end| got.len() - (end + 4) >= BIG) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(15));
+    }
+    assert!(
+        started.elapsed() > Duration::from_millis(2500),
+        "read in {:?}: the answer was not held back past its pool time",
+        started.elapsed()
+    );
+    let resp = client.exchange(&get("/next"));
+    assert_eq!(resp.body_text(), "small");
+    assert_eq!(p.wait_requests(2, WAIT).len(), 2);
+    assert_eq!(
+        p.connections(),
+        2,
+        "the primary's connection was reused past its pool time\n{}",
+        trident.output()
+    );
+}
+
 #[test]
 fn client_connection_close_is_honoured() {
     let (p, s, c) = three_named();
