@@ -53,8 +53,40 @@ pub fn write_exchange(
         }
         line.insert(role.to_string(), leg);
     }
+    write_line(&Value::Object(line), out);
+}
+
+/// Appends `value` as one line. U+2028 and U+2029 are valid raw in a JSON string, but
+/// readers that split lines on them too (Python's `splitlines`, JavaScript before ES2019)
+/// would cut the line there: they are written escaped, as `\u2028` and `\u2029`.
+pub fn write_line(value: &Value, out: &mut Vec<u8>) {
+    let start = out.len();
     // Serialising a Value into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, &Value::Object(line));
+    let _ = serde_json::to_writer(&mut *out, value);
+    // Both are E2 80 A8/A9 in UTF-8; any other E2 starts another character.
+    if memchr::memchr(0xE2, &out[start..]).is_some() {
+        let written = out.split_off(start);
+        let mut rest = &written[..];
+        while let Some(at) = memchr::memchr(0xE2, rest) {
+            let (before, from) = rest.split_at(at);
+            out.extend_from_slice(before);
+            match from {
+                [0xE2, 0x80, last @ (0xA8 | 0xA9), ..] => {
+                    out.extend_from_slice(if *last == 0xA8 {
+                        b"\\u2028"
+                    } else {
+                        b"\\u2029"
+                    });
+                    rest = &from[3..];
+                }
+                _ => {
+                    out.push(0xE2);
+                    rest = &from[1..];
+                }
+            }
+        }
+        out.extend_from_slice(rest);
+    }
     out.push(b'\n');
 }
 
@@ -222,5 +254,22 @@ mod tests {
         assert_eq!(v["candidate"]["result"], "differs");
         assert_eq!(v["candidate"]["differences"][0]["field"], "error:refused");
         assert_eq!(v["candidate"]["differences"][0]["masked"], false);
+    }
+
+    /// Raw U+2028/U+2029 would end the line for readers that split on them (hunt 46): they
+    /// are escaped, and the value reads back the same; other characters led by E2 stay raw.
+    #[test]
+    fn line_separators_are_escaped() {
+        let value = json!({"reason": "a\u{2028}b\u{2029}c \u{2026} \u{20ac}"});
+        let mut out = b"before ".to_vec();
+        write_line(&value, &mut out);
+        let line = std::str::from_utf8(&out).unwrap();
+        assert_eq!(
+            line,
+            "before {\"reason\":\"a\\u2028b\\u2029c \u{2026} \u{20ac}\"}\n"
+        );
+        assert_eq!(line.lines().count(), 1);
+        let back: Value = serde_json::from_str(&line["before ".len()..]).unwrap();
+        assert_eq!(back, value);
     }
 }

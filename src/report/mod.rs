@@ -1084,8 +1084,7 @@ impl<'a> Reporter<'a> {
                     if let Value::Object(fields) = &json {
                         line.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
                     }
-                    let _ = serde_json::to_writer(&mut written, &Value::Object(line));
-                    written.push(b'\n');
+                    jsonl::write_line(&Value::Object(line), &mut written);
                 }
             }
             if fails {
