@@ -1406,6 +1406,25 @@ impl Core {
         }
     }
 
+    /// At `--max-clients`, with a new client accepted: the oldest answer still read for a
+    /// client that left gives way (its comparison is lost, and the summary counts it as not
+    /// compared), so the new client is served now, not after that leg's deadline. False if
+    /// there is none.
+    pub(crate) fn make_room(&mut self) -> bool {
+        let oldest = self
+            .exchanges
+            .iter()
+            .filter(|(_, ex)| ex.orphan)
+            .min_by_key(|(_, ex)| ex.id)
+            .map(|(key, _)| key);
+        let Some(key) = oldest else {
+            return false;
+        };
+        self.fail_leg(key, Role::Primary, LegError::MadeRoom);
+        self.finish_exchange_if_done(key);
+        true
+    }
+
     /// The client of exchange `key` is gone: nothing more is sent to it.
     pub(crate) fn abandon_client(&mut self, key: usize) {
         let request_done = match self.exchanges.get_mut(key) {
@@ -1418,6 +1437,7 @@ impl Core {
                 if !ex.legs[Role::Primary.index()].is_finished() && !ex.orphan {
                     ex.orphan = true;
                     self.orphans += 1;
+                    self.new_orphan = true;
                 }
                 ex.request.is_done()
             }

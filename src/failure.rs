@@ -37,6 +37,9 @@ pub enum LegError {
     /// its error and was let go of, so the rest of the body never comes (not the shadow's
     /// doing, nor the client's).
     UploadCut,
+    /// The primary of a client that had left, still read for the comparison, was cut to
+    /// serve a new client at `--max-clients` (the new client's doing, not the upstream's).
+    MadeRoom,
     /// The TLS session with an https target failed (a certificate it would not accept,
     /// a protocol error).
     Tls(String),
@@ -104,6 +107,7 @@ impl fmt::Display for LegError {
             LegError::Overflow => f.write_str("overflow"),
             LegError::ClientClosed => f.write_str("client closed before request complete"),
             LegError::UploadCut => f.write_str("upload cut: the primary failed before it ended"),
+            LegError::MadeRoom => f.write_str("cut to serve a new client (this one had left)"),
             LegError::ClientStalled(d) => {
                 write!(f, "client sent none of its upload for {}ms", d.as_millis())
             }
@@ -122,7 +126,7 @@ mod tests {
 
     #[test]
     fn console_names_are_stable() {
-        let rows: [(LegError, &str); 7] = [
+        let rows: [(LegError, &str); 8] = [
             (LegError::ConnectionRefused, "connection refused"),
             (
                 LegError::Timeout(Duration::from_millis(1500)),
@@ -136,6 +140,10 @@ mod tests {
                 "connect timeout after 1000ms",
             ),
             (LegError::Unresolved, "unresolved host name"),
+            (
+                LegError::MadeRoom,
+                "cut to serve a new client (this one had left)",
+            ),
         ];
         for (err, text) in rows {
             assert_eq!(err.to_string(), text);

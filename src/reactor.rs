@@ -294,6 +294,9 @@ pub(crate) struct Core {
     /// counts against `--max-clients` until that leg ends. Uncounted, clients that left
     /// mid-answer made room for new ones whose legs then found no descriptor (502s).
     pub(crate) orphans: usize,
+    /// A client left mid-answer this turn: a connection waiting at `--max-clients` may take
+    /// its place (`make_room`).
+    pub(crate) new_orphan: bool,
     /// When running out of descriptors for an upstream connection was last logged.
     pub(crate) descriptors_logged: Option<Instant>,
     /// When the current turn of the loop began (its poll returned): a clock for what needs
@@ -628,6 +631,8 @@ pub struct Proxy {
     /// When `--max-clients` was last logged as reached: at most once a minute, however often
     /// the load goes over it and back.
     full_logged: Option<Instant>,
+    /// When cutting a gone client's answer to serve a new client was last logged.
+    room_logged: Option<Instant>,
 }
 
 /// What a leader keeps of a follower reactor.
@@ -787,6 +792,7 @@ impl Proxy {
             again: Vec::new(),
             clients: 0,
             orphans: 0,
+            new_orphan: false,
             descriptors_logged: None,
             turn: Instant::now(),
         };
@@ -803,6 +809,7 @@ impl Proxy {
             resolver: Arc::new(targets::resolve),
             leader: None,
             full_logged: None,
+            room_logged: None,
         })
     }
 
@@ -1060,10 +1067,9 @@ impl Proxy {
                 }
             }
             self.core.reap_closed();
-            if accepting == Accepting::Full
-                && self.core.clients + self.core.orphans < self.core.settings.max_clients
-                && !self.core.draining
-            {
+            let room = self.core.clients + self.core.orphans < self.core.settings.max_clients
+                || std::mem::take(&mut self.core.new_orphan);
+            if accepting == Accepting::Full && room && !self.core.draining {
                 // Connections waiting in the backlog sent no new readiness: accept them now.
                 accepting = self.accept(accepting);
             }
@@ -1144,7 +1150,10 @@ impl Proxy {
     /// Accepts until `WouldBlock`, `--max-clients` or an error; says what comes next.
     fn accept(&mut self, was: Accepting) -> Accepting {
         loop {
-            if self.core.clients + self.core.orphans >= self.core.settings.max_clients {
+            let full = self.core.clients + self.core.orphans >= self.core.settings.max_clients;
+            // A client that left still holds its place while its primary is read for the
+            // comparison: a waiting client takes it (`make_room`, once one is accepted).
+            if full && self.core.orphans == 0 {
                 let quiet = self
                     .full_logged
                     .is_some_and(|at| at.elapsed() < FULL_LOG_INTERVAL);
@@ -1170,6 +1179,20 @@ impl Proxy {
             };
             match listener.accept() {
                 Ok((stream, peer)) => {
+                    if full && self.core.make_room() {
+                        let quiet = self
+                            .room_logged
+                            .is_some_and(|at| at.elapsed() < FULL_LOG_INTERVAL);
+                        if !quiet {
+                            info!(
+                                "at --max-clients {}: an answer still read for a client that \
+                                 left was cut to serve a new one (not compared; said at most \
+                                 once a minute)",
+                                self.core.settings.max_clients
+                            );
+                            self.room_logged = Some(Instant::now());
+                        }
+                    }
                     if let Err(e) = stream.set_nodelay(true) {
                         debug!("set_nodelay: {e}");
                     }

@@ -479,6 +479,7 @@ pub fn error_kind(error: &LegError) -> &'static str {
         LegError::ClientClosed => "client-closed",
         LegError::ClientStalled(_) => "client-stalled",
         LegError::UploadCut => "upload-cut",
+        LegError::MadeRoom => "made-room",
         LegError::Tls(_) => "tls",
         LegError::Io(_) => "io",
         LegError::Unresolved => "unresolved",
@@ -553,11 +554,16 @@ impl<'a> Leg<'a> {
             }
             // The client's doing (it closed, or stalled, mid-upload), or trident's (it let
             // the client go when the primary failed, and cut the shadows waiting on the
-            // rest): says nothing of the upstream, and is not compared. Compared, a shadow cut
+            // rest; it cut a gone client's primary to serve a new client): says nothing of
+            // the upstream, and is not compared. Compared, a shadow cut
             // so differed from the primary's own failure, and an identical candidate failed
             // on the race of which came first.
             LegOutcome::Failed {
-                error: LegError::ClientClosed | LegError::ClientStalled(_) | LegError::UploadCut,
+                error:
+                    LegError::ClientClosed
+                    | LegError::ClientStalled(_)
+                    | LegError::UploadCut
+                    | LegError::MadeRoom,
                 ..
             } => Leg::Skipped,
             LegOutcome::Failed { error, .. } => Leg::Failed(error),
@@ -1385,6 +1391,7 @@ mod tests {
             LegError::ClientClosed,
             LegError::ClientStalled(Duration::from_millis(5)),
             LegError::UploadCut,
+            LegError::MadeRoom,
         ] {
             assert_eq!(
                 raw(closed.clone(), closed.clone(), failed(cut.clone())),
