@@ -1151,8 +1151,6 @@ impl Core {
                 max_body,
             },
         );
-        // Readable, and still not read: waiting for the client to take what came before.
-        up.held_back |= matches!(step, Step::Blocked) && up.readable;
         let kept = leg.captured_len().saturating_sub(kept_before);
         ex.captured += kept;
         *captured += kept;
@@ -1683,6 +1681,7 @@ fn receive(
                         // waits for the client like a body does.
                         // (Not the client's time: a final answer is still owed.)
                         if !client.has_output_room() {
+                            up.held_back = true;
                             return Step::Blocked;
                         }
                     }
@@ -1803,8 +1802,10 @@ fn receive(
                 if !up.input.is_empty() {
                     if let Some((client, _, _)) = client.as_ref() {
                         if !client.has_output_room() {
-                            // The client reads slowly: its time, not the upstream's.
+                            // The client reads slowly: its time, not the upstream's. What
+                            // the upstream sent meanwhile waits in the socket buffers.
                             leg.held_since.get_or_insert_with(Instant::now);
+                            up.held_back = true;
                             return Step::Blocked;
                         }
                     }
