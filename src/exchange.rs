@@ -573,8 +573,6 @@ impl Core {
                         role,
                     };
                     up.alarm.clear();
-                    up.asked_at = self.turn;
-                    up.held_back = false;
                     let leg = &mut ex.legs[role.index()];
                     leg.conn = Some(conn);
                     leg.upstream = Some(up.key.addr);
@@ -1150,6 +1148,7 @@ impl Core {
                 compare_cap,
                 max_body,
             },
+            self.turn,
         );
         let kept = leg.captured_len().saturating_sub(kept_before);
         ex.captured += kept;
@@ -1234,11 +1233,12 @@ impl Core {
         let now = Instant::now();
         // Counted from when the upstream finished writing, which is about now for an answer
         // read as it came. One held back for a slow client waited in the socket buffers,
-        // the upstream's idle clock running, since some time after it was asked for (hunt
-        // 54: a POST crossed the close of a connection pooled seconds too long).
+        // the upstream's idle clock running, since some time after its head came (hunt 54: a
+        // POST crossed the close of a connection pooled seconds too long; hunt 57: counted
+        // from the request, a slow upstream's connection was never pooled).
         let expiry = upstream::pool_time(up.idle_timeout, self.settings.pool_idle_timeout)
             .filter(|_| reusable && up.input.is_empty() && !up.hup)
-            .map(|pool_time| if up.held_back { up.asked_at } else { now } + pool_time)
+            .map(|pool_time| if up.held_back { up.answer_at } else { now } + pool_time)
             .filter(|&expiry| expiry > now);
         if let Some(expiry) = expiry {
             up.served += 1;
@@ -1670,6 +1670,7 @@ fn receive(
     mut client: Option<(&mut client::Client, &mut ClientResponse, Version)>,
     draining: bool,
     bounds: BodyBounds,
+    turn: Instant,
 ) -> Step {
     let mut reads = 0;
     loop {
@@ -1742,6 +1743,8 @@ fn receive(
                                 up.stream.reset_on_close();
                             }
                             up.idle_timeout = head.idle_timeout;
+                            up.answer_at = turn;
+                            up.held_back = false;
                             if let Some((client, response, version)) = client.as_mut() {
                                 let framing = head.client_framing(*version);
                                 let keep_alive =

@@ -47,12 +47,13 @@ pub struct Upstream {
     /// How long the upstream said it keeps the connection idle, on its last response
     /// (`Keep-Alive: timeout=N`).
     pub idle_timeout: Option<Duration>,
-    /// When the current request was given this connection: the upstream cannot have
-    /// finished its answer, and started its idle clock, before then.
-    pub asked_at: Instant,
+    /// When the current answer's head came (the start of the loop turn that read it): the
+    /// upstream had not finished writing it much before then (by the network's latency,
+    /// which the pool's margin covers).
+    pub answer_at: Instant,
     /// trident stopped reading the current answer for a while (its client's output was
     /// full): its end may have waited in the socket buffers, with the upstream's idle clock
-    /// running, since any time after `asked_at`.
+    /// running, since any time after `answer_at`.
     pub held_back: bool,
     /// Expiry while pooled.
     pub alarm: Alarm,
@@ -80,7 +81,7 @@ impl Upstream {
             head_scanned: 0,
             state: UpstreamState::Busy { exchange, role },
             idle_timeout: None,
-            asked_at: Instant::now(),
+            answer_at: Instant::now(),
             held_back: false,
             alarm: Alarm::default(),
         }

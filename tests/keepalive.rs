@@ -265,6 +265,35 @@ fn an_answer_held_back_for_a_slow_client_shortens_its_connections_pool_time() {
     );
 }
 
+/// Nor is a connection given up for an answer that merely outgrew the client's output for a
+/// moment, from a slow upstream: the time counts from the answer's head, not from the
+/// request, which was 2.5 s earlier (hunt 57: every such request took a new connection).
+#[test]
+fn a_slow_upstreams_large_answer_keeps_its_connection_pooled() {
+    const BIG: usize = 1 << 20;
+    let body = pattern(BIG, 5);
+    // `timeout=3`: pooled for 2 s.
+    let p = Upstream::start(move |req: &RecordedRequest| match req.target.as_str() {
+        "/slow" => Reply::ok(body.clone())
+            .header("Keep-Alive", "timeout=3")
+            .delay(Duration::from_millis(2500)),
+        _ => Reply::ok("small").header("Keep-Alive", "timeout=3"),
+    });
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let mut client = trident.client();
+    client.set_read_timeout(WAIT);
+    assert_eq!(client.exchange(&get("/slow")).body.len(), BIG);
+    assert_eq!(client.exchange(&get("/next")).body_text(), "small");
+    assert_eq!(p.wait_requests(2, WAIT).len(), 2);
+    assert_eq!(
+        p.connections(),
+        1,
+        "the primary's connection was not reused\n{}",
+        trident.output()
+    );
+}
+
 #[test]
 fn client_connection_close_is_honoured() {
     let (p, s, c) = three_named();
