@@ -573,6 +573,7 @@ impl Core {
                         role,
                     };
                     up.alarm.clear();
+                    up.held_back = false;
                     let leg = &mut ex.legs[role.index()];
                     leg.conn = Some(conn);
                     leg.upstream = Some(up.key.addr);
@@ -1137,6 +1138,7 @@ impl Core {
             .settings
             .max_compare_bytes
             .min(kept_before + self.settings.capture_budget.saturating_sub(*captured));
+        let awaiting_head = matches!(leg.response, LegResponse::Head);
         let step = receive(
             leg,
             up,
@@ -1148,8 +1150,11 @@ impl Core {
                 compare_cap,
                 max_body,
             },
-            self.turn,
         );
+        if awaiting_head && !matches!(leg.response, LegResponse::Head) {
+            // The final head came this turn.
+            up.answer_at = self.turn;
+        }
         let kept = leg.captured_len().saturating_sub(kept_before);
         ex.captured += kept;
         *captured += kept;
@@ -1670,7 +1675,6 @@ fn receive(
     mut client: Option<(&mut client::Client, &mut ClientResponse, Version)>,
     draining: bool,
     bounds: BodyBounds,
-    turn: Instant,
 ) -> Step {
     let mut reads = 0;
     loop {
@@ -1743,8 +1747,6 @@ fn receive(
                                 up.stream.reset_on_close();
                             }
                             up.idle_timeout = head.idle_timeout;
-                            up.answer_at = turn;
-                            up.held_back = false;
                             if let Some((client, response, version)) = client.as_mut() {
                                 let framing = head.client_framing(*version);
                                 let keep_alive =
