@@ -419,6 +419,37 @@ fn a_close_delimited_download_cut_at_the_drain_timeout_is_reset() {
     );
 }
 
+/// `--idle-timeout` counts from the end of an answer, not from when it was all queued: a
+/// client still taking the end of its answer from trident's output is not idle, and was
+/// reset (hunt 55: 17 of 20 MB, reading steadily).
+#[test]
+fn a_client_taking_its_answer_is_not_closed_by_the_idle_timeout() {
+    const BODY: usize = 3_000_000;
+    let body = pattern(BODY, 17);
+    let primary = Upstream::start(move |_| Reply::ok(body.clone()));
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let trident = Trident::with_upstreams(&primary, &s, &c, &["--idle-timeout", "300"]);
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket
+        .connect_timeout(&trident.addr().into(), WAIT)
+        .expect("connect");
+    let mut client: TcpStream = socket.into();
+    client.set_read_timeout(Some(WAIT)).expect("read timeout");
+    client.write_all(&get("/taken")).expect("send the request");
+    // The primary is read to its end meanwhile, the answer's end queued in trident.
+    thread::sleep(Duration::from_millis(1000));
+    let (got, closed) = read_until_closed(&mut client, Duration::from_secs(2));
+    let head_end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    assert_eq!(got.len() - (head_end + 4), BODY, "{}", trident.output());
+    // Then idle: closed.
+    assert!(closed, "the idle connection stays open");
+}
+
 /// So is one cut because the client stopped reading (`--send-timeout`), the primary done
 /// and the body's end still in trident's output (hunt 52: a clean close after 2 987 968 of
 /// 3 000 000 bytes).
