@@ -475,10 +475,6 @@ impl Core {
             return;
         }
         self.draining = true;
-        info!(
-            "shutting down: {} in flight",
-            Counted(self.exchanges.len(), "exchange")
-        );
         for conn in self.pool.drain_all() {
             self.close_conn(conn);
         }
@@ -1044,6 +1040,11 @@ impl Proxy {
                         debug!("deregister listener: {e}");
                     }
                 }
+                info!(
+                    "{}shutting down: {} in flight",
+                    self.reactor_prefix(),
+                    Counted(self.core.exchanges.len(), "exchange")
+                );
                 self.core.start_draining();
                 self.stop_the_others();
                 let now = Instant::now();
@@ -1079,11 +1080,14 @@ impl Proxy {
                     break;
                 }
                 if self.shared.hurry.load(Ordering::SeqCst) {
+                    // Counted first: an exchange that waited only for its answer to go out is
+                    // reported as its client is cut.
+                    let in_flight = Counted(self.core.exchanges.len(), "exchange");
                     self.core.abandon_in_flight();
                     warn!(
-                        "stopping at once (a second SIGTERM/SIGINT): {} in flight \
+                        "{}stopping at once (a second SIGTERM/SIGINT): {in_flight} in flight \
                          abandoned; the summary follows (a third signal exits without it)",
-                        Counted(self.core.exchanges.len(), "exchange")
+                        self.reactor_prefix()
                     );
                     self.stop_the_others();
                     break;
@@ -1104,35 +1108,38 @@ impl Proxy {
                         self.core.timers.set(next, Deadline::Drain);
                         continue;
                     }
-                    self.core.abandon_in_flight();
                     let in_flight = Counted(self.core.exchanges.len(), "exchange");
+                    self.core.abandon_in_flight();
+                    let name = self.reactor_prefix();
                     match self.core.settings.drain_timeout {
                         Some(limit) if live => warn!(
-                            "shutdown: {in_flight} still transferring after --drain-timeout \
+                            "{name}shutdown: {in_flight} still in flight after --drain-timeout \
                              {}ms, abandoned",
                             limit.as_millis()
                         ),
-                        _ => warn!("shutdown deadline: {in_flight} still in flight, abandoned"),
+                        _ => {
+                            warn!("{name}shutdown deadline: {in_flight} still in flight, abandoned")
+                        }
                     }
                     break;
                 }
             }
         }
         let exchanges = Counted(self.core.started as usize, "exchange");
-        if self.leader.is_none() && self.followers.is_empty() {
-            info!("stopped after {exchanges}");
-        } else {
-            // One line per reactor: each says it is one, or they read as contradicting totals.
-            let name = match self.leader {
-                Some(_) => std::thread::current()
-                    .name()
-                    .unwrap_or("reactor")
-                    .to_string(),
-                None => "reactor-0".to_string(),
-            };
-            info!("{name} stopped after {exchanges}");
-        }
+        info!("{}stopped after {exchanges}", self.reactor_prefix());
         Ok(())
+    }
+
+    /// `reactor-N: ` with more than one reactor, else nothing: each reactor's shutdown lines
+    /// say which they are, or they read as contradicting totals.
+    fn reactor_prefix(&self) -> String {
+        if self.leader.is_none() && self.followers.is_empty() {
+            return String::new();
+        }
+        match self.leader {
+            Some(_) => format!("{}: ", std::thread::current().name().unwrap_or("reactor")),
+            None => "reactor-0: ".to_string(),
+        }
     }
 
     /// Whatever ends one reactor ends the others too (they share the stop flag): wakes them

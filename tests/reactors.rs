@@ -184,7 +184,7 @@ fn a_second_sigterm_reaches_a_follower_still_draining() {
         let leader_done = wait_until(Duration::from_millis(1500), || {
             trident
                 .stderr()
-                .contains("reactor-0 stopped after 0 exchanges")
+                .contains("reactor-0: stopped after 0 exchanges")
         });
         if !leader_done {
             // On the leader: try again.

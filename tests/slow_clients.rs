@@ -390,7 +390,7 @@ fn a_steady_download_at_sigterm_is_cut_at_the_drain_timeout() {
     );
     assert!(
         trident.stderr().contains(
-            "shutdown: 1 exchange still transferring after --drain-timeout 300ms, abandoned"
+            "shutdown: 1 exchange still in flight after --drain-timeout 300ms, abandoned"
         ),
         "{}",
         trident.stderr()
@@ -448,6 +448,51 @@ fn a_client_taking_its_answer_is_not_closed_by_the_idle_timeout() {
     assert_eq!(got.len() - (head_end + 4), BODY, "{}", trident.output());
     // Then idle: closed.
     assert!(closed, "the idle connection stays open");
+}
+
+/// A second SIGTERM cuts such an answer (a reset) and the log counts its exchange among the
+/// abandoned: counted after the cut, it read `0 exchanges in flight abandoned` (hunt 56).
+#[test]
+fn a_queued_answer_cut_by_a_second_sigterm_is_counted_as_abandoned() {
+    const BODY: usize = 3_000_000;
+    let body = pattern(BODY, 19);
+    let primary = Upstream::start(move |_| Reply::ok(body.clone()));
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let mut trident = Trident::with_upstreams(&primary, &s, &c, &[]);
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket
+        .connect_timeout(&trident.addr().into(), WAIT)
+        .expect("connect");
+    let mut client: TcpStream = socket.into();
+    client.set_read_timeout(Some(WAIT)).expect("read timeout");
+    client.write_all(&get("/queued")).expect("send the request");
+    thread::sleep(Duration::from_millis(500));
+    trident.signal("TERM");
+    trident.wait_stderr("shutting down: 1 exchange in flight", WAIT);
+    trident.signal("TERM");
+    assert_eq!(
+        trident.wait_exit(WAIT).code(),
+        Some(0),
+        "{}",
+        trident.output()
+    );
+    assert!(
+        trident
+            .stderr()
+            .contains("stopping at once (a second SIGTERM/SIGINT): 1 exchange in flight abandoned"),
+        "{}",
+        trident.output()
+    );
+    let mut rest = Vec::new();
+    let ended = client.read_to_end(&mut rest);
+    assert_eq!(
+        ended.map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::ConnectionReset),
+        "after {} bytes",
+        rest.len()
+    );
 }
 
 /// So is one cut because the client stopped reading (`--send-timeout`), the primary done
