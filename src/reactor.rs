@@ -1165,16 +1165,9 @@ impl Proxy {
                     .full_logged
                     .is_some_and(|at| at.elapsed() < FULL_LOG_INTERVAL);
                 if was != Accepting::Full && !quiet {
-                    let gone = match self.core.orphans {
-                        0 => String::new(),
-                        n => format!(
-                            " and {n} answer{} still read for clients that left",
-                            if n == 1 { "" } else { "s" }
-                        ),
-                    };
                     warn!(
-                        "{} client connections{gone}: not accepting more until some close (said \
-                         at most once a minute)",
+                        "{} client connections: not accepting more until some close (said at \
+                         most once a minute)",
                         self.core.clients
                     );
                     self.full_logged = Some(Instant::now());
