@@ -289,6 +289,9 @@ pub(crate) struct Core {
     /// Exchanges (key, id) that stopped moving to give others a turn: driven again next turn.
     pub(crate) again: Vec<(usize, u64)>,
     clients: usize,
+    /// Of `clients`, those closed this turn and not yet reaped: a client that left this turn
+    /// is not counted both as a client and as a gone client's answer.
+    clients_closing: usize,
     /// Exchanges whose client went away while their primary leg still runs (read to its end
     /// for the comparison): each holds the descriptor its client's budget had for it, so it
     /// counts against `--max-clients` until that leg ends. Uncounted, clients that left
@@ -311,6 +314,7 @@ impl Core {
             Some(Conn::Client(c)) if c.phase != ClientPhase::Closed => {
                 c.phase = ClientPhase::Closed;
                 self.closing.push(key);
+                self.clients_closing += 1;
                 // Closed with output unsent (dropped, or cut at shutdown): a reset says the
                 // answer is cut short, where a FIN would pass for the end of a body that ends
                 // at the close. Its exchange's block says the client left.
@@ -337,6 +341,7 @@ impl Core {
                 let result = match conn {
                     Conn::Client(mut c) => {
                         self.clients -= 1;
+                        self.clients_closing -= 1;
                         c.input.clear();
                         self.spares.reclaim(&mut c.input);
                         if c.cut_short {
@@ -580,6 +585,17 @@ impl Core {
     }
 }
 
+/// A connection accepted at `--max-clients` that closed or reset while it waited in the
+/// backlog (one peek; data or nothing yet both mean it still waits for an answer).
+fn gave_up_waiting(stream: &mio::net::TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    match stream.peek(&mut probe) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+    }
+}
+
 /// Whether the listener is being served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Accepting {
@@ -787,6 +803,7 @@ impl Proxy {
             closing: Vec::new(),
             again: Vec::new(),
             clients: 0,
+            clients_closing: 0,
             orphans: 0,
             new_orphan: false,
             descriptors_logged: None,
@@ -1157,7 +1174,8 @@ impl Proxy {
     /// Accepts until `WouldBlock`, `--max-clients` or an error; says what comes next.
     fn accept(&mut self, was: Accepting) -> Accepting {
         loop {
-            let full = self.core.clients + self.core.orphans >= self.core.settings.max_clients;
+            let live = self.core.clients - self.core.clients_closing;
+            let full = live + self.core.orphans >= self.core.settings.max_clients;
             // A client that left still holds its place while its primary is read for the
             // comparison: a waiting client takes it (`make_room`, once one is accepted).
             if full && self.core.orphans == 0 {
@@ -1166,9 +1184,9 @@ impl Proxy {
                     .is_some_and(|at| at.elapsed() < FULL_LOG_INTERVAL);
                 if was != Accepting::Full && !quiet {
                     warn!(
-                        "{} client connections: not accepting more until some close (said at \
-                         most once a minute)",
-                        self.core.clients
+                        "{}{live} client connections: not accepting more until some close (said \
+                         at most once a minute)",
+                        self.reactor_prefix()
                     );
                     self.full_logged = Some(Instant::now());
                 }
@@ -1179,15 +1197,20 @@ impl Proxy {
             };
             match listener.accept() {
                 Ok((stream, peer)) => {
+                    if full && gave_up_waiting(&stream) {
+                        // Closed or reset in the backlog: no one to make room for.
+                        continue;
+                    }
                     if full && self.core.make_room() {
                         let quiet = self
                             .room_logged
                             .is_some_and(|at| at.elapsed() < FULL_LOG_INTERVAL);
                         if !quiet {
                             info!(
-                                "at --max-clients {}: an answer still read for a client that \
+                                "{}at --max-clients {}: an answer still read for a client that \
                                  left was cut to serve a new one (not compared; said at most \
                                  once a minute)",
+                                self.reactor_prefix(),
                                 self.core.settings.max_clients
                             );
                             self.room_logged = Some(Instant::now());

@@ -1011,6 +1011,54 @@ fn a_client_gone_mid_answer_gives_its_place_to_a_new_client_at_max_clients() {
         .wait_stderr("was cut to serve a new one", WAIT);
 }
 
+/// With room for both, a client that leaves and a new one arriving in the same turn cut
+/// nothing: the one that left was counted twice (as a client not yet reaped and as a gone
+/// client's answer), and its comparison was cut (hunt 58). A connection that gave up while
+/// waiting in the backlog takes no place either.
+#[test]
+fn a_gone_clients_answer_is_cut_only_for_a_client_that_waits() {
+    let primary = Hostile::for_target("/slow", Behaviour::EndlessChunked);
+    let stage = Stage::start(
+        [
+            Player::Hostile(primary),
+            Player::Healthy(Upstream::named("secondary")),
+            Player::Healthy(Upstream::named("candidate")),
+        ],
+        ["timeout=200", "", ""],
+        &["--max-clients", "2"],
+    );
+    for round in 0..8 {
+        let mut gone = stage.client();
+        gone.send(&get("/slow"));
+        gone.head().expect("the endless answer's head");
+        gone.reset();
+        let mut next = stage.client();
+        assert_eq!(next.exchange(&get("/next")).status, 200, "round {round}");
+        drop(next);
+        // The gone client's primary reaches its deadline.
+        thread::sleep(Duration::from_millis(300));
+    }
+    // At the limit (one busy, one gone), a connection that closes in the backlog.
+    let mut busy = stage.client();
+    busy.send(&get("/slow"));
+    busy.head().expect("the endless answer's head");
+    let mut gone = stage.client();
+    gone.send(&get("/slow"));
+    gone.head().expect("the endless answer's head");
+    gone.reset();
+    let quitter = std::net::TcpStream::connect(stage.trident.addr()).expect("connect");
+    drop(quitter);
+    drop(busy);
+    // Eight rounds of two, and the two at the limit.
+    stage.trident.wait_blocks(18, WAIT);
+    let out = stage.trident.stdout();
+    assert!(
+        !out.contains("cut to serve a new client"),
+        "{}",
+        stage.trident.output()
+    );
+}
+
 /// A client that resets while its answer is still awaited is found gone at once, from the
 /// reset's event, not when trident next writes to it: its block says it left. Found at the
 /// write, its answer was already queued and its record already gone out (hunt 51).

@@ -480,7 +480,13 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
         }
     );
     if s.raw_compared == 0 && s.noise_compared == 0 {
-        out.push_str("; nothing compared (the shadow legs were skipped)");
+        // The shadows not sent, or nothing to compare them with (a primary cut for a new
+        // client, a request the client never finished: see the errors below).
+        out.push_str(if s.legs[1].skipped + s.legs[2].skipped > 0 {
+            "; nothing compared (the shadow legs were skipped)"
+        } else {
+            "; nothing compared (see the errors)"
+        });
     } else {
         if s.raw_compared < s.requests {
             // Sampling, skipped methods or saturation: the rates below are of these.
