@@ -1410,9 +1410,9 @@ impl Core {
     }
 
     /// At `--max-clients`, with a new client accepted: the oldest answer still read for a
-    /// client that left gives way (its comparison is lost, and the summary counts it as not
-    /// compared), so the new client is served now, not after that leg's deadline. False if
-    /// there is none.
+    /// client that left gives way (its comparison is lost; the summary counts it among the
+    /// primary's errors, `made-room`), so the new client is served now, not after that leg's
+    /// deadline. False if there is none.
     pub(crate) fn make_room(&mut self) -> bool {
         let oldest = self
             .exchanges

@@ -56,34 +56,29 @@ pub fn write_exchange(
     write_line(&Value::Object(line), out);
 }
 
-/// Appends `value` as one line. U+2028 and U+2029 are valid raw in a JSON string, but
-/// readers that split lines on them too (Python's `splitlines`, JavaScript before ES2019)
-/// would cut the line there: they are written escaped, as `\u2028` and `\u2029`.
+/// Appends `value` as one line. U+0085, U+2028 and U+2029 are valid raw in a JSON string,
+/// but readers that split lines on them too (Python's `splitlines`; JavaScript before
+/// ES2019 for the last two) would cut the line there: they are written escaped, as the
+/// console writes them. (serde_json escapes the C0 controls already.)
 pub fn write_line(value: &Value, out: &mut Vec<u8>) {
     let start = out.len();
     // Serialising a Value into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, value);
-    // Both are E2 80 A8/A9 in UTF-8; any other E2 starts another character.
-    if memchr::memchr(0xE2, &out[start..]).is_some() {
+    // C2 85 and E2 80 A8/A9 in UTF-8; any other C2 or E2 starts another character.
+    if memchr::memchr2(0xC2, 0xE2, &out[start..]).is_some() {
         let written = out.split_off(start);
         let mut rest = &written[..];
-        while let Some(at) = memchr::memchr(0xE2, rest) {
+        while let Some(at) = memchr::memchr2(0xC2, 0xE2, rest) {
             let (before, from) = rest.split_at(at);
             out.extend_from_slice(before);
-            match from {
-                [0xE2, 0x80, last @ (0xA8 | 0xA9), ..] => {
-                    out.extend_from_slice(if *last == 0xA8 {
-                        b"\\u2028"
-                    } else {
-                        b"\\u2029"
-                    });
-                    rest = &from[3..];
-                }
-                _ => {
-                    out.push(0xE2);
-                    rest = &from[1..];
-                }
-            }
+            let (escaped, len): (&[u8], usize) = match from {
+                [0xC2, 0x85, ..] => (b"\\u0085", 2),
+                [0xE2, 0x80, 0xA8, ..] => (b"\\u2028", 3),
+                [0xE2, 0x80, 0xA9, ..] => (b"\\u2029", 3),
+                _ => (&from[..1], 1),
+            };
+            out.extend_from_slice(escaped);
+            rest = &from[len..];
         }
         out.extend_from_slice(rest);
     }
@@ -256,17 +251,18 @@ mod tests {
         assert_eq!(v["candidate"]["differences"][0]["masked"], false);
     }
 
-    /// Raw U+2028/U+2029 would end the line for readers that split on them (hunt 46): they
-    /// are escaped, and the value reads back the same; other characters led by E2 stay raw.
+    /// Raw U+0085/U+2028/U+2029 would end the line for readers that split on them (hunts
+    /// 46, 59): they are escaped, and the value reads back the same; other characters led by
+    /// C2 or E2 stay raw.
     #[test]
     fn line_separators_are_escaped() {
-        let value = json!({"reason": "a\u{2028}b\u{2029}c \u{2026} \u{20ac}"});
+        let value = json!({"reason": "a\u{2028}b\u{2029}c\u{85}d \u{2026} \u{20ac} \u{a9}"});
         let mut out = b"before ".to_vec();
         write_line(&value, &mut out);
         let line = std::str::from_utf8(&out).unwrap();
         assert_eq!(
             line,
-            "before {\"reason\":\"a\\u2028b\\u2029c \u{2026} \u{20ac}\"}\n"
+            "before {\"reason\":\"a\\u2028b\\u2029c\\u0085d \u{2026} \u{20ac} \u{a9}\"}\n"
         );
         assert_eq!(line.lines().count(), 1);
         let back: Value = serde_json::from_str(&line["before ".len()..]).unwrap();
