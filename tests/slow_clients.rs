@@ -31,6 +31,18 @@ fn raw(addr: SocketAddr, read_timeout: Duration) -> TcpStream {
     stream
 }
 
+/// A client whose receive buffer holds `bytes` (SO_RCVBUF, set before connecting): the
+/// kernel takes little of an answer it does not read, so the rest waits on trident's side.
+fn small_window_client(addr: SocketAddr, bytes: usize) -> TcpStream {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+    socket.connect_timeout(&addr.into(), WAIT).expect("connect");
+    let client: TcpStream = socket.into();
+    client.set_read_timeout(Some(WAIT)).expect("read timeout");
+    client
+}
+
 /// Everything until EOF, an error or `timeout`; and whether it ended by EOF or error.
 fn read_until_closed(stream: &mut TcpStream, timeout: Duration) -> (Vec<u8>, bool) {
     let deadline = Instant::now() + timeout;
@@ -305,14 +317,7 @@ fn an_answer_queued_whole_is_not_cut_by_sigterm() {
     let primary = Upstream::start(move |_| Reply::ok(body.clone()));
     let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
     let mut trident = Trident::with_upstreams(&primary, &s, &c, &["--send-timeout", "5000"]);
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    socket
-        .connect_timeout(&trident.addr().into(), WAIT)
-        .expect("connect");
-    let mut client: TcpStream = socket.into();
-    client.set_read_timeout(Some(WAIT)).expect("read timeout");
+    let mut client = small_window_client(trident.addr(), 4096);
     client.write_all(&get("/queued")).expect("send the request");
     // The primary is read to its end meanwhile: what the buffers take, and 64 KiB more.
     thread::sleep(Duration::from_millis(500));
@@ -429,14 +434,7 @@ fn a_client_taking_its_answer_is_not_closed_by_the_idle_timeout() {
     let primary = Upstream::start(move |_| Reply::ok(body.clone()));
     let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
     let trident = Trident::with_upstreams(&primary, &s, &c, &["--idle-timeout", "300"]);
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    socket
-        .connect_timeout(&trident.addr().into(), WAIT)
-        .expect("connect");
-    let mut client: TcpStream = socket.into();
-    client.set_read_timeout(Some(WAIT)).expect("read timeout");
+    let mut client = small_window_client(trident.addr(), 4096);
     client.write_all(&get("/taken")).expect("send the request");
     // The primary is read to its end meanwhile, the answer's end queued in trident.
     thread::sleep(Duration::from_millis(1000));
@@ -459,14 +457,7 @@ fn a_queued_answer_cut_by_a_second_sigterm_is_counted_as_abandoned() {
     let primary = Upstream::start(move |_| Reply::ok(body.clone()));
     let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
     let mut trident = Trident::with_upstreams(&primary, &s, &c, &[]);
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    socket
-        .connect_timeout(&trident.addr().into(), WAIT)
-        .expect("connect");
-    let mut client: TcpStream = socket.into();
-    client.set_read_timeout(Some(WAIT)).expect("read timeout");
+    let mut client = small_window_client(trident.addr(), 4096);
     client.write_all(&get("/queued")).expect("send the request");
     thread::sleep(Duration::from_millis(500));
     trident.signal("TERM");
@@ -505,14 +496,7 @@ fn a_close_delimited_answer_cut_by_the_send_timeout_is_reset() {
     let primary = Upstream::start(move |_| Reply::ok(body.clone()).close_delimited());
     let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
     let trident = Trident::with_upstreams(&primary, &s, &c, &["--send-timeout", "500"]);
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    socket
-        .connect_timeout(&trident.addr().into(), WAIT)
-        .expect("connect");
-    let mut client: TcpStream = socket.into();
-    client.set_read_timeout(Some(WAIT)).expect("read timeout");
+    let mut client = small_window_client(trident.addr(), 4096);
     client
         .write_all(b"GET /cut HTTP/1.0\r\n\r\n")
         .expect("send the request");
@@ -1113,14 +1097,7 @@ fn a_client_reading_steadily_from_the_kernels_buffer_is_not_dropped() {
     let primary = Upstream::start(|_| Reply::ok(pattern(BODY, 3)));
     let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
     let trident = Trident::with_upstreams(&primary, &s, &c, &["--send-timeout", "300"]);
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
-    socket.set_recv_buffer_size(8192).expect("SO_RCVBUF");
-    socket
-        .connect_timeout(&trident.addr().into(), WAIT)
-        .expect("connect");
-    let mut client: TcpStream = socket.into();
-    client.set_read_timeout(Some(WAIT)).expect("read timeout");
+    let mut client = small_window_client(trident.addr(), 8192);
     client.write_all(&get("/steady")).expect("send the request");
     // About 800 KB/s, without a pause longer than a few milliseconds.
     let mut got = 0;
