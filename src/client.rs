@@ -611,6 +611,10 @@ impl Core {
         if client.all_sent() {
             client.send_alarm.clear();
             if let Some(answer) = client.answering.take() {
+                // The last answer has left trident: the idle time counts from now.
+                if client.phase == (ClientPhase::Idle { head_started: None }) {
+                    client.arm_idle(key, &mut self.timers, self.settings.idle_timeout);
+                }
                 self.release_answer(answer, false);
             }
         } else if moved || !client.send_alarm.is_set() {

@@ -586,8 +586,12 @@ impl Core {
 }
 
 /// A connection accepted at `--max-clients` that closed or reset while it waited in the
-/// backlog (one peek; data or nothing yet both mean it still waits for an answer).
+/// backlog (its pending error, then one peek; data or nothing yet both mean it still waits
+/// for an answer, and a reset leaves its data to peek).
 fn gave_up_waiting(stream: &mio::net::TcpStream) -> bool {
+    if !matches!(stream.take_error(), Ok(None)) {
+        return true;
+    }
     let mut probe = [0u8; 1];
     match stream.peek(&mut probe) {
         Ok(0) => true,

@@ -1014,7 +1014,7 @@ fn a_client_gone_mid_answer_gives_its_place_to_a_new_client_at_max_clients() {
 /// With room for both, a client that leaves and a new one arriving in the same turn cut
 /// nothing: the one that left was counted twice (as a client not yet reaped and as a gone
 /// client's answer), and its comparison was cut (hunt 58). A connection that gave up while
-/// waiting in the backlog takes no place either.
+/// waiting in the backlog takes no place either, even with its request sent (hunt 60).
 #[test]
 fn a_gone_clients_answer_is_cut_only_for_a_client_that_waits() {
     let primary = Hostile::for_target("/slow", Behaviour::EndlessChunked);
@@ -1038,16 +1038,20 @@ fn a_gone_clients_answer_is_cut_only_for_a_client_that_waits() {
         // The gone client's primary reaches its deadline.
         thread::sleep(Duration::from_millis(300));
     }
-    // At the limit (one busy, one gone), a connection that closes in the backlog.
+    // At the limit (two busy), a connection that closes in the backlog, and one that sends
+    // its request, then resets (the request stays there to peek); then one busy client leaves.
     let mut busy = stage.client();
     busy.send(&get("/slow"));
     busy.head().expect("the endless answer's head");
     let mut gone = stage.client();
     gone.send(&get("/slow"));
     gone.head().expect("the endless answer's head");
-    gone.reset();
     let quitter = std::net::TcpStream::connect(stage.trident.addr()).expect("connect");
     drop(quitter);
+    let mut resetter = stage.client();
+    resetter.send(&get("/never"));
+    resetter.reset();
+    gone.reset();
     drop(busy);
     // Eight rounds of two, and the two at the limit.
     stage.trident.wait_blocks(18, WAIT);
