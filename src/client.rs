@@ -497,7 +497,11 @@ impl Core {
                 self.scratch.give(std::mem::take(&mut client.out));
                 client.out_pos = 0;
             }
-            client.arm_idle(key, &mut self.timers, self.settings.idle_timeout);
+            // With the answer still to go out, the idle time starts when it has
+            // (`flush_client`), not now.
+            if client.answering.is_none() {
+                client.arm_idle(key, &mut self.timers, self.settings.idle_timeout);
+            }
         }
         if let Some(earlier) = earlier {
             self.release_answer(earlier, false);
