@@ -691,10 +691,6 @@ impl Core {
                 self.reject_request(key, 408, "trident: request head not received in time");
                 self.drive_client(key);
             }
-            ClientPhase::Idle { head_started: None } if client.owes_output() => {
-                // Still taking its last answer, so not idle: `--send-timeout` bounds a stall.
-                client.arm_idle(key, &mut self.timers, self.settings.idle_timeout);
-            }
             ClientPhase::Idle { head_started: None } => {
                 debug!("client {}: idle timeout", client.peer);
                 self.close_conn(key);

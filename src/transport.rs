@@ -114,8 +114,9 @@ fn is_not_tls(error: &rustls::Error) -> bool {
 }
 
 /// A client spoke plain HTTP to the TLS listener (its first byte a method's first letter,
-/// where a TLS record's is its type) before any TLS byte went to it: it is answered in plain text (`Transport::write_plain`),
-/// as nginx does, not with an alert it cannot read. Carried inside an `io::Error`.
+/// where a TLS record's is its type) before any TLS byte went to it: it is answered in plain
+/// text (`Transport::write_plain`), as nginx does, not with an alert it cannot read. Carried
+/// inside an `io::Error`.
 #[derive(Debug)]
 pub struct NotTls;
 

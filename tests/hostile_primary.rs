@@ -958,6 +958,28 @@ fn an_idle_pooled_primary_connection_closed_by_the_upstream_is_not_used_for_a_po
     s.finish();
 }
 
+/// trident at `--max-clients N` in front of a primary whose `/slow` answer never ends (its
+/// line's options `primary`, a deadline), for the tests of clients that leave mid-answer.
+fn endless_at_max_clients(primary: &str, max_clients: &str) -> Stage {
+    Stage::start(
+        [
+            Player::Hostile(Hostile::for_target("/slow", Behaviour::EndlessChunked)),
+            Player::Healthy(Upstream::named("secondary")),
+            Player::Healthy(Upstream::named("candidate")),
+        ],
+        [primary, "", ""],
+        &["--max-clients", max_clients],
+    )
+}
+
+/// A client that asked for `/slow` and has its head: the body goes on until the deadline.
+fn taking_endless(stage: &Stage) -> RawClient {
+    let mut client = stage.client();
+    client.send(&get("/slow"));
+    client.head().expect("the endless answer's head");
+    client
+}
+
 /// A client that leaves while its primary still answers leaves that leg running (read to
 /// its end for the comparison), and the leg holds the descriptor the client's budget had for
 /// it: the client counts against `--max-clients` until the leg ends, or until a new client
@@ -968,20 +990,9 @@ fn an_idle_pooled_primary_connection_closed_by_the_upstream_is_not_used_for_a_po
 /// client got (hunts 43, 48), and here why it was cut.
 #[test]
 fn a_client_gone_mid_answer_gives_its_place_to_a_new_client_at_max_clients() {
-    let primary = Hostile::for_target("/slow", Behaviour::EndlessChunked);
-    let stage = Stage::start(
-        [
-            Player::Hostile(primary),
-            Player::Healthy(Upstream::named("secondary")),
-            Player::Healthy(Upstream::named("candidate")),
-        ],
-        ["timeout=3000", "", ""],
-        &["--max-clients", "1"],
-    );
+    let stage = endless_at_max_clients("timeout=3000", "1");
     // It reads the head and leaves: the next body bytes find it gone.
-    let mut gone = stage.client();
-    gone.send(&get("/slow"));
-    gone.head().expect("the endless answer's head");
+    let gone = taking_endless(&stage);
     drop(gone);
     // Connected before or after trident finds the first one gone, it waits for nothing.
     let started = Instant::now();
@@ -1017,35 +1028,20 @@ fn a_client_gone_mid_answer_gives_its_place_to_a_new_client_at_max_clients() {
 /// waiting in the backlog takes no place either, even with its request sent (hunt 60).
 #[test]
 fn a_gone_clients_answer_is_cut_only_for_a_client_that_waits() {
-    let primary = Hostile::for_target("/slow", Behaviour::EndlessChunked);
-    let stage = Stage::start(
-        [
-            Player::Hostile(primary),
-            Player::Healthy(Upstream::named("secondary")),
-            Player::Healthy(Upstream::named("candidate")),
-        ],
-        ["timeout=200", "", ""],
-        &["--max-clients", "2"],
-    );
+    let stage = endless_at_max_clients("timeout=200", "2");
     for round in 0..8 {
-        let mut gone = stage.client();
-        gone.send(&get("/slow"));
-        gone.head().expect("the endless answer's head");
+        let gone = taking_endless(&stage);
         gone.reset();
         let mut next = stage.client();
         assert_eq!(next.exchange(&get("/next")).status, 200, "round {round}");
         drop(next);
-        // The gone client's primary reaches its deadline.
-        thread::sleep(Duration::from_millis(300));
+        // The gone client's primary reaches its deadline: its block is the round's second.
+        stage.trident.wait_blocks(2 * (round + 1), WAIT);
     }
     // At the limit (two busy), a connection that closes in the backlog, and one that sends
     // its request, then resets (the request stays there to peek); then one busy client leaves.
-    let mut busy = stage.client();
-    busy.send(&get("/slow"));
-    busy.head().expect("the endless answer's head");
-    let mut gone = stage.client();
-    gone.send(&get("/slow"));
-    gone.head().expect("the endless answer's head");
+    let busy = taking_endless(&stage);
+    let gone = taking_endless(&stage);
     let quitter = std::net::TcpStream::connect(stage.trident.addr()).expect("connect");
     drop(quitter);
     let mut resetter = stage.client();
@@ -1072,8 +1068,8 @@ fn a_client_reset_while_awaiting_its_answer_is_marked_as_left() {
     let mut s = scene(Player::Healthy(primary), "");
     let mut gone = s.stage.client();
     gone.send(&get("/awaited"));
-    // Past the request's reading, before the answer.
-    thread::sleep(Duration::from_millis(200));
+    // The primary has the request (after the scene's first), and answers in 600 ms.
+    s.stage.players[0].healthy().wait_requests(2, WAIT);
     gone.reset();
     let got = s.client.exchange(&get("/next"));
     assert_eq!(got.status, 200);

@@ -43,6 +43,31 @@ fn small_window_client(addr: SocketAddr, bytes: usize) -> TcpStream {
     client
 }
 
+/// The body of `queued_answer_primary`'s answers: a client with a small receive window that
+/// reads none of it leaves its end in trident's output once the primary is read to its end.
+const QUEUED_BODY: usize = 3_000_000;
+
+/// A trident (with `args`) whose primary answers `QUEUED_BODY` bytes of `pattern(_, seed)`,
+/// ending at the close if `close_delimited`; the upstreams live as long as the first part.
+fn queued_answer_primary(
+    seed: u64,
+    close_delimited: bool,
+    args: &[&str],
+) -> ([Upstream; 3], Trident) {
+    let body = pattern(QUEUED_BODY, seed);
+    let primary = Upstream::start(move |_| {
+        let reply = Reply::ok(body.clone());
+        if close_delimited {
+            reply.close_delimited()
+        } else {
+            reply
+        }
+    });
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let trident = Trident::with_upstreams(&primary, &s, &c, args);
+    ([primary, s, c], trident)
+}
+
 /// Everything until EOF, an error or `timeout`; and whether it ended by EOF or error.
 fn read_until_closed(stream: &mut TcpStream, timeout: Duration) -> (Vec<u8>, bool) {
     let deadline = Instant::now() + timeout;
@@ -312,11 +337,7 @@ fn a_steady_download_in_flight_at_sigterm_is_not_cut() {
 /// It was closed at once, some 12 KB short.
 #[test]
 fn an_answer_queued_whole_is_not_cut_by_sigterm() {
-    const BODY: usize = 3_000_000;
-    let body = pattern(BODY, 11);
-    let primary = Upstream::start(move |_| Reply::ok(body.clone()));
-    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
-    let mut trident = Trident::with_upstreams(&primary, &s, &c, &["--send-timeout", "5000"]);
+    let (_upstreams, mut trident) = queued_answer_primary(11, false, &["--send-timeout", "5000"]);
     let mut client = small_window_client(trident.addr(), 4096);
     client.write_all(&get("/queued")).expect("send the request");
     // The primary is read to its end meanwhile: what the buffers take, and 64 KiB more.
@@ -329,11 +350,16 @@ fn an_answer_queued_whole_is_not_cut_by_sigterm() {
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .expect("a head");
-    assert_eq!(got.len() - (head_end + 4), BODY, "{}", trident.output());
+    assert_eq!(
+        got.len() - (head_end + 4),
+        QUEUED_BODY,
+        "{}",
+        trident.output()
+    );
     let block = trident.exit_0_with_one_block(WAIT);
     assert_eq!(
         block.primary().response(),
-        (200, BODY as u64),
+        (200, QUEUED_BODY as u64),
         "{}",
         block.text
     );
@@ -429,20 +455,16 @@ fn a_close_delimited_download_cut_at_the_drain_timeout_is_reset() {
 /// reset (hunt 55: 17 of 20 MB, reading steadily).
 #[test]
 fn a_client_taking_its_answer_is_not_closed_by_the_idle_timeout() {
-    const BODY: usize = 3_000_000;
-    let body = pattern(BODY, 17);
-    let primary = Upstream::start(move |_| Reply::ok(body.clone()));
-    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
-    let trident = Trident::with_upstreams(&primary, &s, &c, &["--idle-timeout", "300"]);
+    let (_upstreams, trident) = queued_answer_primary(17, false, &["--idle-timeout", "300"]);
     let mut client = small_window_client(trident.addr(), 4096);
     client.write_all(&get("/taken")).expect("send the request");
     // The primary is read to its end meanwhile, the answer's end queued in trident.
     thread::sleep(Duration::from_millis(1000));
-    let mut got = Vec::with_capacity(BODY + 1024);
+    let mut got = Vec::with_capacity(QUEUED_BODY + 1024);
     let mut buf = vec![0u8; 64 * 1024];
     let whole = |got: &[u8]| {
         let head_end = got.windows(4).position(|w| w == b"\r\n\r\n");
-        head_end.is_some_and(|end| got.len() - (end + 4) >= BODY)
+        head_end.is_some_and(|end| got.len() - (end + 4) >= QUEUED_BODY)
     };
     while !whole(&got) {
         let n = client.read(&mut buf).expect("the answer");
@@ -471,11 +493,7 @@ fn a_client_taking_its_answer_is_not_closed_by_the_idle_timeout() {
 /// abandoned: counted after the cut, it read `0 exchanges in flight abandoned` (hunt 56).
 #[test]
 fn a_queued_answer_cut_by_a_second_sigterm_is_counted_as_abandoned() {
-    const BODY: usize = 3_000_000;
-    let body = pattern(BODY, 19);
-    let primary = Upstream::start(move |_| Reply::ok(body.clone()));
-    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
-    let mut trident = Trident::with_upstreams(&primary, &s, &c, &[]);
+    let (_upstreams, mut trident) = queued_answer_primary(19, false, &[]);
     let mut client = small_window_client(trident.addr(), 4096);
     client.write_all(&get("/queued")).expect("send the request");
     thread::sleep(Duration::from_millis(500));
@@ -510,11 +528,7 @@ fn a_queued_answer_cut_by_a_second_sigterm_is_counted_as_abandoned() {
 /// 3 000 000 bytes).
 #[test]
 fn a_close_delimited_answer_cut_by_the_send_timeout_is_reset() {
-    const BODY: usize = 3_000_000;
-    let body = pattern(BODY, 13);
-    let primary = Upstream::start(move |_| Reply::ok(body.clone()).close_delimited());
-    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
-    let trident = Trident::with_upstreams(&primary, &s, &c, &["--send-timeout", "500"]);
+    let (_upstreams, trident) = queued_answer_primary(13, true, &["--send-timeout", "500"]);
     let mut client = small_window_client(trident.addr(), 4096);
     client
         .write_all(b"GET /cut HTTP/1.0\r\n\r\n")

@@ -1394,6 +1394,14 @@ impl Player {
         }
     }
 
+    /// The test upstream playing this role; panics if it is something else.
+    pub fn healthy(&self) -> &Upstream {
+        match self {
+            Player::Healthy(u) => u,
+            _ => panic!("this role is not played by a test upstream"),
+        }
+    }
+
     /// The hostile upstream playing this role; panics if it is something else.
     pub fn hostile(&self) -> &Hostile {
         match self {
