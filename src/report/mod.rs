@@ -207,9 +207,15 @@ impl CapturedBody {
         CapturedBody::default()
     }
 
-    /// Takes the next payload bytes: kept up to `cap`; past the cap, hashed.
+    /// Takes the next payload bytes: kept up to `cap`; past the cap, hashed. Once a body has
+    /// outgrown its cap, nothing more is kept even if a later cap is larger (the reactor's
+    /// capture budget frees up): `bytes` stays a prefix, and the hash covers every byte.
     pub fn extend(&mut self, payload: &[u8], cap: usize) {
-        let room = cap.saturating_sub(self.bytes.len());
+        let room = if self.truncated {
+            0
+        } else {
+            cap.saturating_sub(self.bytes.len())
+        };
         let (kept, beyond) = payload.split_at(payload.len().min(room));
         self.bytes.extend_from_slice(kept);
         if beyond.is_empty() {
@@ -1436,6 +1442,21 @@ mod tests {
         assert!(split.truncated);
         assert_eq!(whole.hash(), split.hash());
         assert_ne!(whole.hash(), CapturedBody::new().hash());
+    }
+
+    #[test]
+    fn a_capture_past_its_cap_keeps_nothing_more_when_the_cap_grows() {
+        // The cap shrinks while other exchanges hold the reactor's capture budget, and grows
+        // back when they finish: the bytes after the cut are hashed, not kept.
+        let mut whole = CapturedBody::new();
+        whole.extend(b"hello world, again", 64);
+        let mut squeezed = CapturedBody::new();
+        squeezed.extend(b"hello", 4);
+        squeezed.extend(b" world", 64);
+        squeezed.extend(b", again", 64);
+        assert_eq!(squeezed.bytes, b"hell");
+        assert!(squeezed.truncated);
+        assert_eq!(squeezed.hash(), whole.hash());
     }
 
     #[test]
