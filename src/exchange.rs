@@ -1521,13 +1521,10 @@ impl Core {
             if older {
                 report.older_finished();
             }
-            if !offered {
-                self.dropped_reports += 1;
-                if self.dropped_reports.is_power_of_two() {
-                    warn!(
-                        "reporting thread behind: {} exchange blocks dropped",
-                        self.dropped_reports
-                    );
+            if let Err(dropped) = offered {
+                // Counted over all the reactors, as the summary's `not compared` is.
+                if dropped.is_power_of_two() {
+                    warn!("reporting thread behind: {dropped} exchange blocks dropped so far");
                 }
             }
         }

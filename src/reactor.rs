@@ -266,7 +266,6 @@ pub(crate) struct Core {
     pub(crate) next_serial: u64,
     /// Shutting down: no new requests; connections close once their exchange is done.
     pub(crate) draining: bool,
-    pub(crate) dropped_reports: u64,
     /// Response body bytes the exchanges in flight keep for the comparison
     /// (`Settings::capture_budget` bounds it).
     pub(crate) captured: usize,
@@ -796,7 +795,6 @@ impl Proxy {
             started: 0,
             next_serial: 0,
             draining: false,
-            dropped_reports: 0,
             captured: 0,
             inflight: Inflight::default(),
             preferred: [None; 3],

@@ -380,6 +380,8 @@ pub struct Backlog {
     /// Exchanges of epochs a reload ended that are still in flight: the old epoch is not
     /// closed under them (they would count in none). Touched only by those exchanges.
     older_in_flight: AtomicU64,
+    /// Records dropped at the channel, by every reactor: the warning counts them all.
+    dropped_records: AtomicU64,
 }
 
 impl Backlog {
@@ -467,25 +469,30 @@ impl ReportSender {
     }
 
     /// Hands `record` to the reporting thread if it has room (in count and in bytes);
-    /// otherwise drops it and counts it. False when dropped.
-    pub fn offer(&self, record: ExchangeRecord) -> bool {
+    /// otherwise drops it and counts it: `Err` holds the records dropped so far by all the
+    /// reactors.
+    pub fn offer(&self, record: ExchangeRecord) -> Result<(), u64> {
         let size = record.captured_bytes();
         let queued = self.backlog.queued_bytes.load(Ordering::Relaxed);
         // One record alone always goes: its bodies are held already (the reactors' capture
         // budget, as large as this, bounds them), and the bound is on what waits. Refused,
         // three 23 MB bodies were never compared, with the reporting thread idle.
         if queued > 0 && queued + size > BACKLOG_BYTES {
-            self.backlog.count_not_compared(record.epoch, 1);
-            return false;
+            return Err(self.drop_record(record.epoch));
         }
         self.backlog.queued_bytes.fetch_add(size, Ordering::Relaxed);
         let epoch = record.epoch;
         if self.records.try_send(record).is_err() {
             self.backlog.queued_bytes.fetch_sub(size, Ordering::Relaxed);
-            self.backlog.count_not_compared(epoch, 1);
-            return false;
+            return Err(self.drop_record(epoch));
         }
-        true
+        Ok(())
+    }
+
+    /// Counts a record of `epoch` as not compared; the records dropped so far.
+    fn drop_record(&self, epoch: u64) -> u64 {
+        self.backlog.count_not_compared(epoch, 1);
+        self.backlog.dropped_records.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
 
@@ -1507,13 +1514,16 @@ mod tests {
         if let LegOutcome::Response { body, .. } = &mut big.legs[0] {
             body.bytes = vec![0; BACKLOG_BYTES + 1];
         }
-        assert!(sender.offer(record(2)));
-        assert!(!sender.offer(big.clone()));
+        assert!(sender.offer(record(2)).is_ok());
+        assert_eq!(sender.offer(big.clone()), Err(1));
         assert_eq!(receiver.backlog().not_compared(), 1);
         let (sender, receiver) = channel();
-        assert!(sender.offer(big));
-        assert!(!sender.offer(record(3)));
+        assert!(sender.offer(big).is_ok());
+        assert_eq!(sender.offer(record(3)), Err(1));
         assert_eq!(receiver.backlog().not_compared(), 1);
+        // Another reactor's sender counts on from the same total.
+        assert_eq!(sender.clone().offer(record(4)), Err(2));
+        assert_eq!(receiver.backlog().not_compared(), 2);
     }
 
     fn ok_leg(body: &str) -> LegOutcome {
@@ -2217,7 +2227,7 @@ mod tests {
     fn a_burst_is_written_in_a_few_batches_of_whole_blocks() {
         let (sender, records) = channel();
         for id in 1..=2000 {
-            assert!(sender.offer(record(id)));
+            assert!(sender.offer(record(id)).is_ok());
         }
         drop(sender);
         let mut out = Recorder::default();
@@ -2253,7 +2263,7 @@ mod tests {
     fn closed_stdout_stops_writing_but_not_comparing() {
         let (sender, records) = channel();
         for record in regression_and_noise(0, 1) {
-            assert!(sender.offer(record));
+            assert!(sender.offer(record).is_ok());
         }
         drop(sender);
         let verdict = run(
@@ -2294,7 +2304,7 @@ mod tests {
         let (sender, thread) = spawn(Box::new(out.clone()), Settings::default(), signal).unwrap();
         assert_eq!(thread.thread().name(), Some("report"));
         for id in 1..=10 {
-            assert!(sender.offer(record(id)));
+            assert!(sender.offer(record(id)).is_ok());
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         while !out.text().contains("REQUEST 10 ") {
