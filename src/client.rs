@@ -33,7 +33,8 @@ pub enum ClientPhase {
     /// Sending what is left in the output buffer, then closing.
     Closing,
     /// All sent and the sending side shut: reading what the client still sends, until it
-    /// closes or `LINGER` passes (RFC 9112 §9.6). Closed at once with unread input, the
+    /// closes or `LINGER` passes (RFC 9112 §9.6), or more while it is still taking the
+    /// answer's end from the kernel. Closed at once with unread input, the
     /// socket would answer with a reset, and the client's kernel would drop the end of the
     /// response it had not read yet.
     Lingering { discarded: usize },
@@ -334,7 +335,7 @@ impl Core {
         loop {
             if client.input.is_empty() && draining {
                 if client.all_sent() {
-                    self.close_conn(key);
+                    self.close_idle(key);
                     return false;
                 }
                 // An answer still going out is not cut by the shutdown.
@@ -539,6 +540,8 @@ impl Core {
         }
         client.input.clear();
         client.phase = ClientPhase::Lingering { discarded: 0 };
+        // The send buffer's fill is read at the linger's deadline (`client_deadline`).
+        client.unacknowledged = None;
         let deadline = Deadline::Client {
             conn: key,
             serial: client.serial,
@@ -546,6 +549,21 @@ impl Core {
         self.timers
             .set_alarm(&mut client.alarm, Instant::now() + LINGER, deadline);
         self.linger(key);
+    }
+
+    /// Closes idle client `key` (its idle time is up, or trident is shutting down): at once,
+    /// unless the kernel still holds the end of its last answer. A request the client has
+    /// pipelined behind that answer would then meet a closed socket, whose reset drops what
+    /// the client had not yet received: it lingers instead, for as long as it takes more.
+    pub(crate) fn close_idle(&mut self, key: usize) {
+        let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
+            return;
+        };
+        if client.stream.unacknowledged().is_some_and(|left| left > 0) {
+            self.close_when_read(key);
+        } else {
+            self.close_conn(key);
+        }
     }
 
     /// Reads and drops what a lingering client sends; closes it at its end of the stream, an
@@ -693,9 +711,25 @@ impl Core {
             }
             ClientPhase::Idle { head_started: None } => {
                 debug!("client {}: idle timeout", client.peer);
+                self.close_idle(key);
+            }
+            ClientPhase::Lingering { .. } => {
+                // Still taking the end of its answer from the kernel's send buffer: closed,
+                // a request it sends would be met by a reset that drops the rest.
+                let left = client.stream.unacknowledged();
+                let taking = match (left, client.unacknowledged) {
+                    (Some(left), Some(before)) => left > 0 && left < before,
+                    (Some(left), None) => left > 0,
+                    _ => false,
+                };
+                if taking {
+                    client.unacknowledged = left;
+                    let next = Instant::now() + LINGER;
+                    self.timers.set_alarm(&mut client.alarm, next, deadline);
+                    return;
+                }
                 self.close_conn(key);
             }
-            ClientPhase::Lingering { .. } => self.close_conn(key),
             // Set while its upload is unfinished (`detach_if_done`).
             ClientPhase::Busy { exchange } => {
                 let answered = matches!(

@@ -497,7 +497,7 @@ impl Core {
             if let Some(Conn::Client(c)) = self.conns.get_mut(key) {
                 if matches!(c.phase, ClientPhase::Idle { .. }) {
                     if c.all_sent() {
-                        self.close_conn(key);
+                        self.close_idle(key);
                     } else {
                         c.phase = ClientPhase::Closing;
                     }

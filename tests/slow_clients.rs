@@ -489,6 +489,96 @@ fn a_client_taking_its_answer_is_not_closed_by_the_idle_timeout() {
     );
 }
 
+/// An answer all handed to the kernel, but not yet taken by its client, when the idle
+/// timeout or a SIGTERM closes the connection; the client then pipelines its next request.
+/// Closed at once, the request met a closed socket, and its reset dropped the answer's end
+/// (hunt 61: 4 052 of 1 000 000 bytes). The client gets the whole answer, then the end.
+fn an_answer_in_the_kernel_outlives_the_close(args: &[&str], sigterm: bool) {
+    const BODY: usize = 600_000;
+    let primary = Upstream::start(|_| Reply::ok(pattern(BODY, 23)));
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let mut trident = Trident::with_upstreams(&primary, &s, &c, args);
+    let mut client = small_window_client(trident.addr(), 4096);
+    client.write_all(&get("/first")).expect("send the request");
+    trident.wait_blocks(1, WAIT);
+    if sigterm {
+        trident.signal("TERM");
+    }
+    // Past the idle timeout or the shutdown's turn, with most of the answer in the kernel.
+    thread::sleep(Duration::from_millis(800));
+    client
+        .write_all(&get("/second"))
+        .expect("pipeline the next request");
+    let mut got = Vec::with_capacity(BODY + 1024);
+    let mut buf = vec![0u8; 64 * 1024];
+    let ended = loop {
+        match client.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => break Err(e.kind()),
+        }
+    };
+    assert_eq!(
+        ended,
+        Ok(()),
+        "after {} bytes\n{}",
+        got.len(),
+        trident.output()
+    );
+    let head_end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    assert_same_bytes("the first answer", &pattern(BODY, 23), &got[head_end + 4..]);
+    if sigterm {
+        assert_eq!(
+            trident.wait_exit(WAIT).code(),
+            Some(0),
+            "{}",
+            trident.output()
+        );
+    }
+}
+
+#[test]
+fn an_answer_in_the_kernel_outlives_the_idle_timeout() {
+    an_answer_in_the_kernel_outlives_the_close(&["--idle-timeout", "300"], false);
+}
+
+#[test]
+fn an_answer_in_the_kernel_outlives_a_sigterm() {
+    an_answer_in_the_kernel_outlives_the_close(&[], true);
+}
+
+/// A client that takes none of that answer is read from only while it takes more: with
+/// one stalled so, a SIGTERM still ends trident within a few linger turns (2 s each), well
+/// before the drain timeout.
+#[test]
+fn a_stalled_client_with_an_answer_in_the_kernel_does_not_hold_the_shutdown() {
+    let primary = Upstream::start(|_| Reply::ok(pattern(600_000, 29)));
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let mut trident = Trident::with_upstreams(&primary, &s, &c, &["--drain-timeout", "30000"]);
+    let mut client = small_window_client(trident.addr(), 4096);
+    client
+        .write_all(&get("/stalled"))
+        .expect("send the request");
+    trident.wait_blocks(1, WAIT);
+    let asked = Instant::now();
+    trident.signal("TERM");
+    assert_eq!(
+        trident.wait_exit(Duration::from_secs(10)).code(),
+        Some(0),
+        "{}",
+        trident.output()
+    );
+    assert!(
+        asked.elapsed() >= Duration::from_millis(1500),
+        "closed after {:?}, not after a linger",
+        asked.elapsed()
+    );
+    drop(client);
+}
+
 /// A second SIGTERM cuts such an answer (a reset) and the log counts its exchange among the
 /// abandoned: counted after the cut, it read `0 exchanges in flight abandoned` (hunt 56).
 #[test]
