@@ -46,7 +46,8 @@ impl Pattern {
     /// Parses `[METHOD ]/seg/{param}/seg`.
     pub fn parse(text: &str) -> Result<Pattern, PatternError> {
         let bad = |why: &str| PatternError(format!("\"{text}\" {why}"));
-        let (method, path) = match text.split_once(' ') {
+        // A path comes first, or a method and a space: a path holding a space is refused below.
+        let (method, path) = match text.split_once(' ').filter(|_| !text.starts_with('/')) {
             Some((method, path)) => {
                 // A method is a token, as for --shadow-methods (`M-SEARCH`).
                 if !crate::cli::is_token(method) {
@@ -94,7 +95,9 @@ impl Pattern {
         let mut given = rest.split('/');
         for segment in &self.segments {
             match (segment, given.next()) {
-                (Segment::Any, Some(_)) => {}
+                // A parameter is a whole segment, not an empty one: `/users/` is the list,
+                // not `/users/{name}`, as the automatic templates keep it.
+                (Segment::Any, Some(got)) if !got.is_empty() => {}
                 (Segment::Literal(want), Some(got)) if want == got => {}
                 _ => return false,
             }
@@ -283,6 +286,9 @@ mod tests {
             ("GET", "/users/alice/posts", "GET /users/{name}/posts"),
             ("GET", "/users/7/posts?page=2", "GET /users/{name}/posts"),
             ("POST", "/users/alice", "POST /users/{name}"),
+            // A parameter is not an empty segment: the list is not an item.
+            ("POST", "/users/", "POST /users/"),
+            ("GET", "/users//posts", "GET /users//posts"),
             // The method does not match: automatic templating.
             ("GET", "/users/alice", "GET /users/alice"),
             (
@@ -314,6 +320,8 @@ mod tests {
             ),
             ("/users/{a{b}}", "has a brace inside a {parameter}"),
             ("/users?x", "has a query, a fragment or a space"),
+            ("/users/a b", "has a query, a fragment or a space"),
+            ("GET /users/a b", "has a query, a fragment or a space"),
         ] {
             let err = Pattern::parse(text).unwrap_err().to_string();
             assert!(err.ends_with(why), "{text}: {err}");
