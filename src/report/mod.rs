@@ -838,16 +838,26 @@ impl<'a> Reporter<'a> {
         let analysis = match panic::catch_unwind(AssertUnwindSafe(|| analyze(record, rules))) {
             Ok(analysis) => {
                 let (max_endpoints, oldest) = (self.settings.max_endpoints, self.epoch.number);
-                match Reporter::open_epoch(&mut self.epoch, &mut self.newer, record.epoch) {
-                    Some(epoch) => epoch.record(&self.endpoint, record, &analysis),
-                    // It started before a reload and finished after its epoch was reported.
-                    None if record.epoch < oldest => self.epoch.late += 1,
-                    None => {
-                        let at = self.newer.partition_point(|e| e.number < record.epoch);
-                        let mut epoch = stats::Epoch::new(record.epoch, max_endpoints);
-                        epoch.record(&self.endpoint, record, &analysis);
-                        self.newer.insert(at, epoch);
-                    }
+                let apart =
+                    match Reporter::open_epoch(&mut self.epoch, &mut self.newer, record.epoch) {
+                        Some(epoch) => epoch.record(&self.endpoint, record, &analysis),
+                        // It started before a reload and finished after its epoch was reported.
+                        None if record.epoch < oldest => {
+                            self.epoch.late += 1;
+                            true
+                        }
+                        None => {
+                            let at = self.newer.partition_point(|e| e.number < record.epoch);
+                            let mut epoch = stats::Epoch::new(record.epoch, max_endpoints);
+                            let apart = epoch.record(&self.endpoint, record, &analysis);
+                            self.newer.insert(at, epoch);
+                            apart
+                        }
+                    };
+                if !apart {
+                    // The exchange line names the endpoint the summary counts it under.
+                    self.endpoint.clear();
+                    self.endpoint.push_str(endpoint::OTHER);
                 }
                 analysis
             }
@@ -2199,6 +2209,32 @@ mod tests {
         );
         assert_eq!(lines[70]["type"], "summary");
         assert_eq!(lines[70]["verdict"]["candidate"], "FAIL");
+    }
+
+    /// Past `--max-endpoints`, an exchange line names `other`, where the summary counts it,
+    /// not the endpoint it would have had (hunt 64).
+    #[test]
+    fn json_exchange_lines_name_the_endpoint_the_summary_counts() {
+        let settings = Settings {
+            format: Format::Json,
+            max_endpoints: 1,
+            ..Settings::default()
+        };
+        let (text, _) = run_all(regression_and_noise(0, 1), &settings);
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines[0]["endpoint"], "GET /users/{id}");
+        assert_eq!(lines[1]["endpoint"], "other");
+        let summary = &lines[70]["endpoints"];
+        let names: Vec<&Value> = summary
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["endpoint"])
+            .collect();
+        assert_eq!(names, ["GET /users/{id}", "other"]);
     }
 
     /// Counts writes and flushes, to check batching.

@@ -682,10 +682,12 @@ impl Epoch {
         }
     }
 
-    /// Counts one compared exchange under `endpoint`.
-    pub fn record(&mut self, endpoint: &str, record: &ExchangeRecord, analysis: &Analysis) {
+    /// Counts one compared exchange under `endpoint`; false when the epoch has
+    /// `--max-endpoints` already and counted it under `other`.
+    pub fn record(&mut self, endpoint: &str, record: &ExchangeRecord, analysis: &Analysis) -> bool {
         self.exchanges += 1;
         let index = self.endpoint_index(endpoint);
+        let apart = self.endpoints[index].name == endpoint;
         let fields_left = &mut self.fields_left;
         let epoch_given_back = &mut self.given_back;
         let stats = &mut self.endpoints[index];
@@ -810,6 +812,7 @@ impl Epoch {
                 stats.field(OTHER_FIELDS, fields_left, false).noise += 1;
             }
         }
+        apart
     }
 
     fn endpoint_index(&mut self, name: &str) -> usize {
