@@ -15,7 +15,8 @@ pub use body::{BodyDecoder, Decoded};
 pub use error::Error;
 pub(crate) use request::is_valid_authority;
 pub use request::{
-    find_field, may_complete_head, parse_request_head, FieldRule, LegHead, RequestHead,
+    field_values, find_field, may_complete_head, parse_request_head, FieldRule, LegHead,
+    RequestHead,
 };
 pub use response::{parse_response_head, write_response_head, Connection, Framing, ResponseHead};
 

@@ -345,6 +345,14 @@ fn field_value(line: &[u8]) -> &[u8] {
     }
 }
 
+/// The values of the fields named `name` (case-insensitive) in a serialised field block, in
+/// order.
+pub fn field_values<'f>(fields: &'f [u8], name: &'f str) -> impl Iterator<Item = &'f [u8]> {
+    field_lines(fields)
+        .filter(move |line| field_name(line).eq_ignore_ascii_case(name.as_bytes()))
+        .map(field_value)
+}
+
 /// The value of the first field named `name` (case-insensitive) in a serialised field block.
 pub fn find_field<'f>(fields: &'f [u8], name: &str) -> Option<&'f [u8]> {
     field_lines(fields)
@@ -1977,5 +1985,8 @@ mod tests {
         let fields = b"X-User:  alice \r\nAccept: */*\r\n";
         assert_eq!(find_field(fields, "x-user"), Some(&b"alice"[..]));
         assert_eq!(find_field(fields, "missing"), None);
+        let twice = b"X-User: a\r\nHost: h\r\nx-user:  b \r\n";
+        let values: Vec<&[u8]> = field_values(twice, "X-USER").collect();
+        assert_eq!(values, [&b"a"[..], &b"b"[..]]);
     }
 }
