@@ -301,6 +301,10 @@ pub enum Comparison {
         /// compared too (otherwise only the status or the error was): what a header or body
         /// field's rate is counted over.
         contents: bool,
+        /// The same status, but a body of the exchange was cut short of what
+        /// `--max-compare-bytes` keeps, for the reactors' capture budget: header fields and
+        /// bodies were not compared (`contents` is false).
+        squeezed: bool,
     },
 }
 
@@ -320,6 +324,11 @@ impl Comparison {
     /// The leg's header fields and body were compared with the primary's.
     pub fn contents_compared(&self) -> bool {
         matches!(self, Comparison::Compared { contents: true, .. })
+    }
+
+    /// Header fields and bodies were left uncompared for the capture budget.
+    pub fn squeezed(&self) -> bool {
+        matches!(self, Comparison::Compared { squeezed: true, .. })
     }
 }
 
@@ -362,6 +371,7 @@ impl Analysis {
                 differences: Differences::default(),
                 hashed: false,
                 contents: true,
+                squeezed: false,
             };
             return Analysis {
                 noise: same(),
@@ -369,16 +379,28 @@ impl Analysis {
             };
         }
         let (primary, secondary, candidate) = (Leg::new(p), Leg::new(s), Leg::new(c));
-        let mut noise = compare(&primary, &secondary, rules, Differences::noise());
+        // A body cut short by the capture budget, not by the cap, would be compared by hash
+        // where the others are compared by field (noise would not mask like for like), and
+        // a compressed one by its bytes as sent: neither pair's contents are compared.
+        let contents = ![p, s, c].iter().any(|leg| squeezed(leg, rules.cap));
+        let mut noise = compare(&primary, &secondary, rules, contents, Differences::noise());
         // The secondary's fields mask the candidate's as they are found.
         let mask = match &noise {
             Comparison::Compared { differences, .. } => Differences::masked_by(differences),
             Comparison::Skipped => Differences::default(),
         };
-        let mut raw = compare(&primary, &candidate, rules, mask);
+        let mut raw = compare(&primary, &candidate, rules, contents, mask);
         second_look_at_noise(&primary, &secondary, rules, &mut noise, &mut raw);
         Analysis { noise, raw }
     }
+}
+
+/// A response whose body was cut short of `cap` (the reactors' capture budget was full) and
+/// would otherwise have been kept whole. Once cut, a capture keeps no more bytes, so one cut
+/// at the cap itself holds exactly `cap`.
+fn squeezed(leg: &LegOutcome, cap: usize) -> bool {
+    matches!(leg, LegOutcome::Response { body, body_bytes, .. }
+        if body.truncated && body.bytes.len() < cap && *body_bytes <= cap as u64)
 }
 
 /// When the secondary differed in more fields than its comparison keeps, the candidate's
@@ -418,7 +440,7 @@ fn second_look_at_noise(
     wanted.sort_unstable();
     let Comparison::Compared {
         differences: found, ..
-    } = compare(primary, secondary, rules, Differences::only(wanted))
+    } = compare(primary, secondary, rules, true, Differences::only(wanted))
     else {
         return;
     };
@@ -612,15 +634,18 @@ impl<'a> Response<'a> {
 }
 
 /// Compares `other` with the primary, its differences gathered in `differences` (empty).
+/// `with_contents`: header fields and bodies are compared where the statuses agree.
 fn compare(
     primary: &Leg<'_>,
     other: &Leg<'_>,
     rules: &Rules,
+    with_contents: bool,
     differences: Differences,
 ) -> Comparison {
     let mut differences = differences;
     let mut hashed = false;
     let mut contents = false;
+    let mut squeezed = false;
     match (primary, other) {
         (Leg::Skipped, _) | (_, Leg::Skipped) => return Comparison::Skipped,
         (Leg::Failed(a), Leg::Failed(b)) => {
@@ -640,6 +665,8 @@ fn compare(
         (Leg::Response(p), Leg::Response(o)) => {
             if p.status != o.status {
                 differences.push_with("status", || p.status_text(), || o.status_text());
+            } else if !with_contents {
+                squeezed = true;
             } else {
                 match (&p.interim, &o.interim) {
                     (None, None) => {}
@@ -680,6 +707,7 @@ fn compare(
         differences,
         hashed,
         contents,
+        squeezed,
     }
 }
 
@@ -1148,11 +1176,11 @@ mod tests {
     #[test]
     fn identical_legs_take_the_short_cut_to_what_the_full_comparison_finds() {
         let mut long = CapturedBody::new();
-        long.extend(&[b'x'; 64], 16);
+        long.extend(&[b'x'; 2048], 1024);
         let truncated = LegOutcome::Response {
             status: 200,
             reason: "OK".to_string(),
-            body_bytes: 64,
+            body_bytes: 2048,
             elapsed: Duration::from_millis(1),
             interim: None,
             fields: Vec::new(),
@@ -1183,6 +1211,7 @@ mod tests {
                 &Leg::new(&leg),
                 &Leg::new(&leg),
                 &rules(),
+                true,
                 Differences::default(),
             );
             let analysis = Analysis::of(&record([leg.clone(), leg.clone(), leg.clone()]), &rules());
@@ -1488,6 +1517,79 @@ mod tests {
         let mut enc = GzEncoder::new(Vec::new(), Compression::default());
         enc.write_all(bytes).unwrap();
         enc.finish().unwrap()
+    }
+
+    /// A body cut short of the cap by the capture budget: neither pair's header fields and
+    /// bodies are compared (hunt 66), where the body compressed at another level read as a
+    /// `body hash` difference, and a secondary compared by hash masked nothing of a candidate
+    /// compared by field.
+    #[test]
+    fn a_body_cut_for_the_capture_budget_leaves_the_contents_uncompared() {
+        let body = br#"{"ts":1,"user":"ada"}"#;
+        let gz = format!("{JSON}Content-Encoding: gzip\r\n");
+        let fast = {
+            let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+            enc.write_all(body).unwrap();
+            enc.finish().unwrap()
+        };
+        let best = {
+            let mut enc = GzEncoder::new(Vec::new(), Compression::best());
+            enc.write_all(body).unwrap();
+            enc.finish().unwrap()
+        };
+        assert_ne!(fast, best);
+        let squeezed = captured(200, &gz, &best, 10);
+        let rows = [
+            // The candidate's compressed at another level, cut short.
+            [
+                response(200, &gz, &fast),
+                response(200, &gz, &fast),
+                squeezed.clone(),
+            ],
+            // The secondary cut short, the candidate differing in a noisy field.
+            [
+                response(200, JSON, br#"{"ts":1,"user":"ada"}"#),
+                captured(200, JSON, br#"{"ts":2,"user":"ada"}"#, 5),
+                response(200, JSON, br#"{"ts":3,"user":"ada"}"#),
+            ],
+        ];
+        for legs in rows {
+            let analysis = Analysis::of(&record(legs), &rules());
+            for comparison in [&analysis.noise, &analysis.raw] {
+                assert!(comparison.squeezed(), "{comparison:?}");
+                assert!(!comparison.contents_compared());
+                assert_eq!(comparison.differences().map(Differences::len), Some(0));
+            }
+        }
+        // A status still differs, and a body cut at the cap itself is compared by hash.
+        let failing = Analysis::of(
+            &record([
+                response(200, JSON, body),
+                response(200, JSON, body),
+                captured(500, "", b"oops", 1),
+            ]),
+            &rules(),
+        );
+        assert_eq!(
+            failing
+                .raw
+                .differences()
+                .unwrap()
+                .iter()
+                .next()
+                .unwrap()
+                .field,
+            "status"
+        );
+        let at_cap = Analysis::of(
+            &record([
+                captured(200, "", &[b'a'; 2000], 1024),
+                captured(200, "", &[b'a'; 2000], 1024),
+                captured(200, "", &[b'b'; 2000], 1024),
+            ]),
+            &rules(),
+        );
+        assert!(!at_cap.raw.squeezed() && at_cap.raw.hashed());
     }
 
     #[test]

@@ -97,11 +97,19 @@ fn write_lines(
                     Role::Secondary => Some(&a.noise),
                     Role::Candidate => Some(&a.raw),
                 });
-                if let Some(Comparison::Compared { differences, .. }) = comparison {
+                if let Some(Comparison::Compared {
+                    differences,
+                    squeezed,
+                    ..
+                }) = comparison
+                {
                     let noise_more =
                         role == Role::Candidate && analysis.is_some_and(Analysis::more_is_noise);
                     let more = differences.more && !noise_more;
                     write_result(differences.iter(), more, noise_more, out)?;
+                    if *squeezed {
+                        out.extend_from_slice(b"; contents not kept: capture budget full");
+                    }
                 }
                 out.extend_from_slice(b")\n");
             }

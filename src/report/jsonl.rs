@@ -131,6 +131,7 @@ fn add_comparison(
     let Comparison::Compared {
         differences,
         hashed,
+        squeezed,
         ..
     } = comparison
     else {
@@ -163,6 +164,9 @@ fn add_comparison(
     }
     if *hashed {
         leg.insert("compared_by_hash".into(), json!(true));
+    }
+    if *squeezed {
+        leg.insert("contents_not_kept".into(), json!(true));
     }
 }
 

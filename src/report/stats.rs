@@ -499,6 +499,9 @@ pub struct EndpointStats {
     pub masked: u64,
     /// Exchanges with a body compared only by hash (beyond the compare cap).
     pub hashed: u64,
+    /// Exchanges whose header fields and bodies were not compared because a body was cut
+    /// short for the capture budget (`Comparison::squeezed`).
+    pub squeezed: u64,
     /// primary, secondary, candidate.
     pub legs: [LegStats; 3],
     pub fields: Vec<FieldStats>,
@@ -547,6 +550,7 @@ impl EndpointStats {
             noise_differs: 0,
             masked: 0,
             hashed: 0,
+            squeezed: 0,
             legs: Default::default(),
             fields: Vec::new(),
             index: HashMap::new(),
@@ -704,6 +708,9 @@ impl Epoch {
         }
         if analysis.raw.hashed() || analysis.noise.hashed() {
             stats.hashed += 1;
+        }
+        if analysis.raw.squeezed() || analysis.noise.squeezed() {
+            stats.squeezed += 1;
         }
         // What the secondary differs in first: the candidate's fields are judged by it.
         if let Some(noise) = analysis.noise.differences() {

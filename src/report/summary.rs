@@ -509,6 +509,13 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
                 s.hashed
             );
         }
+        if s.squeezed > 0 {
+            let _ = write!(
+                out,
+                "; {} with headers and bodies not compared (the capture budget was full)",
+                s.squeezed
+            );
+        }
         if !endpoint.enough_samples {
             let n = s.raw_compared.min(s.noise_compared);
             let _ = write!(out, "; too few samples to test ({n} < {min_samples})");
@@ -642,9 +649,10 @@ fn write_endpoint(endpoint: &EndpointReport<'_>, min_samples: u64, out: &mut Str
 
 /// Why too few exchanges had both shadows' headers and bodies compared, at `endpoints`: of
 /// `failed`, `were skipped` (saturated, sampled) and `answered another status than the
-/// primary`, those that happened (all three if none is seen).
+/// primary`, those that happened (all three if none is seen), and the capture budget if it
+/// cut a body short.
 fn shortfall<'e, 'a: 'e>(endpoints: impl IntoIterator<Item = &'e EndpointReport<'a>>) -> String {
-    let (mut failed, mut skipped, mut other_status) = (false, false, false);
+    let (mut failed, mut skipped, mut other_status, mut squeezed) = (false, false, false, false);
     for endpoint in endpoints {
         let s = endpoint.stats;
         let shadows = &s.legs[1..];
@@ -654,15 +662,20 @@ fn shortfall<'e, 'a: 'e>(endpoints: impl IntoIterator<Item = &'e EndpointReport<
             .fields
             .iter()
             .any(|f| f.name == "status" && f.raw + f.noise > 0);
+        squeezed |= s.squeezed > 0;
     }
-    let none_seen = !(failed || skipped || other_status);
+    let none_seen = !(failed || skipped || other_status || squeezed);
     let causes: Vec<&str> = [
-        (failed, "failed"),
-        (skipped, "were skipped"),
-        (other_status, "answered another status than the primary"),
+        (failed || none_seen, "failed"),
+        (skipped || none_seen, "were skipped"),
+        (
+            other_status || none_seen,
+            "answered another status than the primary",
+        ),
+        (squeezed, "had bodies past trident's capture budget"),
     ]
     .into_iter()
-    .filter_map(|(seen, cause)| (seen || none_seen).then_some(cause))
+    .filter_map(|(seen, cause)| seen.then_some(cause))
     .collect();
     match causes.split_last() {
         Some((last, [])) => (*last).to_string(),
@@ -848,6 +861,7 @@ fn endpoint_json(endpoint: &EndpointReport<'_>) -> Value {
         },
         "masked": s.masked,
         "compared_by_hash": s.hashed,
+        "contents_not_kept": s.squeezed,
         "latency_ms": legs(&|leg| json!({
             "p50": ms(leg.latency.quantile(0.5)),
             "p99": ms(leg.latency.quantile(0.99)),
@@ -1317,6 +1331,32 @@ mod tests {
             text.contains("REGRESSION body v: candidate 100/100 (100.0%), secondary 0/50 (0.0%)"),
             "{text}"
         );
+    }
+
+    /// Exchanges whose candidate's body was cut short for the capture budget compare their
+    /// statuses only: the endpoint is undecided, and the summary says why (hunt 66).
+    #[test]
+    fn bodies_past_the_capture_budget_are_counted_and_named() {
+        let json = |ts: u64| json_leg(&format!(r#"{{"ts":{ts},"v":1}}"#));
+        let e = epoch_of(40, |i| {
+            let mut candidate = json(i);
+            if let LegOutcome::Response { body, .. } = &mut candidate {
+                let whole = std::mem::take(&mut body.bytes);
+                *body = crate::report::CapturedBody::new();
+                body.extend(&whole, 5);
+            }
+            [json(i), json(i), candidate]
+        });
+        let report = judge(&e);
+        assert_eq!(report.verdict(&[]), Verdict::Undecided);
+        let mut text = String::new();
+        write_text(&report, Trigger::Final, &[], &mut text);
+        for expected in [
+            "; 40 with headers and bodies not compared (the capture budget was full)",
+            "(0 < 30: the shadows had bodies past trident's capture budget)",
+        ] {
+            assert!(text.contains(expected), "{expected}\n{text}");
+        }
     }
 
     /// A candidate answering 200 where the primary and the secondary answer 304 (no body),
