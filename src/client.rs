@@ -540,8 +540,9 @@ impl Core {
         }
         client.input.clear();
         client.phase = ClientPhase::Lingering { discarded: 0 };
-        // The send buffer's fill is read at the linger's deadline (`client_deadline`).
-        client.unacknowledged = None;
+        // What the kernel still holds for the client: the linger goes on past its deadline
+        // only if the client took some of it (`client_deadline`).
+        client.unacknowledged = client.stream.unacknowledged();
         let deadline = Deadline::Client {
             conn: key,
             serial: client.serial,
@@ -577,18 +578,22 @@ impl Core {
         };
         let mut scratch = [0u8; 16 * 1024];
         loop {
+            if *discarded > LINGER_MAX_BYTES {
+                // It sends without end. While the kernel still hands it its answer's end, what
+                // it sends is left unread (a close now would be a reset that drops that end):
+                // the linger's deadline closes it once it takes no more.
+                if client.stream.unacknowledged().is_some_and(|left| left > 0) {
+                    return;
+                }
+                break;
+            }
             if !client.readable && !client.hup {
                 return;
             }
             // The raw socket: after close_notify nothing the client sends is read as TLS.
             match client.stream.tcp_mut().read(&mut scratch) {
                 Ok(0) => break,
-                Ok(n) => {
-                    *discarded += n;
-                    if *discarded > LINGER_MAX_BYTES {
-                        break;
-                    }
-                }
+                Ok(n) => *discarded += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     client.readable = false;
                     return;
@@ -717,11 +722,10 @@ impl Core {
                 // Still taking the end of its answer from the kernel's send buffer: closed,
                 // a request it sends would be met by a reset that drops the rest.
                 let left = client.stream.unacknowledged();
-                let taking = match (left, client.unacknowledged) {
-                    (Some(left), Some(before)) => left > 0 && left < before,
-                    (Some(left), None) => left > 0,
-                    _ => false,
-                };
+                let taking = matches!(
+                    (left, client.unacknowledged),
+                    (Some(left), Some(before)) if left > 0 && left < before
+                );
                 if taking {
                     client.unacknowledged = left;
                     let next = Instant::now() + LINGER;

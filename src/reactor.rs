@@ -573,6 +573,28 @@ impl Core {
     /// deadline moves on only while it waits on a client that keeps moving), or a client
     /// taking its response (`--send-timeout`, which counts what the kernel hands it) or
     /// still owing the rest of its upload (`--send-timeout` for each piece).
+    /// `, N clients still taking their last answer` (whose exchanges are over), or nothing:
+    /// what else a drain waits for, for the log.
+    fn clients_taking_answers(&self) -> String {
+        let taking = self
+            .conns
+            .iter()
+            .filter(|(_, conn)| {
+                // One still answering is its exchange's, counted as in flight.
+                matches!(conn, Conn::Client(c)
+                    if c.answering.is_none()
+                        && matches!(c.phase, ClientPhase::Closing | ClientPhase::Lingering { .. }))
+            })
+            .count();
+        if taking == 0 {
+            return String::new();
+        }
+        format!(
+            ", {} still taking their last answer",
+            Counted(taking, "client")
+        )
+    }
+
     fn in_flight_is_live(&self) -> bool {
         let legs = self
             .exchanges
@@ -1102,10 +1124,12 @@ impl Proxy {
                     // Counted first: an exchange that waited only for its answer to go out is
                     // reported as its client is cut.
                     let in_flight = Counted(self.core.exchanges.len(), "exchange");
+                    let taking = self.core.clients_taking_answers();
                     self.core.abandon_in_flight();
                     warn!(
-                        "{}stopping at once (a second SIGTERM/SIGINT): {in_flight} in flight \
-                         abandoned; the summary follows (a third signal exits without it)",
+                        "{}stopping at once (a second SIGTERM/SIGINT): {in_flight} in \
+                         flight{taking} abandoned; the summary follows (a third signal exits \
+                         without it)",
                         self.reactor_prefix()
                     );
                     self.stop_the_others();
@@ -1128,17 +1152,19 @@ impl Proxy {
                         continue;
                     }
                     let in_flight = Counted(self.core.exchanges.len(), "exchange");
+                    let taking = self.core.clients_taking_answers();
                     self.core.abandon_in_flight();
                     let name = self.reactor_prefix();
                     match self.core.settings.drain_timeout {
                         Some(limit) if live => warn!(
-                            "{name}shutdown: {in_flight} still in flight after --drain-timeout \
-                             {}ms, abandoned",
+                            "{name}shutdown: {in_flight} still in flight{taking} after \
+                             --drain-timeout {}ms, abandoned",
                             limit.as_millis()
                         ),
-                        _ => {
-                            warn!("{name}shutdown deadline: {in_flight} still in flight, abandoned")
-                        }
+                        _ => warn!(
+                            "{name}shutdown deadline: {in_flight} still in flight{taking}, \
+                             abandoned"
+                        ),
                     }
                     break;
                 }

@@ -493,7 +493,8 @@ fn a_client_taking_its_answer_is_not_closed_by_the_idle_timeout() {
 /// timeout or a SIGTERM closes the connection; the client then pipelines its next request.
 /// Closed at once, the request met a closed socket, and its reset dropped the answer's end
 /// (hunt 61: 4 052 of 1 000 000 bytes). The client gets the whole answer, then the end.
-fn an_answer_in_the_kernel_outlives_the_close(args: &[&str], sigterm: bool) {
+/// `flood`: the client then sends 2 MB more, past what a lingering close reads (1 MiB).
+fn an_answer_in_the_kernel_outlives_the_close(args: &[&str], sigterm: bool, flood: bool) {
     const BODY: usize = 600_000;
     let primary = Upstream::start(|_| Reply::ok(pattern(BODY, 23)));
     let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
@@ -509,6 +510,11 @@ fn an_answer_in_the_kernel_outlives_the_close(args: &[&str], sigterm: bool) {
     client
         .write_all(&get("/second"))
         .expect("pipeline the next request");
+    if flood {
+        let mut writer = client.try_clone().expect("a writer");
+        // Left unread once past the linger's limit, it blocks; it ends with the connection.
+        thread::spawn(move || writer.write_all(&vec![b'x'; 2_000_000]));
+    }
     let mut got = Vec::with_capacity(BODY + 1024);
     let mut buf = vec![0u8; 64 * 1024];
     let ended = loop {
@@ -518,13 +524,21 @@ fn an_answer_in_the_kernel_outlives_the_close(args: &[&str], sigterm: bool) {
             Err(e) => break Err(e.kind()),
         }
     };
-    assert_eq!(
-        ended,
-        Ok(()),
-        "after {} bytes\n{}",
-        got.len(),
-        trident.output()
-    );
+    if flood {
+        // Closed once the client has it all, its flood unread: a reset, after the end.
+        assert!(
+            matches!(ended, Ok(()) | Err(std::io::ErrorKind::ConnectionReset)),
+            "{ended:?}"
+        );
+    } else {
+        assert_eq!(
+            ended,
+            Ok(()),
+            "after {} bytes\n{}",
+            got.len(),
+            trident.output()
+        );
+    }
     let head_end = got
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -542,12 +556,19 @@ fn an_answer_in_the_kernel_outlives_the_close(args: &[&str], sigterm: bool) {
 
 #[test]
 fn an_answer_in_the_kernel_outlives_the_idle_timeout() {
-    an_answer_in_the_kernel_outlives_the_close(&["--idle-timeout", "300"], false);
+    an_answer_in_the_kernel_outlives_the_close(&["--idle-timeout", "300"], false, false);
 }
 
 #[test]
 fn an_answer_in_the_kernel_outlives_a_sigterm() {
-    an_answer_in_the_kernel_outlives_the_close(&[], true);
+    an_answer_in_the_kernel_outlives_the_close(&[], true, false);
+}
+
+/// A client that sends on past the linger's limit meanwhile still gets the answer whole
+/// (hunt 65: a reset at 1 MiB dropped 2.7 MB of answers).
+#[test]
+fn an_answer_in_the_kernel_outlives_a_flooding_client() {
+    an_answer_in_the_kernel_outlives_the_close(&["--idle-timeout", "300"], false, true);
 }
 
 /// A client that takes none of that answer is read from only while it takes more: with
@@ -563,6 +584,9 @@ fn a_stalled_client_with_an_answer_in_the_kernel_does_not_hold_the_shutdown() {
         .write_all(&get("/stalled"))
         .expect("send the request");
     trident.wait_blocks(1, WAIT);
+    // The client's kernel takes what it can hold meanwhile (its window fills a little
+    // after the block comes): then it takes nothing.
+    thread::sleep(Duration::from_millis(1000));
     let asked = Instant::now();
     trident.signal("TERM");
     assert_eq!(
@@ -571,10 +595,42 @@ fn a_stalled_client_with_an_answer_in_the_kernel_does_not_hold_the_shutdown() {
         "{}",
         trident.output()
     );
+    // One linger turn (2 s), not two: it took nothing in the first (hunt 65).
     assert!(
-        asked.elapsed() >= Duration::from_millis(1500),
-        "closed after {:?}, not after a linger",
+        asked.elapsed() >= Duration::from_millis(1500)
+            && asked.elapsed() < Duration::from_millis(3800),
+        "closed after {:?}, not after one linger turn",
         asked.elapsed()
+    );
+    drop(client);
+}
+
+/// Cut at `--drain-timeout` instead, such a client is what the log names: it said `0
+/// exchanges still in flight` (hunt 65).
+#[test]
+fn a_client_still_taking_its_answer_at_the_drain_timeout_is_named() {
+    let primary = Upstream::start(|_| Reply::ok(pattern(600_000, 31)));
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let mut trident = Trident::with_upstreams(&primary, &s, &c, &["--drain-timeout", "500"]);
+    let mut client = small_window_client(trident.addr(), 4096);
+    client
+        .write_all(&get("/stalled"))
+        .expect("send the request");
+    trident.wait_blocks(1, WAIT);
+    trident.signal("TERM");
+    assert_eq!(
+        trident.wait_exit(WAIT).code(),
+        Some(0),
+        "{}",
+        trident.output()
+    );
+    assert!(
+        trident.stderr().contains(
+            "shutdown: 0 exchanges still in flight, 1 client still taking their last answer \
+             after --drain-timeout 500ms, abandoned"
+        ),
+        "{}",
+        trident.output()
     );
     drop(client);
 }
