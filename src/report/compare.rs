@@ -854,6 +854,14 @@ fn compare_bodies(
             if !rules.ignore_fields.whole_body_field("body hash") {
                 out.push_with("body hash", || describe(p), || describe(o));
             }
+        } else if coding(p) != coding(o) && !rules.ignore_fields.whole_body_field("body coding") {
+            // The same bytes said to be coded otherwise: one of the two cannot be read as
+            // its coding says (with `--ignore-header Content-Encoding` nothing else says so).
+            let says = |r: &Response<'_>| match coding(r) {
+                c if c.is_empty() => format!("{} bytes, not encoded", r.body_bytes),
+                c => format!("{} bytes as {c}", r.body_bytes),
+            };
+            out.push_with("body coding", || says(p), || says(o));
         }
         true
     };
@@ -912,6 +920,21 @@ fn compare_bodies(
         out.push_with("body", || primary, || other);
     }
     false
+}
+
+/// A response's `Content-Encoding` as what it means: lower case, `x-gzip` as `gzip`, without
+/// `identity`, joined by `, ` (empty: not encoded).
+fn coding(r: &Response<'_>) -> String {
+    let Some(codings) = &r.content_encoding else {
+        return String::new();
+    };
+    codings
+        .split(',')
+        .map(|c| c.trim().to_ascii_lowercase())
+        .filter(|c| !c.is_empty() && c != "identity")
+        .map(|c| if c == "x-gzip" { "gzip".to_string() } else { c })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Most bytes a body is decoded to for `by_decoded_hash`: beyond, it is compared by the hash
@@ -1590,6 +1613,48 @@ mod tests {
             &rules(),
         );
         assert!(!at_cap.raw.squeezed() && at_cap.raw.hashed());
+    }
+
+    /// Past the cap, the same bytes under another coding differ in `body coding`, also with
+    /// `Content-Encoding` itself ignored (hunt 66: both read `same`).
+    #[test]
+    fn the_same_bytes_past_the_cap_in_another_coding_differ() {
+        let ignoring = Rules::new(&["Content-Encoding".to_string()], &[], 16);
+        let plain = vec![b'a'; 100];
+        let zipped = gzip(&plain);
+        let rows = [
+            // A plain body labelled gzip.
+            (
+                captured(200, "", &plain, 16),
+                captured(200, "Content-Encoding: gzip\r\n", &plain, 16),
+            ),
+            // Gzip bytes sent without their label.
+            (
+                captured(200, "Content-Encoding: gzip\r\n", &zipped, 16),
+                captured(200, "", &zipped, 16),
+            ),
+        ];
+        for (primary, candidate) in rows {
+            let analysis = Analysis::of(&record([primary.clone(), primary, candidate]), &ignoring);
+            let fields: Vec<&str> = analysis
+                .raw
+                .differences()
+                .unwrap()
+                .iter()
+                .map(|d| d.field.as_str())
+                .collect();
+            assert_eq!(fields, ["body coding"]);
+        }
+        // The same label spelt otherwise is the same coding.
+        let analysis = Analysis::of(
+            &record([
+                captured(200, "Content-Encoding: gzip\r\n", &zipped, 16),
+                captured(200, "Content-Encoding: gzip\r\n", &zipped, 16),
+                captured(200, "Content-Encoding: X-Gzip, identity\r\n", &zipped, 16),
+            ]),
+            &ignoring,
+        );
+        assert_eq!(analysis.raw.differences().unwrap().len(), 0);
     }
 
     #[test]
