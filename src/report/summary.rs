@@ -411,6 +411,25 @@ pub fn verdict_line(report: &EpochReport<'_>, earlier_failed: &[u64]) -> String 
             ));
         }
     }
+    // A body compared by hash that the secondary's differs in too hides any change in it:
+    // a pass there says nothing of the bodies (a noisy field inside one is past the cap).
+    let blind = report
+        .endpoints
+        .iter()
+        .filter(|e| e.verdict == EndpointVerdict::Passes)
+        .filter(|e| {
+            e.fields
+                .iter()
+                .any(|f| f.stats.name == "body hash" && f.verdict == FieldVerdict::Noise)
+        })
+        .count();
+    if blind > 0 {
+        notes.push(format!(
+            "{blind} {} with bodies compared by a hash that differs as noise: a change in \
+             them cannot be seen (raise --max-compare-bytes)",
+            endpoints(blind)
+        ));
+    }
     if !notes.is_empty() {
         let _ = write!(line, " ({})", notes.join("; "));
     }
@@ -1357,6 +1376,33 @@ mod tests {
         ] {
             assert!(text.contains(expected), "{expected}\n{text}");
         }
+    }
+
+    /// Bodies past the cap with a field that differs on every exchange: the secondary's
+    /// hash differs as often as the candidate's, and a pass is said to see nothing of them
+    /// (hunt 66: a changed field read as a plain PASS).
+    #[test]
+    fn a_pass_over_bodies_compared_by_a_noisy_hash_says_so() {
+        let big = |ts: u64, v: u64| {
+            let mut leg = json_leg(&format!(
+                r#"{{"ts":{ts},"v":{v},"pad":"{}"}}"#,
+                "x".repeat(2000)
+            ));
+            if let LegOutcome::Response { body, .. } = &mut leg {
+                let whole = std::mem::take(&mut body.bytes);
+                *body = crate::report::CapturedBody::new();
+                body.extend(&whole, 1024);
+            }
+            leg
+        };
+        let e = epoch_of(40, |i| [big(i, 1), big(i + 1000, 1), big(i + 2000, 2)]);
+        let report = judge(&e);
+        assert_eq!(report.verdict(&[]), Verdict::Pass);
+        let line = verdict_line(&report, &[]);
+        assert!(
+            line.contains("1 endpoint with bodies compared by a hash that differs as noise"),
+            "{line}"
+        );
     }
 
     /// A candidate answering 200 where the primary and the secondary answer 304 (no body),
