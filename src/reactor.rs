@@ -162,7 +162,10 @@ impl Settings {
             max_clients: config.max_clients,
             shadow_room: config.shadow_room.unwrap_or(usize::MAX),
             max_compare_bytes: config.report.max_compare_bytes,
-            capture_budget: CAPTURE_BUDGET / config.reactors.max(1),
+            // One exchange's three bodies always fit: split between many reactors, or with a
+            // large `--max-compare-bytes`, a lone exchange was cut short and left uncompared.
+            capture_budget: (CAPTURE_BUDGET / config.reactors.max(1))
+                .max(config.report.max_compare_bytes.saturating_mul(3)),
             limits: Limits {
                 max_request_line: config.max_request_line,
                 max_head: config.max_header_bytes,

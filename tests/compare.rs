@@ -399,6 +399,29 @@ fn a_head_whose_length_changes_differs() {
 }
 
 /// Labelled gzip, sent plain: no client could read it, whatever its bytes say.
+/// Each reactor's capture budget holds at least one exchange's three bodies: split 32 ways,
+/// 64 MiB left 2 MiB a reactor, and a lone exchange of 700 KB bodies was left uncompared, a
+/// wholly changed candidate unseen (hunt 68).
+#[test]
+fn a_lone_exchange_is_compared_whatever_the_reactors() {
+    let body = |seed: u64| move |_: &RecordedRequest| Reply::ok(pattern(700_000, seed));
+    let (p, s, c) = (
+        Upstream::start(body(1)),
+        Upstream::start(body(1)),
+        Upstream::start(body(2)),
+    );
+    let trident = Trident::with_upstreams(&p, &s, &c, &["--reactors", "32"]);
+    assert_eq!(trident.client().exchange(&get("/big")).status, 200);
+    let block = trident.wait_blocks(1, WAIT).remove(0);
+    assert_eq!(block.secondary().compared(), Some("same"), "{}", block.text);
+    assert_eq!(
+        block.candidate().compared(),
+        Some("differs: body"),
+        "{}",
+        block.text
+    );
+}
+
 #[test]
 fn a_body_that_does_not_decode_in_its_coding_differs() {
     let body = br#"{"user":{"name":"ada"}}"#;

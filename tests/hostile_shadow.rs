@@ -828,27 +828,28 @@ fn a_flooding_candidate_does_not_stall_other_clients() {
 
 /// Exchanges held up by a stalled candidate keep the other legs' bodies for the comparison
 /// until its deadline. What they keep in all is bounded (`CAPTURE_BUDGET`, 64 MiB): past it,
-/// bodies are compared by their hash. 40 exchanges of 1 MiB bodies would keep 80 MiB.
+/// a body is kept no further and its exchange's contents are not compared. 40 exchanges of
+/// 1 MiB bodies would keep 80 MiB.
 #[test]
 fn bodies_kept_for_exchanges_waiting_on_a_stalled_candidate_are_bounded() {
-    let (hashed, endpoint) = hashed_while_the_candidate_stalls(40, &[]);
-    // 64 MiB keeps 32 exchanges' two bodies whole; the other 8 are hashed (fewer if some
+    let (unkept, endpoint) = unkept_while_the_candidate_stalls(40, &[]);
+    // 64 MiB keeps 32 exchanges' two bodies whole; the other 8 are not (fewer if some
     // timed out, and let go of theirs, before the last requests came).
-    assert!((4..=40).contains(&hashed), "{endpoint}");
+    assert!((4..=40).contains(&unkept), "{endpoint}");
 }
 
 /// The budget is trident's, not each reactor's: with `--reactors 2`, 24 exchanges of 1 MiB
 /// bodies on one connection (so on one reactor) would keep 48 MiB, over that reactor's half.
 #[test]
 fn the_capture_budget_is_shared_out_between_reactors() {
-    let (hashed, endpoint) = hashed_while_the_candidate_stalls(24, &["--reactors", "2"]);
-    // 32 MiB keeps 16 exchanges' two bodies whole; the other 8 are hashed.
-    assert!((1..=24).contains(&hashed), "{endpoint}");
+    let (unkept, endpoint) = unkept_while_the_candidate_stalls(24, &["--reactors", "2"]);
+    // 32 MiB keeps 16 exchanges' two bodies whole; the other 8 are not.
+    assert!((1..=24).contains(&unkept), "{endpoint}");
 }
 
 /// Sends `n` requests for 1 MiB bodies on one connection while the candidate hangs; returns
-/// how many exchanges were compared by hash, and the endpoint's summary line.
-fn hashed_while_the_candidate_stalls(n: usize, args: &[&str]) -> (u64, String) {
+/// how many exchanges had their contents left uncompared, and the endpoint's summary line.
+fn unkept_while_the_candidate_stalls(n: usize, args: &[&str]) -> (u64, String) {
     let body = pattern(1 << 20, 5);
     let serve = move |_: &RecordedRequest| Reply::ok(body.clone());
     let (p, s, c) = (
@@ -871,11 +872,13 @@ fn hashed_while_the_candidate_stalls(n: usize, args: &[&str]) -> (u64, String) {
         .find(|l| l.starts_with(&format!("  GET /big/{{id}}: {n} requests")))
         .unwrap_or_else(|| panic!("{stdout}"))
         .to_string();
-    let hashed: u64 = endpoint
+    let unkept: u64 = endpoint
         .split("; ")
-        .find_map(|part| part.strip_suffix(" compared by hash (beyond --max-compare-bytes)"))
-        .unwrap_or_else(|| panic!("nothing compared by hash: {endpoint}"))
+        .find_map(|part| {
+            part.strip_suffix(" with headers and bodies not compared (the capture budget was full)")
+        })
+        .unwrap_or_else(|| panic!("nothing left uncompared: {endpoint}"))
         .parse()
         .expect("a count");
-    (hashed, endpoint)
+    (unkept, endpoint)
 }

@@ -922,7 +922,8 @@ fn compare_bodies(
     false
 }
 
-/// A response's `Content-Encoding` as what it means: lower case, `x-gzip` as `gzip`, without
+/// A response's `Content-Encoding` as what it means: lower case, `x-gzip` as `gzip` (and
+/// `x-compress` as `compress`), without
 /// `identity`, joined by `, ` (empty: not encoded).
 fn coding(r: &Response<'_>) -> String {
     let Some(codings) = &r.content_encoding else {
@@ -932,7 +933,12 @@ fn coding(r: &Response<'_>) -> String {
         .split(',')
         .map(|c| c.trim().to_ascii_lowercase())
         .filter(|c| !c.is_empty() && c != "identity")
-        .map(|c| if c == "x-gzip" { "gzip".to_string() } else { c })
+        // RFC 9110 §8.4.1: the `x-` names are the same codings.
+        .map(|c| match c.as_str() {
+            "x-gzip" => "gzip".to_string(),
+            "x-compress" => "compress".to_string(),
+            _ => c,
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -1651,6 +1657,17 @@ mod tests {
                 captured(200, "Content-Encoding: gzip\r\n", &zipped, 16),
                 captured(200, "Content-Encoding: gzip\r\n", &zipped, 16),
                 captured(200, "Content-Encoding: X-Gzip, identity\r\n", &zipped, 16),
+            ]),
+            &ignoring,
+        );
+        assert_eq!(analysis.raw.differences().unwrap().len(), 0);
+        let compress =
+            |name: &str| captured(200, &format!("Content-Encoding: {name}\r\n"), &zipped, 16);
+        let analysis = Analysis::of(
+            &record([
+                compress("compress"),
+                compress("compress"),
+                compress("x-compress"),
             ]),
             &ignoring,
         );

@@ -103,12 +103,16 @@ fn write_lines(
                     ..
                 }) = comparison
                 {
-                    let noise_more =
-                        role == Role::Candidate && analysis.is_some_and(Analysis::more_is_noise);
-                    let more = differences.more && !noise_more;
-                    write_result(differences.iter(), more, noise_more, out)?;
                     if *squeezed {
-                        out.extend_from_slice(b"; contents not kept: capture budget full");
+                        // Only the statuses were compared: not `same`, which it may not be.
+                        out.extend_from_slice(
+                            b", same status; contents not kept: capture budget full",
+                        );
+                    } else {
+                        let noise_more = role == Role::Candidate
+                            && analysis.is_some_and(Analysis::more_is_noise);
+                        let more = differences.more && !noise_more;
+                        write_result(differences.iter(), more, noise_more, out)?;
                     }
                 }
                 out.extend_from_slice(b")\n");

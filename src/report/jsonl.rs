@@ -139,10 +139,14 @@ fn add_comparison(
         return;
     };
     let beyond_noise = differences.iter().any(|d| !d.masked) || (differences.more && !noise_more);
-    leg.insert(
-        "result".into(),
-        json!(if beyond_noise { "differs" } else { "same" }),
-    );
+    let result = if *squeezed {
+        "same status"
+    } else if beyond_noise {
+        "differs"
+    } else {
+        "same"
+    };
+    leg.insert("result".into(), json!(result));
     // The fields only counted, past those described, are left to `more_differences`.
     let list: Vec<Value> = differences
         .iter()

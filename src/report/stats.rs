@@ -13,7 +13,8 @@ use std::fmt;
 use std::time::Duration;
 
 use super::compare::{
-    abbreviate, error_kind, is_outcome_field, Analysis, Difference, STATUS_OR_ERROR,
+    abbreviate, error_kind, is_outcome_field, Analysis, Comparison, Difference, Differences,
+    STATUS_OR_ERROR,
 };
 use super::endpoint;
 use super::{ExchangeRecord, LegOutcome};
@@ -726,7 +727,7 @@ impl Epoch {
         }
         // The candidate's fields before the secondary's: when an endpoint's table of field
         // names fills up, they have the names, and the noise goes under `other fields`.
-        if let Some(differences) = analysis.raw.differences() {
+        if let Some(differences) = counted(&analysis.raw) {
             stats.raw_compared += 1;
             stats.raw_contents += u64::from(analysis.raw.contents_compared());
             if !differences.is_empty() {
@@ -793,7 +794,7 @@ impl Epoch {
         // too (`both_contents`).
         let paired = analysis.raw.contents_compared() && analysis.noise.contents_compared();
         stats.both_contents += u64::from(paired);
-        if let Some(differences) = analysis.noise.differences() {
+        if let Some(differences) = counted(&analysis.noise) {
             stats.noise_compared += 1;
             stats.noise_contents += u64::from(analysis.noise.contents_compared());
             if !differences.is_empty() {
@@ -839,6 +840,13 @@ impl Epoch {
             .insert(name.to_string(), self.endpoints.len() - 1);
         self.endpoints.len() - 1
     }
+}
+
+/// A comparison's differences, as the rates count them: one whose contents the capture
+/// budget left out says only that the statuses agreed, and is not counted as compared (it
+/// would read as an exchange that was the same).
+fn counted(comparison: &Comparison) -> Option<&Differences> {
+    comparison.differences().filter(|_| !comparison.squeezed())
 }
 
 #[cfg(test)]
