@@ -33,11 +33,12 @@ pub enum ClientPhase {
     /// Sending what is left in the output buffer, then closing.
     Closing,
     /// All sent and the sending side shut: reading what the client still sends, until it
-    /// closes or `LINGER` passes (RFC 9112 §9.6), or more while it is still taking the
-    /// answer's end from the kernel. Closed at once with unread input, the
-    /// socket would answer with a reset, and the client's kernel would drop the end of the
-    /// response it had not read yet.
-    Lingering { discarded: usize },
+    /// closes or `LINGER` passes (RFC 9112 §9.6), or, while the kernel still holds some of
+    /// the answer, until the client has taken none of it for `--send-timeout` (`taken_at`:
+    /// the last time it had). Closed at once with unread input, the socket would answer
+    /// with a reset, and the client's kernel would drop the end of the response it had not
+    /// read yet.
+    Lingering { discarded: usize, taken_at: Instant },
     /// Marked for closing at the end of this loop iteration; ignore its events.
     Closed,
 }
@@ -333,7 +334,10 @@ impl Core {
             return false;
         };
         loop {
-            if client.input.is_empty() && draining {
+            // Draining, a client with nothing to read is let go; one whose request came
+            // before the shutdown (read here first: its readiness may not have been seen
+            // yet) is served.
+            if client.input.is_empty() && draining && !client.readable {
                 if client.all_sent() {
                     self.close_idle(key);
                     return false;
@@ -412,6 +416,10 @@ impl Core {
                         // is still owed to it goes out first.
                         client.phase = ClientPhase::Closing;
                         return true;
+                    }
+                    if draining && !client.readable {
+                        // Nothing to read: let go, above.
+                        continue;
                     }
                     return false;
                 }
@@ -539,16 +547,20 @@ impl Core {
             return;
         }
         client.input.clear();
-        client.phase = ClientPhase::Lingering { discarded: 0 };
-        // What the kernel still holds for the client: the linger goes on past its deadline
-        // only if the client took some of it (`client_deadline`).
+        let now = Instant::now();
+        client.phase = ClientPhase::Lingering {
+            discarded: 0,
+            taken_at: now,
+        };
+        // What the kernel still holds for the client (the end of an answer just written, as
+        // a rule): read again at the deadline (`client_deadline`).
         client.unacknowledged = client.stream.unacknowledged();
         let deadline = Deadline::Client {
             conn: key,
             serial: client.serial,
         };
         self.timers
-            .set_alarm(&mut client.alarm, Instant::now() + LINGER, deadline);
+            .set_alarm(&mut client.alarm, now + LINGER, deadline);
         self.linger(key);
     }
 
@@ -573,7 +585,7 @@ impl Core {
         let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
             return;
         };
-        let ClientPhase::Lingering { discarded } = &mut client.phase else {
+        let ClientPhase::Lingering { discarded, .. } = &mut client.phase else {
             return;
         };
         let mut scratch = [0u8; 16 * 1024];
@@ -718,18 +730,22 @@ impl Core {
                 debug!("client {}: idle timeout", client.peer);
                 self.close_idle(key);
             }
-            ClientPhase::Lingering { .. } => {
+            ClientPhase::Lingering {
+                ref mut taken_at, ..
+            } => {
                 // Still taking the end of its answer from the kernel's send buffer: closed,
-                // a request it sends would be met by a reset that drops the rest.
-                let left = client.stream.unacknowledged();
-                let taking = matches!(
-                    (left, client.unacknowledged),
-                    (Some(left), Some(before)) if left > 0 && left < before
-                );
-                if taking {
-                    client.unacknowledged = left;
-                    let next = Instant::now() + LINGER;
-                    self.timers.set_alarm(&mut client.alarm, next, deadline);
+                // a request it sends would be met by a reset that drops the rest. It has
+                // `--send-timeout` to take some more, as while it is answered (the kernel
+                // hands a slow reader its answer in steps of tens of KB).
+                let now = Instant::now();
+                let left = client.stream.unacknowledged().unwrap_or(0);
+                if left > 0 && client.unacknowledged.is_some_and(|before| left < before) {
+                    *taken_at = now;
+                }
+                client.unacknowledged = Some(left);
+                let until = *taken_at + self.settings.send_timeout.max(LINGER);
+                if left > 0 && now < until {
+                    self.timers.set_alarm(&mut client.alarm, until, deadline);
                     return;
                 }
                 self.close_conn(key);

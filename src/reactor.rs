@@ -495,7 +495,11 @@ impl Core {
             .collect();
         for key in idle {
             // Drive once more: a complete request already buffered is still served, and an
-            // answer still in the output goes out before the close.
+            // answer still in the output goes out before the close. Read first whatever
+            // came: a request whose readiness this turn has not seen yet would be reset.
+            if let Some(Conn::Client(c)) = self.conns.get_mut(key) {
+                c.readable = true;
+            }
             self.drive_client(key);
             if let Some(Conn::Client(c)) = self.conns.get_mut(key) {
                 if matches!(c.phase, ClientPhase::Idle { .. }) {
@@ -572,32 +576,36 @@ impl Core {
         self.reap_closed();
     }
 
-    /// Whether something in flight is still bounded by a deadline of its own: a leg (its
-    /// deadline moves on only while it waits on a client that keeps moving), or a client
-    /// taking its response (`--send-timeout`, which counts what the kernel hands it) or
-    /// still owing the rest of its upload (`--send-timeout` for each piece).
-    /// `, N clients still taking their last answer` (whose exchanges are over), or nothing:
-    /// what else a drain waits for, for the log.
+    /// `, N clients still taking their last answer` (whose exchanges are over: its output,
+    /// or the kernel's, still holds some of it), or nothing: what else a drain waits for, for
+    /// the log.
     fn clients_taking_answers(&self) -> String {
         let taking = self
             .conns
             .iter()
-            .filter(|(_, conn)| {
+            .filter(|(_, conn)| match conn {
                 // One still answering is its exchange's, counted as in flight.
-                matches!(conn, Conn::Client(c)
-                    if c.answering.is_none()
-                        && matches!(c.phase, ClientPhase::Closing | ClientPhase::Lingering { .. }))
+                Conn::Client(c) if c.answering.is_none() => match c.phase {
+                    ClientPhase::Closing => true,
+                    ClientPhase::Lingering { .. } => {
+                        c.stream.unacknowledged().is_some_and(|left| left > 0)
+                    }
+                    _ => false,
+                },
+                _ => false,
             })
             .count();
-        if taking == 0 {
-            return String::new();
+        match taking {
+            0 => String::new(),
+            1 => ", 1 client still taking its last answer".to_string(),
+            n => format!(", {n} clients still taking their last answers"),
         }
-        format!(
-            ", {} still taking their last answer",
-            Counted(taking, "client")
-        )
     }
 
+    /// Whether something in flight is still bounded by a deadline of its own: a leg (its
+    /// deadline moves on only while it waits on a client that keeps moving), or a client
+    /// taking its response (`--send-timeout`, which counts what the kernel hands it) or
+    /// still owing the rest of its upload (`--send-timeout` for each piece).
     fn in_flight_is_live(&self) -> bool {
         let legs = self
             .exchanges
@@ -1079,17 +1087,23 @@ impl Proxy {
                 }
             }
             if self.shared.stop.load(Ordering::SeqCst) && !self.core.draining {
+                // Connections the kernel took before the stop are clients that asked before
+                // it: taken in, their requests already sent are served, not reset with the
+                // listener.
+                accepting = self.accept(accepting);
                 if let Some(mut listener) = self.listener.take() {
                     if let Err(e) = self.poll.registry().deregister(&mut listener) {
                         debug!("deregister listener: {e}");
                     }
                 }
-                info!(
-                    "{}shutting down: {} in flight",
-                    self.reactor_prefix(),
-                    Counted(self.core.exchanges.len(), "exchange")
-                );
+                let in_flight = Counted(self.core.exchanges.len(), "exchange");
                 self.core.start_draining();
+                // After the idle clients' close: those still taking an answer are waited for.
+                info!(
+                    "{}shutting down: {in_flight} in flight{}",
+                    self.reactor_prefix(),
+                    self.core.clients_taking_answers()
+                );
                 self.stop_the_others();
                 let now = Instant::now();
                 drain_until = self.core.settings.drain_timeout.map(|d| now + d);

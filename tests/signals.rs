@@ -261,6 +261,28 @@ fn sigterm_lets_the_request_in_flight_finish_and_exits_zero() {
     assert!(trident.stdout().ends_with('\n'), "{}", trident.output());
 }
 
+/// A request sent just before a SIGTERM, on a connection trident had not even accepted when
+/// the signal came, is served: the drain let such a client go before reading it, and the
+/// close with its request unread was a reset.
+#[test]
+fn a_request_sent_just_before_sigterm_is_served() {
+    let (p, s, c) = three_named();
+    let mut trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    // Stopped, trident sees the connection, its request and the signal in one turn.
+    trident.signal("STOP");
+    let mut client = trident.client();
+    client.set_read_timeout(WAIT);
+    client.send(&get("/last"));
+    trident.signal("TERM");
+    trident.signal("CONT");
+    let resp = client
+        .try_read_response(false)
+        .unwrap_or_else(|e| panic!("{e}\n{}", trident.output()));
+    assert_eq!(resp.status, 200, "{}", resp.body_text());
+    let block = trident.exit_0_with_one_block(WAIT);
+    assert_eq!(block.target, "/last");
+}
+
 #[test]
 fn sigint_exits_zero() {
     let (p, s, c) = three_named();

@@ -572,13 +572,18 @@ fn an_answer_in_the_kernel_outlives_a_flooding_client() {
 }
 
 /// A client that takes none of that answer is read from only while it takes more: with
-/// one stalled so, a SIGTERM still ends trident within a few linger turns (2 s each), well
-/// before the drain timeout.
+/// one stalled so, a SIGTERM still ends trident after one linger turn (`--send-timeout`,
+/// at least 2 s), well before the drain timeout.
 #[test]
 fn a_stalled_client_with_an_answer_in_the_kernel_does_not_hold_the_shutdown() {
     let primary = Upstream::start(|_| Reply::ok(pattern(600_000, 29)));
     let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
-    let mut trident = Trident::with_upstreams(&primary, &s, &c, &["--drain-timeout", "30000"]);
+    let mut trident = Trident::with_upstreams(
+        &primary,
+        &s,
+        &c,
+        &["--drain-timeout", "30000", "--send-timeout", "1000"],
+    );
     let mut client = small_window_client(trident.addr(), 4096);
     client
         .write_all(&get("/stalled"))
@@ -595,7 +600,7 @@ fn a_stalled_client_with_an_answer_in_the_kernel_does_not_hold_the_shutdown() {
         "{}",
         trident.output()
     );
-    // One linger turn (2 s), not two: it took nothing in the first (hunt 65).
+    // One linger turn, not two: it took nothing in the first (hunt 65).
     assert!(
         asked.elapsed() >= Duration::from_millis(1500)
             && asked.elapsed() < Duration::from_millis(3800),
@@ -626,7 +631,7 @@ fn a_client_still_taking_its_answer_at_the_drain_timeout_is_named() {
     );
     assert!(
         trident.stderr().contains(
-            "shutdown: 0 exchanges still in flight, 1 client still taking their last answer \
+            "shutdown: 0 exchanges still in flight, 1 client still taking its last answer \
              after --drain-timeout 500ms, abandoned"
         ),
         "{}",
