@@ -1,6 +1,7 @@
 //! `--format json`: each exchange as one JSON line instead of a four-line block, for log
 //! pipelines. Summaries are JSON lines too (`"type":"summary"`), so every line of stdout
 //! parses. The fields carry the same facts as the text block, plus the compared values.
+//! Keys come in alphabetical order (serde_json's map); below, in a readable one.
 //!
 //! ```text
 //! {"type":"exchange","id":7,"epoch":0,"endpoint":"GET /users/{id}","request":{...},
