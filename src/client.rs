@@ -572,7 +572,10 @@ impl Core {
         let Some(Conn::Client(client)) = self.conns.get_mut(key) else {
             return;
         };
-        if client.stream.unacknowledged().is_some_and(|left| left > 0) {
+        // Mid-handshake, the client's next records would meet a closed socket too.
+        if client.stream.mid_handshake()
+            || client.stream.unacknowledged().is_some_and(|left| left > 0)
+        {
             self.close_when_read(key);
         } else {
             self.close_conn(key);

@@ -485,6 +485,11 @@ impl Core {
         for conn in self.pool.drain_all() {
             self.close_conn(conn);
         }
+        self.let_idle_clients_go();
+    }
+
+    /// Draining: serves what the idle clients already sent, and lets the others go.
+    fn let_idle_clients_go(&mut self) {
         let idle: Vec<usize> = self
             .conns
             .iter()
@@ -1088,16 +1093,18 @@ impl Proxy {
             }
             if self.shared.stop.load(Ordering::SeqCst) && !self.core.draining {
                 // Connections the kernel took before the stop are clients that asked before
-                // it: taken in, their requests already sent are served, not reset with the
-                // listener.
+                // it: taken in (once the idle clients have made room), their requests
+                // already sent are served, not reset with the listener.
+                self.core.start_draining();
+                self.core.reap_closed();
                 accepting = self.accept(accepting);
+                self.core.let_idle_clients_go();
                 if let Some(mut listener) = self.listener.take() {
                     if let Err(e) = self.poll.registry().deregister(&mut listener) {
                         debug!("deregister listener: {e}");
                     }
                 }
                 let in_flight = Counted(self.core.exchanges.len(), "exchange");
-                self.core.start_draining();
                 // After the idle clients' close: those still taking an answer are waited for.
                 info!(
                     "{}shutting down: {in_flight} in flight{}",

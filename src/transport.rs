@@ -194,6 +194,11 @@ impl Transport {
         }
     }
 
+    /// A TLS handshake has begun and not finished: the client still has its part to send.
+    pub fn mid_handshake(&self) -> bool {
+        matches!(self, Transport::Tls(tls) if tls.session.is_handshaking() && tls.sent > 0)
+    }
+
     /// A short read means the socket had nothing more (only true of plain TCP).
     pub fn is_plain(&self) -> bool {
         matches!(self, Transport::Plain(_))

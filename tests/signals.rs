@@ -283,6 +283,36 @@ fn a_request_sent_just_before_sigterm_is_served() {
     assert_eq!(block.target, "/last");
 }
 
+/// So is one waiting in the backlog at `--max-clients`, once the idle client holding the
+/// place is let go (hunt 70: reset with the listener).
+#[test]
+fn a_request_waiting_at_max_clients_is_served_at_sigterm() {
+    let (p, s, c) = three_named();
+    let mut trident = Trident::with_upstreams(&p, &s, &c, &["--max-clients", "1"]);
+    let mut holder = trident.client();
+    assert_eq!(holder.exchange(&get("/first")).status, 200);
+    trident.wait_blocks(1, WAIT);
+    let mut waiting = trident.client();
+    waiting.set_read_timeout(WAIT);
+    waiting.send(&get("/waiting"));
+    // Not taken in while the place is held.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(trident.blocks().len(), 1, "{}", trident.output());
+    trident.signal("TERM");
+    let resp = waiting
+        .try_read_response(false)
+        .unwrap_or_else(|e| panic!("{e}\n{}", trident.output()));
+    assert_eq!(resp.status, 200, "{}", resp.body_text());
+    assert_eq!(
+        trident.wait_exit(WAIT).code(),
+        Some(0),
+        "{}",
+        trident.output()
+    );
+    assert_eq!(trident.blocks().len(), 2, "{}", trident.output());
+    drop(holder);
+}
+
 #[test]
 fn sigint_exits_zero() {
     let (p, s, c) = three_named();
