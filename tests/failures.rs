@@ -296,12 +296,7 @@ fn a_stalled_stderr_reader_holds_up_neither_the_proxy_nor_the_log() {
     let failed = trident.wait_stderr_count("candidate failed: connection refused", 2000, WAIT);
     assert_eq!(failed.len(), 2000);
     trident.signal("TERM");
-    assert_eq!(
-        trident.wait_exit(WAIT).code(),
-        Some(0),
-        "{}",
-        trident.stderr()
-    );
+    trident.exits_0(WAIT);
 }
 
 /// The primary fails while the client is still uploading: the client gets its 502 and is let

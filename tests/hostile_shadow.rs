@@ -865,7 +865,7 @@ fn unkept_while_the_candidate_stalls(n: usize, args: &[&str]) -> (u64, String) {
     }
     trident.wait_blocks(n, Duration::from_secs(10));
     trident.signal("TERM");
-    assert_eq!(trident.wait_exit(WAIT).code(), Some(0));
+    trident.exits_0(WAIT);
     let stdout = trident.stdout();
     let endpoint = stdout
         .lines()

@@ -154,8 +154,7 @@ fn sigterm_drains_every_reactor_and_exits_zero() {
     }
     trident.wait_blocks(CLIENTS, WAIT);
     trident.signal("TERM");
-    let status = trident.wait_exit(Duration::from_secs(4));
-    assert_eq!(status.code(), Some(0), "{}", trident.output());
+    trident.exits_0(Duration::from_secs(4));
     assert_eq!(
         trident.stderr().matches("stopped after").count(),
         2,
@@ -196,8 +195,7 @@ fn a_second_sigterm_reaches_a_follower_still_draining() {
         trident.wait_stderr("reload asked while shutting down: ignored", WAIT);
         let signalled = std::time::Instant::now();
         trident.signal("TERM");
-        let status = trident.wait_exit(WAIT);
-        assert_eq!(status.code(), Some(0), "{}", trident.output());
+        trident.exits_0(WAIT);
         assert!(
             signalled.elapsed() < Duration::from_secs(3),
             "exited {:?} after the second SIGTERM\n{}",

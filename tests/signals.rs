@@ -231,12 +231,7 @@ fn sighup_with_trident_itself_as_a_target_is_refused() {
     assert_eq!(c.wait_requests(1, WAIT)[0].target, "/once");
     // Once trident has drained and exited, every exchange it started has its block.
     trident.signal("TERM");
-    assert_eq!(
-        trident.wait_exit(WAIT).code(),
-        Some(0),
-        "{}",
-        trident.output()
-    );
+    trident.exits_0(WAIT);
     assert_eq!(trident.blocks().len(), 1, "{}", trident.output());
     assert_eq!(p.requests().len(), 1);
 }
@@ -303,12 +298,7 @@ fn a_request_waiting_at_max_clients_is_served_at_sigterm() {
         .try_read_response(false)
         .unwrap_or_else(|e| panic!("{e}\n{}", trident.output()));
     assert_eq!(resp.status, 200, "{}", resp.body_text());
-    assert_eq!(
-        trident.wait_exit(WAIT).code(),
-        Some(0),
-        "{}",
-        trident.output()
-    );
+    trident.exits_0(WAIT);
     assert_eq!(trident.blocks().len(), 2, "{}", trident.output());
     drop(holder);
 }
@@ -320,8 +310,7 @@ fn sigint_exits_zero() {
     assert_eq!(trident.client().exchange(&get("/x")).status, 200);
     trident.wait_blocks(1, WAIT);
     trident.signal("INT");
-    let status = trident.wait_exit(WAIT);
-    assert_eq!(status.code(), Some(0), "{}", trident.output());
+    trident.exits_0(WAIT);
 }
 
 #[test]
@@ -334,8 +323,7 @@ fn sigterm_with_an_idle_keepalive_client_exits_promptly() {
     let started = Instant::now();
     trident.signal("TERM");
     // Nothing is in flight: an idle keep-alive connection must not hold the exit.
-    let status = trident.wait_exit(Duration::from_secs(4));
-    assert_eq!(status.code(), Some(0), "{}", trident.output());
+    trident.exits_0(Duration::from_secs(4));
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "exit took {:?}",
@@ -367,8 +355,7 @@ fn a_second_sigterm_abandons_what_is_in_flight_and_still_writes_the_summary() {
     trident.wait_stderr("shutting down", WAIT);
     let started = Instant::now();
     trident.signal("TERM");
-    let status = trident.wait_exit(WAIT);
-    assert_eq!(status.code(), Some(0), "{}", trident.output());
+    trident.exits_0(WAIT);
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
@@ -491,7 +478,7 @@ fn a_sighup_while_draining_is_ignored() {
     file.write(&targets_text(&p.url(), &s.url(), &new.url()));
     trident.signal("HUP");
     trident.wait_stderr("reload asked while shutting down: ignored", WAIT);
-    assert_eq!(trident.wait_exit(WAIT).code(), Some(0));
+    trident.exits_0(WAIT);
     let stdout = trident.stdout();
     assert!(
         stdout.contains("SUMMARY epoch 0 (final): 1 exchange,"),
@@ -526,5 +513,5 @@ fn a_draining_trident_refuses_new_connections() {
         trident.stderr()
     );
     assert_eq!(client.read_response(false).status, 200);
-    assert_eq!(trident.wait_exit(WAIT).code(), Some(0));
+    trident.exits_0(WAIT);
 }

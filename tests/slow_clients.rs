@@ -400,12 +400,7 @@ fn download_cut_at_the_drain_timeout(
         got < GREEDY_BODY,
         "the whole body came: {got} bytes in {cut_after:?}"
     );
-    assert_eq!(
-        trident.wait_exit(WAIT).code(),
-        Some(0),
-        "{}",
-        trident.output()
-    );
+    trident.exits_0(WAIT);
     (trident, got, ended, cut_after)
 }
 
@@ -489,19 +484,31 @@ fn a_client_taking_its_answer_is_not_closed_by_the_idle_timeout() {
     );
 }
 
+/// The body of `answer_in_the_kernel`'s answer: small enough to leave trident's output whole
+/// for the kernel's send buffer, where a client reading none of it leaves most of it.
+const KERNEL_BODY: usize = 600_000;
+
+/// A trident (with `args`) whose primary answers `KERNEL_BODY` bytes of `pattern(_, seed)`,
+/// and a client with a small receive window whose request for it has been printed: the
+/// answer has all left trident's output. The upstreams live as long as the first part.
+fn answer_in_the_kernel(seed: u64, args: &[&str]) -> ([Upstream; 3], Trident, TcpStream) {
+    let body = pattern(KERNEL_BODY, seed);
+    let primary = Upstream::start(move |_| Reply::ok(body.clone()));
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let trident = Trident::with_upstreams(&primary, &s, &c, args);
+    let mut client = small_window_client(trident.addr(), 4096);
+    client.write_all(&get("/first")).expect("send the request");
+    trident.wait_blocks(1, WAIT);
+    ([primary, s, c], trident, client)
+}
+
 /// An answer all handed to the kernel, but not yet taken by its client, when the idle
 /// timeout or a SIGTERM closes the connection; the client then pipelines its next request.
 /// Closed at once, the request met a closed socket, and its reset dropped the answer's end
 /// (hunt 61: 4 052 of 1 000 000 bytes). The client gets the whole answer, then the end.
 /// `flood`: the client then sends 2 MB more, past what a lingering close reads (1 MiB).
 fn an_answer_in_the_kernel_outlives_the_close(args: &[&str], sigterm: bool, flood: bool) {
-    const BODY: usize = 600_000;
-    let primary = Upstream::start(|_| Reply::ok(pattern(BODY, 23)));
-    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
-    let mut trident = Trident::with_upstreams(&primary, &s, &c, args);
-    let mut client = small_window_client(trident.addr(), 4096);
-    client.write_all(&get("/first")).expect("send the request");
-    trident.wait_blocks(1, WAIT);
+    let (_upstreams, mut trident, mut client) = answer_in_the_kernel(23, args);
     if sigterm {
         trident.signal("TERM");
     }
@@ -515,7 +522,7 @@ fn an_answer_in_the_kernel_outlives_the_close(args: &[&str], sigterm: bool, floo
         // Left unread once past the linger's limit, it blocks; it ends with the connection.
         thread::spawn(move || writer.write_all(&vec![b'x'; 2_000_000]));
     }
-    let mut got = Vec::with_capacity(BODY + 1024);
+    let mut got = Vec::with_capacity(KERNEL_BODY + 1024);
     let mut buf = vec![0u8; 64 * 1024];
     let ended = loop {
         match client.read(&mut buf) {
@@ -543,14 +550,13 @@ fn an_answer_in_the_kernel_outlives_the_close(args: &[&str], sigterm: bool, floo
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .expect("a head");
-    assert_same_bytes("the first answer", &pattern(BODY, 23), &got[head_end + 4..]);
+    assert_same_bytes(
+        "the first answer",
+        &pattern(KERNEL_BODY, 23),
+        &got[head_end + 4..],
+    );
     if sigterm {
-        assert_eq!(
-            trident.wait_exit(WAIT).code(),
-            Some(0),
-            "{}",
-            trident.output()
-        );
+        trident.exits_0(WAIT);
     }
 }
 
@@ -576,30 +582,14 @@ fn an_answer_in_the_kernel_outlives_a_flooding_client() {
 /// at least 2 s), well before the drain timeout.
 #[test]
 fn a_stalled_client_with_an_answer_in_the_kernel_does_not_hold_the_shutdown() {
-    let primary = Upstream::start(|_| Reply::ok(pattern(600_000, 29)));
-    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
-    let mut trident = Trident::with_upstreams(
-        &primary,
-        &s,
-        &c,
-        &["--drain-timeout", "30000", "--send-timeout", "1000"],
-    );
-    let mut client = small_window_client(trident.addr(), 4096);
-    client
-        .write_all(&get("/stalled"))
-        .expect("send the request");
-    trident.wait_blocks(1, WAIT);
+    let (_upstreams, mut trident, client) =
+        answer_in_the_kernel(29, &["--drain-timeout", "30000", "--send-timeout", "1000"]);
     // The client's kernel takes what it can hold meanwhile (its window fills a little
     // after the block comes): then it takes nothing.
     thread::sleep(Duration::from_millis(1000));
     let asked = Instant::now();
     trident.signal("TERM");
-    assert_eq!(
-        trident.wait_exit(Duration::from_secs(10)).code(),
-        Some(0),
-        "{}",
-        trident.output()
-    );
+    trident.exits_0(Duration::from_secs(10));
     // One linger turn, not two: it took nothing in the first (hunt 65).
     assert!(
         asked.elapsed() >= Duration::from_millis(1500)
@@ -614,21 +604,9 @@ fn a_stalled_client_with_an_answer_in_the_kernel_does_not_hold_the_shutdown() {
 /// exchanges still in flight` (hunt 65).
 #[test]
 fn a_client_still_taking_its_answer_at_the_drain_timeout_is_named() {
-    let primary = Upstream::start(|_| Reply::ok(pattern(600_000, 31)));
-    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
-    let mut trident = Trident::with_upstreams(&primary, &s, &c, &["--drain-timeout", "500"]);
-    let mut client = small_window_client(trident.addr(), 4096);
-    client
-        .write_all(&get("/stalled"))
-        .expect("send the request");
-    trident.wait_blocks(1, WAIT);
+    let (_upstreams, mut trident, client) = answer_in_the_kernel(31, &["--drain-timeout", "500"]);
     trident.signal("TERM");
-    assert_eq!(
-        trident.wait_exit(WAIT).code(),
-        Some(0),
-        "{}",
-        trident.output()
-    );
+    trident.exits_0(WAIT);
     assert!(
         trident.stderr().contains(
             "shutdown: 0 exchanges still in flight, 1 client still taking its last answer \
@@ -651,12 +629,7 @@ fn a_queued_answer_cut_by_a_second_sigterm_is_counted_as_abandoned() {
     trident.signal("TERM");
     trident.wait_stderr("shutting down: 1 exchange in flight", WAIT);
     trident.signal("TERM");
-    assert_eq!(
-        trident.wait_exit(WAIT).code(),
-        Some(0),
-        "{}",
-        trident.output()
-    );
+    trident.exits_0(WAIT);
     assert!(
         trident
             .stderr()
@@ -774,12 +747,7 @@ fn a_steady_upload_in_flight_at_sigterm_is_not_cut() {
         .unwrap_or_else(|e| panic!("{e}\n{}", trident.output()));
     assert_eq!(resp.status, 200, "{}", resp.body_text());
     assert_eq!(p.wait_requests(1, WAIT)[0].body, body);
-    assert_eq!(
-        trident.wait_exit(WAIT).code(),
-        Some(0),
-        "{}",
-        trident.output()
-    );
+    trident.exits_0(WAIT);
 }
 
 /// A client that stops sending in the middle of its upload is waited on for `--send-timeout`,

@@ -413,23 +413,22 @@ pub fn verdict_line(report: &EpochReport<'_>, earlier_failed: &[u64]) -> String 
     }
     // A body compared by hash that the secondary's differs in too hides any change in it:
     // a pass there says nothing of the bodies (a noisy field inside one is past the cap).
-    let passed = report.verdict(earlier_failed) == Verdict::Pass;
-    let blind = report
-        .endpoints
-        .iter()
-        .filter(|e| passed && e.verdict == EndpointVerdict::Passes)
-        .filter(|e| {
-            e.fields.iter().any(|f| {
-                f.stats.name == "body hash" && f.stats.noise > 0 && f.verdict == FieldVerdict::Noise
-            })
-        })
-        .count();
-    if blind > 0 {
-        notes.push(format!(
-            "{blind} {} with bodies compared by a hash that differs as noise: a change in \
-             them cannot be seen (raise --max-compare-bytes)",
-            endpoints(blind)
-        ));
+    if report.verdict(earlier_failed) == Verdict::Pass {
+        let noisy_hash = |f: &FieldReport<'_>| {
+            f.stats.name == "body hash" && f.stats.noise > 0 && f.verdict == FieldVerdict::Noise
+        };
+        let blind = report
+            .endpoints
+            .iter()
+            .filter(|e| e.verdict == EndpointVerdict::Passes && e.fields.iter().any(noisy_hash))
+            .count();
+        if blind > 0 {
+            notes.push(format!(
+                "{blind} {} with bodies compared by a hash that differs as noise: a change in \
+                 them cannot be seen (raise --max-compare-bytes)",
+                endpoints(blind)
+            ));
+        }
     }
     if !notes.is_empty() {
         let _ = write!(line, " ({})", notes.join("; "));

@@ -355,11 +355,16 @@ impl Trident {
 
     /// Waits for the process to exit with status 0 and returns the one block it printed.
     pub fn exit_0_with_one_block(&mut self, timeout: Duration) -> Block {
-        let status = self.wait_exit(timeout);
-        assert_eq!(status.code(), Some(0), "{}", self.output());
+        self.exits_0(timeout);
         let mut blocks = self.blocks();
         assert_eq!(blocks.len(), 1, "{}", self.output());
         blocks.remove(0)
+    }
+
+    /// Waits for the process to exit and asserts it exited 0 (a drained shutdown).
+    pub fn exits_0(&mut self, timeout: Duration) {
+        let status = self.wait_exit(timeout);
+        assert_eq!(status.code(), Some(0), "{}", self.output());
     }
 
     /// Waits for the process to exit; kills it and panics on timeout. The output is complete
