@@ -95,27 +95,30 @@ pub fn parse_response_head(
     head_request: bool,
 ) -> Result<Option<ResponseHead>, Error> {
     let Some(bounds) = find_head(buf, limits, None)? else {
-        return Ok(None);
+        // Not whole yet; but bytes that cannot begin a status line (an SSH or SMTP banner, a
+        // TLS alert: a target on the wrong port) fail now, not at the deadline, which would
+        // hold the leg's connection and in-flight place and name it a timeout.
+        return match parse(buf, &mut httparse::Response::new(&mut []), &mut []) {
+            Ok(_) | Err(httparse::Error::TooManyHeaders) => Ok(None),
+            // `HTTP/2` may yet be `HTTP/2x`: the same bytes get the same error however they
+            // arrive.
+            Err(httparse::Error::Version)
+                if first_word(buf).len() == skip_empty_lines(buf).len()
+                    && first_word(buf).starts_with(b"HTTP/") =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(parse_error(err, buf)),
+        };
     };
     let head = &buf[..bounds.len];
 
     let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADER_SLOTS];
     let mut response = httparse::Response::new(&mut []);
-    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut response,
-        head,
-        &mut slots[..header_slots(limits)],
-    );
-    match parsed {
+    match parse(head, &mut response, &mut slots[..header_slots(limits)]) {
         Ok(httparse::Status::Complete(len)) if len == head.len() => {}
         Ok(_) => return Err(Error::Malformed("invalid response head")),
-        Err(httparse::Error::Version) => {
-            // The version is the first word of the status line.
-            let line = &head[bounds.start..bounds.first_line_end];
-            let version = line.split(|&b| b == b' ').next().unwrap_or(line);
-            return Err(version_error(version));
-        }
-        Err(err) => return Err(map_httparse_error(err, "invalid status line")),
+        Err(err) => return Err(parse_error(err, head)),
     }
     let (Some(minor), Some(status), Some(reason)) =
         (response.version, response.code, response.reason)
@@ -276,6 +279,40 @@ pub fn write_response_head(
         Connection::Default => {}
     }
     out.extend_from_slice(b"\r\n");
+}
+
+fn parse<'h, 'b>(
+    head: &'b [u8],
+    response: &mut httparse::Response<'h, 'b>,
+    slots: &'h mut [MaybeUninit<httparse::Header<'b>>],
+) -> httparse::Result<usize> {
+    httparse::ParserConfig::default().parse_response_with_uninit_headers(response, head, slots)
+}
+
+/// trident's error for what httparse found wrong in `head` (whole or a start).
+fn parse_error(err: httparse::Error, head: &[u8]) -> Error {
+    match err {
+        // The version is the first word of the status line.
+        httparse::Error::Version => version_error(first_word(head)),
+        err => map_httparse_error(err, "invalid status line"),
+    }
+}
+
+/// The start line's first word, after any empty lines.
+fn first_word(head: &[u8]) -> &[u8] {
+    let line = skip_empty_lines(head);
+    let end = line
+        .iter()
+        .position(|&b| matches!(b, b' ' | b'\r' | b'\n'))
+        .unwrap_or(line.len());
+    &line[..end]
+}
+
+fn skip_empty_lines(mut head: &[u8]) -> &[u8] {
+    while let Some(rest) = head.strip_prefix(b"\r\n") {
+        head = rest;
+    }
+    head
 }
 
 #[cfg(test)]
@@ -577,6 +614,35 @@ mod tests {
             let mut longer = input.to_vec();
             longer.extend_from_slice(b"HTTP/1.1 200 OK\n\r\n");
             assert_eq!(parse(&longer, *head_request), full);
+        }
+    }
+
+    /// A start that cannot become a status line fails before its head is whole: a banner of
+    /// another protocol is often one line, and then it waits for the client.
+    #[test]
+    fn a_start_that_is_not_http_fails_before_the_head_ends() {
+        let foreign: [(&[u8], Error); 6] = [
+            (b"SSH-2.0-OpenSSH_9.6\r\n", Error::Malformed("invalid HTTP version")),
+            (b"220 mail ESMTP\r\n", Error::Malformed("invalid HTTP version")),
+            (b"\x15\x03\x01\x00\x02\x02\x46", Error::Malformed("invalid HTTP version")),
+            (b"\r\nhello", Error::Malformed("invalid HTTP version")),
+            (b"HTTP/2 200 OK\r\n", Error::UnsupportedVersion),
+            (b"HTTP/1.1 2x0 OK\r\nContent-", Error::Malformed("invalid status line")),
+        ];
+        for (input, error) in foreign {
+            assert_eq!(parse(input, false), Err(error), "{:?}", String::from_utf8_lossy(input));
+        }
+        // Still an HTTP start, or a version not yet ended: wait for more.
+        let pending: [&[u8]; 6] = [
+            b"",
+            b"HTT",
+            b"\r\nHTTP/1.",
+            b"HTTP/2",
+            b"HTTP/1.1 200 OK\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A",
+        ];
+        for input in pending {
+            assert_eq!(parse(input, false), Ok(None), "{:?}", String::from_utf8_lossy(input));
         }
     }
 

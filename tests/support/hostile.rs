@@ -37,7 +37,9 @@ pub const RESET_AT: usize = 16 * 1024;
 pub const REJECTION: &[u8] =
     b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 8\r\n\r\ntoo big\n";
 /// What `Garbage` answers.
-pub const GARBAGE: &[u8] = b"SSH-2.0-OpenSSH_9.6 definitely not HTTP\r\n\r\n";
+/// An SSH server's banner, as a target on the wrong port sends: one line, no blank line to
+/// end a head, and then it waits for the client's own banner.
+pub const GARBAGE: &[u8] = b"SSH-2.0-OpenSSH_9.6\r\n";
 /// What `TrailingBytes` sends right after a complete answer: a whole second response, so
 /// that a proxy reusing the connection would hand it to the next request.
 pub const TRAILING: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nwrong";
