@@ -622,15 +622,32 @@ mod tests {
     #[test]
     fn a_start_that_is_not_http_fails_before_the_head_ends() {
         let foreign: [(&[u8], Error); 6] = [
-            (b"SSH-2.0-OpenSSH_9.6\r\n", Error::Malformed("invalid HTTP version")),
-            (b"220 mail ESMTP\r\n", Error::Malformed("invalid HTTP version")),
-            (b"\x15\x03\x01\x00\x02\x02\x46", Error::Malformed("invalid HTTP version")),
+            (
+                b"SSH-2.0-OpenSSH_9.6\r\n",
+                Error::Malformed("invalid HTTP version"),
+            ),
+            (
+                b"220 mail ESMTP\r\n",
+                Error::Malformed("invalid HTTP version"),
+            ),
+            (
+                b"\x15\x03\x01\x00\x02\x02\x46",
+                Error::Malformed("invalid HTTP version"),
+            ),
             (b"\r\nhello", Error::Malformed("invalid HTTP version")),
             (b"HTTP/2 200 OK\r\n", Error::UnsupportedVersion),
-            (b"HTTP/1.1 2x0 OK\r\nContent-", Error::Malformed("invalid status line")),
+            (
+                b"HTTP/1.1 2x0 OK\r\nContent-",
+                Error::Malformed("invalid status line"),
+            ),
         ];
         for (input, error) in foreign {
-            assert_eq!(parse(input, false), Err(error), "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                parse(input, false),
+                Err(error),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
         // Still an HTTP start, or a version not yet ended: wait for more.
         let pending: [&[u8]; 6] = [
@@ -642,7 +659,12 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A",
         ];
         for input in pending {
-            assert_eq!(parse(input, false), Ok(None), "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                parse(input, false),
+                Ok(None),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 
