@@ -748,7 +748,11 @@ impl Core {
                 client.unacknowledged = Some(left);
                 let until = *taken_at + self.settings.send_timeout.max(LINGER);
                 if left > 0 && now < until {
-                    self.timers.set_alarm(&mut client.alarm, until, deadline);
+                    // Looked at again every `LINGER`: once it has taken the rest, it has had
+                    // its `LINGER` to close, and a connection pool that keeps its end open
+                    // would otherwise hold the place (or the exit) until `until`.
+                    let next = (now + LINGER).min(until);
+                    self.timers.set_alarm(&mut client.alarm, next, deadline);
                     return;
                 }
                 self.close_conn(key);

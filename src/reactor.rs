@@ -581,6 +581,22 @@ impl Core {
         self.reap_closed();
     }
 
+    /// Draining, clients whose answers are all with the kernel: the connections waiting in
+    /// the backlog at the stop may take their places, since the listener closes next and
+    /// would reset them. Each holds one descriptor and no legs, and the next ones come from
+    /// the backlog once only. Not draining: none, as they hold their places until closed.
+    fn lingering_at_stop(&self) -> usize {
+        if !self.draining {
+            return 0;
+        }
+        self.conns
+            .iter()
+            .filter(|(_, conn)| {
+                matches!(conn, Conn::Client(c) if matches!(c.phase, ClientPhase::Lingering { .. }))
+            })
+            .count()
+    }
+
     /// `, N clients still taking their last answer` (whose exchanges are over: its output,
     /// or the kernel's, still holds some of it), or nothing: what else a drain waits for, for
     /// the log.
@@ -1226,7 +1242,8 @@ impl Proxy {
     /// Accepts until `WouldBlock`, `--max-clients` or an error; says what comes next.
     fn accept(&mut self, was: Accepting) -> Accepting {
         loop {
-            let live = self.core.clients - self.core.clients_closing;
+            let live =
+                self.core.clients - self.core.clients_closing - self.core.lingering_at_stop();
             let full = live + self.core.orphans >= self.core.settings.max_clients;
             // A client that left still holds its place while its primary is read for the
             // comparison: a waiting client takes it (`make_room`, once one is accepted).

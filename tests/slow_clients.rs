@@ -600,6 +600,56 @@ fn a_stalled_client_with_an_answer_in_the_kernel_does_not_hold_the_shutdown() {
     drop(client);
 }
 
+/// One that takes the rest of its answer after the first linger turn, and keeps its end
+/// open as a connection pool does, is closed within a turn of having it all. Its close
+/// waited for `--send-timeout` from its last progress before, and held the shutdown until
+/// the drain timeout, logged as abandoned (hunt 73).
+#[test]
+fn a_client_that_took_its_whole_answer_does_not_hold_the_shutdown() {
+    let (_upstreams, mut trident, mut client) =
+        answer_in_the_kernel(37, &["--drain-timeout", "30000"]);
+    thread::sleep(Duration::from_millis(1000));
+    let asked = Instant::now();
+    trident.signal("TERM");
+    thread::sleep(Duration::from_millis(2500));
+    // To the end of the answer, and trident's half-close; the client's end stays open.
+    let (got, ended) = read_until_closed(&mut client, WAIT);
+    assert!(
+        ended && got.ends_with(&pattern(KERNEL_BODY, 37)),
+        "the answer's end is missing"
+    );
+    trident.exits_0(Duration::from_secs(10));
+    assert!(
+        asked.elapsed() < Duration::from_millis(7000),
+        "exited {:?} after the SIGTERM, not within a linger turn of the answer's end",
+        asked.elapsed()
+    );
+    drop(client);
+}
+
+/// At `--max-clients`, a client taking its answer from the kernel at a SIGTERM makes room
+/// for one waiting in the backlog, as an idle client does: the waiting request was reset
+/// with the listener (hunt 73).
+#[test]
+fn a_request_waiting_behind_a_client_taking_its_answer_is_served_at_sigterm() {
+    let (_upstreams, mut trident, holder) = answer_in_the_kernel(41, &["--max-clients", "1"]);
+    let mut waiting = trident.client();
+    waiting.set_read_timeout(WAIT);
+    waiting.send(&get("/waiting"));
+    // Not taken in while the place is held.
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(trident.blocks().len(), 1, "{}", trident.output());
+    trident.signal("TERM");
+    let resp = waiting
+        .try_read_response(false)
+        .unwrap_or_else(|e| panic!("{e}\n{}", trident.output()));
+    assert_eq!(resp.status, 200, "{}", trident.output());
+    assert_same_bytes("the waiting answer", &pattern(KERNEL_BODY, 41), &resp.body);
+    drop(holder);
+    trident.exits_0(WAIT);
+    assert_eq!(trident.blocks().len(), 2, "{}", trident.output());
+}
+
 /// Cut at `--drain-timeout` instead, such a client is what the log names: it said `0
 /// exchanges still in flight` (hunt 65).
 #[test]
