@@ -507,7 +507,9 @@ impl Core {
             }
             self.drive_client(key);
             if let Some(Conn::Client(c)) = self.conns.get_mut(key) {
-                if matches!(c.phase, ClientPhase::Idle { .. }) {
+                // A client part-way through a head sent it before the stop: it is waited for
+                // (`read_request_head`), up to its head deadline and the drain's.
+                if matches!(c.phase, ClientPhase::Idle { head_started: None }) {
                     if c.all_sent() {
                         self.close_idle(key);
                     } else {

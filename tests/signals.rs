@@ -278,6 +278,27 @@ fn a_request_sent_just_before_sigterm_is_served() {
     assert_eq!(block.target, "/last");
 }
 
+/// So is one whose head had only partly come: let go with the idle clients, it was closed
+/// with no answer at all (hunt 73).
+#[test]
+fn a_request_head_split_by_sigterm_is_served() {
+    let (p, s, c) = three_named();
+    let mut trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let mut client = trident.client();
+    client.set_read_timeout(WAIT);
+    client.send(b"GET /split HTTP/1.1\r\nHost: split.test\r\n");
+    std::thread::sleep(Duration::from_millis(200));
+    trident.signal("TERM");
+    trident.wait_stderr("shutting down", WAIT);
+    client.send(b"\r\n");
+    let resp = client
+        .try_read_response(false)
+        .unwrap_or_else(|e| panic!("{e}\n{}", trident.output()));
+    assert_eq!(resp.status, 200, "{}", resp.body_text());
+    let block = trident.exit_0_with_one_block(WAIT);
+    assert_eq!(block.target, "/split");
+}
+
 /// So is one waiting in the backlog at `--max-clients`, once the idle client holding the
 /// place is let go (hunt 70: reset with the listener).
 #[test]
