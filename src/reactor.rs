@@ -608,10 +608,12 @@ impl Core {
             .iter()
             .filter(|(_, conn)| match conn {
                 // One still answering is its exchange's, counted as in flight.
+                // A TLS client mid-handshake was never answered.
                 Conn::Client(c) if c.answering.is_none() => match c.phase {
-                    ClientPhase::Closing => true,
+                    ClientPhase::Closing => c.owes_output(),
                     ClientPhase::Lingering { .. } => {
-                        c.stream.unacknowledged().is_some_and(|left| left > 0)
+                        !c.stream.mid_handshake()
+                            && c.stream.unacknowledged().is_some_and(|left| left > 0)
                     }
                     _ => false,
                 },

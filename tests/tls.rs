@@ -112,6 +112,57 @@ fn tls_client_through_trident_to_plain_upstreams() {
     }
 }
 
+/// At a SIGTERM, a TLS client taken in from the backlog (at `--max-clients`) with only its
+/// ClientHello sent is let go mid-handshake: the log does not count it among the clients
+/// still taking their last answers, as it did, since it was never answered (hunt 73).
+#[test]
+fn a_client_mid_handshake_at_sigterm_is_not_counted_as_taking_an_answer() {
+    let trusted = Trusted::new();
+    let (cert, key) = trusted.ca.issue(&["localhost"]).files();
+    let (p, s, c) = (
+        upstream("primary", 0),
+        upstream("secondary", 0),
+        upstream("candidate", 0),
+    );
+    let mut trident = Trident::with_upstreams(
+        &p,
+        &s,
+        &c,
+        &[
+            "--tls-cert",
+            cert.arg(),
+            "--tls-key",
+            key.arg(),
+            "--max-clients",
+            "1",
+        ],
+    );
+    let mut holder = tls_client(&trident, &trusted.ca);
+    assert_eq!(holder.exchange(&get("/held")).status, 200);
+    trident.wait_blocks(1, WAIT);
+    // A ClientHello, and no more: trident's answer to it is never read.
+    let mut waiting = std::net::TcpStream::connect(trident.addr()).expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("a name");
+    let mut hello = rustls::ClientConnection::new(client_config(trusted.ca.der()), name)
+        .expect("a TLS session");
+    hello.write_tls(&mut waiting).expect("send the ClientHello");
+    std::thread::sleep(Duration::from_millis(200));
+    trident.signal("TERM");
+    trident.wait_stderr("shutting down", WAIT);
+    drop(holder);
+    drop(waiting);
+    trident.exits_0(WAIT);
+    let stderr = trident.stderr();
+    let line = stderr
+        .lines()
+        .find(|line| line.contains("shutting down"))
+        .expect("the shutting-down line");
+    assert!(
+        line.ends_with("shutting down: 0 exchanges in flight"),
+        "{line}"
+    );
+}
+
 #[test]
 fn a_client_that_fails_the_handshake_does_not_disturb_the_next_one() {
     let trusted = Trusted::new();
