@@ -1469,6 +1469,13 @@ impl Core {
         if let Some((_, cut)) = ex.upload_cut.take() {
             self.abort_request(key, cut);
         }
+        // With the upload buffer full, trident reads nothing of the client: a leg that sent
+        // all of it waits on the leg that pins it (the primary, whose own deadline bounds
+        // that), not on a stalled client, so `--send-timeout` does not cut its credit.
+        let patience = match self.exchanges.get(key) {
+            Some(ex) if ex.request.buf.len() >= REQUEST_BUFFER_CAP => Duration::MAX,
+            _ => send_timeout,
+        };
         for role in Role::ALL {
             let Some(ex) = self.exchanges.get_mut(key) else {
                 return;
@@ -1479,7 +1486,7 @@ impl Core {
             }
             if leg.deadline <= now {
                 // Still waiting on the client: that time is not the upstream's.
-                leg.credit_wait(now, send_timeout);
+                leg.credit_wait(now, patience);
             }
             let (timeout, connect_timeout) = (leg.timeout, leg.connect_timeout);
             if leg.deadline <= now {

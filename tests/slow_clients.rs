@@ -846,12 +846,21 @@ fn a_client_stalled_mid_upload_is_waited_on_for_the_send_timeout() {
 
 /// A client whose upload trident stops reading, because the primary takes none of it, has
 /// not stalled: the wait is the primary's, which times out (504), however much shorter
-/// `--send-timeout` is.
+/// `--send-timeout` is. So is the shadows' wait for the rest of it: they read that their
+/// upload was cut with the primary, not that they timed out (hunt 72: both were counted as
+/// the shadows' timeouts, and a candidate with a shorter `timeout=` failed alone).
 #[test]
 fn an_upload_held_back_by_a_primary_that_does_not_read_is_the_primarys_timeout() {
     let p = Upstream::stalled();
     let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
-    let args = ["--timeout", "2500", "--send-timeout", "700"];
+    let args = [
+        "--timeout",
+        "2500",
+        "--send-timeout",
+        "700",
+        "--shadow-methods",
+        "all",
+    ];
     let trident = Trident::with_upstreams(&p, &s, &c, &args);
     let mut client = trident.client();
     client.set_read_timeout(WAIT);
@@ -886,6 +895,14 @@ fn an_upload_held_back_by_a_primary_that_does_not_read_is_the_primarys_timeout()
         "{}",
         block.text
     );
+    for shadow in [block.secondary(), block.candidate()] {
+        assert_eq!(
+            shadow.error(),
+            "upload cut: the primary failed before it ended",
+            "{}",
+            block.text
+        );
+    }
     drop(client);
     let _ = sender.join();
 }
