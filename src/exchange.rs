@@ -215,6 +215,9 @@ pub struct Leg {
     pub held_since: Option<Instant>,
     /// Of the current wait, what the deadline was already moved on by when it came first.
     pub held_credited: Duration,
+    /// The waits on the client that are over: not the upstream's time, so not in its
+    /// latency either (a slow reader's download made the primary look slow).
+    pub client_wait: Duration,
 }
 
 impl Leg {
@@ -247,7 +250,17 @@ impl Leg {
             let waited = now.saturating_duration_since(since);
             self.deadline += waited.saturating_sub(self.held_credited);
             self.held_credited = Duration::ZERO;
+            self.client_wait += waited;
         }
+    }
+
+    /// Of `elapsed` (since its exchange began, at `now`), the upstream's own time: less the
+    /// waits on the client, as its deadline counts them.
+    fn latency(&self, elapsed: Duration, now: Instant) -> Duration {
+        let current = self
+            .held_since
+            .map_or(Duration::ZERO, |since| now.saturating_duration_since(since));
+        elapsed.saturating_sub(self.client_wait + current)
     }
 
     /// The deadline came during a wait on the client: moved on by the wait so far, unless
@@ -448,6 +461,7 @@ impl Core {
                 },
                 held_since: None,
                 held_credited: Duration::ZERO,
+                client_wait: Duration::ZERO,
             }
         });
         let decoder = BodyDecoder::new(head.body, &self.settings.limits);
@@ -1177,7 +1191,8 @@ impl Core {
         let Some(ex) = self.exchanges.get_mut(key) else {
             return;
         };
-        let elapsed = ex.started.elapsed();
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(ex.started);
         let request_sent = {
             let leg = &ex.legs[role.index()];
             ex.request.is_done()
@@ -1205,7 +1220,7 @@ impl Core {
             status,
             reason,
             body_bytes: bytes,
-            elapsed,
+            elapsed: leg.latency(elapsed, now),
             interim: leg.interim.take(),
             fields,
             body: capture,
@@ -1315,7 +1330,8 @@ impl Core {
         let Some(ex) = self.exchanges.get_mut(key) else {
             return;
         };
-        let elapsed = ex.started.elapsed();
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(ex.started);
         debug!("exchange {}: {role} failed: {error}", ex.id);
         let status = error.gateway_status();
         let text = match error {
@@ -1336,6 +1352,7 @@ impl Core {
             _ => LegError::UploadCut,
         };
         let leg = &mut ex.legs[role.index()];
+        let elapsed = leg.latency(elapsed, now);
         leg.outcome = Some(LegOutcome::Failed { error, elapsed });
         self.inflight.release(role, leg.generation);
         if role == Role::Primary && std::mem::take(&mut ex.orphan) {

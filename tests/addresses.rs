@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use support::hostile::Blackhole;
 use support::tls::{PemFile, TestCa, TlsUpstream};
-use support::{get, parse_blocks, refused_addr, Block, Client, Outcome, Upstream};
+use support::{get, parse_blocks, refused_addr, Block, Client, Upstream};
 use trident::cli::Config;
 use trident::report::{self, SummarySignal};
 use trident::targets::Targets;
@@ -269,13 +269,7 @@ impl InProcess {
 
 /// A leg's time in ms, from its RESPONSE line; panics on an error line.
 fn elapsed_ms(block: &Block, leg: usize) -> f64 {
-    match &block.legs[leg].outcome {
-        Outcome::Response { elapsed, .. } => elapsed
-            .strip_suffix("ms")
-            .and_then(|ms| ms.parse().ok())
-            .unwrap_or_else(|| panic!("elapsed {elapsed:?}")),
-        other => panic!("{}\nexpected a response, got {other:?}", block.text),
-    }
+    block.legs[leg].elapsed_ms()
 }
 
 #[test]

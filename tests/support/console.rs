@@ -97,6 +97,17 @@ impl Leg {
         }
     }
 
+    /// The leg's time in ms (`0.4ms`); panics if the line is not a response.
+    pub fn elapsed_ms(&self) -> f64 {
+        match &self.outcome {
+            Outcome::Response { elapsed, .. } => elapsed
+                .strip_suffix("ms")
+                .and_then(|ms| ms.parse().ok())
+                .unwrap_or_else(|| panic!("elapsed {elapsed:?}")),
+            other => panic!("{} leg: expected a response, got {other:?}", self.role),
+        }
+    }
+
     /// The error text; panics if the line is not an error.
     pub fn error(&self) -> &str {
         match &self.outcome {
