@@ -939,6 +939,18 @@ fn expected_leg_fields(fields: &[u8], leg: &LegHead<'_>) -> Vec<u8> {
         })
         .collect();
     let is = |name: &[u8], known: &str| name.eq_ignore_ascii_case(known.as_bytes());
+    // What trident replaces or folds, it knows by its `_` look-alikes too (a server may read
+    // `X_Forwarded_For` as `X-Forwarded-For`).
+    let alike = |name: &[u8], known: &str| {
+        let fold = |c: &u8| {
+            if *c == b'_' {
+                b'-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        };
+        name.iter().map(fold).eq(known.as_bytes().iter().map(fold))
+    };
     let mut out = Vec::new();
     let push = |out: &mut Vec<u8>, name: &[u8], value: &[u8]| {
         out.extend_from_slice(name);
@@ -948,8 +960,8 @@ fn expected_leg_fields(fields: &[u8], leg: &LegHead<'_>) -> Vec<u8> {
     };
     let mut host_written = false;
     for &(name, value) in &lines {
-        if leg.extra.iter().any(|(extra, _)| is(name, extra))
-            || leg.rules.iter().any(|rule| is(name, &rule.name))
+        if leg.extra.iter().any(|(extra, _)| alike(name, extra))
+            || leg.rules.iter().any(|rule| alike(name, &rule.name))
         {
             continue;
         }
@@ -960,7 +972,7 @@ fn expected_leg_fields(fields: &[u8], leg: &LegHead<'_>) -> Vec<u8> {
             }
             continue;
         }
-        if leg.client_ip.is_some() && (is(name, "x-forwarded-for") || is(name, "forwarded")) {
+        if leg.client_ip.is_some() && (alike(name, "x-forwarded-for") || is(name, "forwarded")) {
             continue;
         }
         push(&mut out, name, value);
