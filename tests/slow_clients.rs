@@ -118,6 +118,31 @@ fn ticks_per_second() -> u64 {
         .unwrap_or(100)
 }
 
+/// A client that does not speak HTTP (a TLS ClientHello on the plain port) is refused at
+/// once: it was held until the head deadline, its place taken, and then answered 408.
+#[test]
+fn a_client_that_does_not_speak_http_is_refused_at_once() {
+    let (p, s, c) = three_named();
+    let trident = Trident::with_upstreams(&p, &s, &c, &[]);
+    let mut stranger = raw(trident.addr(), Duration::from_millis(50));
+    let started = Instant::now();
+    stranger
+        .write_all(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+        .expect("a ClientHello's start");
+    let (got, closed) = read_until_closed(&mut stranger, WAIT);
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 400 ") && text.contains("invalid request line"),
+        "{text:?}"
+    );
+    assert!(closed, "the connection stays open");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn slowloris_gets_408_within_the_head_deadline_while_others_are_served() {
     let (p, s, c) = three_named();

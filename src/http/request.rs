@@ -364,8 +364,16 @@ pub fn find_field<'f>(fields: &'f [u8], name: &str) -> Option<&'f [u8]> {
 /// `Ok(None)`: not complete yet (and within limits). `Err`: reject the request with
 /// `err.status()` and close the connection.
 pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, Error> {
-    let Some(bounds) = find_head(buf, limits, Some(limits.max_request_line))? else {
-        return Ok(None);
+    let bounds = match find_head(buf, limits, Some(limits.max_request_line)) {
+        Ok(Some(bounds)) => bounds,
+        // Not whole, or refused for what came after the request line's start: a start that
+        // cannot become a request line (a TLS ClientHello on the plain port) is the answer
+        // now, not a 408 at the head deadline that held its place until then; and first,
+        // so that the same bytes get the same answer however they arrive.
+        found => {
+            request_line_error(buf, limits)?;
+            return found.map(|_| None);
+        }
     };
     let head = &buf[..bounds.len];
 
@@ -376,13 +384,9 @@ pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestH
         Ok(httparse::Status::Complete(len)) if len == head.len() => {}
         Ok(_) => return Err(Error::Malformed("invalid request head")),
         Err(httparse::Error::Version) => {
-            // The version is the third word of the request line (if it has three).
-            let line = &head[bounds.start..bounds.first_line_end];
-            let mut words = line.split(|&b| b == b' ');
-            return match (words.next(), words.next(), words.next(), words.next()) {
-                (Some(_), Some(_), Some(version), None) => Err(version_error(version)),
-                _ => Err(Error::Malformed("invalid request line")),
-            };
+            return Err(request_version_error(
+                &head[bounds.start..bounds.first_line_end],
+            ));
         }
         Err(err) => return Err(map_httparse_error(err, "invalid request line")),
     }
@@ -669,6 +673,50 @@ pub(super) fn map_httparse_error(err: httparse::Error, start_line: &'static str)
         }
         httparse::Error::TooManyHeaders => Error::TooManyHeaders,
         httparse::Error::Version => Error::UnsupportedVersion,
+    }
+}
+
+/// The error for request line `line` whose version httparse refused: the version is its
+/// third word, if it has three.
+fn request_version_error(line: &[u8]) -> Error {
+    let mut words = line.split(|&b| b == b' ');
+    match (words.next(), words.next(), words.next(), words.next()) {
+        (Some(_), Some(_), Some(version), None) => version_error(version),
+        _ => Error::Malformed("invalid request line"),
+    }
+}
+
+/// What the start of a request head that is not whole shows wrong in its request line,
+/// judged on that line alone (up to one byte past `--max-request-line`): httparse reads it
+/// byte by byte, so a prefix is refused for the same reason as all of it. A version is
+/// judged once its line has ended (`HTTP/2` may yet be `HTTP/2x`).
+fn request_line_error(buf: &[u8], limits: &Limits) -> Result<(), Error> {
+    let (line, with_end) = start_line(buf, limits.max_request_line.saturating_add(1));
+    let ended = with_end.len() > line.len();
+    match httparse::Request::new(&mut []).parse_with_uninit_headers(with_end, &mut []) {
+        Ok(_) => Ok(()),
+        Err(httparse::Error::Version) if !ended => Ok(()),
+        Err(httparse::Error::Version) => Err(request_version_error(line)),
+        Err(err) => Err(map_httparse_error(err, "invalid request line")),
+    }
+}
+
+/// The start line of `buf` so far, after any empty lines, cut at `cap` bytes: without its
+/// CRLF, and with it if it has come (a line cut at `cap` has not ended, however it goes on).
+pub(super) fn start_line(buf: &[u8], cap: usize) -> (&[u8], &[u8]) {
+    let mut rest = buf;
+    while let Some(after) = rest.strip_prefix(b"\r\n") {
+        rest = after;
+    }
+    match memchr::memchr2(b'\r', b'\n', rest) {
+        Some(end) if end < cap && rest[end..].starts_with(b"\r\n") => {
+            (&rest[..end], &rest[..end + 2])
+        }
+        Some(end) if end < cap => (&rest[..end], &rest[..end]),
+        _ => {
+            let line = &rest[..rest.len().min(cap)];
+            (line, line)
+        }
     }
 }
 
@@ -1306,6 +1354,52 @@ mod tests {
         }
     }
 
+    /// A start that cannot become a request line is refused before the head ends: a TLS
+    /// ClientHello on the plain port would otherwise hold its place until the head deadline.
+    #[test]
+    fn a_start_that_is_not_http_is_refused_before_the_head_ends() {
+        let refused: [(&[u8], Error); 5] = [
+            (
+                b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+                Error::Malformed("invalid request line"),
+            ),
+            (
+                b"SSH-2.0-OpenSSH_9.6\r\n",
+                Error::Malformed("invalid request line"),
+            ),
+            (b"GET /a b c\r\n", Error::Malformed("invalid request line")),
+            (b"PRI * HTTP/2.0\r\n", Error::UnsupportedVersion),
+            (
+                b"GET / HTTP/1.1 extra\r\nHost",
+                Error::Malformed("invalid request line"),
+            ),
+        ];
+        for (input, error) in refused {
+            assert_eq!(
+                parse(input),
+                Err(error),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        let pending: [&[u8]; 6] = [
+            b"",
+            b"G",
+            b"\r\nGET /path?q=1 HTT",
+            b"GET / HTTP/2",
+            b"GET / HTTP/1.1\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-Long: val",
+        ];
+        for input in pending {
+            assert_eq!(
+                parse(input),
+                Ok(None),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
     /// Every prefix of a head is either incomplete or already the final verdict, and bytes
     /// after a complete head never change it (the head parser's shotgun test).
     #[test]
@@ -1591,14 +1685,21 @@ mod tests {
                 b"GET /012345 HTTP/1.1\r\n".to_vec(),
                 Err(Error::RequestLineTooLong),
             ),
-            (line(19), b"GET /01234567890123".to_vec(), Ok(None)),
+            (line(19), b"GET /01234 HTTP/1.1".to_vec(), Ok(None)),
+            (line(19), b"GET /01234 HTTP/1.1\r".to_vec(), Ok(None)),
+            (
+                line(19),
+                b"GET /012345 HTTP/1.1".to_vec(),
+                Err(Error::RequestLineTooLong),
+            ),
+            (line(19), b"\r\n\r\nGET /01234 HTTP/1.1".to_vec(), Ok(None)),
+            // A request line without a version is refused once it has ended, before the head.
             (line(19), b"GET /01234567890123\r".to_vec(), Ok(None)),
             (
                 line(19),
-                b"GET /012345678901234".to_vec(),
-                Err(Error::RequestLineTooLong),
+                b"GET /01234567890123\r\n".to_vec(),
+                Err(Error::Malformed("invalid request line")),
             ),
-            (line(19), b"\r\n\r\nGET /01234567890123".to_vec(), Ok(None)),
             (head(40), exactly_40.to_vec(), Ok(Some(40))),
             (head(40), [exactly_40, b"body"].concat(), Ok(Some(40))),
             (head(39), exactly_40.to_vec(), Err(Error::HeadTooLarge)),

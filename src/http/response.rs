@@ -10,8 +10,8 @@ use std::mem::MaybeUninit;
 use std::time::Duration;
 
 use super::request::{
-    find_head, header_slots, map_httparse_error, push_content_length, push_decimal, version_error,
-    ContentLength, FieldSummary, MAX_HEADER_SLOTS,
+    find_head, header_slots, map_httparse_error, push_content_length, push_decimal, start_line,
+    version_error, ContentLength, FieldSummary, MAX_HEADER_SLOTS,
 };
 use super::{BodyLength, Error, Limits, Version};
 
@@ -94,22 +94,17 @@ pub fn parse_response_head(
     limits: &Limits,
     head_request: bool,
 ) -> Result<Option<ResponseHead>, Error> {
-    let Some(bounds) = find_head(buf, limits, None)? else {
-        // Not whole yet; but bytes that cannot begin a status line (an SSH or SMTP banner, a
-        // TLS alert: a target on the wrong port) fail now, not at the deadline, which would
-        // hold the leg's connection and in-flight place and name it a timeout.
-        return match parse(buf, &mut httparse::Response::new(&mut []), &mut []) {
-            Ok(_) | Err(httparse::Error::TooManyHeaders) => Ok(None),
-            // `HTTP/2` may yet be `HTTP/2x`: the same bytes get the same error however they
-            // arrive.
-            Err(httparse::Error::Version)
-                if first_word(buf).len() == skip_empty_lines(buf).len()
-                    && first_word(buf).starts_with(b"HTTP/") =>
-            {
-                Ok(None)
-            }
-            Err(err) => Err(parse_error(err, buf)),
-        };
+    let bounds = match find_head(buf, limits, None) {
+        Ok(Some(bounds)) => bounds,
+        // Not whole, or refused for what came after the status line's start: a start that
+        // cannot become a status line (an SSH or SMTP banner, a TLS alert: a target on the
+        // wrong port) fails now, not at the deadline as a timeout that held the leg's
+        // connection and place until then; and first, so that the same bytes get the same
+        // error however they arrive.
+        found => {
+            status_line_error(buf, limits)?;
+            return found.map(|_| None);
+        }
     };
     let head = &buf[..bounds.len];
 
@@ -300,19 +295,27 @@ fn parse_error(err: httparse::Error, head: &[u8]) -> Error {
 
 /// The start line's first word, after any empty lines.
 fn first_word(head: &[u8]) -> &[u8] {
-    let line = skip_empty_lines(head);
-    let end = line
-        .iter()
-        .position(|&b| matches!(b, b' ' | b'\r' | b'\n'))
-        .unwrap_or(line.len());
+    let (line, _) = start_line(head, head.len());
+    let end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
     &line[..end]
 }
 
-fn skip_empty_lines(mut head: &[u8]) -> &[u8] {
-    while let Some(rest) = head.strip_prefix(b"\r\n") {
-        head = rest;
+/// What the start of a response head that is not whole shows wrong in its status line,
+/// judged on that line alone: httparse reads it byte by byte, so a prefix fails for the same
+/// reason as all of it. A version starting `HTTP/` is judged once its word has ended
+/// (`HTTP/2` may yet be `HTTP/2x`); anything else cannot become one.
+fn status_line_error(buf: &[u8], limits: &Limits) -> Result<(), Error> {
+    let (line, with_end) = start_line(buf, limits.max_head);
+    let ended = with_end.len() > line.len();
+    match parse(with_end, &mut httparse::Response::new(&mut []), &mut []) {
+        Ok(_) => Ok(()),
+        Err(httparse::Error::Version)
+            if !ended && !line.contains(&b' ') && line.starts_with(b"HTTP/") =>
+        {
+            Ok(())
+        }
+        Err(err) => Err(parse_error(err, line)),
     }
-    head
 }
 
 #[cfg(test)]
