@@ -477,6 +477,12 @@ impl Core {
                         self.timers.set_alarm(&mut client.alarm, at, deadline);
                     }
                 }
+            } else if let Some(Conn::Client(client)) = self.conns.get_mut(key) {
+                // The upload is whole: what is left is the legs' time. Left set, the alarm
+                // answered a slow primary's exchange with the client's 408 (hunt 74).
+                if client.upload_mark.take().is_some() {
+                    client.alarm.clear();
+                }
             }
             return false;
         }
@@ -759,6 +765,13 @@ impl Core {
             }
             // Set while its upload is unfinished (`detach_if_done`).
             ClientPhase::Busy { exchange } => {
+                if !self
+                    .exchanges
+                    .get(exchange)
+                    .is_some_and(|ex| !ex.request.is_done())
+                {
+                    return;
+                }
                 let answered = matches!(
                     self.exchanges.get(exchange),
                     Some(ex) if ex.response == ClientResponse::Done

@@ -829,6 +829,44 @@ fn a_steady_upload_in_flight_at_sigterm_is_not_cut() {
     trident.exits_0(WAIT);
 }
 
+/// A whole upload whose primary answers later than `--send-timeout` gets the primary's
+/// answer: the deadline set for each piece of the upload stayed set once it was whole, and
+/// answered the client 408 for a stall, with the primary's answer to a write lost (hunt 74).
+#[test]
+fn a_whole_upload_answered_after_the_send_timeout_gets_the_primarys_answer() {
+    let p = Upstream::start(|_| Reply::ok("stored").delay(Duration::from_millis(1500)));
+    let (s, c) = (Upstream::named("secondary"), Upstream::named("candidate"));
+    let trident = Trident::with_upstreams(&p, &s, &c, &["--send-timeout", "500"]);
+    let mut client = trident.client();
+    client.set_read_timeout(WAIT);
+    let body = pattern(1 << 20, 9);
+    client.send(
+        format!(
+            "POST /store HTTP/1.1\r\nHost: test.local\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    // In pieces, so that trident reads it in several turns.
+    for piece in body.chunks(128 * 1024) {
+        client.send(piece);
+        thread::sleep(Duration::from_millis(20));
+    }
+    let resp = client
+        .try_read_response(false)
+        .unwrap_or_else(|e| panic!("{e}\n{}", trident.output()));
+    assert_eq!(
+        resp.status,
+        200,
+        "{}\n{}",
+        resp.body_text(),
+        trident.output()
+    );
+    assert_eq!(resp.body_text(), "stored");
+    let block = trident.wait_blocks(1, WAIT).remove(0);
+    assert_eq!(block.primary().response().0, 200, "{}", block.text);
+}
+
 /// A client that stops sending in the middle of its upload is waited on for `--send-timeout`,
 /// whether that is longer or shorter than `--timeout`: then it gets a 408 (its own doing),
 /// and the legs read that the client stalled, not that their upstreams timed out.
