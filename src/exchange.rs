@@ -218,6 +218,10 @@ pub struct Leg {
     /// The waits on the client that are over: not the upstream's time, so not in its
     /// latency either (a slow reader's download made the primary look slow).
     pub client_wait: Duration,
+    /// Its response head came before the client's upload ended: the upstream answered
+    /// without the rest, so the waits for it were its own time too (a slow early 403 read
+    /// as 0.1 ms).
+    pub answered_early: bool,
 }
 
 impl Leg {
@@ -257,6 +261,9 @@ impl Leg {
     /// Of `elapsed` (since its exchange began, at `now`), the upstream's own time: less the
     /// waits on the client, as its deadline counts them.
     fn latency(&self, elapsed: Duration, now: Instant) -> Duration {
+        if self.answered_early {
+            return elapsed;
+        }
         let current = self
             .held_since
             .map_or(Duration::ZERO, |since| now.saturating_duration_since(since));
@@ -462,6 +469,7 @@ impl Core {
                 held_since: None,
                 held_credited: Duration::ZERO,
                 client_wait: Duration::ZERO,
+                answered_early: false,
             }
         });
         let decoder = BodyDecoder::new(head.body, &self.settings.limits);
@@ -1779,6 +1787,9 @@ fn receive(
                             if head.unsent_body {
                                 up.stream.reset_on_close();
                             }
+                            // Its answer did not wait for the rest of the upload, so neither
+                            // does its latency leave out the waits for it.
+                            leg.answered_early |= !request.is_done();
                             up.idle_timeout = head.idle_timeout;
                             if let Some((client, response, version)) = client.as_mut() {
                                 let framing = head.client_framing(*version);

@@ -867,6 +867,47 @@ fn a_whole_upload_answered_after_the_send_timeout_gets_the_primarys_answer() {
     assert_eq!(block.primary().response().0, 200, "{}", block.text);
 }
 
+/// An upstream that answers before the client's slow upload ends (an early 403) did not wait
+/// for the rest of it: its latency is all of its time. The waits for the body were left out,
+/// and a 700 ms answer read as 0.1 ms (hunt 74).
+#[test]
+fn an_early_answer_to_a_slow_upload_keeps_its_latency() {
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = upstream.local_addr().expect("address");
+    thread::spawn(move || {
+        for conn in upstream.incoming().take(3) {
+            let Ok(mut conn) = conn else { return };
+            thread::spawn(move || {
+                let mut head = [0u8; 4096];
+                let _ = conn.read(&mut head);
+                thread::sleep(Duration::from_millis(700));
+                let _ = conn.write_all(
+                    b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno",
+                );
+                thread::sleep(Duration::from_millis(2500));
+            });
+        }
+    });
+    let trident = Trident::with_addrs(addr, addr, addr, &["--shadow-methods", "all"]);
+    let mut client = trident.client();
+    client.set_read_timeout(WAIT);
+    client.send(b"POST /early HTTP/1.1\r\nHost: test.local\r\nContent-Length: 2000\r\n\r\n");
+    // 100 bytes every 100 ms: the answer comes while most of it is still to be sent.
+    for _ in 0..10 {
+        client.send(&[b'x'; 100]);
+        thread::sleep(Duration::from_millis(100));
+    }
+    let resp = client
+        .try_read_response(false)
+        .unwrap_or_else(|e| panic!("{e}\n{}", trident.output()));
+    assert_eq!(resp.status, 403, "{}", trident.output());
+    drop(client);
+    let block = trident.wait_blocks(1, WAIT).remove(0);
+    for leg in &block.legs {
+        assert!(leg.elapsed_ms() >= 650.0, "{}", block.text);
+    }
+}
+
 /// A client that stops sending in the middle of its upload is waited on for `--send-timeout`,
 /// whether that is longer or shorter than `--timeout`: then it gets a 408 (its own doing),
 /// and the legs read that the client stalled, not that their upstreams timed out.
