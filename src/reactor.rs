@@ -600,9 +600,22 @@ impl Core {
     }
 
     /// `, N clients still taking their last answer` (whose exchanges are over: its output,
-    /// or the kernel's, still holds some of it), or nothing: what else a drain waits for, for
-    /// the log.
+    /// or the kernel's, still holds some of it) and `, N clients still sending a request
+    /// head` (begun before the stop), or nothing: what else a drain waits for, for the log.
     fn clients_taking_answers(&self) -> String {
+        let sending = self
+            .conns
+            .iter()
+            .filter(|(_, conn)| {
+                matches!(conn, Conn::Client(c)
+                    if matches!(c.phase, ClientPhase::Idle { head_started: Some(_) }))
+            })
+            .count();
+        let sending = match sending {
+            0 => String::new(),
+            1 => ", 1 client still sending a request head".to_string(),
+            n => format!(", {n} clients still sending request heads"),
+        };
         let taking = self
             .conns
             .iter()
@@ -620,11 +633,12 @@ impl Core {
                 _ => false,
             })
             .count();
-        match taking {
+        let taking = match taking {
             0 => String::new(),
             1 => ", 1 client still taking its last answer".to_string(),
             n => format!(", {n} clients still taking their last answers"),
-        }
+        };
+        taking + &sending
     }
 
     /// Whether something in flight is still bounded by a deadline of its own: a leg (its

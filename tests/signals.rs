@@ -297,6 +297,14 @@ fn a_request_head_split_by_sigterm_is_served() {
     assert_eq!(resp.status, 200, "{}", resp.body_text());
     let block = trident.exit_0_with_one_block(WAIT);
     assert_eq!(block.target, "/split");
+    // What the drain waits for is named: it read `0 exchanges in flight` (hunt 74).
+    assert!(
+        trident.stderr().contains(
+            "shutting down: 0 exchanges in flight, 1 client still sending a request head"
+        ),
+        "{}",
+        trident.output()
+    );
 }
 
 /// So is one waiting in the backlog at `--max-clients`, once the idle client holding the
