@@ -17,28 +17,47 @@ use trident::report::{self, Verdict};
 use trident::targets::Targets;
 use trident::EXIT_TROUBLE;
 
+// `print!` and `eprintln!` panic when the stream refuses a write (`--check >/dev/full`, a
+// reader that has gone): exit 101 with a backtrace, where the status must be 0, 2 or 4.
+// What cannot be written is lost; the exit status still says how the run went.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = match cli::parse_args(&args) {
         Ok(command) => command,
         Err(err) => {
-            eprintln!("trident: {err}");
-            eprintln!("{}", cli::USAGE_HINT);
+            errln!("trident: {err}");
+            errln!("{}", cli::USAGE_HINT);
             return ExitCode::from(2);
         }
     };
     match command {
         Command::Help(text) => {
-            print!("{text}");
+            out!("{text}");
             ExitCode::SUCCESS
         }
         Command::Version => {
-            println!("trident {}", env!("CARGO_PKG_VERSION"));
+            outln!("trident {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
         Command::Demo(config) => {
             if let Err(err) = check_report_path(&config) {
-                eprintln!("trident: {err}");
+                errln!("trident: {err}");
                 return ExitCode::from(2);
             }
             let _log = start_logging();
@@ -70,18 +89,18 @@ fn check(config: &Config) -> ExitCode {
         Err(code) => return code,
     };
     if let Err(err) = trident::tls::Setup::load(config) {
-        eprintln!("trident: {err}");
+        errln!("trident: {err}");
         return ExitCode::from(2);
     }
     if let Err(err) = check_report_path(config) {
-        eprintln!("trident: {err}");
+        errln!("trident: {err}");
         return ExitCode::from(2);
     }
     // The priority is tried on this process, which exits next: a value trident may not set
     // would keep it from starting.
     if let Some(nice) = config.nice {
         if let Err(err) = set_nice(nice) {
-            eprintln!("trident: {}", nice_error(nice, &err));
+            errln!("trident: {}", nice_error(nice, &err));
             return ExitCode::from(2);
         }
     }
@@ -89,24 +108,24 @@ fn check(config: &Config) -> ExitCode {
     let (config, lowered) = match descriptor_room(config) {
         Ok(fitted) => fitted,
         Err(why) => {
-            eprintln!("trident: {why}");
+            errln!("trident: {why}");
             return ExitCode::from(2);
         }
     };
-    print!("{}", trident::cli::describe(&config, &targets));
+    out!("{}", trident::cli::describe(&config, &targets));
     match lowered {
-        Some(RoomMessage::Info(text)) => eprintln!("trident: note: {text}"),
-        Some(RoomMessage::Warning(text)) => eprintln!("trident: warning: {text}"),
+        Some(RoomMessage::Info(text)) => errln!("trident: note: {text}"),
+        Some(RoomMessage::Warning(text)) => errln!("trident: warning: {text}"),
         None => {}
     }
     // Not an error: trident would start, as it would with the service down.
     for warning in targets.unresolved_warnings(config.dns_refresh) {
-        eprintln!("trident: warning: {warning}");
+        errln!("trident: warning: {warning}");
     }
     for doubt in trident::cli::doubts(&config) {
-        eprintln!("trident: warning: {doubt}");
+        errln!("trident: warning: {doubt}");
     }
-    println!("configuration ok");
+    outln!("configuration ok");
     ExitCode::SUCCESS
 }
 
@@ -140,7 +159,7 @@ fn load_targets(config: &Config) -> Result<Targets, ExitCode> {
         }) => Targets::from_urls(primary, secondary, candidate),
         // parse_args gives every Run a target source; only Demo has none.
         None => {
-            eprintln!("trident: no targets");
+            errln!("trident: no targets");
             return Err(ExitCode::from(2));
         }
     };
@@ -151,7 +170,7 @@ fn load_targets(config: &Config) -> Result<Targets, ExitCode> {
     loaded
         .and_then(|targets| targets.loops_back(config.listen, file).map(|()| targets))
         .map_err(|err| {
-            eprintln!("trident: {err}");
+            errln!("trident: {err}");
             ExitCode::from(2)
         })
 }
@@ -213,7 +232,7 @@ fn start_logging() -> LogGuard {
             Some(closer)
         }
         Err(err) => {
-            eprintln!("trident: WARN: no thread for the log ({err}): writing it directly");
+            errln!("trident: WARN: no thread for the log ({err}): writing it directly");
             None
         }
     };
@@ -346,12 +365,12 @@ fn run(config: &Config) -> ExitCode {
     let tls = match trident::tls::Setup::load(config) {
         Ok(tls) => tls,
         Err(err) => {
-            eprintln!("trident: {err}");
+            errln!("trident: {err}");
             return ExitCode::from(2);
         }
     };
     if let Err(err) = check_report_path(config) {
-        eprintln!("trident: {err}");
+        errln!("trident: {err}");
         return ExitCode::from(2);
     }
     // After the checks that may refuse to start: a warning about a name that did not resolve
@@ -363,14 +382,14 @@ fn run(config: &Config) -> ExitCode {
     log::info!("targets: {}", targets.labels());
     if let Some(nice) = config.nice {
         if let Err(err) = set_nice(nice) {
-            eprintln!("trident: {}", nice_error(nice, &err));
+            errln!("trident: {}", nice_error(nice, &err));
             return ExitCode::from(EXIT_TROUBLE);
         }
     }
     let config = &match fit_to_descriptors(config) {
         Ok(config) => config,
         Err(why) => {
-            eprintln!("trident: {why}");
+            errln!("trident: {why}");
             return ExitCode::from(EXIT_TROUBLE);
         }
     };
@@ -385,7 +404,7 @@ fn run(config: &Config) -> ExitCode {
     let mut proxy = match trident::Proxy::bind_with_tls(config, targets, tls) {
         Ok(proxy) => proxy,
         Err(err) => {
-            eprintln!("trident: cannot listen on {}: {err}", config.listen);
+            errln!("trident: cannot listen on {}: {err}", config.listen);
             return ExitCode::from(EXIT_TROUBLE);
         }
     };

@@ -128,6 +128,13 @@ pub struct Output {
     /// Since when `write` drops, and `Shared::written` then: a stream that has taken nothing
     /// since for a patience's `stall` counts as given up on before any patient write waits.
     dropping_since: Option<(Instant, u64)>,
+    /// `write` queues what it is given whole if the stream is not already over the cap
+    /// (`write_unless_behind`).
+    whole: bool,
+    /// When the first patient wait began, and with what patience: the waits with the same
+    /// patience share its `total` (the final summary's write and the close at shutdown,
+    /// which the docs promise 30 s in all; each had its own, some 50 s together).
+    first_wait: Option<(Patience, Instant)>,
 }
 
 /// Waits for an `Output` that was handed away (to the logger) to be written.
@@ -195,12 +202,11 @@ struct Watch {
 }
 
 impl Watch {
-    fn new(shared: &Shared, patience: Patience) -> Watch {
-        let now = Instant::now();
+    fn new(shared: &Shared, patience: Patience, start: Instant) -> Watch {
         Watch {
             patience,
-            start: now,
-            since: now,
+            start,
+            since: Instant::now(),
             seen: shared.written.load(Ordering::Relaxed),
         }
     }
@@ -254,6 +260,8 @@ impl Output {
             failure_returned: false,
             gave_up_at: None,
             dropping_since: None,
+            whole: false,
+            first_wait: None,
         })
     }
 
@@ -266,8 +274,11 @@ impl Output {
 
     /// `Closer::close`, saying in the log what was lost (for `Notice::Logged`; a stream that
     /// is the log has no one else to tell).
-    pub fn close(self, patience: Patience) {
-        let closed = self.closer().close_within(self.unless_given_up(patience));
+    pub fn close(mut self, patience: Patience) {
+        let began = self.wait_began(patience);
+        let closed = self
+            .closer()
+            .close_within(self.unless_given_up(patience), began);
         if self.notice != Notice::Logged {
             return;
         }
@@ -305,7 +316,9 @@ impl Output {
     /// summary, which can be larger than `MAX_QUEUED` on its own). Waits as `patience` allows;
     /// past it, the rest is dropped and counted as `write` would.
     pub fn write_patiently(&mut self, mut buf: &[u8], patience: Patience) -> io::Result<()> {
-        let mut watch = Watch::new(&self.shared, self.unless_given_up(patience));
+        let began = self.wait_began(patience);
+        let mut watch = Watch::new(&self.shared, self.unless_given_up(patience), began);
+        let mut gave_up = false;
         while !buf.is_empty() {
             // Whole lines where there are any, so that what a give-up drops is whole lines.
             let mut piece = buf.len().min(CHUNK);
@@ -317,7 +330,7 @@ impl Output {
             let mut state = self.shared.lock();
             // The cap `write` will apply: waiting only for the full cap while dropping would
             // hand each piece to a `write` that drops it.
-            while state.behind() + piece > self.cap() && state.failed.is_none() {
+            while !gave_up && state.behind() + piece > self.cap() && state.failed.is_none() {
                 state.patient_waiting = true;
                 state = self
                     .shared
@@ -327,8 +340,9 @@ impl Output {
                     .0;
                 state.patient_waiting = false;
                 if watch.out_of_patience(&self.shared).is_some() {
+                    // The rest is dropped without a wait per piece.
                     self.gave_up_at = Some(watch.seen);
-                    break;
+                    gave_up = true;
                 }
             }
             drop(state);
@@ -337,6 +351,29 @@ impl Output {
             buf = &buf[piece..];
         }
         Ok(())
+    }
+
+    /// Queues all of `buf` without waiting, however large, unless the stream is already
+    /// `MAX_QUEUED` behind (then it is dropped and counted, as by `write`): what must not
+    /// hold its writer up, and may be lost only to a reader that has fallen that far behind.
+    /// The queue holds at most `MAX_QUEUED` and one such write more.
+    pub fn write_unless_behind(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.whole = true;
+        let written = self.write_all(buf);
+        self.whole = false;
+        written
+    }
+
+    /// When a wait with `patience` counts its `total` from: the first wait with it.
+    fn wait_began(&mut self, patience: Patience) -> Instant {
+        match self.first_wait {
+            Some((first, began)) if first == patience => began,
+            _ => {
+                let now = Instant::now();
+                self.first_wait = Some((patience, now));
+                now
+            }
+        }
     }
 
     /// `patience`, with no wait for progress if a patient write gave up on this stream, or
@@ -387,14 +424,15 @@ impl Closer {
     /// Lets the writer write what is queued and waits for it, as `patience` allows; what is
     /// left then is given up (the writer thread stays blocked until the process exits).
     pub fn close(&self, patience: Patience) {
-        self.close_within(patience);
+        self.close_within(patience, Instant::now());
     }
 
-    fn close_within(&self, patience: Patience) -> Closed {
+    /// `began`: when the wait's `total` counts from.
+    fn close_within(&self, patience: Patience, began: Instant) -> Closed {
         let mut state = self.shared.lock();
         state.closing = true;
         self.shared.ready.notify_one();
-        let mut watch = Watch::new(&self.shared, patience);
+        let mut watch = Watch::new(&self.shared, patience, began);
         while !state.finished {
             state = self
                 .shared
@@ -424,7 +462,8 @@ impl Write for Output {
             self.failure_returned = true;
             return Err(io::Error::new(*kind, text.clone()));
         }
-        if state.behind() + buf.len() > self.cap() {
+        let adding = if self.whole { 0 } else { buf.len() };
+        if state.behind() + adding > self.cap() {
             drop(state);
             if self.dropped_lines == 0 && self.notice == Notice::Logged {
                 log::warn!(
@@ -469,6 +508,54 @@ impl Write for Output {
     }
 }
 
+/// The most the writer hands the stream in one write: a blocking write to a pipe returns
+/// only once all of it is in, so a reader's progress is seen a write at a time, and one
+/// taking 10 KiB/s took 6 s per 64 KiB write, given up on as taking nothing for 5 s.
+/// `PIPE_BUF` (4 KiB on Linux) is also what a pipe takes atomically.
+const WRITE_STEP: usize = 4096;
+/// How long the writer waits before it tries a stream that said it would block again.
+const RETRY_AFTER_WOULD_BLOCK: Duration = Duration::from_millis(10);
+
+/// Writes `chunk` to `out`, counting each write's bytes as the stream's progress as they go:
+/// counted a chunk at a time, a reader slower than a chunk per `stall` was taken for one
+/// that reads nothing. A stream left non-blocking (by another process sharing the pipe or
+/// terminal) that is full is a slow reader, tried again, not a failed stream.
+fn write_chunk(shared: &Shared, out: &mut dyn Write, mut chunk: &[u8]) -> io::Result<()> {
+    while !chunk.is_empty() {
+        match out.write(&chunk[..chunk.len().min(WRITE_STEP)]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                shared.written.fetch_add(n as u64, Ordering::Relaxed);
+                let mut state = shared.lock();
+                state.in_hand -= n;
+                if state.patient_waiting {
+                    shared.room.notify_one();
+                }
+                chunk = &chunk[n..];
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(RETRY_AFTER_WOULD_BLOCK);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `out.flush()`, tried again while a non-blocking stream is full (`write_chunk`).
+fn flush(out: &mut dyn Write) -> io::Result<()> {
+    loop {
+        match out.flush() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(RETRY_AFTER_WOULD_BLOCK);
+            }
+            done => return done,
+        }
+    }
+}
+
 /// The writer thread: takes everything queued at once, writes and flushes it, and repeats
 /// until closed with nothing left, or until the stream refuses a write.
 fn write_until_closed(shared: &Shared, out: &mut dyn Write) {
@@ -495,19 +582,8 @@ fn write_until_closed(shared: &Shared, out: &mut dyn Write) {
         }
         let written = batch
             .chunks(CHUNK)
-            .try_for_each(|chunk| {
-                out.write_all(chunk)?;
-                shared
-                    .written
-                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                let mut state = shared.lock();
-                state.in_hand -= chunk.len();
-                if state.patient_waiting {
-                    shared.room.notify_one();
-                }
-                Ok(())
-            })
-            .and_then(|()| out.flush());
+            .try_for_each(|chunk| write_chunk(shared, out, chunk))
+            .and_then(|()| flush(out));
         batch.clear();
         // What a reader that fell behind made grow is given back once it has caught up.
         batch.shrink_to(4 * CHUNK);
@@ -637,7 +713,7 @@ mod tests {
         output.write_all(b"short\n").unwrap();
         assert_eq!(output.dropped_lines, 2);
         // Once the stream has taken more than half the cap, output goes in again.
-        for _ in 0..=MAX_QUEUED / CHUNK / 2 + 1 {
+        for _ in 0..=MAX_QUEUED / WRITE_STEP / 2 + 1 {
             permit.send(()).unwrap();
         }
         while output.shared.lock().behind() > MAX_QUEUED / 2 - 64 {
@@ -653,7 +729,7 @@ mod tests {
         let plain = LogFormat { timestamps: false };
         let (mut output, permit, taken) = gated_with(Notice::Inline(plain));
         fill(&mut output, 3);
-        for _ in 0..=MAX_QUEUED / CHUNK + 1 {
+        for _ in 0..=MAX_QUEUED / WRITE_STEP + 1 {
             permit.send(()).unwrap();
         }
         // All of it taken by the stream, not only by the writer.
@@ -689,15 +765,15 @@ mod tests {
         output.write_all(b"dropped\n").unwrap();
         assert_eq!(output.dropped_lines, 1);
         // Over half written: room again, and the drop is owned up to.
-        for _ in 0..=MAX_QUEUED / CHUNK / 2 {
+        for _ in 0..=MAX_QUEUED / WRITE_STEP / 2 {
             permit.send(()).unwrap();
         }
-        while output.shared.lock().behind() > MAX_QUEUED / 2 - CHUNK {
+        while output.shared.lock().behind() > MAX_QUEUED / 2 - WRITE_STEP {
             thread::sleep(Duration::from_millis(1));
         }
         output.write_all(b"kept\n").unwrap();
         assert_eq!(output.dropped_lines, 0);
-        for _ in 0..MAX_QUEUED / CHUNK + 2 {
+        for _ in 0..MAX_QUEUED / WRITE_STEP + 2 {
             permit.send(()).unwrap();
         }
         output.close(patient());
@@ -829,11 +905,11 @@ mod tests {
     #[test]
     fn a_slow_stdout_is_waited_for_while_it_makes_progress() {
         let (mut output, permit, taken) = gated();
-        let lines = 6 * CHUNK / 1024;
+        let lines = 6 * WRITE_STEP / 1024;
         for n in 0..lines {
             output.write_all(&line(n)).unwrap();
         }
-        // At least six writes (a chunk each), 100 ms apart: 600 ms in all, twice the stall
+        // At least six writes (a step each), 100 ms apart: 600 ms in all, twice the stall
         // limit, but never 300 ms without progress.
         let feeder = thread::spawn(move || {
             for _ in 0..lines {
@@ -854,11 +930,11 @@ mod tests {
     #[test]
     fn a_stream_that_trickles_is_given_up_after_the_total() {
         let (mut output, permit, taken) = gated();
-        let lines = MAX_QUEUED / 1024;
+        let lines = 16 * WRITE_STEP / 1024;
         for n in 0..lines {
             output.write_all(&line(n)).unwrap();
         }
-        // A chunk every 50 ms, until the writer is gone: never a stall, but 16 chunks take
+        // A write every 50 ms, until the writer is gone: never a stall, but 16 writes take
         // 800 ms, twice the total.
         let feeder = thread::spawn(move || loop {
             thread::sleep(Duration::from_millis(50));
@@ -867,10 +943,13 @@ mod tests {
             }
         });
         let started = Instant::now();
-        let closed = output.closer().close_within(Patience {
-            stall: Duration::from_millis(300),
-            total: Duration::from_millis(400),
-        });
+        let closed = output.closer().close_within(
+            Patience {
+                stall: Duration::from_millis(300),
+                total: Duration::from_millis(400),
+            },
+            started,
+        );
         let elapsed = started.elapsed();
         assert!(matches!(closed, Closed::TooSlow { .. }), "{closed:?}");
         assert!(elapsed < Duration::from_millis(700), "{elapsed:?}");
@@ -878,6 +957,122 @@ mod tests {
         assert!(written > 0 && written < lines * 1024, "{written}");
         drop(output);
         feeder.join().unwrap();
+    }
+
+    /// A stream that takes a little at each write, slowly.
+    struct Trickling {
+        per_write: usize,
+        pause: Duration,
+        /// Every other write says it would block, as a full non-blocking pipe does.
+        would_block: bool,
+        turn: bool,
+        taken: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Write for Trickling {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.turn = !self.turn;
+            if self.would_block && self.turn {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            thread::sleep(self.pause);
+            let n = buf.len().min(self.per_write);
+            self.taken.lock().unwrap().extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn trickling(
+        per_write: usize,
+        pause: Duration,
+        would_block: bool,
+    ) -> (Output, Arc<Mutex<Vec<u8>>>) {
+        let taken = Arc::new(Mutex::new(Vec::new()));
+        let out = Trickling {
+            per_write,
+            pause,
+            would_block,
+            turn: false,
+            taken: Arc::clone(&taken),
+        };
+        (
+            Output::start(Box::new(out), "test", Notice::Logged).unwrap(),
+            taken,
+        )
+    }
+
+    /// Each write's bytes are progress: a reader taking 1 KiB every 20 ms (50 KiB/s) never
+    /// goes 200 ms without taking something. Counted a chunk at a time (30 KiB here, 64 KiB
+    /// at most), it took 600 ms per chunk and was given up on as taking nothing (hunt 75).
+    #[test]
+    fn a_reader_slower_than_a_chunk_per_stall_is_not_taken_for_stalled() {
+        let (mut output, taken) = trickling(1024, Duration::from_millis(20), false);
+        let text: Vec<u8> = (0..30).flat_map(line).collect();
+        output.write_all(&text).unwrap();
+        let closed = output.closer().close_within(
+            Patience {
+                stall: Duration::from_millis(200),
+                total: Duration::from_secs(60),
+            },
+            Instant::now(),
+        );
+        assert_eq!(closed, Closed::Done);
+        assert_eq!(*taken.lock().unwrap(), text);
+    }
+
+    /// A stream left non-blocking that says it would block is a full pipe, tried again: it
+    /// was taken for a failed stream, and all later output was lost (hunt 75).
+    #[test]
+    fn a_stream_that_would_block_is_written_later_not_given_up() {
+        let (mut output, taken) = trickling(4096, Duration::ZERO, true);
+        let text: Vec<u8> = (0..100).flat_map(line).collect();
+        output.write_all(&text).unwrap();
+        output.close(patient());
+        assert_eq!(*taken.lock().unwrap(), text);
+    }
+
+    /// A write that may not wait is queued whole, past the cap, unless the stream is already
+    /// that far behind: then it is dropped at once (hunt 75: a SIGUSR1 summary waited for a
+    /// slow reader, and thousands of exchanges went uncompared meanwhile).
+    #[test]
+    fn a_write_unless_behind_never_waits() {
+        let (mut output, _permit, _taken) = gated();
+        let started = Instant::now();
+        output.write_all(&line(0)).unwrap();
+        let big: Vec<u8> = (1..(MAX_QUEUED / 1024 + 10)).flat_map(line).collect();
+        output.write_unless_behind(&big).unwrap();
+        assert_eq!(output.dropped_lines, 0);
+        assert!(output.shared.lock().behind() > MAX_QUEUED);
+        output.write_unless_behind(&line(1)).unwrap();
+        assert_eq!(output.dropped_lines, 1);
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    /// A patient write and the close after it share one `total`: each had its own, and a
+    /// shutdown promised 30 s took some 50 s (hunt 75).
+    #[test]
+    fn a_patient_write_and_the_close_share_one_total() {
+        let (mut output, _taken) = trickling(1024, Duration::from_millis(20), false);
+        let patience = Patience {
+            stall: Duration::from_secs(60),
+            total: Duration::from_millis(400),
+        };
+        let started = Instant::now();
+        let text: Vec<u8> = (0..(3 * MAX_QUEUED / 1024)).flat_map(line).collect();
+        output.write_patiently(&text, patience).unwrap();
+        output.close(patience);
+        assert!(
+            started.elapsed() < Duration::from_millis(700),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

@@ -499,3 +499,40 @@ fn an_ignore_path_that_looks_mistaken_is_warned_about_and_an_empty_one_refused()
         &["--ignore-field: an empty path"],
     );
 }
+
+/// Output the stream refuses (`/dev/full`, a reader that has gone) is lost, not a panic:
+/// `--help`, `--version` and `--check` exited 101 with a backtrace (hunt 75).
+#[test]
+fn a_stdout_that_refuses_writes_does_not_change_the_exit_status() {
+    use std::process::{Command, Stdio};
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full")
+    };
+    let targets = "--primary=http://127.0.0.1:1";
+    for (args, code) in [
+        (vec!["--help"], 0),
+        (vec!["--version"], 0),
+        (
+            vec![
+                "--check",
+                targets,
+                "--secondary=http://127.0.0.1:2",
+                "--candidate=http://127.0.0.1:3",
+            ],
+            0,
+        ),
+        (vec!["--bogus"], 2),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_trident"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(full())
+            .stderr(full())
+            .output()
+            .expect("run trident");
+        assert_eq!(output.status.code(), Some(code), "{args:?}");
+    }
+}

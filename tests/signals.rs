@@ -487,6 +487,31 @@ fn a_final_report_that_cannot_be_written_exits_4() {
     );
 }
 
+/// Nor does it leave its temporary file beside the report: on a full file system a partial
+/// one kept the space after the exit (hunt 75).
+#[test]
+fn a_report_that_cannot_be_written_leaves_no_temporary_file() {
+    let dir = std::env::temp_dir().join(format!("trident-report-tmp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("make the report's directory");
+    let path = dir.join("report.json");
+    let (p, s, c) = three_named();
+    let mut trident = Trident::with_upstreams(&p, &s, &c, &["--report", path.to_str().unwrap()]);
+    assert_eq!(trident.client().exchange(&get("/x")).status, 200);
+    trident.wait_blocks(1, WAIT);
+    // The report's name is taken by a directory: the temporary file is written, not renamed.
+    let _ = std::fs::remove_file(&path);
+    std::fs::create_dir(&path).expect("a directory in the report's place");
+    trident.signal("TERM");
+    let status = trident.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(4), "{}", trident.stderr());
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .expect("the report's directory")
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    std::fs::remove_dir_all(&dir).expect("clean up");
+    assert_eq!(left, ["report.json"], "{}", trident.stderr());
+}
+
 /// A SIGHUP while trident drains is not installed: the new targets could take no request,
 /// and their empty epoch became the final summary (UNDECIDED where the traffic seen passed).
 #[test]

@@ -504,11 +504,23 @@ pub trait Console: Write {
     fn write_whole(&mut self, text: &[u8]) -> io::Result<()> {
         self.write_all(text)
     }
+
+    /// Writes `text` whole without waiting, even past the queue's size, unless the stream is
+    /// already that far behind (then it is dropped and counted): a summary while trident
+    /// runs (SIGUSR1, a reload), for which the reporting thread must not wait on a slow
+    /// reader while the records it is handed pile up and are dropped uncompared.
+    fn write_now(&mut self, text: &[u8]) -> io::Result<()> {
+        self.write_all(text)
+    }
 }
 
 impl Console for Output {
     fn write_whole(&mut self, text: &[u8]) -> io::Result<()> {
         self.write_patiently(text, output::SHUTDOWN)
+    }
+
+    fn write_now(&mut self, text: &[u8]) -> io::Result<()> {
+        self.write_unless_behind(text)
     }
 }
 
@@ -750,6 +762,9 @@ pub fn run(
 
 /// Summaries made and not yet written (`Reporter::render`, `Reporter::publish`).
 struct Rendered {
+    /// The shutdown's summary: the reporting thread has nothing else to do, and waits for a
+    /// slow reader (`output::SHUTDOWN`).
+    last: bool,
     /// For stdout, as the format has it.
     written: Vec<u8>,
     /// The whole report file, with `--report`.
@@ -1131,6 +1146,7 @@ impl<'a> Reporter<'a> {
             .map(|_| self.report_text(trigger, &jsons));
         jsons.truncate(printed);
         Rendered {
+            last: trigger == summary::Trigger::Final,
             written,
             file,
             json: jsons.pop().unwrap_or(Value::Null),
@@ -1152,7 +1168,12 @@ impl<'a> Reporter<'a> {
         }
         self.pending.extend_from_slice(&rendered.written);
         if self.stdout_open {
-            if let Err(err) = out.write_whole(&self.pending) {
+            let written = if rendered.last {
+                out.write_whole(&self.pending)
+            } else {
+                out.write_now(&self.pending)
+            };
+            if let Err(err) = written {
                 stop_writing(&err);
                 self.stdout_open = false;
             }
@@ -1273,6 +1294,8 @@ fn write_report_file(path: &Path, report: &[u8]) -> bool {
     match written {
         Ok(()) => true,
         Err(err) => {
+            // Left behind, a partial one would keep filling a full file system after exit.
+            let _ = std::fs::remove_file(&tmp);
             log::warn!("cannot write the report to {}: {err}", path.display());
             false
         }
@@ -1654,6 +1677,47 @@ mod tests {
     /// abandoned at shutdown) count in their own epoch's summary, whenever they are dropped:
     /// during an earlier epoch's summary, in an epoch of which no exchange arrived at all
     /// (which gets its summary too), or after their epoch was reported (late).
+    /// Only the shutdown's summary waits for a slow reader: one on SIGUSR1 or a reload is
+    /// written at once, as the reporting thread must go on taking records (hunt 75: a slow
+    /// reader during a SIGUSR1 summary left thousands of exchanges uncompared).
+    #[test]
+    fn only_the_final_summary_waits_for_stdout() {
+        #[derive(Default)]
+        struct Counting {
+            text: Vec<u8>,
+            waited: usize,
+            at_once: usize,
+        }
+        impl Write for Counting {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.text.write(buf)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        impl Console for Counting {
+            fn write_whole(&mut self, text: &[u8]) -> io::Result<()> {
+                self.waited += 1;
+                self.text.write_all(text)
+            }
+            fn write_now(&mut self, text: &[u8]) -> io::Result<()> {
+                self.at_once += 1;
+                self.text.write_all(text)
+            }
+        }
+        let settings = Settings::default();
+        let (_, receiver) = channel();
+        let mut reporter = Reporter::new(&settings, Arc::clone(receiver.backlog()));
+        let mut out = Counting::default();
+        reporter.handle(&record(1), &mut out);
+        reporter.summarize_so_far(&mut out);
+        reporter.close_epoch(1, &mut out);
+        assert_eq!((out.waited, out.at_once), (0, 2));
+        reporter.finish(&mut out);
+        assert_eq!((out.waited, out.at_once), (1, 2));
+    }
+
     #[test]
     fn exchanges_not_compared_count_in_their_own_epoch() {
         /// A stdout during whose summaries the reactors drop exchanges of epoch 1.
@@ -1674,6 +1738,9 @@ mod tests {
             fn write_whole(&mut self, text: &[u8]) -> io::Result<()> {
                 self.backlog.count_not_compared(1, self.per_summary);
                 self.text.write_all(text)
+            }
+            fn write_now(&mut self, text: &[u8]) -> io::Result<()> {
+                self.write_whole(text)
             }
         }
         let settings = Settings::default();
