@@ -339,10 +339,16 @@ impl Output {
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
                 state.patient_waiting = false;
-                if watch.out_of_patience(&self.shared).is_some() {
-                    // The rest is dropped without a wait per piece.
-                    self.gave_up_at = Some(watch.seen);
-                    gave_up = true;
+                match watch.out_of_patience(&self.shared) {
+                    // The rest is dropped without a wait per piece. Only a stall makes the
+                    // close not wait for progress: a stream still taking bytes when the total
+                    // ran out was slow, and is said to be (hunt 77: `accepted nothing`).
+                    Some(OutOfPatience::Stalled) => {
+                        self.gave_up_at = Some(watch.seen);
+                        gave_up = true;
+                    }
+                    Some(OutOfPatience::TooSlow) => gave_up = true,
+                    None => {}
                 }
             }
             drop(state);
@@ -1059,7 +1065,8 @@ mod tests {
     /// shutdown promised 30 s took some 50 s (hunt 75).
     #[test]
     fn a_patient_write_and_the_close_share_one_total() {
-        let (mut output, _taken) = trickling(1024, Duration::from_millis(20), false);
+        // A write every 300 ms: the total runs out between two of them.
+        let (mut output, _taken) = trickling(1024, Duration::from_millis(300), false);
         let patience = Patience {
             stall: Duration::from_secs(60),
             total: Duration::from_millis(400),
@@ -1067,7 +1074,12 @@ mod tests {
         let started = Instant::now();
         let text: Vec<u8> = (0..(3 * MAX_QUEUED / 1024)).flat_map(line).collect();
         output.write_patiently(&text, patience).unwrap();
-        output.close(patience);
+        // Still taking bytes: too slow, not stalled (hunt 77: `accepted nothing for`).
+        let began = output.wait_began(patience);
+        let closed = output
+            .closer()
+            .close_within(output.unless_given_up(patience), began);
+        assert!(matches!(closed, Closed::TooSlow { .. }), "{closed:?}");
         assert!(
             started.elapsed() < Duration::from_millis(700),
             "{:?}",
