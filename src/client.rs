@@ -366,10 +366,12 @@ impl Core {
             }
             let data = client.input.data();
             // The first read of a head is parsed at once: it holds all of it, nearly always.
-            let worth_parsing = client.head_scanned == 0
-                || http::may_complete_head(data, client.head_scanned)
-                || crosses(client.head_scanned, data.len(), limits.max_request_line)
-                || data.len() > limits.max_head;
+            // Nothing read is nothing to parse (an idle client's every turn).
+            let worth_parsing = !data.is_empty()
+                && (client.head_scanned == 0
+                    || http::may_complete_head(data, client.head_scanned)
+                    || crosses(client.head_scanned, data.len(), limits.max_request_line)
+                    || data.len() > limits.max_head);
             client.head_scanned = data.len();
             if worth_parsing {
                 match http::parse_request_head(data, &limits) {
@@ -765,17 +767,14 @@ impl Core {
             }
             // Set while its upload is unfinished (`detach_if_done`).
             ClientPhase::Busy { exchange } => {
-                if !self
+                let Some(ex) = self
                     .exchanges
                     .get(exchange)
-                    .is_some_and(|ex| !ex.request.is_done())
-                {
+                    .filter(|ex| !ex.request.is_done())
+                else {
                     return;
-                }
-                let answered = matches!(
-                    self.exchanges.get(exchange),
-                    Some(ex) if ex.response == ClientResponse::Done
-                );
+                };
+                let answered = ex.response == ClientResponse::Done;
                 debug!(
                     "client {}: sent none of the rest of its upload for --send-timeout",
                     client.peer

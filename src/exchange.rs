@@ -258,9 +258,10 @@ impl Leg {
         }
     }
 
-    /// Of `elapsed` (since its exchange began, at `now`), the upstream's own time: less the
+    /// Its time from `started` (its exchange's start) to `now`, the upstream's own: less the
     /// waits on the client, as its deadline counts them.
-    fn latency(&self, elapsed: Duration, now: Instant) -> Duration {
+    fn latency(&self, started: Instant, now: Instant) -> Duration {
+        let elapsed = now.saturating_duration_since(started);
         if self.answered_early {
             return elapsed;
         }
@@ -1200,7 +1201,7 @@ impl Core {
             return;
         };
         let now = Instant::now();
-        let elapsed = now.saturating_duration_since(ex.started);
+        let started = ex.started;
         let request_sent = {
             let leg = &ex.legs[role.index()];
             ex.request.is_done()
@@ -1228,7 +1229,7 @@ impl Core {
             status,
             reason,
             body_bytes: bytes,
-            elapsed: leg.latency(elapsed, now),
+            elapsed: leg.latency(started, now),
             interim: leg.interim.take(),
             fields,
             body: capture,
@@ -1338,8 +1339,7 @@ impl Core {
         let Some(ex) = self.exchanges.get_mut(key) else {
             return;
         };
-        let now = Instant::now();
-        let elapsed = now.saturating_duration_since(ex.started);
+        let (now, started) = (Instant::now(), ex.started);
         debug!("exchange {}: {role} failed: {error}", ex.id);
         let status = error.gateway_status();
         let text = match error {
@@ -1360,7 +1360,7 @@ impl Core {
             _ => LegError::UploadCut,
         };
         let leg = &mut ex.legs[role.index()];
-        let elapsed = leg.latency(elapsed, now);
+        let elapsed = leg.latency(started, now);
         leg.outcome = Some(LegOutcome::Failed { error, elapsed });
         self.inflight.release(role, leg.generation);
         if role == Role::Primary && std::mem::take(&mut ex.orphan) {

@@ -27,8 +27,8 @@ pub const SHUTDOWN: Patience = Patience {
     stall: Duration::from_secs(5),
     total: Duration::from_secs(30),
 };
-/// The writer hands the stream at most this much at a time, so that a slow reader's progress
-/// is seen as progress.
+/// A patient write queues at most this much at a time (whole lines where it can), as room
+/// comes; the writer's batch keeps four of it once the stream has caught up.
 const CHUNK: usize = 64 * 1024;
 /// How often `close` looks at the writer's progress.
 const PROGRESS_POLL: Duration = Duration::from_millis(50);
@@ -128,9 +128,6 @@ pub struct Output {
     /// Since when `write` drops, and `Shared::written` then: a stream that has taken nothing
     /// since for a patience's `stall` counts as given up on before any patient write waits.
     dropping_since: Option<(Instant, u64)>,
-    /// `write` queues what it is given whole if the stream is not already over the cap
-    /// (`write_unless_behind`).
-    whole: bool,
     /// When the first patient wait began, and with what patience: the waits with the same
     /// patience share its `total` (the final summary's write and the close at shutdown,
     /// which the docs promise 30 s in all; each had its own, some 50 s together).
@@ -260,7 +257,6 @@ impl Output {
             failure_returned: false,
             gave_up_at: None,
             dropping_since: None,
-            whole: false,
             first_wait: None,
         })
     }
@@ -364,10 +360,7 @@ impl Output {
     /// hold its writer up, and may be lost only to a reader that has fallen that far behind.
     /// The queue holds at most `MAX_QUEUED` and one such write more.
     pub fn write_unless_behind(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.whole = true;
-        let written = self.write_all(buf);
-        self.whole = false;
-        written
+        self.queue(buf, true).map(drop)
     }
 
     /// When a wait with `patience` counts its `total` from: the first wait with it.
@@ -463,12 +456,25 @@ impl Closer {
 impl Write for Output {
     /// Queues all of `buf`, or (the stream over `MAX_QUEUED` behind) none of it.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.queue(buf, false)
+    }
+
+    /// Nothing to do: the writer writes and flushes each batch as soon as it has it.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Output {
+    /// Queues all of `buf`, or none of it if the stream is over the cap behind: with `buf`
+    /// (`write`), or before it (`whole`: `write_unless_behind`).
+    fn queue(&mut self, buf: &[u8], whole: bool) -> io::Result<usize> {
         let mut state = self.shared.lock();
         if let Some((kind, text)) = &state.failed {
             self.failure_returned = true;
             return Err(io::Error::new(*kind, text.clone()));
         }
-        let adding = if self.whole { 0 } else { buf.len() };
+        let adding = if whole { 0 } else { buf.len() };
         if state.behind() + adding > self.cap() {
             drop(state);
             if self.dropped_lines == 0 && self.notice == Notice::Logged {
@@ -507,11 +513,6 @@ impl Write for Output {
         self.caught_up();
         Ok(buf.len())
     }
-
-    /// Nothing to do: the writer writes and flushes each batch as soon as it has it.
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// The most the writer hands the stream in one write: a blocking write to a pipe returns
@@ -522,13 +523,14 @@ const WRITE_STEP: usize = 4096;
 /// How long the writer waits before it tries a stream that said it would block again.
 const RETRY_AFTER_WOULD_BLOCK: Duration = Duration::from_millis(10);
 
-/// Writes `chunk` to `out`, counting each write's bytes as the stream's progress as they go:
-/// counted a chunk at a time, a reader slower than a chunk per `stall` was taken for one
-/// that reads nothing. A stream left non-blocking (by another process sharing the pipe or
-/// terminal) that is full is a slow reader, tried again, not a failed stream.
-fn write_chunk(shared: &Shared, out: &mut dyn Write, mut chunk: &[u8]) -> io::Result<()> {
-    while !chunk.is_empty() {
-        match out.write(&chunk[..chunk.len().min(WRITE_STEP)]) {
+/// Writes `batch` to `out` `WRITE_STEP` at a time, counting each write's bytes as the
+/// stream's progress as they go: counted 64 KiB at a time, a reader slower than that per
+/// `stall` was taken for one that reads nothing. A stream left non-blocking (by another
+/// process sharing the pipe or terminal) that is full is a slow reader, tried again, not a
+/// failed stream.
+fn write_batch(shared: &Shared, out: &mut dyn Write, mut batch: &[u8]) -> io::Result<()> {
+    while !batch.is_empty() {
+        match out.write(&batch[..batch.len().min(WRITE_STEP)]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 shared.written.fetch_add(n as u64, Ordering::Relaxed);
@@ -537,7 +539,7 @@ fn write_chunk(shared: &Shared, out: &mut dyn Write, mut chunk: &[u8]) -> io::Re
                 if state.patient_waiting {
                     shared.room.notify_one();
                 }
-                chunk = &chunk[n..];
+                batch = &batch[n..];
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -549,7 +551,7 @@ fn write_chunk(shared: &Shared, out: &mut dyn Write, mut chunk: &[u8]) -> io::Re
     Ok(())
 }
 
-/// `out.flush()`, tried again while a non-blocking stream is full (`write_chunk`).
+/// `out.flush()`, tried again while a non-blocking stream is full (`write_batch`).
 fn flush(out: &mut dyn Write) -> io::Result<()> {
     loop {
         match out.flush() {
@@ -586,10 +588,7 @@ fn write_until_closed(shared: &Shared, out: &mut dyn Write) {
             std::mem::swap(&mut state.queued, &mut batch);
             state.in_hand = batch.len();
         }
-        let written = batch
-            .chunks(CHUNK)
-            .try_for_each(|chunk| write_chunk(shared, out, chunk))
-            .and_then(|()| flush(out));
+        let written = write_batch(shared, out, &batch).and_then(|()| flush(out));
         batch.clear();
         // What a reader that fell behind made grow is given back once it has caught up.
         batch.shrink_to(4 * CHUNK);

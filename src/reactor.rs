@@ -602,43 +602,39 @@ impl Core {
     /// `, N clients still taking their last answer` (whose exchanges are over: its output,
     /// or the kernel's, still holds some of it) and `, N clients still sending a request
     /// head` (begun before the stop), or nothing: what else a drain waits for, for the log.
-    fn clients_taking_answers(&self) -> String {
-        let sending = self
-            .conns
-            .iter()
-            .filter(|(_, conn)| {
-                matches!(conn, Conn::Client(c)
-                    if matches!(c.phase, ClientPhase::Idle { head_started: Some(_) }))
-            })
-            .count();
-        let sending = match sending {
-            0 => String::new(),
-            1 => ", 1 client still sending a request head".to_string(),
-            n => format!(", {n} clients still sending request heads"),
+    fn drain_waits_for(&self) -> String {
+        let count = |is: &dyn Fn(&Client) -> bool| {
+            self.conns
+                .iter()
+                .filter(|(_, conn)| matches!(conn, Conn::Client(c) if is(c)))
+                .count()
         };
-        let taking = self
-            .conns
-            .iter()
-            .filter(|(_, conn)| match conn {
-                // One still answering is its exchange's, counted as in flight.
-                // A TLS client mid-handshake was never answered.
-                Conn::Client(c) if c.answering.is_none() => match c.phase {
+        // One still answering is its exchange's, counted as in flight; a TLS client
+        // mid-handshake was never answered.
+        let taking = count(&|c| {
+            c.answering.is_none()
+                && match c.phase {
                     ClientPhase::Closing => c.owes_output(),
                     ClientPhase::Lingering { .. } => {
                         !c.stream.mid_handshake()
                             && c.stream.unacknowledged().is_some_and(|left| left > 0)
                     }
                     _ => false,
-                },
-                _ => false,
-            })
-            .count();
-        let taking = match taking {
-            0 => String::new(),
-            1 => ", 1 client still taking its last answer".to_string(),
-            n => format!(", {n} clients still taking their last answers"),
-        };
-        taking + &sending
+                }
+        });
+        let sending = count(&|c| {
+            matches!(
+                c.phase,
+                ClientPhase::Idle {
+                    head_started: Some(_)
+                }
+            )
+        });
+        still(
+            taking,
+            "taking its last answer",
+            "taking their last answers",
+        ) + &still(sending, "sending a request head", "sending request heads")
     }
 
     /// Whether something in flight is still bounded by a deadline of its own: a leg (its
@@ -653,6 +649,15 @@ impl Core {
         legs || self.conns.iter().any(|(_, conn)| {
             matches!(conn, Conn::Client(c) if c.send_alarm.is_set() || c.alarm.is_set())
         })
+    }
+}
+
+/// `, N clients still DOING`, or nothing for none.
+fn still(clients: usize, one: &str, many: &str) -> String {
+    match clients {
+        0 => String::new(),
+        1 => format!(", 1 client still {one}"),
+        n => format!(", {n} clients still {many}"),
     }
 }
 
@@ -1143,7 +1148,7 @@ impl Proxy {
                 info!(
                     "{}shutting down: {in_flight} in flight{}",
                     self.reactor_prefix(),
-                    self.core.clients_taking_answers()
+                    self.core.drain_waits_for()
                 );
                 self.stop_the_others();
                 let now = Instant::now();
@@ -1182,7 +1187,7 @@ impl Proxy {
                     // Counted first: an exchange that waited only for its answer to go out is
                     // reported as its client is cut.
                     let in_flight = Counted(self.core.exchanges.len(), "exchange");
-                    let taking = self.core.clients_taking_answers();
+                    let taking = self.core.drain_waits_for();
                     self.core.abandon_in_flight();
                     warn!(
                         "{}stopping at once (a second SIGTERM/SIGINT): {in_flight} in \
@@ -1210,7 +1215,7 @@ impl Proxy {
                         continue;
                     }
                     let in_flight = Counted(self.core.exchanges.len(), "exchange");
-                    let taking = self.core.clients_taking_answers();
+                    let taking = self.core.drain_waits_for();
                     self.core.abandon_in_flight();
                     let name = self.reactor_prefix();
                     match self.core.settings.drain_timeout {
@@ -1259,9 +1264,10 @@ impl Proxy {
 
     /// Accepts until `WouldBlock`, `--max-clients` or an error; says what comes next.
     fn accept(&mut self, was: Accepting) -> Accepting {
+        // Taking clients in changes no client's phase: counted once.
+        let lingering = self.core.lingering_at_stop();
         loop {
-            let live =
-                self.core.clients - self.core.clients_closing - self.core.lingering_at_stop();
+            let live = self.core.clients - self.core.clients_closing - lingering;
             let full = live + self.core.orphans >= self.core.settings.max_clients;
             // A client that left still holds its place while its primary is read for the
             // comparison: a waiting client takes it (`make_room`, once one is accepted).

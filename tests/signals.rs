@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -287,7 +288,6 @@ fn a_request_head_split_by_sigterm_is_served() {
     let mut client = trident.client();
     client.set_read_timeout(WAIT);
     client.send(b"GET /split HTTP/1.1\r\nHost: split.test\r\n");
-    std::thread::sleep(Duration::from_millis(200));
     trident.signal("TERM");
     trident.wait_stderr("shutting down", WAIT);
     client.send(b"\r\n");
@@ -467,14 +467,26 @@ fn a_third_sigterm_exits_at_once_with_status_4() {
 /// trident's failure, status 4, whatever the verdict: a CI job must not take the run as done.
 #[test]
 fn a_final_report_that_cannot_be_written_exits_4() {
-    let dir = std::env::temp_dir().join(format!("trident-report-dir-{}", std::process::id()));
+    let (dir, _path, _upstreams, mut trident) = one_exchange_reported_in("dir");
+    std::fs::remove_dir_all(&dir).expect("remove the report's directory");
+    stopped_with_status_4(&mut trident);
+}
+
+/// A trident writing `--report DIR/report.json` in a directory of its own (named after
+/// `tag`), once it has printed one exchange's block.
+fn one_exchange_reported_in(tag: &str) -> (PathBuf, PathBuf, [Upstream; 3], Trident) {
+    let dir = std::env::temp_dir().join(format!("trident-report-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("make the report's directory");
     let path = dir.join("report.json");
     let (p, s, c) = three_named();
-    let mut trident = Trident::with_upstreams(&p, &s, &c, &["--report", path.to_str().unwrap()]);
+    let trident = Trident::with_upstreams(&p, &s, &c, &["--report", path.to_str().unwrap()]);
     assert_eq!(trident.client().exchange(&get("/x")).status, 200);
     trident.wait_blocks(1, WAIT);
-    std::fs::remove_dir_all(&dir).expect("remove the report's directory");
+    (dir, path, [p, s, c], trident)
+}
+
+/// SIGTERM, then exit status 4 for the report that could not be written.
+fn stopped_with_status_4(trident: &mut Trident) {
     trident.signal("TERM");
     let status = trident.wait_exit(WAIT);
     assert_eq!(status.code(), Some(4), "{}", trident.stderr());
@@ -491,19 +503,11 @@ fn a_final_report_that_cannot_be_written_exits_4() {
 /// one kept the space after the exit (hunt 75).
 #[test]
 fn a_report_that_cannot_be_written_leaves_no_temporary_file() {
-    let dir = std::env::temp_dir().join(format!("trident-report-tmp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("make the report's directory");
-    let path = dir.join("report.json");
-    let (p, s, c) = three_named();
-    let mut trident = Trident::with_upstreams(&p, &s, &c, &["--report", path.to_str().unwrap()]);
-    assert_eq!(trident.client().exchange(&get("/x")).status, 200);
-    trident.wait_blocks(1, WAIT);
+    let (dir, path, _upstreams, mut trident) = one_exchange_reported_in("tmp");
     // The report's name is taken by a directory: the temporary file is written, not renamed.
     let _ = std::fs::remove_file(&path);
     std::fs::create_dir(&path).expect("a directory in the report's place");
-    trident.signal("TERM");
-    let status = trident.wait_exit(WAIT);
-    assert_eq!(status.code(), Some(4), "{}", trident.stderr());
+    stopped_with_status_4(&mut trident);
     let left: Vec<String> = std::fs::read_dir(&dir)
         .expect("the report's directory")
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())

@@ -768,17 +768,13 @@ fn a_slow_but_steady_upload_outlasts_the_primarys_deadline() {
     client.set_read_timeout(WAIT);
     let body = pattern(1 << 20, 3);
     let started = Instant::now();
-    client.send(
-        format!(
-            "PUT /upload HTTP/1.1\r\nHost: test.local\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
+    upload_in_pieces(
+        &mut client,
+        "PUT /upload",
+        &body,
+        64 * 1024,
+        Duration::from_millis(60),
     );
-    for piece in body.chunks(64 * 1024) {
-        client.send(piece);
-        thread::sleep(Duration::from_millis(60));
-    }
     let resp = client
         .try_read_response(false)
         .unwrap_or_else(|e| panic!("{e}\n{}", trident.output()));
@@ -829,6 +825,28 @@ fn a_steady_upload_in_flight_at_sigterm_is_not_cut() {
     trident.exits_0(WAIT);
 }
 
+/// Sends `method_target` with `body` as its Content-Length body, `piece` bytes at a time
+/// with `pause` after each: a client uploading steadily but slowly.
+fn upload_in_pieces(
+    client: &mut Client,
+    method_target: &str,
+    body: &[u8],
+    piece: usize,
+    pause: Duration,
+) {
+    client.send(
+        format!(
+            "{method_target} HTTP/1.1\r\nHost: test.local\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    for piece in body.chunks(piece) {
+        client.send(piece);
+        thread::sleep(pause);
+    }
+}
+
 /// A whole upload whose primary answers later than `--send-timeout` gets the primary's
 /// answer: the deadline set for each piece of the upload stayed set once it was whole, and
 /// answered the client 408 for a stall, with the primary's answer to a write lost (hunt 74).
@@ -840,18 +858,14 @@ fn a_whole_upload_answered_after_the_send_timeout_gets_the_primarys_answer() {
     let mut client = trident.client();
     client.set_read_timeout(WAIT);
     let body = pattern(1 << 20, 9);
-    client.send(
-        format!(
-            "POST /store HTTP/1.1\r\nHost: test.local\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
-    );
     // In pieces, so that trident reads it in several turns.
-    for piece in body.chunks(128 * 1024) {
-        client.send(piece);
-        thread::sleep(Duration::from_millis(20));
-    }
+    upload_in_pieces(
+        &mut client,
+        "POST /store",
+        &body,
+        128 * 1024,
+        Duration::from_millis(20),
+    );
     let resp = client
         .try_read_response(false)
         .unwrap_or_else(|e| panic!("{e}\n{}", trident.output()));

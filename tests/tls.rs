@@ -53,6 +53,21 @@ fn upstream(name: &'static str, big: usize) -> Upstream {
     })
 }
 
+/// trident serving TLS (a certificate `trusted` issued for localhost, plus `extra`) in front
+/// of three plain `upstream`s; the certificate's files live as long as the caller keeps them.
+fn tls_listener(trusted: &Trusted, extra: &[&str]) -> (Trident, [Upstream; 3], [PemFile; 2]) {
+    let (cert, key) = trusted.ca.issue(&["localhost"]).files();
+    let (p, s, c) = (
+        upstream("primary", 0),
+        upstream("secondary", 0),
+        upstream("candidate", 0),
+    );
+    let mut args = vec!["--tls-cert", cert.arg(), "--tls-key", key.arg()];
+    args.extend_from_slice(extra);
+    let trident = Trident::with_upstreams(&p, &s, &c, &args);
+    (trident, [p, s, c], [cert, key])
+}
+
 /// The leg's error text, which must be a refused certificate.
 fn assert_certificate_refused(leg: &support::Leg) -> String {
     let text = leg.error().to_string();
@@ -118,25 +133,7 @@ fn tls_client_through_trident_to_plain_upstreams() {
 #[test]
 fn a_client_mid_handshake_at_sigterm_is_not_counted_as_taking_an_answer() {
     let trusted = Trusted::new();
-    let (cert, key) = trusted.ca.issue(&["localhost"]).files();
-    let (p, s, c) = (
-        upstream("primary", 0),
-        upstream("secondary", 0),
-        upstream("candidate", 0),
-    );
-    let mut trident = Trident::with_upstreams(
-        &p,
-        &s,
-        &c,
-        &[
-            "--tls-cert",
-            cert.arg(),
-            "--tls-key",
-            key.arg(),
-            "--max-clients",
-            "1",
-        ],
-    );
+    let (mut trident, _upstreams, _files) = tls_listener(&trusted, &["--max-clients", "1"]);
     let mut holder = tls_client(&trident, &trusted.ca);
     assert_eq!(holder.exchange(&get("/held")).status, 200);
     trident.wait_blocks(1, WAIT);
@@ -146,7 +143,6 @@ fn a_client_mid_handshake_at_sigterm_is_not_counted_as_taking_an_answer() {
     let mut hello = rustls::ClientConnection::new(client_config(trusted.ca.der()), name)
         .expect("a TLS session");
     hello.write_tls(&mut waiting).expect("send the ClientHello");
-    std::thread::sleep(Duration::from_millis(200));
     trident.signal("TERM");
     trident.wait_stderr("shutting down", WAIT);
     drop(holder);
@@ -166,18 +162,7 @@ fn a_client_mid_handshake_at_sigterm_is_not_counted_as_taking_an_answer() {
 #[test]
 fn a_client_that_fails_the_handshake_does_not_disturb_the_next_one() {
     let trusted = Trusted::new();
-    let (cert, key) = trusted.ca.issue(&["localhost"]).files();
-    let (p, s, c) = (
-        upstream("primary", 0),
-        upstream("secondary", 0),
-        upstream("candidate", 0),
-    );
-    let trident = Trident::with_upstreams(
-        &p,
-        &s,
-        &c,
-        &["--tls-cert", cert.arg(), "--tls-key", key.arg()],
-    );
+    let (trident, [p, _, _], _files) = tls_listener(&trusted, &[]);
     // A client that trusts another CA refuses trident's certificate.
     let stranger = TestCa::new("some other CA");
     let refused = TlsClient::connect(trident.addr(), client_config(stranger.der()), "localhost");

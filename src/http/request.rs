@@ -959,7 +959,7 @@ impl FieldKind {
 
 /// Whether two field names are the same to a server that ignores case and reads `_` as `-`
 /// (as CGI-style header mapping does: both become `HTTP_X_FORWARDED_FOR`).
-fn same_field_name(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same_field_name(a: &[u8], b: &[u8]) -> bool {
     let fold = |c: u8| {
         if c == b'_' {
             b'-'

@@ -17,6 +17,7 @@ use std::ops::Range;
 use std::sync::LazyLock;
 
 use super::body::{write_chunk_head, CHUNK_TAIL, LAST_CHUNK};
+use super::request::same_field_name;
 use super::{
     parse_request_head, parse_response_head, write_response_head, BodyDecoder, BodyLength,
     Connection, Error, FieldRule, Framing, LegHead, Limits, RequestHead, ResponseHead, Version,
@@ -941,16 +942,7 @@ fn expected_leg_fields(fields: &[u8], leg: &LegHead<'_>) -> Vec<u8> {
     let is = |name: &[u8], known: &str| name.eq_ignore_ascii_case(known.as_bytes());
     // What trident replaces or folds, it knows by its `_` look-alikes too (a server may read
     // `X_Forwarded_For` as `X-Forwarded-For`).
-    let alike = |name: &[u8], known: &str| {
-        let fold = |c: &u8| {
-            if *c == b'_' {
-                b'-'
-            } else {
-                c.to_ascii_lowercase()
-            }
-        };
-        name.iter().map(fold).eq(known.as_bytes().iter().map(fold))
-    };
+    let alike = |name: &[u8], known: &str| same_field_name(name, known.as_bytes());
     let mut out = Vec::new();
     let push = |out: &mut Vec<u8>, name: &[u8], value: &[u8]| {
         out.extend_from_slice(name);

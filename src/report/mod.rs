@@ -1677,39 +1677,63 @@ mod tests {
     /// abandoned at shutdown) count in their own epoch's summary, whenever they are dropped:
     /// during an earlier epoch's summary, in an epoch of which no exchange arrived at all
     /// (which gets its summary too), or after their epoch was reported (late).
+    /// A stdout for the reporter's tests: it keeps the text, counts the summaries written
+    /// whole (waiting for the reader) and at once, and during each counts `per_summary`
+    /// exchanges of epoch 1 as dropped by the reactors.
+    struct SummaryConsole {
+        text: Vec<u8>,
+        backlog: Arc<Backlog>,
+        per_summary: u64,
+        waited: usize,
+        at_once: usize,
+    }
+
+    impl SummaryConsole {
+        fn new(backlog: &Arc<Backlog>) -> SummaryConsole {
+            SummaryConsole {
+                text: Vec::new(),
+                backlog: Arc::clone(backlog),
+                per_summary: 0,
+                waited: 0,
+                at_once: 0,
+            }
+        }
+
+        fn summary(&mut self, text: &[u8]) -> io::Result<()> {
+            self.backlog.count_not_compared(1, self.per_summary);
+            self.text.write_all(text)
+        }
+    }
+
+    impl Write for SummaryConsole {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.text.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Console for SummaryConsole {
+        fn write_whole(&mut self, text: &[u8]) -> io::Result<()> {
+            self.waited += 1;
+            self.summary(text)
+        }
+        fn write_now(&mut self, text: &[u8]) -> io::Result<()> {
+            self.at_once += 1;
+            self.summary(text)
+        }
+    }
+
     /// Only the shutdown's summary waits for a slow reader: one on SIGUSR1 or a reload is
     /// written at once, as the reporting thread must go on taking records (hunt 75: a slow
     /// reader during a SIGUSR1 summary left thousands of exchanges uncompared).
     #[test]
     fn only_the_final_summary_waits_for_stdout() {
-        #[derive(Default)]
-        struct Counting {
-            text: Vec<u8>,
-            waited: usize,
-            at_once: usize,
-        }
-        impl Write for Counting {
-            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-                self.text.write(buf)
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
-        impl Console for Counting {
-            fn write_whole(&mut self, text: &[u8]) -> io::Result<()> {
-                self.waited += 1;
-                self.text.write_all(text)
-            }
-            fn write_now(&mut self, text: &[u8]) -> io::Result<()> {
-                self.at_once += 1;
-                self.text.write_all(text)
-            }
-        }
         let settings = Settings::default();
         let (_, receiver) = channel();
         let mut reporter = Reporter::new(&settings, Arc::clone(receiver.backlog()));
-        let mut out = Counting::default();
+        let mut out = SummaryConsole::new(receiver.backlog());
         reporter.handle(&record(1), &mut out);
         reporter.summarize_so_far(&mut out);
         reporter.close_epoch(1, &mut out);
@@ -1720,37 +1744,13 @@ mod tests {
 
     #[test]
     fn exchanges_not_compared_count_in_their_own_epoch() {
-        /// A stdout during whose summaries the reactors drop exchanges of epoch 1.
-        struct Dropping {
-            text: Vec<u8>,
-            backlog: Arc<Backlog>,
-            per_summary: u64,
-        }
-        impl Write for Dropping {
-            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-                self.text.write(buf)
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
-        impl Console for Dropping {
-            fn write_whole(&mut self, text: &[u8]) -> io::Result<()> {
-                self.backlog.count_not_compared(1, self.per_summary);
-                self.text.write_all(text)
-            }
-            fn write_now(&mut self, text: &[u8]) -> io::Result<()> {
-                self.write_whole(text)
-            }
-        }
         let settings = Settings::default();
         let (_, receiver) = channel();
         let backlog = Arc::clone(receiver.backlog());
         let mut reporter = Reporter::new(&settings, Arc::clone(&backlog));
-        let mut out = Dropping {
-            text: Vec::new(),
-            backlog: Arc::clone(&backlog),
+        let mut out = SummaryConsole {
             per_summary: 3,
+            ..SummaryConsole::new(&backlog)
         };
         reporter.handle(&record(1), &mut out);
         backlog.count_not_compared(0, 2);
