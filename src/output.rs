@@ -6,7 +6,6 @@
 //! wait for the stream ends once it has taken nothing for a while.
 
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -122,12 +121,6 @@ pub struct Output {
     dropped_lines: u64,
     /// Whether the writer's failure was handed to a `write` (and so reported by the caller).
     failure_returned: bool,
-    /// `Shared::written` when a patient write last gave up on the stream: if it has taken
-    /// nothing since, `close` does not wait for it all over again.
-    gave_up_at: Option<u64>,
-    /// Since when `write` drops, and `Shared::written` then: a stream that has taken nothing
-    /// since for a patience's `stall` counts as given up on before any patient write waits.
-    dropping_since: Option<(Instant, u64)>,
     /// When the first patient wait began, and with what patience: the waits with the same
     /// patience share its `total` (the final summary's write and the close at shutdown,
     /// which the docs promise 30 s in all; each had its own, some 50 s together).
@@ -147,8 +140,6 @@ struct Shared {
     finished: Condvar,
     /// Wakes a patient write: the stream took a chunk.
     room: Condvar,
-    /// Bytes the stream has taken; `close` watches it move.
-    written: AtomicU64,
 }
 
 #[derive(Default)]
@@ -156,6 +147,11 @@ struct State {
     queued: Vec<u8>,
     /// Bytes the writer took from `queued` and the stream has not taken yet: still behind.
     in_hand: usize,
+    /// When the stream last took bytes, or was handed some while it had none to take: a
+    /// wait judges a stall from here, not from its own start, so a stream that has taken
+    /// nothing for `stall` (a wedged stdout, dropping for a while) is not waited on again,
+    /// and one that takes again (a reader back at shutdown) is (hunt 77).
+    progress_at: Option<Instant>,
     /// The writer is waiting on `ready` (so a write must wake it).
     writer_waiting: bool,
     /// A patient write is waiting on `room` (so the writer must wake it).
@@ -188,35 +184,18 @@ enum OutOfPatience {
     TooSlow,
 }
 
-/// The stream's progress while something waits for it (a close, a patient write).
-struct Watch {
-    patience: Patience,
-    start: Instant,
-    /// When the stream last took bytes (or the wait began).
-    since: Instant,
-    /// `Shared::written` then.
-    seen: u64,
-}
-
-impl Watch {
-    fn new(shared: &Shared, patience: Patience, start: Instant) -> Watch {
-        Watch {
-            patience,
-            start,
-            since: Instant::now(),
-            seen: shared.written.load(Ordering::Relaxed),
+impl Patience {
+    /// After a wait that began at `start`: whether patience has run out, and how.
+    fn out_of(&self, state: &State, start: Instant) -> Option<OutOfPatience> {
+        let now = Instant::now();
+        let stalled = state
+            .progress_at
+            .is_some_and(|at| now.saturating_duration_since(at) >= self.stall);
+        if stalled {
+            Some(OutOfPatience::Stalled)
+        } else {
+            (now.saturating_duration_since(start) >= self.total).then_some(OutOfPatience::TooSlow)
         }
-    }
-
-    /// After a wait: whether patience has run out, and how.
-    fn out_of_patience(&mut self, shared: &Shared) -> Option<OutOfPatience> {
-        let written = shared.written.load(Ordering::Relaxed);
-        if written != self.seen {
-            (self.seen, self.since) = (written, Instant::now());
-        } else if self.since.elapsed() >= self.patience.stall {
-            return Some(OutOfPatience::Stalled);
-        }
-        (self.start.elapsed() >= self.patience.total).then_some(OutOfPatience::TooSlow)
     }
 }
 
@@ -243,7 +222,6 @@ impl Output {
             ready: Condvar::new(),
             finished: Condvar::new(),
             room: Condvar::new(),
-            written: AtomicU64::new(0),
         });
         let writer = Arc::clone(&shared);
         thread::Builder::new()
@@ -255,8 +233,6 @@ impl Output {
             notice,
             dropped_lines: 0,
             failure_returned: false,
-            gave_up_at: None,
-            dropping_since: None,
             first_wait: None,
         })
     }
@@ -272,9 +248,7 @@ impl Output {
     /// is the log has no one else to tell).
     pub fn close(mut self, patience: Patience) {
         let began = self.wait_began(patience);
-        let closed = self
-            .closer()
-            .close_within(self.unless_given_up(patience), began);
+        let closed = self.closer().close_within(patience, began);
         if self.notice != Notice::Logged {
             return;
         }
@@ -313,7 +287,6 @@ impl Output {
     /// past it, the rest is dropped and counted as `write` would.
     pub fn write_patiently(&mut self, mut buf: &[u8], patience: Patience) -> io::Result<()> {
         let began = self.wait_began(patience);
-        let mut watch = Watch::new(&self.shared, self.unless_given_up(patience), began);
         let mut gave_up = false;
         while !buf.is_empty() {
             // Whole lines where there are any, so that what a give-up drops is whole lines.
@@ -335,17 +308,8 @@ impl Output {
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
                 state.patient_waiting = false;
-                match watch.out_of_patience(&self.shared) {
-                    // The rest is dropped without a wait per piece. Only a stall makes the
-                    // close not wait for progress: a stream still taking bytes when the total
-                    // ran out was slow, and is said to be (hunt 77: `accepted nothing`).
-                    Some(OutOfPatience::Stalled) => {
-                        self.gave_up_at = Some(watch.seen);
-                        gave_up = true;
-                    }
-                    Some(OutOfPatience::TooSlow) => gave_up = true,
-                    None => {}
-                }
+                // The rest is dropped without a wait per piece.
+                gave_up = patience.out_of(&state, began).is_some();
             }
             drop(state);
             // Room, a failed stream (`write` says so) or no more patience (`write` drops).
@@ -372,25 +336,6 @@ impl Output {
                 self.first_wait = Some((patience, now));
                 now
             }
-        }
-    }
-
-    /// `patience`, with no wait for progress if a patient write gave up on this stream, or
-    /// `write` began dropping at least `stall` ago, and it has taken nothing since: each
-    /// SIGUSR1 summary to a wedged stdout would otherwise hold the reporting thread `stall`
-    /// (again), while exchanges pile up uncompared.
-    fn unless_given_up(&self, patience: Patience) -> Patience {
-        let written = self.shared.written.load(Ordering::Relaxed);
-        let stalled_while_dropping = self
-            .dropping_since
-            .is_some_and(|(since, seen)| seen == written && since.elapsed() >= patience.stall);
-        if self.gave_up_at == Some(written) || stalled_while_dropping {
-            Patience {
-                stall: Duration::ZERO,
-                ..patience
-            }
-        } else {
-            patience
         }
     }
 
@@ -431,7 +376,6 @@ impl Closer {
         let mut state = self.shared.lock();
         state.closing = true;
         self.shared.ready.notify_one();
-        let mut watch = Watch::new(&self.shared, patience, began);
         while !state.finished {
             state = self
                 .shared
@@ -443,7 +387,7 @@ impl Closer {
                 break;
             }
             let queued = state.behind();
-            match watch.out_of_patience(&self.shared) {
+            match patience.out_of(&state, began) {
                 Some(OutOfPatience::Stalled) => return Closed::Stalled { queued },
                 Some(OutOfPatience::TooSlow) => return Closed::TooSlow { queued },
                 None => {}
@@ -486,13 +430,8 @@ impl Output {
             }
             let lines = buf.iter().filter(|&&b| b == b'\n').count() as u64;
             self.dropped_lines += lines.max(1);
-            if self.dropping_since.is_none() {
-                let written = self.shared.written.load(Ordering::Relaxed);
-                self.dropping_since = Some((Instant::now(), written));
-            }
             return Ok(buf.len());
         }
-        self.dropping_since = None;
         if let (Notice::Inline(format), 1..) = (self.notice, self.dropped_lines) {
             // Owned up to in the stream itself, ahead of what comes next.
             let lines = std::mem::take(&mut self.dropped_lines);
@@ -506,7 +445,9 @@ impl Output {
         }
         state.queued.extend_from_slice(buf);
         if state.writer_waiting {
-            // Only a waiting writer needs the wake-up (a futex call).
+            // Only a waiting writer needs the wake-up (a futex call). The stream had nothing
+            // to take until now: it has not stalled, however long ago it last took bytes.
+            state.progress_at = Some(Instant::now());
             self.shared.ready.notify_one();
         }
         drop(state);
@@ -533,9 +474,9 @@ fn write_batch(shared: &Shared, out: &mut dyn Write, mut batch: &[u8]) -> io::Re
         match out.write(&batch[..batch.len().min(WRITE_STEP)]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
-                shared.written.fetch_add(n as u64, Ordering::Relaxed);
                 let mut state = shared.lock();
                 state.in_hand -= n;
+                state.progress_at = Some(Instant::now());
                 if state.patient_waiting {
                     shared.room.notify_one();
                 }
@@ -587,6 +528,7 @@ fn write_until_closed(shared: &Shared, out: &mut dyn Write) {
             // The two buffers swap roles: no allocation once both have grown.
             std::mem::swap(&mut state.queued, &mut batch);
             state.in_hand = batch.len();
+            state.progress_at = Some(Instant::now());
         }
         let written = write_batch(shared, out, &batch).and_then(|()| flush(out));
         batch.clear();
@@ -828,9 +770,9 @@ mod tests {
         );
     }
 
-    /// A stream that took nothing since `write` began dropping, for longer than the stall
-    /// patience, is not waited on by the first patient write (the first SIGUSR1 summary to a
-    /// wedged stdout); one that only just began dropping still is.
+    /// A stream that has taken nothing for longer than the stall patience (dropping all the
+    /// while) is not waited on by a patient write (the final summary to a wedged stdout); one
+    /// that only just stopped taking still is.
     #[test]
     fn a_patient_write_does_not_wait_on_a_stream_stalled_since_dropping_began() {
         let stall = Duration::from_millis(200);
@@ -1075,15 +1017,45 @@ mod tests {
         output.write_patiently(&text, patience).unwrap();
         // Still taking bytes: too slow, not stalled (hunt 77: `accepted nothing for`).
         let began = output.wait_began(patience);
-        let closed = output
-            .closer()
-            .close_within(output.unless_given_up(patience), began);
+        let closed = output.closer().close_within(patience, began);
         assert!(matches!(closed, Closed::TooSlow { .. }), "{closed:?}");
         assert!(
             started.elapsed() < Duration::from_millis(700),
             "{:?}",
             started.elapsed()
         );
+    }
+
+    /// A stream that took nothing for long and takes again, slowly, just before the final
+    /// summary (a reader back at shutdown) is waited for: it was given up on at once, as if
+    /// it had accepted nothing for `stall`, judged from before it took again (hunt 77).
+    #[test]
+    fn a_stream_that_takes_again_after_a_long_stall_is_waited_for() {
+        let (mut output, permit, taken) = gated();
+        fill(&mut output, 3);
+        let stall = Duration::from_millis(300);
+        thread::sleep(stall * 2);
+        // A write now and every 100 ms for a while, never a stall; then as fast as the writer
+        // goes.
+        let feeder = thread::spawn(move || {
+            for _ in 0..6 {
+                permit.send(()).unwrap();
+                thread::sleep(Duration::from_millis(100));
+            }
+            while permit.send(()).is_ok() {}
+        });
+        while taken.lock().unwrap().is_empty() {
+            thread::sleep(Duration::from_millis(1));
+        }
+        let summary = b"SUMMARY\n".repeat(100);
+        let patience = Patience {
+            stall,
+            total: Duration::from_secs(60),
+        };
+        output.write_patiently(&summary, patience).unwrap();
+        output.close(patience);
+        feeder.join().unwrap();
+        assert!(taken.lock().unwrap().ends_with(&summary));
     }
 
     #[test]
