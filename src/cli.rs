@@ -799,9 +799,7 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
 
 /// An HTTP token (RFC 9110 §5.6.2): what a field name or a method may be.
 pub(crate) fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.bytes().all(crate::http::is_tchar)
 }
 
 /// A percentage flag value (`20`, `0.03`, `99.9`) that `valid` accepts; `range` says which.

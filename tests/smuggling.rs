@@ -525,6 +525,16 @@ fn body_rows() -> Vec<Row> {
             "trailer-bare-lf",
             chunked_post("/trailer-lf", "5\r\nhello\r\n0\r\nX-T: 1\n\r\n"),
         ),
+        // A trailer line that is no field line: a peer reading it as the end of the trailers,
+        // or folding it into the one before, would frame what follows otherwise.
+        refused_in_body(
+            "trailer-without-colon",
+            chunked_post("/trailer-colon", "5\r\nhello\r\n0\r\nX-T\r\n\r\n"),
+        ),
+        refused_in_body(
+            "trailer-folded",
+            chunked_post("/trailer-fold", "5\r\nhello\r\n0\r\nX-T: 1\r\n 2\r\n\r\n"),
+        ),
     ]
 }
 

@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 
-use super::{BodyLength, Error, Limits};
+use super::{is_tchar, BodyLength, Error, Limits};
 
 /// The result of one `BodyDecoder::decode` call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +135,9 @@ enum ChunkedState {
     DataLf,
     /// At the start of a trailer field line, or of the final empty line.
     TrailerLineStart { total: usize },
-    /// Inside a trailer field line (discarded).
+    /// Inside a trailer field's name, which a colon must end.
+    TrailerName { total: usize },
+    /// Inside a trailer field's value (discarded).
     TrailerLine { total: usize },
     /// The CR of a trailer field line was seen; the LF must follow.
     TrailerLf { total: usize },
@@ -267,10 +269,27 @@ impl ChunkedDecoder {
                 b'\n' => Size { size: 0, digits: 0 },
                 _ => return Err(bad("chunk data not followed by CRLF")),
             },
-            // Trailer fields are discarded, but their lines must still end in CRLF exactly.
+            // Trailer fields are discarded, but each line must still be a field line (RFC 9112
+            // §7.1.2: `field-name ":" field-value`, no obs-fold) ending in CRLF exactly: a
+            // peer that reads the line otherwise must not be handed the rest of the stream.
             TrailerLineStart { total } => match b {
                 b'\r' => EndLf,
-                _ => self.trailer_byte(total, b)?,
+                _ if is_tchar(b) => TrailerName {
+                    total: self.trailer_len(total)?,
+                },
+                b' ' | b'\t' => return Err(bad("folded line in trailer section")),
+                b'\n' => return Err(bad("bare LF in trailer section")),
+                _ => return Err(bad("bad trailer field name")),
+            },
+            TrailerName { total } => match b {
+                b':' => TrailerLine {
+                    total: self.trailer_len(total)?,
+                },
+                _ if is_tchar(b) => TrailerName {
+                    total: self.trailer_len(total)?,
+                },
+                b'\r' | b'\n' => return Err(bad("trailer field without a colon")),
+                _ => return Err(bad("bad trailer field name")),
             },
             TrailerLine { total } => match b {
                 b'\r' => TrailerLf {
@@ -616,8 +635,33 @@ mod tests {
                 b"2\r\nhi\r\n3\r\nabc0\r\n\r\n",
                 failed(b"hiabc", "chunk data not followed by CRLF"),
             ),
-            // Trailer section: CRLF lines, no CTL, bounded.
+            // Trailer section: field lines ending in CRLF, no CTL, bounded.
             (d, b"0\r\n\n", failed(b"", "bare LF in trailer section")),
+            (
+                d,
+                b"0\r\nX-Sum\r\n\r\n",
+                failed(b"", "trailer field without a colon"),
+            ),
+            (
+                d,
+                b"0\r\nX-Sum\n\r\n",
+                failed(b"", "trailer field without a colon"),
+            ),
+            (
+                d,
+                b"0\r\nX Sum: 1\r\n\r\n",
+                failed(b"", "bad trailer field name"),
+            ),
+            (
+                d,
+                b"0\r\n: 1\r\n\r\n",
+                failed(b"", "bad trailer field name"),
+            ),
+            (
+                d,
+                b"0\r\nX: 1\r\n 2\r\n\r\n",
+                failed(b"", "folded line in trailer section"),
+            ),
             (
                 d,
                 b"0\r\nX: 1\n\r\n",

@@ -13,11 +13,11 @@ pub mod stream;
 
 pub use body::{BodyDecoder, Decoded};
 pub use error::Error;
-pub(crate) use request::is_valid_authority;
 pub use request::{
     field_values, find_field, may_complete_head, parse_request_head, FieldRule, LegHead,
     RequestHead,
 };
+pub(crate) use request::{is_tchar, is_valid_authority};
 pub use response::{parse_response_head, write_response_head, Connection, Framing, ResponseHead};
 
 /// The protocol version of a message (only HTTP/1.x is spoken).

@@ -1040,8 +1040,8 @@ fn trim_ows(mut bytes: &[u8]) -> &[u8] {
     bytes
 }
 
-/// tchar (RFC 9110 §5.6.2).
-fn is_tchar(b: u8) -> bool {
+/// tchar (RFC 9110 §5.6.2): what a field name or a method is made of.
+pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
