@@ -459,6 +459,12 @@ fn head_rows() -> Vec<Row> {
             505,
             "GET /h12 HTTP/1.2\r\nHost: test.local\r\n\r\n",
         ),
+        // No version at all: a peer reading `01.1` as 1.1 must not be the only one to.
+        refused(
+            "version-leading-zero",
+            400,
+            "GET /h011 HTTP/01.1\r\nHost: test.local\r\n\r\n",
+        ),
         // Limits: 414 and 431 (and their boundaries are accepted rows below).
         refused("request-line-8193", 414, with_line_length("/long-", 8193)),
         refused("fields-101", 431, with_field_count("/fields-101", 101)),

@@ -720,14 +720,15 @@ pub(super) fn start_line(buf: &[u8], cap: usize) -> (&[u8], &[u8]) {
     }
 }
 
-/// `HTTP/2.0`, `HTTP/3`: a version trident does not speak (505); anything else is garbage.
+/// `HTTP/2.0`, `HTTP/3`: a version trident does not speak (505); anything else, `HTTP/01.1`
+/// or `HTTP/1.` among it, is garbage (RFC 9112 §2.3: `DIGIT "." DIGIT`; a lone digit is how
+/// the later versions are named).
 pub(super) fn version_error(version: &[u8]) -> Error {
     match version.strip_prefix(b"HTTP/") {
-        Some(number)
-            if !number.is_empty() && number.iter().all(|&b| b.is_ascii_digit() || b == b'.') =>
-        {
+        Some([major, b'.', minor]) if major.is_ascii_digit() && minor.is_ascii_digit() => {
             Error::UnsupportedVersion
         }
+        Some([major]) if major.is_ascii_digit() => Error::UnsupportedVersion,
         _ => Error::Malformed("invalid HTTP version"),
     }
 }
@@ -1315,6 +1316,10 @@ mod tests {
         (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", Err(Error::UnsupportedVersion)),
         (b"GET / HTTP/0.9\r\nHost: a\r\n\r\n", Err(Error::UnsupportedVersion)),
         (b"GET / HTTP/3\r\nHost: a\r\n\r\n", Err(Error::UnsupportedVersion)),
+        (b"GET / HTTP/01.1\r\nHost: a\r\n\r\n", malformed("invalid HTTP version")),
+        (b"GET / HTTP/1.\r\nHost: a\r\n\r\n", malformed("invalid HTTP version")),
+        (b"GET / HTTP/1.10\r\nHost: a\r\n\r\n", malformed("invalid request line")),
+        (b"GET / HTTP/\r\nHost: a\r\n\r\n", malformed("invalid HTTP version")),
         (b"GET / FOO/1.1\r\nHost: a\r\n\r\n", malformed("invalid HTTP version")),
         (b"GET / http/1.1\r\nHost: a\r\n\r\n", malformed("invalid HTTP version")),
         (b"GET / HTTP/1.1x\r\nHost: a\r\n\r\n", malformed("invalid request line")),
