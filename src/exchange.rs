@@ -218,10 +218,11 @@ pub struct Leg {
     /// The waits on the client that are over: not the upstream's time, so not in its
     /// latency either (a slow reader's download made the primary look slow).
     pub client_wait: Duration,
-    /// Its response head came before the client's upload ended: the upstream answered
-    /// without the rest, so the waits for it were its own time too (a slow early 403 read
-    /// as 0.1 ms).
-    pub answered_early: bool,
+    /// Its response head came before the client's upload ended, with this much waiting on
+    /// the client behind it: the upstream answered without the rest, so those waits were its
+    /// own time too (a slow early 403 read as 0.1 ms). The later ones (a slow reader of its
+    /// answer) are the client's, as for any leg.
+    pub answered_early: Option<Duration>,
 }
 
 impl Leg {
@@ -259,16 +260,19 @@ impl Leg {
     }
 
     /// Its time from `started` (its exchange's start) to `now`, the upstream's own: less the
-    /// waits on the client, as its deadline counts them.
+    /// waits on the client, as its deadline counts them, but those before an early answer.
     fn latency(&self, started: Instant, now: Instant) -> Duration {
         let elapsed = now.saturating_duration_since(started);
-        if self.answered_early {
-            return elapsed;
-        }
+        let own = self.answered_early.unwrap_or(Duration::ZERO);
+        elapsed.saturating_sub(self.client_waits(now).saturating_sub(own))
+    }
+
+    /// All its waits on the client up to `now`, the current one too.
+    fn client_waits(&self, now: Instant) -> Duration {
         let current = self
             .held_since
             .map_or(Duration::ZERO, |since| now.saturating_duration_since(since));
-        elapsed.saturating_sub(self.client_wait + current)
+        self.client_wait + current
     }
 
     /// The deadline came during a wait on the client: moved on by the wait so far, unless
@@ -470,7 +474,7 @@ impl Core {
                 held_since: None,
                 held_credited: Duration::ZERO,
                 client_wait: Duration::ZERO,
-                answered_early: false,
+                answered_early: None,
             }
         });
         let decoder = BodyDecoder::new(head.body, &self.settings.limits);
@@ -1789,7 +1793,9 @@ fn receive(
                             }
                             // Its answer did not wait for the rest of the upload, so neither
                             // does its latency leave out the waits for it.
-                            leg.answered_early |= !request.is_done();
+                            if !request.is_done() && leg.answered_early.is_none() {
+                                leg.answered_early = Some(leg.client_waits(Instant::now()));
+                            }
                             up.idle_timeout = head.idle_timeout;
                             if let Some((client, response, version)) = client.as_mut() {
                                 let framing = head.client_framing(*version);

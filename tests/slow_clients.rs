@@ -309,8 +309,13 @@ fn a_slow_but_steady_download_outlasts_the_primarys_deadline() {
 /// Reads a `GREEDY_BODY` download from `trident` at about 10 MB/s, calling `meanwhile` once
 /// the first bytes came; asserts it came whole and took longer than the deadlines at stake.
 fn slow_download(trident: &Trident, meanwhile: impl FnOnce()) {
+    slow_download_of(trident, &get("/greedy"), meanwhile);
+}
+
+/// `slow_download`, the answer to `request`.
+fn slow_download_of(trident: &Trident, request: &[u8], meanwhile: impl FnOnce()) {
     let mut client = raw(trident.addr(), WAIT);
-    client.write_all(&get("/greedy")).expect("send the request");
+    client.write_all(request).expect("send the request");
     // About 10 MB/s: some three seconds for 32 MiB, most of it past what the kernel buffers.
     let started = Instant::now();
     let mut got = Vec::with_capacity(GREEDY_BODY + 1024);
@@ -920,6 +925,41 @@ fn an_early_answer_to_a_slow_upload_keeps_its_latency() {
     for leg in &block.legs {
         assert!(leg.elapsed_ms() >= 650.0, "{}", block.text);
     }
+}
+
+/// An early answer read slowly: the waits before it (for the upload) are the upstream's time,
+/// the waits after it (for the slow reader) are not. All of them counted, and a primary that
+/// answered in 300 ms read as slow as its reader, some 3 s.
+#[test]
+fn an_early_answer_read_slowly_leaves_the_readers_time_out_of_its_latency() {
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = upstream.local_addr().expect("address");
+    thread::spawn(move || {
+        let Some(Ok(mut conn)) = upstream.incoming().next() else {
+            return;
+        };
+        let mut head = [0u8; 4096];
+        let _ = conn.read(&mut head);
+        thread::sleep(Duration::from_millis(300));
+        let _ = conn.write_all(
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {GREEDY_BODY}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        let _ = conn.write_all(&pattern(GREEDY_BODY, 5));
+    });
+    // The POST goes to the primary alone; its upload is never finished.
+    let trident = Trident::with_addrs(addr, addr, addr, &["--shadow-methods", "GET"]);
+    let mut request =
+        b"POST /early HTTP/1.1\r\nHost: test.local\r\nContent-Length: 2000\r\n\r\n".to_vec();
+    request.extend_from_slice(&[b'x'; 100]);
+    slow_download_of(&trident, &request, || {});
+    let block = trident.wait_blocks(1, WAIT).remove(0);
+    let primary = block.primary();
+    assert_eq!(primary.response().0, 200, "{}", block.text);
+    let elapsed = primary.elapsed_ms();
+    assert!((250.0..1500.0).contains(&elapsed), "{}", block.text);
 }
 
 /// A client that stops sending in the middle of its upload is waited on for `--send-timeout`,
