@@ -757,6 +757,11 @@ pub fn run(
             reporter.return_memory_when_idle();
         }
     }
+    // A SIGUSR1 just before shutdown (checked every `SIGNAL_POLL` while idle) still gets
+    // its summary, and its `--report` rewrite, before the final one (hunt 78).
+    if signal.take() {
+        reporter.summarize_so_far(out);
+    }
     reporter.finish(out)
 }
 
@@ -2437,6 +2442,22 @@ mod tests {
         assert!(text.starts_with(&(1..=10).map(block).collect::<String>()));
         assert_eq!(text.matches("SUMMARY").count(), 2);
         assert!(text.ends_with("VERDICT candidate: UNDECIDED — no endpoint has the 30 compared exchanges a verdict needs (1 endpoint flagged on too few samples)\n"));
+    }
+
+    /// A summary asked for as the reactors stop (the channel disconnects before the idle
+    /// thread looks at the flag again) is written before the final one: it was dropped.
+    #[test]
+    fn a_summary_asked_for_at_shutdown_comes_before_the_final_one() {
+        let (sender, receiver) = channel();
+        drop(sender);
+        let signal = SummarySignal::manual();
+        signal.handle().store(true, Ordering::Relaxed);
+        let mut out = Vec::new();
+        run(receiver, &mut out, &Settings::default(), &signal);
+        let text = String::from_utf8(out).unwrap();
+        let sigusr1 = text.find("SUMMARY epoch 0 (SIGUSR1): 0 exchanges");
+        let last = text.find("SUMMARY epoch 0 (final): 0 exchanges");
+        assert!(sigusr1.is_some() && sigusr1 < last, "{text}");
     }
 
     /// Not a correctness test: how many small exchanges per second the reporting thread
