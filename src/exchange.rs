@@ -47,52 +47,74 @@ pub const SHADOW_STALL_GRACE: Duration = Duration::from_millis(100);
 /// How long shadow legs may hold the primary back in all, in one exchange, even while they
 /// make progress: a slow shadow is cut rather than slowing the primary to its pace.
 pub const SHADOW_STALL_BUDGET: Duration = Duration::from_millis(1000);
-/// Legs in flight per role, for `max_inflight=`. A reload that changes a role's target
-/// retires that role's count: the new target's bound starts from zero rather than waiting
-/// for legs to a target no longer in use (a hung candidate's, up to `--timeout`), while the
-/// retired legs still count against the descriptor room until they end.
+/// Legs in flight per role and target (`Target::identity`), for `max_inflight=`. A reload
+/// that replaces a role's target gives the new one its own bound at once, rather than
+/// waiting for legs to a target no longer in use (a hung candidate's, up to `--timeout`);
+/// one that keeps it (a changed option, or a target back after another) keeps its count: a
+/// reload per second gave a hung candidate a fresh bound each time (hunt 78: 63 legs at
+/// `max_inflight=3`). Every leg of a role counts against the descriptor room until it ends.
 #[derive(Debug, Default)]
 pub(crate) struct Inflight {
-    /// Legs to each role's current target.
-    current: [usize; 3],
-    /// Legs to targets a reload replaced, still in flight.
-    retired: [usize; 3],
-    /// Bumped per role by each reload that changes its target.
-    generation: [u32; 3],
+    /// Each role's current target, as `target_key` has it.
+    target: [u64; 3],
+    /// Legs in flight per role, by target: the current one's, and those of targets replaced
+    /// whose legs have not ended (a few at most, so a short list).
+    legs: [Vec<(u64, usize)>; 3],
+    /// All of a role's legs in flight.
+    total: [usize; 3],
 }
 
 impl Inflight {
-    /// Counts a leg in, unless `room` (its target's `max_inflight`, then the descriptor room
-    /// for all of the role's legs) is full; returns the generation to release it under.
-    pub(crate) fn admit(&mut self, role: Role, room: Option<(usize, usize)>) -> Option<u32> {
+    /// `role`'s legs from now on go to the target `key` (`target_key`).
+    pub(crate) fn set_target(&mut self, role: Role, key: u64) {
         let i = role.index();
+        self.target[i] = key;
+        self.legs[i].retain(|&(k, n)| n > 0 || k == key);
+    }
+
+    /// Counts a leg in, unless `room` (its target's `max_inflight`, then the descriptor room
+    /// for all of the role's legs) is full; returns the target key to release it under.
+    pub(crate) fn admit(&mut self, role: Role, room: Option<(usize, usize)>) -> Option<u64> {
+        let i = role.index();
+        let key = self.target[i];
+        let legs = &mut self.legs[i];
+        let at = match legs.iter().position(|&(k, _)| k == key) {
+            Some(at) => at,
+            None => {
+                legs.push((key, 0));
+                legs.len() - 1
+            }
+        };
         if let Some((target_room, descriptor_room)) = room {
-            if self.current[i] >= target_room
-                || self.current[i] + self.retired[i] >= descriptor_room
-            {
+            if legs[at].1 >= target_room || self.total[i] >= descriptor_room {
                 return None;
             }
         }
-        self.current[i] += 1;
-        Some(self.generation[i])
+        legs[at].1 += 1;
+        self.total[i] += 1;
+        Some(key)
     }
 
-    /// A leg counted in under `generation` is over.
-    pub(crate) fn release(&mut self, role: Role, generation: u32) {
+    /// A leg counted in under target `key` is over.
+    pub(crate) fn release(&mut self, role: Role, key: u64) {
         let i = role.index();
-        if generation == self.generation[i] {
-            self.current[i] -= 1;
-        } else {
-            self.retired[i] -= 1;
+        let legs = &mut self.legs[i];
+        if let Some(at) = legs.iter().position(|&(k, _)| k == key) {
+            legs[at].1 -= 1;
+            if legs[at].1 == 0 && key != self.target[i] {
+                legs.swap_remove(at);
+            }
+            self.total[i] -= 1;
         }
     }
+}
 
-    /// `role`'s target was replaced: its legs in flight go on, counted apart.
-    pub(crate) fn retire(&mut self, role: Role) {
-        let i = role.index();
-        self.retired[i] += std::mem::take(&mut self.current[i]);
-        self.generation[i] = self.generation[i].wrapping_add(1);
-    }
+/// A target's key for `Inflight`: its identity (scheme, host, port, Host field), hashed.
+pub(crate) fn target_key(target: &Target) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    target.identity().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// How far a shadow's body may run when the primary's was compressed, before it is cut: the
@@ -178,8 +200,8 @@ pub struct Leg {
     pub connect_timeout: Duration,
     /// Most exchanges this leg's target may have in flight before it is skipped.
     pub max_inflight: usize,
-    /// The role's target generation the leg was counted under (`Inflight`).
-    pub generation: u32,
+    /// The target the leg was counted under (`Inflight`).
+    pub target_key: u64,
     /// When the whole leg must be over.
     pub deadline: Instant,
     /// When its TCP connect must be done, while it is connecting.
@@ -454,7 +476,7 @@ impl Core {
                     .options
                     .max_inflight
                     .unwrap_or(targets::DEFAULT_MAX_INFLIGHT),
-                generation: 0,
+                target_key: 0,
                 deadline: now + timeout,
                 connect_deadline: None,
                 conn: None,
@@ -532,13 +554,13 @@ impl Core {
                 Role::Primary => None,
                 _ => Some((leg.max_inflight, self.settings.shadow_room)),
             };
-            let Some(generation) = self.inflight.admit(role, room) else {
+            let Some(target_key) = self.inflight.admit(role, room) else {
                 // A saturated shadow leg is skipped, never queued: the primary is never
                 // skipped and never waits.
                 leg.outcome = Some(LegOutcome::Skipped("saturated"));
                 continue;
             };
-            leg.generation = generation;
+            leg.target_key = target_key;
             self.attach_upstream(key, role);
         }
         self.arm_exchange(key);
@@ -1225,7 +1247,7 @@ impl Core {
         else {
             return;
         };
-        self.inflight.release(role, leg.generation);
+        self.inflight.release(role, leg.target_key);
         if role == Role::Primary && std::mem::take(&mut ex.orphan) {
             self.orphans -= 1;
         }
@@ -1366,7 +1388,7 @@ impl Core {
         let leg = &mut ex.legs[role.index()];
         let elapsed = leg.latency(started, now);
         leg.outcome = Some(LegOutcome::Failed { error, elapsed });
-        self.inflight.release(role, leg.generation);
+        self.inflight.release(role, leg.target_key);
         if role == Role::Primary && std::mem::take(&mut ex.orphan) {
             self.orphans -= 1;
         }
@@ -1981,44 +2003,51 @@ mod tests {
         assert_eq!(key_hash(b"Host: h\r\n", "x-user"), None);
     }
 
-    /// A retired target's legs leave its `max_inflight` to the new target, but still count
-    /// against the descriptor room until they end; the primary is never refused.
+    /// A replaced target's legs leave its `max_inflight` to the new target, but still count
+    /// against the descriptor room until they end; a target kept, or back after another,
+    /// keeps its legs' count (hunt 78); the primary is never refused.
     #[test]
-    fn inflight_counts_per_target_and_retired_legs_keep_their_descriptors() {
+    fn inflight_counts_per_target_and_replaced_targets_legs_keep_their_descriptors() {
         let mut inflight = Inflight::default();
         let room = Some((2, 3));
-        let old: Vec<u32> = (0..2)
+        let (a, b) = (1, 2);
+        inflight.set_target(Role::Candidate, a);
+        let old: Vec<u64> = (0..2)
             .map(|_| inflight.admit(Role::Candidate, room).expect("room"))
             .collect();
         assert_eq!(inflight.admit(Role::Candidate, room), None, "max_inflight");
-        inflight.retire(Role::Candidate);
+        // The same target again (a reload that changed an option): the same bound.
+        inflight.set_target(Role::Candidate, a);
+        assert_eq!(inflight.admit(Role::Candidate, room), None, "kept");
+        inflight.set_target(Role::Candidate, b);
         let new = inflight
             .admit(Role::Candidate, room)
             .expect("a new target's own bound");
-        assert_ne!(new, old[0]);
+        assert_eq!(new, b);
         assert_eq!(
             inflight.admit(Role::Candidate, room),
             None,
             "descriptor room"
         );
+        // Back to the first target: its two legs still count.
+        inflight.set_target(Role::Candidate, a);
+        assert_eq!(inflight.admit(Role::Candidate, room), None, "back");
         inflight.release(Role::Candidate, old[0]);
         let second = inflight
             .admit(Role::Candidate, room)
-            .expect("a retired leg ended");
+            .expect("a leg of its own ended");
+        assert_eq!(second, a);
         assert_eq!(
             inflight.admit(Role::Candidate, room),
             None,
             "max_inflight again"
         );
-        for generation in [old[1], new, second] {
-            inflight.release(Role::Candidate, generation);
+        for key in [old[1], new, second] {
+            inflight.release(Role::Candidate, key);
         }
-        assert_eq!((inflight.current, inflight.retired), ([0; 3], [0; 3]));
+        assert_eq!(inflight.total, [0; 3]);
+        assert_eq!(inflight.legs[Role::Candidate.index()], [(a, 0)]);
         assert!((0..1000).all(|_| inflight.admit(Role::Primary, None).is_some()));
-        assert_eq!(
-            inflight.admit(Role::Secondary, room),
-            inflight.generation.get(1).copied()
-        );
     }
 
     #[test]

@@ -425,6 +425,10 @@ impl Core {
         {
             self.close_conn(conn);
         }
+        for target in targets.iter() {
+            self.inflight
+                .set_target(target.role, crate::exchange::target_key(target));
+        }
         if reload {
             let summary = targets.labels();
             // A target is its scheme, host and port, however the URL spells them (`HTTP://H:80/`
@@ -458,9 +462,6 @@ impl Core {
                     .filter(|t| !self.targets.iter().any(|old| config(old) == config(t)))
                     .map(|t| t.role)
                     .collect();
-                for &role in &changed {
-                    self.inflight.retire(role);
-                }
                 let changed: Vec<String> = changed.iter().map(Role::to_string).collect();
                 if log {
                     info!(
@@ -858,6 +859,10 @@ impl Proxy {
             tls,
             ids,
         } = parts;
+        let mut inflight = Inflight::default();
+        for target in targets.iter() {
+            inflight.set_target(target.role, crate::exchange::target_key(target));
+        }
         let core = Core {
             registry: poll.registry().try_clone()?,
             conns: Slab::with_capacity(1024),
@@ -873,7 +878,7 @@ impl Proxy {
             next_serial: 0,
             draining: false,
             captured: 0,
-            inflight: Inflight::default(),
+            inflight,
             preferred: [None; 3],
             rng: Rng::seeded(),
             tls,

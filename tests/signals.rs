@@ -127,6 +127,49 @@ fn sighup_away_from_a_saturated_candidate_uses_the_new_one_at_once() {
     assert_eq!(hung.candidate().response().0, 200, "{}", hung.text);
 }
 
+/// A reload that keeps a saturated candidate (an option changed, or the same candidate back
+/// after another) keeps its legs' count: each such reload gave it a fresh `max_inflight=`,
+/// and 20 of them let a hung candidate hold 63 legs at `max_inflight=3` (hunt 78).
+#[test]
+fn sighup_that_keeps_a_saturated_candidate_keeps_it_saturated() {
+    let (p, s) = (Upstream::named("primary"), Upstream::named("secondary"));
+    let hung = Upstream::start(|_| Reply::ok("slowly").delay(Duration::from_millis(3000)));
+    let other = Upstream::named("other");
+    let with = |url: &str, timeout: u32| format!("{url} max_inflight=1 timeout={timeout}");
+    let file = TargetsFile::for_urls(&p.url(), &s.url(), &with(&hung.url(), 4000));
+    let trident = Trident::spawn(&["--targets", file.arg()]);
+    let mut client = trident.client();
+    assert_eq!(client.exchange(&get("/hung")).status, 200);
+    hung.wait_requests(1, WAIT);
+    let mut reloads = 0;
+    let mut reload = |candidate: String| {
+        file.write(&targets_text(&p.url(), &s.url(), &candidate));
+        trident.signal("HUP");
+        reloads += 1;
+        let deadline = Instant::now() + WAIT;
+        while trident.stderr().matches("targets reloaded").count() < reloads {
+            assert!(Instant::now() < deadline, "reload {reloads} not logged");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    // Its timeout changed, then another candidate and the hung one back.
+    reload(with(&hung.url(), 4001));
+    client.exchange(&get("/option-changed"));
+    reload(with(&other.url(), 4001));
+    reload(with(&hung.url(), 4001));
+    client.exchange(&get("/back"));
+    let blocks = trident.wait_blocks(2, WAIT);
+    for block in &blocks {
+        assert_eq!(
+            block.candidate().outcome,
+            Outcome::Other("skipped: saturated".to_string()),
+            "{}",
+            block.text
+        );
+    }
+    assert_eq!(hung.request_count(), 1);
+}
+
 #[test]
 fn sighup_with_a_broken_targets_file_keeps_the_old_targets() {
     let (p, s) = (Upstream::named("primary"), Upstream::named("secondary"));
