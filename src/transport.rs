@@ -344,7 +344,11 @@ impl Read for Transport {
                 tls.eof = true;
             }
             if let Err(e) = tls.session.process_new_packets() {
-                let plain_http = tls.first_byte.is_some_and(|b| b.is_ascii_uppercase());
+                // What a request may begin with: a method (a token, in any case) or the empty
+                // lines before one; never a TLS record's type (0x14–0x18) nor SSLv2's 0x80.
+                let plain_http = tls
+                    .first_byte
+                    .is_some_and(|b| crate::http::is_tchar(b) || b == b'\r' || b == b'\n');
                 if is_not_tls(&e) && tls.sent == 0 && server && plain_http {
                     tls.not_tls = true;
                     return Err(io::Error::new(io::ErrorKind::InvalidData, NotTls));

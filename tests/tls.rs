@@ -172,6 +172,23 @@ fn a_client_that_fails_the_handshake_does_not_disturb_the_next_one() {
     );
     // A client that speaks plain HTTP to the TLS listener is told so in plain HTTP (a TLS
     // alert is 7 bytes it cannot read), and its request goes nowhere.
+    // So is one whose request begins with an empty line, or a method in lower case (hunt
+    // 79: they got the alert).
+    for request in [
+        [&b"\r\n"[..], &get("/after-crlf")].concat(),
+        [&b"get"[..], &get("/lower")[3..]].concat(),
+    ] {
+        let mut plain = trident.client();
+        plain.send(&request);
+        let answer = plain.read_until_closed().unwrap_or_default();
+        assert!(
+            answer.ends_with(
+                b"\r\n\r\ntrident: this port speaks TLS: send the request with https://\n"
+            ),
+            "{:?}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
     let mut plain = trident.client();
     plain.send(&get("/plain"));
     let answer = plain.read_until_closed().unwrap_or_default();
