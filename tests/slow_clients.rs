@@ -761,6 +761,26 @@ fn a_close_delimited_answer_cut_by_the_send_timeout_is_reset() {
     assert!(blocks[0].client_left, "{}", blocks[0].text);
 }
 
+/// A client that reads nothing is dropped `--send-timeout` after it last took output, give
+/// or take a quarter: the bytes the kernel hands its receive window right after a write were
+/// taken for reading, and it was dropped after up to twice the timeout (hunt 79).
+#[test]
+fn a_client_that_reads_nothing_is_dropped_near_the_send_timeout() {
+    let (_upstreams, trident) = queued_answer_primary(17, false, &["--send-timeout", "1000"]);
+    let mut client = small_window_client(trident.addr(), 4096);
+    let started = Instant::now();
+    client
+        .write_all(&get("/stalled"))
+        .expect("send the request");
+    let blocks = trident.wait_blocks(1, WAIT);
+    let elapsed = started.elapsed();
+    assert!(blocks[0].client_left, "{}", blocks[0].text);
+    assert!(
+        elapsed >= Duration::from_millis(1000) && elapsed < Duration::from_millis(1700),
+        "dropped after {elapsed:?}"
+    );
+}
+
 /// The same for an upload the client sends steadily but slowly: the time the primary waits
 /// for the body's next bytes is the client's, and each piece that comes starts the wait
 /// afresh (the whole upload takes longer than `--send-timeout`, no pause does).
