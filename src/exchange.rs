@@ -1951,7 +1951,11 @@ fn receive(
             Ok(ReadOutcome::Eof) => {
                 up.readable = false;
                 return match &mut leg.response {
-                    LegResponse::Head if up.input.is_empty() => Step::Failed(LegError::ClosedEarly),
+                    // Named: a close there is the TLS set-up failing (a server that wants
+                    // another version, or a client certificate), not a response cut short.
+                    LegResponse::Head if up.stream.handshaking() => Step::Failed(LegError::Tls(
+                        "the upstream closed during the handshake".to_string(),
+                    )),
                     LegResponse::Head => Step::Failed(LegError::ClosedEarly),
                     LegResponse::Body { decoder, .. } => {
                         // RFC 9112 §9.8: over TLS, a body delimited by the close is whole

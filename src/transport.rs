@@ -199,6 +199,11 @@ impl Transport {
         matches!(self, Transport::Tls(tls) if tls.session.is_handshaking() && tls.sent > 0)
     }
 
+    /// A TLS session whose handshake has not completed.
+    pub fn handshaking(&self) -> bool {
+        matches!(self, Transport::Tls(tls) if tls.session.is_handshaking())
+    }
+
     /// A short read means the socket had nothing more (only true of plain TCP).
     pub fn is_plain(&self) -> bool {
         matches!(self, Transport::Plain(_))

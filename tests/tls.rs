@@ -482,6 +482,31 @@ fn an_https_target_that_speaks_plain_http_is_named_so() {
     );
 }
 
+/// An `https://` target that closes the connection during the handshake (one that wants
+/// another TLS version, or a client certificate, as some do) is named so: it read as a
+/// response cut short (hunt 79's note).
+#[test]
+fn an_https_target_that_closes_during_the_handshake_is_named_so() {
+    let (p, s) = (Upstream::named("primary"), Upstream::named("secondary"));
+    let closing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let candidate = format!("https://127.0.0.1:{}", closing.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        use std::io::Read;
+        if let Ok((mut conn, _)) = closing.accept() {
+            // Reads the ClientHello, then closes.
+            let _ = conn.read(&mut [0u8; 4096]);
+        }
+    });
+    let trident = Trident::with_urls(&p.url(), &s.url(), &candidate, &[]);
+    let resp = trident.client().exchange(&get("/x"));
+    assert_eq!(resp.body_text(), "primary GET /x");
+    let block = &trident.wait_blocks(1, WAIT)[0];
+    assert_eq!(
+        block.candidate().error(),
+        "tls: the upstream closed during the handshake"
+    );
+}
+
 #[test]
 fn a_certificate_not_meant_for_a_server_is_refused_in_words() {
     let trusted = Trusted::new();
