@@ -40,6 +40,7 @@ import resource
 import shutil
 import signal
 import socket
+import threading
 import subprocess
 import sys
 import tempfile
@@ -208,8 +209,20 @@ def measured(pid: int, run) -> dict:
 
 # ------------------------------------------------------------------------- scenarios
 
+def rss_samples(pid: int, every: float, stop: threading.Event) -> list[float]:
+    """VmRSS in MiB every `every` seconds until `stop` is set (run in a thread)."""
+    samples = []
+    while not stop.wait(every):
+        samples.append(status_kib(pid, "VmRSS") / 1024)
+    return samples
+
+
 def scenario_stalled(trident: str, root: str, seconds: float) -> list[str]:
-    rows = ["| run | req/s | primary non-2xx | peak RSS MiB | RSS start→end MiB |", "|---|---|---|---|---|"]
+    # The warm-up outlasts trident's 5 s --timeout: by then the stalled candidate holds all
+    # the legs its max_inflight allows, each keeping its exchange's other bodies until it
+    # times out. Growth to that bound is the bound; "flat" is what comes after it.
+    rows = ["| run | req/s | primary non-2xx | peak RSS MiB | RSS start→end MiB | RSS min–max during the run MiB |",
+            "|---|---|---|---|---|---|"]
     results = {}
     for name in ("healthy", "stalled candidate"):
         procs = Procs()
@@ -222,13 +235,23 @@ def scenario_stalled(trident: str, root: str, seconds: float) -> list[str]:
                 port, hold = start_stalled(procs)
                 ports.append(port)
             tri, port = start_trident(procs, trident, ports)
-            wrk(port, "/", 16, 1)  # warm-up
+            wrk(port, "/", 16, 6)  # warm-up, past the stalled legs' deadline
             start_rss = status_kib(tri.pid, "VmRSS") / 1024
-            r = measured(tri.pid, lambda: wrk(port, "/", 16, seconds))
+            stop = threading.Event()
+            sampled: list[float] = []
+            sampler = threading.Thread(
+                target=lambda: sampled.extend(rss_samples(tri.pid, 0.5, stop)))
+            sampler.start()
+            try:
+                r = measured(tri.pid, lambda: wrk(port, "/", 16, seconds))
+            finally:
+                stop.set()
+                sampler.join()
             end_rss = status_kib(tri.pid, "VmRSS") / 1024
             results[name] = r
+            low, high = (min(sampled), max(sampled)) if sampled else (start_rss, end_rss)
             rows.append(f"| {name} | {r['rps']:.0f} | {r['non2xx']} | {r['hwm_mib']:.1f} | "
-                        f"{start_rss:.1f} → {end_rss:.1f} |")
+                        f"{start_rss:.1f} → {end_rss:.1f} | {low:.1f}–{high:.1f} |")
             if hold:
                 hold.close()
         finally:

@@ -64,6 +64,10 @@ const WRITE_BATCH: usize = 64 * 1024;
 /// Closed epochs kept for `--report FILE` (each reload closes one). Without `--report`
 /// none is kept: nothing would read them.
 const KEPT_EPOCHS: usize = 16;
+/// ... and at most this much of them, the newest always: an epoch of thousands of noisy
+/// fields runs to tens of MB of samples, and 16 of them held 1 GB and were written out whole
+/// at every reload and SIGUSR1, while exchanges went uncompared (hunt 80).
+const KEPT_EPOCH_BYTES: usize = 32 << 20;
 
 /// How stdout shows exchanges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -799,10 +803,15 @@ struct Reporter<'a> {
     /// them. A reload meanwhile completes more epochs, which wait for their own records: a
     /// mark taken before those were queued would close them without them.
     drain_until: Option<(u64, u64)>,
-    /// JSON summaries of closed epochs for `--report`, oldest first, at most `KEPT_EPOCHS`,
-    /// as text: a `Value` takes several times the memory, and an epoch of many noisy fields
-    /// runs to megabytes of samples.
-    closed: VecDeque<String>,
+    /// JSON summaries of closed epochs for `--report`, oldest first, at most `KEPT_EPOCHS`
+    /// and `KEPT_EPOCH_BYTES`, as the report file's text (`pretty_epoch`): a `Value` takes
+    /// several times the memory, and text parsed back at every write cost more than it.
+    closed: VecDeque<Vec<u8>>,
+    /// The bytes of `closed`, and the most it may hold (`KEPT_EPOCH_BYTES`; tests set less).
+    closed_bytes: usize,
+    closed_budget: usize,
+    /// Closed epochs no longer in `closed`, for the report to say so.
+    epochs_left_out: u64,
     /// The closed epochs that failed.
     failed_epochs: Vec<u64>,
     /// The last write of `--report FILE` failed.
@@ -836,6 +845,9 @@ impl<'a> Reporter<'a> {
             drain_until: None,
             closed: VecDeque::new(),
             failed_epochs: Vec::new(),
+            closed_bytes: 0,
+            closed_budget: KEPT_EPOCH_BYTES,
+            epochs_left_out: 0,
             report_failed: false,
             lull_since: None,
             memory_returned: true,
@@ -1047,10 +1059,17 @@ impl<'a> Reporter<'a> {
             self.failed_epochs.push(self.epoch.number);
         }
         if self.settings.report_file.is_some() {
-            if self.closed.len() == KEPT_EPOCHS {
-                self.closed.pop_front();
+            let text = pretty_epoch(&json);
+            self.closed_bytes += text.len();
+            self.closed.push_back(text);
+            while self.closed.len() > KEPT_EPOCHS
+                || (self.closed.len() > 1 && self.closed_bytes > self.closed_budget)
+            {
+                if let Some(oldest) = self.closed.pop_front() {
+                    self.closed_bytes -= oldest.len();
+                    self.epochs_left_out += 1;
+                }
             }
-            self.closed.push_back(json.to_string());
         }
     }
 
@@ -1189,8 +1208,7 @@ impl<'a> Reporter<'a> {
     }
 
     /// The whole `--report` document, pretty-printed: every kept closed epoch, then
-    /// `current` (the ones being reported, the newest last). The kept epochs are parsed back
-    /// one at a time, so that no more than one is ever a `Value` beside `current`.
+    /// `current` (the ones being reported, the newest last).
     fn report_text(&self, trigger: summary::Trigger, current: &[Value]) -> Vec<u8> {
         let mut failed = self.failed_epochs.clone();
         for epoch in current {
@@ -1199,7 +1217,7 @@ impl<'a> Reporter<'a> {
             }
         }
         let newest = current.last().unwrap_or(&Value::Null);
-        let head = json!({
+        let mut head = json!({
             "trident": env!("CARGO_PKG_VERSION"),
             "written": match trigger {
                 summary::Trigger::Signal => "SIGUSR1",
@@ -1210,11 +1228,12 @@ impl<'a> Reporter<'a> {
             "verdict": newest["verdict"]["candidate"].clone(),
             "failed_epochs": failed,
         });
-        let closed = self
-            .closed
-            .iter()
-            .map(|text| serde_json::from_str::<Value>(text).unwrap_or(Value::Null));
-        pretty_with_epochs(&head, closed.chain(current.iter().cloned()))
+        if self.epochs_left_out > 0 {
+            head["epochs_left_out"] = json!(self.epochs_left_out);
+        }
+        let current: Vec<Vec<u8>> = current.iter().map(pretty_epoch).collect();
+        let epochs = self.closed.iter().chain(&current).map(Vec::as_slice);
+        pretty_with_epochs(&head, epochs)
     }
 
     /// The final summary; the verdict over every epoch.
@@ -1260,19 +1279,27 @@ impl<'a> Reporter<'a> {
     }
 }
 
+/// An epoch of the report's `epochs` array, pretty-printed as serde_json prints it there.
+fn pretty_epoch(epoch: &Value) -> Vec<u8> {
+    let text = serde_json::to_vec_pretty(epoch).unwrap_or_default();
+    let mut out = Vec::with_capacity(text.len() + text.len() / 8);
+    // A string holds no raw line end (it is escaped), so each is a line to indent.
+    for byte in text {
+        match byte {
+            b'\n' => out.extend_from_slice(b"\n    "),
+            byte => out.push(byte),
+        }
+    }
+    out
+}
+
 /// `head` (an object) pretty-printed as serde_json prints it, with an `epochs` array of
-/// `epochs` first among its keys, where its sorted keys put it.
-fn pretty_with_epochs(head: &Value, epochs: impl Iterator<Item = Value>) -> Vec<u8> {
+/// `epochs` (`pretty_epoch`) first among its keys, where its sorted keys put it.
+fn pretty_with_epochs<'a>(head: &Value, epochs: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
     let mut out = b"{\n  \"epochs\": [".to_vec();
     for (i, epoch) in epochs.enumerate() {
         out.extend_from_slice(if i == 0 { b"\n    " } else { b",\n    " });
-        // A string holds no raw line end (it is escaped), so each is a line to indent.
-        for byte in serde_json::to_vec_pretty(&epoch).unwrap_or_default() {
-            match byte {
-                b'\n' => out.extend_from_slice(b"\n    "),
-                byte => out.push(byte),
-            }
-        }
+        out.extend_from_slice(epoch);
     }
     out.extend_from_slice(b"\n  ]");
     let rest = serde_json::to_vec_pretty(head).unwrap_or_default();
@@ -1467,7 +1494,8 @@ mod tests {
         whole["epochs"] = Value::Array(epochs.clone());
         let mut expected = serde_json::to_vec_pretty(&whole).unwrap();
         expected.push(b'\n');
-        let got = pretty_with_epochs(&head, epochs.into_iter());
+        let epochs: Vec<Vec<u8>> = epochs.iter().map(pretty_epoch).collect();
+        let got = pretty_with_epochs(&head, epochs.iter().map(Vec::as_slice));
         assert_eq!(
             String::from_utf8(got).unwrap(),
             String::from_utf8(expected).unwrap()
@@ -2223,6 +2251,56 @@ mod tests {
         }
         assert_eq!(reporter.failed_epochs, [0, 1, 2]);
         assert!(reporter.closed.is_empty());
+    }
+
+    /// At most `KEPT_EPOCHS` closed epochs, and at most their byte budget, the newest kept;
+    /// the report says how many it left out (hunt 80: 16 epochs of noisy fields held 1 GB).
+    #[test]
+    fn closed_epochs_kept_for_the_report_are_bounded_in_number_and_bytes() {
+        let path = std::env::temp_dir().join(format!("trident-kept-{}.json", std::process::id()));
+        let settings = Settings {
+            report_file: Some(path.clone()),
+            ..Settings::default()
+        };
+        let (sender, receiver) = channel();
+        let mut reporter = Reporter::new(&settings, Arc::clone(receiver.backlog()));
+        let mut out = Vec::new();
+        let mut epochs = |reporter: &mut Reporter, range: std::ops::Range<u64>| {
+            for epoch in range {
+                if epoch > 0 {
+                    sender.announce_epoch(epoch, 0);
+                }
+                for record in regression_and_noise(epoch, 1 + epoch * 1000) {
+                    reporter.handle(&record, &mut out);
+                    reporter.settle_epochs(|| 0, None, &mut out);
+                }
+            }
+        };
+        epochs(&mut reporter, 0..20);
+        // Epochs 0 to 18 closed; the last 16 kept.
+        assert_eq!(reporter.closed.len(), KEPT_EPOCHS);
+        assert_eq!(reporter.epochs_left_out, 3);
+        // A budget of two epochs' bytes: the oldest go first.
+        let one = reporter.closed.back().unwrap().len();
+        reporter.closed_budget = 2 * one + one / 2;
+        epochs(&mut reporter, 20..21);
+        assert_eq!(reporter.closed.len(), 2);
+        assert_eq!(reporter.epochs_left_out, 18);
+        assert_eq!(
+            reporter.closed_bytes,
+            reporter.closed.iter().map(Vec::len).sum::<usize>()
+        );
+        reporter.summarize_so_far(&mut out);
+        let report: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(report["epochs_left_out"], 18);
+        let numbers: Vec<_> = report["epochs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["epoch"].as_u64().unwrap())
+            .collect();
+        assert_eq!(numbers, [18, 19, 20]);
     }
 
     #[test]
