@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 
 use super::compare::{is_outcome_field, listed_name, STATUS_OR_ERROR};
 use super::stats::{
-    diffy_over, holm_adjust, least_p_value, proportion_test, DiffyRule, EndpointStats, Epoch,
-    FieldStats, LegStats, ProportionTest, Thresholds,
+    below_level, diffy_over, holm_adjust, least_p_value, proportion_test, DiffyRule, EndpointStats,
+    Epoch, FieldStats, LegStats, ProportionTest, Thresholds,
 };
 use super::Verdict;
 use crate::targets::Role;
@@ -199,7 +199,7 @@ impl<'a> EpochReport<'a> {
             }
             let (n_raw, n_noise) = field.compared;
             let differences = field.stats.raw + field.stats.noise;
-            if least_p_value(n_raw, n_noise, differences) < alpha {
+            if below_level(least_p_value(n_raw, n_noise, differences), alpha) {
                 tests.push(&mut field.test);
             } else {
                 field.test.p_adjusted = 1.0;
