@@ -77,10 +77,11 @@ impl Ignored {
     pub fn new(written: &[String]) -> Ignored {
         let mut ignored = Ignored::default();
         for path in written {
+            let path = &unlisted_name(path);
             // A whole-body field's name is that field's alone: `body` must not also leave
             // out a JSON key `body` (written `body body`, or `$.body`).
-            if WHOLE_BODY_FIELDS.contains(&path.as_str()) {
-                ignored.whole.push(path.clone());
+            if WHOLE_BODY_FIELDS.contains(&path.as_ref()) {
+                ignored.whole.push(path.to_string());
                 continue;
             }
             let normalized = normalize_path(path);
@@ -95,6 +96,32 @@ impl Ignored {
             }
         }
         ignored
+    }
+}
+
+/// A field's name as the summary lists it (`"body a,b"`, quoted for its `,`: `listed_name`)
+/// back to the name itself; any other text as it is. Only the summary's own quoting is
+/// undone: a name that would be listed without quotes is taken as written.
+fn unlisted_name(written: &str) -> std::borrow::Cow<'_, str> {
+    let Some(inner) = written
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+    else {
+        return written.into();
+    };
+    let mut name = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        name.push(if c == '\\' {
+            chars.next().unwrap_or(c)
+        } else {
+            c
+        });
+    }
+    if super::compare::listed_name(&name) == written {
+        name.into()
+    } else {
+        written.into()
     }
 }
 
@@ -1078,6 +1105,22 @@ mod tests {
     /// the whole body, a root array's elements are `[]`.
     #[test]
     fn ignore_paths_in_the_reports_forms_and_the_root() {
+        // A name the summary quotes (for its `,`, `"` or `\`) works as listed (hunt 82).
+        let (p, o) = (
+            r#"{"a,b":1,"q\"":1,"c":1,"d":0,"e":0}"#,
+            r#"{"a,b":2,"q\"":2,"c":2,"d":0,"e":0}"#,
+        );
+        assert_eq!(
+            fields_ignoring(p, o, &[r#""body a,b""#]),
+            ["body c", "body q\""]
+        );
+        assert_eq!(
+            fields_ignoring(p, o, &[r#""body q\"""#]),
+            ["body a,b", "body c"]
+        );
+        // Quotes the summary would not write are the key's own.
+        let (p, o) = (r#"{"\"c\"":1,"c":1,"d":0}"#, r#"{"\"c\"":2,"c":2,"d":0}"#);
+        assert_eq!(fields_ignoring(p, o, &[r#""c""#]), ["body c"]);
         let (p, o) = (r#"{"a":1,"b":{"c":1}}"#, r#"{"a":2,"b":{"c":2}}"#);
         assert_eq!(fields_ignoring(p, o, &["body a"]), ["body b.c"]);
         assert_eq!(fields_ignoring(p, o, &["$.b.c"]), ["body a"]);
