@@ -854,14 +854,8 @@ fn compare_bodies(
             if !rules.ignore_fields.whole_body_field("body hash") {
                 out.push_with("body hash", || describe(p), || describe(o));
             }
-        } else if coding(p) != coding(o) && !rules.ignore_fields.whole_body_field("body coding") {
-            // The same bytes said to be coded otherwise: one of the two cannot be read as
-            // its coding says (with `--ignore-header Content-Encoding` nothing else says so).
-            let says = |r: &Response<'_>| match coding(r) {
-                c if c.is_empty() => format!("{} bytes, not encoded", r.body_bytes),
-                c => format!("{} bytes as {c}", r.body_bytes),
-            };
-            out.push_with("body coding", || says(p), || says(o));
+        } else {
+            same_bytes_coded_otherwise(p, o, rules, out);
         }
         true
     };
@@ -904,6 +898,11 @@ fn compare_bodies(
         _ => return by_decoded_hash(p, o, rules, out).unwrap_or_else(|| by_hash(out)),
     };
     if mine == theirs {
+        // Alike as sent, in a coding trident does not decode (`br`, compared as sent), is
+        // what the bytes beyond the cap show too (`by_hash`).
+        if p.body.bytes == o.body.bytes {
+            same_bytes_coded_otherwise(p, o, rules, out);
+        }
         return false;
     }
     if let (Some(a), Some(b)) = (p.json(rules.cap), o.json(rules.cap)) {
@@ -925,6 +924,24 @@ fn compare_bodies(
 /// A response's `Content-Encoding` as what it means: lower case, `x-gzip` as `gzip` (and
 /// `x-compress` as `compress`), without
 /// `identity`, joined by `, ` (empty: not encoded).
+/// The same bytes said to be coded otherwise: one of the two cannot be read as its coding
+/// says (with `--ignore-header Content-Encoding` nothing else says so). A body mislabelled
+/// so was seen beyond the cap only (hunt 82).
+fn same_bytes_coded_otherwise(
+    p: &Response<'_>,
+    o: &Response<'_>,
+    rules: &Rules,
+    out: &mut Differences,
+) {
+    if coding(p) != coding(o) && !rules.ignore_fields.whole_body_field("body coding") {
+        let says = |r: &Response<'_>| match coding(r) {
+            c if c.is_empty() => format!("{} bytes, not encoded", r.body_bytes),
+            c => format!("{} bytes as {c}", r.body_bytes),
+        };
+        out.push_with("body coding", || says(p), || says(o));
+    }
+}
+
 fn coding(r: &Response<'_>) -> String {
     let Some(codings) = &r.content_encoding else {
         return String::new();
@@ -1621,10 +1638,10 @@ mod tests {
         assert!(!at_cap.raw.squeezed() && at_cap.raw.hashed());
     }
 
-    /// Past the cap, the same bytes under another coding differ in `body coding`, also with
+    /// The same bytes under another coding differ in `body coding`, also with
     /// `Content-Encoding` itself ignored (hunt 66: both read `same`).
     #[test]
-    fn the_same_bytes_past_the_cap_in_another_coding_differ() {
+    fn the_same_bytes_in_another_coding_differ() {
         let ignoring = Rules::new(&["Content-Encoding".to_string()], &[], 16);
         let plain = vec![b'a'; 100];
         let zipped = gzip(&plain);
@@ -1672,6 +1689,25 @@ mod tests {
             &ignoring,
         );
         assert_eq!(analysis.raw.differences().unwrap().len(), 0);
+        // Within the cap too, in a coding trident does not decode (compared as sent): the
+        // same bytes labelled `br` read as the same body (hunt 82).
+        let under = Rules::new(&["Content-Encoding".to_string()], &[], 1024);
+        let analysis = Analysis::of(
+            &record([
+                captured(200, "", &plain, 1024),
+                captured(200, "", &plain, 1024),
+                captured(200, "Content-Encoding: br\r\n", &plain, 1024),
+            ]),
+            &under,
+        );
+        let fields: Vec<&str> = analysis
+            .raw
+            .differences()
+            .unwrap()
+            .iter()
+            .map(|d| d.field.as_str())
+            .collect();
+        assert_eq!(fields, ["body coding"]);
     }
 
     #[test]
