@@ -230,21 +230,85 @@ pub struct Leg {
     pub interims: u32,
     /// Set once the leg is over; the exchange reports when all three are.
     pub outcome: Option<LegOutcome>,
-    /// The leg waits on its client since then: for request body bytes the client has not sent
-    /// yet (any leg), or for room for the response it is reading slowly (the primary). That
-    /// time is the client's, not the upstream's: it moves the deadline on, up to
-    /// `--send-timeout` of one wait (a client that stalls is not waited on forever).
-    pub held_since: Option<Instant>,
+    /// Its waits on the client: the client's time, not the upstream's.
+    pub waits: ClientWaits,
+}
+
+/// A leg's waits on its client: for request body bytes the client has not sent yet (any
+/// leg), or for room for the response it is reading slowly (the primary). That time is the
+/// client's, not the upstream's: it moves the leg's deadline on, up to `--send-timeout` of
+/// one wait (a client that stalls is not waited on forever), and is left out of its latency
+/// (a slow reader's download made the primary look slow).
+#[derive(Debug, Default)]
+pub struct ClientWaits {
+    /// The current wait, since then.
+    since: Option<Instant>,
     /// Of the current wait, what the deadline was already moved on by when it came first.
-    pub held_credited: Duration,
-    /// The waits on the client that are over: not the upstream's time, so not in its
-    /// latency either (a slow reader's download made the primary look slow).
-    pub client_wait: Duration,
-    /// Its response head came before the client's upload ended, with this much waiting on
-    /// the client behind it: the upstream answered without the rest, so those waits were its
-    /// own time too (a slow early 403 read as 0.1 ms). The later ones (a slow reader of its
-    /// answer) are the client's, as for any leg.
-    pub answered_early: Option<Duration>,
+    credited: Duration,
+    /// The waits that are over.
+    over: Duration,
+    /// The response head came before the client's upload ended, with this much waiting
+    /// behind it: the upstream answered without the rest, so those waits were its own time
+    /// too (a slow early 403 read as 0.1 ms). The later ones (a slow reader of its answer)
+    /// are the client's, as for any leg.
+    before_early_answer: Option<Duration>,
+}
+
+impl ClientWaits {
+    /// A wait begins now, unless one goes on.
+    fn begin(&mut self) {
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    fn waiting(&self) -> bool {
+        self.since.is_some()
+    }
+
+    /// The wait, if any, is over at `now`: returns by how much more the deadline moves on.
+    fn end(&mut self, now: Instant) -> Duration {
+        let Some(since) = self.since.take() else {
+            return Duration::ZERO;
+        };
+        let waited = now.saturating_duration_since(since);
+        self.over += waited;
+        waited.saturating_sub(std::mem::take(&mut self.credited))
+    }
+
+    /// The deadline came during a wait: by how much more it moves on, the wait so far, unless
+    /// the client has been stalled for `patience` (then it stands, and the leg times out).
+    fn credit(&mut self, now: Instant, patience: Duration) -> Duration {
+        let Some(since) = self.since else {
+            return Duration::ZERO;
+        };
+        let waited = now.saturating_duration_since(since);
+        if waited >= patience {
+            return Duration::ZERO;
+        }
+        waited.saturating_sub(std::mem::replace(&mut self.credited, waited))
+    }
+
+    /// The response head came at `now`, before the client's upload ended: the wait for it
+    /// ends here (what follows is no longer for the body; left running, the rest of it was
+    /// taken for the client's time: hunt 81), and the waits so far count as the upstream's.
+    /// Returns by how much more the deadline moves on.
+    fn answered_early(&mut self, now: Instant) -> Duration {
+        if self.before_early_answer.is_some() {
+            return Duration::ZERO;
+        }
+        let credit = self.end(now);
+        self.before_early_answer = Some(self.over);
+        credit
+    }
+
+    /// Of `elapsed` up to `now`, the upstream's own time: less the waits, the current one
+    /// too, but those before an early answer.
+    fn own_time(&self, elapsed: Duration, now: Instant) -> Duration {
+        let current = self
+            .since
+            .map_or(Duration::ZERO, |since| now.saturating_duration_since(since));
+        let own = self.before_early_answer.unwrap_or(Duration::ZERO);
+        elapsed.saturating_sub((self.over + current).saturating_sub(own))
+    }
 }
 
 impl Leg {
@@ -273,40 +337,18 @@ impl Leg {
 
     /// The wait on the client, if any, is over at `now`: the deadline moves on by its length.
     fn release(&mut self, now: Instant) {
-        if let Some(since) = self.held_since.take() {
-            let waited = now.saturating_duration_since(since);
-            self.deadline += waited.saturating_sub(self.held_credited);
-            self.held_credited = Duration::ZERO;
-            self.client_wait += waited;
-        }
+        self.deadline += self.waits.end(now);
     }
 
-    /// Its time from `started` (its exchange's start) to `now`, the upstream's own: less the
-    /// waits on the client, as its deadline counts them, but those before an early answer.
+    /// Its time from `started` (its exchange's start) to `now`, the upstream's own.
     fn latency(&self, started: Instant, now: Instant) -> Duration {
-        let elapsed = now.saturating_duration_since(started);
-        let own = self.answered_early.unwrap_or(Duration::ZERO);
-        elapsed.saturating_sub(self.client_waits(now).saturating_sub(own))
+        self.waits
+            .own_time(now.saturating_duration_since(started), now)
     }
 
-    /// All its waits on the client up to `now`, the current one too.
-    fn client_waits(&self, now: Instant) -> Duration {
-        let current = self
-            .held_since
-            .map_or(Duration::ZERO, |since| now.saturating_duration_since(since));
-        self.client_wait + current
-    }
-
-    /// The deadline came during a wait on the client: moved on by the wait so far, unless
-    /// the client has been stalled for `patience` (then it stands, and the leg times out).
+    /// The deadline came during a wait on the client (`ClientWaits::credit`).
     fn credit_wait(&mut self, now: Instant, patience: Duration) {
-        if let Some(since) = self.held_since {
-            let waited = now.saturating_duration_since(since);
-            if waited < patience {
-                self.deadline += waited.saturating_sub(self.held_credited);
-                self.held_credited = waited;
-            }
-        }
+        self.deadline += self.waits.credit(now, patience);
     }
 
     /// Still has request bytes to write (so it pins the shared buffer).
@@ -493,10 +535,7 @@ impl Core {
                     (Role::Primary, _) | (_, None) => None,
                     (_, Some(reason)) => Some(LegOutcome::Skipped(reason)),
                 },
-                held_since: None,
-                held_credited: Duration::ZERO,
-                client_wait: Duration::ZERO,
-                answered_early: None,
+                waits: ClientWaits::default(),
             }
         });
         let decoder = BodyDecoder::new(head.body, &self.settings.limits);
@@ -1168,11 +1207,11 @@ impl Core {
         // A wait is over once the client sent more, or when it is no longer for the body (a
         // slow reader's starts again in `receive` if it goes on); driven meanwhile for other
         // reasons, the same wait goes on.
-        if leg.held_since.is_some() && (leg.body_sent > body_sent_before || !awaiting_body) {
+        if leg.waits.waiting() && (leg.body_sent > body_sent_before || !awaiting_body) {
             leg.release(Instant::now());
         }
         if awaiting_body {
-            leg.held_since.get_or_insert_with(Instant::now);
+            leg.waits.begin();
         }
         if write_error.is_some() {
             // Whatever the upstream sent before it closed is readable now, event or not.
@@ -1815,8 +1854,8 @@ fn receive(
                             }
                             // Its answer did not wait for the rest of the upload, so neither
                             // does its latency leave out the waits for it.
-                            if !request.is_done() && leg.answered_early.is_none() {
-                                leg.answered_early = Some(leg.client_waits(Instant::now()));
+                            if !request.is_done() {
+                                leg.deadline += leg.waits.answered_early(Instant::now());
                             }
                             up.idle_timeout = head.idle_timeout;
                             if let Some((client, response, version)) = client.as_mut() {
@@ -1881,7 +1920,7 @@ fn receive(
                         if !client.has_output_room() {
                             // The client reads slowly: its time, not the upstream's. What
                             // the upstream sent meanwhile waits in the socket buffers.
-                            leg.held_since.get_or_insert_with(Instant::now);
+                            leg.waits.begin();
                             up.held_back = true;
                             return Step::Blocked;
                         }
@@ -2005,6 +2044,42 @@ mod tests {
         assert!(joined.is_some());
         assert_ne!(key_hash(b"X-User: u0\r\n", "x-user"), joined);
         assert_eq!(key_hash(b"Host: h\r\n", "x-user"), None);
+    }
+
+    /// A leg's waits on its client move its deadline on and are left out of its latency,
+    /// but those before an early answer, whose wait for the upload ends with it (hunt 81).
+    #[test]
+    fn waits_on_the_client_are_not_the_upstreams_time() {
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        // A slow reader: 300 ms of 1 s waiting for room.
+        let mut waits = ClientWaits {
+            since: Some(t0 + ms(200)),
+            ..ClientWaits::default()
+        };
+        assert_eq!(waits.credit(t0 + ms(400), ms(1000)), ms(200));
+        assert_eq!(waits.end(t0 + ms(500)), ms(100), "the rest of the wait");
+        assert_eq!(waits.own_time(ms(1000), t0 + ms(1000)), ms(700));
+        // A wait longer than the patience moves the deadline no further.
+        let mut stalled = ClientWaits {
+            since: Some(t0),
+            ..ClientWaits::default()
+        };
+        assert_eq!(stalled.credit(t0 + ms(1500), ms(1000)), Duration::ZERO);
+        // An early answer at 300 ms, while waiting for the upload since 100 ms: all of its
+        // time is its own, though nothing ended the wait after it.
+        let mut early = ClientWaits {
+            since: Some(t0 + ms(100)),
+            ..ClientWaits::default()
+        };
+        assert_eq!(early.answered_early(t0 + ms(300)), ms(200));
+        assert!(!early.waiting());
+        assert_eq!(early.own_time(ms(2300), t0 + ms(2300)), ms(2300));
+        // A slow read of it afterwards is the client's again.
+        early.since = Some(t0 + ms(2300));
+        assert_eq!(early.own_time(ms(3300), t0 + ms(3300)), ms(2300));
+        // Only the first final head counts.
+        assert_eq!(early.answered_early(t0 + ms(3300)), Duration::ZERO);
     }
 
     /// A replaced target's legs leave its `max_inflight` to the new target, but still count

@@ -982,6 +982,59 @@ fn an_early_answer_read_slowly_leaves_the_readers_time_out_of_its_latency() {
     assert!((250.0..1500.0).contains(&elapsed), "{}", block.text);
 }
 
+/// An early answer whose body comes later: the leg's time is all the upstream's, the wait
+/// for the upload ending with the answer. On a shadow the wait ran on past the answer until
+/// trident next wrote to it, and that part was left out: 1.6 s read for 2.3 (hunt 81).
+#[test]
+fn an_early_answer_whose_body_comes_later_keeps_all_its_time() {
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = upstream.local_addr().expect("address");
+    thread::spawn(move || {
+        for conn in upstream.incoming().take(9) {
+            let Ok(mut conn) = conn else { return };
+            thread::spawn(move || {
+                let _ = conn.read(&mut [0u8; 4096]);
+                thread::sleep(Duration::from_millis(300));
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+                );
+                thread::sleep(Duration::from_millis(1500));
+                let _ = conn.write_all(b"5\r\nhello\r\n0\r\n\r\n");
+                thread::sleep(Duration::from_millis(1000));
+            });
+        }
+    });
+    let trident = Trident::with_addrs(addr, addr, addr, &[]);
+    // Three at once, as the exchanges' legs then take their turns in the reactor.
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let mut client = trident.client();
+            thread::spawn(move || {
+                client.set_read_timeout(WAIT);
+                // The upload is never finished: the upstream answers without it.
+                client.send(
+                    b"POST /early HTTP/1.1\r\nHost: test.local\r\nContent-Length: 2000\r\n\r\n",
+                );
+                client.send(&[b'x'; 100]);
+                let resp = client.try_read_response(false);
+                // The exchange ends with the client, which will send no more of the upload,
+                // once the shadows' answers are in too.
+                thread::sleep(Duration::from_millis(500));
+                resp.map(|r| r.body_text())
+            })
+        })
+        .collect();
+    for client in clients {
+        let body = client.join().expect("a client thread");
+        assert_eq!(body.ok().as_deref(), Some("hello"), "{}", trident.output());
+    }
+    for block in trident.wait_blocks(3, WAIT) {
+        for leg in &block.legs {
+            assert!(leg.elapsed_ms() >= 1750.0, "{}", block.text);
+        }
+    }
+}
+
 /// A client that stops sending in the middle of its upload is waited on for `--send-timeout`,
 /// whether that is longer or shorter than `--timeout`: then it gets a 408 (its own doing),
 /// and the legs read that the client stalled, not that their upstreams timed out.
