@@ -109,11 +109,14 @@ impl Inflight {
     }
 }
 
-/// A target's key for `Inflight`: its identity (scheme, host, port, Host field), hashed.
+/// A target's key for `Inflight`: the upstream it reaches (scheme, host, port), hashed. What
+/// is sent to it (`host=`, the Host field's spelling) does not make it another upstream
+/// (hunt 81: a `host=` change gave a hung candidate a fresh bound).
 pub(crate) fn target_key(target: &Target) -> u64 {
     use std::hash::{Hash, Hasher};
+    let (tls, host, port, _) = target.identity();
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    target.identity().hash(&mut hasher);
+    (tls, host, port).hash(&mut hasher);
     hasher.finish()
 }
 

@@ -127,8 +127,8 @@ fn sighup_away_from_a_saturated_candidate_uses_the_new_one_at_once() {
     assert_eq!(hung.candidate().response().0, 200, "{}", hung.text);
 }
 
-/// A reload that keeps a saturated candidate (an option changed, or the same candidate back
-/// after another) keeps its legs' count: each such reload gave it a fresh `max_inflight=`,
+/// A reload that keeps a saturated candidate (an option changed, `host=` too, or the same
+/// candidate back after another) keeps its legs' count: each such reload gave it a fresh `max_inflight=`,
 /// and 20 of them let a hung candidate hold 63 legs at `max_inflight=3` (hunt 78).
 #[test]
 fn sighup_that_keeps_a_saturated_candidate_keeps_it_saturated() {
@@ -158,7 +158,10 @@ fn sighup_that_keeps_a_saturated_candidate_keeps_it_saturated() {
     reload(with(&other.url(), 4001));
     reload(with(&hung.url(), 4001));
     client.exchange(&get("/back"));
-    let blocks = trident.wait_blocks(2, WAIT);
+    // What is sent to it changed, not the upstream (hunt 81).
+    reload(format!("{} host=target", with(&hung.url(), 4001)));
+    client.exchange(&get("/host-target"));
+    let blocks = trident.wait_blocks(3, WAIT);
     for block in &blocks {
         assert_eq!(
             block.candidate().outcome,
