@@ -899,8 +899,9 @@ fn compare_bodies(
     };
     if mine == theirs {
         // Alike as sent, in a coding trident does not decode (`br`, compared as sent), is
-        // what the bytes beyond the cap show too (`by_hash`).
-        if p.body.bytes == o.body.bytes {
+        // what the bytes beyond the cap show too (`by_hash`). No bytes are nothing in any
+        // coding.
+        if p.body.bytes == o.body.bytes && !p.body.bytes.is_empty() {
             same_bytes_coded_otherwise(p, o, rules, out);
         }
         return false;
