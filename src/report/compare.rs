@@ -722,11 +722,17 @@ fn bodiless_length(p: &Response<'_>, o: &Response<'_>, out: &mut Differences) {
         joined_values(&o.fields, b"content-length"),
     );
     if mine != theirs {
+        // Named and sampled as any other header's difference (`compare_fields`).
+        let field = match (mine.is_empty(), theirs.is_empty()) {
+            (false, true) => "header content-length missing",
+            (true, false) => "header content-length extra",
+            _ => "header content-length",
+        };
         let say = |value: &[u8]| match value {
-            [] => "none".to_string(),
+            [] => "absent".to_string(),
             value => abbreviate::text(value),
         };
-        out.push_with("header content-length", || say(&mine), || say(&theirs));
+        out.push_with(field, || say(&mine), || say(&theirs));
     }
 }
 
@@ -1780,7 +1786,11 @@ mod tests {
         );
         assert_eq!(
             pair(head("Content-Length: 5000\r\n"), head("")),
-            ["header content-length"]
+            ["header content-length missing"]
+        );
+        assert_eq!(
+            pair(head(""), head("Content-Length: 0\r\n")),
+            ["header content-length extra"]
         );
         assert_eq!(
             pair(head("Content-Length: 7\r\n"), head("Content-Length: 7\r\n")),
