@@ -1540,7 +1540,19 @@ impl Core {
             None => return,
         };
         if !request_done {
-            self.abort_request(key, LegError::ClientClosed);
+            // The rest of the upload never comes: a leg still waiting for its answer cannot
+            // get one. A leg that answered without it (early) reads on, to its end or its
+            // deadline: its line says what its upstream sent, and the shadows' answers are
+            // compared (hunt 85: every leg read `client closed`, the primary's 200 lost).
+            for role in Role::ALL {
+                let unanswered = self.exchanges.get(key).is_some_and(|ex| {
+                    let leg = &ex.legs[role.index()];
+                    !leg.is_finished() && matches!(leg.response, LegResponse::Head)
+                });
+                if unanswered {
+                    self.fail_leg(key, role, LegError::ClientClosed);
+                }
+            }
         }
         // A primary held back by the client's full output can go on now (its readiness was
         // used up while it waited): read to the end, or to the deadline.

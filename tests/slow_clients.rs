@@ -1035,6 +1035,49 @@ fn an_early_answer_whose_body_comes_later_keeps_all_its_time() {
     }
 }
 
+/// A client dropped by `--send-timeout` in the middle of its upload, whose answer came early:
+/// the legs that answered read on and say what their upstreams sent (the primary's line is
+/// the primary's, as for any client that left). Every leg read `client closed before request
+/// complete`, and the shadows' answers went uncompared (hunt 85).
+#[test]
+fn legs_that_answered_early_read_on_when_the_client_is_dropped_mid_upload() {
+    const BODY: usize = 4 << 20;
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = upstream.local_addr().expect("address");
+    thread::spawn(move || {
+        for conn in upstream.incoming().take(3) {
+            let Ok(mut conn) = conn else { return };
+            thread::spawn(move || {
+                let _ = conn.read(&mut [0u8; 4096]);
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n");
+                let _ = conn.write_all(head.as_bytes());
+                let _ = conn.write_all(&pattern(BODY, 21));
+                // Reads the rest of the upload, whatever comes.
+                let mut sink = [0u8; 64 * 1024];
+                while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let trident = Trident::with_addrs(addr, addr, addr, &["--send-timeout", "500"]);
+    let mut client = small_window_client(trident.addr(), 4096);
+    client
+        .write_all(b"POST /up HTTP/1.1\r\nHost: test.local\r\nContent-Length: 1000000\r\n\r\n")
+        .expect("send the head");
+    // Uploads steadily and reads nothing, until trident drops it.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        if client.write_all(&[b'u'; 2000]).is_err() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let block = trident.wait_blocks(1, WAIT).remove(0);
+    assert!(block.client_left, "{}", block.text);
+    for leg in &block.legs {
+        assert_eq!(leg.response().0, 200, "{}", block.text);
+    }
+}
+
 /// A client that stops sending in the middle of its upload is waited on for `--send-timeout`,
 /// whether that is longer or shorter than `--timeout`: then it gets a 408 (its own doing),
 /// and the legs read that the client stalled, not that their upstreams timed out.
