@@ -45,6 +45,13 @@ pub enum ClientPhase {
 
 /// The longest a closed client is read from, after its response, before its socket is closed.
 const LINGER: Duration = Duration::from_secs(2);
+/// How often a lingering client is looked at: as often as output waiting for it is
+/// (`SEND_LOOKS`), at least every `LINGER`. Every `LINGER` alone, one that took nothing was
+/// kept up to 4 × a 1 s `--send-timeout` (hunt 85).
+fn linger_look(send_timeout: Duration) -> Duration {
+    LINGER.min(send_timeout / SEND_LOOKS)
+}
+
 /// How many times per `--send-timeout` a client's output that waits is looked at. The kernel
 /// takes the first bytes after a write into the client's receive window even when it reads
 /// nothing, so a look only once per `--send-timeout` saw that as reading, and dropped a
@@ -576,8 +583,9 @@ impl Core {
             conn: key,
             serial: client.serial,
         };
+        let look = linger_look(self.settings.send_timeout);
         self.timers
-            .set_alarm(&mut client.alarm, now + LINGER, deadline);
+            .set_alarm(&mut client.alarm, now + look, deadline);
         self.linger(key);
     }
 
@@ -761,19 +769,24 @@ impl Core {
                 // Still taking the end of its answer from the kernel's send buffer: closed,
                 // a request it sends would be met by a reset that drops the rest. It has
                 // `--send-timeout` to take some more, as while it is answered (the kernel
-                // hands a slow reader its answer in steps of tens of KB).
+                // hands a slow reader its answer in steps of tens of KB), looked at as often.
+                // Once it has taken the rest, it has `LINGER` to read it and close: a reset
+                // would drop what it has not read, and a connection pool that keeps its end
+                // open would otherwise hold the place (or the exit) until its deadline.
                 let now = Instant::now();
                 let left = client.stream.unacknowledged().unwrap_or(0);
-                if left > 0 && client.unacknowledged.is_some_and(|before| left < before) {
+                if client.unacknowledged.is_some_and(|before| left < before) {
                     *taken_at = now;
                 }
                 client.unacknowledged = Some(left);
-                let until = *taken_at + self.settings.send_timeout.max(LINGER);
-                if left > 0 && now < until {
-                    // Looked at again every `LINGER`: once it has taken the rest, it has had
-                    // its `LINGER` to close, and a connection pool that keeps its end open
-                    // would otherwise hold the place (or the exit) until `until`.
-                    let next = (now + LINGER).min(until);
+                let waited = now.saturating_duration_since(*taken_at);
+                let over = if left > 0 {
+                    waited >= self.settings.send_timeout
+                } else {
+                    waited >= LINGER
+                };
+                if !over {
+                    let next = now + linger_look(self.settings.send_timeout);
                     self.timers.set_alarm(&mut client.alarm, next, deadline);
                     return;
                 }
