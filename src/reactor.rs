@@ -1040,13 +1040,18 @@ impl Proxy {
             Loaded::Addresses { base, .. } if !Arc::ptr_eq(&base, &self.core.targets) => return,
             Loaded::Addresses { targets, .. } => Install::Addresses(targets),
         };
-        for follower in &self.followers {
-            if follower.targets.send(install.clone()).is_ok() {
-                let _ = follower.shared.waker.wake();
-            }
-        }
+        // The leader first: its log line says the reload happened, and a follower's (in the
+        // debug log) that it has them, after it (a test read the follower's first).
+        let for_followers = (!self.followers.is_empty()).then(|| install.clone());
         self.core.install(install, true);
         *installed.lock().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&self.core.targets);
+        if let Some(install) = for_followers {
+            for follower in &self.followers {
+                if follower.targets.send(install.clone()).is_ok() {
+                    let _ = follower.shared.waker.wake();
+                }
+            }
+        }
     }
 
     fn run_until_drained(&mut self, report: ReportSender) -> io::Result<()> {
