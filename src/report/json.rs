@@ -101,7 +101,8 @@ impl Ignored {
 
 /// A field's name as the summary lists it (`"body a,b"`, quoted for its `,`: `listed_name`)
 /// back to the name itself; any other text as it is. Only the summary's own quoting is
-/// undone: a name that would be listed without quotes is taken as written.
+/// undone: of a whole body field's name (`body …`), one the summary would quote. `"a,b"` is
+/// a key with its quotes (`body "a,b"`, as the JSON names it; hunt 84).
 fn unlisted_name(written: &str) -> std::borrow::Cow<'_, str> {
     let Some(inner) = written
         .strip_prefix('"')
@@ -118,7 +119,7 @@ fn unlisted_name(written: &str) -> std::borrow::Cow<'_, str> {
             c
         });
     }
-    if super::compare::listed_name(&name) == written {
+    if name.starts_with("body ") && super::compare::listed_name(&name) == written {
         name.into()
     } else {
         written.into()
@@ -1118,9 +1119,15 @@ mod tests {
             fields_ignoring(p, o, &[r#""body q\"""#]),
             ["body a,b", "body c"]
         );
-        // Quotes the summary would not write are the key's own.
+        // Quotes the summary would not write are the key's own: around a name it would not
+        // quote, or one without `body ` (hunt 84: `"a,b"` left out `a,b`).
         let (p, o) = (r#"{"\"c\"":1,"c":1,"d":0}"#, r#"{"\"c\"":2,"c":2,"d":0}"#);
         assert_eq!(fields_ignoring(p, o, &[r#""c""#]), ["body c"]);
+        let (p, o) = (
+            r#"{"a,b":1,"\"a,b\"":1,"c":0,"d":0,"e":0}"#,
+            r#"{"a,b":2,"\"a,b\"":2,"c":0,"d":0,"e":0}"#,
+        );
+        assert_eq!(fields_ignoring(p, o, &[r#""a,b""#]), ["body a,b"]);
         let (p, o) = (r#"{"a":1,"b":{"c":1}}"#, r#"{"a":2,"b":{"c":2}}"#);
         assert_eq!(fields_ignoring(p, o, &["body a"]), ["body b.c"]);
         assert_eq!(fields_ignoring(p, o, &["$.b.c"]), ["body a"]);
