@@ -756,12 +756,20 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
         config.max_header_bytes,
         config.max_headers
     );
+    // An item with a `,`, a space, `"` or `\` is quoted, as the summary quotes names: joined
+    // bare, `a,b` and `c` read as three (hunt 84).
     let list = |items: &[String]| {
         if items.is_empty() {
-            "(none)".to_string()
-        } else {
-            items.join(",")
+            return "(none)".to_string();
         }
+        let quoted = items.iter().map(|item| {
+            if item.contains([',', ' ', '\t', '"', '\\']) {
+                format!("\"{}\"", item.replace('\\', "\\\\").replace('"', "\\\""))
+            } else {
+                item.clone()
+            }
+        });
+        quoted.collect::<Vec<_>>().join(",")
     };
     let report = &config.report;
     let endpoints: Vec<String> = report.endpoints.iter().map(|p| p.to_string()).collect();

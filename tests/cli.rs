@@ -349,6 +349,31 @@ fn log_lines_carry_a_timestamp_unless_stderr_is_the_journal() {
     }
 }
 
+/// `--check` lists repeated values so that each reads as one: a name with a `,` or a space is
+/// quoted (hunt 84: `a,b` and `c` read as `ignore-field=a,b,c`).
+#[test]
+fn check_lists_each_ignored_field_and_endpoint_as_one() {
+    let checked = std::process::Command::new(env!("CARGO_BIN_EXE_trident"))
+        .arg("--check")
+        .args(URL_FLAGS)
+        .args(["--ignore-field", "a,b", "--ignore-field", "c"])
+        .args(["--ignore-field", "body n type", "--ignore-field", r#"q"\"#])
+        .args(["--endpoint", "GET /users/{id}"])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run trident --check");
+    let stdout = String::from_utf8_lossy(&checked.stdout);
+    assert_eq!(checked.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(r#" ignore-field="a,b",c,"body n type","q\"\\" "#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#" endpoint="GET /users/{id}" "#),
+        "{stdout}"
+    );
+}
+
 /// `--check` shows `--max-clients` and the shadow legs' `max_inflight=` as trident would run
 /// with them: lowered to what the open-file limit leaves room for, with a note saying why.
 #[test]
