@@ -877,6 +877,8 @@ fn compare_bodies(
         // Neither decodes: their bytes, as sent, are all there is to compare.
         (Payload::Corrupt, Payload::Corrupt) => {
             if p.body.bytes == o.body.bytes {
+                // As past the cap (`by_hash`): said to be coded otherwise (hunt 84).
+                same_bytes_coded_otherwise(p, o, rules, out);
                 return false;
             }
             if !rules.ignore_fields.whole_body_field("body") {
@@ -982,21 +984,17 @@ fn by_decoded_hash(
     out: &mut Differences,
 ) -> Option<bool> {
     let digest = |r: &Response<'_>| {
+        // The coding as it counts: `identity` is none, `x-gzip` is `gzip` (hunt 84: `gzip,
+        // identity` and `identity` read as another body past the cap).
+        let coding = coding(r);
         if r.body.truncated {
             // Hashed as it came: its content's hash unless it was encoded.
-            return r
-                .content_encoding
-                .is_none()
-                .then(|| (r.body_bytes, r.body.hash()));
+            return coding.is_empty().then(|| (r.body_bytes, r.body.hash()));
         }
         match r.payload(rules.cap) {
             Payload::Bytes(bytes) => Some((bytes.len() as u64, BodyHash::of(bytes))),
             Payload::Corrupt => Some((r.body_bytes, r.body.hash())),
-            Payload::TooLarge => decoded_hash(
-                r.content_encoding.as_deref(),
-                &r.body.bytes,
-                DECODED_HASH_LIMIT,
-            ),
+            Payload::TooLarge => decoded_hash(Some(&coding), &r.body.bytes, DECODED_HASH_LIMIT),
         }
     };
     let (mine, theirs) = (digest(p)?, digest(o)?);
@@ -1715,6 +1713,49 @@ mod tests {
             .map(|d| d.field.as_str())
             .collect();
         assert_eq!(fields, ["body coding"]);
+        // So are bytes neither of whose labels decodes them (hunt 84: `same`).
+        let analysis = Analysis::of(
+            &record([
+                captured(200, "Content-Encoding: gzip\r\n", &plain, 1024),
+                captured(200, "Content-Encoding: gzip\r\n", &plain, 1024),
+                captured(200, "Content-Encoding: deflate\r\n", &plain, 1024),
+            ]),
+            &under,
+        );
+        let fields: Vec<&str> = analysis
+            .raw
+            .differences()
+            .unwrap()
+            .iter()
+            .map(|d| d.field.as_str())
+            .collect();
+        assert_eq!(fields, ["body coding"]);
+        // Past the cap, `identity` in a label is no coding: the same content, plain and
+        // gzipped, is the same body (hunt 84: `body hash`).
+        let large = vec![b'a'; 2000];
+        let zipped = gzip(&large);
+        for (plain_label, zip_label) in [
+            (
+                "Content-Encoding: identity\r\n",
+                "Content-Encoding: gzip\r\n",
+            ),
+            ("", "Content-Encoding: gzip, identity\r\n"),
+            ("", "Content-Encoding: identity, x-gzip\r\n"),
+        ] {
+            let analysis = Analysis::of(
+                &record([
+                    captured(200, plain_label, &large, 1024),
+                    captured(200, plain_label, &large, 1024),
+                    captured(200, zip_label, &zipped, 1024),
+                ]),
+                &under,
+            );
+            assert_eq!(
+                analysis.raw.differences().unwrap().len(),
+                0,
+                "{plain_label:?} {zip_label:?}"
+            );
+        }
     }
 
     #[test]
