@@ -46,7 +46,7 @@ pub enum ClientPhase {
 /// The longest a closed client is read from, after its response, before its socket is closed.
 const LINGER: Duration = Duration::from_secs(2);
 /// How often a lingering client is looked at: as often as output waiting for it is
-/// (`SEND_LOOKS`), at least every `LINGER`. Every `LINGER` alone, one that took nothing was
+/// (`SEND_LOOKS`), and at most `LINGER` apart. Every `LINGER` alone, one that took nothing was
 /// kept up to 4 × a 1 s `--send-timeout` (hunt 85).
 fn linger_look(send_timeout: Duration) -> Duration {
     LINGER.min(send_timeout / SEND_LOOKS)

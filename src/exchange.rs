@@ -47,10 +47,10 @@ pub const SHADOW_STALL_GRACE: Duration = Duration::from_millis(100);
 /// How long shadow legs may hold the primary back in all, in one exchange, even while they
 /// make progress: a slow shadow is cut rather than slowing the primary to its pace.
 pub const SHADOW_STALL_BUDGET: Duration = Duration::from_millis(1000);
-/// Legs in flight per role and target (`Target::identity`), for `max_inflight=`. A reload
-/// that replaces a role's target gives the new one its own bound at once, rather than
-/// waiting for legs to a target no longer in use (a hung candidate's, up to `--timeout`);
-/// one that keeps it (a changed option, or a target back after another) keeps its count: a
+/// Legs in flight per role and upstream (`target_key`), for `max_inflight=`. A reload that
+/// replaces a role's target gives the new one its own bound at once, rather than waiting
+/// for legs to a target no longer in use (a hung candidate's, up to `--timeout`); one that
+/// keeps it (a changed option, or a target back after another) keeps its count: a
 /// reload per second gave a hung candidate a fresh bound each time (hunt 78: 63 legs at
 /// `max_inflight=3`). Every leg of a role counts against the descriptor room until it ends.
 #[derive(Debug, Default)]
@@ -65,8 +65,15 @@ pub(crate) struct Inflight {
 }
 
 impl Inflight {
-    /// `role`'s legs from now on go to the target `key` (`target_key`).
-    pub(crate) fn set_target(&mut self, role: Role, key: u64) {
+    /// The roles' legs from now on go to `targets`.
+    pub(crate) fn set_targets(&mut self, targets: &Targets) {
+        for target in targets.iter() {
+            self.set_target(target.role, target_key(target));
+        }
+    }
+
+    /// `role`'s legs from now on go to the upstream `key` (`target_key`).
+    fn set_target(&mut self, role: Role, key: u64) {
         let i = role.index();
         self.target[i] = key;
         self.legs[i].retain(|&(k, n)| n > 0 || k == key);
@@ -112,7 +119,7 @@ impl Inflight {
 /// A target's key for `Inflight`: the upstream it reaches (scheme, host, port), hashed. What
 /// is sent to it (`host=`, the Host field's spelling) does not make it another upstream
 /// (hunt 81: a `host=` change gave a hung candidate a fresh bound).
-pub(crate) fn target_key(target: &Target) -> u64 {
+fn target_key(target: &Target) -> u64 {
     use std::hash::{Hash, Hasher};
     let (tls, host, port, _) = target.identity();
     let mut hasher = std::collections::hash_map::DefaultHasher::new();

@@ -425,10 +425,7 @@ impl Core {
         {
             self.close_conn(conn);
         }
-        for target in targets.iter() {
-            self.inflight
-                .set_target(target.role, crate::exchange::target_key(target));
-        }
+        self.inflight.set_targets(&targets);
         if reload {
             let summary = targets.labels();
             // A target is its scheme, host and port, however the URL spells them (`HTTP://H:80/`
@@ -860,9 +857,7 @@ impl Proxy {
             ids,
         } = parts;
         let mut inflight = Inflight::default();
-        for target in targets.iter() {
-            inflight.set_target(target.role, crate::exchange::target_key(target));
-        }
+        inflight.set_targets(&targets);
         let core = Core {
             registry: poll.registry().try_clone()?,
             conns: Slab::with_capacity(1024),
