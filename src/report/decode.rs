@@ -4,7 +4,7 @@
 //! would inflate to gigabytes (a zip bomb) stops at the cap and is compared by its hash.
 
 use std::borrow::Cow;
-use std::io::{self, Read};
+use std::io::{self, BufRead, BufReader, Read};
 
 use flate2::read::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
 
@@ -65,26 +65,38 @@ pub fn decode<'a>(content_encoding: Option<&str>, body: &'a [u8], cap: usize) ->
 }
 
 /// The length and hash of what a body decodes to, for one that decodes past the cap: streamed
-/// through the hash, never kept. `None` past `limit` decoded bytes (a zip bomb), for more
-/// than one coding, or for data that does not decode.
+/// through the hash, never kept, through each of its codings (at most `MAX_LAYERS`, undone
+/// last first, as `decode` does: `gzip, gzip` read as another body past the cap; hunt 84).
+/// `None` past `limit` decoded bytes (a zip bomb), for a coding it does not know, or for data
+/// that does not decode.
 pub fn decoded_hash(content_encoding: Option<&str>, body: &[u8], limit: u64) -> Option<(u64, u64)> {
-    let coding = content_encoding?.trim();
-    let mut decoder: Box<dyn Read + '_> =
-        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
-            Box::new(MultiGzDecoder::new(body))
+    let layers: Vec<&str> = content_encoding?
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
+        .collect();
+    if layers.is_empty() || layers.len() > MAX_LAYERS {
+        return None;
+    }
+    let mut decoder: Box<dyn BufRead + '_> = Box::new(body);
+    for coding in layers.iter().rev() {
+        decoder = if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            Box::new(BufReader::new(MultiGzDecoder::new(decoder)))
         } else if coding.eq_ignore_ascii_case("deflate") {
             // zlib-wrapped (RFC 1950: its two-byte header is a multiple of 31), else raw.
-            let zlib = body.len() >= 2
-                && body[0] & 0x0f == 8
-                && (u16::from(body[0]) << 8 | u16::from(body[1])) % 31 == 0;
+            let head = decoder.fill_buf().ok()?;
+            let zlib = head.len() >= 2
+                && head[0] & 0x0f == 8
+                && (u16::from(head[0]) << 8 | u16::from(head[1])) % 31 == 0;
             if zlib {
-                Box::new(ZlibDecoder::new(body))
+                Box::new(BufReader::new(ZlibDecoder::new(decoder)))
             } else {
-                Box::new(DeflateDecoder::new(body))
+                Box::new(BufReader::new(DeflateDecoder::new(decoder)))
             }
         } else {
             return None;
         };
+    }
     let (mut hash, mut len) = (BodyHash::default(), 0u64);
     let mut buf = [0u8; 16 * 1024];
     loop {
@@ -160,6 +172,42 @@ mod tests {
         for (coding, body) in rows {
             assert_eq!(bytes(decode(coding, &body, 1024)), text, "{coding:?}");
         }
+    }
+
+    /// Past the cap, a body's content is hashed through the same codings `decode` undoes:
+    /// `gzip, gzip` read as another body there (hunt 84).
+    #[test]
+    fn decoded_hashes_undo_the_same_codings() {
+        let text: Vec<u8> = (0..20_000u32).flat_map(|n| n.to_le_bytes()).collect();
+        let whole = Some((text.len() as u64, BodyHash::of(&text)));
+        let rows: Vec<(&str, Vec<u8>)> = vec![
+            ("gzip", gzip(&text)),
+            ("x-gzip", gzip(&text)),
+            ("deflate", zlib(&text)),
+            ("deflate", raw_deflate(&text)),
+            ("gzip, gzip", gzip(&gzip(&text))),
+            ("deflate, gzip", gzip(&zlib(&text))),
+            ("identity, gzip, identity", gzip(&text)),
+        ];
+        for (coding, body) in rows {
+            assert_eq!(
+                decoded_hash(Some(coding), &body, 1 << 20),
+                whole,
+                "{coding}"
+            );
+        }
+        for (coding, body) in [
+            ("br", text.clone()),
+            ("gzip, gzip, gzip", gzip(&gzip(&gzip(&text)))),
+            ("gzip", b"not gzip".to_vec()),
+        ] {
+            assert_eq!(decoded_hash(Some(coding), &body, 1 << 20), None, "{coding}");
+        }
+        assert_eq!(
+            decoded_hash(Some("gzip"), &gzip(&text), 1000),
+            None,
+            "the limit"
+        );
     }
 
     #[test]
