@@ -756,17 +756,19 @@ pub fn describe(config: &Config, targets: &crate::targets::Targets) -> String {
         config.max_header_bytes,
         config.max_headers
     );
-    // An item with a `,`, a space, `"` or `\` is quoted, as the summary quotes names: joined
-    // bare, `a,b` and `c` read as three (hunt 84).
+    // An item with a `,`, a space, `"`, `\` or a control character is quoted, and escaped as
+    // output is (`printable`): joined bare, `a,b` and `c` read as three (hunt 84), and a
+    // newline began a line of its own (hunt 86).
     let list = |items: &[String]| {
         if items.is_empty() {
             return "(none)".to_string();
         }
         let quoted = items.iter().map(|item| {
-            if item.contains([',', ' ', '\t', '"', '\\']) {
-                format!("\"{}\"", item.replace('\\', "\\\\").replace('"', "\\\""))
+            let escaped = crate::report::printable(item).replace('"', "\\\"");
+            if escaped != *item || item.contains([',', ' ']) {
+                format!("\"{escaped}\"")
             } else {
-                item.clone()
+                escaped
             }
         });
         quoted.collect::<Vec<_>>().join(",")

@@ -1042,15 +1042,19 @@ impl Core {
         }
     }
 
-    /// Every leg still waiting on the request fails with `error`: the request will never be
-    /// complete (the client closed, or stopped sending it).
+    /// Every leg still waiting on the request for its answer fails with `error`: the request
+    /// will never be complete (the client went away, sent a bad body, stopped sending it, or
+    /// the primary failed mid-upload). A leg whose upstream answered without the rest (early)
+    /// reads on, to its end or its deadline: its line says what its upstream sent, and it is
+    /// compared (hunts 85 and 86: every leg read `client closed before request complete`, the
+    /// primary's 200 lost).
     pub(crate) fn abort_request(&mut self, key: usize, error: LegError) {
         for role in Role::ALL {
-            let unfinished = self
-                .exchanges
-                .get(key)
-                .is_some_and(|ex| !ex.legs[role.index()].is_finished());
-            if unfinished {
+            let unanswered = self.exchanges.get(key).is_some_and(|ex| {
+                let leg = &ex.legs[role.index()];
+                !leg.is_finished() && matches!(leg.response, LegResponse::Head)
+            });
+            if unanswered {
                 self.fail_leg(key, role, error.clone());
             }
         }
@@ -1547,19 +1551,7 @@ impl Core {
             None => return,
         };
         if !request_done {
-            // The rest of the upload never comes: a leg still waiting for its answer cannot
-            // get one. A leg that answered without it (early) reads on, to its end or its
-            // deadline: its line says what its upstream sent, and the shadows' answers are
-            // compared (hunt 85: every leg read `client closed`, the primary's 200 lost).
-            for role in Role::ALL {
-                let unanswered = self.exchanges.get(key).is_some_and(|ex| {
-                    let leg = &ex.legs[role.index()];
-                    !leg.is_finished() && matches!(leg.response, LegResponse::Head)
-                });
-                if unanswered {
-                    self.fail_leg(key, role, LegError::ClientClosed);
-                }
-            }
+            self.abort_request(key, LegError::ClientClosed);
         }
         // A primary held back by the client's full output can go on now (its readiness was
         // used up while it waited): read to the end, or to the deadline.

@@ -350,7 +350,8 @@ fn log_lines_carry_a_timestamp_unless_stderr_is_the_journal() {
 }
 
 /// `--check` lists repeated values so that each reads as one: a name with a `,` or a space is
-/// quoted (hunt 84: `a,b` and `c` read as `ignore-field=a,b,c`).
+/// quoted (hunt 84: `a,b` and `c` read as `ignore-field=a,b,c`), and a newline is escaped
+/// (hunt 86: it began a line of its own).
 #[test]
 fn check_lists_each_ignored_field_and_endpoint_as_one() {
     let checked = std::process::Command::new(env!("CARGO_BIN_EXE_trident"))
@@ -358,6 +359,7 @@ fn check_lists_each_ignored_field_and_endpoint_as_one() {
         .args(URL_FLAGS)
         .args(["--ignore-field", "a,b", "--ignore-field", "c"])
         .args(["--ignore-field", "body n type", "--ignore-field", r#"q"\"#])
+        .args(["--ignore-field", "a\nverdict forged"])
         .args(["--endpoint", "GET /users/{id}"])
         .env_remove("RUST_LOG")
         .output()
@@ -365,7 +367,7 @@ fn check_lists_each_ignored_field_and_endpoint_as_one() {
     let stdout = String::from_utf8_lossy(&checked.stdout);
     assert_eq!(checked.status.code(), Some(0), "{stdout}");
     assert!(
-        stdout.contains(r#" ignore-field="a,b",c,"body n type","q\"\\" "#),
+        stdout.contains(r#" ignore-field="a,b",c,"body n type","q\"\\","a\nverdict forged" "#),
         "{stdout}"
     );
     assert!(

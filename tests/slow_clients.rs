@@ -1079,6 +1079,42 @@ fn legs_that_answered_early_read_on_when_the_client_is_dropped_mid_upload() {
     }
 }
 
+/// The same for a client that closes in the middle of its upload once it has the primary's
+/// head: the legs that answered read on (hunt 86: every leg read `client closed`).
+#[test]
+fn legs_that_answered_early_read_on_when_the_client_closes_mid_upload() {
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = upstream.local_addr().expect("address");
+    thread::spawn(move || {
+        for conn in upstream.incoming().take(3) {
+            let Ok(mut conn) = conn else { return };
+            thread::spawn(move || {
+                let _ = conn.read(&mut [0u8; 4096]);
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+                thread::sleep(Duration::from_millis(500));
+                let _ = conn.write_all(b"hello");
+                thread::sleep(Duration::from_millis(1000));
+            });
+        }
+    });
+    let trident = Trident::with_addrs(addr, addr, addr, &[]);
+    let mut client = trident.client();
+    client.set_read_timeout(WAIT);
+    client.send(b"POST /early HTTP/1.1\r\nHost: test.local\r\nContent-Length: 2000\r\n\r\n");
+    client.send(&[b'x'; 100]);
+    let (status, _, _) = client
+        .read_head()
+        .unwrap_or_else(|e| panic!("{e}\n{}", trident.output()));
+    assert_eq!(status, 200);
+    // A clean close, the upload unfinished.
+    drop(client);
+    let block = trident.wait_blocks(1, WAIT).remove(0);
+    assert!(block.client_left, "{}", block.text);
+    for leg in &block.legs {
+        assert_eq!(leg.response().0, 200, "{}", block.text);
+    }
+}
+
 /// A client that stops sending in the middle of its upload is waited on for `--send-timeout`,
 /// whether that is longer or shorter than `--timeout`: then it gets a 408 (its own doing),
 /// and the legs read that the client stalled, not that their upstreams timed out.
