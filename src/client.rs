@@ -649,6 +649,13 @@ impl Core {
     pub(crate) fn client_gone(&mut self, key: usize) {
         if let Some(Conn::Client(client)) = self.conns.get_mut(key) {
             if let ClientPhase::Busy { exchange } = client.phase {
+                // An answer let go of part-way whose body ends at the close: a reset says it
+                // is cut, where a FIN would pass for its end (hunt 87: an early answer still
+                // coming when its client half-closed or stalled mid-upload).
+                let streaming = self.exchanges.get(exchange).map(|ex| ex.response);
+                if streaming == Some(ClientResponse::Streaming(Framing::Close)) {
+                    client.cut_short = true;
+                }
                 self.abandon_client(exchange);
             }
         }
@@ -801,13 +808,24 @@ impl Core {
                 else {
                     return;
                 };
+                let streaming = matches!(ex.response, ClientResponse::Streaming(_));
                 let answered = ex.response == ClientResponse::Done;
                 debug!(
                     "client {}: sent none of the rest of its upload for --send-timeout",
                     client.peer
                 );
                 let error = LegError::ClientStalled(self.settings.send_timeout);
-                if answered {
+                if streaming {
+                    // Its answer is on its way without the upload (an early one): the legs
+                    // still waiting for the rest read that the client stalled, and the client
+                    // takes its answer, then is let go of here `--send-timeout` on. Nothing
+                    // looked again, and it held its place for good (hunt 87).
+                    self.abort_request(exchange, error);
+                    if let Some(Conn::Client(client)) = self.conns.get_mut(key) {
+                        let at = Instant::now() + self.settings.send_timeout;
+                        self.timers.set_alarm(&mut client.alarm, at, deadline);
+                    }
+                } else if answered {
                     // The shadows still waiting on the upload read that the client stalled,
                     // as they do when it has no answer yet, not that it closed.
                     self.abort_request(exchange, error);

@@ -1038,6 +1038,9 @@ impl Core {
                 if let Some(Conn::Client(client)) = self.conns.get_mut(client_key) {
                     client.phase = ClientPhase::Closing;
                 }
+                // Already answered (an early answer, whole), nothing above drove it: it would
+                // hold its place for good (hunt 87).
+                self.drive_client(client_key);
             }
         }
     }

@@ -1115,6 +1115,144 @@ fn legs_that_answered_early_read_on_when_the_client_closes_mid_upload() {
     }
 }
 
+/// An upstream on `addr` answering every request early, before it reads the upload: `head`,
+/// `first` at once, `rest` after `pause`; then it reads whatever comes until the close.
+fn early_answering(
+    head: &'static [u8],
+    first: &'static [u8],
+    pause: Duration,
+    rest: &'static [u8],
+) -> SocketAddr {
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = upstream.local_addr().expect("address");
+    thread::spawn(move || {
+        for conn in upstream.incoming() {
+            let Ok(mut conn) = conn else { return };
+            thread::spawn(move || {
+                let _ = conn.read(&mut [0u8; 4096]);
+                let _ = conn.write_all(head);
+                let _ = conn.write_all(first);
+                thread::sleep(pause);
+                let _ = conn.write_all(rest);
+                let mut sink = [0u8; 4096];
+                while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
+}
+
+/// A client that stalls its upload while its early answer is still coming takes the whole
+/// answer and is then let go of: nothing looked at it again, its block never came, and it
+/// held its `--max-clients` place for good (hunt 87).
+#[test]
+fn a_client_stalled_mid_upload_takes_its_streaming_early_answer_and_is_let_go() {
+    let addr = early_answering(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n",
+        b"0123456789",
+        Duration::from_millis(1200),
+        b"abcdefghij",
+    );
+    let args = [
+        "--send-timeout",
+        "500",
+        "--max-clients",
+        "1",
+        "--shadow-methods",
+        "GET",
+    ];
+    let trident = Trident::with_addrs(addr, addr, addr, &args);
+    let mut client = raw(trident.addr(), WAIT);
+    client
+        .write_all(b"POST /up HTTP/1.1\r\nHost: test.local\r\nContent-Length: 1000\r\n\r\n")
+        .expect("send the head");
+    client.write_all(&[b'a'; 100]).expect("send a piece");
+    let (got, closed) = read_until_closed(&mut client, WAIT);
+    assert!(closed, "not let go of\n{}", trident.output());
+    assert!(
+        got.ends_with(b"0123456789abcdefghij"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    let block = trident.wait_blocks(1, WAIT).remove(0);
+    assert_eq!(block.primary().response().0, 200, "{}", block.text);
+    // Its place is free again.
+    let mut other = trident.client();
+    other.set_read_timeout(WAIT);
+    assert_eq!(other.exchange(&get("/other")).status, 200);
+}
+
+/// An HTTP/1.0 client that half-closes mid-upload while its early answer, whose body ends at
+/// the close, is still coming: trident lets it go (its request can never be complete), and
+/// the close is a reset, not a FIN that would pass for the body's end (hunt 87: `hello` read
+/// as the whole of `helloworld`).
+#[test]
+fn an_early_answer_cut_when_its_client_half_closes_is_reset() {
+    let addr = early_answering(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"5\r\nhello\r\n",
+        Duration::from_millis(1000),
+        b"5\r\nworld\r\n0\r\n\r\n",
+    );
+    let trident = Trident::with_addrs(addr, addr, addr, &["--shadow-methods", "GET"]);
+    let mut client = raw(trident.addr(), WAIT);
+    client
+        .write_all(b"POST /up HTTP/1.0\r\nHost: test.local\r\nContent-Length: 1000\r\n\r\n")
+        .expect("send the head");
+    client.write_all(&[b'a'; 100]).expect("send a piece");
+    thread::sleep(Duration::from_millis(300));
+    client
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let ended = loop {
+        match client.read(&mut buf) {
+            Ok(0) => break None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => break Some(e.kind()),
+        }
+    };
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.ends_with("helloworld") || ended == Some(std::io::ErrorKind::ConnectionReset),
+        "a cut answer passed for whole: {text:?}, then {ended:?}"
+    );
+}
+
+/// A bad chunk after an early answer that is all out: the client is closed, as any client
+/// whose body is refused. It held its place for good (hunt 87).
+#[test]
+fn a_bad_chunk_after_a_whole_early_answer_closes_the_client() {
+    let addr = early_answering(
+        b"HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\n\r\n",
+        b"forbidden",
+        Duration::ZERO,
+        b"",
+    );
+    let args = ["--max-clients", "1", "--shadow-methods", "GET"];
+    let trident = Trident::with_addrs(addr, addr, addr, &args);
+    let mut client = raw(trident.addr(), WAIT);
+    client
+        .write_all(b"POST /up HTTP/1.1\r\nHost: test.local\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        .expect("send the head");
+    let mut head = [0u8; 64];
+    let n = client.read(&mut head).expect("the early answer");
+    assert!(
+        head[..n].starts_with(b"HTTP/1.1 403"),
+        "{:?}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    thread::sleep(Duration::from_millis(100));
+    client.write_all(b"zz\r\n").expect("a bad chunk");
+    let (_, closed) = read_until_closed(&mut client, Duration::from_secs(3));
+    assert!(closed, "not closed\n{}", trident.output());
+    // Its place is free again: the next client is answered (as every one is, 403).
+    let mut other = trident.client();
+    other.set_read_timeout(WAIT);
+    assert_eq!(other.exchange(&get("/other")).status, 403);
+}
+
 /// A client that stops sending in the middle of its upload is waited on for `--send-timeout`,
 /// whether that is longer or shorter than `--timeout`: then it gets a 408 (its own doing),
 /// and the legs read that the client stalled, not that their upstreams timed out.
