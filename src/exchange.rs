@@ -1501,6 +1501,9 @@ impl Core {
                 // never a wrong one; a body that ends at the close needs a reset to say so.
                 client.cut_short = framing == Framing::Close;
                 ex.response = ClientResponse::Abandoned;
+                // Its block says so, as for any client let go of before its whole answer
+                // (hunt 88: a bad chunk cutting an early answer read as a whole 200).
+                ex.client_left = true;
                 ex.client = None;
                 client.phase = ClientPhase::Closing;
             }

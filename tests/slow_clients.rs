@@ -1220,6 +1220,34 @@ fn an_early_answer_cut_when_its_client_half_closes_is_reset() {
     );
 }
 
+/// A bad chunk while an early answer is still coming cuts it, and the block says the client
+/// left (hunt 88: it read as a whole 200).
+#[test]
+fn a_bad_chunk_cutting_an_early_answer_marks_the_client_as_left() {
+    let addr = early_answering(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n",
+        b"0123456789",
+        Duration::from_millis(600),
+        b"abcdefghij",
+    );
+    let trident = Trident::with_addrs(addr, addr, addr, &["--shadow-methods", "GET"]);
+    let mut client = raw(trident.addr(), WAIT);
+    client
+        .write_all(b"POST /up HTTP/1.1\r\nHost: test.local\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        .expect("send the head");
+    let mut head = [0u8; 128];
+    let n = client.read(&mut head).expect("the early answer's start");
+    assert!(
+        head[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    client.write_all(b"zz\r\n").expect("a bad chunk");
+    let block = trident.wait_blocks(1, WAIT).remove(0);
+    assert!(block.client_left, "{}", block.text);
+    assert_eq!(block.primary().response().0, 200, "{}", block.text);
+}
+
 /// A bad chunk after an early answer that is all out: the client is closed, as any client
 /// whose body is refused. It held its place for good (hunt 87).
 #[test]
