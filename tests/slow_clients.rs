@@ -912,22 +912,10 @@ fn a_whole_upload_answered_after_the_send_timeout_gets_the_primarys_answer() {
 /// and a 700 ms answer read as 0.1 ms (hunt 74).
 #[test]
 fn an_early_answer_to_a_slow_upload_keeps_its_latency() {
-    let upstream = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = upstream.local_addr().expect("address");
-    thread::spawn(move || {
-        for conn in upstream.incoming().take(3) {
-            let Ok(mut conn) = conn else { return };
-            thread::spawn(move || {
-                let mut head = [0u8; 4096];
-                let _ = conn.read(&mut head);
-                thread::sleep(Duration::from_millis(700));
-                let _ = conn.write_all(
-                    b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno",
-                );
-                thread::sleep(Duration::from_millis(2500));
-            });
-        }
-    });
+    let addr = answering_early(vec![(
+        Duration::from_millis(700),
+        b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno".to_vec(),
+    )]);
     let trident = Trident::with_addrs(addr, addr, addr, &["--shadow-methods", "all"]);
     let mut client = trident.client();
     client.set_read_timeout(WAIT);
@@ -953,23 +941,11 @@ fn an_early_answer_to_a_slow_upload_keeps_its_latency() {
 /// answered in 300 ms read as slow as its reader, some 3 s.
 #[test]
 fn an_early_answer_read_slowly_leaves_the_readers_time_out_of_its_latency() {
-    let upstream = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = upstream.local_addr().expect("address");
-    thread::spawn(move || {
-        let Some(Ok(mut conn)) = upstream.incoming().next() else {
-            return;
-        };
-        let mut head = [0u8; 4096];
-        let _ = conn.read(&mut head);
-        thread::sleep(Duration::from_millis(300));
-        let _ = conn.write_all(
-            format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {GREEDY_BODY}\r\nConnection: close\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        let _ = conn.write_all(&pattern(GREEDY_BODY, 5));
-    });
+    let mut answer =
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {GREEDY_BODY}\r\nConnection: close\r\n\r\n")
+            .into_bytes();
+    answer.extend_from_slice(&pattern(GREEDY_BODY, 5));
+    let addr = answering_early(vec![(Duration::from_millis(300), answer)]);
     // The POST goes to the primary alone; its upload is never finished.
     let trident = Trident::with_addrs(addr, addr, addr, &["--shadow-methods", "GET"]);
     let mut request =
@@ -988,23 +964,16 @@ fn an_early_answer_read_slowly_leaves_the_readers_time_out_of_its_latency() {
 /// trident next wrote to it, and that part was left out: 1.6 s read for 2.3 (hunt 81).
 #[test]
 fn an_early_answer_whose_body_comes_later_keeps_all_its_time() {
-    let upstream = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = upstream.local_addr().expect("address");
-    thread::spawn(move || {
-        for conn in upstream.incoming().take(9) {
-            let Ok(mut conn) = conn else { return };
-            thread::spawn(move || {
-                let _ = conn.read(&mut [0u8; 4096]);
-                thread::sleep(Duration::from_millis(300));
-                let _ = conn.write_all(
-                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-                );
-                thread::sleep(Duration::from_millis(1500));
-                let _ = conn.write_all(b"5\r\nhello\r\n0\r\n\r\n");
-                thread::sleep(Duration::from_millis(1000));
-            });
-        }
-    });
+    let addr = answering_early(vec![
+        (
+            Duration::from_millis(300),
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec(),
+        ),
+        (
+            Duration::from_millis(1500),
+            b"5\r\nhello\r\n0\r\n\r\n".to_vec(),
+        ),
+    ]);
     let trident = Trident::with_addrs(addr, addr, addr, &[]);
     // Three at once, as the exchanges' legs then take their turns in the reactor.
     let clients: Vec<_> = (0..3)
@@ -1043,22 +1012,9 @@ fn an_early_answer_whose_body_comes_later_keeps_all_its_time() {
 #[test]
 fn legs_that_answered_early_read_on_when_the_client_is_dropped_mid_upload() {
     const BODY: usize = 4 << 20;
-    let upstream = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = upstream.local_addr().expect("address");
-    thread::spawn(move || {
-        for conn in upstream.incoming().take(3) {
-            let Ok(mut conn) = conn else { return };
-            thread::spawn(move || {
-                let _ = conn.read(&mut [0u8; 4096]);
-                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n");
-                let _ = conn.write_all(head.as_bytes());
-                let _ = conn.write_all(&pattern(BODY, 21));
-                // Reads the rest of the upload, whatever comes.
-                let mut sink = [0u8; 64 * 1024];
-                while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
-            });
-        }
-    });
+    let mut answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n").into_bytes();
+    answer.extend_from_slice(&pattern(BODY, 21));
+    let addr = answering_early(vec![(Duration::ZERO, answer)]);
     let trident = Trident::with_addrs(addr, addr, addr, &["--send-timeout", "500"]);
     let mut client = small_window_client(trident.addr(), 4096);
     client
@@ -1083,20 +1039,13 @@ fn legs_that_answered_early_read_on_when_the_client_is_dropped_mid_upload() {
 /// head: the legs that answered read on (hunt 86: every leg read `client closed`).
 #[test]
 fn legs_that_answered_early_read_on_when_the_client_closes_mid_upload() {
-    let upstream = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = upstream.local_addr().expect("address");
-    thread::spawn(move || {
-        for conn in upstream.incoming().take(3) {
-            let Ok(mut conn) = conn else { return };
-            thread::spawn(move || {
-                let _ = conn.read(&mut [0u8; 4096]);
-                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
-                thread::sleep(Duration::from_millis(500));
-                let _ = conn.write_all(b"hello");
-                thread::sleep(Duration::from_millis(1000));
-            });
-        }
-    });
+    let addr = answering_early(vec![
+        (
+            Duration::ZERO,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n".to_vec(),
+        ),
+        (Duration::from_millis(500), b"hello".to_vec()),
+    ]);
     let trident = Trident::with_addrs(addr, addr, addr, &[]);
     let mut client = trident.client();
     client.set_read_timeout(WAIT);
@@ -1115,31 +1064,41 @@ fn legs_that_answered_early_read_on_when_the_client_closes_mid_upload() {
     }
 }
 
-/// An upstream on `addr` answering every request early, before it reads the upload: `head`,
-/// `first` at once, `rest` after `pause`; then it reads whatever comes until the close.
+/// An upstream answering every request early, without reading its upload: after the first
+/// read, each piece of `script` after its pause; then it reads whatever comes until the close.
+fn answering_early(script: Vec<(Duration, Vec<u8>)>) -> SocketAddr {
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = upstream.local_addr().expect("address");
+    let script = std::sync::Arc::new(script);
+    thread::spawn(move || {
+        for conn in upstream.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let script = std::sync::Arc::clone(&script);
+            thread::spawn(move || {
+                let _ = conn.read(&mut [0u8; 4096]);
+                for (pause, piece) in script.iter() {
+                    thread::sleep(*pause);
+                    let _ = conn.write_all(piece);
+                }
+                let mut sink = [0u8; 64 * 1024];
+                while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
+}
+
+/// `answering_early` with `head` and `first` at once, and `rest` after `pause`.
 fn early_answering(
     head: &'static [u8],
     first: &'static [u8],
     pause: Duration,
     rest: &'static [u8],
 ) -> SocketAddr {
-    let upstream = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = upstream.local_addr().expect("address");
-    thread::spawn(move || {
-        for conn in upstream.incoming() {
-            let Ok(mut conn) = conn else { return };
-            thread::spawn(move || {
-                let _ = conn.read(&mut [0u8; 4096]);
-                let _ = conn.write_all(head);
-                let _ = conn.write_all(first);
-                thread::sleep(pause);
-                let _ = conn.write_all(rest);
-                let mut sink = [0u8; 4096];
-                while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
-            });
-        }
-    });
-    addr
+    answering_early(vec![
+        (Duration::ZERO, [head, first].concat()),
+        (pause, rest.to_vec()),
+    ])
 }
 
 /// A client that stalls its upload while its early answer is still coming takes the whole
@@ -1200,12 +1159,17 @@ fn an_early_answer_cut_when_its_client_half_closes_is_reset() {
         .write_all(b"POST /up HTTP/1.0\r\nHost: test.local\r\nContent-Length: 1000\r\n\r\n")
         .expect("send the head");
     client.write_all(&[b'a'; 100]).expect("send a piece");
-    thread::sleep(Duration::from_millis(300));
+    // Half-closes once the answer's first part has come.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(b"hello") {
+        let n = client.read(&mut buf).expect("the answer's first part");
+        assert!(n > 0, "closed before the answer");
+        got.extend_from_slice(&buf[..n]);
+    }
     client
         .shutdown(std::net::Shutdown::Write)
         .expect("half-close");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
     let ended = loop {
         match client.read(&mut buf) {
             Ok(0) => break None,
@@ -1264,14 +1228,19 @@ fn a_bad_chunk_after_a_whole_early_answer_closes_the_client() {
     client
         .write_all(b"POST /up HTTP/1.1\r\nHost: test.local\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
         .expect("send the head");
-    let mut head = [0u8; 64];
-    let n = client.read(&mut head).expect("the early answer");
+    // The whole early answer first.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while !got.ends_with(b"forbidden") {
+        let n = client.read(&mut buf).expect("the early answer");
+        assert!(n > 0, "closed before the answer");
+        got.extend_from_slice(&buf[..n]);
+    }
     assert!(
-        head[..n].starts_with(b"HTTP/1.1 403"),
+        got.starts_with(b"HTTP/1.1 403"),
         "{:?}",
-        String::from_utf8_lossy(&head[..n])
+        String::from_utf8_lossy(&got)
     );
-    thread::sleep(Duration::from_millis(100));
     client.write_all(b"zz\r\n").expect("a bad chunk");
     let (_, closed) = read_until_closed(&mut client, Duration::from_secs(3));
     assert!(closed, "not closed\n{}", trident.output());

@@ -1303,7 +1303,12 @@ mod tests {
 
     /// The candidate's differences as `field` or `field (masked)`.
     fn raw(primary: LegOutcome, secondary: LegOutcome, candidate: LegOutcome) -> Vec<String> {
-        let analysis = Analysis::of(&record([primary, secondary, candidate]), &rules());
+        raw_with(&rules(), [primary, secondary, candidate])
+    }
+
+    /// `raw`, under `rules`.
+    fn raw_with(rules: &Rules, legs: [LegOutcome; 3]) -> Vec<String> {
+        let analysis = Analysis::of(&record(legs), rules);
         match analysis.raw {
             Comparison::Skipped => vec!["skipped".to_string()],
             Comparison::Compared { differences, .. } => differences
@@ -1321,6 +1326,11 @@ mod tests {
 
     fn pair(primary: LegOutcome, candidate: LegOutcome) -> Vec<String> {
         raw(primary.clone(), primary, candidate)
+    }
+
+    /// `pair`, under `rules`.
+    fn pair_with(rules: &Rules, primary: LegOutcome, candidate: LegOutcome) -> Vec<String> {
+        raw_with(rules, [primary.clone(), primary, candidate])
     }
 
     const JSON: &str = "Content-Type: application/json\r\n";
@@ -1648,6 +1658,7 @@ mod tests {
     #[test]
     fn the_same_bytes_in_another_coding_differ() {
         let ignoring = Rules::new(&["Content-Encoding".to_string()], &[], 16);
+        let none = Vec::<String>::new();
         let plain = vec![b'a'; 100];
         let zipped = gzip(&plain);
         let rows = [
@@ -1663,73 +1674,43 @@ mod tests {
             ),
         ];
         for (primary, candidate) in rows {
-            let analysis = Analysis::of(&record([primary.clone(), primary, candidate]), &ignoring);
-            let fields: Vec<&str> = analysis
-                .raw
-                .differences()
-                .unwrap()
-                .iter()
-                .map(|d| d.field.as_str())
-                .collect();
-            assert_eq!(fields, ["body coding"]);
+            assert_eq!(pair_with(&ignoring, primary, candidate), ["body coding"]);
         }
         // The same label spelt otherwise is the same coding.
-        let analysis = Analysis::of(
-            &record([
-                captured(200, "Content-Encoding: gzip\r\n", &zipped, 16),
+        assert_eq!(
+            pair_with(
+                &ignoring,
                 captured(200, "Content-Encoding: gzip\r\n", &zipped, 16),
                 captured(200, "Content-Encoding: X-Gzip, identity\r\n", &zipped, 16),
-            ]),
-            &ignoring,
+            ),
+            none
         );
-        assert_eq!(analysis.raw.differences().unwrap().len(), 0);
         let compress =
             |name: &str| captured(200, &format!("Content-Encoding: {name}\r\n"), &zipped, 16);
-        let analysis = Analysis::of(
-            &record([
-                compress("compress"),
-                compress("compress"),
-                compress("x-compress"),
-            ]),
-            &ignoring,
+        assert_eq!(
+            pair_with(&ignoring, compress("compress"), compress("x-compress")),
+            none
         );
-        assert_eq!(analysis.raw.differences().unwrap().len(), 0);
         // Within the cap too, in a coding trident does not decode (compared as sent): the
         // same bytes labelled `br` read as the same body (hunt 82).
         let under = Rules::new(&["Content-Encoding".to_string()], &[], 1024);
-        let analysis = Analysis::of(
-            &record([
-                captured(200, "", &plain, 1024),
+        assert_eq!(
+            pair_with(
+                &under,
                 captured(200, "", &plain, 1024),
                 captured(200, "Content-Encoding: br\r\n", &plain, 1024),
-            ]),
-            &under,
+            ),
+            ["body coding"]
         );
-        let fields: Vec<&str> = analysis
-            .raw
-            .differences()
-            .unwrap()
-            .iter()
-            .map(|d| d.field.as_str())
-            .collect();
-        assert_eq!(fields, ["body coding"]);
         // So are bytes neither of whose labels decodes them (hunt 84: `same`).
-        let analysis = Analysis::of(
-            &record([
-                captured(200, "Content-Encoding: gzip\r\n", &plain, 1024),
+        assert_eq!(
+            pair_with(
+                &under,
                 captured(200, "Content-Encoding: gzip\r\n", &plain, 1024),
                 captured(200, "Content-Encoding: deflate\r\n", &plain, 1024),
-            ]),
-            &under,
+            ),
+            ["body coding"]
         );
-        let fields: Vec<&str> = analysis
-            .raw
-            .differences()
-            .unwrap()
-            .iter()
-            .map(|d| d.field.as_str())
-            .collect();
-        assert_eq!(fields, ["body coding"]);
         // Past the cap, `identity` in a label is no coding: the same content, plain and
         // gzipped, is the same body (hunt 84: `body hash`).
         let large = vec![b'a'; 2000];
@@ -1742,17 +1723,13 @@ mod tests {
             ("", "Content-Encoding: gzip, identity\r\n"),
             ("", "Content-Encoding: identity, x-gzip\r\n"),
         ] {
-            let analysis = Analysis::of(
-                &record([
-                    captured(200, plain_label, &large, 1024),
+            assert_eq!(
+                pair_with(
+                    &under,
                     captured(200, plain_label, &large, 1024),
                     captured(200, zip_label, &zipped, 1024),
-                ]),
-                &under,
-            );
-            assert_eq!(
-                analysis.raw.differences().unwrap().len(),
-                0,
+                ),
+                none,
                 "{plain_label:?} {zip_label:?}"
             );
         }

@@ -33,14 +33,9 @@ pub fn decode<'a>(content_encoding: Option<&str>, body: &'a [u8], cap: usize) ->
     let (Some(codings), false) = (content_encoding, body.is_empty()) else {
         return Payload::Bytes(Cow::Borrowed(body));
     };
-    let layers: Vec<&str> = codings
-        .split(',')
-        .map(str::trim)
-        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
-        .collect();
-    if layers.is_empty() || layers.len() > MAX_LAYERS {
+    let Some(layers) = layers(codings) else {
         return Payload::Bytes(Cow::Borrowed(body));
-    }
+    };
     let mut current: Cow<'a, [u8]> = Cow::Borrowed(body);
     // RFC 9110 §8.4: codings are listed in the order they were applied; undo the last first.
     for coding in layers.iter().rev() {
@@ -64,20 +59,24 @@ pub fn decode<'a>(content_encoding: Option<&str>, body: &'a [u8], cap: usize) ->
     Payload::Bytes(current)
 }
 
+/// The codings of a `Content-Encoding` value, in the order applied, `identity` left out;
+/// `None` for none, or for more than `MAX_LAYERS`.
+fn layers(codings: &str) -> Option<Vec<&str>> {
+    let layers: Vec<&str> = codings
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
+        .collect();
+    (!layers.is_empty() && layers.len() <= MAX_LAYERS).then_some(layers)
+}
+
 /// The length and hash of what a body decodes to, for one that decodes past the cap: streamed
 /// through the hash, never kept, through each of its codings (at most `MAX_LAYERS`, undone
 /// last first, as `decode` does: `gzip, gzip` read as another body past the cap; hunt 84).
 /// `None` past `limit` decoded bytes (a zip bomb), for a coding it does not know, or for data
 /// that does not decode.
 pub fn decoded_hash(content_encoding: Option<&str>, body: &[u8], limit: u64) -> Option<(u64, u64)> {
-    let layers: Vec<&str> = content_encoding?
-        .split(',')
-        .map(str::trim)
-        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
-        .collect();
-    if layers.is_empty() || layers.len() > MAX_LAYERS {
-        return None;
-    }
+    let layers = layers(content_encoding?)?;
     let mut decoder: Box<dyn BufRead + '_> = Box::new(body);
     for coding in layers.iter().rev() {
         decoder = if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {

@@ -778,8 +778,10 @@ struct Rendered {
     written: Vec<u8>,
     /// The whole report file, with `--report`.
     file: Option<Vec<u8>>,
-    /// The last summary's JSON, whether it fails, and the verdict over every epoch so far.
-    json: Value,
+    /// At a reload, with `--report`: the closing epoch as the file has it, kept for the
+    /// files after (`report_closed`), not printed a second time.
+    closing: Option<Vec<u8>>,
+    /// Whether the last summary fails, and the verdict over every epoch so far.
     fails: bool,
     verdict: Verdict,
 }
@@ -1048,28 +1050,24 @@ impl<'a> Reporter<'a> {
     }
 
     /// The summary of the current epoch, which a reload ended (unless nothing happened in
-    /// it); its JSON is kept for the report.
+    /// it); its report text is kept for the files after.
     fn report_closed(&mut self, out: &mut dyn Console) {
         let epoch = &self.epoch;
         if epoch.exchanges == 0 && epoch.late == 0 && epoch.not_compared == 0 {
             return;
         }
-        let (json, fails, _) = self.summarize(summary::Trigger::Reload, 0, out);
+        let (fails, _, kept) = self.summarize(summary::Trigger::Reload, out);
         if fails {
             self.failed_epochs.push(self.epoch.number);
         }
-        if self.settings.report_file.is_some() {
-            let text = pretty_epoch(&json);
+        if let Some(text) = kept {
+            let skip = self.closed_over_bounds(Some(text.len()));
+            for oldest in self.closed.drain(..skip) {
+                self.closed_bytes -= oldest.len();
+            }
+            self.epochs_left_out += skip as u64;
             self.closed_bytes += text.len();
             self.closed.push_back(text);
-            while self.closed.len() > KEPT_EPOCHS
-                || (self.closed.len() > 1 && self.closed_bytes > self.closed_budget)
-            {
-                if let Some(oldest) = self.closed.pop_front() {
-                    self.closed_bytes -= oldest.len();
-                    self.epochs_left_out += 1;
-                }
-            }
         }
     }
 
@@ -1086,21 +1084,22 @@ impl<'a> Reporter<'a> {
         self.publish(rendered, out);
     }
 
-    /// Writes the current epoch's summary to the report file and stdout; returns its JSON,
-    /// whether it fails, and the verdict over every epoch so far. `not_compared`: the
-    /// backlog's count of this epoch not taken yet (for a summary so far).
+    /// Writes the current epoch's summary to the report file and stdout; returns whether it
+    /// fails, the verdict over every epoch so far, and at a reload the closing epoch as the
+    /// report file has it (`Rendered::closing`).
     fn summarize(
         &mut self,
         trigger: summary::Trigger,
-        not_compared: u64,
         out: &mut dyn Console,
-    ) -> (Value, bool, Verdict) {
+    ) -> (bool, Verdict, Option<Vec<u8>>) {
         // The newer epochs that count meanwhile are in the report file too, so far: it does
         // not lose them until the next SIGUSR1.
         let unopened = self.unopened();
         let counting = self.counting(&unopened);
-        let rendered = self.render(trigger, &[(&self.epoch, not_compared)], &counting);
-        self.publish(rendered, out)
+        let mut rendered = self.render(trigger, &[(&self.epoch, 0)], &counting);
+        let closing = rendered.closing.take();
+        let (fails, verdict) = self.publish(rendered, out);
+        (fails, verdict, closing)
     }
 
     /// The newer epochs counting beside the current one, with the `unopened` ones, oldest
@@ -1154,7 +1153,6 @@ impl<'a> Reporter<'a> {
             }
             jsons.push(json);
         }
-        let printed = jsons.len();
         for (epoch, not_compared) in counting {
             let report = summary::EpochReport::new(epoch, &self.settings.thresholds, *not_compared);
             jsons.push(summary::to_json(
@@ -1163,17 +1161,22 @@ impl<'a> Reporter<'a> {
                 &failed,
             ));
         }
-        let file = self
+        let pretty: Option<Vec<Vec<u8>>> = self
             .settings
             .report_file
             .as_ref()
-            .map(|_| self.report_text(trigger, &jsons));
-        jsons.truncate(printed);
+            .map(|_| jsons.iter().map(pretty_epoch).collect());
+        let file = pretty
+            .as_ref()
+            .map(|pretty| self.report_text(trigger, &jsons, pretty));
+        let closing = pretty
+            .filter(|_| trigger == summary::Trigger::Reload)
+            .and_then(|pretty| pretty.into_iter().next());
         Rendered {
             last: trigger == summary::Trigger::Final,
             written,
             file,
-            json: jsons.pop().unwrap_or(Value::Null),
+            closing,
             fails,
             verdict,
         }
@@ -1181,8 +1184,8 @@ impl<'a> Reporter<'a> {
 
     /// Writes what `render` made: the report file first (once the summary shows on stdout,
     /// the file says the same), then the summaries whole, however slow the reader, after the
-    /// blocks before them. Returns the last summary's JSON, whether it fails, and the verdict.
-    fn publish(&mut self, rendered: Rendered, out: &mut dyn Console) -> (Value, bool, Verdict) {
+    /// blocks before them. Returns whether the last summary fails, and the verdict.
+    fn publish(&mut self, rendered: Rendered, out: &mut dyn Console) -> (bool, Verdict) {
         // A summary builds megabytes for a service of many fields: the next lull hands them
         // back, however long ago the last did.
         self.memory_returned = false;
@@ -1204,12 +1207,18 @@ impl<'a> Reporter<'a> {
         }
         self.pending.clear();
         self.write_out(out, true);
-        (rendered.json, rendered.fails, rendered.verdict)
+        (rendered.fails, rendered.verdict)
     }
 
     /// The whole `--report` document, pretty-printed: every kept closed epoch, then
-    /// `current` (the ones being reported, the newest last).
-    fn report_text(&self, trigger: summary::Trigger, current: &[Value]) -> Vec<u8> {
+    /// `current` (the ones being reported, the newest last; `pretty`, as `pretty_epoch` has
+    /// them).
+    fn report_text(
+        &self,
+        trigger: summary::Trigger,
+        current: &[Value],
+        pretty: &[Vec<u8>],
+    ) -> Vec<u8> {
         let mut failed = self.failed_epochs.clone();
         for epoch in current {
             if epoch["verdict"]["epoch_fails"] == json!(true) {
@@ -1228,13 +1237,27 @@ impl<'a> Reporter<'a> {
             "verdict": newest["verdict"]["candidate"].clone(),
             "failed_epochs": failed,
         });
-        let current: Vec<Vec<u8>> = current.iter().map(pretty_epoch).collect();
         // Written as a reload closes the first of `current`, the bounds count it as kept:
         // the file held a closed epoch more than they allow until the next write (hunt 84).
+        let closing = pretty
+            .first()
+            .filter(|_| trigger == summary::Trigger::Reload);
+        let skip = self.closed_over_bounds(closing.map(Vec::len));
+        let left_out = self.epochs_left_out + skip as u64;
+        if left_out > 0 {
+            head["epochs_left_out"] = json!(left_out);
+        }
+        let epochs = self.closed.iter().skip(skip).chain(pretty);
+        pretty_with_epochs(&head, epochs.map(Vec::as_slice))
+    }
+
+    /// How many of the oldest kept closed epochs `KEPT_EPOCHS` and the byte budget leave
+    /// out, with one more of `adding` bytes kept after them (always kept, as the newest).
+    fn closed_over_bounds(&self, adding: Option<usize>) -> usize {
         let (mut count, mut bytes) = (self.closed.len(), self.closed_bytes);
-        if let (summary::Trigger::Reload, Some(closing)) = (trigger, current.first()) {
+        if let Some(adding) = adding {
             count += 1;
-            bytes += closing.len();
+            bytes += adding;
         }
         let mut skip = 0;
         while skip < self.closed.len()
@@ -1244,12 +1267,7 @@ impl<'a> Reporter<'a> {
             bytes -= self.closed[skip].len();
             skip += 1;
         }
-        let left_out = self.epochs_left_out + skip as u64;
-        if left_out > 0 {
-            head["epochs_left_out"] = json!(left_out);
-        }
-        let epochs = self.closed.iter().skip(skip).chain(&current);
-        pretty_with_epochs(&head, epochs.map(Vec::as_slice))
+        skip
     }
 
     /// The final summary; the verdict over every epoch.
@@ -1269,7 +1287,7 @@ impl<'a> Reporter<'a> {
         for (_, n) in self.absorb_not_compared(u64::MAX) {
             self.epoch.not_compared += n;
         }
-        let verdict = self.summarize(summary::Trigger::Final, 0, out).2;
+        let (_, verdict, _) = self.summarize(summary::Trigger::Final, out);
         Finished {
             verdict,
             report_failed: self.report_failed,
@@ -2250,21 +2268,30 @@ mod tests {
         assert_eq!(backlog.older_epochs_complete(), Some(2));
     }
 
+    /// Epochs `range` of `regression_and_noise` exchanges, each begun by a reload (but 0).
+    fn run_epochs(
+        reporter: &mut Reporter,
+        sender: &ReportSender,
+        range: std::ops::Range<u64>,
+        out: &mut Vec<u8>,
+    ) {
+        for epoch in range {
+            if epoch > 0 {
+                sender.announce_epoch(epoch, 0);
+            }
+            for record in regression_and_noise(epoch, 1 + epoch * 1000) {
+                reporter.handle(&record, out);
+                reporter.settle_epochs(|| 0, None, out);
+            }
+        }
+    }
+
     #[test]
     fn closed_epochs_are_kept_only_for_a_report_file() {
         let settings = Settings::default();
         let (sender, receiver) = channel();
         let mut reporter = Reporter::new(&settings, Arc::clone(receiver.backlog()));
-        let mut out = Vec::new();
-        for epoch in 0..4 {
-            if epoch > 0 {
-                sender.announce_epoch(epoch, 0);
-            }
-            for record in regression_and_noise(epoch, 1 + epoch * 1000) {
-                reporter.handle(&record, &mut out);
-                reporter.settle_epochs(|| 0, None, &mut out);
-            }
-        }
+        run_epochs(&mut reporter, &sender, 0..4, &mut Vec::new());
         assert_eq!(reporter.failed_epochs, [0, 1, 2]);
         assert!(reporter.closed.is_empty());
     }
@@ -2281,25 +2308,14 @@ mod tests {
         let (sender, receiver) = channel();
         let mut reporter = Reporter::new(&settings, Arc::clone(receiver.backlog()));
         let mut out = Vec::new();
-        let mut epochs = |reporter: &mut Reporter, range: std::ops::Range<u64>| {
-            for epoch in range {
-                if epoch > 0 {
-                    sender.announce_epoch(epoch, 0);
-                }
-                for record in regression_and_noise(epoch, 1 + epoch * 1000) {
-                    reporter.handle(&record, &mut out);
-                    reporter.settle_epochs(|| 0, None, &mut out);
-                }
-            }
-        };
-        epochs(&mut reporter, 0..20);
+        run_epochs(&mut reporter, &sender, 0..20, &mut out);
         // Epochs 0 to 18 closed; the last 16 kept.
         assert_eq!(reporter.closed.len(), KEPT_EPOCHS);
         assert_eq!(reporter.epochs_left_out, 3);
         // A budget of two epochs' bytes: the oldest go first.
         let one = reporter.closed.back().unwrap().len();
         reporter.closed_budget = 2 * one + one / 2;
-        epochs(&mut reporter, 20..21);
+        run_epochs(&mut reporter, &sender, 20..21, &mut out);
         assert_eq!(reporter.closed.len(), 2);
         assert_eq!(reporter.epochs_left_out, 18);
         assert_eq!(
